@@ -1,0 +1,184 @@
+/* A RISC-V hart (RV64GC, M/S/U): architectural state plus the per-hart caches
+ * that make interpretation fast (software TLB, decode cache).
+ *
+ * A hart is data, not a thread: hart_run() executes it on the calling thread
+ * until a budget is spent or it waits, stops or is asked to exit. Any
+ * scheduler can drive it.
+ *
+ * Threads: hart_run() and everything that touches registers belong to the one
+ * thread currently running the hart ("the hart's thread"). Functions marked
+ * "any thread" below only use atomics and may be called from devices, the
+ * I/O thread or other harts. */
+#ifndef NIMBUS_CPU_HART_H
+#define NIMBUS_CPU_HART_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cpu/fpu.h"
+#include "cpu/timebase.h"
+#include "cpu/tlb.h"
+#include "mem/guest_mem.h"
+
+enum priv_mode { PRIV_U = 0, PRIV_S = 1, PRIV_M = 3 };
+
+/* Interrupt bits of mip/mie (privileged spec 3.1.9). */
+#define IRQ_SSI 1
+#define IRQ_MSI 3
+#define IRQ_STI 5
+#define IRQ_MTI 7
+#define IRQ_SEI 9
+#define IRQ_MEI 11
+#define MIP_SSIP (1ull << IRQ_SSI)
+#define MIP_MSIP (1ull << IRQ_MSI)
+#define MIP_STIP (1ull << IRQ_STI)
+#define MIP_MTIP (1ull << IRQ_MTI)
+#define MIP_SEIP (1ull << IRQ_SEI)
+#define MIP_MEIP (1ull << IRQ_MEI)
+
+/* Exception causes (privileged spec table 3.6). */
+enum exc_cause {
+    EXC_INSN_MISALIGNED = 0,
+    EXC_INSN_ACCESS = 1,
+    EXC_ILLEGAL_INSN = 2,
+    EXC_BREAKPOINT = 3,
+    EXC_LOAD_MISALIGNED = 4,
+    EXC_LOAD_ACCESS = 5,
+    EXC_STORE_MISALIGNED = 6,
+    EXC_STORE_ACCESS = 7,
+    EXC_ECALL_U = 8,
+    EXC_ECALL_S = 9,
+    EXC_ECALL_M = 11,
+    EXC_INSN_PAGE_FAULT = 12,
+    EXC_LOAD_PAGE_FAULT = 13,
+    EXC_STORE_PAGE_FAULT = 15,
+};
+
+/* Why hart_run() returned. */
+enum hart_exit {
+    HART_EXIT_BUDGET = 0, /* ran `budget` instructions */
+    HART_EXIT_WFI,        /* executed WFI with nothing pending: park it */
+    HART_EXIT_STOPPED,    /* hart is stopped (SBI HSM hart_stop, or never started) */
+    HART_EXIT_REQUEST,    /* hart_request_exit() was called */
+};
+
+/* Hart run state for SBI HSM (SBI spec ch. 9). */
+enum hart_state { HART_STARTED = 0, HART_STOPPED = 1 };
+
+/* Cross-thread requests, bits of hart.requests. */
+#define HART_REQ_EXIT      (1u << 0) /* return from hart_run */
+#define HART_REQ_TLB_FLUSH (1u << 1) /* remote sfence.vma: flush TLB and decode cache */
+#define HART_REQ_IRQ       (1u << 2) /* mip changed: re-check interrupts now */
+
+struct hart;
+
+/* The monitor's hooks into a hart. The built-in SBI uses `ecall` to serve
+ * S-mode ecalls that would otherwise trap to an absent M-mode firmware. */
+struct hart_hooks {
+    /* Called for an ecall from S or U mode whose trap would be taken in
+     * M-mode. Return true if the monitor handled it (pc advances past the
+     * ecall), false to take the trap normally. */
+    bool (*ecall)(struct hart *hart, void *opaque);
+    void *opaque;
+};
+
+#define DECODE_CACHE_BITS 14
+
+struct decoded_insn {
+    uint32_t raw;    /* instruction bits: the cache tag */
+    uint16_t op;     /* internal opcode (enum in decode.h) */
+    uint8_t rd, rs1, rs2, rs3;
+    uint8_t len;     /* 2 or 4 */
+    int64_t imm;
+};
+
+struct hart {
+    /* ---- architectural state (saved by snapshots) ---- */
+    uint64_t x[32];
+    uint64_t pc;
+    struct fp_regs fp;
+    enum priv_mode priv;
+    uint64_t hartid;
+
+    uint64_t mstatus;  /* also backs sstatus */
+    uint64_t misa;
+    uint64_t medeleg, mideleg;
+    uint64_t mie;
+    _Atomic uint64_t mip; /* devices set MEIP/SEIP/MSIP/MTIP with atomics */
+    uint64_t mtvec, mscratch, mepc, mcause, mtval;
+    uint64_t mcounteren, menvcfg, mcountinhibit;
+    uint64_t stvec, sscratch, sepc, scause, stval, satp;
+    uint64_t scounteren, senvcfg;
+    uint64_t stimecmp;     /* Sstc */
+    _Atomic uint64_t mtimecmp; /* owned by the ACLINT, read here for MTIP */
+    uint64_t mcycle, minstret; /* counted in retired instructions */
+    uint8_t pmpcfg[16];
+    uint64_t pmpaddr[16];
+
+    /* LR/SC: LR remembers the address and the value it read; SC succeeds
+     * with a host compare-and-swap against that value. */
+    uint64_t resv_addr;
+    uint64_t resv_value;
+    bool resv_valid;
+
+    _Atomic int state;     /* enum hart_state */
+    /* SBI HSM start parameters, written by the starting hart before
+     * state becomes STARTED. */
+    uint64_t start_addr, start_opaque;
+
+    /* ---- monitor state (not saved; rebuilt) ---- */
+    struct guest_mem *mem;
+    const struct timebase *timebase;
+    struct hart_hooks hooks;
+    _Atomic unsigned requests;
+    /* Wakes the hart's thread from a WFI park. */
+    pthread_mutex_t park_lock;
+    pthread_cond_t park_cond;
+
+    struct tlb tlb;
+    struct decoded_insn decode_cache[1u << DECODE_CACHE_BITS];
+    uint64_t insn_count;   /* instructions retired since creation */
+    uint64_t next_timer_check;
+};
+
+/* Initialises a hart in reset state (M-mode, pc = reset_pc). Returns 0 or -errno. */
+int hart_init(struct hart *hart, uint64_t hartid, struct guest_mem *mem,
+              const struct timebase *tb, uint64_t reset_pc);
+void hart_destroy(struct hart *hart);
+/* Back to reset state (privileged spec 3.4). Hart's thread. */
+void hart_reset(struct hart *hart, uint64_t reset_pc);
+
+/* Runs up to `budget` instructions. Hart's thread. */
+enum hart_exit hart_run(struct hart *hart, uint64_t budget);
+
+/* True if an interrupt is pending and enabled enough to wake a WFI
+ * (mip & mie != 0, regardless of global enables). Hart's thread. */
+bool hart_wfi_wakeup(struct hart *hart);
+/* Host monotonic ns when the earliest armed timer (mtimecmp/stimecmp) fires,
+ * INT64_MAX if none. Hart's thread. */
+int64_t hart_timer_deadline_ns(struct hart *hart);
+/* Parks the calling (hart's) thread until an interrupt can wake the hart, a
+ * request arrives or the timer deadline passes. */
+void hart_park(struct hart *hart);
+
+/* Any thread: set or clear device-driven bits of mip and wake the hart. */
+void hart_set_irq(struct hart *hart, uint64_t mip_bits, bool level);
+/* Any thread: post a request (HART_REQ_*) and wake the hart. */
+void hart_post_request(struct hart *hart, unsigned req);
+/* Any thread: wakes the hart if it is parked. */
+void hart_kick(struct hart *hart);
+
+/* Hart's thread: raise a synchronous exception (sets pc to the handler). */
+void hart_raise_exception(struct hart *hart, enum exc_cause cause, uint64_t tval);
+
+/* Hart's thread: flush all cached translations and decoded instructions. */
+void hart_flush_tlb(struct hart *hart);
+
+/* Guest-virtual memory access with the hart's current translation, for the
+ * monitor (e.g. SBI debug console reads guest buffers). Returns 0 or the
+ * exception cause that the access would raise. */
+int hart_read_virt(struct hart *hart, uint64_t va, void *buf, unsigned len);
+
+#endif

@@ -1,0 +1,70 @@
+/* Per-hart software TLB: guest-virtual page -> host pointer, holding the
+ * combined translation of the guest page table and the guest-physical map.
+ *
+ * Separate fetch/read/write arrays per translation regime (U, S, and bare for
+ * M-mode or satp=Bare), so a privilege switch needs no flush. A write entry
+ * is only installed once the page's PTE is dirty and the page is plain RAM:
+ * anything that must see writes (MMIO, dirty logging) simply gets no write
+ * entry and takes the slow path.
+ *
+ * Only RAM is ever cached here; MMIO accesses always take the slow path. */
+#ifndef NIMBUS_CPU_TLB_H
+#define NIMBUS_CPU_TLB_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define TLB_BITS 8
+#define TLB_SIZE (1u << TLB_BITS)
+#define TLB_INVALID_TAG (~0ull)
+
+enum tlb_regime { TLB_U = 0, TLB_S = 1, TLB_BARE = 2, TLB_REGIMES = 3 };
+
+struct tlb_entry {
+    uint64_t tag;     /* virtual page address, or TLB_INVALID_TAG */
+    uintptr_t addend; /* host address = addend + guest virtual address */
+};
+
+struct tlb_set {
+    struct tlb_entry read[TLB_SIZE];
+    struct tlb_entry write[TLB_SIZE];
+    struct tlb_entry fetch[TLB_SIZE];
+};
+
+struct tlb {
+    struct tlb_set set[TLB_REGIMES];
+};
+
+static inline void tlb_flush_all(struct tlb *tlb)
+{
+    memset(tlb, 0xff, sizeof(*tlb)); /* every tag becomes TLB_INVALID_TAG */
+}
+
+static inline unsigned tlb_index(uint64_t va)
+{
+    return (unsigned)(va >> 12) & (TLB_SIZE - 1);
+}
+
+/* Drops every cached translation of the page containing `va`. */
+static inline void tlb_flush_page(struct tlb *tlb, uint64_t va)
+{
+    unsigned i = tlb_index(va);
+    for (int r = 0; r < TLB_REGIMES; r++) {
+        tlb->set[r].read[i].tag = TLB_INVALID_TAG;
+        tlb->set[r].write[i].tag = TLB_INVALID_TAG;
+        tlb->set[r].fetch[i].tag = TLB_INVALID_TAG;
+    }
+}
+
+/* Fast-path lookup for an access of `size` bytes: hits only when the access
+ * lies inside one cached page and is naturally aligned (misaligned accesses
+ * take the slow path, which emulates them). Returns the host pointer or NULL. */
+static inline void *tlb_lookup(const struct tlb_entry *array, uint64_t va, unsigned size)
+{
+    const struct tlb_entry *e = &array[tlb_index(va)];
+    if (__builtin_expect(e->tag == (va & ~(uint64_t)(0xfff & ~(size - 1))), 1))
+        return (void *)(e->addend + (uintptr_t)va);
+    return NULL;
+}
+
+#endif

@@ -1,0 +1,73 @@
+/* Guest physical address space: one RAM region backed by host memory, plus
+ * MMIO regions dispatched to device ops.
+ *
+ * Threads: the region table is built before any hart runs and is read-only
+ * afterwards, so any thread may look up addresses without locking. Devices
+ * lock their own state inside their ops. */
+#ifndef NIMBUS_MEM_GUEST_MEM_H
+#define NIMBUS_MEM_GUEST_MEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUEST_PAGE_SHIFT 12
+#define GUEST_PAGE_SIZE  (1ull << GUEST_PAGE_SHIFT)
+#define GUEST_MMIO_MAX   32
+
+/* MMIO accessors. `offset` is relative to the region base, `size` is 1, 2, 4
+ * or 8. Return false to make the access fault (the hart raises an access
+ * fault exception); true when handled. */
+struct mmio_ops {
+    bool (*read)(void *opaque, uint64_t offset, unsigned size, uint64_t *value);
+    bool (*write)(void *opaque, uint64_t offset, unsigned size, uint64_t value);
+};
+
+struct mmio_region {
+    uint64_t base;
+    uint64_t size;
+    const struct mmio_ops *ops;
+    void *opaque;
+    const char *name;
+};
+
+struct guest_mem {
+    uint64_t ram_base;
+    uint64_t ram_size;
+    uint8_t *ram;              /* host mapping of guest RAM */
+    struct mmio_region mmio[GUEST_MMIO_MAX];
+    int mmio_count;
+};
+
+/* Maps `size` bytes of anonymous, lazily backed host memory as guest RAM at
+ * guest physical `base`. Returns 0 or -errno. */
+int guest_mem_init(struct guest_mem *mem, uint64_t base, uint64_t size);
+void guest_mem_destroy(struct guest_mem *mem);
+
+/* Registers an MMIO region; regions must not overlap RAM or each other.
+ * Returns 0 or -errno (-EEXIST on overlap, -ENOSPC when the table is full). */
+int guest_mem_add_mmio(struct guest_mem *mem, uint64_t base, uint64_t size,
+                       const struct mmio_ops *ops, void *opaque, const char *name);
+
+/* Host pointer for [pa, pa+len) if the whole range is RAM, else NULL. */
+static inline void *guest_mem_ram_ptr(const struct guest_mem *mem, uint64_t pa, uint64_t len)
+{
+    uint64_t off = pa - mem->ram_base;
+    if (pa < mem->ram_base || off >= mem->ram_size || len > mem->ram_size - off)
+        return NULL;
+    return mem->ram + off;
+}
+
+const struct mmio_region *guest_mem_find_mmio(const struct guest_mem *mem, uint64_t pa);
+
+/* Device access for one naturally sized access (1, 2, 4, 8). Returns false
+ * when nothing is mapped there or the device refuses the access. */
+bool guest_mem_mmio_read(const struct guest_mem *mem, uint64_t pa, unsigned size, uint64_t *value);
+bool guest_mem_mmio_write(const struct guest_mem *mem, uint64_t pa, unsigned size, uint64_t value);
+
+/* Copies between host buffers and guest physical memory (RAM only), as used by
+ * loaders and DMA-style devices. Return 0 or -EFAULT if any byte is not RAM. */
+int guest_mem_write(struct guest_mem *mem, uint64_t pa, const void *src, size_t len);
+int guest_mem_read(const struct guest_mem *mem, uint64_t pa, void *dst, size_t len);
+
+#endif
