@@ -65,7 +65,7 @@ enum hart_exit {
 };
 
 /* Hart run state for SBI HSM (SBI spec ch. 9). */
-enum hart_state { HART_STARTED = 0, HART_STOPPED = 1 };
+enum hart_state { HART_STARTED = 0, HART_STOPPED = 1, HART_START_PENDING = 2 };
 
 /* Cross-thread requests, bits of hart.requests. */
 #define HART_REQ_EXIT      (1u << 0) /* return from hart_run */
@@ -113,7 +113,7 @@ struct hart {
     uint64_t scounteren, senvcfg;
     uint64_t stimecmp;     /* Sstc */
     _Atomic uint64_t mtimecmp; /* owned by the ACLINT, read here for MTIP */
-    uint64_t mcycle, minstret; /* counted in retired instructions */
+    int64_t mcycle_offset, minstret_offset; /* counters = insn_count + offset */
     uint8_t pmpcfg[16];
     uint64_t pmpaddr[16];
 
@@ -138,6 +138,10 @@ struct hart {
     pthread_cond_t park_cond;
 
     struct tlb tlb;
+    /* The arrays of `tlb` for the current regime: fetch follows priv, loads
+     * and stores follow the effective mode (mstatus.MPRV). */
+    struct tlb_entry *tlb_fetch, *tlb_read, *tlb_write;
+    bool pmp_active;       /* some pmpcfg entry is not OFF */
     struct decoded_insn decode_cache[1u << DECODE_CACHE_BITS];
     uint64_t insn_count;   /* instructions retired since creation */
     uint64_t next_timer_check;

@@ -1,0 +1,295 @@
+/* Control and status registers (privileged spec ch. 2, 3.1, 4.1; Sstc;
+ * unprivileged spec ch. 10 (Zicntr) and 11.2 (fcsr)).
+ * Each access checks privilege and read-only-ness from the CSR number
+ * (bits 9:8 lowest privilege, bits 11:10 == 3 read-only) and then the
+ * per-register rules; anything not implemented is an illegal instruction. */
+#include "cpu/cpu_internal.h"
+
+enum {
+    CSR_FFLAGS = 0x001, CSR_FRM = 0x002, CSR_FCSR = 0x003,
+    CSR_CYCLE = 0xc00, CSR_TIME = 0xc01, CSR_INSTRET = 0xc02,
+    CSR_HPMCOUNTER3 = 0xc03, CSR_HPMCOUNTER31 = 0xc1f,
+    CSR_SSTATUS = 0x100, CSR_SIE = 0x104, CSR_STVEC = 0x105, CSR_SCOUNTEREN = 0x106,
+    CSR_SENVCFG = 0x10a, CSR_SSCRATCH = 0x140, CSR_SEPC = 0x141, CSR_SCAUSE = 0x142,
+    CSR_STVAL = 0x143, CSR_SIP = 0x144, CSR_STIMECMP = 0x14d, CSR_SATP = 0x180,
+    CSR_MVENDORID = 0xf11, CSR_MARCHID = 0xf12, CSR_MIMPID = 0xf13, CSR_MHARTID = 0xf14,
+    CSR_MCONFIGPTR = 0xf15,
+    CSR_MSTATUS = 0x300, CSR_MISA = 0x301, CSR_MEDELEG = 0x302, CSR_MIDELEG = 0x303,
+    CSR_MIE = 0x304, CSR_MTVEC = 0x305, CSR_MCOUNTEREN = 0x306, CSR_MENVCFG = 0x30a,
+    CSR_MCOUNTINHIBIT = 0x320, CSR_MHPMEVENT3 = 0x323, CSR_MHPMEVENT31 = 0x33f,
+    CSR_MSCRATCH = 0x340, CSR_MEPC = 0x341, CSR_MCAUSE = 0x342, CSR_MTVAL = 0x343,
+    CSR_MIP = 0x344,
+    CSR_PMPCFG0 = 0x3a0, CSR_PMPCFG15 = 0x3af, CSR_PMPADDR0 = 0x3b0, CSR_PMPADDR63 = 0x3ef,
+    CSR_MCYCLE = 0xb00, CSR_MINSTRET = 0xb02,
+    CSR_MHPMCOUNTER3 = 0xb03, CSR_MHPMCOUNTER31 = 0xb1f,
+};
+
+#define SSTATUS_MASK (MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_UBE | MSTATUS_SPP | MSTATUS_VS | \
+                      MSTATUS_FS | MSTATUS_XS | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_UXL |  \
+                      MSTATUS_SD)
+#define MSTATUS_WRITABLE (MSTATUS_SIE | MSTATUS_MIE | MSTATUS_SPIE | MSTATUS_MPIE |          \
+                          MSTATUS_SPP | MSTATUS_MPP | MSTATUS_FS | MSTATUS_MPRV |            \
+                          MSTATUS_SUM | MSTATUS_MXR | MSTATUS_TVM | MSTATUS_TW | MSTATUS_TSR)
+#define MIE_MASK (MIP_SSIP | MIP_MSIP | MIP_STIP | MIP_MTIP | MIP_SEIP | MIP_MEIP)
+#define MIDELEG_MASK (MIP_SSIP | MIP_STIP | MIP_SEIP)
+/* All synchronous exceptions but ecall from M can be delegated. */
+#define MEDELEG_MASK 0xb3ffull
+#define COUNTEREN_MASK 0xffffffffull
+
+static uint64_t mstatus_read(const struct hart *h)
+{
+    uint64_t s = h->mstatus;
+    if ((s & MSTATUS_FS) == MSTATUS_FS)
+        s |= MSTATUS_SD;
+    return s | (2ull << 32) | (2ull << 34); /* UXL = SXL = 64 */
+}
+
+static void mstatus_write(struct hart *h, uint64_t value, uint64_t mask)
+{
+    uint64_t old = h->mstatus;
+    uint64_t s = (old & ~mask) | (value & mask);
+    /* MPP is WARL: the reserved encoding 2 keeps the previous mode. */
+    if (((s & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT) == 2)
+        s = (s & ~MSTATUS_MPP) | (old & MSTATUS_MPP);
+    h->mstatus = s & ~MSTATUS_SD;
+    if ((old ^ s) & (MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_SUM | MSTATUS_MXR)) {
+        /* SUM/MXR change what a cached translation allows. */
+        if ((old ^ s) & (MSTATUS_SUM | MSTATUS_MXR))
+            hart_flush_tlb(h);
+        mmu_update_regime(h);
+    }
+}
+
+/* Zicntr/Zihpm access from S/U (privileged spec 3.1.11, 4.1.4). */
+static bool counter_allowed(const struct hart *h, unsigned csr)
+{
+    uint64_t bit = 1ull << (csr & 31);
+    if (h->priv < PRIV_M && !(h->mcounteren & bit))
+        return false;
+    if (h->priv == PRIV_U && !(h->scounteren & bit))
+        return false;
+    return true;
+}
+
+static bool fs_enabled(const struct hart *h)
+{
+    return (h->mstatus & MSTATUS_FS) != 0;
+}
+
+static void fs_dirty(struct hart *h)
+{
+    h->mstatus |= MSTATUS_FS;
+}
+
+static void pmp_recompute(struct hart *h)
+{
+    h->pmp_active = false;
+    for (int i = 0; i < 16; i++)
+        if (h->pmpcfg[i] & 0x18)
+            h->pmp_active = true;
+    hart_flush_tlb(h);
+}
+
+int csr_read(struct hart *h, unsigned csr, uint64_t *v)
+{
+    if (((csr >> 8) & 3) > h->priv)
+        return -1;
+    switch (csr) {
+    case CSR_FFLAGS: if (!fs_enabled(h)) return -1; *v = h->fp.fflags; return 0;
+    case CSR_FRM: if (!fs_enabled(h)) return -1; *v = h->fp.frm; return 0;
+    case CSR_FCSR: if (!fs_enabled(h)) return -1; *v = h->fp.frm << 5 | h->fp.fflags; return 0;
+    case CSR_CYCLE:
+        if (!counter_allowed(h, csr)) return -1;
+        *v = hart_counter_base(h) + (uint64_t)h->mcycle_offset;
+        return 0;
+    case CSR_TIME:
+        if (!counter_allowed(h, csr)) return -1;
+        *v = timebase_now(h->timebase);
+        return 0;
+    case CSR_INSTRET:
+        if (!counter_allowed(h, csr)) return -1;
+        *v = hart_counter_base(h) + (uint64_t)h->minstret_offset;
+        return 0;
+    case CSR_SSTATUS: *v = mstatus_read(h) & SSTATUS_MASK; return 0;
+    case CSR_SIE: *v = h->mie & h->mideleg; return 0;
+    case CSR_STVEC: *v = h->stvec; return 0;
+    case CSR_SCOUNTEREN: *v = h->scounteren; return 0;
+    case CSR_SENVCFG: *v = h->senvcfg; return 0;
+    case CSR_SSCRATCH: *v = h->sscratch; return 0;
+    case CSR_SEPC: *v = h->sepc; return 0;
+    case CSR_SCAUSE: *v = h->scause; return 0;
+    case CSR_STVAL: *v = h->stval; return 0;
+    case CSR_SIP: *v = atomic_load(&h->mip) & h->mideleg; return 0;
+    case CSR_STIMECMP:
+        if (h->priv < PRIV_M && (!(h->mcounteren & 2) || !(h->menvcfg & MENVCFG_STCE)))
+            return -1;
+        *v = h->stimecmp;
+        return 0;
+    case CSR_SATP:
+        if (h->priv == PRIV_S && (h->mstatus & MSTATUS_TVM)) return -1;
+        *v = h->satp;
+        return 0;
+    case CSR_MVENDORID: case CSR_MARCHID: case CSR_MIMPID: case CSR_MCONFIGPTR:
+        *v = 0;
+        return 0;
+    case CSR_MHARTID: *v = h->hartid; return 0;
+    case CSR_MSTATUS: *v = mstatus_read(h); return 0;
+    case CSR_MISA: *v = h->misa; return 0;
+    case CSR_MEDELEG: *v = h->medeleg; return 0;
+    case CSR_MIDELEG: *v = h->mideleg; return 0;
+    case CSR_MIE: *v = h->mie; return 0;
+    case CSR_MTVEC: *v = h->mtvec; return 0;
+    case CSR_MCOUNTEREN: *v = h->mcounteren; return 0;
+    case CSR_MENVCFG: *v = h->menvcfg; return 0;
+    case CSR_MCOUNTINHIBIT: *v = h->mcountinhibit; return 0;
+    case CSR_MSCRATCH: *v = h->mscratch; return 0;
+    case CSR_MEPC: *v = h->mepc; return 0;
+    case CSR_MCAUSE: *v = h->mcause; return 0;
+    case CSR_MTVAL: *v = h->mtval; return 0;
+    case CSR_MIP: *v = atomic_load(&h->mip); return 0;
+    case CSR_MCYCLE: *v = hart_counter_base(h) + (uint64_t)h->mcycle_offset; return 0;
+    case CSR_MINSTRET: *v = hart_counter_base(h) + (uint64_t)h->minstret_offset; return 0;
+    }
+    if (csr >= CSR_HPMCOUNTER3 && csr <= CSR_HPMCOUNTER31) {
+        if (!counter_allowed(h, csr)) return -1;
+        *v = 0;
+        return 0;
+    }
+    if ((csr >= CSR_MHPMCOUNTER3 && csr <= CSR_MHPMCOUNTER31) ||
+        (csr >= CSR_MHPMEVENT3 && csr <= CSR_MHPMEVENT31)) {
+        *v = 0;
+        return 0;
+    }
+    if (csr >= CSR_PMPCFG0 && csr <= CSR_PMPCFG15) {
+        if (csr & 1) return -1; /* odd pmpcfg do not exist on RV64 */
+        unsigned first = (csr - CSR_PMPCFG0) * 4;
+        *v = 0;
+        for (unsigned i = 0; i < 8; i++)
+            if (first + i < 16)
+                *v |= (uint64_t)h->pmpcfg[first + i] << (8 * i);
+        return 0;
+    }
+    if (csr >= CSR_PMPADDR0 && csr <= CSR_PMPADDR63) {
+        unsigned i = csr - CSR_PMPADDR0;
+        *v = i < 16 ? h->pmpaddr[i] : 0;
+        return 0;
+    }
+    return -1;
+}
+
+static void pmpcfg_write(struct hart *h, unsigned first, uint64_t value)
+{
+    for (unsigned i = 0; i < 8 && first + i < 16; i++) {
+        uint8_t cfg = (uint8_t)(value >> (8 * i));
+        if (h->pmpcfg[first + i] & 0x80)
+            continue; /* locked */
+        cfg &= 0x9f;  /* L, A, X, W, R */
+        if ((cfg & 3) == 2)
+            cfg &= ~3; /* R=0 W=1 is reserved: drop W */
+        h->pmpcfg[first + i] = cfg;
+    }
+    pmp_recompute(h);
+}
+
+int csr_write(struct hart *h, unsigned csr, uint64_t v)
+{
+    if (((csr >> 8) & 3) > h->priv || (csr >> 10) == 3)
+        return -1;
+    switch (csr) {
+    case CSR_FFLAGS: if (!fs_enabled(h)) return -1; h->fp.fflags = v & 0x1f; fs_dirty(h); return 0;
+    case CSR_FRM: if (!fs_enabled(h)) return -1; h->fp.frm = v & 7; fs_dirty(h); return 0;
+    case CSR_FCSR:
+        if (!fs_enabled(h)) return -1;
+        h->fp.fflags = v & 0x1f;
+        h->fp.frm = (v >> 5) & 7;
+        fs_dirty(h);
+        return 0;
+    case CSR_SSTATUS: mstatus_write(h, v, SSTATUS_MASK & MSTATUS_WRITABLE); return 0;
+    case CSR_SIE: h->mie = (h->mie & ~h->mideleg) | (v & h->mideleg & MIE_MASK); return 0;
+    case CSR_STVEC: h->stvec = v & ~2ull; return 0;
+    case CSR_SCOUNTEREN: h->scounteren = v & COUNTEREN_MASK; return 0;
+    case CSR_SENVCFG: h->senvcfg = v & 1; return 0;
+    case CSR_SSCRATCH: h->sscratch = v; return 0;
+    case CSR_SEPC: h->sepc = v & ~1ull; return 0;
+    case CSR_SCAUSE: h->scause = v; return 0;
+    case CSR_STVAL: h->stval = v; return 0;
+    case CSR_SIP: {
+        uint64_t mask = MIP_SSIP & h->mideleg;
+        if (v & mask) atomic_fetch_or(&h->mip, mask);
+        else atomic_fetch_and(&h->mip, ~mask);
+        return 0;
+    }
+    case CSR_STIMECMP:
+        if (h->priv < PRIV_M && (!(h->mcounteren & 2) || !(h->menvcfg & MENVCFG_STCE)))
+            return -1;
+        h->stimecmp = v;
+        trap_update_timers(h);
+        return 0;
+    case CSR_SATP: {
+        if (h->priv == PRIV_S && (h->mstatus & MSTATUS_TVM)) return -1;
+        uint64_t mode = v >> SATP_MODE_SHIFT;
+        /* Unsupported modes make the whole write have no effect (4.1.11). */
+        if (mode != 0 && mode != 8 && mode != 9 && mode != 10)
+            return 0;
+        /* ASIDLEN = 16; the physical page number is 44 bits. */
+        h->satp = v & ((0xfull << 60) | (0xffffull << 44) | ((1ull << 44) - 1));
+        /* The TLB is not ASID-tagged, so any satp change drops it. */
+        hart_flush_tlb(h);
+        mmu_update_regime(h);
+        return 0;
+    }
+    case CSR_MSTATUS: mstatus_write(h, v, MSTATUS_WRITABLE); return 0;
+    case CSR_MISA: return 0; /* WARL: extensions cannot be turned off */
+    case CSR_MEDELEG: h->medeleg = v & MEDELEG_MASK; return 0;
+    case CSR_MIDELEG: h->mideleg = v & MIDELEG_MASK; return 0;
+    case CSR_MIE: h->mie = v & MIE_MASK; return 0;
+    case CSR_MTVEC: h->mtvec = v & ~2ull; return 0;
+    case CSR_MCOUNTEREN: h->mcounteren = v & COUNTEREN_MASK; return 0;
+    case CSR_MENVCFG:
+        h->menvcfg = v & (MENVCFG_STCE | 1);
+        trap_update_timers(h);
+        return 0;
+    case CSR_MCOUNTINHIBIT: h->mcountinhibit = v & 5; return 0;
+    case CSR_MSCRATCH: h->mscratch = v; return 0;
+    case CSR_MEPC: h->mepc = v & ~1ull; return 0;
+    case CSR_MCAUSE: h->mcause = v; return 0;
+    case CSR_MTVAL: h->mtval = v; return 0;
+    case CSR_MIP: {
+        /* SSIP is always writable; STIP only while Sstc does not own it.
+         * MEIP/MTIP/MSIP/SEIP come from devices and are read-only here. */
+        uint64_t mask = MIP_SSIP | ((h->menvcfg & MENVCFG_STCE) ? 0 : MIP_STIP);
+        uint64_t set = v & mask, clear = ~v & mask;
+        if (set) atomic_fetch_or(&h->mip, set);
+        if (clear) atomic_fetch_and(&h->mip, ~clear);
+        return 0;
+    }
+    case CSR_MCYCLE: h->mcycle_offset = (int64_t)(v - hart_counter_base(h)); return 0;
+    case CSR_MINSTRET:
+        /* The write happens instead of this instruction's own increment. */
+        h->minstret_offset = (int64_t)(v - hart_counter_base(h) - 1);
+        return 0;
+    }
+    if ((csr >= CSR_MHPMCOUNTER3 && csr <= CSR_MHPMCOUNTER31) ||
+        (csr >= CSR_MHPMEVENT3 && csr <= CSR_MHPMEVENT31))
+        return 0; /* hardwired to zero */
+    if (csr >= CSR_PMPCFG0 && csr <= CSR_PMPCFG15) {
+        if (csr & 1) return -1;
+        pmpcfg_write(h, (csr - CSR_PMPCFG0) * 4, v);
+        return 0;
+    }
+    if (csr >= CSR_PMPADDR0 && csr <= CSR_PMPADDR63) {
+        unsigned i = csr - CSR_PMPADDR0;
+        if (i >= 16)
+            return 0;
+        bool locked = h->pmpcfg[i] & 0x80;
+        /* A locked TOR entry above also locks this address. */
+        if (i + 1 < 16 && (h->pmpcfg[i + 1] & 0x80) && ((h->pmpcfg[i + 1] >> 3) & 3) == 1)
+            locked = true;
+        if (!locked) {
+            h->pmpaddr[i] = v & ((1ull << 54) - 1);
+            pmp_recompute(h);
+        }
+        return 0;
+    }
+    return -1;
+}

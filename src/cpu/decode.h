@@ -1,0 +1,64 @@
+/* Instruction decoder: raw bits -> struct decoded_insn (internal opcode plus
+ * operand fields). Compressed instructions (C extension) are expanded into
+ * the same form as their 32-bit equivalents, so the executor sees one ISA.
+ *
+ * Decoding depends only on the instruction bits, never on hart state, which
+ * is why the per-hart decode cache can use the bits themselves as its tag.
+ * Pure functions: any thread. */
+#ifndef NIMBUS_CPU_DECODE_H
+#define NIMBUS_CPU_DECODE_H
+
+#include <stdint.h>
+
+#include "cpu/hart.h"
+
+#define OPS(X)                                                                       \
+    X(ILLEGAL)                                                                       \
+    /* RV64I */                                                                      \
+    X(LUI) X(AUIPC) X(JAL) X(JALR)                                                   \
+    X(BEQ) X(BNE) X(BLT) X(BGE) X(BLTU) X(BGEU)                                      \
+    X(LB) X(LH) X(LW) X(LD) X(LBU) X(LHU) X(LWU)                                     \
+    X(SB) X(SH) X(SW) X(SD)                                                          \
+    X(ADDI) X(SLTI) X(SLTIU) X(XORI) X(ORI) X(ANDI) X(SLLI) X(SRLI) X(SRAI)          \
+    X(ADD) X(SUB) X(SLL) X(SLT) X(SLTU) X(XOR) X(SRL) X(SRA) X(OR) X(AND)            \
+    X(ADDIW) X(SLLIW) X(SRLIW) X(SRAIW) X(ADDW) X(SUBW) X(SLLW) X(SRLW) X(SRAW)      \
+    X(FENCE) X(FENCE_I) X(ECALL) X(EBREAK)                                           \
+    /* M */                                                                          \
+    X(MUL) X(MULH) X(MULHSU) X(MULHU) X(DIV) X(DIVU) X(REM) X(REMU)                  \
+    X(MULW) X(DIVW) X(DIVUW) X(REMW) X(REMUW)                                        \
+    /* A: imm holds the funct5 for AMOs */                                           \
+    X(LR_W) X(SC_W) X(AMO_W) X(LR_D) X(SC_D) X(AMO_D)                                \
+    /* Zicsr: imm = CSR number; rs1 = register or 5-bit immediate */                 \
+    X(CSRRW) X(CSRRS) X(CSRRC) X(CSRRWI) X(CSRRSI) X(CSRRCI)                         \
+    /* privileged */                                                                 \
+    X(MRET) X(SRET) X(WFI) X(SFENCE_VMA)                                             \
+    /* F/D: loads and stores here, everything else through fpu_execute */           \
+    X(FLW) X(FLD) X(FSW) X(FSD) X(FP)                                                \
+    /* Zba */                                                                        \
+    X(ADD_UW) X(SH1ADD) X(SH2ADD) X(SH3ADD) X(SH1ADD_UW) X(SH2ADD_UW) X(SH3ADD_UW)   \
+    X(SLLI_UW)                                                                       \
+    /* Zbb */                                                                        \
+    X(ANDN) X(ORN) X(XNOR) X(CLZ) X(CLZW) X(CTZ) X(CTZW) X(CPOP) X(CPOPW)            \
+    X(MAX) X(MAXU) X(MIN) X(MINU) X(SEXT_B) X(SEXT_H) X(ZEXT_H)                      \
+    X(ROL) X(ROLW) X(ROR) X(RORI) X(RORIW) X(RORW) X(ORC_B) X(REV8)                  \
+    /* Zbs */                                                                        \
+    X(BCLR) X(BCLRI) X(BEXT) X(BEXTI) X(BINV) X(BINVI) X(BSET) X(BSETI)
+
+#define OP_ENUM(name) OP_##name,
+enum insn_op { OPS(OP_ENUM) OP_COUNT };
+#undef OP_ENUM
+
+/* AMO funct5 values (unprivileged spec ch. 8.4) */
+enum amo_funct {
+    AMO_ADD = 0x00, AMO_SWAP = 0x01, AMO_XOR = 0x04, AMO_OR = 0x08, AMO_AND = 0x0c,
+    AMO_MIN = 0x10, AMO_MAX = 0x14, AMO_MINU = 0x18, AMO_MAXU = 0x1c,
+};
+
+/* Decodes `raw` (a 32-bit instruction, or a 16-bit one in the low half when
+ * raw & 3 != 3) into *out. Unknown encodings decode to OP_ILLEGAL. */
+void decode_insn(uint32_t raw, struct decoded_insn *out);
+
+/* Name of an internal opcode, for tracing and tests. */
+const char *decode_op_name(unsigned op);
+
+#endif

@@ -1,0 +1,140 @@
+/* Hart lifecycle, reset state, and the cross-thread parts: interrupt lines
+ * from devices, requests, and parking a hart that waits for an interrupt. */
+#include "cpu/cpu_internal.h"
+#include "cpu/decode.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* misa: RV64 (MXL=2) with A, C, D, F, I, M, S, U. */
+#define MISA_VALUE ((2ull << 62) | (1u << 0) | (1u << 2) | (1u << 3) | (1u << 5) | \
+                    (1u << 8) | (1u << 12) | (1u << 18) | (1u << 20))
+
+int hart_init(struct hart *h, uint64_t hartid, struct guest_mem *mem,
+              const struct timebase *tb, uint64_t reset_pc)
+{
+    memset(h, 0, sizeof(*h));
+    h->hartid = hartid;
+    h->mem = mem;
+    h->timebase = tb;
+    pthread_condattr_t attr;
+    if (pthread_condattr_init(&attr))
+        return -ENOMEM;
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    int err = pthread_cond_init(&h->park_cond, &attr);
+    pthread_condattr_destroy(&attr);
+    if (err)
+        return -err;
+    err = pthread_mutex_init(&h->park_lock, NULL);
+    if (err) {
+        pthread_cond_destroy(&h->park_cond);
+        return -err;
+    }
+    hart_reset(h, reset_pc);
+    return 0;
+}
+
+void hart_destroy(struct hart *h)
+{
+    pthread_mutex_destroy(&h->park_lock);
+    pthread_cond_destroy(&h->park_cond);
+}
+
+void hart_reset(struct hart *h, uint64_t reset_pc)
+{
+    memset(h->x, 0, sizeof(h->x));
+    memset(&h->fp, 0, sizeof(h->fp));
+    h->pc = reset_pc;
+    h->priv = PRIV_M;
+    h->mstatus = 0;
+    h->misa = MISA_VALUE;
+    h->medeleg = h->mideleg = h->mie = 0;
+    atomic_store(&h->mip, 0);
+    h->mtvec = h->mscratch = h->mepc = h->mcause = h->mtval = 0;
+    h->mcounteren = h->menvcfg = h->mcountinhibit = 0;
+    h->stvec = h->sscratch = h->sepc = h->scause = h->stval = h->satp = 0;
+    h->scounteren = h->senvcfg = 0;
+    h->stimecmp = ~0ull;
+    atomic_store(&h->mtimecmp, ~0ull);
+    h->mcycle_offset = h->minstret_offset = 0;
+    memset(h->pmpcfg, 0, sizeof(h->pmpcfg));
+    memset(h->pmpaddr, 0, sizeof(h->pmpaddr));
+    h->pmp_active = false;
+    h->resv_valid = false;
+    atomic_store(&h->requests, 0);
+    hart_flush_tlb(h);
+    mmu_update_regime(h);
+    /* Every decode-cache entry starts as a valid decoding of 0x0000 (an
+     * illegal instruction), so lookups need no separate valid bit. */
+    decode_insn(0, &h->decode_cache[0]);
+    for (unsigned i = 1; i < (1u << DECODE_CACHE_BITS); i++)
+        h->decode_cache[i] = h->decode_cache[0];
+    h->next_timer_check = 0;
+}
+
+bool hart_wfi_wakeup(struct hart *h)
+{
+    return (atomic_load(&h->mip) & h->mie) != 0;
+}
+
+int64_t hart_timer_deadline_ns(struct hart *h)
+{
+    int64_t deadline = INT64_MAX;
+    if (h->mie & MIP_MTIP) {
+        int64_t t = timebase_ticks_to_host_ns(h->timebase, atomic_load(&h->mtimecmp));
+        if (t < deadline)
+            deadline = t;
+    }
+    if ((h->mie & MIP_STIP) && (h->menvcfg & MENVCFG_STCE)) {
+        int64_t t = timebase_ticks_to_host_ns(h->timebase, h->stimecmp);
+        if (t < deadline)
+            deadline = t;
+    }
+    return deadline;
+}
+
+void hart_park(struct hart *h)
+{
+    pthread_mutex_lock(&h->park_lock);
+    for (;;) {
+        if (atomic_load(&h->requests))
+            break;
+        int state = atomic_load(&h->state);
+        int64_t deadline = INT64_MAX;
+        if (state == HART_START_PENDING)
+            break;
+        if (state == HART_STARTED) {
+            trap_update_timers(h);
+            if (hart_wfi_wakeup(h))
+                break;
+            deadline = hart_timer_deadline_ns(h);
+        }
+        if (deadline == INT64_MAX) {
+            pthread_cond_wait(&h->park_cond, &h->park_lock);
+        } else {
+            struct timespec ts = { .tv_sec = deadline / 1000000000, .tv_nsec = deadline % 1000000000 };
+            pthread_cond_timedwait(&h->park_cond, &h->park_lock, &ts);
+        }
+    }
+    pthread_mutex_unlock(&h->park_lock);
+}
+
+void hart_kick(struct hart *h)
+{
+    pthread_mutex_lock(&h->park_lock);
+    pthread_cond_signal(&h->park_cond);
+    pthread_mutex_unlock(&h->park_lock);
+}
+
+void hart_set_irq(struct hart *h, uint64_t bits, bool level)
+{
+    uint64_t old = level ? atomic_fetch_or(&h->mip, bits) : atomic_fetch_and(&h->mip, ~bits);
+    if (level && (old & bits) != bits)
+        hart_kick(h);
+}
+
+void hart_post_request(struct hart *h, unsigned req)
+{
+    atomic_fetch_or(&h->requests, req);
+    hart_kick(h);
+}

@@ -1,0 +1,392 @@
+/* Address translation (privileged spec 4.3-4.6: Sv39, Sv48, Sv57), physical
+ * memory protection (3.7), and the slow paths of loads, stores and fetches:
+ * TLB fill, MMIO dispatch, and emulation of misaligned accesses. */
+#include "cpu/cpu_internal.h"
+
+#include <string.h>
+
+#define PTE_V (1ull << 0)
+#define PTE_R (1ull << 1)
+#define PTE_W (1ull << 2)
+#define PTE_X (1ull << 3)
+#define PTE_U (1ull << 4)
+#define PTE_G (1ull << 5)
+#define PTE_A (1ull << 6)
+#define PTE_D (1ull << 7)
+#define PTE_PPN_SHIFT 10
+#define PTE_PPN_MASK ((1ull << 44) - 1)
+/* Bits 63:54: N (Svnapot), PBMT (Svpbmt) and reserved; none implemented. */
+#define PTE_RESERVED (0x3ffull << 54)
+
+static const enum exc_cause page_fault_cause[] = {
+    [ACCESS_FETCH] = EXC_INSN_PAGE_FAULT,
+    [ACCESS_LOAD] = EXC_LOAD_PAGE_FAULT,
+    [ACCESS_STORE] = EXC_STORE_PAGE_FAULT,
+};
+static const enum exc_cause access_fault_cause[] = {
+    [ACCESS_FETCH] = EXC_INSN_ACCESS,
+    [ACCESS_LOAD] = EXC_LOAD_ACCESS,
+    [ACCESS_STORE] = EXC_STORE_ACCESS,
+};
+
+static bool translation_on(const struct hart *h, enum priv_mode mode)
+{
+    return mode != PRIV_M && (h->satp >> SATP_MODE_SHIFT) != 0;
+}
+
+void mmu_update_regime(struct hart *h)
+{
+    enum priv_mode data = hart_data_priv(h);
+    enum tlb_regime fetch_r = !translation_on(h, h->priv) ? TLB_BARE
+                              : h->priv == PRIV_S ? TLB_S : TLB_U;
+    enum tlb_regime data_r = !translation_on(h, data) ? TLB_BARE
+                             : data == PRIV_S ? TLB_S : TLB_U;
+    h->tlb_fetch = h->tlb.set[fetch_r].fetch;
+    h->tlb_read = h->tlb.set[data_r].read;
+    h->tlb_write = h->tlb.set[data_r].write;
+}
+
+void hart_flush_tlb(struct hart *h)
+{
+    tlb_flush_all(&h->tlb);
+}
+
+/* PMP (3.7.1): is [pa, pa+len) accessible for `type` in `mode`? */
+static bool pmp_allows(const struct hart *h, uint64_t pa, uint64_t len, enum access_type type,
+                       enum priv_mode mode)
+{
+    if (!h->pmp_active)
+        return mode == PRIV_M;
+    uint64_t prev_top = 0;
+    for (int i = 0; i < 16; i++) {
+        uint8_t cfg = h->pmpcfg[i];
+        unsigned a = (cfg >> 3) & 3;
+        uint64_t lo, hi;
+        uint64_t addr = h->pmpaddr[i];
+        if (a == 0) {
+            prev_top = addr << 2;
+            continue;
+        } else if (a == 1) { /* TOR */
+            lo = prev_top;
+            hi = addr << 2;
+        } else if (a == 2) { /* NA4 */
+            lo = addr << 2;
+            hi = lo + 4;
+        } else {             /* NAPOT */
+            unsigned ones = (unsigned)__builtin_ctzll(~addr);
+            if (ones >= 54) {
+                lo = 0;
+                hi = ~0ull;
+            } else {
+                lo = (addr & ~((1ull << ones) - 1)) << 2;
+                hi = lo + (1ull << (ones + 3));
+            }
+        }
+        prev_top = addr << 2;
+        if (pa + len <= lo || pa >= hi)
+            continue;           /* no byte matches */
+        if (pa < lo || pa + len > hi)
+            return false;       /* partial match fails (3.7.1.3) */
+        if (mode == PRIV_M && !(cfg & 0x80))
+            return true;
+        uint8_t need = type == ACCESS_FETCH ? 4 : type == ACCESS_STORE ? 2 : 1;
+        return (cfg & need) != 0;
+    }
+    return mode == PRIV_M;
+}
+
+/* Walks the page table. Returns 0 and *pa, or the exception cause. */
+static int page_walk(struct hart *h, uint64_t va, enum access_type type, enum priv_mode mode,
+                     uint64_t *pa)
+{
+    unsigned satp_mode = (unsigned)(h->satp >> SATP_MODE_SHIFT);
+    int levels = satp_mode == 8 ? 3 : satp_mode == 9 ? 4 : 5;
+    int va_bits = 12 + 9 * levels;
+    /* VA bits above the top level must equal the top bit (4.3.1). */
+    if ((int64_t)(va << (64 - va_bits)) >> (64 - va_bits) != (int64_t)va)
+        return page_fault_cause[type];
+
+    uint64_t table = (h->satp & PTE_PPN_MASK) << 12;
+    for (int level = levels - 1; level >= 0; level--) {
+        uint64_t pte_pa = table + ((va >> (12 + 9 * level)) & 0x1ff) * 8;
+        if (!pmp_allows(h, pte_pa, 8, ACCESS_LOAD, PRIV_S))
+            return access_fault_cause[type];
+        uint64_t *pte_ptr = guest_mem_ram_ptr(h->mem, pte_pa, 8);
+        if (!pte_ptr)
+            return access_fault_cause[type];
+    retry:;
+        uint64_t pte = __atomic_load_n(pte_ptr, __ATOMIC_ACQUIRE);
+        if (!(pte & PTE_V) || (!(pte & PTE_R) && (pte & PTE_W)) || (pte & PTE_RESERVED))
+            return page_fault_cause[type];
+        uint64_t ppn = (pte >> PTE_PPN_SHIFT) & PTE_PPN_MASK;
+        if (!(pte & (PTE_R | PTE_X))) {
+            table = ppn << 12;
+            continue;
+        }
+        /* Leaf: permissions (4.3.2 step 5). */
+        bool mxr = h->mstatus & MSTATUS_MXR;
+        bool ok;
+        switch (type) {
+        case ACCESS_FETCH: ok = pte & PTE_X; break;
+        case ACCESS_LOAD: ok = (pte & PTE_R) || (mxr && (pte & PTE_X)); break;
+        default: ok = pte & PTE_W; break;
+        }
+        if (pte & PTE_U) {
+            if (mode == PRIV_S && (type == ACCESS_FETCH || !(h->mstatus & MSTATUS_SUM)))
+                ok = false;
+        } else if (mode == PRIV_U) {
+            ok = false;
+        }
+        if (!ok)
+            return page_fault_cause[type];
+        /* A superpage's low PPN fields must be zero (step 6). */
+        uint64_t low_mask = (1ull << (9 * level)) - 1;
+        if (ppn & low_mask)
+            return page_fault_cause[type];
+        /* Hardware A/D update, atomically against other harts (step 7). */
+        uint64_t want = pte | PTE_A | (type == ACCESS_STORE ? PTE_D : 0);
+        if (want != pte) {
+            if (!__atomic_compare_exchange_n(pte_ptr, &pte, want, false, __ATOMIC_ACQ_REL,
+                                             __ATOMIC_ACQUIRE))
+                goto retry;
+        }
+        *pa = ((ppn & ~low_mask) << 12) | (va & ((1ull << (12 + 9 * level)) - 1));
+        return 0;
+    }
+    return page_fault_cause[type];
+}
+
+static int translate(struct hart *h, uint64_t va, enum access_type type, uint64_t *pa)
+{
+    enum priv_mode mode = type == ACCESS_FETCH ? h->priv : hart_data_priv(h);
+    if (!translation_on(h, mode)) {
+        *pa = va;
+        return 0;
+    }
+    return page_walk(h, va, type, mode, pa);
+}
+
+int mmu_translate(struct hart *h, uint64_t va, enum access_type type, uint64_t *pa)
+{
+    return translate(h, va, type, pa);
+}
+
+/* Translates and checks PMP for one access that stays within a page;
+ * installs a TLB entry when the whole page is RAM that PMP allows.
+ * Returns 0 with *host (RAM) or *host = NULL and *pa (MMIO), or a cause. */
+static int access_page(struct hart *h, uint64_t va, unsigned len, enum access_type type,
+                       void **host, uint64_t *pa_out)
+{
+    uint64_t pa;
+    int cause = translate(h, va, type, &pa);
+    if (cause)
+        return cause;
+    enum priv_mode mode = type == ACCESS_FETCH ? h->priv : hart_data_priv(h);
+    if (!pmp_allows(h, pa, len, type, mode))
+        return access_fault_cause[type];
+    *pa_out = pa;
+    uint8_t *page = guest_mem_ram_ptr(h->mem, pa & ~0xfffull, GUEST_PAGE_SIZE);
+    if (!page) {
+        *host = NULL;
+        return type == ACCESS_FETCH ? EXC_INSN_ACCESS : 0;
+    }
+    *host = page + (pa & 0xfff);
+    if (pmp_allows(h, pa & ~0xfffull, GUEST_PAGE_SIZE, type, mode)) {
+        struct tlb_entry *array = type == ACCESS_FETCH ? h->tlb_fetch
+                                  : type == ACCESS_LOAD ? h->tlb_read : h->tlb_write;
+        struct tlb_entry *e = &array[tlb_index(va)];
+        e->tag = va & ~0xfffull;
+        e->addend = (uintptr_t)page - (uintptr_t)(va & ~0xfffull);
+    }
+    return 0;
+}
+
+static uint64_t load_le(const uint8_t *p, unsigned size)
+{
+    switch (size) {
+    case 1: return *p;
+    case 2: { uint16_t v; memcpy(&v, p, 2); return v; }
+    case 4: { uint32_t v; memcpy(&v, p, 4); return v; }
+    default: { uint64_t v; memcpy(&v, p, 8); return v; }
+    }
+}
+
+static void store_le(uint8_t *p, unsigned size, uint64_t v)
+{
+    switch (size) {
+    case 1: *p = (uint8_t)v; break;
+    case 2: { uint16_t x = (uint16_t)v; memcpy(p, &x, 2); break; }
+    case 4: { uint32_t x = (uint32_t)v; memcpy(p, &x, 4); break; }
+    default: memcpy(p, &v, 8); break;
+    }
+}
+
+int mmu_load_slow(struct hart *h, uint64_t va, unsigned size, uint64_t *value)
+{
+    uint64_t page_off = va & 0xfff;
+    void *host;
+    uint64_t pa;
+    int cause;
+    if (page_off + size <= GUEST_PAGE_SIZE) {
+        cause = access_page(h, va, size, ACCESS_LOAD, &host, &pa);
+        if (cause)
+            goto fault;
+        if (host) {
+            *value = load_le(host, size);
+            return 0;
+        }
+        /* MMIO: only naturally aligned accesses reach devices. */
+        if ((va & (size - 1)) || !guest_mem_mmio_read(h->mem, pa, size, value)) {
+            cause = EXC_LOAD_ACCESS;
+            goto fault;
+        }
+        return 0;
+    }
+    /* Misaligned across a page boundary: emulate with two translations,
+     * both checked before any byte is read (RAM only). */
+    unsigned first = (unsigned)(GUEST_PAGE_SIZE - page_off);
+    void *host2;
+    uint64_t pa2;
+    cause = access_page(h, va, first, ACCESS_LOAD, &host, &pa);
+    if (!cause && !host)
+        cause = EXC_LOAD_ACCESS;
+    if (cause)
+        goto fault;
+    cause = access_page(h, va + first, size - first, ACCESS_LOAD, &host2, &pa2);
+    if (!cause && !host2)
+        cause = EXC_LOAD_ACCESS;
+    if (cause) {
+        va += first;
+        goto fault;
+    }
+    uint8_t buf[8];
+    memcpy(buf, host, first);
+    memcpy(buf + first, host2, size - first);
+    *value = load_le(buf, size);
+    return 0;
+fault:
+    hart_raise_exception(h, (enum exc_cause)cause, va);
+    return cause;
+}
+
+int mmu_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t value)
+{
+    uint64_t page_off = va & 0xfff;
+    void *host;
+    uint64_t pa;
+    int cause;
+    /* A store may hit a page holding a reservation of this hart; LR/SC pairs
+     * compare values, so nothing to do here. */
+    if (page_off + size <= GUEST_PAGE_SIZE) {
+        cause = access_page(h, va, size, ACCESS_STORE, &host, &pa);
+        if (cause)
+            goto fault;
+        if (host) {
+            store_le(host, size, value);
+            return 0;
+        }
+        if ((va & (size - 1)) || !guest_mem_mmio_write(h->mem, pa, size, value)) {
+            cause = EXC_STORE_ACCESS;
+            goto fault;
+        }
+        return 0;
+    }
+    unsigned first = (unsigned)(GUEST_PAGE_SIZE - page_off);
+    void *host2;
+    uint64_t pa2;
+    cause = access_page(h, va, first, ACCESS_STORE, &host, &pa);
+    if (!cause && !host)
+        cause = EXC_STORE_ACCESS;
+    if (cause)
+        goto fault;
+    cause = access_page(h, va + first, size - first, ACCESS_STORE, &host2, &pa2);
+    if (!cause && !host2)
+        cause = EXC_STORE_ACCESS;
+    if (cause) {
+        va += first;
+        goto fault;
+    }
+    uint8_t buf[8];
+    store_le(buf, size, value);
+    memcpy(host, buf, first);
+    memcpy(host2, buf + first, size - first);
+    return 0;
+fault:
+    hart_raise_exception(h, (enum exc_cause)cause, va);
+    return cause;
+}
+
+int mmu_fetch_slow(struct hart *h, uint64_t pc, uint32_t *raw)
+{
+    void *host;
+    uint64_t pa;
+    int cause = access_page(h, pc, 2, ACCESS_FETCH, &host, &pa);
+    if (cause) {
+        hart_raise_exception(h, (enum exc_cause)cause, pc);
+        return cause;
+    }
+    uint16_t lo;
+    memcpy(&lo, host, 2);
+    if ((lo & 3) != 3) {
+        *raw = lo;
+        return 0;
+    }
+    if ((pc & 0xfff) != 0xffe) {
+        memcpy(raw, host, 4);
+        return 0;
+    }
+    /* A 32-bit instruction straddling a page boundary. */
+    cause = access_page(h, pc + 2, 2, ACCESS_FETCH, &host, &pa);
+    if (cause) {
+        hart_raise_exception(h, (enum exc_cause)cause, pc + 2);
+        return cause;
+    }
+    uint16_t hi;
+    memcpy(&hi, host, 2);
+    *raw = (uint32_t)hi << 16 | lo;
+    return 0;
+}
+
+int mmu_atomic_ptr(struct hart *h, uint64_t va, unsigned size, bool is_lr, void **host)
+{
+    int cause;
+    if (va & (size - 1)) {
+        cause = is_lr ? EXC_LOAD_MISALIGNED : EXC_STORE_MISALIGNED;
+        goto fault;
+    }
+    void *p = tlb_lookup(is_lr ? h->tlb_read : h->tlb_write, va, size);
+    if (p) {
+        *host = p;
+        return 0;
+    }
+    uint64_t pa;
+    cause = access_page(h, va, size, is_lr ? ACCESS_LOAD : ACCESS_STORE, host, &pa);
+    if (!cause && !*host)
+        cause = is_lr ? EXC_LOAD_ACCESS : EXC_STORE_ACCESS; /* no atomics on MMIO */
+    if (!cause)
+        return 0;
+fault:
+    hart_raise_exception(h, (enum exc_cause)cause, va);
+    return cause;
+}
+
+int hart_read_virt(struct hart *h, uint64_t va, void *buf, unsigned len)
+{
+    uint8_t *out = buf;
+    while (len) {
+        uint64_t pa;
+        unsigned chunk = (unsigned)(GUEST_PAGE_SIZE - (va & 0xfff));
+        if (chunk > len)
+            chunk = len;
+        int cause = translate(h, va, ACCESS_LOAD, &pa);
+        if (cause)
+            return cause;
+        if (!pmp_allows(h, pa, chunk, ACCESS_LOAD, hart_data_priv(h)) ||
+            guest_mem_read(h->mem, pa, out, chunk))
+            return EXC_LOAD_ACCESS;
+        va += chunk;
+        out += chunk;
+        len -= chunk;
+    }
+    return 0;
+}
