@@ -1,0 +1,18 @@
+/* The `nimbus` command: a table of subcommands, one file each. */
+#ifndef NIMBUS_CLI_CLI_H
+#define NIMBUS_CLI_CLI_H
+
+struct cli_command {
+    const char *name;
+    const char *summary;
+    int (*main)(int argc, char **argv); /* argv[0] is the subcommand name */
+};
+
+int cmd_run(int argc, char **argv);
+
+/* Parses a memory size: a number with an optional K, M, G or T suffix
+ * (powers of 1024); a bare number means MiB, as in QEMU's -m. Returns 0 or
+ * -EINVAL. */
+int cli_parse_size(const char *s, unsigned long long *bytes);
+
+#endif

@@ -1,0 +1,175 @@
+/* nimbus run: build a virt machine from options and run it. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "machine/virt.h"
+#include "vm/vm.h"
+
+static void run_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: nimbus run --kernel FILE [options]\n"
+        "       nimbus run --bios PROGRAM.elf [options]\n"
+        "\n"
+        "Boots the RISC-V 'virt' board (QEMU-compatible memory map).\n"
+        "\n"
+        "  --kernel FILE     Linux kernel: RISC-V ELF or flat Image (Debian's vmlinux-*)\n"
+        "  --initrd FILE     initial ramdisk\n"
+        "  --append ARGS     kernel command line\n"
+        "  --mem SIZE        guest RAM, e.g. 512M, 2G (bare number = MiB; default 512M)\n"
+        "  --smp N           number of harts (default 1, at most %u)\n"
+        "  --bios FILE       M-mode firmware (ELF or flat binary, e.g. OpenSBI fw_dynamic.bin)\n"
+        "                    instead of the built-in SBI. Without --kernel, runs FILE as a\n"
+        "                    bare-metal program: every hart starts in M-mode at its entry;\n"
+        "                    an ELF with a 'tohost' symbol reports through HTIF, and nimbus\n"
+        "                    exits with its status (0 pass, n for fail code n)\n"
+        "  --console WHERE   stdio (default; Ctrl-A x quits, Ctrl-A h helps),\n"
+        "                    file:PATH (output only) or socket:PATH (unix socket server)\n"
+        "  --dump-dtb FILE   also write the generated device tree blob to FILE\n"
+        "  -h, --help        this text\n"
+        "\n"
+        "Exit status: 0 when the guest powers off (or on Ctrl-A x), the guest's code\n"
+        "when it exits through the test finisher with a failure code, 1 on errors.\n"
+        "A guest reboot restarts the machine in the same process.\n",
+        VIRT_MAX_HARTS);
+}
+
+int cli_parse_size(const char *s, unsigned long long *bytes)
+{
+    char *end;
+    errno = 0;
+    if (!s || !*s || *s == '-')
+        return -EINVAL;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -EINVAL;
+    unsigned shift;
+    switch (*end) {
+    case '\0': shift = 20; break;
+    case 'k': case 'K': shift = 10; end++; break;
+    case 'm': case 'M': shift = 20; end++; break;
+    case 'g': case 'G': shift = 30; end++; break;
+    case 't': case 'T': shift = 40; end++; break;
+    default: return -EINVAL;
+    }
+    if (*end == 'i' || *end == 'B' || *end == 'b')
+        end += (*end == 'i' && (end[1] == 'B' || end[1] == 'b')) ? 2 : 1;
+    if (*end || v > (ULLONG_MAX >> shift))
+        return -EINVAL;
+    *bytes = v << shift;
+    return 0;
+}
+
+static int fail(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "nimbus run: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    return 1;
+}
+
+static int check_readable(const char *what, const char *path)
+{
+    if (access(path, R_OK)) {
+        fprintf(stderr, "nimbus run: cannot read %s %s: %s\n", what, path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "kernel", required_argument, NULL, 'k' },
+        { "initrd", required_argument, NULL, 'i' },
+        { "append", required_argument, NULL, 'a' },
+        { "mem", required_argument, NULL, 'm' },
+        { "smp", required_argument, NULL, 's' },
+        { "bios", required_argument, NULL, 'b' },
+        { "console", required_argument, NULL, 'c' },
+        { "dump-dtb", required_argument, NULL, 'd' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct virt_config config = {
+        .ram_size = 512ull << 20,
+        .nharts = 1,
+        .console_kind = CONSOLE_STDIO,
+    };
+    char err[512];
+    int opt;
+
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'k': config.kernel = optarg; break;
+        case 'i': config.initrd = optarg; break;
+        case 'a': config.append = optarg; break;
+        case 'b': config.bios = optarg; break;
+        case 'd': config.dump_dtb = optarg; break;
+        case 'm': {
+            unsigned long long bytes;
+            if (cli_parse_size(optarg, &bytes))
+                return fail("invalid --mem '%s' (use e.g. 512M or 2G)", optarg);
+            long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+            if (pages > 0 && page > 0 && bytes > (unsigned long long)pages * (unsigned long long)page)
+                return fail("--mem %s is more than this host's memory", optarg);
+            if (bytes < VIRT_MIN_RAM)
+                return fail("--mem %s is too small (at least 16M)", optarg);
+            config.ram_size = bytes;
+            break;
+        }
+        case 's': {
+            char *end;
+            errno = 0;
+            long n = strtol(optarg, &end, 10);
+            if (errno || *end || end == optarg || n < 1 || n > VIRT_MAX_HARTS) {
+                fprintf(stderr, "nimbus run: invalid --smp '%s' (1 to %u)\n", optarg, VIRT_MAX_HARTS);
+                return 1;
+            }
+            config.nharts = (unsigned)n;
+            break;
+        }
+        case 'c':
+            if (console_parse(optarg, &config.console_kind, config.console_path,
+                              sizeof(config.console_path), err, sizeof(err))) {
+                fprintf(stderr, "nimbus run: %s\n", err);
+                return 1;
+            }
+            break;
+        case 'h':
+            run_usage(stdout);
+            return 0;
+        case ':':
+            return fail("option '%s' needs an argument", argv[optind - 1]);
+        default:
+            return fail("unknown option '%s' (try 'nimbus run --help')", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return fail("unexpected argument '%s' (try 'nimbus run --help')", argv[optind]);
+    if (!config.kernel && !config.bios)
+        return fail("%s", "give --kernel FILE (or --bios PROGRAM for a bare-metal run)");
+    if ((config.kernel && check_readable("kernel", config.kernel)) ||
+        (config.initrd && check_readable("initrd", config.initrd)) ||
+        (config.bios && check_readable("firmware", config.bios)))
+        return 1;
+    if (config.initrd && !config.kernel)
+        return fail("%s", "--initrd needs --kernel");
+
+    struct virt_machine *m;
+    if (virt_create(&config, &m, err, sizeof(err))) {
+        fprintf(stderr, "nimbus run: %s\n", err);
+        return 1;
+    }
+    int status = vm_run(m);
+    virt_destroy(m);
+    return status;
+}

@@ -1,0 +1,39 @@
+/* nimbus: entry point and subcommand dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct cli_command commands[] = {
+    { "run", "boot a virtual machine (a Linux kernel, or a bare-metal program)", cmd_run },
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: nimbus <command> [options]\n"
+            "\n"
+            "Nimbus runs RISC-V (RV64GC) virtual machines on any Linux host.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'nimbus <command> --help' describes a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].main(argc - 1, argv + 1);
+    fprintf(stderr, "nimbus: unknown command '%s' (try 'nimbus --help')\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,576 @@
+/* The `virt` board (see virt.h for the memory map). */
+#include "machine/virt.h"
+
+#include <errno.h>
+#include <libfdt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cpu/cpu_internal.h"
+#include "dev/aclint.h"
+#include "dev/goldfish_rtc.h"
+#include "dev/plic.h"
+#include "dev/sifive_test.h"
+#include "dev/uart16550.h"
+#include "machine/loader.h"
+
+#define FDT_MAX_SIZE 0x10000
+/* fw_dynamic_info (OpenSBI docs/firmware/fw_dynamic.md), passed in a2. */
+#define FW_DYNAMIC_MAGIC 0x4942534full
+#define FW_DYNAMIC_VERSION 2
+#define FW_DYNAMIC_NEXT_MODE_S 1
+
+static void wake_io(struct virt_machine *m)
+{
+    uint64_t one = 1;
+    ssize_t r = write(m->wake_fd, &one, sizeof(one));
+    (void)r;
+}
+
+void virt_request_stop(struct virt_machine *m, enum virt_stop why, int exit_code)
+{
+    int expected = VIRT_RUNNING;
+    if (atomic_compare_exchange_strong(&m->stop, &expected, (int)why))
+        m->exit_code = exit_code;
+    for (unsigned i = 0; i < m->nharts; i++)
+        hart_post_request(m->harts[i], HART_REQ_EXIT);
+    wake_io(m);
+}
+
+/* ---- device callbacks ---- */
+
+static void set_msip(void *opaque, unsigned hart, bool level)
+{
+    struct virt_machine *m = opaque;
+    if (hart < m->nharts)
+        hart_set_irq(m->harts[hart], MIP_MSIP, level);
+}
+
+static void set_mtimecmp(void *opaque, unsigned hart, uint64_t value)
+{
+    struct virt_machine *m = opaque;
+    if (hart >= m->nharts)
+        return;
+    struct hart *h = m->harts[hart];
+    atomic_store(&h->mtimecmp, value);
+    /* The hart re-evaluates MTIP itself; clear it now so a handler that just
+     * moved mtimecmp forward does not see a stale interrupt, and wake the
+     * hart so a parked one re-arms its deadline. */
+    if (timebase_now(&m->timebase) < value)
+        atomic_fetch_and(&h->mip, ~MIP_MTIP);
+    hart_kick(h);
+}
+
+static void set_external(void *opaque, unsigned hart, bool s_mode, bool level)
+{
+    struct virt_machine *m = opaque;
+    if (hart < m->nharts)
+        hart_set_irq(m->harts[hart], s_mode ? MIP_SEIP : MIP_MEIP, level);
+}
+
+static void console_out(void *opaque, const uint8_t *buf, size_t n)
+{
+    struct virt_machine *m = opaque;
+    if (m->console)
+        console_write(m->console, buf, n);
+}
+
+static void uart_rx_ready(void *opaque)
+{
+    wake_io(opaque);
+}
+
+static void rtc_deadline_changed(void *opaque)
+{
+    wake_io(opaque);
+}
+
+static void finisher_done(void *opaque, enum finisher_action action, int code)
+{
+    struct virt_machine *m = opaque;
+    switch (action) {
+    case FINISHER_PASS: virt_request_stop(m, VIRT_STOP_POWEROFF, 0); break;
+    case FINISHER_FAIL: virt_request_stop(m, VIRT_STOP_FAIL, code); break;
+    case FINISHER_RESET: virt_request_stop(m, VIRT_STOP_RESET, 0); break;
+    }
+}
+
+static size_t sbi_console_read(void *opaque, uint8_t *buf, size_t n)
+{
+    struct virt_machine *m = opaque;
+    pthread_mutex_lock(&m->input_lock);
+    size_t k = n < m->input_len ? n : m->input_len;
+    memcpy(buf, m->input, k);
+    memmove(m->input, m->input + k, m->input_len - k);
+    m->input_len -= k;
+    pthread_mutex_unlock(&m->input_lock);
+    return k;
+}
+
+static void sbi_reset(void *opaque, enum sbi_reset_type type, uint32_t reason)
+{
+    struct virt_machine *m = opaque;
+    if (type == SBI_RESET_SHUTDOWN)
+        virt_request_stop(m, reason ? VIRT_STOP_FAIL : VIRT_STOP_POWEROFF, reason ? 1 : 0);
+    else
+        virt_request_stop(m, VIRT_STOP_RESET, 0);
+}
+
+void virt_pump_input(struct virt_machine *m)
+{
+    pthread_mutex_lock(&m->input_lock);
+    if (m->input_len) {
+        int n = uart16550_receive(m->uart, m->input, m->input_len);
+        if (n > 0) {
+            memmove(m->input, m->input + n, m->input_len - (size_t)n);
+            m->input_len -= (size_t)n;
+        }
+    }
+    pthread_mutex_unlock(&m->input_lock);
+}
+
+static void console_in(void *opaque, const uint8_t *buf, size_t n)
+{
+    struct virt_machine *m = opaque;
+    pthread_mutex_lock(&m->input_lock);
+    size_t room = sizeof(m->input) - m->input_len;
+    if (n > room)
+        n = room; /* a paste larger than 4 KiB beyond what the guest reads is dropped */
+    memcpy(m->input + m->input_len, buf, n);
+    m->input_len += n;
+    pthread_mutex_unlock(&m->input_lock);
+    virt_pump_input(m);
+}
+
+static void console_quit(void *opaque)
+{
+    virt_request_stop(opaque, VIRT_STOP_QUIT, 0);
+}
+
+/* ---- HTIF (the tohost/fromhost convention of Spike and riscv-tests) ---- */
+
+static void htif_syscall(struct virt_machine *m, uint64_t addr)
+{
+    uint64_t args[4];
+    if (guest_mem_read(&m->mem, addr, args, sizeof(args)))
+        return;
+    uint64_t ret = (uint64_t)-1;
+    if (args[0] == 64 && (args[1] == 1 || args[1] == 2)) { /* write(fd, buf, len) */
+        const uint8_t *buf = guest_mem_ram_ptr(&m->mem, args[2], args[3]);
+        if (buf) {
+            console_out(m, buf, args[3]);
+            ret = args[3];
+        }
+    } else if (args[0] == 93) { /* exit(code) */
+        virt_request_stop(m, args[1] ? VIRT_STOP_FAIL : VIRT_STOP_POWEROFF, (int)args[1]);
+        return;
+    }
+    guest_mem_write(&m->mem, addr, &ret, sizeof(ret));
+    uint64_t one = 1;
+    guest_mem_write(&m->mem, m->fromhost, &one, sizeof(one));
+}
+
+void virt_htif_poll(struct virt_machine *m)
+{
+    if (!m->tohost)
+        return;
+    uint64_t *tohost = guest_mem_ram_ptr(&m->mem, m->tohost, 8);
+    if (!tohost || !__atomic_load_n(tohost, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&m->htif_lock);
+    uint64_t v = __atomic_exchange_n(tohost, 0, __ATOMIC_ACQ_REL);
+    pthread_mutex_unlock(&m->htif_lock);
+    if (!v)
+        return;
+    unsigned dev = (unsigned)(v >> 56), cmd = (unsigned)(v >> 48) & 0xff;
+    uint64_t payload = v & ((1ull << 48) - 1);
+    if (dev == 0 && cmd == 0) {
+        if (payload & 1) {
+            int code = (int)(payload >> 1);
+            virt_request_stop(m, code ? VIRT_STOP_FAIL : VIRT_STOP_POWEROFF, code);
+        } else {
+            htif_syscall(m, payload);
+        }
+    } else if (dev == 1 && cmd == 1) {
+        uint8_t c = (uint8_t)payload;
+        console_out(m, &c, 1);
+        uint64_t ack = (uint64_t)dev << 56 | (uint64_t)cmd << 48;
+        if (m->fromhost)
+            guest_mem_write(&m->mem, m->fromhost, &ack, sizeof(ack));
+    }
+}
+
+/* ---- device tree ---- */
+
+#define FDT_CHECK(expr)                 \
+    do {                                \
+        int fdt_err_ = (expr);          \
+        if (fdt_err_ < 0)               \
+            return fdt_err_;            \
+    } while (0)
+
+static int fdt_cpus(void *fdt, struct fdt_ctx *ctx, unsigned nharts)
+{
+    static const char extensions[] =
+        "i\0m\0a\0f\0d\0c\0zicntr\0zicsr\0zifencei\0zihintpause\0zba\0zbb\0zbs\0sstc";
+    FDT_CHECK(fdt_begin_node(fdt, "cpus"));
+    FDT_CHECK(fdt_property_u32(fdt, "#address-cells", 1));
+    FDT_CHECK(fdt_property_u32(fdt, "#size-cells", 0));
+    FDT_CHECK(fdt_property_u32(fdt, "timebase-frequency", (uint32_t)TIMEBASE_HZ));
+    for (unsigned i = 0; i < nharts; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "cpu@%u", i);
+        FDT_CHECK(fdt_begin_node(fdt, name));
+        FDT_CHECK(fdt_property_u32(fdt, "phandle", ctx->cpu_intc_phandle[i] + 0x100));
+        FDT_CHECK(fdt_property_string(fdt, "device_type", "cpu"));
+        FDT_CHECK(fdt_property_u32(fdt, "reg", i));
+        FDT_CHECK(fdt_property_string(fdt, "status", "okay"));
+        FDT_CHECK(fdt_property_string(fdt, "compatible", "riscv"));
+        FDT_CHECK(fdt_property_string(fdt, "riscv,isa", VIRT_ISA_STRING));
+        FDT_CHECK(fdt_property_string(fdt, "riscv,isa-base", "rv64i"));
+        FDT_CHECK(fdt_property(fdt, "riscv,isa-extensions", extensions, sizeof(extensions)));
+        FDT_CHECK(fdt_property_string(fdt, "mmu-type", "riscv,sv57"));
+        FDT_CHECK(fdt_begin_node(fdt, "interrupt-controller"));
+        FDT_CHECK(fdt_property_u32(fdt, "#interrupt-cells", 1));
+        FDT_CHECK(fdt_property(fdt, "interrupt-controller", NULL, 0));
+        FDT_CHECK(fdt_property_string(fdt, "compatible", "riscv,cpu-intc"));
+        FDT_CHECK(fdt_property_u32(fdt, "phandle", ctx->cpu_intc_phandle[i]));
+        FDT_CHECK(fdt_end_node(fdt));
+        FDT_CHECK(fdt_end_node(fdt));
+    }
+    FDT_CHECK(fdt_begin_node(fdt, "cpu-map"));
+    FDT_CHECK(fdt_begin_node(fdt, "cluster0"));
+    for (unsigned i = 0; i < nharts; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "core%u", i);
+        FDT_CHECK(fdt_begin_node(fdt, name));
+        FDT_CHECK(fdt_property_u32(fdt, "cpu", ctx->cpu_intc_phandle[i] + 0x100));
+        FDT_CHECK(fdt_end_node(fdt));
+    }
+    FDT_CHECK(fdt_end_node(fdt));
+    FDT_CHECK(fdt_end_node(fdt));
+    return fdt_end_node(fdt);
+}
+
+static int fdt_build(struct virt_machine *m, uint64_t initrd_start, uint64_t initrd_end)
+{
+    void *fdt = m->fdt;
+    struct fdt_ctx ctx = { .fdt = fdt, .nharts = m->nharts };
+    uint32_t test_phandle;
+    for (unsigned i = 0; i < m->nharts; i++)
+        ctx.cpu_intc_phandle[i] = 1 + i;
+    ctx.plic_phandle = 1 + m->nharts;
+    test_phandle = 2 + m->nharts;
+
+    FDT_CHECK(fdt_create(fdt, FDT_MAX_SIZE));
+    FDT_CHECK(fdt_finish_reservemap(fdt));
+    FDT_CHECK(fdt_begin_node(fdt, ""));
+    FDT_CHECK(fdt_property_u32(fdt, "#address-cells", 2));
+    FDT_CHECK(fdt_property_u32(fdt, "#size-cells", 2));
+    FDT_CHECK(fdt_property_string(fdt, "compatible", "nimbus,virt"));
+    FDT_CHECK(fdt_property_string(fdt, "model", "Nimbus RISC-V virt"));
+
+    FDT_CHECK(fdt_begin_node(fdt, "chosen"));
+    FDT_CHECK(fdt_property_string(fdt, "bootargs", m->config.append ? m->config.append : ""));
+    FDT_CHECK(fdt_property_string(fdt, "stdout-path", "/soc/serial@10000000"));
+    if (initrd_end > initrd_start) {
+        FDT_CHECK(fdt_property_u64(fdt, "linux,initrd-start", initrd_start));
+        FDT_CHECK(fdt_property_u64(fdt, "linux,initrd-end", initrd_end));
+    }
+    FDT_CHECK(fdt_end_node(fdt));
+
+    char name[48];
+    snprintf(name, sizeof(name), "memory@%llx", (unsigned long long)VIRT_RAM_BASE);
+    FDT_CHECK(fdt_begin_node(fdt, name));
+    FDT_CHECK(fdt_property_string(fdt, "device_type", "memory"));
+    uint64_t reg[2] = { cpu_to_fdt64(VIRT_RAM_BASE), cpu_to_fdt64(m->config.ram_size) };
+    FDT_CHECK(fdt_property(fdt, "reg", reg, sizeof(reg)));
+    FDT_CHECK(fdt_end_node(fdt));
+
+    FDT_CHECK(fdt_cpus(fdt, &ctx, m->nharts));
+
+    FDT_CHECK(fdt_begin_node(fdt, "soc"));
+    FDT_CHECK(fdt_property_u32(fdt, "#address-cells", 2));
+    FDT_CHECK(fdt_property_u32(fdt, "#size-cells", 2));
+    FDT_CHECK(fdt_property_string(fdt, "compatible", "simple-bus"));
+    FDT_CHECK(fdt_property(fdt, "ranges", NULL, 0));
+    FDT_CHECK(sifive_test_fdt(m->finisher, &ctx, test_phandle));
+    FDT_CHECK(goldfish_rtc_fdt(m->rtc, &ctx));
+    FDT_CHECK(aclint_fdt(m->aclint, &ctx));
+    FDT_CHECK(plic_fdt(m->plic, &ctx));
+    FDT_CHECK(uart16550_fdt(m->uart, &ctx));
+    FDT_CHECK(fdt_end_node(fdt));
+
+    FDT_CHECK(fdt_end_node(fdt));
+    FDT_CHECK(fdt_finish(fdt));
+    m->fdt_size = fdt_totalsize(fdt);
+    return 0;
+}
+
+/* ---- images ---- */
+
+static int write_file(const char *path, const void *buf, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -errno;
+    size_t w = fwrite(buf, 1, len, f);
+    int r = fclose(f);
+    return (w != len || r) ? -EIO : 0;
+}
+
+/* Loads images, builds the device tree and sets every hart's entry state. */
+static int load_and_boot(struct virt_machine *m, char *err, size_t errlen)
+{
+    const struct virt_config *c = &m->config;
+    uint64_t ram_end = VIRT_RAM_BASE + c->ram_size;
+    struct loaded_image fw = { 0 }, kernel = { 0 }, initrd = { 0 };
+    int r;
+
+    if (c->bios) {
+        r = loader_load_firmware(&m->mem, c->bios, VIRT_RAM_BASE, &fw, &m->tohost, &m->fromhost,
+                                 err, errlen);
+        if (r)
+            return r;
+    }
+    if (c->kernel) {
+        r = loader_load_kernel(&m->mem, c->kernel, VIRT_KERNEL_ADDR, &kernel, err, errlen);
+        if (r)
+            return r;
+        if (c->bios && kernel.start < fw.end) {
+            snprintf(err, errlen, "kernel at 0x%llx overlaps the firmware (ends at 0x%llx)",
+                     (unsigned long long)kernel.start, (unsigned long long)fw.end);
+            return -EINVAL;
+        }
+    }
+
+    /* The device tree goes in the last 2 MiB of RAM (below 4 GiB so 32-bit
+     * capable firmware can reach it), the initrd just below it. */
+    uint64_t top = ram_end < 0x100000000ull ? ram_end : 0x100000000ull;
+    uint64_t fdt_addr = (top - 0x200000) & ~0x1fffffull;
+    if (fdt_addr < kernel.end || fdt_addr < fw.end) {
+        snprintf(err, errlen, "not enough guest memory (%llu MiB) for the kernel and device tree",
+                 (unsigned long long)(c->ram_size >> 20));
+        return -ENOMEM;
+    }
+    if (c->initrd) {
+        FILE *f = fopen(c->initrd, "rb");
+        long size = -1;
+        if (f && fseek(f, 0, SEEK_END) == 0)
+            size = ftell(f);
+        if (f)
+            fclose(f);
+        if (size < 0) {
+            snprintf(err, errlen, "cannot read initrd %s: %s", c->initrd, strerror(errno ? errno : EIO));
+            return -ENOENT;
+        }
+        uint64_t start = (fdt_addr - (uint64_t)size) & ~0xfffull;
+        if ((uint64_t)size > fdt_addr - VIRT_RAM_BASE || start < kernel.end || start < fw.end) {
+            snprintf(err, errlen, "initrd %s (%ld bytes) does not fit in guest memory", c->initrd, size);
+            return -ENOMEM;
+        }
+        r = loader_load_raw(&m->mem, c->initrd, start, &initrd, err, errlen);
+        if (r)
+            return r;
+    }
+
+    r = fdt_build(m, initrd.start, initrd.end);
+    if (r) {
+        snprintf(err, errlen, "building the device tree: %s", fdt_strerror(r));
+        return -EINVAL;
+    }
+    if (guest_mem_write(&m->mem, fdt_addr, m->fdt, m->fdt_size)) {
+        snprintf(err, errlen, "device tree does not fit in guest memory");
+        return -ENOMEM;
+    }
+    if (c->dump_dtb && (r = write_file(c->dump_dtb, m->fdt, m->fdt_size))) {
+        snprintf(err, errlen, "cannot write %s: %s", c->dump_dtb, strerror(-r));
+        return r;
+    }
+
+    uint64_t info_addr = 0;
+    if (c->bios && c->kernel) {
+        /* fw_dynamic_info just below the device tree */
+        info_addr = fdt_addr - 0x1000;
+        uint64_t info[6] = { FW_DYNAMIC_MAGIC, FW_DYNAMIC_VERSION, kernel.entry,
+                             FW_DYNAMIC_NEXT_MODE_S, 0, 0 };
+        guest_mem_write(&m->mem, info_addr, info, sizeof(info));
+    }
+
+    for (unsigned i = 0; i < m->nharts; i++) {
+        struct hart *h = m->harts[i];
+        if (c->bios) {
+            /* Firmware (or a bare-metal program) starts on every hart in
+             * M-mode, as on real boards; it picks its boot hart itself. */
+            hart_reset(h, fw.entry);
+            h->x[10] = i;
+            h->x[11] = fdt_addr;
+            h->x[12] = info_addr;
+            atomic_store(&h->state, HART_STARTED);
+        } else {
+            /* Built-in SBI: hart 0 enters the kernel in S-mode with
+             * a0 = hartid, a1 = DTB (Linux boot protocol); the others wait
+             * for SBI HSM hart_start. */
+            hart_reset(h, kernel.entry);
+            sbi_prepare_hart(h);
+            h->priv = PRIV_S;
+            mmu_update_regime(h);
+            h->x[10] = i;
+            h->x[11] = fdt_addr;
+            atomic_store(&h->state, i == 0 ? HART_STARTED : HART_STOPPED);
+        }
+    }
+    return 0;
+}
+
+int virt_reset(struct virt_machine *m, char *err, size_t errlen)
+{
+    /* Fresh RAM: drop every page, as a power cycle would. */
+    if (madvise(m->mem.ram, m->mem.ram_size, MADV_DONTNEED)) {
+        snprintf(err, errlen, "resetting guest memory: %s", strerror(errno));
+        return -errno;
+    }
+    plic_reset(m->plic);
+    aclint_reset(m->aclint);
+    uart16550_reset(m->uart);
+    goldfish_rtc_reset(m->rtc);
+    sifive_test_reset(m->finisher);
+    pthread_mutex_lock(&m->input_lock);
+    m->input_len = 0;
+    pthread_mutex_unlock(&m->input_lock);
+    atomic_store(&m->stop, VIRT_RUNNING);
+    m->exit_code = 0;
+    return load_and_boot(m, err, errlen);
+}
+
+int virt_create(const struct virt_config *config, struct virt_machine **out, char *err, size_t errlen)
+{
+    int r;
+    if (!config->kernel && !config->bios) {
+        snprintf(err, errlen, "nothing to run: give --kernel or --bios");
+        return -EINVAL;
+    }
+    if (config->nharts < 1 || config->nharts > VIRT_MAX_HARTS) {
+        snprintf(err, errlen, "--smp must be between 1 and %u", VIRT_MAX_HARTS);
+        return -EINVAL;
+    }
+    if (config->ram_size < VIRT_MIN_RAM || config->ram_size > VIRT_MAX_RAM ||
+        (config->ram_size & (GUEST_PAGE_SIZE - 1))) {
+        snprintf(err, errlen, "--mem must be a multiple of 4 KiB between %llu MiB and %llu GiB",
+                 (unsigned long long)(VIRT_MIN_RAM >> 20), (unsigned long long)(VIRT_MAX_RAM >> 30));
+        return -EINVAL;
+    }
+
+    struct virt_machine *m = calloc(1, sizeof(*m));
+    if (!m) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    m->config = *config;
+    m->wake_fd = -1;
+    pthread_mutex_init(&m->htif_lock, NULL);
+    pthread_mutex_init(&m->input_lock, NULL);
+    timebase_init(&m->timebase);
+
+    r = guest_mem_init(&m->mem, VIRT_RAM_BASE, config->ram_size);
+    if (r) {
+        snprintf(err, errlen, "cannot allocate %llu MiB of guest memory: %s",
+                 (unsigned long long)(config->ram_size >> 20), strerror(-r));
+        goto fail;
+    }
+    m->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    m->fdt = calloc(1, FDT_MAX_SIZE);
+    if (m->wake_fd < 0 || !m->fdt) {
+        r = -ENOMEM;
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+
+    m->nharts = config->nharts;
+    for (unsigned i = 0; i < m->nharts; i++) {
+        /* Page-aligned: the hart holds its TLB and decode cache inline. */
+        if (posix_memalign((void **)&m->harts[i], 4096, sizeof(struct hart))) {
+            r = -ENOMEM;
+            snprintf(err, errlen, "out of memory");
+            goto fail;
+        }
+        r = hart_init(m->harts[i], i, &m->mem, &m->timebase, VIRT_RAM_BASE);
+        if (r) {
+            free(m->harts[i]);
+            m->harts[i] = NULL;
+            snprintf(err, errlen, "cannot create hart %u: %s", i, strerror(-r));
+            goto fail;
+        }
+    }
+
+    m->sbi = (struct sbi_platform){
+        .harts = m->harts, .nharts = m->nharts, .console_write = console_out,
+        .console_read = sbi_console_read, .system_reset = sbi_reset, .opaque = m,
+    };
+    if (!config->bios)
+        for (unsigned i = 0; i < m->nharts; i++)
+            m->harts[i]->hooks = (struct hart_hooks){ .ecall = sbi_handle_ecall, .opaque = &m->sbi };
+
+    struct plic_host plic_host = { .set_external = set_external, .opaque = m };
+    struct aclint_host aclint_host = { .set_msip = set_msip, .set_mtimecmp = set_mtimecmp, .opaque = m };
+    struct uart16550_host uart_host = { .tx = console_out, .rx_ready = uart_rx_ready, .opaque = m };
+    struct goldfish_rtc_host rtc_host = { .deadline_changed = rtc_deadline_changed, .opaque = m };
+    struct sifive_test_host test_host = { .finish = finisher_done, .opaque = m };
+    if ((r = plic_create(&m->mem, PLIC_VIRT_BASE, m->nharts, &plic_host, &m->plic)) ||
+        (r = aclint_create(&m->mem, ACLINT_VIRT_BASE, m->nharts, &m->timebase, &aclint_host, &m->aclint)) ||
+        (r = uart16550_create(&m->mem, UART16550_VIRT_BASE, plic_irq_line(m->plic, UART16550_VIRT_IRQ),
+                              &uart_host, &m->uart)) ||
+        (r = goldfish_rtc_create(&m->mem, GOLDFISH_RTC_VIRT_BASE,
+                                 plic_irq_line(m->plic, GOLDFISH_RTC_VIRT_IRQ), &rtc_host, &m->rtc)) ||
+        (r = sifive_test_create(&m->mem, SIFIVE_TEST_VIRT_BASE, &test_host, &m->finisher))) {
+        snprintf(err, errlen, "cannot create the board's devices: %s", strerror(-r));
+        goto fail;
+    }
+
+    struct console_ops_cb cb = { .input = console_in, .quit = console_quit, .opaque = m };
+    r = console_open(config->console_kind, config->console_path, &cb, &m->console, err, errlen);
+    if (r)
+        goto fail;
+
+    r = load_and_boot(m, err, errlen);
+    if (r)
+        goto fail;
+    *out = m;
+    return 0;
+fail:
+    virt_destroy(m);
+    return r;
+}
+
+void virt_destroy(struct virt_machine *m)
+{
+    if (!m)
+        return;
+    if (m->console)
+        console_close(m->console);
+    sifive_test_destroy(m->finisher);
+    goldfish_rtc_destroy(m->rtc);
+    if (m->uart)
+        uart16550_destroy(m->uart);
+    if (m->aclint)
+        aclint_destroy(m->aclint);
+    if (m->plic)
+        plic_destroy(m->plic);
+    for (unsigned i = 0; i < m->nharts; i++) {
+        if (m->harts[i]) {
+            hart_destroy(m->harts[i]);
+            free(m->harts[i]);
+        }
+    }
+    guest_mem_destroy(&m->mem);
+    if (m->wake_fd >= 0)
+        close(m->wake_fd);
+    free(m->fdt);
+    pthread_mutex_destroy(&m->htif_lock);
+    pthread_mutex_destroy(&m->input_lock);
+    free(m);
+}

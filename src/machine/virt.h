@@ -1,0 +1,111 @@
+/* The `virt` board: QEMU-compatible memory map, devices, device tree, image
+ * loading and the firmware choice (built-in SBI or an M-mode --bios).
+ *
+ *   0x0010_0000  sifive_test finisher     0x0c00_0000  PLIC
+ *   0x0010_1000  goldfish RTC (IRQ 11)    0x1000_0000  NS16550A UART (IRQ 10)
+ *   0x0200_0000  ACLINT (CLINT layout)    0x1000_1000+ virtio-mmio slots (IRQ 1+n)
+ *   0x8000_0000  RAM
+ *
+ * Threads: virt_create/virt_destroy on the control thread; the rest says. */
+#ifndef NIMBUS_MACHINE_VIRT_H
+#define NIMBUS_MACHINE_VIRT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cpu/hart.h"
+#include "cpu/timebase.h"
+#include "machine/console.h"
+#include "machine/sbi.h"
+#include "mem/guest_mem.h"
+
+#define VIRT_RAM_BASE    0x80000000ull
+#define VIRT_MAX_HARTS   64u
+#define VIRT_MIN_RAM     (16ull << 20)
+#define VIRT_MAX_RAM     (1ull << 40)
+#define VIRT_KERNEL_ADDR (VIRT_RAM_BASE + 0x200000ull)
+#define VIRT_VIRTIO_BASE 0x10001000ull
+#define VIRT_VIRTIO_SLOTS 8u
+#define VIRT_ISA_STRING  "rv64imafdc_zicntr_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc"
+
+struct virt_config {
+    const char *kernel;     /* NULL: bare-metal run of `bios` */
+    const char *initrd;
+    const char *append;     /* kernel command line */
+    const char *bios;       /* NULL: built-in SBI */
+    const char *dump_dtb;   /* write the device tree here, if set */
+    uint64_t ram_size;
+    unsigned nharts;
+    enum console_kind console_kind;
+    char console_path[4096];
+};
+
+/* How a run of the machine ended. */
+enum virt_stop {
+    VIRT_RUNNING = 0,
+    VIRT_STOP_POWEROFF,   /* guest powered off (exit code 0) */
+    VIRT_STOP_FAIL,       /* finisher fail / HTIF fail: exit code in `exit_code` */
+    VIRT_STOP_RESET,      /* guest asked for a reboot */
+    VIRT_STOP_QUIT,       /* the user quit (Ctrl-A x, a signal) */
+    VIRT_STOP_ERROR,      /* the monitor failed */
+};
+
+struct plic;
+struct aclint;
+struct uart16550;
+struct goldfish_rtc;
+struct sifive_test;
+
+struct virt_machine {
+    struct virt_config config;
+    struct guest_mem mem;
+    struct timebase timebase;
+    struct hart *harts[VIRT_MAX_HARTS];
+    unsigned nharts;
+
+    struct plic *plic;
+    struct aclint *aclint;
+    struct uart16550 *uart;
+    struct goldfish_rtc *rtc;
+    struct sifive_test *finisher;
+    struct console *console;
+    struct sbi_platform sbi;
+
+    uint64_t tohost, fromhost;     /* HTIF words of a bare-metal program, or 0 */
+    pthread_mutex_t htif_lock;
+
+    /* Console input waiting for the UART's receive FIFO. */
+    pthread_mutex_t input_lock;
+    uint8_t input[4096];
+    size_t input_len;
+
+    int wake_fd;                   /* eventfd: wakes the I/O thread */
+    _Atomic int stop;              /* enum virt_stop; first writer wins */
+    int exit_code;
+    void *fdt;                     /* the device tree blob */
+    size_t fdt_size;
+};
+
+/* Builds the machine: RAM, devices, harts, images, device tree. On failure
+ * returns -errno with a one-line message in err. */
+int virt_create(const struct virt_config *config, struct virt_machine **out, char *err, size_t errlen);
+void virt_destroy(struct virt_machine *m);
+
+/* Puts every hart and device back to power-on state and reloads the images
+ * (used for a guest reboot). Harts must not be running. */
+int virt_reset(struct virt_machine *m, char *err, size_t errlen);
+
+/* Records why the machine stops (the first reason wins) and tells every
+ * hart and the I/O thread. Any thread. */
+void virt_request_stop(struct virt_machine *m, enum virt_stop why, int exit_code);
+
+/* Polls the HTIF tohost word of a bare-metal program. Any hart thread. */
+void virt_htif_poll(struct virt_machine *m);
+
+/* I/O thread: moves buffered console input into the UART as it has room. */
+void virt_pump_input(struct virt_machine *m);
+
+#endif
