@@ -66,6 +66,12 @@ static inline enum priv_mode hart_data_priv(const struct hart *h)
     return h->priv;
 }
 
+/* mip as software sees it: device lines plus the software-written SEIP. */
+static inline uint64_t hart_mip(const struct hart *h)
+{
+    return atomic_load_explicit(&h->mip, memory_order_relaxed) | h->mip_sw_seip;
+}
+
 static inline uint64_t hart_counter_base(const struct hart *h)
 {
     return h->insn_count;

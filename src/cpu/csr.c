@@ -119,7 +119,7 @@ int csr_read(struct hart *h, unsigned csr, uint64_t *v)
     case CSR_SEPC: *v = h->sepc; return 0;
     case CSR_SCAUSE: *v = h->scause; return 0;
     case CSR_STVAL: *v = h->stval; return 0;
-    case CSR_SIP: *v = atomic_load(&h->mip) & h->mideleg; return 0;
+    case CSR_SIP: *v = hart_mip(h) & h->mideleg; return 0;
     case CSR_STIMECMP:
         if (h->priv < PRIV_M && (!(h->mcounteren & 2) || !(h->menvcfg & MENVCFG_STCE)))
             return -1;
@@ -146,7 +146,7 @@ int csr_read(struct hart *h, unsigned csr, uint64_t *v)
     case CSR_MEPC: *v = h->mepc; return 0;
     case CSR_MCAUSE: *v = h->mcause; return 0;
     case CSR_MTVAL: *v = h->mtval; return 0;
-    case CSR_MIP: *v = atomic_load(&h->mip); return 0;
+    case CSR_MIP: *v = hart_mip(h); return 0;
     case CSR_MCYCLE: *v = hart_counter_base(h) + (uint64_t)h->mcycle_offset; return 0;
     case CSR_MINSTRET: *v = hart_counter_base(h) + (uint64_t)h->minstret_offset; return 0;
     }
@@ -255,8 +255,10 @@ int csr_write(struct hart *h, unsigned csr, uint64_t v)
     case CSR_MCAUSE: h->mcause = v; return 0;
     case CSR_MTVAL: h->mtval = v; return 0;
     case CSR_MIP: {
-        /* SSIP is always writable; STIP only while Sstc does not own it.
-         * MEIP/MTIP/MSIP/SEIP come from devices and are read-only here. */
+        /* SSIP is always writable; STIP only while Sstc does not own it;
+         * SEIP writes set the software copy, ORed with the PLIC's line.
+         * MEIP/MTIP/MSIP come from devices and are read-only here. */
+        h->mip_sw_seip = v & MIP_SEIP;
         uint64_t mask = MIP_SSIP | ((h->menvcfg & MENVCFG_STCE) ? 0 : MIP_STIP);
         uint64_t set = v & mask, clear = ~v & mask;
         if (set) atomic_fetch_or(&h->mip, set);

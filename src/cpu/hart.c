@@ -50,6 +50,7 @@ void hart_reset(struct hart *h, uint64_t reset_pc)
     h->misa = MISA_VALUE;
     h->medeleg = h->mideleg = h->mie = 0;
     atomic_store(&h->mip, 0);
+    h->mip_sw_seip = 0;
     h->mtvec = h->mscratch = h->mepc = h->mcause = h->mtval = 0;
     h->mcounteren = h->menvcfg = h->mcountinhibit = 0;
     h->stvec = h->sscratch = h->sepc = h->scause = h->stval = h->satp = 0;
@@ -74,7 +75,7 @@ void hart_reset(struct hart *h, uint64_t reset_pc)
 
 bool hart_wfi_wakeup(struct hart *h)
 {
-    return (atomic_load(&h->mip) & h->mie) != 0;
+    return (hart_mip(h) & h->mie) != 0;
 }
 
 int64_t hart_timer_deadline_ns(struct hart *h)

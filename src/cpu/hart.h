@@ -107,6 +107,7 @@ struct hart {
     uint64_t medeleg, mideleg;
     uint64_t mie;
     _Atomic uint64_t mip; /* devices set MEIP/SEIP/MSIP/MTIP with atomics */
+    uint64_t mip_sw_seip;  /* SEIP as written by M-mode, ORed with the PLIC's (3.1.9) */
     uint64_t mtvec, mscratch, mepc, mcause, mtval;
     uint64_t mcounteren, menvcfg, mcountinhibit;
     uint64_t stvec, sscratch, sepc, scause, stval, satp;

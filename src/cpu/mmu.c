@@ -34,16 +34,17 @@ static bool translation_on(const struct hart *h, enum priv_mode mode)
     return mode != PRIV_M && (h->satp >> SATP_MODE_SHIFT) != 0;
 }
 
+static enum tlb_regime regime_of(enum priv_mode mode)
+{
+    return mode == PRIV_M ? TLB_M : mode == PRIV_S ? TLB_S : TLB_U;
+}
+
 void mmu_update_regime(struct hart *h)
 {
-    enum priv_mode data = hart_data_priv(h);
-    enum tlb_regime fetch_r = !translation_on(h, h->priv) ? TLB_BARE
-                              : h->priv == PRIV_S ? TLB_S : TLB_U;
-    enum tlb_regime data_r = !translation_on(h, data) ? TLB_BARE
-                             : data == PRIV_S ? TLB_S : TLB_U;
-    h->tlb_fetch = h->tlb.set[fetch_r].fetch;
-    h->tlb_read = h->tlb.set[data_r].read;
-    h->tlb_write = h->tlb.set[data_r].write;
+    enum tlb_regime data = regime_of(hart_data_priv(h));
+    h->tlb_fetch = h->tlb.set[regime_of(h->priv)].fetch;
+    h->tlb_read = h->tlb.set[data].read;
+    h->tlb_write = h->tlb.set[data].write;
 }
 
 void hart_flush_tlb(struct hart *h)

@@ -1,8 +1,9 @@
 /* Per-hart software TLB: guest-virtual page -> host pointer, holding the
  * combined translation of the guest page table and the guest-physical map.
  *
- * Separate fetch/read/write arrays per translation regime (U, S, and bare for
- * M-mode or satp=Bare), so a privilege switch needs no flush. A write entry
+ * Separate fetch/read/write arrays per privilege mode (U, S, M), so a
+ * privilege switch needs no flush; each mode's entries also carry that
+ * mode's PMP verdict. A write entry
  * is only installed once the page's PTE is dirty and the page is plain RAM:
  * anything that must see writes (MMIO, dirty logging) simply gets no write
  * entry and takes the slow path.
@@ -18,7 +19,7 @@
 #define TLB_SIZE (1u << TLB_BITS)
 #define TLB_INVALID_TAG (~0ull)
 
-enum tlb_regime { TLB_U = 0, TLB_S = 1, TLB_BARE = 2, TLB_REGIMES = 3 };
+enum tlb_regime { TLB_U = 0, TLB_S = 1, TLB_M = 2, TLB_REGIMES = 3 };
 
 struct tlb_entry {
     uint64_t tag;     /* virtual page address, or TLB_INVALID_TAG */

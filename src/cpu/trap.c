@@ -47,7 +47,7 @@ static const uint8_t irq_priority[] = { IRQ_MEI, IRQ_MSI, IRQ_MTI, IRQ_SEI, IRQ_
 
 static uint64_t enabled_interrupts(const struct hart *h)
 {
-    uint64_t pending = atomic_load_explicit(&h->mip, memory_order_relaxed) & h->mie;
+    uint64_t pending = hart_mip(h) & h->mie;
     if (!pending)
         return 0;
     uint64_t m = pending & ~h->mideleg;
