@@ -1,0 +1,471 @@
+/* F and D extensions: decode and execution of OP-FP and fused multiply-add.
+ *
+ * How results stay bit-exact:
+ *  - Sign injection, moves, compares, min/max, fclass: integer bit operations.
+ *  - Conversions between floats and integers, fcvt.d.s: software (fpu_soft.c),
+ *    integer-only and exact in every rounding mode.
+ *  - add, sub, mul, div, sqrt, fma, fcvt.s.d: on x86-64 the host SSE unit
+ *    (FMA3 for fused ops when the CPU has it), under an MXCSR that we load
+ *    ourselves (all exceptions masked, no DAZ/FTZ, rounding from rm) and whose
+ *    sticky flags we read back. SSE is IEEE 754 conformant with tininess
+ *    detected after rounding and, with underflow masked, UE raised only for
+ *    a tiny and inexact result: exactly the RISC-V rules. The host is used
+ *    only when no operand is a NaN (NaN results are then only produced by
+ *    invalid operations and are replaced by the canonical NaN) and for the
+ *    four rounding modes x86 has. NaN operands, RMM, hosts other than x86-64
+ *    and x86 CPUs without FMA3 (for fused ops) take the software path.
+ *
+ * Around each host operation the MXCSR is set from rm and then put back to
+ * the ABI default (see host_enter), so the emulator's own floating-point code
+ * is not affected. No global state. */
+#include "cpu/fpu.h"
+
+#include <stdbool.h>
+#include <string.h>
+
+#include "cpu/fpu_soft.h"
+
+/* -DFPU_HOST_X86=0 builds the portable (software-only) FPU on x86-64 too. */
+#ifndef FPU_HOST_X86
+#if defined(__x86_64__)
+#define FPU_HOST_X86 1
+#else
+#define FPU_HOST_X86 0
+#endif
+#endif
+
+#define SIGN64 0x8000000000000000ull
+#define SIGN32 0x80000000ull
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
+
+ALWAYS_INLINE bool is_nan(int d, uint64_t v)
+{
+    return d ? (v & ~SIGN64) > 0x7ff0000000000000ull : (v & 0x7fffffffu) > 0x7f800000u;
+}
+
+ALWAYS_INLINE bool is_snan(int d, uint64_t v)
+{
+    return is_nan(d, v) && !(d ? (v >> 51) & 1 : (v >> 22) & 1);
+}
+
+ALWAYS_INLINE uint64_t sign_bit(int d) { return d ? SIGN64 : SIGN32; }
+
+ALWAYS_INLINE uint64_t canon_nan(int d) { return d ? FPU_CNAN64 : FPU_CNAN32; }
+
+/* Reads an operand: binary32 values must be NaN-boxed, else they read as the
+ * canonical NaN. */
+ALWAYS_INLINE uint64_t rdf(const struct fp_regs *fp, unsigned r, int d)
+{
+    uint64_t v = fp->f[r];
+    if (d)
+        return v;
+    return (v >> 32) == 0xffffffffu ? (uint32_t)v : FPU_CNAN32;
+}
+
+ALWAYS_INLINE void wrf(struct fp_regs *fp, unsigned r, int d, uint64_t v)
+{
+    fp->f[r] = d ? v : fpu_box32((uint32_t)v);
+}
+
+ALWAYS_INLINE void wrx(uint64_t *x, unsigned r, uint64_t v)
+{
+    if (r)
+        x[r] = v;
+}
+
+#if FPU_HOST_X86
+/* RISC-V rm (RNE, RTZ, RDN, RUP) -> MXCSR.RC */
+static const uint8_t x86_rc[4] = {0, 3, 1, 2};
+
+/* MXCSR exception flags (IE DE ZE OE UE PE) -> fflags; DE is ignored */
+#define MXF(m) ((((m) & 1) ? FFLAG_NV : 0) | (((m) & 4) ? FFLAG_DZ : 0) | \
+                (((m) & 8) ? FFLAG_OF : 0) | (((m) & 16) ? FFLAG_UF : 0) | \
+                (((m) & 32) ? FFLAG_NX : 0))
+#define MXF4(m) MXF(m), MXF((m) + 1), MXF((m) + 2), MXF((m) + 3)
+#define MXF16(m) MXF4(m), MXF4((m) + 4), MXF4((m) + 8), MXF4((m) + 12)
+static const uint8_t mx_flags[64] = {MXF16(0), MXF16(16), MXF16(32), MXF16(48)};
+
+ALWAYS_INLINE uint32_t mx_read(void)
+{
+    uint32_t m;
+    __asm__ volatile("stmxcsr %0" : "=m"(m));
+    return m;
+}
+
+ALWAYS_INLINE void mx_write(uint32_t m) { __asm__ volatile("ldmxcsr %0" : : "m"(m)); }
+
+/* Host MXCSR protocol. The SysV x86-64 ABI makes the MXCSR status flags
+ * caller-saved and its control bits callee-saved; Nimbus always runs with the
+ * default control bits (0x1f80: all exceptions masked, round to nearest, no
+ * DAZ/FTZ) and never changes them. So a host operation loads its own MXCSR
+ * (default control bits, rounding from rm, clear flags), runs, reads the flags
+ * once (STMXCSR is slow on some CPUs: ~8 ns on AMD Zen, LDMXCSR ~1 ns), and
+ * loads the default back. The asm statements are volatile, so the compiler
+ * keeps them, and the volatile arithmetic between them, in program order. */
+#define MXCSR_DEFAULT 0x1f80u
+
+ALWAYS_INLINE void host_enter(int rm) { mx_write(MXCSR_DEFAULT | (uint32_t)x86_rc[rm] << 13); }
+
+/* Returns the fflags raised since host_enter and restores the default MXCSR. */
+ALWAYS_INLINE uint32_t host_leave(void)
+{
+    uint32_t m = mx_read();
+    mx_write(MXCSR_DEFAULT);
+    return mx_flags[m & 0x3f];
+}
+
+ALWAYS_INLINE double u2d(uint64_t v)
+{
+    double x;
+    memcpy(&x, &v, sizeof x);
+    return x;
+}
+
+ALWAYS_INLINE uint64_t d2u(double x)
+{
+    uint64_t v;
+    memcpy(&v, &x, sizeof v);
+    return v;
+}
+
+ALWAYS_INLINE float u2f(uint64_t v)
+{
+    uint32_t w = (uint32_t)v;
+    float x;
+    memcpy(&x, &w, sizeof x);
+    return x;
+}
+
+ALWAYS_INLINE uint64_t f2u(float x)
+{
+    uint32_t w;
+    memcpy(&w, &x, sizeof w);
+    return w;
+}
+
+ALWAYS_INLINE bool host_has_fma(void) { return __builtin_cpu_supports("fma"); }
+
+ALWAYS_INLINE uint64_t host_arith(int d, int op, uint64_t a, uint64_t b, int rm, uint32_t *fl)
+{
+    host_enter(rm);
+    uint64_t r;
+    if (d) {
+        double x = u2d(a), y = u2d(b);
+        switch (op) {
+        case OP_ADD: __asm__ volatile("addsd %1, %0" : "+x"(x) : "x"(y)); break;
+        case OP_SUB: __asm__ volatile("subsd %1, %0" : "+x"(x) : "x"(y)); break;
+        case OP_MUL: __asm__ volatile("mulsd %1, %0" : "+x"(x) : "x"(y)); break;
+        default: __asm__ volatile("divsd %1, %0" : "+x"(x) : "x"(y)); break;
+        }
+        r = d2u(x);
+    } else {
+        float x = u2f(a), y = u2f(b);
+        switch (op) {
+        case OP_ADD: __asm__ volatile("addss %1, %0" : "+x"(x) : "x"(y)); break;
+        case OP_SUB: __asm__ volatile("subss %1, %0" : "+x"(x) : "x"(y)); break;
+        case OP_MUL: __asm__ volatile("mulss %1, %0" : "+x"(x) : "x"(y)); break;
+        default: __asm__ volatile("divss %1, %0" : "+x"(x) : "x"(y)); break;
+        }
+        r = f2u(x);
+    }
+    *fl |= host_leave();
+    return is_nan(d, r) ? canon_nan(d) : r;
+}
+
+ALWAYS_INLINE uint64_t host_sqrt(int d, uint64_t a, int rm, uint32_t *fl)
+{
+    host_enter(rm);
+    uint64_t r;
+    if (d) {
+        double x = u2d(a), y;
+        __asm__ volatile("sqrtsd %1, %0" : "=x"(y) : "x"(x));
+        r = d2u(y);
+    } else {
+        float x = u2f(a), y;
+        __asm__ volatile("sqrtss %1, %0" : "=x"(y) : "x"(x));
+        r = f2u(y);
+    }
+    *fl |= host_leave();
+    return is_nan(d, r) ? canon_nan(d) : r;
+}
+
+ALWAYS_INLINE uint64_t host_fma(int d, uint64_t a, uint64_t b, uint64_t c, int rm, uint32_t *fl)
+{
+    host_enter(rm);
+    uint64_t r;
+    if (d) {
+        double x = u2d(a), y = u2d(b), z = u2d(c);
+        __asm__ volatile("vfmadd231sd %2, %1, %0" : "+x"(z) : "x"(x), "x"(y));
+        r = d2u(z);
+    } else {
+        float x = u2f(a), y = u2f(b), z = u2f(c);
+        __asm__ volatile("vfmadd231ss %2, %1, %0" : "+x"(z) : "x"(x), "x"(y));
+        r = f2u(z);
+    }
+    *fl |= host_leave();
+    return is_nan(d, r) ? canon_nan(d) : r;
+}
+
+/* binary64 -> binary32 */
+ALWAYS_INLINE uint64_t host_cvt_sd(uint64_t a, int rm, uint32_t *fl)
+{
+    host_enter(rm);
+    double x = u2d(a);
+    float y;
+    __asm__ volatile("cvtsd2ss %1, %0" : "=x"(y) : "x"(x));
+    *fl |= host_leave();
+    return f2u(y);
+}
+#endif /* FPU_HOST_X86 */
+
+ALWAYS_INLINE uint64_t do_arith(int d, int op, uint64_t a, uint64_t b, int rm, uint32_t *fl,
+                                bool host)
+{
+#if FPU_HOST_X86
+    if (host && rm != FRM_RMM && !is_nan(d, a) && !is_nan(d, b))
+        return host_arith(d, op, a, b, rm, fl);
+#else
+    (void)host;
+#endif
+    switch (op) {
+    case OP_ADD: return fpu_soft_add(d, a, b, rm, fl);
+    case OP_SUB: return fpu_soft_add(d, a, b ^ sign_bit(d), rm, fl);
+    case OP_MUL: return fpu_soft_mul(d, a, b, rm, fl);
+    default: return fpu_soft_div(d, a, b, rm, fl);
+    }
+}
+
+ALWAYS_INLINE uint64_t do_sqrt(int d, uint64_t a, int rm, uint32_t *fl, bool host)
+{
+#if FPU_HOST_X86
+    if (host && rm != FRM_RMM && !is_nan(d, a))
+        return host_sqrt(d, a, rm, fl);
+#else
+    (void)host;
+#endif
+    return fpu_soft_sqrt(d, a, rm, fl);
+}
+
+ALWAYS_INLINE uint64_t do_fma(int d, uint64_t a, uint64_t b, uint64_t c, int rm, uint32_t *fl,
+                              bool host)
+{
+#if FPU_HOST_X86
+    if (host && rm != FRM_RMM && !is_nan(d, a) && !is_nan(d, b) && !is_nan(d, c) &&
+        host_has_fma())
+        return host_fma(d, a, b, c, rm, fl);
+#else
+    (void)host;
+#endif
+    return fpu_soft_fma(d, a, b, c, rm, fl);
+}
+
+ALWAYS_INLINE uint64_t do_cvt_sd(uint64_t a, int rm, uint32_t *fl, bool host)
+{
+#if FPU_HOST_X86
+    if (host && rm != FRM_RMM && !is_nan(1, a))
+        return host_cvt_sd(a, rm, fl);
+#else
+    (void)host;
+#endif
+    return fpu_soft_cvt_ff(0, a, rm, fl);
+}
+
+/* Total order on non-NaN values with -0 < +0 (for fmin/fmax). */
+ALWAYS_INLINE int64_t key_total(int d, uint64_t v)
+{
+    int64_t m = (int64_t)(v & (sign_bit(d) - 1));
+    return (v & sign_bit(d)) ? -m - 1 : m;
+}
+
+/* IEEE order on non-NaN values, -0 == +0 (for flt/fle). */
+ALWAYS_INLINE int64_t key_ieee(int d, uint64_t v)
+{
+    int64_t m = (int64_t)(v & (sign_bit(d) - 1));
+    return (v & sign_bit(d)) ? -m : m;
+}
+
+ALWAYS_INLINE uint64_t do_minmax(int d, uint64_t a, uint64_t b, bool max, uint32_t *fl)
+{
+    bool an = is_nan(d, a), bn = is_nan(d, b);
+    if (UNLIKELY(an || bn)) {
+        if (is_snan(d, a) || is_snan(d, b))
+            *fl |= FFLAG_NV;
+        if (an && bn)
+            return canon_nan(d);
+        return an ? b : a;
+    }
+    if (max)
+        return key_total(d, a) >= key_total(d, b) ? a : b;
+    return key_total(d, a) <= key_total(d, b) ? a : b;
+}
+
+/* funct3: 2 = feq, 1 = flt, 0 = fle */
+ALWAYS_INLINE uint64_t do_cmp(int d, uint64_t a, uint64_t b, unsigned f3, uint32_t *fl)
+{
+    if (UNLIKELY(is_nan(d, a) || is_nan(d, b))) {
+        if (f3 != 2 || is_snan(d, a) || is_snan(d, b))
+            *fl |= FFLAG_NV;
+        return 0;
+    }
+    switch (f3) {
+    case 2: return key_ieee(d, a) == key_ieee(d, b);
+    case 1: return key_ieee(d, a) < key_ieee(d, b);
+    default: return key_ieee(d, a) <= key_ieee(d, b);
+    }
+}
+
+ALWAYS_INLINE uint64_t do_class(int d, uint64_t v)
+{
+    int mb = d ? 52 : 23;
+    uint64_t emax = d ? 0x7ff : 0xff;
+    uint64_t e = (v >> mb) & emax, m = v & ((1ull << mb) - 1);
+    bool neg = (v & sign_bit(d)) != 0;
+    if (e == emax) {
+        if (m == 0)
+            return neg ? 1u << 0 : 1u << 7;
+        return (m >> (mb - 1)) ? 1u << 9 : 1u << 8;
+    }
+    if (e == 0) {
+        if (m == 0)
+            return neg ? 1u << 3 : 1u << 4;
+        return neg ? 1u << 2 : 1u << 5;
+    }
+    return neg ? 1u << 1 : 1u << 6;
+}
+
+ALWAYS_INLINE int execute(struct fp_regs *fp, uint64_t *x, uint32_t insn, bool host)
+{
+    const unsigned opc = insn & 0x7f, rd = (insn >> 7) & 31, f3 = (insn >> 12) & 7;
+    const unsigned rs1 = (insn >> 15) & 31, rs2 = (insn >> 20) & 31;
+    const unsigned fmt = (insn >> 25) & 3, f5 = insn >> 27;
+    const int d = (int)fmt;
+    uint32_t fl = 0;
+    int rm = (int)f3;
+    uint64_t a, b, r;
+
+    if (fmt > 1)
+        return -1;
+    if (rm == FRM_DYN)
+        rm = (int)(fp->frm & 7);
+    /* rm is only checked by the instructions that round (below) */
+
+    if (opc != 0x53) {
+        uint64_t c;
+        if ((opc & 0x73) != 0x43 || rm > FRM_RMM)
+            return -1;
+        a = rdf(fp, rs1, d);
+        b = rdf(fp, rs2, d);
+        c = rdf(fp, f5, d);
+        if (opc & 8) /* fnmsub, fnmadd: negate the product */
+            a ^= sign_bit(d);
+        if (opc & 4) /* fmsub, fnmadd: negate the addend */
+            c ^= sign_bit(d);
+        r = do_fma(d, a, b, c, rm, &fl, host);
+        goto write_f;
+    }
+
+    switch (f5) {
+    case 0x00: /* fadd */
+    case 0x01: /* fsub */
+    case 0x02: /* fmul */
+    case 0x03: /* fdiv */
+        if (rm > FRM_RMM)
+            return -1;
+        a = rdf(fp, rs1, d);
+        b = rdf(fp, rs2, d);
+        switch (f5) {
+        case 0x00: r = do_arith(d, OP_ADD, a, b, rm, &fl, host); break;
+        case 0x01: r = do_arith(d, OP_SUB, a, b, rm, &fl, host); break;
+        case 0x02: r = do_arith(d, OP_MUL, a, b, rm, &fl, host); break;
+        default: r = do_arith(d, OP_DIV, a, b, rm, &fl, host); break;
+        }
+        goto write_f;
+    case 0x0b: /* fsqrt */
+        if (rs2 != 0 || rm > FRM_RMM)
+            return -1;
+        r = do_sqrt(d, rdf(fp, rs1, d), rm, &fl, host);
+        goto write_f;
+    case 0x04: /* fsgnj, fsgnjn, fsgnjx */
+        a = rdf(fp, rs1, d);
+        b = rdf(fp, rs2, d);
+        switch (f3) {
+        case 0: b &= sign_bit(d); break;
+        case 1: b = ~b & sign_bit(d); break;
+        case 2: b = (a ^ b) & sign_bit(d); break;
+        default: return -1;
+        }
+        r = (a & ~sign_bit(d)) | b;
+        goto write_f;
+    case 0x05: /* fmin, fmax */
+        if (f3 > 1)
+            return -1;
+        r = do_minmax(d, rdf(fp, rs1, d), rdf(fp, rs2, d), f3 == 1, &fl);
+        goto write_f;
+    case 0x08: /* fcvt.s.d (fmt S, rs2 1), fcvt.d.s (fmt D, rs2 0) */
+        if (rs2 != (d ? 0u : 1u) || rm > FRM_RMM)
+            return -1;
+        if (d)
+            r = fpu_soft_cvt_ff(1, rdf(fp, rs1, 0), rm, &fl);
+        else
+            r = do_cvt_sd(fp->f[rs1], rm, &fl, host);
+        goto write_f;
+    case 0x14: /* fle, flt, feq */
+        if (f3 > 2)
+            return -1;
+        r = do_cmp(d, rdf(fp, rs1, d), rdf(fp, rs2, d), f3, &fl);
+        goto write_x;
+    case 0x18: /* fcvt.{w,wu,l,lu}.fmt */
+        if (rs2 > 3 || rm > FRM_RMM)
+            return -1;
+        r = fpu_soft_cvt_fi(d, rdf(fp, rs1, d), (enum fpu_ikind)rs2, rm, &fl);
+        goto write_x;
+    case 0x1a: /* fcvt.fmt.{w,wu,l,lu} */
+        if (rs2 > 3 || rm > FRM_RMM)
+            return -1;
+        r = fpu_soft_cvt_if(d, x[rs1], (enum fpu_ikind)rs2, rm, &fl);
+        goto write_f;
+    case 0x1c: /* fmv.x.fmt, fclass */
+        if (rs2 != 0)
+            return -1;
+        if (f3 == 0) {
+            r = fp->f[rs1];
+            if (!d)
+                r = (uint64_t)(int64_t)(int32_t)(uint32_t)r;
+        } else if (f3 == 1) {
+            r = do_class(d, rdf(fp, rs1, d));
+        } else {
+            return -1;
+        }
+        goto write_x;
+    case 0x1e: /* fmv.fmt.x */
+        if (rs2 != 0 || f3 != 0)
+            return -1;
+        r = x[rs1];
+        goto write_f;
+    default:
+        return -1;
+    }
+
+write_f:
+    wrf(fp, rd, d, r);
+    fp->fflags |= fl;
+    return 0;
+write_x:
+    wrx(x, rd, r);
+    fp->fflags |= fl;
+    return 0;
+}
+
+int fpu_execute(struct fp_regs *fp, uint64_t *xregs, uint32_t insn)
+{
+    return execute(fp, xregs, insn, true);
+}
+
+int fpu_execute_soft(struct fp_regs *fp, uint64_t *xregs, uint32_t insn)
+{
+    return execute(fp, xregs, insn, false);
+}
