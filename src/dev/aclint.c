@@ -1,0 +1,222 @@
+/* ACLINT (CLINT layout). See aclint.h for the threading contract.
+ *
+ * Lock order: aclint->lock -> whatever the host callbacks take. */
+#include "dev/aclint.h"
+
+#include <errno.h>
+#include <libfdt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define IRQ_M_SOFT  3
+#define IRQ_M_TIMER 7
+
+struct aclint {
+    pthread_mutex_t lock;
+    uint64_t base;
+    unsigned nharts;
+    const struct timebase *tb;
+    struct aclint_host host;
+    uint8_t *msip;       /* [nharts], 0 or 1 */
+    uint64_t *mtimecmp;  /* [nharts] */
+};
+
+/* Reads `size` bytes at byte `shift` (0 or 4) of a 64-bit register. */
+static uint64_t extract(uint64_t reg, unsigned shift, unsigned size)
+{
+    return size == 8 ? reg : (uint32_t)(reg >> (shift * 8));
+}
+
+static uint64_t deposit(uint64_t reg, unsigned shift, unsigned size, uint64_t v)
+{
+    if (size == 8)
+        return v;
+    uint64_t mask = 0xffffffffull << (shift * 8);
+    return (reg & ~mask) | (((uint64_t)(uint32_t)v << (shift * 8)) & mask);
+}
+
+static bool valid_64bit_access(uint64_t offset, unsigned size)
+{
+    return (size == 4 || size == 8) && (offset & (size - 1)) == 0;
+}
+
+static bool aclint_read(void *opaque, uint64_t offset, unsigned size, uint64_t *value)
+{
+    struct aclint *a = opaque;
+    uint64_t v = 0;
+
+    if (offset < ACLINT_MTIMECMP_OFFSET) {
+        if (size != 4 || (offset & 3))
+            return false;
+        unsigned h = (unsigned)(offset / 4);
+        pthread_mutex_lock(&a->lock);
+        if (h < a->nharts)
+            v = a->msip[h];
+        pthread_mutex_unlock(&a->lock);
+    } else if (offset >= ACLINT_MTIME_OFFSET && offset < ACLINT_MTIME_OFFSET + 8) {
+        if (!valid_64bit_access(offset, size))
+            return false;
+        v = extract(timebase_now(a->tb), (unsigned)(offset & 7), size);
+    } else if (offset < ACLINT_MTIME_OFFSET) {
+        if (!valid_64bit_access(offset, size))
+            return false;
+        uint64_t rel = offset - ACLINT_MTIMECMP_OFFSET;
+        unsigned h = (unsigned)(rel / 8);
+        pthread_mutex_lock(&a->lock);
+        if (h < a->nharts)
+            v = extract(a->mtimecmp[h], (unsigned)(rel & 7), size);
+        pthread_mutex_unlock(&a->lock);
+    }
+    /* anything else in the window (past mtime) reads 0 */
+    *value = v;
+    return true;
+}
+
+static bool aclint_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+    struct aclint *a = opaque;
+
+    if (offset < ACLINT_MTIMECMP_OFFSET) {
+        if (size != 4 || (offset & 3))
+            return false;
+        unsigned h = (unsigned)(offset / 4);
+        pthread_mutex_lock(&a->lock);
+        if (h < a->nharts) {
+            a->msip[h] = value & 1;
+            a->host.set_msip(a->host.opaque, h, value & 1);
+        }
+        pthread_mutex_unlock(&a->lock);
+    } else if (offset >= ACLINT_MTIME_OFFSET && offset < ACLINT_MTIME_OFFSET + 8) {
+        if (!valid_64bit_access(offset, size))
+            return false;
+        /* mtime writes are ignored: see aclint.h. */
+    } else if (offset < ACLINT_MTIME_OFFSET) {
+        if (!valid_64bit_access(offset, size))
+            return false;
+        uint64_t rel = offset - ACLINT_MTIMECMP_OFFSET;
+        unsigned h = (unsigned)(rel / 8);
+        pthread_mutex_lock(&a->lock);
+        if (h < a->nharts) {
+            a->mtimecmp[h] = deposit(a->mtimecmp[h], (unsigned)(rel & 7), size, value);
+            a->host.set_mtimecmp(a->host.opaque, h, a->mtimecmp[h]);
+        }
+        pthread_mutex_unlock(&a->lock);
+    }
+    return true;
+}
+
+static const struct mmio_ops aclint_mmio_ops = {
+    .read = aclint_read,
+    .write = aclint_write,
+};
+
+int aclint_create(struct guest_mem *mem, uint64_t base, unsigned nharts,
+                  const struct timebase *tb, const struct aclint_host *host,
+                  struct aclint **out)
+{
+    int ret;
+
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    if (!tb || !host || !host->set_msip || !host->set_mtimecmp ||
+        nharts == 0 || nharts > ACLINT_MAX_HARTS)
+        return -EINVAL;
+    struct aclint *a = calloc(1, sizeof(*a));
+    if (!a)
+        return -ENOMEM;
+    ret = -ENOMEM;
+    a->msip = calloc(nharts, sizeof(*a->msip));
+    a->mtimecmp = calloc(nharts, sizeof(*a->mtimecmp));
+    if (!a->msip || !a->mtimecmp)
+        goto err_free;
+    ret = -pthread_mutex_init(&a->lock, NULL);
+    if (ret)
+        goto err_free;
+    a->base = base;
+    a->nharts = nharts;
+    a->tb = tb;
+    a->host = *host;
+    for (unsigned h = 0; h < nharts; h++)
+        a->mtimecmp[h] = UINT64_MAX;
+
+    if (mem) {
+        ret = guest_mem_add_mmio(mem, base, ACLINT_SIZE, &aclint_mmio_ops, a, "aclint");
+        if (ret)
+            goto err_mutex;
+    }
+    *out = a;
+    return 0;
+
+err_mutex:
+    pthread_mutex_destroy(&a->lock);
+err_free:
+    free(a->mtimecmp);
+    free(a->msip);
+    free(a);
+    return ret;
+}
+
+void aclint_destroy(struct aclint *a)
+{
+    if (!a)
+        return;
+    pthread_mutex_destroy(&a->lock);
+    free(a->mtimecmp);
+    free(a->msip);
+    free(a);
+}
+
+void aclint_reset(struct aclint *a)
+{
+    pthread_mutex_lock(&a->lock);
+    for (unsigned h = 0; h < a->nharts; h++) {
+        a->msip[h] = 0;
+        a->mtimecmp[h] = UINT64_MAX;
+        a->host.set_msip(a->host.opaque, h, false);
+        a->host.set_mtimecmp(a->host.opaque, h, UINT64_MAX);
+    }
+    pthread_mutex_unlock(&a->lock);
+}
+
+static int fdt_err(int err)
+{
+    if (err >= 0)
+        return 0;
+    return err == -FDT_ERR_NOSPACE ? -ENOSPC : -EINVAL;
+}
+
+int aclint_fdt(struct aclint *a, struct fdt_ctx *ctx)
+{
+    static const char compat[] = "sifive,clint0\0riscv,clint0";
+    void *fdt = ctx->fdt;
+    unsigned n = a->nharts;
+    char name[48];
+    int err;
+
+    if (n > ctx->nharts || n > sizeof(ctx->cpu_intc_phandle) / sizeof(ctx->cpu_intc_phandle[0]))
+        return -EINVAL;
+    fdt32_t *cells = calloc((size_t)n * 4, sizeof(*cells));
+    if (!cells)
+        return -ENOMEM;
+    for (unsigned h = 0; h < n; h++) {
+        cells[h * 4 + 0] = cpu_to_fdt32(ctx->cpu_intc_phandle[h]);
+        cells[h * 4 + 1] = cpu_to_fdt32(IRQ_M_SOFT);
+        cells[h * 4 + 2] = cpu_to_fdt32(ctx->cpu_intc_phandle[h]);
+        cells[h * 4 + 3] = cpu_to_fdt32(IRQ_M_TIMER);
+    }
+    fdt32_t reg[4] = {
+        cpu_to_fdt32((uint32_t)(a->base >> 32)), cpu_to_fdt32((uint32_t)a->base),
+        cpu_to_fdt32(0), cpu_to_fdt32((uint32_t)ACLINT_SIZE),
+    };
+    snprintf(name, sizeof(name), "clint@%llx", (unsigned long long)a->base);
+    if ((err = fdt_begin_node(fdt, name)) ||
+        (err = fdt_property(fdt, "compatible", compat, sizeof(compat))) ||
+        (err = fdt_property(fdt, "reg", reg, sizeof(reg))) ||
+        (err = fdt_property(fdt, "interrupts-extended", cells, (int)(n * 4 * sizeof(*cells)))) ||
+        (err = fdt_end_node(fdt)))
+        err = fdt_err(err);
+    free(cells);
+    return err;
+}

@@ -1,0 +1,65 @@
+/* SiFive test finisher ("sifive,test0"), as on QEMU's `virt` board
+ * (0x0010_0000, size 0x1000). A 16- or 32-bit write at offset 0 with
+ *   0x5555               -> power off, success (FINISHER_PASS, code 0)
+ *   0x7777               -> reset              (FINISHER_RESET, code 0)
+ *   (code << 16) | 0x3333 -> power off, failure (FINISHER_FAIL, code)
+ * calls the host's `finish` callback; every other write is ignored, reads
+ * return 0, 8-bit and 64-bit accesses fault (as in QEMU). Linux drives it
+ * through syscon-poweroff / syscon-reboot, so the FDT node is also a syscon.
+ *
+ * Threads: MMIO ops on hart threads. The device holds no mutable state after
+ * create (the callback is fixed), so it needs no lock; `finish` runs on the
+ * writing hart's thread and must only request the VM exit or reset (never
+ * exit() the process, never block on the hart). */
+#ifndef NIMBUS_DEV_SIFIVE_TEST_H
+#define NIMBUS_DEV_SIFIVE_TEST_H
+
+#include <stdint.h>
+
+#include "dev/device.h"
+#include "mem/guest_mem.h"
+
+#define SIFIVE_TEST_VIRT_BASE 0x00100000ull
+#define SIFIVE_TEST_SIZE      0x1000ull
+
+#define FINISHER_FAIL_MAGIC   0x3333u
+#define FINISHER_PASS_MAGIC   0x5555u
+#define FINISHER_RESET_MAGIC  0x7777u
+
+enum finisher_action {
+    FINISHER_PASS,
+    FINISHER_FAIL,
+    FINISHER_RESET,
+};
+
+struct sifive_test;
+
+struct sifive_test_host {
+    void (*finish)(void *opaque, enum finisher_action action, int code); /* required */
+    void *opaque;
+};
+
+/* Creates the finisher and, when `mem` is not NULL, registers
+ * [base, base + SIFIVE_TEST_SIZE). Returns 0 or -errno. */
+int sifive_test_create(struct guest_mem *mem, uint64_t base,
+                       const struct sifive_test_host *host, struct sifive_test **out);
+
+/* Frees the device; no access may be in flight. Accepts NULL. */
+void sifive_test_destroy(struct sifive_test *t);
+
+/* Nothing to reset (kept for the uniform device interface). */
+void sifive_test_reset(struct sifive_test *t);
+
+/* Writes, in the node the caller has open (/soc):
+ *   test@<base>  { compatible = "sifive,test1", "sifive,test0", "syscon";
+ *                  reg; phandle = <phandle>; }
+ *   poweroff     { compatible = "syscon-poweroff"; regmap = <phandle>;
+ *                  offset = <0>; value = <0x5555>; }
+ *   reboot       { compatible = "syscon-reboot"; regmap = <phandle>;
+ *                  offset = <0>; value = <0x7777>; }
+ * `phandle` must be unique in the tree and non-zero; the caller allocates it.
+ * QEMU puts poweroff/reboot at the root; under a simple-bus they probe just
+ * the same (they have no reg). Returns 0 or -errno. */
+int sifive_test_fdt(struct sifive_test *t, struct fdt_ctx *ctx, uint32_t phandle);
+
+#endif

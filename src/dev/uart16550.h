@@ -1,0 +1,80 @@
+/* NS16550A UART, as on QEMU's `virt` board (0x1000_0000, IRQ 10, reg-shift 0).
+ *
+ * Guest side: byte registers at offsets 0..7 (RBR/THR/DLL, IER/DLM, IIR/FCR,
+ * LCR, MCR, LSR, MSR, SCR); any access size is accepted and uses the low byte.
+ * Transmission is instantaneous: every THR write goes straight to the host
+ * `tx` callback, so LSR.THRE and LSR.TEMT always read 1.
+ *
+ * Host side: the I/O thread feeds input with uart16550_receive(), which takes
+ * only what fits in the RX FIFO (16 bytes, 1 when the guest has FIFOs off) and
+ * never drops a byte. When it refused some bytes, the device calls the host's
+ * `rx_ready` callback once room appears again (the guest read RBR, cleared the
+ * FIFO, left loopback or reset the device).
+ *
+ * Threads: MMIO ops run on hart threads, uart16550_receive() and
+ * uart16550_can_receive() on the I/O thread; all state is under one mutex.
+ * Lock order: uart lock -> interrupt controller lock (the irq line is raised
+ * with the uart lock held). `tx` and `rx_ready` are also called with the uart
+ * lock held: they must not call back into this uart and should not block for
+ * long (buffer, or kick an eventfd). */
+#ifndef NIMBUS_DEV_UART16550_H
+#define NIMBUS_DEV_UART16550_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dev/device.h"
+#include "mem/guest_mem.h"
+
+#define UART16550_VIRT_BASE  0x10000000ull
+#define UART16550_SIZE       0x100ull
+#define UART16550_VIRT_IRQ   10u
+#define UART16550_CLOCK_HZ   3686400u   /* 0x384000, as QEMU advertises */
+#define UART16550_FIFO_SIZE  16u
+
+struct uart16550;
+
+struct uart16550_host {
+    /* Guest output: `n` bytes written to THR (n is 1 today). Required. */
+    void (*tx)(void *opaque, const uint8_t *buf, size_t n);
+    /* Optional: called (from a hart thread, with the uart lock held) when the
+     * RX FIFO has room again after uart16550_receive() accepted less than it
+     * was offered. Typically signals the I/O thread. */
+    void (*rx_ready)(void *opaque);
+    void *opaque;
+};
+
+/* Creates the UART and, when `mem` is not NULL, registers its MMIO window
+ * [base, base + UART16550_SIZE). `irq` is the line to the PLIC (a zeroed line
+ * means no interrupt). The state after create equals the state after reset.
+ * Returns 0 or -errno (-EINVAL, -ENOMEM, or guest_mem_add_mmio's error).
+ * Thread: machine setup. */
+int uart16550_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
+                     const struct uart16550_host *host, struct uart16550 **out);
+
+/* Frees the device. The caller must make sure no MMIO access or I/O-thread
+ * call is in flight (guest_mem has no removal: destroy it first or together).
+ * Accepts NULL. Thread: machine teardown. */
+void uart16550_destroy(struct uart16550 *u);
+
+/* Power-on state: FIFOs off and empty, IER = 0, LCR = 0, MCR = 0, divisor 0,
+ * interrupt line lowered. Thread: any (takes the lock). */
+void uart16550_reset(struct uart16550 *u);
+
+/* Offers `n` input bytes; returns how many were accepted (0..16), the caller
+ * keeps the rest and retries after `rx_ready` or when
+ * uart16550_can_receive() says there is room. In loopback mode the receiver
+ * is disconnected and nothing is accepted. Thread: I/O thread (any). */
+int uart16550_receive(struct uart16550 *u, const uint8_t *buf, size_t n);
+
+/* How many bytes uart16550_receive() would accept now. Thread: any. */
+size_t uart16550_can_receive(struct uart16550 *u);
+
+/* Writes /soc/serial@<base>: compatible "ns16550a", reg, clock-frequency,
+ * interrupt-parent = ctx->plic_phandle, interrupts = <irq>. The caller has
+ * /soc open with #address-cells = #size-cells = 2 (and may point
+ * /chosen/stdout-path at "/soc/serial@<base>"). Returns 0 or -errno. */
+int uart16550_fdt(struct uart16550 *u, struct fdt_ctx *ctx);
+
+#endif
