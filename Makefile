@@ -21,9 +21,9 @@ RV_CFLAGS := -march=rv64gc_zba_zbb_zbs_zicsr_zifencei -mabi=lp64d -mcmodel=medan
              -T tests/isa/link.ld
 ISA_SRCS  := $(sort $(wildcard tests/isa/*.S))
 ISA_ELFS  := $(ISA_SRCS:tests/isa/%.S=$(BUILD)/isa/%.elf)
-BENCH_SRCS := $(sort $(wildcard bench/*.c))
+BENCH_ELF := $(BUILD)/bench/cpu.elf
 
-.PHONY: all run guest test unit isa bench deps clean
+.PHONY: all run guest test unit isa bench bench-elf deps clean
 all: $(BUILD)/nimbus
 
 $(BUILD)/nimbus: $(OBJS)
@@ -37,12 +37,19 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDLIBS)
 
-$(BUILD)/isa/%.elf: tests/isa/%.S tests/isa/test.h tests/isa/link.ld
+$(BUILD)/isa/%.elf: tests/isa/%.S $(wildcard tests/isa/*.h tests/isa/*.inc) tests/isa/link.ld
 	@mkdir -p $(dir $@)
 	$(RV_CC) $(RV_CFLAGS) -o $@ $<
 
+$(BENCH_ELF): bench/start.S bench/cpu.c tests/isa/link.ld
+	@mkdir -p $(dir $@)
+	$(RV_CC) -O2 -march=rv64gc -mabi=lp64d -mcmodel=medany -nostdlib -nostartfiles -static \
+	    -ffreestanding -fno-pic -no-pie -Wl,--build-id=none -Wl,--no-warn-rwx-segments \
+	    -T tests/isa/link.ld -o $@ bench/start.S bench/cpu.c
+
 unit: $(UNIT_BINS)
 isa: $(ISA_ELFS)
+bench-elf: $(BENCH_ELF)
 
 deps:
 	@scripts/deps.sh
@@ -56,7 +63,7 @@ run: deps all guest
 test: deps
 	@tests/run.sh
 
-bench: deps all guest
+bench: deps all bench-elf guest
 	@bench/run.sh
 
 clean:

@@ -121,6 +121,8 @@ int vm_run(struct virt_machine *m)
             }
             continue;
         }
+        if (why == VIRT_STOP_FAIL && m->tohost)
+            fprintf(stderr, "nimbus: bare-metal program reported failure %d\n", m->exit_code);
         status = why == VIRT_STOP_POWEROFF ? 0
                  : why == VIRT_STOP_QUIT ? (m->exit_code > 128 ? m->exit_code : 0)
                  : why == VIRT_STOP_FAIL ? (m->exit_code ? m->exit_code : 1)
