@@ -70,6 +70,7 @@ void hart_reset(struct hart *h, uint64_t reset_pc)
     decode_insn(0, &h->decode_cache[0]);
     for (unsigned i = 1; i < (1u << DECODE_CACHE_BITS); i++)
         h->decode_cache[i] = h->decode_cache[0];
+    h->decode_cache_ready = false;
     h->next_timer_check = 0;
 }
 

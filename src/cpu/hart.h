@@ -92,11 +92,14 @@ struct decoded_insn {
     uint8_t rd, rs1, rs2, rs3;
     uint8_t len;     /* 2 or 4 */
     int64_t imm;
+    const void *handler; /* interpreter's code for `op`, filled in by the interpreter */
 };
 
 struct hart {
     /* ---- architectural state (saved by snapshots) ---- */
-    uint64_t x[32];
+    /* x[0] is always 0; x[32] is a sink the interpreter writes results with
+     * rd = x0 to, so it never has to re-zero x[0]. Not architectural. */
+    uint64_t x[33];
     uint64_t pc;
     struct fp_regs fp;
     enum priv_mode priv;
@@ -144,6 +147,7 @@ struct hart {
     struct tlb_entry *tlb_fetch, *tlb_read, *tlb_write;
     bool pmp_active;       /* some pmpcfg entry is not OFF */
     struct decoded_insn decode_cache[1u << DECODE_CACHE_BITS];
+    bool decode_cache_ready; /* handlers filled in (first run after reset) */
     uint64_t insn_count;   /* instructions retired since creation */
     uint64_t next_timer_check;
 };

@@ -18,36 +18,6 @@
 
 static inline uint64_t sext32(uint64_t v) { return (uint64_t)(int64_t)(int32_t)v; }
 
-static inline int load(struct hart *h, uint64_t va, unsigned size, uint64_t *v)
-{
-    void *p = tlb_lookup(h->tlb_read, va, size);
-    if (likely(p != NULL)) {
-        switch (size) {
-        case 1: *v = *(uint8_t *)p; break;
-        case 2: *v = *(uint16_t *)p; break;
-        case 4: *v = *(uint32_t *)p; break;
-        default: *v = *(uint64_t *)p; break;
-        }
-        return 0;
-    }
-    return mmu_load_slow(h, va, size, v);
-}
-
-static inline int store(struct hart *h, uint64_t va, unsigned size, uint64_t v)
-{
-    void *p = tlb_lookup(h->tlb_write, va, size);
-    if (likely(p != NULL)) {
-        switch (size) {
-        case 1: *(uint8_t *)p = (uint8_t)v; break;
-        case 2: *(uint16_t *)p = (uint16_t)v; break;
-        case 4: *(uint32_t *)p = (uint32_t)v; break;
-        default: *(uint64_t *)p = v; break;
-        }
-        return 0;
-    }
-    return mmu_store_slow(h, va, size, v);
-}
-
 static uint64_t amo32(void *p, unsigned funct, uint32_t src)
 {
     uint32_t *m = p;
@@ -143,294 +113,436 @@ static bool fs_off(const struct hart *h)
     return (h->mstatus & MSTATUS_FS) == 0;
 }
 
-/* Runs up to `n` instructions. Returns early (SLICE_EVENT) after anything
- * that may make an interrupt deliverable or stop the hart. */
+/* Decodes into a cache entry and prepares it for threaded dispatch. */
+static void decode_for_dispatch(uint32_t raw, struct decoded_insn *d, const void *const *handlers)
+{
+    decode_insn(raw, d);
+    /* Results for x0 go to the sink x[32]; FP loads name an f register. */
+    if (d->rd == 0 && d->op != OP_FLW && d->op != OP_FLD)
+        d->rd = 32;
+    d->handler = handlers[d->op];
+}
+
+/* No page is at this address: forces the next fetch through the TLB. */
+#define NO_PAGE ((uint64_t)1)
+
+/* Runs up to `n` steps (retired instructions or taken traps) with threaded
+ * dispatch: every handler ends by fetching, decoding and jumping to the next
+ * one, so the host's branch predictor sees one indirect jump per handler.
+ * Returns early (SLICE_EVENT) after anything that may make an interrupt
+ * deliverable or stop the hart.
+ *
+ * pc, the retired count, the current fetch page and the TLB arrays live in
+ * locals; h->pc is written back before anything that can trap or look at it. */
 static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
 {
-    uint64_t *x = h->x;
-    uint64_t start = n;
+#define HANDLER(name) [OP_##name] = &&L_##name,
+    static const void *const handlers[OP_COUNT] = { OPS(HANDLER) };
+#undef HANDLER
+    uint64_t *const x = h->x;
+    struct decoded_insn *const cache = h->decode_cache;
+    const uint64_t start = n;
+    uint64_t pc = h->pc, npc = 0, a = 0, b = 0, retired = 0;
+    uint64_t page_va = NO_PAGE;
+    const uint8_t *page_host = NULL;
+    const struct tlb_entry *tlb_read = h->tlb_read;
+    const struct tlb_entry *tlb_write = h->tlb_write;
+    struct decoded_insn *d;
+    uint32_t raw;
     enum slice_result result = SLICE_DONE;
-    for (; n; n--) {
-        uint64_t pc = h->pc;
-        uint32_t raw;
+
+    if (unlikely(!h->decode_cache_ready)) {
+        for (unsigned i = 0; i < (1u << DECODE_CACHE_BITS); i++)
+            decode_for_dispatch(cache[i].raw, &cache[i], handlers);
+        h->decode_cache_ready = true;
+    }
+
+#define SYNC_PC() (h->pc = pc)
+#define SYNC_COUNT() (h->insn_count += retired, retired = 0)
+#define NEXT()                                                                   \
+    do {                                                                         \
+        pc = npc;                                                                \
+        retired++;                                                               \
+        DISPATCH();                                                        \
+    } while (0)
+/* Fetch, decode (through the cache) and jump: replicated after each handler. */
+#define DISPATCH()                                                         \
+    do {                                                                         \
+        if (unlikely(n == 0))                                                    \
+            goto out;                                                            \
+        n--;                                                                     \
+        if (unlikely(pc - page_va >= 0xffe))                                     \
+            goto slow_fetch;                                                     \
+        memcpy(&raw, page_host + (pc - page_va), 4);                             \
+        if ((raw & 3) != 3)                                                      \
+            raw &= 0xffff;                                                       \
+        d = &cache[(pc >> 1) & ((1u << DECODE_CACHE_BITS) - 1)];                 \
+        if (unlikely(d->raw != raw))                                             \
+            decode_for_dispatch(raw, d, handlers);                               \
+        npc = pc + d->len;                                                       \
+        a = x[d->rs1];                                                           \
+        b = x[d->rs2];                                                           \
+        goto *d->handler;                                                        \
+    } while (0)
+#define LOAD(size, va)                                                           \
+    ({                                                                           \
+        uint64_t va_ = (va), v_;                                                 \
+        const void *p_ = tlb_lookup(tlb_read, va_, size);                        \
+        if (likely(p_ != NULL)) {                                                \
+            v_ = size == 1 ? *(const uint8_t *)p_ : size == 2 ? *(const uint16_t *)p_ \
+               : size == 4 ? *(const uint32_t *)p_ : *(const uint64_t *)p_;     \
+        } else {                                                                 \
+            SYNC_PC();                                                           \
+            if (mmu_load_slow(h, va_, size, &v_))                                \
+                goto trapped;                                                    \
+        }                                                                        \
+        v_;                                                                      \
+    })
+#define STORE(size, va, val)                                                     \
+    do {                                                                         \
+        uint64_t va_ = (va), val_ = (val);                                       \
+        void *p_ = tlb_lookup(tlb_write, va_, size);                             \
+        if (likely(p_ != NULL)) {                                                \
+            if (size == 1) *(uint8_t *)p_ = (uint8_t)val_;                       \
+            else if (size == 2) *(uint16_t *)p_ = (uint16_t)val_;                \
+            else if (size == 4) *(uint32_t *)p_ = (uint32_t)val_;                \
+            else *(uint64_t *)p_ = val_;                                         \
+        } else {                                                                 \
+            SYNC_PC();                                                           \
+            if (mmu_store_slow(h, va_, size, val_))                              \
+                goto trapped;                                                    \
+        }                                                                        \
+    } while (0)
+#define RD (x[d->rd])
+#define IMM (d->imm)
+#define BRANCH(cond) do { if (cond) npc = pc + (uint64_t)IMM; NEXT(); } while (0)
+
+    DISPATCH();
+
+slow_fetch:
+    {
+        SYNC_PC();
         const uint8_t *host = tlb_lookup(h->tlb_fetch, pc, 2);
-        if (likely(host != NULL) && likely((pc & 0xfff) != 0xffe)) {
+        if (host) {
+            page_va = pc & ~0xfffull;
+            page_host = host - (pc & 0xfff);
+        }
+        if (host && (pc & 0xfff) != 0xffe) {
             memcpy(&raw, host, 4);
             if ((raw & 3) != 3)
                 raw &= 0xffff;
         } else if (mmu_fetch_slow(h, pc, &raw)) {
-            continue; /* fetch fault taken: pc is at the handler */
+            goto trapped; /* fetch fault taken: pc is at the handler */
         }
-        struct decoded_insn *d = &h->decode_cache[(pc >> 1) & ((1u << DECODE_CACHE_BITS) - 1)];
-        if (unlikely(d->raw != raw))
-            decode_insn(raw, d);
-
-        uint64_t npc = pc + d->len;
-        uint64_t a = x[d->rs1], b = x[d->rs2], v;
-        int64_t imm = d->imm;
-        bool event = false;
-
-        switch ((enum insn_op)d->op) {
-        case OP_LUI: x[d->rd] = (uint64_t)imm; break;
-        case OP_AUIPC: x[d->rd] = pc + (uint64_t)imm; break;
-        case OP_JAL: x[d->rd] = npc; npc = pc + (uint64_t)imm; break;
-        case OP_JALR: npc = (a + (uint64_t)imm) & ~1ull; x[d->rd] = pc + d->len; break;
-        case OP_BEQ: if (a == b) npc = pc + (uint64_t)imm; break;
-        case OP_BNE: if (a != b) npc = pc + (uint64_t)imm; break;
-        case OP_BLT: if ((int64_t)a < (int64_t)b) npc = pc + (uint64_t)imm; break;
-        case OP_BGE: if ((int64_t)a >= (int64_t)b) npc = pc + (uint64_t)imm; break;
-        case OP_BLTU: if (a < b) npc = pc + (uint64_t)imm; break;
-        case OP_BGEU: if (a >= b) npc = pc + (uint64_t)imm; break;
-
-        case OP_LB: if (load(h, a + imm, 1, &v)) goto trapped; x[d->rd] = (uint64_t)(int8_t)v; break;
-        case OP_LH: if (load(h, a + imm, 2, &v)) goto trapped; x[d->rd] = (uint64_t)(int16_t)v; break;
-        case OP_LW: if (load(h, a + imm, 4, &v)) goto trapped; x[d->rd] = sext32(v); break;
-        case OP_LD: if (load(h, a + imm, 8, &v)) goto trapped; x[d->rd] = v; break;
-        case OP_LBU: if (load(h, a + imm, 1, &v)) goto trapped; x[d->rd] = v; break;
-        case OP_LHU: if (load(h, a + imm, 2, &v)) goto trapped; x[d->rd] = v; break;
-        case OP_LWU: if (load(h, a + imm, 4, &v)) goto trapped; x[d->rd] = v; break;
-        case OP_SB: if (store(h, a + imm, 1, b)) goto trapped; break;
-        case OP_SH: if (store(h, a + imm, 2, b)) goto trapped; break;
-        case OP_SW: if (store(h, a + imm, 4, b)) goto trapped; break;
-        case OP_SD: if (store(h, a + imm, 8, b)) goto trapped; break;
-
-        case OP_ADDI: x[d->rd] = a + (uint64_t)imm; break;
-        case OP_SLTI: x[d->rd] = (int64_t)a < imm; break;
-        case OP_SLTIU: x[d->rd] = a < (uint64_t)imm; break;
-        case OP_XORI: x[d->rd] = a ^ (uint64_t)imm; break;
-        case OP_ORI: x[d->rd] = a | (uint64_t)imm; break;
-        case OP_ANDI: x[d->rd] = a & (uint64_t)imm; break;
-        case OP_SLLI: x[d->rd] = a << imm; break;
-        case OP_SRLI: x[d->rd] = a >> imm; break;
-        case OP_SRAI: x[d->rd] = (uint64_t)((int64_t)a >> imm); break;
-        case OP_ADD: x[d->rd] = a + b; break;
-        case OP_SUB: x[d->rd] = a - b; break;
-        case OP_SLL: x[d->rd] = a << (b & 63); break;
-        case OP_SLT: x[d->rd] = (int64_t)a < (int64_t)b; break;
-        case OP_SLTU: x[d->rd] = a < b; break;
-        case OP_XOR: x[d->rd] = a ^ b; break;
-        case OP_SRL: x[d->rd] = a >> (b & 63); break;
-        case OP_SRA: x[d->rd] = (uint64_t)((int64_t)a >> (b & 63)); break;
-        case OP_OR: x[d->rd] = a | b; break;
-        case OP_AND: x[d->rd] = a & b; break;
-        case OP_ADDIW: x[d->rd] = sext32(a + (uint64_t)imm); break;
-        case OP_SLLIW: x[d->rd] = sext32((uint32_t)a << imm); break;
-        case OP_SRLIW: x[d->rd] = sext32((uint32_t)a >> imm); break;
-        case OP_SRAIW: x[d->rd] = (uint64_t)(int64_t)((int32_t)a >> imm); break;
-        case OP_ADDW: x[d->rd] = sext32(a + b); break;
-        case OP_SUBW: x[d->rd] = sext32(a - b); break;
-        case OP_SLLW: x[d->rd] = sext32((uint32_t)a << (b & 31)); break;
-        case OP_SRLW: x[d->rd] = sext32((uint32_t)a >> (b & 31)); break;
-        case OP_SRAW: x[d->rd] = (uint64_t)(int64_t)((int32_t)a >> (b & 31)); break;
-
-        case OP_MUL: x[d->rd] = a * b; break;
-        case OP_MULH: x[d->rd] = (uint64_t)(((__int128)(int64_t)a * (__int128)(int64_t)b) >> 64); break;
-        case OP_MULHSU: x[d->rd] = (uint64_t)(((__int128)(int64_t)a * (__int128)b) >> 64); break;
-        case OP_MULHU: x[d->rd] = (uint64_t)(((unsigned __int128)a * b) >> 64); break;
-        case OP_DIV: x[d->rd] = (uint64_t)div64((int64_t)a, (int64_t)b); break;
-        case OP_DIVU: x[d->rd] = b ? a / b : ~0ull; break;
-        case OP_REM: x[d->rd] = (uint64_t)rem64((int64_t)a, (int64_t)b); break;
-        case OP_REMU: x[d->rd] = b ? a % b : a; break;
-        case OP_MULW: x[d->rd] = sext32(a * b); break;
-        case OP_DIVW: x[d->rd] = (uint64_t)(int64_t)div32((int32_t)a, (int32_t)b); break;
-        case OP_DIVUW: x[d->rd] = (uint32_t)b ? sext32((uint32_t)a / (uint32_t)b) : ~0ull; break;
-        case OP_REMW: x[d->rd] = (uint64_t)(int64_t)rem32((int32_t)a, (int32_t)b); break;
-        case OP_REMUW: x[d->rd] = (uint32_t)b ? sext32((uint32_t)a % (uint32_t)b) : sext32(a); break;
-
-        case OP_LR_W: case OP_LR_D: {
-            unsigned size = d->op == OP_LR_W ? 4 : 8;
-            void *p;
-            if (mmu_atomic_ptr(h, a, size, true, &p)) goto trapped;
-            v = size == 4 ? sext32(__atomic_load_n((uint32_t *)p, __ATOMIC_SEQ_CST))
-                          : __atomic_load_n((uint64_t *)p, __ATOMIC_SEQ_CST);
-            h->resv_addr = a;
-            h->resv_value = v;
-            h->resv_valid = true;
-            x[d->rd] = v;
-            break;
-        }
-        case OP_SC_W: case OP_SC_D: {
-            unsigned size = d->op == OP_SC_W ? 4 : 8;
-            void *p;
-            if (mmu_atomic_ptr(h, a, size, false, &p)) goto trapped;
-            bool ok = false;
-            if (h->resv_valid && h->resv_addr == a) {
-                if (size == 4) {
-                    uint32_t expect = (uint32_t)h->resv_value;
-                    ok = __atomic_compare_exchange_n((uint32_t *)p, &expect, (uint32_t)b, false,
-                                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-                } else {
-                    uint64_t expect = h->resv_value;
-                    ok = __atomic_compare_exchange_n((uint64_t *)p, &expect, b, false,
-                                                     __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-                }
-            }
-            h->resv_valid = false;
-            x[d->rd] = !ok;
-            break;
-        }
-        case OP_AMO_W: {
-            void *p;
-            if (mmu_atomic_ptr(h, a, 4, false, &p)) goto trapped;
-            x[d->rd] = sext32(amo32(p, (unsigned)imm, (uint32_t)b));
-            break;
-        }
-        case OP_AMO_D: {
-            void *p;
-            if (mmu_atomic_ptr(h, a, 8, false, &p)) goto trapped;
-            x[d->rd] = amo64(p, (unsigned)imm, b);
-            break;
-        }
-
-        case OP_CSRRW: case OP_CSRRS: case OP_CSRRC:
-        case OP_CSRRWI: case OP_CSRRSI: case OP_CSRRCI: {
-            unsigned csr = (unsigned)imm;
-            bool is_imm = d->op >= OP_CSRRWI;
-            unsigned kind = (unsigned)(d->op - (is_imm ? OP_CSRRWI : OP_CSRRW)); /* 0 w, 1 s, 2 c */
-            uint64_t src = is_imm ? d->rs1 : a;
-            bool do_write = kind == 0 || d->rs1 != 0;
-            uint64_t old = 0;
-            if (!(kind == 0 && d->rd == 0) && csr_read(h, csr, &old))
-                goto illegal;
-            if (do_write) {
-                uint64_t nv = kind == 0 ? src : kind == 1 ? (old | src) : (old & ~src);
-                if (csr_write(h, csr, nv))
-                    goto illegal;
-                event = true;
-            }
-            x[d->rd] = old;
-            break;
-        }
-
-        case OP_FENCE: case OP_FENCE_I: break;
-        case OP_ECALL: {
-            enum exc_cause cause = h->priv == PRIV_U ? EXC_ECALL_U
-                                   : h->priv == PRIV_S ? EXC_ECALL_S : EXC_ECALL_M;
-            if (h->priv != PRIV_M && h->hooks.ecall && !((h->medeleg >> cause) & 1) &&
-                h->hooks.ecall(h, h->hooks.opaque)) {
-                event = true;
-                break;
-            }
-            hart_raise_exception(h, cause, 0);
-            goto trapped;
-        }
-        case OP_EBREAK: hart_raise_exception(h, EXC_BREAKPOINT, pc); goto trapped;
-        case OP_MRET:
-            if (h->priv < PRIV_M) goto illegal;
-            trap_mret(h);
-            h->insn_count++;
-            result = SLICE_EVENT;
-            n--;
-            goto out;
-        case OP_SRET:
-            if (h->priv < PRIV_S || (h->priv == PRIV_S && (h->mstatus & MSTATUS_TSR)))
-                goto illegal;
-            trap_sret(h);
-            h->insn_count++;
-            result = SLICE_EVENT;
-            n--;
-            goto out;
-        case OP_WFI:
-            if (h->priv == PRIV_U || (h->priv == PRIV_S && (h->mstatus & MSTATUS_TW)))
-                goto illegal;
-            h->pc = npc;
-            h->insn_count++;
-            trap_update_timers(h);
-            result = hart_wfi_wakeup(h) ? SLICE_EVENT : SLICE_WFI;
-            n--;
-            goto out;
-        case OP_SFENCE_VMA:
-            if (h->priv == PRIV_U || (h->priv == PRIV_S && (h->mstatus & MSTATUS_TVM)))
-                goto illegal;
-            if (d->rs1 == 0)
-                hart_flush_tlb(h);
-            else
-                tlb_flush_page(&h->tlb, a);
-            break;
-
-        case OP_FLW: case OP_FLD: {
-            if (fs_off(h)) goto illegal;
-            unsigned size = d->op == OP_FLW ? 4 : 8;
-            if (load(h, a + imm, size, &v)) goto trapped;
-            h->fp.f[d->rd] = size == 4 ? fpu_box32((uint32_t)v) : v;
-            h->mstatus |= MSTATUS_FS;
-            break;
-        }
-        case OP_FSW: case OP_FSD: {
-            if (fs_off(h)) goto illegal;
-            if (store(h, a + imm, d->op == OP_FSW ? 4 : 8, h->fp.f[d->rs2])) goto trapped;
-            break;
-        }
-        case OP_FP:
-            if (fs_off(h) || fpu_execute(&h->fp, x, d->raw))
-                goto illegal;
-            h->mstatus |= MSTATUS_FS;
-            break;
-
-        case OP_ADD_UW: x[d->rd] = b + (uint32_t)a; break;
-        case OP_SH1ADD: x[d->rd] = b + (a << 1); break;
-        case OP_SH2ADD: x[d->rd] = b + (a << 2); break;
-        case OP_SH3ADD: x[d->rd] = b + (a << 3); break;
-        case OP_SH1ADD_UW: x[d->rd] = b + ((uint64_t)(uint32_t)a << 1); break;
-        case OP_SH2ADD_UW: x[d->rd] = b + ((uint64_t)(uint32_t)a << 2); break;
-        case OP_SH3ADD_UW: x[d->rd] = b + ((uint64_t)(uint32_t)a << 3); break;
-        case OP_SLLI_UW: x[d->rd] = (uint64_t)(uint32_t)a << imm; break;
-        case OP_ANDN: x[d->rd] = a & ~b; break;
-        case OP_ORN: x[d->rd] = a | ~b; break;
-        case OP_XNOR: x[d->rd] = ~(a ^ b); break;
-        case OP_CLZ: x[d->rd] = a ? (uint64_t)__builtin_clzll(a) : 64; break;
-        case OP_CLZW: x[d->rd] = (uint32_t)a ? (uint64_t)__builtin_clz((uint32_t)a) : 32; break;
-        case OP_CTZ: x[d->rd] = a ? (uint64_t)__builtin_ctzll(a) : 64; break;
-        case OP_CTZW: x[d->rd] = (uint32_t)a ? (uint64_t)__builtin_ctz((uint32_t)a) : 32; break;
-        case OP_CPOP: x[d->rd] = (uint64_t)__builtin_popcountll(a); break;
-        case OP_CPOPW: x[d->rd] = (uint64_t)__builtin_popcount((uint32_t)a); break;
-        case OP_MAX: x[d->rd] = (int64_t)a > (int64_t)b ? a : b; break;
-        case OP_MAXU: x[d->rd] = a > b ? a : b; break;
-        case OP_MIN: x[d->rd] = (int64_t)a < (int64_t)b ? a : b; break;
-        case OP_MINU: x[d->rd] = a < b ? a : b; break;
-        case OP_SEXT_B: x[d->rd] = (uint64_t)(int64_t)(int8_t)a; break;
-        case OP_SEXT_H: x[d->rd] = (uint64_t)(int64_t)(int16_t)a; break;
-        case OP_ZEXT_H: x[d->rd] = (uint16_t)a; break;
-        case OP_ROL: x[d->rd] = rotl64(a, (unsigned)b); break;
-        case OP_ROR: x[d->rd] = rotr64(a, (unsigned)b); break;
-        case OP_RORI: x[d->rd] = rotr64(a, (unsigned)imm); break;
-        case OP_ROLW: x[d->rd] = sext32(rotl32((uint32_t)a, (unsigned)b)); break;
-        case OP_RORW: x[d->rd] = sext32(rotr32((uint32_t)a, (unsigned)b)); break;
-        case OP_RORIW: x[d->rd] = sext32(rotr32((uint32_t)a, (unsigned)imm)); break;
-        case OP_ORC_B: x[d->rd] = orc_b(a); break;
-        case OP_REV8: x[d->rd] = __builtin_bswap64(a); break;
-        case OP_BCLR: x[d->rd] = a & ~(1ull << (b & 63)); break;
-        case OP_BCLRI: x[d->rd] = a & ~(1ull << imm); break;
-        case OP_BEXT: x[d->rd] = (a >> (b & 63)) & 1; break;
-        case OP_BEXTI: x[d->rd] = (a >> imm) & 1; break;
-        case OP_BINV: x[d->rd] = a ^ (1ull << (b & 63)); break;
-        case OP_BINVI: x[d->rd] = a ^ (1ull << imm); break;
-        case OP_BSET: x[d->rd] = a | (1ull << (b & 63)); break;
-        case OP_BSETI: x[d->rd] = a | (1ull << imm); break;
-
-        case OP_ILLEGAL:
-        default:
-            goto illegal;
-        }
-        x[0] = 0;
-        h->pc = npc;
-        h->insn_count++;
-        if (unlikely(event)) {
-            n--;
-            result = atomic_load_explicit(&h->state, memory_order_relaxed) != HART_STARTED
-                     ? SLICE_STOPPED : SLICE_EVENT;
-            goto out;
-        }
-        continue;
-    illegal:
-        hart_raise_exception(h, EXC_ILLEGAL_INSN, d->raw);
-    trapped:
-        x[0] = 0;
+        d = &cache[(pc >> 1) & ((1u << DECODE_CACHE_BITS) - 1)];
+        if (d->raw != raw)
+            decode_for_dispatch(raw, d, handlers);
+        npc = pc + d->len;
+        a = x[d->rs1];
+        b = x[d->rs2];
+        goto *d->handler;
     }
+
+L_LUI: RD = (uint64_t)IMM; NEXT();
+L_AUIPC: RD = pc + (uint64_t)IMM; NEXT();
+L_JAL: RD = npc; npc = pc + (uint64_t)IMM; NEXT();
+L_JALR: { uint64_t link = npc; npc = (a + (uint64_t)IMM) & ~1ull; RD = link; NEXT(); }
+L_BEQ: BRANCH(a == b);
+L_BNE: BRANCH(a != b);
+L_BLT: BRANCH((int64_t)a < (int64_t)b);
+L_BGE: BRANCH((int64_t)a >= (int64_t)b);
+L_BLTU: BRANCH(a < b);
+L_BGEU: BRANCH(a >= b);
+
+L_LB: RD = (uint64_t)(int8_t)LOAD(1, a + IMM); NEXT();
+L_LH: RD = (uint64_t)(int16_t)LOAD(2, a + IMM); NEXT();
+L_LW: RD = sext32(LOAD(4, a + IMM)); NEXT();
+L_LD: RD = LOAD(8, a + IMM); NEXT();
+L_LBU: RD = LOAD(1, a + IMM); NEXT();
+L_LHU: RD = LOAD(2, a + IMM); NEXT();
+L_LWU: RD = LOAD(4, a + IMM); NEXT();
+L_SB: STORE(1, a + IMM, b); NEXT();
+L_SH: STORE(2, a + IMM, b); NEXT();
+L_SW: STORE(4, a + IMM, b); NEXT();
+L_SD: STORE(8, a + IMM, b); NEXT();
+
+L_ADDI: RD = a + (uint64_t)IMM; NEXT();
+L_SLTI: RD = (int64_t)a < IMM; NEXT();
+L_SLTIU: RD = a < (uint64_t)IMM; NEXT();
+L_XORI: RD = a ^ (uint64_t)IMM; NEXT();
+L_ORI: RD = a | (uint64_t)IMM; NEXT();
+L_ANDI: RD = a & (uint64_t)IMM; NEXT();
+L_SLLI: RD = a << IMM; NEXT();
+L_SRLI: RD = a >> IMM; NEXT();
+L_SRAI: RD = (uint64_t)((int64_t)a >> IMM); NEXT();
+L_ADD: RD = a + b; NEXT();
+L_SUB: RD = a - b; NEXT();
+L_SLL: RD = a << (b & 63); NEXT();
+L_SLT: RD = (int64_t)a < (int64_t)b; NEXT();
+L_SLTU: RD = a < b; NEXT();
+L_XOR: RD = a ^ b; NEXT();
+L_SRL: RD = a >> (b & 63); NEXT();
+L_SRA: RD = (uint64_t)((int64_t)a >> (b & 63)); NEXT();
+L_OR: RD = a | b; NEXT();
+L_AND: RD = a & b; NEXT();
+L_ADDIW: RD = sext32(a + (uint64_t)IMM); NEXT();
+L_SLLIW: RD = sext32((uint32_t)a << IMM); NEXT();
+L_SRLIW: RD = sext32((uint32_t)a >> IMM); NEXT();
+L_SRAIW: RD = (uint64_t)(int64_t)((int32_t)a >> IMM); NEXT();
+L_ADDW: RD = sext32(a + b); NEXT();
+L_SUBW: RD = sext32(a - b); NEXT();
+L_SLLW: RD = sext32((uint32_t)a << (b & 31)); NEXT();
+L_SRLW: RD = sext32((uint32_t)a >> (b & 31)); NEXT();
+L_SRAW: RD = (uint64_t)(int64_t)((int32_t)a >> (b & 31)); NEXT();
+
+L_MUL: RD = a * b; NEXT();
+L_MULH: RD = (uint64_t)(((__int128)(int64_t)a * (__int128)(int64_t)b) >> 64); NEXT();
+L_MULHSU: RD = (uint64_t)(((__int128)(int64_t)a * (__int128)b) >> 64); NEXT();
+L_MULHU: RD = (uint64_t)(((unsigned __int128)a * b) >> 64); NEXT();
+L_DIV: RD = (uint64_t)div64((int64_t)a, (int64_t)b); NEXT();
+L_DIVU: RD = b ? a / b : ~0ull; NEXT();
+L_REM: RD = (uint64_t)rem64((int64_t)a, (int64_t)b); NEXT();
+L_REMU: RD = b ? a % b : a; NEXT();
+L_MULW: RD = sext32(a * b); NEXT();
+L_DIVW: RD = (uint64_t)(int64_t)div32((int32_t)a, (int32_t)b); NEXT();
+L_DIVUW: RD = (uint32_t)b ? sext32((uint32_t)a / (uint32_t)b) : ~0ull; NEXT();
+L_REMW: RD = (uint64_t)(int64_t)rem32((int32_t)a, (int32_t)b); NEXT();
+L_REMUW: RD = (uint32_t)b ? sext32((uint32_t)a % (uint32_t)b) : sext32(a); NEXT();
+
+L_LR_W:
+L_LR_D: {
+    unsigned size = d->op == OP_LR_W ? 4 : 8;
+    void *p;
+    SYNC_PC();
+    if (mmu_atomic_ptr(h, a, size, true, &p))
+        goto trapped;
+    uint64_t v = size == 4 ? sext32(__atomic_load_n((uint32_t *)p, __ATOMIC_SEQ_CST))
+                           : __atomic_load_n((uint64_t *)p, __ATOMIC_SEQ_CST);
+    h->resv_addr = a;
+    h->resv_value = v;
+    h->resv_valid = true;
+    RD = v;
+    NEXT();
+}
+L_SC_W:
+L_SC_D: {
+    unsigned size = d->op == OP_SC_W ? 4 : 8;
+    void *p;
+    SYNC_PC();
+    if (mmu_atomic_ptr(h, a, size, false, &p))
+        goto trapped;
+    bool ok = false;
+    if (h->resv_valid && h->resv_addr == a) {
+        if (size == 4) {
+            uint32_t expect = (uint32_t)h->resv_value;
+            ok = __atomic_compare_exchange_n((uint32_t *)p, &expect, (uint32_t)b, false,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        } else {
+            uint64_t expect = h->resv_value;
+            ok = __atomic_compare_exchange_n((uint64_t *)p, &expect, b, false,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        }
+    }
+    h->resv_valid = false;
+    RD = !ok;
+    NEXT();
+}
+L_AMO_W: {
+    void *p;
+    SYNC_PC();
+    if (mmu_atomic_ptr(h, a, 4, false, &p))
+        goto trapped;
+    RD = sext32(amo32(p, (unsigned)IMM, (uint32_t)b));
+    NEXT();
+}
+L_AMO_D: {
+    void *p;
+    SYNC_PC();
+    if (mmu_atomic_ptr(h, a, 8, false, &p))
+        goto trapped;
+    RD = amo64(p, (unsigned)IMM, b);
+    NEXT();
+}
+
+L_CSRRW:
+L_CSRRS:
+L_CSRRC:
+L_CSRRWI:
+L_CSRRSI:
+L_CSRRCI: {
+    unsigned csr = (unsigned)IMM;
+    bool is_imm = d->op >= OP_CSRRWI;
+    unsigned kind = (unsigned)(d->op - (is_imm ? OP_CSRRWI : OP_CSRRW)); /* 0 w, 1 s, 2 c */
+    uint64_t src = is_imm ? d->rs1 : a;
+    bool do_write = kind == 0 || d->rs1 != 0;
+    uint64_t old = 0;
+    SYNC_PC();
+    SYNC_COUNT();
+    if (!(kind == 0 && d->rd == 32) && csr_read(h, csr, &old))
+        goto illegal;
+    if (do_write) {
+        uint64_t nv = kind == 0 ? src : kind == 1 ? (old | src) : (old & ~src);
+        if (csr_write(h, csr, nv))
+            goto illegal;
+    }
+    RD = old;
+    if (!do_write)
+        NEXT();
+    goto event; /* a write may unmask an interrupt or change translation */
+}
+
+L_FENCE:
+L_FENCE_I: NEXT();
+L_ECALL: {
+    enum exc_cause cause = h->priv == PRIV_U ? EXC_ECALL_U
+                           : h->priv == PRIV_S ? EXC_ECALL_S : EXC_ECALL_M;
+    SYNC_PC();
+    SYNC_COUNT();
+    if (h->priv != PRIV_M && h->hooks.ecall && !((h->medeleg >> cause) & 1) &&
+        h->hooks.ecall(h, h->hooks.opaque))
+        goto event;
+    hart_raise_exception(h, cause, 0);
+    goto trapped;
+}
+L_EBREAK:
+    SYNC_PC();
+    hart_raise_exception(h, EXC_BREAKPOINT, pc);
+    goto trapped;
+L_MRET:
+    if (h->priv < PRIV_M)
+        goto illegal;
+    trap_mret(h);
+    npc = h->pc;
+    goto event;
+L_SRET:
+    if (h->priv < PRIV_S || (h->priv == PRIV_S && (h->mstatus & MSTATUS_TSR)))
+        goto illegal;
+    trap_sret(h);
+    npc = h->pc;
+    goto event;
+L_WFI:
+    if (h->priv == PRIV_U || (h->priv == PRIV_S && (h->mstatus & MSTATUS_TW)))
+        goto illegal;
+    pc = npc;
+    retired++;
+    trap_update_timers(h);
+    result = hart_wfi_wakeup(h) ? SLICE_EVENT : SLICE_WFI;
+    goto out;
+L_SFENCE_VMA:
+    if (h->priv == PRIV_U || (h->priv == PRIV_S && (h->mstatus & MSTATUS_TVM)))
+        goto illegal;
+    if (d->rs1 == 0)
+        hart_flush_tlb(h);
+    else
+        tlb_flush_page(&h->tlb, a);
+    page_va = NO_PAGE;
+    NEXT();
+
+L_FLW: {
+    if (fs_off(h))
+        goto illegal;
+    uint64_t v = LOAD(4, a + IMM);
+    h->fp.f[d->rd] = fpu_box32((uint32_t)v);
+    h->mstatus |= MSTATUS_FS;
+    NEXT();
+}
+L_FLD: {
+    if (fs_off(h))
+        goto illegal;
+    h->fp.f[d->rd] = LOAD(8, a + IMM);
+    h->mstatus |= MSTATUS_FS;
+    NEXT();
+}
+L_FSW:
+    if (fs_off(h))
+        goto illegal;
+    STORE(4, a + IMM, h->fp.f[d->rs2]);
+    NEXT();
+L_FSD:
+    if (fs_off(h))
+        goto illegal;
+    STORE(8, a + IMM, h->fp.f[d->rs2]);
+    NEXT();
+L_FP:
+    if (fs_off(h) || fpu_execute(&h->fp, x, d->raw))
+        goto illegal;
+    h->mstatus |= MSTATUS_FS;
+    NEXT();
+
+L_ADD_UW: RD = b + (uint32_t)a; NEXT();
+L_SH1ADD: RD = b + (a << 1); NEXT();
+L_SH2ADD: RD = b + (a << 2); NEXT();
+L_SH3ADD: RD = b + (a << 3); NEXT();
+L_SH1ADD_UW: RD = b + ((uint64_t)(uint32_t)a << 1); NEXT();
+L_SH2ADD_UW: RD = b + ((uint64_t)(uint32_t)a << 2); NEXT();
+L_SH3ADD_UW: RD = b + ((uint64_t)(uint32_t)a << 3); NEXT();
+L_SLLI_UW: RD = (uint64_t)(uint32_t)a << IMM; NEXT();
+L_ANDN: RD = a & ~b; NEXT();
+L_ORN: RD = a | ~b; NEXT();
+L_XNOR: RD = ~(a ^ b); NEXT();
+L_CLZ: RD = a ? (uint64_t)__builtin_clzll(a) : 64; NEXT();
+L_CLZW: RD = (uint32_t)a ? (uint64_t)__builtin_clz((uint32_t)a) : 32; NEXT();
+L_CTZ: RD = a ? (uint64_t)__builtin_ctzll(a) : 64; NEXT();
+L_CTZW: RD = (uint32_t)a ? (uint64_t)__builtin_ctz((uint32_t)a) : 32; NEXT();
+L_CPOP: RD = (uint64_t)__builtin_popcountll(a); NEXT();
+L_CPOPW: RD = (uint64_t)__builtin_popcount((uint32_t)a); NEXT();
+L_MAX: RD = (int64_t)a > (int64_t)b ? a : b; NEXT();
+L_MAXU: RD = a > b ? a : b; NEXT();
+L_MIN: RD = (int64_t)a < (int64_t)b ? a : b; NEXT();
+L_MINU: RD = a < b ? a : b; NEXT();
+L_SEXT_B: RD = (uint64_t)(int64_t)(int8_t)a; NEXT();
+L_SEXT_H: RD = (uint64_t)(int64_t)(int16_t)a; NEXT();
+L_ZEXT_H: RD = (uint16_t)a; NEXT();
+L_ROL: RD = rotl64(a, (unsigned)b); NEXT();
+L_ROR: RD = rotr64(a, (unsigned)b); NEXT();
+L_RORI: RD = rotr64(a, (unsigned)IMM); NEXT();
+L_ROLW: RD = sext32(rotl32((uint32_t)a, (unsigned)b)); NEXT();
+L_RORW: RD = sext32(rotr32((uint32_t)a, (unsigned)b)); NEXT();
+L_RORIW: RD = sext32(rotr32((uint32_t)a, (unsigned)IMM)); NEXT();
+L_ORC_B: RD = orc_b(a); NEXT();
+L_REV8: RD = __builtin_bswap64(a); NEXT();
+L_BCLR: RD = a & ~(1ull << (b & 63)); NEXT();
+L_BCLRI: RD = a & ~(1ull << IMM); NEXT();
+L_BEXT: RD = (a >> (b & 63)) & 1; NEXT();
+L_BEXTI: RD = (a >> IMM) & 1; NEXT();
+L_BINV: RD = a ^ (1ull << (b & 63)); NEXT();
+L_BINVI: RD = a ^ (1ull << IMM); NEXT();
+L_BSET: RD = a | (1ull << (b & 63)); NEXT();
+L_BSETI: RD = a | (1ull << IMM); NEXT();
+
+L_ILLEGAL:
+illegal:
+    SYNC_PC();
+    hart_raise_exception(h, EXC_ILLEGAL_INSN, d->raw);
+trapped:
+    /* A trap was taken (pc, privilege and maybe the regime changed). */
+    pc = h->pc;
+    page_va = NO_PAGE;
+    tlb_read = h->tlb_read;
+    tlb_write = h->tlb_write;
+    DISPATCH();
+
+event:
+    /* The instruction retired and may have changed what is deliverable. */
+    pc = npc;
+    retired++;
+    result = atomic_load_explicit(&h->state, memory_order_relaxed) != HART_STARTED
+             ? SLICE_STOPPED : SLICE_EVENT;
 out:
-    x[0] = 0;
+    h->pc = pc;
+    SYNC_COUNT();
     *steps = start - n;
     return result;
+#undef SYNC_PC
+#undef SYNC_COUNT
+#undef DISPATCH
+#undef DISPATCH_AGAIN
+#undef NEXT
+#undef LOAD
+#undef STORE
+#undef RD
+#undef IMM
+#undef BRANCH
 }
 
 static void apply_start(struct hart *h)
