@@ -199,7 +199,7 @@ static void decode32(uint32_t r, struct decoded_insn *d)
     unsigned rd = bits(r, 11, 7), rs1 = bits(r, 19, 15), rs2 = bits(r, 24, 20);
     unsigned f3 = bits(r, 14, 12);
     int64_t imm_i = (int32_t)r >> 20;
-    int64_t imm_s = (int64_t)(((int32_t)r >> 25) << 5) | bits(r, 11, 7);
+    int64_t imm_s = sext(bits(r, 31, 25) << 5 | bits(r, 11, 7), 12);
     int64_t imm_b = sext((uint64_t)(bits(r, 31, 31) << 12 | bits(r, 7, 7) << 11 |
                                     bits(r, 30, 25) << 5 | bits(r, 11, 8) << 1), 13);
     int64_t imm_u = (int32_t)(r & 0xfffff000u);
@@ -290,7 +290,7 @@ static void decode16(uint32_t r, struct decoded_insn *d)
                               bits(r, 4, 3) << 7 | bits(r, 2, 2) << 5, 10);
             if (nz) set(d, OP_ADDI, 2, 2, 0, nz);
         } else if (imm6) {
-            set(d, OP_LUI, rd, 0, 0, imm6 << 12);
+            set(d, OP_LUI, rd, 0, 0, imm6 * 4096);
         }
         return;
     case 014: {

@@ -144,9 +144,12 @@ static int page_walk(struct hart *h, uint64_t va, enum access_type type, enum pr
         uint64_t low_mask = (1ull << (9 * level)) - 1;
         if (ppn & low_mask)
             return page_fault_cause[type];
-        /* Hardware A/D update, atomically against other harts (step 7). */
+        /* Hardware A/D update, atomically against other harts (step 7); the
+         * write-back is a store to the page table, so PMP must allow it. */
         uint64_t want = pte | PTE_A | (type == ACCESS_STORE ? PTE_D : 0);
         if (want != pte) {
+            if (!pmp_allows(h, pte_pa, 8, ACCESS_STORE, PRIV_S))
+                return access_fault_cause[type];
             if (!__atomic_compare_exchange_n(pte_ptr, &pte, want, false, __ATOMIC_ACQ_REL,
                                              __ATOMIC_ACQUIRE))
                 goto retry;
