@@ -394,8 +394,9 @@ static int load_and_boot(struct virt_machine *m, char *err, size_t errlen)
 
     uint64_t info_addr = 0;
     if (c->bios && c->kernel) {
-        /* fw_dynamic_info just below the device tree */
-        info_addr = fdt_addr - 0x1000;
+        /* fw_dynamic_info in the device tree's 2 MiB window, well past the
+         * blob (which the firmware may grow in place), clear of the initrd. */
+        info_addr = fdt_addr + 0x100000;
         uint64_t info[6] = { FW_DYNAMIC_MAGIC, FW_DYNAMIC_VERSION, kernel.entry,
                              FW_DYNAMIC_NEXT_MODE_S, 0, 0 };
         guest_mem_write(&m->mem, info_addr, info, sizeof(info));
