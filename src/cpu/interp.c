@@ -141,8 +141,13 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
 #undef HANDLER
     uint64_t *const x = h->x;
     struct decoded_insn *const cache = h->decode_cache;
-    const uint64_t start = n;
-    uint64_t pc = h->pc, npc = 0, a = 0, b = 0, retired = 0;
+    uint64_t pc = h->pc, npc = 0, a = 0, b = 0;
+    /* Steps so far: retired instructions plus taken traps. The budget is
+     * checked on control transfers, page crossings and traps only: straight-
+     * line code always ends in one of them, so a slice overshoots `n` by at
+     * most one basic block. */
+    const uint64_t count_base = h->insn_count;
+    uint64_t retired = 0, traps = 0;
     uint64_t page_va = NO_PAGE;
     const uint8_t *page_host = NULL;
     const struct tlb_entry *tlb_read = h->tlb_read;
@@ -158,19 +163,26 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
     }
 
 #define SYNC_PC() (h->pc = pc)
-#define SYNC_COUNT() (h->insn_count += retired, retired = 0)
+#define SYNC_COUNT() (h->insn_count = count_base + retired)
+#define BUDGET_LEFT() (retired + traps < n)
 #define NEXT()                                                                   \
     do {                                                                         \
         pc = npc;                                                                \
         retired++;                                                               \
-        DISPATCH();                                                        \
+        DISPATCH();                                                              \
+    } while (0)
+/* End of a control transfer: the place to look at the budget. */
+#define NEXT_JUMP()                                                              \
+    do {                                                                         \
+        pc = npc;                                                                \
+        retired++;                                                               \
+        if (unlikely(!BUDGET_LEFT()))                                            \
+            goto out;                                                            \
+        DISPATCH();                                                              \
     } while (0)
 /* Fetch, decode (through the cache) and jump: replicated after each handler. */
 #define DISPATCH()                                                         \
     do {                                                                         \
-        if (unlikely(n == 0))                                                    \
-            goto out;                                                            \
-        n--;                                                                     \
         if (unlikely(pc - page_va >= 0xffe))                                     \
             goto slow_fetch;                                                     \
         memcpy(&raw, page_host + (pc - page_va), 4);                             \
@@ -215,12 +227,14 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
     } while (0)
 #define RD (x[d->rd])
 #define IMM (d->imm)
-#define BRANCH(cond) do { if (cond) npc = pc + (uint64_t)IMM; NEXT(); } while (0)
+#define BRANCH(cond) do { if (cond) npc = pc + (uint64_t)IMM; NEXT_JUMP(); } while (0)
 
     DISPATCH();
 
 slow_fetch:
     {
+        if (unlikely(!BUDGET_LEFT()))
+            goto out;
         SYNC_PC();
         const uint8_t *host = tlb_lookup(h->tlb_fetch, pc, 2);
         if (host) {
@@ -245,8 +259,8 @@ slow_fetch:
 
 L_LUI: RD = (uint64_t)IMM; NEXT();
 L_AUIPC: RD = pc + (uint64_t)IMM; NEXT();
-L_JAL: RD = npc; npc = pc + (uint64_t)IMM; NEXT();
-L_JALR: { uint64_t link = npc; npc = (a + (uint64_t)IMM) & ~1ull; RD = link; NEXT(); }
+L_JAL: RD = npc; npc = pc + (uint64_t)IMM; NEXT_JUMP();
+L_JALR: { uint64_t link = npc; npc = (a + (uint64_t)IMM) & ~1ull; RD = link; NEXT_JUMP(); }
 L_BEQ: BRANCH(a == b);
 L_BNE: BRANCH(a != b);
 L_BLT: BRANCH((int64_t)a < (int64_t)b);
@@ -520,6 +534,9 @@ trapped:
     page_va = NO_PAGE;
     tlb_read = h->tlb_read;
     tlb_write = h->tlb_write;
+    traps++;
+    if (unlikely(!BUDGET_LEFT()))
+        goto out;
     DISPATCH();
 
 event:
@@ -531,10 +548,12 @@ event:
 out:
     h->pc = pc;
     SYNC_COUNT();
-    *steps = start - n;
+    *steps = retired + traps;
     return result;
 #undef SYNC_PC
 #undef SYNC_COUNT
+#undef BUDGET_LEFT
+#undef NEXT_JUMP
 #undef DISPATCH
 #undef DISPATCH_AGAIN
 #undef NEXT
@@ -592,7 +611,7 @@ enum hart_exit hart_run(struct hart *h, uint64_t budget)
         trap_check_interrupts(h);
         uint64_t steps;
         enum slice_result r = run_slice(h, budget < SLICE_INSNS ? budget : SLICE_INSNS, &steps);
-        budget -= steps;
+        budget = steps < budget ? budget - steps : 0; /* slices may overshoot */
         if (r == SLICE_WFI)
             return HART_EXIT_WFI;
         if (r == SLICE_STOPPED)
