@@ -712,7 +712,7 @@ def program(name, recs, stubs, ill, dump):
     out.append('#include "test.h"')
     out.append(f"#define SENTINEL {hx(SENTINEL)}")
     out.append("TEST_BEGIN")
-    out.append(HARNESS)
+    out.append('#include "fp_harness.inc"')
     out.append("    .align 3")
     out.append("    .option push")
     out.append("    .option norvc")
@@ -833,6 +833,11 @@ def main():
     groups = build_groups(rng, args.scale)
     all_recs = []
     total = 0
+    with open(os.path.join(ROOT, "tests", "isa", "fp_harness.inc"), "w") as fh:
+        fh.write("/* Runner shared by the generated FP programs (tests/isa/fp_*.S): walks the\n"
+                 " * vector table in every rounding mode, checks results and fflags, then the\n"
+                 " * encodings that must trap. Written by tests/isa/gen/gen_fp.py; do not edit. */"
+                 + HARNESS)
     with tempfile.TemporaryDirectory() as tmp:
         for name, recs in groups.items():
             ill = illegal_cases() if name == "ops" else []
