@@ -185,9 +185,4 @@ void hart_raise_exception(struct hart *hart, enum exc_cause cause, uint64_t tval
 /* Hart's thread: flush all cached translations and decoded instructions. */
 void hart_flush_tlb(struct hart *hart);
 
-/* Guest-virtual memory access with the hart's current translation, for the
- * monitor (e.g. SBI debug console reads guest buffers). Returns 0 or the
- * exception cause that the access would raise. */
-int hart_read_virt(struct hart *hart, uint64_t va, void *buf, unsigned len);
-
 #endif

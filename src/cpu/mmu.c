@@ -373,24 +373,3 @@ fault:
     hart_raise_exception(h, (enum exc_cause)cause, va);
     return cause;
 }
-
-int hart_read_virt(struct hart *h, uint64_t va, void *buf, unsigned len)
-{
-    uint8_t *out = buf;
-    while (len) {
-        uint64_t pa;
-        unsigned chunk = (unsigned)(GUEST_PAGE_SIZE - (va & 0xfff));
-        if (chunk > len)
-            chunk = len;
-        int cause = translate(h, va, ACCESS_LOAD, &pa);
-        if (cause)
-            return cause;
-        if (!pmp_allows(h, pa, chunk, ACCESS_LOAD, hart_data_priv(h)) ||
-            guest_mem_read(h->mem, pa, out, chunk))
-            return EXC_LOAD_ACCESS;
-        va += chunk;
-        out += chunk;
-        len -= chunk;
-    }
-    return 0;
-}

@@ -110,6 +110,9 @@ static void wait_flushed(struct hart *target, struct hart *self)
      * cannot deadlock. */
     while ((atomic_load(&target->requests) & HART_REQ_TLB_FLUSH) &&
            atomic_load(&target->state) == HART_STARTED) {
+        /* The VM is stopping: the target's thread may already be gone. */
+        if (atomic_load(&self->requests) & HART_REQ_EXIT)
+            return;
         if (atomic_load(&self->requests) & HART_REQ_TLB_FLUSH) {
             atomic_fetch_and(&self->requests, ~HART_REQ_TLB_FLUSH);
             hart_flush_tlb(self);
