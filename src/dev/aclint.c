@@ -180,43 +180,19 @@ void aclint_reset(struct aclint *a)
     pthread_mutex_unlock(&a->lock);
 }
 
-static int fdt_err(int err)
-{
-    if (err >= 0)
-        return 0;
-    return err == -FDT_ERR_NOSPACE ? -ENOSPC : -EINVAL;
-}
-
 int aclint_fdt(struct aclint *a, struct fdt_ctx *ctx)
 {
     static const char compat[] = "sifive,clint0\0riscv,clint0";
     void *fdt = ctx->fdt;
-    unsigned n = a->nharts;
     char name[48];
     int err;
 
-    if (n > ctx->nharts || n > sizeof(ctx->cpu_intc_phandle) / sizeof(ctx->cpu_intc_phandle[0]))
-        return -EINVAL;
-    fdt32_t *cells = calloc((size_t)n * 4, sizeof(*cells));
-    if (!cells)
-        return -ENOMEM;
-    for (unsigned h = 0; h < n; h++) {
-        cells[h * 4 + 0] = cpu_to_fdt32(ctx->cpu_intc_phandle[h]);
-        cells[h * 4 + 1] = cpu_to_fdt32(IRQ_M_SOFT);
-        cells[h * 4 + 2] = cpu_to_fdt32(ctx->cpu_intc_phandle[h]);
-        cells[h * 4 + 3] = cpu_to_fdt32(IRQ_M_TIMER);
-    }
-    fdt32_t reg[4] = {
-        cpu_to_fdt32((uint32_t)(a->base >> 32)), cpu_to_fdt32((uint32_t)a->base),
-        cpu_to_fdt32(0), cpu_to_fdt32((uint32_t)ACLINT_SIZE),
-    };
     snprintf(name, sizeof(name), "clint@%llx", (unsigned long long)a->base);
     if ((err = fdt_begin_node(fdt, name)) ||
         (err = fdt_property(fdt, "compatible", compat, sizeof(compat))) ||
-        (err = fdt_property(fdt, "reg", reg, sizeof(reg))) ||
-        (err = fdt_property(fdt, "interrupts-extended", cells, (int)(n * 4 * sizeof(*cells)))) ||
-        (err = fdt_end_node(fdt)))
-        err = fdt_err(err);
-    free(cells);
-    return err;
+        (err = device_fdt_reg(fdt, a->base, ACLINT_SIZE)))
+        return device_fdt_errno(err);
+    if ((err = device_fdt_hart_irqs(ctx, a->nharts, IRQ_M_SOFT, IRQ_M_TIMER)))
+        return err;
+    return device_fdt_errno(fdt_end_node(fdt));
 }

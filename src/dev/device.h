@@ -32,4 +32,20 @@ struct fdt_ctx {
     unsigned nharts;
 };
 
+/* Helpers for `<dev>_fdt()` (device_fdt.c). */
+
+/* A libfdt result as 0 or -errno: -FDT_ERR_NOSPACE -> -ENOSPC, any other
+ * error -> -EINVAL, >= 0 -> 0. */
+int device_fdt_errno(int fdt_err);
+
+/* Writes "reg" = <base size>, two address and two size cells. Returns the
+ * libfdt result (pass it through device_fdt_errno()). */
+int device_fdt_reg(void *fdt, uint64_t base, uint64_t size);
+
+/* Writes "interrupts-extended" with, for each of the first `nharts` harts,
+ * <cpu_intc_phandle irq_a cpu_intc_phandle irq_b>. Returns 0 or -errno:
+ * -EINVAL if `nharts` exceeds ctx->nharts or ctx->cpu_intc_phandle. */
+int device_fdt_hart_irqs(const struct fdt_ctx *ctx, unsigned nharts, uint32_t irq_a,
+                         uint32_t irq_b);
+
 #endif

@@ -263,13 +263,6 @@ void goldfish_rtc_poll(struct goldfish_rtc *r)
     pthread_mutex_unlock(&r->lock);
 }
 
-static int fdt_err(int err)
-{
-    if (err >= 0)
-        return 0;
-    return err == -FDT_ERR_NOSPACE ? -ENOSPC : -EINVAL;
-}
-
 int goldfish_rtc_fdt(struct goldfish_rtc *r, struct fdt_ctx *ctx)
 {
     char name[48];
@@ -277,18 +270,14 @@ int goldfish_rtc_fdt(struct goldfish_rtc *r, struct fdt_ctx *ctx)
     int err;
 
     snprintf(name, sizeof(name), "rtc@%llx", (unsigned long long)r->base);
-    fdt32_t reg[4] = {
-        cpu_to_fdt32((uint32_t)(r->base >> 32)), cpu_to_fdt32((uint32_t)r->base),
-        cpu_to_fdt32(0), cpu_to_fdt32((uint32_t)GOLDFISH_RTC_SIZE),
-    };
     if ((err = fdt_begin_node(fdt, name)) ||
         (err = fdt_property_string(fdt, "compatible", "google,goldfish-rtc")) ||
-        (err = fdt_property(fdt, "reg", reg, sizeof(reg))))
-        return fdt_err(err);
+        (err = device_fdt_reg(fdt, r->base, GOLDFISH_RTC_SIZE)))
+        return device_fdt_errno(err);
     if (r->irq.set_level) {
         if ((err = fdt_property_u32(fdt, "interrupt-parent", ctx->plic_phandle)) ||
             (err = fdt_property_u32(fdt, "interrupts", r->irq.irq)))
-            return fdt_err(err);
+            return device_fdt_errno(err);
     }
-    return fdt_err(fdt_end_node(fdt));
+    return device_fdt_errno(fdt_end_node(fdt));
 }

@@ -274,48 +274,26 @@ void plic_reset(struct plic *p)
     pthread_mutex_unlock(&p->lock);
 }
 
-static int fdt_err(int err)
-{
-    if (err >= 0)
-        return 0;
-    return err == -FDT_ERR_NOSPACE ? -ENOSPC : -EINVAL;
-}
-
 int plic_fdt(struct plic *p, struct fdt_ctx *ctx)
 {
     static const char compat[] = "sifive,plic-1.0.0\0riscv,plic0";
     void *fdt = ctx->fdt;
-    unsigned n = p->nharts;
     char name[48];
     int err;
 
-    if (n > ctx->nharts || n > sizeof(ctx->cpu_intc_phandle) / sizeof(ctx->cpu_intc_phandle[0]))
-        return -EINVAL;
-    fdt32_t *cells = calloc((size_t)n * 4, sizeof(*cells));
-    if (!cells)
-        return -ENOMEM;
-    for (unsigned h = 0; h < n; h++) {
-        cells[h * 4 + 0] = cpu_to_fdt32(ctx->cpu_intc_phandle[h]);
-        cells[h * 4 + 1] = cpu_to_fdt32(IRQ_M_EXT);
-        cells[h * 4 + 2] = cpu_to_fdt32(ctx->cpu_intc_phandle[h]);
-        cells[h * 4 + 3] = cpu_to_fdt32(IRQ_S_EXT);
-    }
-    fdt32_t reg[4] = {
-        cpu_to_fdt32((uint32_t)(p->base >> 32)), cpu_to_fdt32((uint32_t)p->base),
-        cpu_to_fdt32((uint32_t)(PLIC_SIZE >> 32)), cpu_to_fdt32((uint32_t)PLIC_SIZE),
-    };
     snprintf(name, sizeof(name), "plic@%llx", (unsigned long long)p->base);
     if ((err = fdt_begin_node(fdt, name)) ||
         (err = fdt_property_u32(fdt, "#interrupt-cells", 1)) ||
         (err = fdt_property_u32(fdt, "#address-cells", 0)) ||
         (err = fdt_property(fdt, "compatible", compat, sizeof(compat))) ||
-        (err = fdt_property(fdt, "interrupt-controller", NULL, 0)) ||
-        (err = fdt_property(fdt, "interrupts-extended", cells, (int)(n * 4 * sizeof(*cells)))) ||
-        (err = fdt_property(fdt, "reg", reg, sizeof(reg))) ||
+        (err = fdt_property(fdt, "interrupt-controller", NULL, 0)))
+        return device_fdt_errno(err);
+    if ((err = device_fdt_hart_irqs(ctx, p->nharts, IRQ_M_EXT, IRQ_S_EXT)))
+        return err;
+    if ((err = device_fdt_reg(fdt, p->base, PLIC_SIZE)) ||
         (err = fdt_property_u32(fdt, "riscv,ndev", PLIC_NUM_SOURCES - 1)) ||
         (err = fdt_property_u32(fdt, "phandle", ctx->plic_phandle)) ||
         (err = fdt_end_node(fdt)))
-        err = fdt_err(err);
-    free(cells);
-    return err;
+        return device_fdt_errno(err);
+    return 0;
 }

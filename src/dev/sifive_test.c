@@ -90,13 +90,6 @@ void sifive_test_reset(struct sifive_test *t)
     (void)t;
 }
 
-static int fdt_err(int err)
-{
-    if (err >= 0)
-        return 0;
-    return err == -FDT_ERR_NOSPACE ? -ENOSPC : -EINVAL;
-}
-
 static int syscon_node(void *fdt, const char *name, const char *compat, uint32_t phandle,
                        uint32_t value)
 {
@@ -121,17 +114,13 @@ int sifive_test_fdt(struct sifive_test *t, struct fdt_ctx *ctx, uint32_t phandle
     if (phandle == 0 || phandle == UINT32_MAX)
         return -EINVAL;
     snprintf(name, sizeof(name), "test@%llx", (unsigned long long)t->base);
-    fdt32_t reg[4] = {
-        cpu_to_fdt32((uint32_t)(t->base >> 32)), cpu_to_fdt32((uint32_t)t->base),
-        cpu_to_fdt32(0), cpu_to_fdt32((uint32_t)SIFIVE_TEST_SIZE),
-    };
     if ((err = fdt_begin_node(fdt, name)) ||
         (err = fdt_property(fdt, "compatible", compat, sizeof(compat))) ||
-        (err = fdt_property(fdt, "reg", reg, sizeof(reg))) ||
+        (err = device_fdt_reg(fdt, t->base, SIFIVE_TEST_SIZE)) ||
         (err = fdt_property_u32(fdt, "phandle", phandle)) ||
         (err = fdt_end_node(fdt)) ||
         (err = syscon_node(fdt, "poweroff", "syscon-poweroff", phandle, FINISHER_PASS_MAGIC)) ||
         (err = syscon_node(fdt, "reboot", "syscon-reboot", phandle, FINISHER_RESET_MAGIC)))
-        return fdt_err(err);
+        return device_fdt_errno(err);
     return 0;
 }

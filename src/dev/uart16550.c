@@ -413,13 +413,6 @@ size_t uart16550_can_receive(struct uart16550 *u)
     return room;
 }
 
-static int fdt_err(int err)
-{
-    if (err >= 0)
-        return 0;
-    return err == -FDT_ERR_NOSPACE ? -ENOSPC : -EINVAL;
-}
-
 int uart16550_fdt(struct uart16550 *u, struct fdt_ctx *ctx)
 {
     char name[48];
@@ -427,19 +420,15 @@ int uart16550_fdt(struct uart16550 *u, struct fdt_ctx *ctx)
     int err;
 
     snprintf(name, sizeof(name), "serial@%llx", (unsigned long long)u->base);
-    fdt32_t reg[4] = {
-        cpu_to_fdt32((uint32_t)(u->base >> 32)), cpu_to_fdt32((uint32_t)u->base),
-        cpu_to_fdt32(0), cpu_to_fdt32((uint32_t)UART16550_SIZE),
-    };
     if ((err = fdt_begin_node(fdt, name)) ||
         (err = fdt_property_string(fdt, "compatible", "ns16550a")) ||
-        (err = fdt_property(fdt, "reg", reg, sizeof(reg))) ||
+        (err = device_fdt_reg(fdt, u->base, UART16550_SIZE)) ||
         (err = fdt_property_u32(fdt, "clock-frequency", UART16550_CLOCK_HZ)))
-        return fdt_err(err);
+        return device_fdt_errno(err);
     if (u->irq.set_level) {
         if ((err = fdt_property_u32(fdt, "interrupt-parent", ctx->plic_phandle)) ||
             (err = fdt_property_u32(fdt, "interrupts", u->irq.irq)))
-            return fdt_err(err);
+            return device_fdt_errno(err);
     }
-    return fdt_err(fdt_end_node(fdt));
+    return device_fdt_errno(fdt_end_node(fdt));
 }

@@ -21,18 +21,11 @@
 
 #include "machine/console.h"
 
-static int passed, failed;
+#include "check.h"
 
-#define CHECK(cond, ...) do {                                              \
-        if (cond) {                                                        \
-            passed++;                                                      \
-        } else {                                                           \
-            failed++;                                                      \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
-            printf(__VA_ARGS__);                                           \
-            printf("\n");                                                  \
-        }                                                                  \
-    } while (0)
+/* Every check in this file carries a context message. */
+#undef CHECK
+#define CHECK CHECK_MSG
 
 static char tmpdir[64];
 
@@ -574,6 +567,5 @@ int main(void)
     test_stdio_pipe();
     test_stdio_pty();
     nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    printf("console: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary("console");
 }

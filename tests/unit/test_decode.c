@@ -24,18 +24,11 @@
 
 #include "cpu/decode.h"
 
-static int passed, failed;
+#include "check.h"
 
-#define CHECK(cond, ...) do {                                              \
-        if (cond) {                                                        \
-            passed++;                                                      \
-        } else {                                                           \
-            failed++;                                                      \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
-            printf(__VA_ARGS__);                                           \
-            printf("\n");                                                  \
-        }                                                                  \
-    } while (0)
+/* Every check in this file carries a context message. */
+#undef CHECK
+#define CHECK CHECK_MSG
 
 /* One valid encoding and the decoding it must produce. Fields an
  * instruction does not use are expected to be zero. For the A extension imm
@@ -626,6 +619,5 @@ int main(void)
     test_names();
     test_all_compressed();
     test_random32();
-    printf("decode: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary("decode");
 }

@@ -11,19 +11,7 @@
 #include "dev/aclint.h"
 #include "mem/guest_mem.h"
 
-static int passed, failed;
-
-#define CHECK(cond) do { \
-    if (cond) passed++; \
-    else { failed++; fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); } \
-} while (0)
-
-#define CHECK_EQ(a, b) do { \
-    unsigned long long _a = (unsigned long long)(a), _b = (unsigned long long)(b); \
-    if (_a == _b) passed++; \
-    else { failed++; fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %s (0x%llx vs 0x%llx)\n", \
-                             __FILE__, __LINE__, #a, #b, _a, _b); } \
-} while (0)
+#include "check.h"
 
 #define BASE ACLINT_VIRT_BASE
 #define NHARTS 3
@@ -287,6 +275,5 @@ int main(void)
     test_reset();
     test_create_errors();
     test_fdt();
-    printf("aclint: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary("aclint");
 }

@@ -15,22 +15,15 @@
 #include "machine/loader.h"
 #include "mem/guest_mem.h"
 
+#include "check.h"
+
+/* Every check in this file carries a context message. */
+#undef CHECK
+#define CHECK CHECK_MSG
+
 #define RAM_BASE 0x80000000ull
 #define RAM_SIZE (64ull << 20)
 #define REAL_KERNEL "/tmp/gapt/dl/x/boot/vmlinux-6.12.107+deb13-riscv64"
-
-static int passed, failed;
-
-#define CHECK(cond, ...) do {                                              \
-        if (cond) {                                                        \
-            passed++;                                                      \
-        } else {                                                           \
-            failed++;                                                      \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
-            printf(__VA_ARGS__);                                           \
-            printf("\n");                                                  \
-        }                                                                  \
-    } while (0)
 
 static char tmpdir[64];
 
@@ -614,6 +607,5 @@ int main(void)
     test_real_kernel(&mem);
     guest_mem_destroy(&mem);
     nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    printf("loader: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary("loader");
 }

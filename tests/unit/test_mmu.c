@@ -25,6 +25,12 @@
 #include "cpu/hart.h"
 #include "mem/guest_mem.h"
 
+#include "check.h"
+
+/* Every check in this file carries a context message. */
+#undef CHECK
+#define CHECK CHECK_MSG
+
 #define RAM_BASE 0x80000000ull
 #define RAM_SIZE (16ull << 20)
 
@@ -41,19 +47,6 @@
 #define PTE_A (1ull << 6)
 #define PTE_D (1ull << 7)
 #define PPN_MASK ((1ull << 44) - 1)
-
-static int passed, failed;
-
-#define CHECK(cond, ...) do {                                              \
-        if (cond) {                                                        \
-            passed++;                                                      \
-        } else {                                                           \
-            failed++;                                                      \
-            printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);         \
-            printf(__VA_ARGS__);                                           \
-            printf("\n");                                                  \
-        }                                                                  \
-    } while (0)
 
 struct mode {
     const char *name;
@@ -762,6 +755,5 @@ int main(void)
     hart_destroy(h);
     free(h);
     guest_mem_destroy(&mem);
-    printf("mmu: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_summary("mmu");
 }
