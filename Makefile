@@ -58,7 +58,8 @@ guest: deps
 	@scripts/guest.sh
 
 run: deps all guest
-	$(BUILD)/nimbus run --kernel $(BUILD)/guest/vmlinux --initrd $(BUILD)/guest/initramfs.cpio.gz
+	$(BUILD)/nimbus run --kernel $(BUILD)/guest/vmlinux --initrd $(BUILD)/guest/initramfs.cpio.gz \
+	    --append "console=ttyS0" $(RUN_ARGS)
 
 test: deps
 	@tests/run.sh

@@ -118,9 +118,18 @@ int sifive_test_fdt(struct sifive_test *t, struct fdt_ctx *ctx, uint32_t phandle
         (err = fdt_property(fdt, "compatible", compat, sizeof(compat))) ||
         (err = device_fdt_reg(fdt, t->base, SIFIVE_TEST_SIZE)) ||
         (err = fdt_property_u32(fdt, "phandle", phandle)) ||
-        (err = fdt_end_node(fdt)) ||
-        (err = syscon_node(fdt, "poweroff", "syscon-poweroff", phandle, FINISHER_PASS_MAGIC)) ||
-        (err = syscon_node(fdt, "reboot", "syscon-reboot", phandle, FINISHER_RESET_MAGIC)))
+        (err = fdt_end_node(fdt)))
+        return device_fdt_errno(err);
+    return 0;
+}
+
+int sifive_test_fdt_syscon(struct fdt_ctx *ctx, uint32_t phandle)
+{
+    int err;
+    if (phandle == 0 || phandle == UINT32_MAX)
+        return -EINVAL;
+    if ((err = syscon_node(ctx->fdt, "poweroff", "syscon-poweroff", phandle, FINISHER_PASS_MAGIC)) ||
+        (err = syscon_node(ctx->fdt, "reboot", "syscon-reboot", phandle, FINISHER_RESET_MAGIC)))
         return device_fdt_errno(err);
     return 0;
 }

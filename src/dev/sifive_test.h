@@ -50,16 +50,20 @@ void sifive_test_destroy(struct sifive_test *t);
 /* Nothing to reset (kept for the uniform device interface). */
 void sifive_test_reset(struct sifive_test *t);
 
-/* Writes, in the node the caller has open (/soc):
- *   test@<base>  { compatible = "sifive,test1", "sifive,test0", "syscon";
- *                  reg; phandle = <phandle>; }
- *   poweroff     { compatible = "syscon-poweroff"; regmap = <phandle>;
- *                  offset = <0>; value = <0x5555>; }
- *   reboot       { compatible = "syscon-reboot"; regmap = <phandle>;
- *                  offset = <0>; value = <0x7777>; }
+/* Writes the finisher's node, in the open /soc (a simple-bus):
+ *   test@<base> { compatible = "sifive,test1", "sifive,test0", "syscon";
+ *                 reg; phandle = <phandle>; }
  * `phandle` must be unique in the tree and non-zero; the caller allocates it.
- * QEMU puts poweroff/reboot at the root; under a simple-bus they probe just
- * the same (they have no reg). Returns 0 or -errno. */
+ * Returns 0 or -errno. */
 int sifive_test_fdt(struct sifive_test *t, struct fdt_ctx *ctx, uint32_t phandle);
+
+/* Writes the nodes through which Linux powers off and reboots with the
+ * finisher, at the root as QEMU does (a simple-bus child needs a reg):
+ *   poweroff { compatible = "syscon-poweroff"; regmap = <phandle>;
+ *              offset = <0>; value = <0x5555>; }
+ *   reboot   { compatible = "syscon-reboot"; regmap = <phandle>;
+ *              offset = <0>; value = <0x7777>; }
+ * Returns 0 or -errno. */
+int sifive_test_fdt_syscon(struct fdt_ctx *ctx, uint32_t phandle);
 
 #endif

@@ -235,6 +235,7 @@ static int fdt_cpus(void *fdt, struct fdt_ctx *ctx, unsigned nharts)
         FDT_CHECK(fdt_property(fdt, "riscv,isa-extensions", extensions, sizeof(extensions)));
         FDT_CHECK(fdt_property_string(fdt, "mmu-type", "riscv,sv57"));
         FDT_CHECK(fdt_begin_node(fdt, "interrupt-controller"));
+        FDT_CHECK(fdt_property_u32(fdt, "#address-cells", 0));
         FDT_CHECK(fdt_property_u32(fdt, "#interrupt-cells", 1));
         FDT_CHECK(fdt_property(fdt, "interrupt-controller", NULL, 0));
         FDT_CHECK(fdt_property_string(fdt, "compatible", "riscv,cpu-intc"));
@@ -304,6 +305,7 @@ static int fdt_build(struct virt_machine *m, uint64_t initrd_start, uint64_t ini
     FDT_CHECK(plic_fdt(m->plic, &ctx));
     FDT_CHECK(uart16550_fdt(m->uart, &ctx));
     FDT_CHECK(fdt_end_node(fdt));
+    FDT_CHECK(sifive_test_fdt_syscon(&ctx, test_phandle));
 
     FDT_CHECK(fdt_end_node(fdt));
     FDT_CHECK(fdt_finish(fdt));

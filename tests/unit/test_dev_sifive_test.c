@@ -118,6 +118,8 @@ static void test_fdt(void)
     CHECK_EQ(sifive_test_fdt(t, &ctx, 0), -EINVAL);
     CHECK_EQ(sifive_test_fdt(t, &ctx, 12), 0);
     CHECK_EQ(fdt_end_node(buf), 0);
+    CHECK_EQ(sifive_test_fdt_syscon(&ctx, 0), -EINVAL);
+    CHECK_EQ(sifive_test_fdt_syscon(&ctx, 12), 0);
     CHECK_EQ(fdt_end_node(buf), 0);
     CHECK_EQ(fdt_finish(buf), 0);
 
@@ -144,8 +146,8 @@ static void test_fdt(void)
     }
 
     static const struct { const char *path, *compat; uint32_t value; } syscon[] = {
-        { "/soc/poweroff", "syscon-poweroff", 0x5555 },
-        { "/soc/reboot", "syscon-reboot", 0x7777 },
+        { "/poweroff", "syscon-poweroff", 0x5555 },
+        { "/reboot", "syscon-reboot", 0x7777 },
     };
     for (int i = 0; i < 2; i++) {
         int n = fdt_path_offset(rw, syscon[i].path);
