@@ -1,0 +1,419 @@
+#!/usr/bin/env bash
+# Builds the default Nimbus guest (run by `make guest`):
+#   build/guest/vmlinux            Debian's riscv64 kernel, as shipped (a flat
+#                                  RISC-V Image with an EFI/PE header)
+#   build/guest/initramfs.cpio.gz  busybox-static, guest/init as /init, and the
+#                                  kernel's virtio modules (newc cpio, gzip)
+#
+# The kernel (the versioned package that linux-image-riscv64 depends on) and
+# busybox-static come from Debian's archive, suite trixie (Debian 12 has no
+# riscv64), through a private apt configuration of our own: apt's state,
+# lists and cache live in the guest cache and the system's apt is untouched.
+# The archive's address is taken from the host's apt sources (the entry that
+# serves the `debian` archive); none is written here.
+#
+# The .debs are cached outside the build tree and not fetched again; the
+# outputs are rebuilt only when an input changed.
+#
+# Environment:
+#   NIMBUS_GUEST_CACHE     cache folder (default ${XDG_CACHE_HOME:-$HOME/.cache}/nimbus/guest)
+#   NIMBUS_GUEST_MIRROR    Debian archive URI to use instead of the host's
+#   NIMBUS_GUEST_SUITE     Debian suite (default trixie)
+#   NIMBUS_GUEST_REFRESH=1 ask the archive again for the newest kernel
+#   NIMBUS_GUEST_MODULES_EXTRA  more kernel modules to pack and load, by name
+#   BUILD                  build folder (default build)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD=${BUILD:-build}
+case $BUILD in /*) OUT=$BUILD/guest ;; *) OUT=$ROOT/$BUILD/guest ;; esac
+CACHE=${NIMBUS_GUEST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/nimbus/guest}
+SUITE=${NIMBUS_GUEST_SUITE:-trixie}
+ARCH=riscv64
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+INIT_SRC=$ROOT/guest/init
+# Modules to pack and load at boot, in this order (dependencies are added).
+# Built-in ones are skipped; optional ones may be missing from the kernel.
+MODULES_REQUIRED="virtio_mmio virtio_blk virtio_net virtio_rng virtio_balloon"
+# vsock (vmw_vsock_virtio_transport) is left out until Nimbus has a vsock
+# device: each module costs a signature check at boot for nothing.
+MODULES_OPTIONAL="virtio_console ${NIMBUS_GUEST_MODULES_EXTRA:-}"
+
+say() { echo "guest: $*"; }
+die() { echo "guest: error: $*" >&2; exit 1; }
+
+for tool in apt-get apt-cache apt-config dpkg-deb cpio gzip xz sha256sum; do
+    command -v "$tool" >/dev/null || die "$tool not found (scripts/deps.sh installs what is needed)"
+done
+[ -r "$INIT_SRC" ] || die "$INIT_SRC missing"
+
+mkdir -p "$CACHE" "$OUT"
+CACHE=$(cd "$CACHE" && pwd)
+DEBS=$CACHE/debs
+MANIFEST=$CACHE/manifest # "kernel FILE" and "busybox FILE", both in $DEBS
+
+# Several test scripts may build the guest at once: one at a time.
+if command -v flock >/dev/null; then
+    exec 9>"$CACHE/.lock"
+    flock 9
+fi
+
+manifest_get() { if [ -r "$MANIFEST" ]; then awk -v k="$1" '$1 == k { print $2 }' "$MANIFEST"; fi; }
+have_debs() {
+    local k b
+    k=$(manifest_get kernel)
+    b=$(manifest_get busybox)
+    [ -n "$k" ] && [ -n "$b" ] && [ -s "$DEBS/$k" ] && [ -s "$DEBS/$b" ]
+}
+
+# --- Up to date? ---------------------------------------------------------------
+# The stamp names every input: the two .debs, /init, this script, the modules.
+inputs_local() {
+    printf 'init %s\nscript %s\nmodules %s | %s\n' \
+        "$(sha256sum <"$INIT_SRC" | cut -d' ' -f1)" \
+        "$(sha256sum <"${BASH_SOURCE[0]}" | cut -d' ' -f1)" \
+        "$MODULES_REQUIRED" "$MODULES_OPTIONAL"
+}
+STAMP=$OUT/.stamp
+outputs_present() { [ -s "$OUT/vmlinux" ] && [ -s "$OUT/initramfs.cpio.gz" ] && [ -r "$STAMP" ]; }
+exit_if_up_to_date() {
+    outputs_present || return 0
+    if have_debs; then
+        [ "$(inputs_local; cat "$MANIFEST")" = "$(cat "$STAMP")" ] || return 0
+    elif [ "${NIMBUS_GUEST_REFRESH:-0}" = 1 ] || [ "$(inputs_local)" != "$(head -n 3 "$STAMP")" ]; then
+        return 0
+    fi
+    # (Without the .debs: built before from a cache that is gone now.)
+    say "up to date ($OUT)"
+    exit 0
+}
+
+# --- The Debian archive, from the host's apt sources ---------------------------
+# Prints "URI SUITE COMPONENTS..." for every enabled `deb` entry of the host.
+host_sources() {
+    local SL="" SP=""
+    eval "$(env -u APT_CONFIG apt-config shell SL Dir::Etc::SourceList/f SP Dir::Etc::SourceParts/d)"
+    SL=${SL:-/etc/apt/sources.list}
+    SP=${SP:-/etc/apt/sources.list.d/}
+    local f
+    for f in "$SL" "$SP"*.list; do
+        [ -r "$f" ] || continue
+        # One-line format: deb [options] URI SUITE COMPONENT...
+        awk '{ sub(/#.*/, "") }
+             $1 == "deb" {
+                 i = 2
+                 if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+                 line = $i " " $(i + 1)
+                 for (j = i + 2; j <= NF; j++) line = line " " $j
+                 if (i + 1 <= NF) print line
+             }' "$f"
+    done
+    for f in "$SP"*.sources; do
+        [ -r "$f" ] || continue
+        # deb822 format: stanzas of Types/URIs/Suites/Components/Enabled.
+        awk 'function flush(   n, m, i, j, U, S) {
+                 if (types ~ /(^|[ \t])deb([ \t]|$)/ && enabled !~ /^(no|false|0)$/) {
+                     n = split(uris, U, /[ \t]+/); m = split(suites, S, /[ \t]+/)
+                     for (i = 1; i <= n; i++) for (j = 1; j <= m; j++)
+                         if (U[i] != "" && S[j] != "") print U[i], S[j], comps
+                 }
+                 types = uris = suites = comps = last = ""; enabled = "yes"
+             }
+             BEGIN { enabled = "yes" }
+             /^[ \t]*#/ { next }
+             /^[ \t]*$/ { flush(); next }
+             /^[ \t]/ {
+                 if (last == "types") types = types " " $0
+                 else if (last == "uris") uris = uris " " $0
+                 else if (last == "suites") suites = suites " " $0
+                 else if (last == "components") comps = comps " " $0
+                 next
+             }
+             {
+                 key = tolower($0); sub(/:.*/, "", key)
+                 val = $0; sub(/^[^:]*:[ \t]*/, "", val); sub(/[ \t]+$/, "", val)
+                 last = key
+                 if (key == "types") types = val
+                 else if (key == "uris") uris = val
+                 else if (key == "suites") suites = val
+                 else if (key == "components") comps = val
+                 else if (key == "enabled") enabled = tolower(val)
+             }
+             END { flush() }' "$f"
+    done
+}
+
+# Candidate archive URIs, best first: entries for Debian's release suites
+# (not -security) of an archive named `debian` with component main.
+mirror_candidates() {
+    host_sources | awk '
+        {
+            uri = $1; suite = $2; main = 0
+            for (i = 3; i <= NF; i++) if ($i == "main") main = 1
+            if (!main) next
+            if (uri !~ /^(https?|ftp|file|mirror(\+(https?|ftp|file))?):/) next
+            if (suite ~ /security/ || uri ~ /security/) next
+            base = suite; sub(/-(updates|backports|proposed-updates)$/, "", base)
+            if (base !~ /^(bullseye|bookworm|trixie|forky|duke|sid|oldstable|stable|testing|unstable)$/) next
+            name = uri; sub(/\/+$/, "", name); sub(/\.list$/, "", name); sub(/.*\//, "", name)
+            if (name != "debian") next
+            prio = (suite ~ /^(bookworm|trixie)$/) ? 1 : 2
+            sub(/\/+$/, "", uri)
+            print prio, uri
+        }' | sort -s -k1,1n | awk '!seen[$2]++ { print $2 }'
+}
+
+# --- Private apt ---------------------------------------------------------------
+APTDIR=$CACHE/apt
+setup_apt() { # $1 = archive URI
+    mkdir -p "$APTDIR/etc/parts" "$APTDIR/etc/preferences.d" "$APTDIR/state/lists/partial" \
+        "$APTDIR/cache/archives/partial"
+    : >"$APTDIR/state/status"
+    echo "deb [arch=$ARCH signed-by=$KEYRING] $1 $SUITE main" >"$APTDIR/etc/sources.list"
+    {
+        echo "// Generated by scripts/guest.sh: apt for the riscv64 guest packages only."
+        echo "Dir::Etc::SourceList \"$APTDIR/etc/sources.list\";"
+        echo "Dir::Etc::SourceParts \"$APTDIR/etc/parts\";"
+        echo "Dir::Etc::Parts \"$APTDIR/etc/parts\";"
+        echo "Dir::Etc::Preferences \"$APTDIR/etc/preferences\";"
+        echo "Dir::Etc::PreferencesParts \"$APTDIR/etc/preferences.d\";"
+        echo "Dir::State \"$APTDIR/state\";"
+        echo "Dir::State::Lists \"$APTDIR/state/lists\";"
+        echo "Dir::State::status \"$APTDIR/state/status\";"
+        echo "Dir::Cache \"$APTDIR/cache\";"
+        echo "Dir::Cache::pkgcache \"\";"
+        echo "Dir::Cache::srcpkgcache \"\";"
+        echo "APT::Architecture \"$ARCH\";"
+        echo "APT::Architectures { \"$ARCH\"; };"
+        echo "APT::Sandbox::User \"$(id -un)\";"
+        echo "Acquire::Languages \"none\";"
+        echo "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled \"false\";"
+        # The host's proxy and date-check settings still apply.
+        env -u APT_CONFIG apt-config dump 2>/dev/null |
+            grep -E '^Acquire::((https?|ftp)(::[^ ]+)?::Proxy(-Auto-Detect)?|Check-Valid-Until|Check-Date|Retries|ForceIPv4|ForceIPv6) ' || true
+    } >"$APTDIR/etc/apt.conf"
+    export APT_CONFIG=$APTDIR/etc/apt.conf
+}
+
+# Resolves and downloads the packages, then writes the manifest.
+fetch() {
+    local candidates uri kpkg="" tmp
+    if [ -n "${NIMBUS_GUEST_MIRROR:-}" ]; then
+        candidates=$NIMBUS_GUEST_MIRROR
+    else
+        candidates=$(mirror_candidates)
+        [ -n "$candidates" ] || die "no Debian archive found in the host's apt sources" \
+            "(an entry of suite bookworm or trixie, component main, for an archive named 'debian');" \
+            "set NIMBUS_GUEST_MIRROR to a Debian archive URI"
+    fi
+    [ -r "$KEYRING" ] || die "$KEYRING missing (package debian-archive-keyring)"
+    for uri in $candidates; do
+        say "fetching the $SUITE/$ARCH package lists from $uri"
+        setup_apt "$uri"
+        if ! apt-get -q update >"$APTDIR/update.log" 2>&1; then
+            echo "guest: apt-get update failed for $uri:" >&2
+            tail -n 5 "$APTDIR/update.log" >&2
+            continue
+        fi
+        kpkg=$(apt-cache depends linux-image-$ARCH 2>/dev/null |
+            awk '$1 == "Depends:" && $2 ~ /^linux-image-.*-'$ARCH'$/ { print $2; exit }')
+        [ -n "$kpkg" ] && break
+        echo "guest: $uri $SUITE has no linux-image-$ARCH" >&2
+    done
+    [ -n "$kpkg" ] || die "could not find linux-image-$ARCH in suite $SUITE of: $candidates"
+    mkdir -p "$DEBS"
+    local pkg file size files=() get=()
+    for pkg in "$kpkg" busybox-static; do
+        # "'URI' FILE SIZE HASH": the file apt-get download would write.
+        read -r _ file size _ < <(apt-get download --print-uris "$pkg" 2>/dev/null) || true
+        [ -n "$file" ] || die "apt cannot locate $pkg in $SUITE"
+        files+=("$file")
+        [ "$(stat -c %s "$DEBS/$file" 2>/dev/null)" = "$size" ] || get+=("$pkg")
+    done
+    if [ ${#get[@]} -gt 0 ]; then
+        say "downloading ${get[*]}"
+        tmp=$(mktemp -d "$DEBS/.download.XXXXXX")
+        if ! (cd "$tmp" && apt-get -q download "${get[@]}"); then
+            rm -rf "$tmp"
+            die "apt-get download ${get[*]} failed"
+        fi
+        mv -f "$tmp"/*.deb "$DEBS"/
+        rmdir "$tmp"
+    fi
+    for file in "${files[@]}"; do
+        [ -s "$DEBS/$file" ] || die "$file missing after the download"
+    done
+    printf 'kernel %s\nbusybox %s\n' "${files[0]}" "${files[1]}" >"$MANIFEST.tmp"
+    mv -f "$MANIFEST.tmp" "$MANIFEST"
+}
+
+[ "${NIMBUS_GUEST_REFRESH:-0}" = 1 ] && fetch
+exit_if_up_to_date
+have_debs || fetch
+KDEB=$DEBS/$(manifest_get kernel)
+BDEB=$DEBS/$(manifest_get busybox)
+say "building from $(basename "$KDEB") and $(basename "$BDEB")"
+
+# --- Unpack --------------------------------------------------------------------
+WORK=$(mktemp -d "$OUT/.work.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+dpkg-deb -x "$KDEB" "$WORK/kernel"
+dpkg-deb -x "$BDEB" "$WORK/busybox"
+
+vmlinux=$(ls "$WORK"/kernel/boot/vmlinux-* "$WORK"/kernel/boot/vmlinuz-* 2>/dev/null | head -n 1 || true)
+[ -n "$vmlinux" ] || die "no /boot/vmlinux-* in $(basename "$KDEB")"
+KVER=${vmlinux##*/vmlinu?-}
+MODSRC=""
+for d in "$WORK/kernel/usr/lib/modules/$KVER" "$WORK/kernel/lib/modules/$KVER"; do
+    [ -d "$d" ] && MODSRC=$d && break
+done
+[ -n "$MODSRC" ] || die "no modules folder for $KVER in $(basename "$KDEB")"
+BUSYBOX=""
+for f in "$WORK/busybox/usr/bin/busybox" "$WORK/busybox/bin/busybox"; do
+    [ -x "$f" ] && BUSYBOX=$f && break
+done
+[ -n "$BUSYBOX" ] || die "no busybox binary in $(basename "$BDEB")"
+
+# --- The initramfs tree --------------------------------------------------------
+# Merged-/usr layout: everything lives in /bin and /lib.
+R=$WORK/root
+mkdir -p "$R"/{bin,lib,dev,proc,sys,run,tmp,root,mnt,etc/nimbus} "$R/usr"
+chmod 1777 "$R/tmp"
+chmod 0700 "$R/root"
+ln -s bin "$R/sbin"
+ln -s ../bin "$R/usr/bin"
+ln -s ../bin "$R/usr/sbin"
+ln -s ../lib "$R/usr/lib"
+install -m 0755 "$BUSYBOX" "$R/bin/busybox"
+install -m 0755 "$INIT_SRC" "$R/init"
+
+# Applet links, from the applet-name table in the binary ("[", "[[", "acpid",
+# ... separated by NULs, ended by two). The binary is riscv64: it can't be asked.
+# The table can follow other data without a NUL, so "[" may end a line.
+applets=$(tr '\0' '\n' <"$BUSYBOX" |
+    awk 'done { next }
+         on {
+             if ($0 != "") { list = list "\n" $0; n++; next }
+             if (n >= 50) { print list; done = 1 }
+             on = 0
+         }
+         prev ~ /\[$/ && $0 == "[[" { on = 1; list = "[\n[["; n = 2 }
+         { prev = $0 }')
+n_applets=$(echo "$applets" | grep -c . || true)
+if [ "$n_applets" -lt 50 ] || ! echo "$applets" | grep -qx sh; then
+    die "could not read the applet list of busybox (found $n_applets names)"
+fi
+for a in $applets; do
+    case $a in busybox | init | linuxrc) continue ;; esac
+    ln -s busybox "$R/bin/$a"
+done
+# No init daemon runs to receive busybox's poweroff/reboot signals: act at
+# once. These scripts serve programs that run `poweroff` through PATH; the
+# shell runs busybox's applets directly (before PATH), so /etc/profile turns
+# the names into functions as well.
+for a in poweroff halt reboot; do
+    rm -f "$R/bin/$a"
+    verb=$a
+    [ $a = halt ] && verb=poweroff
+    printf '#!/bin/sh\n# No init daemon runs in the Nimbus guest: %s at once.\nsync\nexec /bin/busybox %s -f\n' \
+        "$verb" "$verb" >"$R/bin/$a"
+    chmod 0755 "$R/bin/$a"
+done
+
+cat >"$R/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+EOF
+cat >"$R/etc/group" <<'EOF'
+root:x:0:
+tty:x:5:
+EOF
+cat >"$R/etc/profile" <<'EOF'
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+export HOME=/root
+# Interactive shells started from this one read this file too.
+export ENV=/etc/profile
+PS1='\h:\w\$ '
+# busybox's poweroff would signal an init daemon, and none runs here.
+poweroff() { /bin/poweroff; }
+halt() { /bin/poweroff; }
+reboot() { /bin/reboot; }
+EOF
+echo nimbus >"$R/etc/hostname"
+: >"$R/etc/fstab"
+
+# --- Kernel modules --------------------------------------------------------------
+# Index the package's modules by name ("-" and "_" are the same in names).
+declare -A MODFILE=() BUILTIN=() DEPS=() LOADED=()
+while IFS= read -r -d '' f; do
+    rel=${f#"$MODSRC"/}
+    name=${rel##*/}
+    name=${name%%.ko*}
+    MODFILE[${name//-/_}]=$rel
+done < <(find "$MODSRC" -type f \( -name '*.ko' -o -name '*.ko.*' \) -print0)
+if [ -r "$MODSRC/modules.builtin" ]; then
+    while read -r rel; do
+        name=${rel##*/}
+        name=${name%.ko}
+        BUILTIN[${name//-/_}]=1
+    done <"$MODSRC/modules.builtin"
+fi
+
+decompress() { # $1 = source, $2 = destination .ko
+    case $1 in
+        *.ko) cp "$1" "$2" ;;
+        *.ko.xz) xz -dc "$1" >"$2" ;;
+        *.ko.gz) gzip -dc "$1" >"$2" ;;
+        *.ko.zst) command -v zstd >/dev/null || die "zstd needed for $1"; zstd -q -dc "$1" >"$2" ;;
+        *) die "unknown module compression: $1" ;;
+    esac
+}
+
+ORDER=()    # modules in load order, relative .ko paths
+DEPLINES=() # modules.dep lines
+add_module() { # $1 = name; $2 = 1 if it must exist
+    local name=${1//-/_} rel ko deps d dep_paths=""
+    [ -n "${LOADED[$name]:-}" ] && return 0
+    if [ -n "${BUILTIN[$name]:-}" ]; then
+        LOADED[$name]=builtin
+        return 0
+    fi
+    rel=${MODFILE[$name]:-}
+    if [ -z "$rel" ]; then
+        [ "$2" = 1 ] && die "kernel $KVER has module $name neither built in nor as a module"
+        say "note: kernel $KVER has no module $name; left out"
+        return 0
+    fi
+    LOADED[$name]=pending
+    ko=${rel%%.ko*}.ko
+    mkdir -p "$R/lib/modules/$KVER/${ko%/*}"
+    decompress "$MODSRC/$rel" "$R/lib/modules/$KVER/$ko"
+    # modinfo's "depends=" entry: the modules this one needs, by name.
+    deps=$(tr '\0' '\n' <"$R/lib/modules/$KVER/$ko" | sed -n 's/^depends=//p' | head -n 1 | tr ',' ' ')
+    for d in $deps; do
+        add_module "$d" 1
+        [ "${LOADED[${d//-/_}]}" = builtin ] || dep_paths="$dep_paths ${DEPS[${d//-/_}]}"
+    done
+    # modules.dep lists the full closure, nearest first.
+    DEPS[$name]=$(echo "$ko $dep_paths" | awk '{ for (i = 1; i <= NF; i++) if (!s[$i]++) printf "%s%s", (n++ ? " " : ""), $i }')
+    DEPLINES+=("$ko:${DEPS[$name]#"$ko"}")
+    ORDER+=("$ko")
+    LOADED[$name]=$ko
+}
+for m in $MODULES_REQUIRED; do add_module "$m" 1; done
+for m in $MODULES_OPTIONAL; do add_module "$m" 0; done
+printf '%s\n' "${DEPLINES[@]}" | sort >"$R/lib/modules/$KVER/modules.dep"
+if [ -r "$MODSRC/modules.builtin" ]; then cp "$MODSRC/modules.builtin" "$R/lib/modules/$KVER/"; fi
+for ko in "${ORDER[@]}"; do echo "/lib/modules/$KVER/$ko"; done >"$R/etc/nimbus/modules"
+say "modules: $(for ko in "${ORDER[@]}"; do n=${ko##*/}; printf '%s ' "${n%.ko}"; done)"
+
+# --- Pack ----------------------------------------------------------------------
+# Fixed owners and times: the same inputs give the same bytes.
+find "$R" -exec touch -h -d @0 {} +
+(cd "$R" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0 --reproducible) |
+    gzip -9 -n >"$WORK/initramfs.cpio.gz"
+cp "$vmlinux" "$WORK/vmlinux"
+mv -f "$WORK/vmlinux" "$OUT/vmlinux"
+mv -f "$WORK/initramfs.cpio.gz" "$OUT/initramfs.cpio.gz"
+{ inputs_local; cat "$MANIFEST"; } >"$STAMP"
+say "built $OUT/vmlinux ($(stat -c %s "$OUT/vmlinux") bytes, kernel $KVER)"
+say "built $OUT/initramfs.cpio.gz ($(stat -c %s "$OUT/initramfs.cpio.gz") bytes)"
