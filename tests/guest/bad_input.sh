@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Bad input to `nimbus run` must give a one-line error on stderr and a
+# non-zero exit status, at once (no hang, no boot): a missing or unusable
+# kernel, too little or too much memory, unknown options, bad --smp values,
+# a missing option argument, a missing initrd.
+set -u
+. "$(dirname "$0")/lib.sh"
+guest_test bad_input
+
+head -c 65536 /dev/urandom >"$T/random.bin"
+# Make sure the random bytes start like neither ELF nor a RISC-V Image.
+printf 'JUNK' | dd of="$T/random.bin" conv=notrunc status=none
+: >"$T/empty.bin"
+
+k=(--kernel "$KERNEL")
+cases=(
+    "missing kernel file|--kernel $T/no-such-kernel"
+    "kernel of random bytes|--kernel $T/random.bin"
+    "empty kernel file|--kernel $T/empty.bin"
+    "--mem too small (1M)|${k[*]} --mem 1M"
+    "--mem beyond the host (100T)|${k[*]} --mem 100T"
+    "--mem not a size|${k[*]} --mem lots"
+    "unknown option|${k[*]} --no-such-option"
+    "--smp 0|${k[*]} --smp 0"
+    "--smp not a number|${k[*]} --smp two"
+    "missing argument to --smp|${k[*]} --smp"
+    "missing argument to --kernel|--kernel"
+    "nonexistent initrd|${k[*]} --initrd $T/no-such-initrd"
+    "nonexistent bios|${k[*]} --bios $T/no-such-bios"
+)
+problems=()
+for c in "${cases[@]}"; do
+    what=${c%%|*}
+    read -r -a args <<<"${c#*|}"
+    # The case's options come last: "missing argument" cases end the line.
+    timeout -k 2 20 "$NIMBUS" run --append "console=ttyS0 -- true" "${args[@]}" \
+        </dev/null >"$T/out" 2>"$T/err"
+    st=$?
+    lines=$(grep -c . "$T/err")
+    if grep -qF "$UP_LINE" "$T/out"; then
+        problems+=("$what: accepted, the guest booted")
+    elif [ $st -eq 124 ] || [ $st -eq 137 ]; then
+        problems+=("$what: hangs")
+    elif [ $st -eq 0 ]; then
+        problems+=("$what: exit status 0")
+    elif [ $st -ge 128 ]; then
+        problems+=("$what: killed by signal $((st - 128))")
+    elif [ "$lines" -ne 1 ]; then
+        problems+=("$what: $lines lines on stderr")
+    fi
+    {
+        echo "== $what: nimbus run --append 'console=ttyS0 -- true' ${args[*]} -> status $st"
+        sed 's/^/stderr: /' "$T/err"
+        head -c 2000 "$T/out" | sed 's/^/stdout: /'
+    } >>"$T/all.log"
+done
+LAST_LOG=$T/all.log
+[ ${#problems[@]} -eq 0 ] || fail "$(IFS=';'; echo "${problems[*]}" | sed 's/;/; /g')"
+pass
