@@ -4,6 +4,8 @@
 
 #include "cli/cli.h"
 
+#define NIMBUS_VERSION "0.1.0"
+
 static const struct cli_command commands[] = {
     { "run", "boot a virtual machine (a Linux kernel, or a bare-metal program)", cmd_run },
 };
@@ -18,7 +20,8 @@ static void usage(FILE *out)
             "commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'nimbus <command> --help' describes a command's options.\n");
+    fprintf(out, "\n'nimbus <command> --help' describes a command's options;\n"
+                 "'nimbus --version' prints the version.\n");
 }
 
 int main(int argc, char **argv)
@@ -29,6 +32,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("nimbus %s\n", NIMBUS_VERSION);
         return 0;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
