@@ -2,6 +2,7 @@
 #ifndef NIMBUS_CPU_INTERNAL_H
 #define NIMBUS_CPU_INTERNAL_H
 
+#include "cpu/csr.h"
 #include "cpu/hart.h"
 
 /* mstatus fields (privileged spec 3.1.6) */
@@ -27,7 +28,6 @@
 #define MSTATUS_SXL  (3ull << 34)
 #define MSTATUS_SD   (1ull << 63)
 
-#define MENVCFG_STCE (1ull << 63)
 #define SATP_MODE_SHIFT 60
 
 enum access_type { ACCESS_FETCH = 0, ACCESS_LOAD = 1, ACCESS_STORE = 2 };

@@ -182,6 +182,15 @@ void hart_kick(struct hart *hart);
 /* Hart's thread: raise a synchronous exception (sets pc to the handler). */
 void hart_raise_exception(struct hart *hart, enum exc_cause cause, uint64_t tval);
 
+/* Hart's thread, or any thread while the hart is not running: CSR access
+ * performed as M-mode firmware would (same WARL rules as the instructions),
+ * whatever mode the hart is in. CSR numbers are in cpu/csr.h. Return 0, or
+ * -1 if there is no such CSR. */
+int hart_csr_read(struct hart *hart, unsigned csr, uint64_t *value);
+int hart_csr_write(struct hart *hart, unsigned csr, uint64_t value);
+/* Same threads: puts the hart in `mode` (boot code, firmware emulation). */
+void hart_set_priv(struct hart *hart, enum priv_mode mode);
+
 /* Hart's thread: flush all cached translations and decoded instructions. */
 void hart_flush_tlb(struct hart *hart);
 

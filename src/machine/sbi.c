@@ -4,7 +4,7 @@
 #include <sched.h>
 #include <string.h>
 
-#include "cpu/cpu_internal.h"
+#include "cpu/csr.h"
 
 enum {
     SBI_EXT_LEGACY_PUTCHAR = 0x01,
@@ -47,23 +47,25 @@ static struct sbi_ret err(int64_t e) { return (struct sbi_ret){ e, 0 }; }
 
 void sbi_prepare_hart(struct hart *h)
 {
-    /* PMP entry 0: NAPOT over all of memory, RWX, as OpenSBI leaves it for
-     * S-mode (privileged spec 3.7). */
-    h->pmpaddr[0] = (1ull << 54) - 1;
-    h->pmpcfg[0] = 0x18 | 0x7;
-    h->pmp_active = true;
-    h->mcounteren = 0x7;           /* cycle, time, instret readable in S/U */
-    h->menvcfg = MENVCFG_STCE | 1; /* Sstc for S-mode, FIOM */
-    h->mideleg = MIP_SSIP | MIP_STIP | MIP_SEIP;
-    h->medeleg = (1u << EXC_INSN_MISALIGNED) | (1u << EXC_INSN_ACCESS) | (1u << EXC_ILLEGAL_INSN) |
-                 (1u << EXC_BREAKPOINT) | (1u << EXC_LOAD_MISALIGNED) | (1u << EXC_LOAD_ACCESS) |
-                 (1u << EXC_STORE_MISALIGNED) | (1u << EXC_STORE_ACCESS) | (1u << EXC_ECALL_U) |
-                 (1u << EXC_INSN_PAGE_FAULT) | (1u << EXC_LOAD_PAGE_FAULT) |
-                 (1u << EXC_STORE_PAGE_FAULT);
-    h->mie = 0;
-    h->mstatus |= 1ull << MSTATUS_FS_SHIFT; /* FPU on (Initial) */
-    hart_flush_tlb(h);
-    mmu_update_regime(h);
+    /* What OpenSBI leaves behind for S-mode: PMP entry 0 NAPOT over all of
+     * memory, RWX (privileged spec 3.7); counters and Sstc usable from S/U;
+     * the interrupts and exceptions Linux handles delegated; the FPU on. */
+    hart_csr_write(h, CSR_PMPADDR0, (1ull << 54) - 1);
+    hart_csr_write(h, CSR_PMPCFG0, PMPCFG_NAPOT | PMPCFG_R | PMPCFG_W | PMPCFG_X);
+    hart_csr_write(h, CSR_MCOUNTEREN, 0x7); /* cycle, time, instret */
+    hart_csr_write(h, CSR_MENVCFG, MENVCFG_STCE | MENVCFG_FIOM);
+    hart_csr_write(h, CSR_MIDELEG, MIP_SSIP | MIP_STIP | MIP_SEIP);
+    hart_csr_write(h, CSR_MEDELEG,
+                   (1u << EXC_INSN_MISALIGNED) | (1u << EXC_INSN_ACCESS) |
+                   (1u << EXC_ILLEGAL_INSN) | (1u << EXC_BREAKPOINT) |
+                   (1u << EXC_LOAD_MISALIGNED) | (1u << EXC_LOAD_ACCESS) |
+                   (1u << EXC_STORE_MISALIGNED) | (1u << EXC_STORE_ACCESS) |
+                   (1u << EXC_ECALL_U) | (1u << EXC_INSN_PAGE_FAULT) |
+                   (1u << EXC_LOAD_PAGE_FAULT) | (1u << EXC_STORE_PAGE_FAULT));
+    hart_csr_write(h, CSR_MIE, 0);
+    uint64_t mstatus;
+    hart_csr_read(h, CSR_MSTATUS, &mstatus);
+    hart_csr_write(h, CSR_MSTATUS, mstatus | MSTATUS_FS_INITIAL);
 }
 
 /* Iterates the harts named by an SBI hart mask (SBI spec 3.1). */
@@ -230,8 +232,7 @@ bool sbi_handle_ecall(struct hart *h, void *opaque)
     case SBI_EXT_TIME:
         if (fid == 0) {
             /* set_timer: Sstc does the work; the pending STIP follows stimecmp. */
-            h->stimecmp = h->x[10];
-            trap_update_timers(h);
+            hart_csr_write(h, CSR_STIMECMP, h->x[10]);
             r = ok(0);
         }
         break;

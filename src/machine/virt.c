@@ -10,7 +10,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "cpu/cpu_internal.h"
 #include "dev/aclint.h"
 #include "dev/goldfish_rtc.h"
 #include "dev/plic.h"
@@ -420,8 +419,7 @@ static int load_and_boot(struct virt_machine *m, char *err, size_t errlen)
              * for SBI HSM hart_start. */
             hart_reset(h, kernel.entry);
             sbi_prepare_hart(h);
-            h->priv = PRIV_S;
-            mmu_update_regime(h);
+            hart_set_priv(h, PRIV_S);
             h->x[10] = i;
             h->x[11] = fdt_addr;
             atomic_store(&h->state, i == 0 ? HART_STARTED : HART_STOPPED);
