@@ -18,51 +18,35 @@
 
 static inline uint64_t sext32(uint64_t v) { return (uint64_t)(int64_t)(int32_t)v; }
 
-static uint64_t amo32(void *p, unsigned funct, uint32_t src)
-{
-    uint32_t *m = p;
-    uint32_t old, val;
-    switch (funct) {
-    case AMO_SWAP: return __atomic_exchange_n(m, src, __ATOMIC_SEQ_CST);
-    case AMO_ADD: return __atomic_fetch_add(m, src, __ATOMIC_SEQ_CST);
-    case AMO_XOR: return __atomic_fetch_xor(m, src, __ATOMIC_SEQ_CST);
-    case AMO_AND: return __atomic_fetch_and(m, src, __ATOMIC_SEQ_CST);
-    case AMO_OR: return __atomic_fetch_or(m, src, __ATOMIC_SEQ_CST);
+/* AMOs on host memory (unprivileged spec 8.4): host atomics where x86 has
+ * them, a compare-and-swap loop for min/max. Returns the old value. */
+#define DEFINE_AMO(name, type, stype)                                            \
+    static uint64_t name(void *p, unsigned funct, type src)                      \
+    {                                                                            \
+        type *m = p;                                                             \
+        type old, val;                                                           \
+        switch (funct) {                                                         \
+        case AMO_SWAP: return __atomic_exchange_n(m, src, __ATOMIC_SEQ_CST);     \
+        case AMO_ADD: return __atomic_fetch_add(m, src, __ATOMIC_SEQ_CST);       \
+        case AMO_XOR: return __atomic_fetch_xor(m, src, __ATOMIC_SEQ_CST);       \
+        case AMO_AND: return __atomic_fetch_and(m, src, __ATOMIC_SEQ_CST);       \
+        case AMO_OR: return __atomic_fetch_or(m, src, __ATOMIC_SEQ_CST);         \
+        }                                                                        \
+        old = __atomic_load_n(m, __ATOMIC_RELAXED);                              \
+        do {                                                                     \
+            switch (funct) {                                                     \
+            case AMO_MIN: val = (stype)old < (stype)src ? old : src; break;      \
+            case AMO_MAX: val = (stype)old > (stype)src ? old : src; break;      \
+            case AMO_MINU: val = old < src ? old : src; break;                   \
+            default: val = old > src ? old : src; break;                         \
+            }                                                                    \
+        } while (!__atomic_compare_exchange_n(m, &old, val, true, __ATOMIC_SEQ_CST, \
+                                              __ATOMIC_RELAXED));                \
+        return old;                                                              \
     }
-    old = __atomic_load_n(m, __ATOMIC_RELAXED);
-    do {
-        switch (funct) {
-        case AMO_MIN: val = (int32_t)old < (int32_t)src ? old : src; break;
-        case AMO_MAX: val = (int32_t)old > (int32_t)src ? old : src; break;
-        case AMO_MINU: val = old < src ? old : src; break;
-        default: val = old > src ? old : src; break;
-        }
-    } while (!__atomic_compare_exchange_n(m, &old, val, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-    return old;
-}
-
-static uint64_t amo64(void *p, unsigned funct, uint64_t src)
-{
-    uint64_t *m = p;
-    uint64_t old, val;
-    switch (funct) {
-    case AMO_SWAP: return __atomic_exchange_n(m, src, __ATOMIC_SEQ_CST);
-    case AMO_ADD: return __atomic_fetch_add(m, src, __ATOMIC_SEQ_CST);
-    case AMO_XOR: return __atomic_fetch_xor(m, src, __ATOMIC_SEQ_CST);
-    case AMO_AND: return __atomic_fetch_and(m, src, __ATOMIC_SEQ_CST);
-    case AMO_OR: return __atomic_fetch_or(m, src, __ATOMIC_SEQ_CST);
-    }
-    old = __atomic_load_n(m, __ATOMIC_RELAXED);
-    do {
-        switch (funct) {
-        case AMO_MIN: val = (int64_t)old < (int64_t)src ? old : src; break;
-        case AMO_MAX: val = (int64_t)old > (int64_t)src ? old : src; break;
-        case AMO_MINU: val = old < src ? old : src; break;
-        default: val = old > src ? old : src; break;
-        }
-    } while (!__atomic_compare_exchange_n(m, &old, val, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
-    return old;
-}
+DEFINE_AMO(amo32, uint32_t, int32_t)
+DEFINE_AMO(amo64, uint64_t, int64_t)
+#undef DEFINE_AMO
 
 static inline uint64_t rotl64(uint64_t v, unsigned s) { s &= 63; return s ? (v << s) | (v >> (64 - s)) : v; }
 static inline uint64_t rotr64(uint64_t v, unsigned s) { s &= 63; return s ? (v >> s) | (v << (64 - s)) : v; }

@@ -15,6 +15,7 @@
  * plain write()s; like QEMU, the process is expected to ignore SIGPIPE (the
  * console does not touch process-wide signal dispositions). */
 #include "machine/console.h"
+#include "machine/errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -60,17 +61,6 @@ struct console {
     size_t ring_head, ring_len;
 };
 
-__attribute__((format(printf, 4, 5)))
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* ---- parsing ---- */
 
@@ -79,7 +69,7 @@ int console_parse(const char *spec, enum console_kind *kind, char *path, size_t 
 {
     static const char expect[] = "expected stdio, file:PATH or socket:PATH";
     if (!spec || !kind || !path || pathlen == 0)
-        return fail(err, errlen, -EINVAL, "console: bad arguments");
+        return errmsg(err, errlen, -EINVAL, "console: bad arguments");
     path[0] = '\0';
     if (strcmp(spec, "stdio") == 0) {
         *kind = CONSOLE_STDIO;
@@ -94,15 +84,15 @@ int console_parse(const char *spec, enum console_kind *kind, char *path, size_t 
         k = CONSOLE_SOCKET;
         p = spec + 7;
     } else {
-        return fail(err, errlen, -EINVAL, "unknown console '%s' (%s)", spec, expect);
+        return errmsg(err, errlen, -EINVAL, "unknown console '%s' (%s)", spec, expect);
     }
     size_t len = strlen(p);
     if (len == 0)
-        return fail(err, errlen, -EINVAL, "console '%s' has an empty path (%s)", spec, expect);
+        return errmsg(err, errlen, -EINVAL, "console '%s' has an empty path (%s)", spec, expect);
     if (len >= pathlen)
-        return fail(err, errlen, -ENAMETOOLONG, "console path too long: %s", p);
+        return errmsg(err, errlen, -ENAMETOOLONG, "console path too long: %s", p);
     if (k == CONSOLE_SOCKET && len >= sizeof(((struct sockaddr_un *)0)->sun_path))
-        return fail(err, errlen, -ENAMETOOLONG, "socket path longer than %zu bytes: %s",
+        return errmsg(err, errlen, -ENAMETOOLONG, "socket path longer than %zu bytes: %s",
                     sizeof(((struct sockaddr_un *)0)->sun_path) - 1, p);
     memcpy(path, p, len + 1);
     *kind = k;
@@ -243,24 +233,24 @@ int console_open_fds(int in_fd, int out_fd, const struct console_ops_cb *cb,
 {
     *out = NULL;
     if (fcntl(in_fd, F_GETFD) < 0 || fcntl(out_fd, F_GETFD) < 0)
-        return fail(err, errlen, -EBADF, "console: invalid fd (in %d, out %d)", in_fd, out_fd);
+        return errmsg(err, errlen, -EBADF, "console: invalid fd (in %d, out %d)", in_fd, out_fd);
     struct console *c = console_alloc(CONSOLE_STDIO, cb);
     if (!c)
-        return fail(err, errlen, -ENOMEM, "console: out of memory");
+        return errmsg(err, errlen, -ENOMEM, "console: out of memory");
     c->in_fd = in_fd;
     c->out_fd = out_fd;
     if (isatty(in_fd)) {
         if (tcgetattr(in_fd, &c->saved_tio) < 0) {
             int rc = -errno;
             console_free(c);
-            return fail(err, errlen, rc, "console: cannot read terminal mode: %s", strerror(-rc));
+            return errmsg(err, errlen, rc, "console: cannot read terminal mode: %s", strerror(-rc));
         }
         struct termios raw = c->saved_tio;
         cfmakeraw(&raw);  /* full raw: the guest sends its own \r\n */
         if (tcsetattr(in_fd, TCSANOW, &raw) < 0) {
             int rc = -errno;
             console_free(c);
-            return fail(err, errlen, rc, "console: cannot set raw terminal mode: %s",
+            return errmsg(err, errlen, rc, "console: cannot set raw terminal mode: %s",
                         strerror(-rc));
         }
         c->tty_raw = true;
@@ -282,7 +272,7 @@ static int file_open(struct console *c, const char *path, char *err, size_t errl
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
     if (fd < 0) {
         int rc = -errno;
-        return fail(err, errlen, rc, "cannot open console file %s: %s", path, strerror(-rc));
+        return errmsg(err, errlen, rc, "cannot open console file %s: %s", path, strerror(-rc));
     }
     c->out_fd = fd;
     c->owns_out = true;
@@ -415,23 +405,23 @@ static int socket_clear_path(const char *path, const struct sockaddr_un *sa,
         if (errno == ENOENT)
             return 0;
         int rc = -errno;
-        return fail(err, errlen, rc, "cannot stat console socket %s: %s", path, strerror(-rc));
+        return errmsg(err, errlen, rc, "cannot stat console socket %s: %s", path, strerror(-rc));
     }
     if (!S_ISSOCK(st.st_mode))
-        return fail(err, errlen, -EEXIST, "console socket path exists and is not a socket: %s",
+        return errmsg(err, errlen, -EEXIST, "console socket path exists and is not a socket: %s",
                     path);
     int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (probe < 0) {
         int rc = -errno;
-        return fail(err, errlen, rc, "cannot create socket: %s", strerror(-rc));
+        return errmsg(err, errlen, rc, "cannot create socket: %s", strerror(-rc));
     }
     int r = connect(probe, (const struct sockaddr *)sa, sizeof(*sa));
     close(probe);
     if (r == 0)
-        return fail(err, errlen, -EADDRINUSE, "another server is listening on %s", path);
+        return errmsg(err, errlen, -EADDRINUSE, "another server is listening on %s", path);
     if (unlink(path) < 0 && errno != ENOENT) {
         int rc = -errno;
-        return fail(err, errlen, rc, "cannot remove stale socket %s: %s", path, strerror(-rc));
+        return errmsg(err, errlen, rc, "cannot remove stale socket %s: %s", path, strerror(-rc));
     }
     return 0;
 }
@@ -441,33 +431,33 @@ static int socket_open(struct console *c, const char *path, char *err, size_t er
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     size_t len = strlen(path);
     if (len == 0)
-        return fail(err, errlen, -EINVAL, "console socket path is empty");
+        return errmsg(err, errlen, -EINVAL, "console socket path is empty");
     if (len >= sizeof(sa.sun_path))
-        return fail(err, errlen, -ENAMETOOLONG, "socket path longer than %zu bytes: %s",
+        return errmsg(err, errlen, -ENAMETOOLONG, "socket path longer than %zu bytes: %s",
                     sizeof(sa.sun_path) - 1, path);
     memcpy(sa.sun_path, path, len + 1);
     memcpy(c->path, path, len + 1);
 
     c->ring = malloc(CONSOLE_RING_SIZE);
     if (!c->ring)
-        return fail(err, errlen, -ENOMEM, "console: out of memory");
+        return errmsg(err, errlen, -ENOMEM, "console: out of memory");
     int rc = socket_clear_path(path, &sa, err, errlen);
     if (rc)
         return rc;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         rc = -errno;
-        return fail(err, errlen, rc, "cannot create socket: %s", strerror(-rc));
+        return errmsg(err, errlen, rc, "cannot create socket: %s", strerror(-rc));
     }
     struct stat st;
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         rc = -errno;
-        fail(err, errlen, rc, "cannot bind console socket %s: %s", path, strerror(-rc));
+        errmsg(err, errlen, rc, "cannot bind console socket %s: %s", path, strerror(-rc));
         goto fail_close;
     }
     if (listen(fd, 4) < 0 || lstat(path, &st) < 0) {
         rc = -errno;
-        fail(err, errlen, rc, "cannot listen on console socket %s: %s", path, strerror(-rc));
+        errmsg(err, errlen, rc, "cannot listen on console socket %s: %s", path, strerror(-rc));
         unlink(path);
         goto fail_close;
     }
@@ -490,12 +480,12 @@ int console_open(enum console_kind kind, const char *path, const struct console_
     if (kind == CONSOLE_STDIO)
         return console_open_fds(STDIN_FILENO, STDOUT_FILENO, cb, out, err, errlen);
     if (kind != CONSOLE_FILE && kind != CONSOLE_SOCKET)
-        return fail(err, errlen, -EINVAL, "console: unknown kind %d", (int)kind);
+        return errmsg(err, errlen, -EINVAL, "console: unknown kind %d", (int)kind);
     if (!path || !*path)
-        return fail(err, errlen, -EINVAL, "console: no path given");
+        return errmsg(err, errlen, -EINVAL, "console: no path given");
     struct console *c = console_alloc(kind, cb);
     if (!c)
-        return fail(err, errlen, -ENOMEM, "console: out of memory");
+        return errmsg(err, errlen, -ENOMEM, "console: out of memory");
     int rc = kind == CONSOLE_FILE ? file_open(c, path, err, errlen)
                                   : socket_open(c, path, err, errlen);
     if (rc) {

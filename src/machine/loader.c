@@ -5,6 +5,7 @@
  * Every offset and size taken from a header is checked against the file size
  * and guest RAM with overflow-safe arithmetic before it is used. */
 #include "machine/loader.h"
+#include "machine/errmsg.h"
 
 #include <elf.h>
 #include <errno.h>
@@ -41,17 +42,6 @@ struct image_file {
     const char *path;
 };
 
-__attribute__((format(printf, 4, 5)))
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 static uint64_t le64(const uint8_t *p)
 {
@@ -73,21 +63,21 @@ static int open_image(const char *path, struct image_file *f, char *err, size_t 
     f->size = 0;
     f->path = path;
     if (!path || !*path)
-        return fail(err, errlen, -EINVAL, "no image file given");
+        return errmsg(err, errlen, -EINVAL, "no image file given");
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         int rc = -errno;
-        return fail(err, errlen, rc, "cannot open %s: %s", path, strerror(-rc));
+        return errmsg(err, errlen, rc, "cannot open %s: %s", path, strerror(-rc));
     }
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int rc = -errno;
         close(fd);
-        return fail(err, errlen, rc, "cannot stat %s: %s", path, strerror(-rc));
+        return errmsg(err, errlen, rc, "cannot stat %s: %s", path, strerror(-rc));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, -EINVAL, "not a regular file: %s", path);
+        return errmsg(err, errlen, -EINVAL, "not a regular file: %s", path);
     }
     f->fd = fd;
     f->size = (uint64_t)st.st_size;
@@ -106,7 +96,7 @@ static int read_at(const struct image_file *f, void *buf, uint64_t len, uint64_t
                    char *err, size_t errlen)
 {
     if (!in_file(f->size, off, len))
-        return fail(err, errlen, -EIO, "%s is truncated (needs bytes 0x%" PRIx64 "-0x%" PRIx64
+        return errmsg(err, errlen, -EIO, "%s is truncated (needs bytes 0x%" PRIx64 "-0x%" PRIx64
                     ", file has 0x%" PRIx64 ")", f->path, off, off + len, f->size);
     uint8_t *p = buf;
     while (len) {
@@ -116,10 +106,10 @@ static int read_at(const struct image_file *f, void *buf, uint64_t len, uint64_t
             if (errno == EINTR)
                 continue;
             int rc = -errno;
-            return fail(err, errlen, rc, "cannot read %s: %s", f->path, strerror(-rc));
+            return errmsg(err, errlen, rc, "cannot read %s: %s", f->path, strerror(-rc));
         }
         if (n == 0)
-            return fail(err, errlen, -EIO, "%s is truncated (unexpected end of file at 0x%"
+            return errmsg(err, errlen, -EIO, "%s is truncated (unexpected end of file at 0x%"
                         PRIx64 ")", f->path, off);
         p += n;
         off += (uint64_t)n;
@@ -131,7 +121,7 @@ static int read_at(const struct image_file *f, void *buf, uint64_t len, uint64_t
 static int no_fit(const struct guest_mem *mem, const char *what, uint64_t addr, uint64_t len,
                   const char *path, char *err, size_t errlen)
 {
-    return fail(err, errlen, -E2BIG, "%s 0x%" PRIx64 " (size 0x%" PRIx64 ") does not fit in guest "
+    return errmsg(err, errlen, -E2BIG, "%s 0x%" PRIx64 " (size 0x%" PRIx64 ") does not fit in guest "
                 "RAM (0x%" PRIx64 "-0x%" PRIx64 "): %s", what, addr, len, mem->ram_base,
                 mem->ram_base + mem->ram_size, path);
 }
@@ -142,7 +132,7 @@ static int copy_to_ram(struct guest_mem *mem, const struct image_file *f, uint64
 {
     uint8_t *dst = guest_mem_ram_ptr(mem, addr, memsz);
     if (!dst || filesz > memsz)  /* callers checked; keep the invariant local */
-        return fail(err, errlen, -EINVAL, "internal: bad copy of %s to 0x%" PRIx64, f->path, addr);
+        return errmsg(err, errlen, -EINVAL, "internal: bad copy of %s to 0x%" PRIx64, f->path, addr);
     int rc = read_at(f, dst, filesz, off, err, errlen);
     if (rc)
         return rc;
@@ -182,24 +172,24 @@ static int check_elf_header(const struct image_file *f, const Elf64_Ehdr *eh,
 {
     const unsigned char *id = eh->e_ident;
     if (id[EI_CLASS] != ELFCLASS64 || id[EI_DATA] != ELFDATA2LSB || eh->e_machine != EM_RISCV)
-        return fail(err, errlen, -ENOEXEC, "not a RISC-V 64-bit little-endian ELF (class %u, "
+        return errmsg(err, errlen, -ENOEXEC, "not a RISC-V 64-bit little-endian ELF (class %u, "
                     "data %u, machine %u = %s): %s", id[EI_CLASS], id[EI_DATA], eh->e_machine,
                     elf_machine_name(eh->e_machine), f->path);
     if (id[EI_VERSION] != EV_CURRENT || eh->e_version != EV_CURRENT)
-        return fail(err, errlen, -ENOEXEC, "unsupported ELF version %u: %s", eh->e_version, f->path);
+        return errmsg(err, errlen, -ENOEXEC, "unsupported ELF version %u: %s", eh->e_version, f->path);
     if (eh->e_type != ET_EXEC && eh->e_type != ET_DYN)
-        return fail(err, errlen, -ENOEXEC, "ELF is not an executable (e_type %u): %s",
+        return errmsg(err, errlen, -ENOEXEC, "ELF is not an executable (e_type %u): %s",
                     eh->e_type, f->path);
     if (eh->e_phnum == 0)
-        return fail(err, errlen, -ENOEXEC, "ELF has no program headers: %s", f->path);
+        return errmsg(err, errlen, -ENOEXEC, "ELF has no program headers: %s", f->path);
     if (eh->e_phentsize != sizeof(Elf64_Phdr))
-        return fail(err, errlen, -ENOEXEC, "ELF program header size %u is not %zu: %s",
+        return errmsg(err, errlen, -ENOEXEC, "ELF program header size %u is not %zu: %s",
                     eh->e_phentsize, sizeof(Elf64_Phdr), f->path);
     if (eh->e_phnum > MAX_PHNUM)
-        return fail(err, errlen, -ENOEXEC, "ELF has %u program headers (max %u): %s",
+        return errmsg(err, errlen, -ENOEXEC, "ELF has %u program headers (max %u): %s",
                     eh->e_phnum, MAX_PHNUM, f->path);
     if (!in_file(f->size, eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Elf64_Phdr)))
-        return fail(err, errlen, -ENOEXEC, "ELF program headers at 0x%" PRIx64 " lie outside "
+        return errmsg(err, errlen, -ENOEXEC, "ELF program headers at 0x%" PRIx64 " lie outside "
                     "the file: %s", eh->e_phoff, f->path);
     return 0;
 }
@@ -215,7 +205,7 @@ static int load_elf_segments(struct guest_mem *mem, const struct image_file *f,
     size_t n = eh->e_phnum;
     Elf64_Phdr *ph = calloc(n, sizeof(*ph));
     if (!ph)
-        return fail(err, errlen, -ENOMEM, "out of memory reading %s", f->path);
+        return errmsg(err, errlen, -ENOMEM, "out of memory reading %s", f->path);
     int rc = read_at(f, ph, n * sizeof(*ph), eh->e_phoff, err, errlen);
     if (rc)
         goto out;
@@ -227,13 +217,13 @@ static int load_elf_segments(struct guest_mem *mem, const struct image_file *f,
         if (p->p_type != PT_LOAD || p->p_memsz == 0)
             continue;
         if (p->p_filesz > p->p_memsz) {
-            rc = fail(err, errlen, -ENOEXEC, "%s 0x%" PRIx64 " has file size 0x%" PRIx64
+            rc = errmsg(err, errlen, -ENOEXEC, "%s 0x%" PRIx64 " has file size 0x%" PRIx64
                       " larger than its memory size 0x%" PRIx64 ": %s", label, p->p_paddr,
                       p->p_filesz, p->p_memsz, f->path);
             goto out;
         }
         if (!in_file(f->size, p->p_offset, p->p_filesz)) {
-            rc = fail(err, errlen, -ENOEXEC, "%s 0x%" PRIx64 " (file bytes 0x%" PRIx64 "+0x%"
+            rc = errmsg(err, errlen, -ENOEXEC, "%s 0x%" PRIx64 " (file bytes 0x%" PRIx64 "+0x%"
                       PRIx64 ") lies outside the file (size 0x%" PRIx64 "): %s", label,
                       p->p_paddr, p->p_offset, p->p_filesz, f->size, f->path);
             goto out;
@@ -245,7 +235,7 @@ static int load_elf_segments(struct guest_mem *mem, const struct image_file *f,
         ph[nload++] = *p;
     }
     if (nload == 0) {
-        rc = fail(err, errlen, -ENOEXEC, "ELF has no loadable segments: %s", f->path);
+        rc = errmsg(err, errlen, -ENOEXEC, "ELF has no loadable segments: %s", f->path);
         goto out;
     }
 
@@ -258,7 +248,7 @@ static int load_elf_segments(struct guest_mem *mem, const struct image_file *f,
         for (size_t j = i + 1; j < nload; j++) {
             uint64_t b = ph[j].p_paddr, be = b + ph[j].p_memsz;
             if (a < be && b < ae) {
-                rc = fail(err, errlen, -ENOEXEC, "%ss 0x%" PRIx64 "-0x%" PRIx64 " and 0x%" PRIx64
+                rc = errmsg(err, errlen, -ENOEXEC, "%ss 0x%" PRIx64 "-0x%" PRIx64 " and 0x%" PRIx64
                           "-0x%" PRIx64 " overlap: %s", label, a, ae, b, be, f->path);
                 goto out;
             }
@@ -269,7 +259,7 @@ static int load_elf_segments(struct guest_mem *mem, const struct image_file *f,
             end = ae;
     }
     if (eh->e_entry < start || eh->e_entry >= end) {
-        rc = fail(err, errlen, -ENOEXEC, "ELF entry point 0x%" PRIx64 " is outside the loaded "
+        rc = errmsg(err, errlen, -ENOEXEC, "ELF entry point 0x%" PRIx64 " is outside the loaded "
                   "image 0x%" PRIx64 "-0x%" PRIx64 ": %s", eh->e_entry, start, end, f->path);
         goto out;
     }
@@ -297,11 +287,11 @@ static int find_htif_symbols(const struct image_file *f, const Elf64_Ehdr *eh,
     if (eh->e_shoff == 0 || eh->e_shnum == 0)
         return 0;
     if (eh->e_shentsize != sizeof(Elf64_Shdr))
-        return fail(err, errlen, -ENOEXEC, "ELF section header size %u is not %zu: %s",
+        return errmsg(err, errlen, -ENOEXEC, "ELF section header size %u is not %zu: %s",
                     eh->e_shentsize, sizeof(Elf64_Shdr), f->path);
     size_t shnum = eh->e_shnum;
     if (!in_file(f->size, eh->e_shoff, (uint64_t)shnum * sizeof(Elf64_Shdr)))
-        return fail(err, errlen, -ENOEXEC, "ELF section headers at 0x%" PRIx64 " lie outside "
+        return errmsg(err, errlen, -ENOEXEC, "ELF section headers at 0x%" PRIx64 " lie outside "
                     "the file: %s", eh->e_shoff, f->path);
 
     Elf64_Shdr *sh = calloc(shnum, sizeof(*sh));
@@ -309,7 +299,7 @@ static int find_htif_symbols(const struct image_file *f, const Elf64_Ehdr *eh,
     char *strs = NULL;
     int rc = -ENOMEM;
     if (!sh) {
-        fail(err, errlen, rc, "out of memory reading %s", f->path);
+        errmsg(err, errlen, rc, "out of memory reading %s", f->path);
         goto out;
     }
     rc = read_at(f, sh, shnum * sizeof(*sh), eh->e_shoff, err, errlen);
@@ -326,7 +316,7 @@ static int find_htif_symbols(const struct image_file *f, const Elf64_Ehdr *eh,
     }
     rc = -ENOEXEC;
     if (symtab->sh_link >= shnum || sh[symtab->sh_link].sh_type != SHT_STRTAB) {
-        fail(err, errlen, rc, "ELF .symtab has no string table: %s", f->path);
+        errmsg(err, errlen, rc, "ELF .symtab has no string table: %s", f->path);
         goto out;
     }
     const Elf64_Shdr *strtab = &sh[symtab->sh_link];
@@ -334,7 +324,7 @@ static int find_htif_symbols(const struct image_file *f, const Elf64_Ehdr *eh,
         symtab->sh_size > MAX_SYMTAB || strtab->sh_size > MAX_SYMTAB ||
         !in_file(f->size, symtab->sh_offset, symtab->sh_size) ||
         !in_file(f->size, strtab->sh_offset, strtab->sh_size)) {
-        fail(err, errlen, rc, "ELF symbol table is malformed: %s", f->path);
+        errmsg(err, errlen, rc, "ELF symbol table is malformed: %s", f->path);
         goto out;
     }
     size_t nsym = symtab->sh_size / sizeof(Elf64_Sym);
@@ -342,7 +332,7 @@ static int find_htif_symbols(const struct image_file *f, const Elf64_Ehdr *eh,
     syms = malloc(nsym ? nsym * sizeof(*syms) : 1);
     strs = malloc(strsize ? strsize : 1);
     if (!syms || !strs) {
-        rc = fail(err, errlen, -ENOMEM, "out of memory reading symbols of %s", f->path);
+        rc = errmsg(err, errlen, -ENOMEM, "out of memory reading symbols of %s", f->path);
         goto out;
     }
     rc = read_at(f, syms, nsym * sizeof(*syms), symtab->sh_offset, err, errlen);
@@ -385,7 +375,7 @@ static int load_elf(struct guest_mem *mem, const struct image_file *f, const cha
                     struct loaded_image *out, Elf64_Ehdr *eh, char *err, size_t errlen)
 {
     if (f->size < sizeof(*eh))
-        return fail(err, errlen, -ENOEXEC, "truncated ELF header (%" PRIu64 " bytes): %s",
+        return errmsg(err, errlen, -ENOEXEC, "truncated ELF header (%" PRIu64 " bytes): %s",
                     f->size, f->path);
     int rc = read_at(f, eh, sizeof(*eh), 0, err, errlen);
     if (!rc)
@@ -405,7 +395,7 @@ static int load_linux_image(struct guest_mem *mem, const struct image_file *f,
 
     if (image_load_addr) {
         if (image_load_addr & (LOADER_KERNEL_ALIGN - 1))
-            return fail(err, errlen, -EINVAL, "kernel load address 0x%" PRIx64 " is not 2 MiB "
+            return errmsg(err, errlen, -EINVAL, "kernel load address 0x%" PRIx64 " is not 2 MiB "
                         "aligned: %s", image_load_addr, f->path);
         load = image_load_addr;
     } else {
@@ -441,7 +431,7 @@ int loader_load_kernel(struct guest_mem *mem, const char *path, uint64_t image_l
     } else if (is_linux_image(head, f.size)) {
         rc = load_linux_image(mem, &f, head, image_load_addr, out, err, errlen);
     } else {
-        rc = fail(err, errlen, -ENOEXEC, "not a RISC-V ELF or Image: %s", path);
+        rc = errmsg(err, errlen, -ENOEXEC, "not a RISC-V ELF or Image: %s", path);
     }
 out:
     close_image(&f);
@@ -452,7 +442,7 @@ static int load_flat(struct guest_mem *mem, const struct image_file *f, uint64_t
                      const char *what, struct loaded_image *out, char *err, size_t errlen)
 {
     if (f->size == 0)
-        return fail(err, errlen, -EINVAL, "%s file is empty: %s", what, f->path);
+        return errmsg(err, errlen, -EINVAL, "%s file is empty: %s", what, f->path);
     if (!guest_mem_ram_ptr(mem, addr, f->size))
         return no_fit(mem, what, addr, f->size, f->path, err, errlen);
     int rc = copy_to_ram(mem, f, addr, 0, f->size, f->size, err, errlen);
