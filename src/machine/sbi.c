@@ -53,6 +53,9 @@ void sbi_prepare_hart(struct hart *h)
     hart_csr_write(h, CSR_PMPADDR0, (1ull << 54) - 1);
     hart_csr_write(h, CSR_PMPCFG0, PMPCFG_NAPOT | PMPCFG_R | PMPCFG_W | PMPCFG_X);
     hart_csr_write(h, CSR_MCOUNTEREN, 0x7); /* cycle, time, instret */
+    /* ...and for U-mode too, as OpenSBI does: Linux only narrows this from
+     * its SBI PMU driver, and the vDSO's clock_gettime reads `time`. */
+    hart_csr_write(h, CSR_SCOUNTEREN, 0x7);
     hart_csr_write(h, CSR_MENVCFG, MENVCFG_STCE | MENVCFG_FIOM);
     hart_csr_write(h, CSR_MIDELEG, MIP_SSIP | MIP_STIP | MIP_SEIP);
     hart_csr_write(h, CSR_MEDELEG,

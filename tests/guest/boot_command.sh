@@ -8,7 +8,7 @@ guest_test boot_command
 
 # Non-zero status, console to a file.
 run_vm "$T/run7.out" --console "file:$T/run7.console" \
-    --append "console=ttyS0 -- sh -c 'uname -m; cat /proc/cpuinfo | grep -c processor; exit 7'"
+    --append "console=ttyS0 -- sh -c 'uname -m; cat /proc/cpuinfo | grep -c processor; time -p true; exit 7'"
 st=$?
 LAST_LOG=$T/run7.console
 [ -s "$T/run7.console" ] || { LAST_LOG=$T/run7.out; fail "console file empty ($(status_text $st))"; }
@@ -19,6 +19,8 @@ grep -qF "$UP_LINE" <<<"$out" || fail "no '$UP_LINE' line"
 after=$(sed -n "/$UP_LINE/,\$p" <<<"$out")
 grep -qx riscv64 <<<"$after" || fail "uname -m did not print riscv64"
 grep -qx 1 <<<"$after" || fail "/proc/cpuinfo does not show exactly 1 processor"
+# busybox time reads the clock through the vDSO: rdtime from U-mode.
+grep -q '^real ' <<<"$after" || fail "time (clock_gettime in the vDSO) did not work in userspace"
 
 # Zero status, console on stdio.
 run_cmd "$T/run0.log" 'echo hello-from-$(uname -s); exit 0'
