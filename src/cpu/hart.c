@@ -4,6 +4,7 @@
 #include "cpu/decode.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* misa: RV64 (MXL=2) with A, C, D, F, I, M, S, U. */
@@ -30,12 +31,22 @@ int hart_init(struct hart *h, uint64_t hartid, struct guest_mem *mem,
         pthread_cond_destroy(&h->park_cond);
         return -err;
     }
+    /* calloc of this size is fresh anonymous memory: pages are only backed
+     * once blocks are decoded into them. */
+    h->blocks = calloc(1u << BLOCK_CACHE_BITS, sizeof(*h->blocks));
+    if (!h->blocks) {
+        pthread_mutex_destroy(&h->park_lock);
+        pthread_cond_destroy(&h->park_cond);
+        return -ENOMEM;
+    }
     hart_reset(h, reset_pc);
     return 0;
 }
 
 void hart_destroy(struct hart *h)
 {
+    free(h->blocks);
+    h->blocks = NULL;
     pthread_mutex_destroy(&h->park_lock);
     pthread_cond_destroy(&h->park_cond);
 }
@@ -65,12 +76,7 @@ void hart_reset(struct hart *h, uint64_t reset_pc)
     atomic_store(&h->requests, 0);
     hart_flush_tlb(h);
     mmu_update_regime(h);
-    /* Every decode-cache entry starts as a valid decoding of 0x0000 (an
-     * illegal instruction), so lookups need no separate valid bit. */
-    decode_insn(0, &h->decode_cache[0]);
-    for (unsigned i = 1; i < (1u << DECODE_CACHE_BITS); i++)
-        h->decode_cache[i] = h->decode_cache[0];
-    h->decode_cache_ready = false;
+    /* Decoded blocks stay: each is checked against memory when entered. */
     h->next_timer_check = 0;
 }
 

@@ -84,7 +84,14 @@ struct hart_hooks {
     void *opaque;
 };
 
-#define DECODE_CACHE_BITS 14
+/* Decoded blocks: up to BLOCK_MAX_INSNS straight-line instructions within
+ * one page, decoded once, kept with a copy of their code bytes. Entering a
+ * block compares those bytes with memory, so self-modifying code, fence.i
+ * and remapped pages need no invalidation: a block whose bytes changed is
+ * simply decoded again. Indexed by (pc >> 1) & mask; `tag` is pc | 1, so a
+ * zeroed (never used) block matches nothing. */
+#define BLOCK_CACHE_BITS 12
+#define BLOCK_MAX_INSNS 16
 
 struct decoded_insn {
     uint32_t raw;    /* instruction bits: the cache tag */
@@ -93,6 +100,14 @@ struct decoded_insn {
     uint8_t len;     /* 2 or 4 */
     int64_t imm;
     const void *handler; /* interpreter's code for `op`, filled in by the interpreter */
+};
+
+struct decoded_block {
+    uint64_t tag;        /* pc | 1 of the first instruction; 0 = empty */
+    uint16_t nbytes;     /* code bytes covered */
+    uint8_t code[BLOCK_MAX_INSNS * 4];
+    /* the instructions, then an end marker that leads to the next block */
+    struct decoded_insn insns[BLOCK_MAX_INSNS + 1];
 };
 
 struct hart {
@@ -146,8 +161,8 @@ struct hart {
      * and stores follow the effective mode (mstatus.MPRV). */
     struct tlb_entry *tlb_fetch, *tlb_read, *tlb_write;
     bool pmp_active;       /* some pmpcfg entry is not OFF */
-    struct decoded_insn decode_cache[1u << DECODE_CACHE_BITS];
-    bool decode_cache_ready; /* handlers filled in (first run after reset) */
+    struct decoded_block *blocks;       /* 1 << BLOCK_CACHE_BITS, zeroed lazily */
+    struct decoded_insn single_step[2]; /* an instruction straddling two pages, + end */
     uint64_t insn_count;   /* instructions retired since creation */
     uint64_t next_timer_check;
 };

@@ -107,8 +107,73 @@ static void decode_for_dispatch(uint32_t raw, struct decoded_insn *d, const void
     d->handler = handlers[d->op];
 }
 
-/* No page is at this address: forces the next fetch through the TLB. */
-#define NO_PAGE ((uint64_t)1)
+/* Ends a block: after one of these the next pc is not simply pc + len, or
+ * the hart must look at interrupts before going on. */
+static bool ends_block(unsigned op)
+{
+    switch (op) {
+    case OP_JAL: case OP_JALR: case OP_BEQ: case OP_BNE: case OP_BLT: case OP_BGE:
+    case OP_BLTU: case OP_BGEU: case OP_ECALL: case OP_EBREAK: case OP_MRET: case OP_SRET:
+    case OP_WFI: case OP_SFENCE_VMA: case OP_FENCE_I: case OP_ILLEGAL:
+    case OP_CSRRW: case OP_CSRRS: case OP_CSRRC: case OP_CSRRWI: case OP_CSRRSI: case OP_CSRRCI:
+        return true;
+    }
+    return false;
+}
+
+static void set_block_end(struct decoded_insn *d, const void *end_handler)
+{
+    memset(d, 0, sizeof(*d));
+    d->op = OP_ILLEGAL; /* never dispatched through the table */
+    d->handler = end_handler;
+}
+
+/* Decodes the block starting at `pc`, whose code is at `code` with `room`
+ * bytes left in the page. Returns false if not even the first instruction
+ * fits in the page (it straddles the boundary). */
+static bool build_block(struct decoded_block *blk, uint64_t pc, const uint8_t *code,
+                        unsigned room, const void *const *handlers, const void *end_handler)
+{
+    unsigned n = 0, off = 0;
+    while (n < BLOCK_MAX_INSNS && room - off >= 2) {
+        uint16_t lo;
+        memcpy(&lo, code + off, 2);
+        unsigned len = (lo & 3) == 3 ? 4 : 2;
+        if (len > room - off)
+            break;
+        uint32_t raw = lo;
+        if (len == 4)
+            memcpy(&raw, code + off, 4);
+        struct decoded_insn *d = &blk->insns[n++];
+        decode_for_dispatch(raw, d, handlers);
+        off += len;
+        if (ends_block(d->op))
+            break;
+    }
+    if (n == 0)
+        return false;
+    set_block_end(&blk->insns[n], end_handler);
+    memcpy(blk->code, code, off);
+    blk->nbytes = (uint16_t)off;
+    blk->tag = pc | 1;
+    return true;
+}
+
+/* Is the block's copy of its code still what memory holds? */
+static inline bool same_code(const uint8_t *mem, const uint8_t *copy, unsigned n)
+{
+    uint64_t a, b;
+    for (; n >= 8; n -= 8, mem += 8, copy += 8) {
+        memcpy(&a, mem, 8);
+        memcpy(&b, copy, 8);
+        if (a != b)
+            return false;
+    }
+    a = b = 0;
+    memcpy(&a, mem, n);
+    memcpy(&b, copy, n);
+    return a == b;
+}
 
 /* Runs up to `n` steps (retired instructions or taken traps) with threaded
  * dispatch: every handler ends by fetching, decoding and jumping to the next
@@ -124,61 +189,62 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
     static const void *const handlers[OP_COUNT] = { OPS(HANDLER) };
 #undef HANDLER
     uint64_t *const x = h->x;
-    struct decoded_insn *const cache = h->decode_cache;
+    struct decoded_block *const blocks = h->blocks;
     uint64_t pc = h->pc, npc = 0, a = 0, b = 0;
     /* Steps so far: retired instructions plus taken traps. The budget is
-     * checked on control transfers, page crossings and traps only: straight-
-     * line code always ends in one of them, so a slice overshoots `n` by at
-     * most one basic block. */
+     * checked when entering a block and on traps: a slice overshoots `n` by
+     * at most one block. */
     const uint64_t count_base = h->insn_count;
     uint64_t retired = 0, traps = 0;
-    uint64_t page_va = NO_PAGE;
-    const uint8_t *page_host = NULL;
+    const struct tlb_entry *tlb_fetch = h->tlb_fetch;
     const struct tlb_entry *tlb_read = h->tlb_read;
     const struct tlb_entry *tlb_write = h->tlb_write;
-    struct decoded_insn *d;
-    uint32_t raw;
+    const struct decoded_insn *d;
     enum slice_result result = SLICE_DONE;
-
-    if (unlikely(!h->decode_cache_ready)) {
-        for (unsigned i = 0; i < (1u << DECODE_CACHE_BITS); i++)
-            decode_for_dispatch(cache[i].raw, &cache[i], handlers);
-        h->decode_cache_ready = true;
-    }
 
 #define SYNC_PC() (h->pc = pc)
 #define SYNC_COUNT() (h->insn_count = count_base + retired)
 #define BUDGET_LEFT() (retired + traps < n)
-#define NEXT()                                                                   \
+/* Start the decoded instruction `d` at `pc`. */
+#define EXECUTE()                                                                \
     do {                                                                         \
-        pc = npc;                                                                \
-        retired++;                                                               \
-        DISPATCH();                                                              \
-    } while (0)
-/* End of a control transfer: the place to look at the budget. */
-#define NEXT_JUMP()                                                              \
-    do {                                                                         \
-        pc = npc;                                                                \
-        retired++;                                                               \
-        if (unlikely(!BUDGET_LEFT()))                                            \
-            goto out;                                                            \
-        DISPATCH();                                                              \
-    } while (0)
-/* Fetch, decode (through the cache) and jump: replicated after each handler. */
-#define DISPATCH()                                                         \
-    do {                                                                         \
-        if (unlikely(pc - page_va >= 0xffe))                                     \
-            goto slow_fetch;                                                     \
-        memcpy(&raw, page_host + (pc - page_va), 4);                             \
-        if ((raw & 3) != 3)                                                      \
-            raw &= 0xffff;                                                       \
-        d = &cache[(pc >> 1) & ((1u << DECODE_CACHE_BITS) - 1)];                 \
-        if (unlikely(d->raw != raw))                                             \
-            decode_for_dispatch(raw, d, handlers);                               \
         npc = pc + d->len;                                                       \
         a = x[d->rs1];                                                           \
         b = x[d->rs2];                                                           \
         goto *d->handler;                                                        \
+    } while (0)
+/* Straight-line successor: the next entry of the same block (the block's end
+ * marker leads to the next block). */
+#define NEXT()                                                                   \
+    do {                                                                         \
+        pc = npc;                                                                \
+        retired++;                                                               \
+        d++;                                                                     \
+        EXECUTE();                                                               \
+    } while (0)
+/* Into the block at pc: the fast path (same page, block decoded and its
+ * code unchanged) is replicated at every site, so each control transfer has
+ * its own indirect jump for the host's branch predictor; anything else goes
+ * through next_block. */
+#define ENTER_BLOCK()                                                            \
+    do {                                                                         \
+        const uint8_t *code_ = tlb_lookup(tlb_fetch, pc, 2);                     \
+        if (unlikely(!BUDGET_LEFT()) || unlikely(code_ == NULL))                 \
+            goto next_block;                                                     \
+        const struct decoded_block *blk_ =                                       \
+            &blocks[(pc >> 1) & ((1u << BLOCK_CACHE_BITS) - 1)];                 \
+        if (unlikely(blk_->tag != (pc | 1)) ||                                   \
+            unlikely(!same_code(code_, blk_->code, blk_->nbytes)))               \
+            goto next_block;                                                     \
+        d = blk_->insns;                                                         \
+        EXECUTE();                                                               \
+    } while (0)
+/* End of a control transfer: on to the block at the new pc. */
+#define NEXT_JUMP()                                                              \
+    do {                                                                         \
+        pc = npc;                                                                \
+        retired++;                                                               \
+        ENTER_BLOCK();                                                           \
     } while (0)
 #define LOAD(size, va)                                                           \
     ({                                                                           \
@@ -213,32 +279,38 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
 #define IMM (d->imm)
 #define BRANCH(cond) do { if (cond) npc = pc + (uint64_t)IMM; NEXT_JUMP(); } while (0)
 
-    DISPATCH();
+next_block:
+    if (unlikely(!BUDGET_LEFT()))
+        goto out;
+    {
+        const uint8_t *code = tlb_lookup(tlb_fetch, pc, 2);
+        if (!code)
+            goto slow_fetch;
+        unsigned room = (unsigned)(GUEST_PAGE_SIZE - (pc & 0xfff));
+        struct decoded_block *blk = &blocks[(pc >> 1) & ((1u << BLOCK_CACHE_BITS) - 1)];
+        if ((blk->tag != (pc | 1) || !same_code(code, blk->code, blk->nbytes)) &&
+            !build_block(blk, pc, code, room, handlers, &&L_BLOCK_END))
+            goto slow_fetch;
+        d = blk->insns;
+        EXECUTE();
+    }
+
+L_BLOCK_END:
+    ENTER_BLOCK();
 
 slow_fetch:
     {
-        if (unlikely(!BUDGET_LEFT()))
-            goto out;
+        /* Not in the fetch TLB yet, or an instruction straddling two pages:
+         * one instruction through the full fetch path. */
+        uint32_t raw;
         SYNC_PC();
-        const uint8_t *host = tlb_lookup(h->tlb_fetch, pc, 2);
-        if (host) {
-            page_va = pc & ~0xfffull;
-            page_host = host - (pc & 0xfff);
-        }
-        if (host && (pc & 0xfff) != 0xffe) {
-            memcpy(&raw, host, 4);
-            if ((raw & 3) != 3)
-                raw &= 0xffff;
-        } else if (mmu_fetch_slow(h, pc, &raw)) {
+        if (mmu_fetch_slow(h, pc, &raw))
             goto trapped; /* fetch fault taken: pc is at the handler */
-        }
-        d = &cache[(pc >> 1) & ((1u << DECODE_CACHE_BITS) - 1)];
-        if (d->raw != raw)
-            decode_for_dispatch(raw, d, handlers);
-        npc = pc + d->len;
-        a = x[d->rs1];
-        b = x[d->rs2];
-        goto *d->handler;
+        struct decoded_insn *single = h->single_step;
+        decode_for_dispatch(raw, &single[0], handlers);
+        set_block_end(&single[1], &&L_BLOCK_END);
+        d = single;
+        EXECUTE();
     }
 
 L_LUI: RD = (uint64_t)IMM; NEXT();
@@ -433,7 +505,6 @@ L_SFENCE_VMA:
         hart_flush_tlb(h);
     else
         tlb_flush_page(&h->tlb, a);
-    page_va = NO_PAGE;
     NEXT();
 
 L_FLW: {
@@ -515,13 +586,11 @@ illegal:
 trapped:
     /* A trap was taken (pc, privilege and maybe the regime changed). */
     pc = h->pc;
-    page_va = NO_PAGE;
+    tlb_fetch = h->tlb_fetch;
     tlb_read = h->tlb_read;
     tlb_write = h->tlb_write;
     traps++;
-    if (unlikely(!BUDGET_LEFT()))
-        goto out;
-    DISPATCH();
+    goto next_block;
 
 event:
     /* The instruction retired and may have changed what is deliverable. */
@@ -538,8 +607,8 @@ out:
 #undef SYNC_COUNT
 #undef BUDGET_LEFT
 #undef NEXT_JUMP
-#undef DISPATCH
-#undef DISPATCH_AGAIN
+#undef ENTER_BLOCK
+#undef EXECUTE
 #undef NEXT
 #undef LOAD
 #undef STORE
