@@ -76,8 +76,14 @@ void hart_reset(struct hart *h, uint64_t reset_pc)
     atomic_store(&h->requests, 0);
     hart_flush_tlb(h);
     mmu_update_regime(h);
-    /* Decoded blocks stay: each is checked against memory when entered. */
+    /* New memory contents may be loaded: no decoded block stays valid. */
+    h->code_epoch++;
     h->next_timer_check = 0;
+}
+
+void hart_fence_i(struct hart *h)
+{
+    h->code_epoch++;
 }
 
 bool hart_wfi_wakeup(struct hart *h)

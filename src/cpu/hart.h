@@ -71,6 +71,7 @@ enum hart_state { HART_STARTED = 0, HART_STOPPED = 1, HART_START_PENDING = 2 };
 #define HART_REQ_EXIT      (1u << 0) /* return from hart_run */
 #define HART_REQ_TLB_FLUSH (1u << 1) /* remote sfence.vma: flush TLB and decode cache */
 #define HART_REQ_IRQ       (1u << 2) /* mip changed: re-check interrupts now */
+#define HART_REQ_FENCE_I   (1u << 3) /* remote fence.i: drop decoded code */
 
 struct hart;
 
@@ -85,11 +86,13 @@ struct hart_hooks {
 };
 
 /* Decoded blocks: up to BLOCK_MAX_INSNS straight-line instructions within
- * one page, decoded once, kept with a copy of their code bytes. Entering a
- * block compares those bytes with memory, so self-modifying code, fence.i
- * and remapped pages need no invalidation: a block whose bytes changed is
- * simply decoded again. Indexed by (pc >> 1) & mask; `tag` is pc | 1, so a
- * zeroed (never used) block matches nothing. */
+ * one page, decoded once. A block is keyed by the host address of its code
+ * (a guest-physical location, so other address spaces never hit it) and is
+ * valid while the hart's code epoch is the one it was decoded in. The epoch
+ * advances on fence.i (local, or remote through the SBI / an IPI to
+ * firmware) and on reset: the spec makes modified code visible to a hart
+ * only after it executes fence.i, and guests issue it wherever real
+ * hardware, whose instruction caches are not coherent either, needs it. */
 #define BLOCK_CACHE_BITS 12
 #define BLOCK_MAX_INSNS 16
 
@@ -103,9 +106,8 @@ struct decoded_insn {
 };
 
 struct decoded_block {
-    uint64_t tag;        /* pc | 1 of the first instruction; 0 = empty */
-    uint16_t nbytes;     /* code bytes covered */
-    uint8_t code[BLOCK_MAX_INSNS * 4];
+    uintptr_t code;      /* host address of the first instruction; 0 = empty */
+    uint64_t epoch;      /* the hart's code epoch when decoded */
     /* the instructions, then an end marker that leads to the next block */
     struct decoded_insn insns[BLOCK_MAX_INSNS + 1];
 };
@@ -162,6 +164,7 @@ struct hart {
     struct tlb_entry *tlb_fetch, *tlb_read, *tlb_write;
     bool pmp_active;       /* some pmpcfg entry is not OFF */
     struct decoded_block *blocks;       /* 1 << BLOCK_CACHE_BITS, zeroed lazily */
+    uint64_t code_epoch;                /* see struct decoded_block */
     struct decoded_insn single_step[2]; /* an instruction straddling two pages, + end */
     uint64_t insn_count;   /* instructions retired since creation */
     uint64_t next_timer_check;
@@ -206,7 +209,9 @@ int hart_csr_write(struct hart *hart, unsigned csr, uint64_t value);
 /* Same threads: puts the hart in `mode` (boot code, firmware emulation). */
 void hart_set_priv(struct hart *hart, enum priv_mode mode);
 
-/* Hart's thread: flush all cached translations and decoded instructions. */
+/* Hart's thread: flush all cached translations. */
 void hart_flush_tlb(struct hart *hart);
+/* Hart's thread: forget all decoded code, as fence.i does. */
+void hart_fence_i(struct hart *hart);
 
 #endif

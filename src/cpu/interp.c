@@ -128,11 +128,11 @@ static void set_block_end(struct decoded_insn *d, const void *end_handler)
     d->handler = end_handler;
 }
 
-/* Decodes the block starting at `pc`, whose code is at `code` with `room`
- * bytes left in the page. Returns false if not even the first instruction
- * fits in the page (it straddles the boundary). */
-static bool build_block(struct decoded_block *blk, uint64_t pc, const uint8_t *code,
-                        unsigned room, const void *const *handlers, const void *end_handler)
+/* Decodes the block whose code is at `code`, with `room` bytes left in the
+ * page. Returns false if not even the first instruction fits in the page
+ * (it straddles the boundary). */
+static bool build_block(struct decoded_block *blk, const uint8_t *code, unsigned room,
+                        uint64_t epoch, const void *const *handlers, const void *end_handler)
 {
     unsigned n = 0, off = 0;
     while (n < BLOCK_MAX_INSNS && room - off >= 2) {
@@ -153,27 +153,13 @@ static bool build_block(struct decoded_block *blk, uint64_t pc, const uint8_t *c
     if (n == 0)
         return false;
     set_block_end(&blk->insns[n], end_handler);
-    memcpy(blk->code, code, off);
-    blk->nbytes = (uint16_t)off;
-    blk->tag = pc | 1;
+    blk->code = (uintptr_t)code;
+    blk->epoch = epoch;
     return true;
 }
 
-/* Is the block's copy of its code still what memory holds? */
-static inline bool same_code(const uint8_t *mem, const uint8_t *copy, unsigned n)
-{
-    uint64_t a, b;
-    for (; n >= 8; n -= 8, mem += 8, copy += 8) {
-        memcpy(&a, mem, 8);
-        memcpy(&b, copy, 8);
-        if (a != b)
-            return false;
-    }
-    a = b = 0;
-    memcpy(&a, mem, n);
-    memcpy(&b, copy, n);
-    return a == b;
-}
+/* The block cache slot for code at host address `code`. */
+#define BLOCK_SLOT(blocks, code) (&(blocks)[((uintptr_t)(code) >> 1) & ((1u << BLOCK_CACHE_BITS) - 1)])
 
 /* Runs up to `n` steps (retired instructions or taken traps) with threaded
  * dispatch: every handler ends by fetching, decoding and jumping to the next
@@ -198,6 +184,7 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
     uint64_t retired = 0, traps = 0;
     const struct tlb_entry *tlb_fetch = h->tlb_fetch;
     const struct tlb_entry *tlb_read = h->tlb_read;
+    uint64_t epoch = h->code_epoch;
     const struct tlb_entry *tlb_write = h->tlb_write;
     const struct decoded_insn *d;
     enum slice_result result = SLICE_DONE;
@@ -231,10 +218,8 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
         const uint8_t *code_ = tlb_lookup(tlb_fetch, pc, 2);                     \
         if (unlikely(!BUDGET_LEFT()) || unlikely(code_ == NULL))                 \
             goto next_block;                                                     \
-        const struct decoded_block *blk_ =                                       \
-            &blocks[(pc >> 1) & ((1u << BLOCK_CACHE_BITS) - 1)];                 \
-        if (unlikely(blk_->tag != (pc | 1)) ||                                   \
-            unlikely(!same_code(code_, blk_->code, blk_->nbytes)))               \
+        const struct decoded_block *blk_ = BLOCK_SLOT(blocks, code_);            \
+        if (unlikely(blk_->code != (uintptr_t)code_) || unlikely(blk_->epoch != epoch)) \
             goto next_block;                                                     \
         d = blk_->insns;                                                         \
         EXECUTE();                                                               \
@@ -287,9 +272,9 @@ next_block:
         if (!code)
             goto slow_fetch;
         unsigned room = (unsigned)(GUEST_PAGE_SIZE - (pc & 0xfff));
-        struct decoded_block *blk = &blocks[(pc >> 1) & ((1u << BLOCK_CACHE_BITS) - 1)];
-        if ((blk->tag != (pc | 1) || !same_code(code, blk->code, blk->nbytes)) &&
-            !build_block(blk, pc, code, room, handlers, &&L_BLOCK_END))
+        struct decoded_block *blk = BLOCK_SLOT(blocks, code);
+        if ((blk->code != (uintptr_t)code || blk->epoch != epoch) &&
+            !build_block(blk, code, room, epoch, handlers, &&L_BLOCK_END))
             goto slow_fetch;
         d = blk->insns;
         EXECUTE();
@@ -461,8 +446,12 @@ L_CSRRCI: {
     goto event; /* a write may unmask an interrupt or change translation */
 }
 
-L_FENCE:
-L_FENCE_I: NEXT();
+L_FENCE: NEXT();
+L_FENCE_I:
+    /* Make stores to code visible to this hart's fetch (Zifencei). */
+    hart_fence_i(h);
+    epoch = h->code_epoch;
+    NEXT();
 L_ECALL: {
     enum exc_cause cause = h->priv == PRIV_U ? EXC_ECALL_U
                            : h->priv == PRIV_S ? EXC_ECALL_S : EXC_ECALL_M;
@@ -638,6 +627,8 @@ static bool serve_requests(struct hart *h)
     unsigned req = atomic_exchange(&h->requests, 0);
     if (req & HART_REQ_TLB_FLUSH)
         hart_flush_tlb(h);
+    if (req & HART_REQ_FENCE_I)
+        hart_fence_i(h);
     return req & HART_REQ_EXIT;
 }
 

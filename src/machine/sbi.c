@@ -71,13 +71,15 @@ void sbi_prepare_hart(struct hart *h)
     hart_csr_write(h, CSR_MSTATUS, mstatus | MSTATUS_FS_INITIAL);
 }
 
-/* Iterates the harts named by an SBI hart mask (SBI spec 3.1). */
+/* Iterates the harts named by an SBI hart mask (SBI spec 3.1). `req` is
+ * passed through to `fn`. */
 static int64_t for_each_hart(const struct sbi_platform *p, uint64_t mask, uint64_t base,
-                             void (*fn)(struct hart *target, struct hart *self), struct hart *self)
+                             void (*fn)(struct hart *target, struct hart *self, unsigned req),
+                             struct hart *self, unsigned req)
 {
     if (base == ~0ull) {
         for (unsigned i = 0; i < p->nharts; i++)
-            fn(p->harts[i], self);
+            fn(p->harts[i], self, req);
         return SBI_SUCCESS;
     }
     for (unsigned bit = 0; bit < 64; bit++) {
@@ -88,40 +90,48 @@ static int64_t for_each_hart(const struct sbi_platform *p, uint64_t mask, uint64
     }
     for (unsigned bit = 0; bit < 64; bit++)
         if ((mask >> bit) & 1)
-            fn(p->harts[base + bit], self);
+            fn(p->harts[base + bit], self, req);
     return SBI_SUCCESS;
 }
 
-static void send_ipi(struct hart *target, struct hart *self)
+static void send_ipi(struct hart *target, struct hart *self, unsigned req)
 {
     (void)self;
+    (void)req;
     hart_set_irq(target, MIP_SSIP, true);
 }
 
-static void request_flush(struct hart *target, struct hart *self)
+/* Does a fence request (HART_REQ_TLB_FLUSH / HART_REQ_FENCE_I) here. */
+static void fence_locally(struct hart *h, unsigned req)
 {
-    if (target == self) {
-        hart_flush_tlb(self);
-        return;
-    }
-    if (atomic_load(&target->state) == HART_STARTED)
-        hart_post_request(target, HART_REQ_TLB_FLUSH);
+    if (req & HART_REQ_TLB_FLUSH)
+        hart_flush_tlb(h);
+    if (req & HART_REQ_FENCE_I)
+        hart_fence_i(h);
 }
 
-static void wait_flushed(struct hart *target, struct hart *self)
+static void post_fence(struct hart *target, struct hart *self, unsigned req)
+{
+    if (target == self)
+        fence_locally(self, req);
+    else if (atomic_load(&target->state) == HART_STARTED)
+        hart_post_request(target, req);
+}
+
+static void wait_fence(struct hart *target, struct hart *self, unsigned req)
 {
     /* Remote fences complete before the call returns (SBI spec 8). Serve our
-     * own flush requests while waiting so two harts fencing each other
+     * own fence requests while waiting so two harts fencing each other
      * cannot deadlock. */
-    while ((atomic_load(&target->requests) & HART_REQ_TLB_FLUSH) &&
+    const unsigned fences = HART_REQ_TLB_FLUSH | HART_REQ_FENCE_I;
+    while ((atomic_load(&target->requests) & req) &&
            atomic_load(&target->state) == HART_STARTED) {
         /* The VM is stopping: the target's thread may already be gone. */
         if (atomic_load(&self->requests) & HART_REQ_EXIT)
             return;
-        if (atomic_load(&self->requests) & HART_REQ_TLB_FLUSH) {
-            atomic_fetch_and(&self->requests, ~HART_REQ_TLB_FLUSH);
-            hart_flush_tlb(self);
-        }
+        unsigned mine = atomic_fetch_and(&self->requests, ~fences) & fences;
+        if (mine)
+            fence_locally(self, mine);
         sched_yield();
     }
 }
@@ -241,20 +251,18 @@ bool sbi_handle_ecall(struct hart *h, void *opaque)
         break;
     case SBI_EXT_IPI:
         if (fid == 0) {
-            int64_t e = for_each_hart(p, h->x[10], h->x[11], send_ipi, h);
+            int64_t e = for_each_hart(p, h->x[10], h->x[11], send_ipi, h, 0);
             r = e ? err(e) : ok(0);
         }
         break;
     case SBI_EXT_RFENCE:
-        if (fid == 0) {
-            /* remote fence.i: decoded code is tagged by its own bits, so
-             * every hart already sees new code; only check the mask. */
-            r = ok(0);
-        } else if (fid <= 2) {
-            /* sfence.vma (with or without ASID): flush each target's whole TLB */
-            int64_t e = for_each_hart(p, h->x[10], h->x[11], request_flush, h);
+        if (fid <= 2) {
+            /* 0: remote fence.i; 1, 2: sfence.vma (with or without ASID),
+             * done as a flush of each target's whole TLB. */
+            unsigned req = fid == 0 ? HART_REQ_FENCE_I : HART_REQ_TLB_FLUSH;
+            int64_t e = for_each_hart(p, h->x[10], h->x[11], post_fence, h, req);
             if (!e)
-                for_each_hart(p, h->x[10], h->x[11], wait_flushed, h);
+                for_each_hart(p, h->x[10], h->x[11], wait_fence, h, req);
             r = e ? err(e) : ok(0);
         }
         break;
