@@ -2,8 +2,8 @@
  * operand fields). Compressed instructions (C extension) are expanded into
  * the same form as their 32-bit equivalents, so the executor sees one ISA.
  *
- * Decoding depends only on the instruction bits, never on hart state, which
- * is why the per-hart decode cache can use the bits themselves as its tag.
+ * Decoding depends only on the instruction bits, never on hart state or
+ * privilege mode, so a decoded block serves every mode.
  * Pure functions: any thread. */
 #ifndef NIMBUS_CPU_DECODE_H
 #define NIMBUS_CPU_DECODE_H

@@ -1,5 +1,5 @@
 /* A RISC-V hart (RV64GC, M/S/U): architectural state plus the per-hart caches
- * that make interpretation fast (software TLB, decode cache).
+ * that make interpretation fast (software TLB, decoded blocks).
  *
  * A hart is data, not a thread: hart_run() executes it on the calling thread
  * until a budget is spent or it waits, stops or is asked to exit. Any
@@ -69,9 +69,8 @@ enum hart_state { HART_STARTED = 0, HART_STOPPED = 1, HART_START_PENDING = 2 };
 
 /* Cross-thread requests, bits of hart.requests. */
 #define HART_REQ_EXIT      (1u << 0) /* return from hart_run */
-#define HART_REQ_TLB_FLUSH (1u << 1) /* remote sfence.vma: flush TLB and decode cache */
-#define HART_REQ_IRQ       (1u << 2) /* mip changed: re-check interrupts now */
-#define HART_REQ_FENCE_I   (1u << 3) /* remote fence.i: drop decoded code */
+#define HART_REQ_TLB_FLUSH (1u << 1) /* remote sfence.vma: flush the TLB */
+#define HART_REQ_FENCE_I   (1u << 2) /* remote fence.i: drop decoded code */
 
 struct hart;
 

@@ -1,10 +1,11 @@
-/* The interpreter: fetch through the fetch TLB, decode through the per-hart
- * decode cache (tagged by the instruction bits, so self-modifying code and
- * fence.i need no invalidation), execute with a switch.
+/* The interpreter: code is decoded into blocks of straight-line
+ * instructions (see struct decoded_block in hart.h for when a block stays
+ * valid) and run with threaded dispatch: each decoded instruction holds the
+ * address of its handler, and each handler jumps straight to the next one.
  *
  * Interrupts, timers and cross-thread requests are checked between slices of
- * at most SLICE_INSNS instructions, and right after any instruction that can
- * unmask an interrupt (CSR writes, xRET): never per instruction. */
+ * about SLICE_INSNS steps, and right after any instruction that can unmask
+ * an interrupt (CSR writes, xRET): never per instruction. */
 #include "cpu/cpu_internal.h"
 #include "cpu/decode.h"
 
@@ -161,14 +162,16 @@ static bool build_block(struct decoded_block *blk, const uint8_t *code, unsigned
 /* The block cache slot for code at host address `code`. */
 #define BLOCK_SLOT(blocks, code) (&(blocks)[((uintptr_t)(code) >> 1) & ((1u << BLOCK_CACHE_BITS) - 1)])
 
-/* Runs up to `n` steps (retired instructions or taken traps) with threaded
- * dispatch: every handler ends by fetching, decoding and jumping to the next
- * one, so the host's branch predictor sees one indirect jump per handler.
+/* Runs about `n` steps (retired instructions or taken traps; a slice may end
+ * up to one block late). Within a block, every handler ends by jumping to
+ * the next decoded instruction's handler; control transfers enter the next
+ * block through a fast path copied at each site, so the host's branch
+ * predictor sees one indirect jump per handler and per jump site.
  * Returns early (SLICE_EVENT) after anything that may make an interrupt
  * deliverable or stop the hart.
  *
- * pc, the retired count, the current fetch page and the TLB arrays live in
- * locals; h->pc is written back before anything that can trap or look at it. */
+ * pc, the step counts, the code epoch and the TLB arrays live in locals;
+ * h->pc is written back before anything that can trap or look at it. */
 static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
 {
 #define HANDLER(name) [OP_##name] = &&L_##name,
