@@ -225,6 +225,33 @@ static void store_le(uint8_t *p, unsigned size, uint64_t v)
     }
 }
 
+/* Translates both halves of an access of `size` bytes at `va` that crosses
+ * a page boundary (misaligned, emulated): both must be RAM, since no device
+ * access straddles pages. Nothing is read or written here, so a fault in
+ * the second half leaves memory untouched. Returns 0 with host[] and *first
+ * (bytes in the first page), or the cause with *fault_va set to the start
+ * of the half that faulted. */
+static int access_split(struct hart *h, uint64_t va, unsigned size, enum access_type type,
+                        uint8_t *host[2], unsigned *first, uint64_t *fault_va)
+{
+    *first = (unsigned)(GUEST_PAGE_SIZE - (va & 0xfff));
+    uint64_t half_va[2] = { va, va + *first };
+    unsigned half_len[2] = { *first, size - *first };
+    for (int i = 0; i < 2; i++) {
+        void *p;
+        uint64_t pa;
+        int cause = access_page(h, half_va[i], half_len[i], type, &p, &pa);
+        if (!cause && !p)
+            cause = access_fault_cause[type];
+        if (cause) {
+            *fault_va = half_va[i];
+            return cause;
+        }
+        host[i] = p;
+    }
+    return 0;
+}
+
 int mmu_load_slow(struct hart *h, uint64_t va, unsigned size, uint64_t *value)
 {
     uint64_t page_off = va & 0xfff;
@@ -246,26 +273,13 @@ int mmu_load_slow(struct hart *h, uint64_t va, unsigned size, uint64_t *value)
         }
         return 0;
     }
-    /* Misaligned across a page boundary: emulate with two translations,
-     * both checked before any byte is read (RAM only). */
-    unsigned first = (unsigned)(GUEST_PAGE_SIZE - page_off);
-    void *host2;
-    uint64_t pa2;
-    cause = access_page(h, va, first, ACCESS_LOAD, &host, &pa);
-    if (!cause && !host)
-        cause = EXC_LOAD_ACCESS;
+    uint8_t *halves[2], buf[8];
+    unsigned first;
+    cause = access_split(h, va, size, ACCESS_LOAD, halves, &first, &va);
     if (cause)
         goto fault;
-    cause = access_page(h, va + first, size - first, ACCESS_LOAD, &host2, &pa2);
-    if (!cause && !host2)
-        cause = EXC_LOAD_ACCESS;
-    if (cause) {
-        va += first;
-        goto fault;
-    }
-    uint8_t buf[8];
-    memcpy(buf, host, first);
-    memcpy(buf + first, host2, size - first);
+    memcpy(buf, halves[0], first);
+    memcpy(buf + first, halves[1], size - first);
     *value = load_le(buf, size);
     return 0;
 fault:
@@ -295,25 +309,14 @@ int mmu_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t value)
         }
         return 0;
     }
-    unsigned first = (unsigned)(GUEST_PAGE_SIZE - page_off);
-    void *host2;
-    uint64_t pa2;
-    cause = access_page(h, va, first, ACCESS_STORE, &host, &pa);
-    if (!cause && !host)
-        cause = EXC_STORE_ACCESS;
+    uint8_t *halves[2], buf[8];
+    unsigned first;
+    cause = access_split(h, va, size, ACCESS_STORE, halves, &first, &va);
     if (cause)
         goto fault;
-    cause = access_page(h, va + first, size - first, ACCESS_STORE, &host2, &pa2);
-    if (!cause && !host2)
-        cause = EXC_STORE_ACCESS;
-    if (cause) {
-        va += first;
-        goto fault;
-    }
-    uint8_t buf[8];
     store_le(buf, size, value);
-    memcpy(host, buf, first);
-    memcpy(host2, buf + first, size - first);
+    memcpy(halves[0], buf, first);
+    memcpy(halves[1], buf + first, size - first);
     return 0;
 fault:
     hart_raise_exception(h, (enum exc_cause)cause, va);
