@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "dev/aclint.h"
@@ -15,6 +16,7 @@
 #include "dev/plic.h"
 #include "dev/sifive_test.h"
 #include "dev/uart16550.h"
+#include "machine/errmsg.h"
 #include "machine/loader.h"
 
 #define FDT_MAX_SIZE 0x10000
@@ -343,9 +345,8 @@ static int load_and_boot(struct virt_machine *m, char *err, size_t errlen)
         if (r)
             return r;
         if (c->bios && kernel.start < fw.end) {
-            snprintf(err, errlen, "kernel at 0x%llx overlaps the firmware (ends at 0x%llx)",
+            return errmsg(err, errlen, -EINVAL, "kernel at 0x%llx overlaps the firmware (ends at 0x%llx)",
                      (unsigned long long)kernel.start, (unsigned long long)fw.end);
-            return -EINVAL;
         }
     }
 
@@ -354,26 +355,19 @@ static int load_and_boot(struct virt_machine *m, char *err, size_t errlen)
     uint64_t top = ram_end < 0x100000000ull ? ram_end : 0x100000000ull;
     uint64_t fdt_addr = (top - 0x200000) & ~0x1fffffull;
     if (fdt_addr < kernel.end || fdt_addr < fw.end) {
-        snprintf(err, errlen, "not enough guest memory (%llu MiB) for the kernel and device tree",
+        return errmsg(err, errlen, -ENOMEM, "not enough guest memory (%llu MiB) for the kernel and device tree",
                  (unsigned long long)(c->ram_size >> 20));
-        return -ENOMEM;
     }
     if (c->initrd) {
-        FILE *f = fopen(c->initrd, "rb");
-        long size = -1;
-        if (f && fseek(f, 0, SEEK_END) == 0)
-            size = ftell(f);
-        if (f)
-            fclose(f);
-        if (size < 0) {
-            snprintf(err, errlen, "cannot read initrd %s: %s", c->initrd, strerror(errno ? errno : EIO));
-            return -ENOENT;
-        }
-        uint64_t start = (fdt_addr - (uint64_t)size) & ~0xfffull;
-        if ((uint64_t)size > fdt_addr - VIRT_RAM_BASE || start < kernel.end || start < fw.end) {
-            snprintf(err, errlen, "initrd %s (%ld bytes) does not fit in guest memory", c->initrd, size);
-            return -ENOMEM;
-        }
+        struct stat st;
+        if (stat(c->initrd, &st))
+            return errmsg(err, errlen, -errno, "cannot read initrd %s: %s", c->initrd,
+                          strerror(errno));
+        uint64_t size = (uint64_t)st.st_size;
+        uint64_t start = (fdt_addr - size) & ~0xfffull;
+        if (size > fdt_addr - VIRT_RAM_BASE || start < kernel.end || start < fw.end)
+            return errmsg(err, errlen, -ENOMEM, "initrd %s (%llu bytes) does not fit in guest memory",
+                          c->initrd, (unsigned long long)size);
         r = loader_load_raw(&m->mem, c->initrd, start, &initrd, err, errlen);
         if (r)
             return r;
@@ -381,16 +375,13 @@ static int load_and_boot(struct virt_machine *m, char *err, size_t errlen)
 
     r = fdt_build(m, initrd.start, initrd.end);
     if (r) {
-        snprintf(err, errlen, "building the device tree: %s", fdt_strerror(r));
-        return -EINVAL;
+        return errmsg(err, errlen, -EINVAL, "building the device tree: %s", fdt_strerror(r));
     }
     if (guest_mem_write(&m->mem, fdt_addr, m->fdt, m->fdt_size)) {
-        snprintf(err, errlen, "device tree does not fit in guest memory");
-        return -ENOMEM;
+        return errmsg(err, errlen, -ENOMEM, "device tree does not fit in guest memory");
     }
     if (c->dump_dtb && (r = write_file(c->dump_dtb, m->fdt, m->fdt_size))) {
-        snprintf(err, errlen, "cannot write %s: %s", c->dump_dtb, strerror(-r));
-        return r;
+        return errmsg(err, errlen, r, "cannot write %s: %s", c->dump_dtb, strerror(-r));
     }
 
     uint64_t info_addr = 0;
@@ -432,8 +423,7 @@ int virt_reset(struct virt_machine *m, char *err, size_t errlen)
 {
     /* Fresh RAM: drop every page, as a power cycle would. */
     if (madvise(m->mem.ram, m->mem.ram_size, MADV_DONTNEED)) {
-        snprintf(err, errlen, "resetting guest memory: %s", strerror(errno));
-        return -errno;
+        return errmsg(err, errlen, -errno, "resetting guest memory: %s", strerror(errno));
     }
     plic_reset(m->plic);
     aclint_reset(m->aclint);
@@ -452,24 +442,20 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
 {
     int r;
     if (!config->kernel && !config->bios) {
-        snprintf(err, errlen, "nothing to run: give --kernel or --bios");
-        return -EINVAL;
+        return errmsg(err, errlen, -EINVAL, "nothing to run: give --kernel or --bios");
     }
     if (config->nharts < 1 || config->nharts > VIRT_MAX_HARTS) {
-        snprintf(err, errlen, "--smp must be between 1 and %u", VIRT_MAX_HARTS);
-        return -EINVAL;
+        return errmsg(err, errlen, -EINVAL, "--smp must be between 1 and %u", VIRT_MAX_HARTS);
     }
     if (config->ram_size < VIRT_MIN_RAM || config->ram_size > VIRT_MAX_RAM ||
         (config->ram_size & (GUEST_PAGE_SIZE - 1))) {
-        snprintf(err, errlen, "--mem must be a multiple of 4 KiB between %llu MiB and %llu GiB",
+        return errmsg(err, errlen, -EINVAL, "--mem must be a multiple of 4 KiB between %llu MiB and %llu GiB",
                  (unsigned long long)(VIRT_MIN_RAM >> 20), (unsigned long long)(VIRT_MAX_RAM >> 30));
-        return -EINVAL;
     }
 
     struct virt_machine *m = calloc(1, sizeof(*m));
     if (!m) {
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
+        return errmsg(err, errlen, -ENOMEM, "out of memory");
     }
     m->config = *config;
     m->wake_fd = -1;
