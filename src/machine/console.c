@@ -15,7 +15,7 @@
  * plain write()s; like QEMU, the process is expected to ignore SIGPIPE (the
  * console does not touch process-wide signal dispositions). */
 #include "machine/console.h"
-#include "machine/errmsg.h"
+#include "base/errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -5,7 +5,7 @@
  * Every offset and size taken from a header is checked against the file size
  * and guest RAM with overflow-safe arithmetic before it is used. */
 #include "machine/loader.h"
-#include "machine/errmsg.h"
+#include "base/errmsg.h"
 
 #include <elf.h>
 #include <errno.h>

@@ -16,7 +16,7 @@
 #include "dev/plic.h"
 #include "dev/sifive_test.h"
 #include "dev/uart16550.h"
-#include "machine/errmsg.h"
+#include "base/errmsg.h"
 #include "machine/loader.h"
 
 #define FDT_MAX_SIZE 0x10000

@@ -1,8 +1,8 @@
 /* One-line error messages: formats into the caller's buffer (which may be
  * NULL when errlen is 0) and returns `rc`, so a failure path reads
  * `return errmsg(err, errlen, -EINVAL, "bad thing: %s", path);`. */
-#ifndef NIMBUS_MACHINE_ERRMSG_H
-#define NIMBUS_MACHINE_ERRMSG_H
+#ifndef NIMBUS_BASE_ERRMSG_H
+#define NIMBUS_BASE_ERRMSG_H
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,0 +1,92 @@
+/* Block backends: the host side of a virtual disk (raw files, qcow2 images).
+ *
+ * Three layers, three ops tables (STYLE.md): the virtio-mmio transport calls
+ * virtio-blk, which calls a block backend through `struct block_ops`. A
+ * backend knows nothing about virtio; virtio-blk knows nothing about formats.
+ *
+ * Offsets and lengths are in bytes of the virtual disk. Data moves through
+ * iovecs so virtio-blk can hand guest-RAM buffers straight to the backend.
+ *
+ * Threads: after block_open() returns, every op may be called concurrently
+ * from several threads (the VM's I/O workers); a backend serialises what it
+ * must itself (qcow2 metadata). close runs when no other op is in flight.
+ *
+ * Errors: ops return 0 or -errno; open returns -errno with a one-line message
+ * naming the file in `err`. */
+#ifndef NIMBUS_BLOCK_BLOCK_H
+#define NIMBUS_BLOCK_BLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum block_format { BLOCK_FORMAT_PROBE = 0, BLOCK_FORMAT_RAW, BLOCK_FORMAT_QCOW2 };
+enum block_cache { BLOCK_CACHE_WRITEBACK = 0, BLOCK_CACHE_NONE };
+
+struct block_options {
+    enum block_format format;   /* PROBE: decide from the file's contents */
+    bool readonly;
+    enum block_cache cache;     /* NONE: O_DIRECT where the file system allows */
+    unsigned chain_depth;       /* backing files above this one: qcow2's guard
+                                   against loops and absurd chains */
+};
+
+struct block_backend;
+
+struct block_ops {
+    const char *name;  /* "raw", "qcow2" */
+    /* Reads/writes exactly iov_length(iov) bytes at `offset`; a range past
+     * the end of the disk is -EINVAL. Reads of unallocated space give zeros. */
+    int (*preadv)(struct block_backend *b, const struct iovec *iov, int iovcnt, uint64_t offset);
+    int (*pwritev)(struct block_backend *b, const struct iovec *iov, int iovcnt, uint64_t offset);
+    /* Makes every completed write durable (fdatasync of data and metadata). */
+    int (*flush)(struct block_backend *b);
+    /* Deallocates a range (reads as zeros afterwards where the format can
+     * promise it, else unspecified as VIRTIO 1.2 5.2.6 allows). */
+    int (*discard)(struct block_backend *b, uint64_t offset, uint64_t len);
+    /* The range reads as zeros afterwards; `may_unmap` lets the backend
+     * deallocate instead of writing zeros. */
+    int (*write_zeroes)(struct block_backend *b, uint64_t offset, uint64_t len, bool may_unmap);
+    /* Flushes, marks the image clean where the format has such a flag, and
+     * frees the backend (and its backing chain). */
+    void (*close)(struct block_backend *b);
+};
+
+/* What every backend starts with; formats embed it first. */
+struct block_backend {
+    const struct block_ops *ops;
+    uint64_t size;        /* virtual disk size in bytes */
+    bool readonly;
+    char path[4096];      /* for messages */
+};
+
+/* Opens `path` as `opts->format` (probing when it is PROBE: a qcow2 header
+ * magic means qcow2, anything else raw; an explicit format that disagrees
+ * with a qcow2 magic is refused). Nothing is written to an image that is
+ * opened read-only or fails to open. */
+int block_open(const char *path, const struct block_options *opts, struct block_backend **out,
+               char *err, size_t errlen);
+
+/* The formats, called by block_open() (and by qcow2 for backing files). */
+int raw_open(const char *path, const struct block_options *opts, struct block_backend **out,
+             char *err, size_t errlen);
+int qcow2_open(const char *path, const struct block_options *opts, struct block_backend **out,
+               char *err, size_t errlen);
+
+static inline void block_close(struct block_backend *b)
+{
+    if (b)
+        b->ops->close(b);
+}
+
+/* Total bytes described by an iovec array. */
+static inline size_t block_iov_length(const struct iovec *iov, int iovcnt)
+{
+    size_t n = 0;
+    for (int i = 0; i < iovcnt; i++)
+        n += iov[i].iov_len;
+    return n;
+}
+
+#endif
