@@ -9,6 +9,7 @@
 #include <time.h>
 
 #define TIMEBASE_HZ 10000000ull /* 10 MHz, as advertised in the device tree */
+#define TIMEBASE_NS_PER_TICK (1000000000ull / TIMEBASE_HZ)
 
 struct timebase {
     int64_t offset_ns; /* host monotonic ns at which guest time was 0 */
@@ -28,15 +29,20 @@ static inline void timebase_init(struct timebase *tb)
 
 static inline uint64_t timebase_now(const struct timebase *tb)
 {
-    return (uint64_t)(timebase_host_ns() - tb->offset_ns) / (1000000000ull / TIMEBASE_HZ);
+    return (uint64_t)(timebase_host_ns() - tb->offset_ns) / TIMEBASE_NS_PER_TICK;
 }
 
-/* Host monotonic ns at which the timebase reaches `ticks`. */
+/* Host monotonic ns at which the timebase reaches `ticks`, or INT64_MAX
+ * ("never") when that lies beyond what a host deadline can express. `ticks`
+ * comes from the guest (mtimecmp, stimecmp): the conversion saturates rather
+ * than overflow, so a far deadline can never wrap into the past and make a
+ * parked hart spin. */
 static inline int64_t timebase_ticks_to_host_ns(const struct timebase *tb, uint64_t ticks)
 {
-    if (ticks > (uint64_t)INT64_MAX / (1000000000ull / TIMEBASE_HZ))
+    uint64_t room = (uint64_t)(INT64_MAX - tb->offset_ns); /* offset_ns >= 0 */
+    if (ticks > room / TIMEBASE_NS_PER_TICK)
         return INT64_MAX;
-    return tb->offset_ns + (int64_t)(ticks * (1000000000ull / TIMEBASE_HZ));
+    return tb->offset_ns + (int64_t)(ticks * TIMEBASE_NS_PER_TICK);
 }
 
 #endif

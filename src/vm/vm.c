@@ -49,8 +49,10 @@ static int run_io_loop(struct virt_machine *m, int sig_fd)
         int timeout = -1;
         int64_t deadline = goldfish_rtc_next_deadline_ns(m->rtc);
         if (deadline != INT64_MAX) {
-            int64_t wait_ms = (deadline - timebase_host_ns() + 999999) / 1000000;
-            timeout = wait_ms < 0 ? 0 : wait_ms > 60000 ? 60000 : (int)wait_ms;
+            /* Both are >= 0, so the difference cannot overflow. */
+            int64_t wait_ns = deadline - timebase_host_ns();
+            timeout = wait_ns <= 0 ? 0 : wait_ns >= 60000000000ll ? 60000
+                    : (int)((wait_ns + 999999) / 1000000);
         }
         int r = poll(fds, (nfds_t)n, timeout);
         if (r < 0 && errno != EINTR) {
