@@ -35,7 +35,8 @@ static void run_usage(FILE *out)
         "  -h, --help        this text\n"
         "\n"
         "Exit status: 0 when the guest powers off (or on Ctrl-A x), the guest's code\n"
-        "when it exits through the test finisher with a failure code, 1 on errors.\n"
+        "when it exits through the test finisher with a failure code (1-255; any\n"
+        "other failure code exits 255 and is printed in full), 1 on errors.\n"
         "A guest reboot restarts the machine in the same process.\n",
         VIRT_MAX_HARTS);
 }

@@ -269,10 +269,29 @@ void console_restore_terminal(const struct console *c)
 
 static int file_open(struct console *c, const char *path, char *err, size_t errlen)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+    /* O_NONBLOCK so that a FIFO without a reader cannot block the open; the
+     * output goes to a regular file (truncated) or a character device such as
+     * /dev/null; anything else is refused. */
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
+        return errmsg(err, errlen, -EINVAL, "console file %s is not a regular file or a character "
+                      "device", path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0644);
     if (fd < 0) {
         int rc = -errno;
         return errmsg(err, errlen, rc, "cannot open console file %s: %s", path, strerror(-rc));
+    }
+    int rc = fstat(fd, &st) ? -errno : 0;
+    if (!rc && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
+        rc = errmsg(err, errlen, -EINVAL, "console file %s is not a regular file or a character "
+                    "device", path);
+    else if (rc || (S_ISREG(st.st_mode) && ftruncate(fd, 0)) ||
+             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
+        rc = errmsg(err, errlen, rc ? rc : -errno, "cannot open console file %s: %s", path,
+                    strerror(rc ? -rc : errno));
+    if (rc) {
+        close(fd);
+        return rc;
     }
     c->out_fd = fd;
     c->owns_out = true;

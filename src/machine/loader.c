@@ -57,6 +57,12 @@ static bool in_file(uint64_t size, uint64_t off, uint64_t len)
     return off <= size && len <= size - off;
 }
 
+static const char *file_type_name(mode_t mode)
+{
+    return S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO" : S_ISCHR(mode) ? "a character device"
+         : S_ISBLK(mode) ? "a block device" : S_ISSOCK(mode) ? "a socket" : "not a file";
+}
+
 static int open_image(const char *path, struct image_file *f, char *err, size_t errlen)
 {
     f->fd = -1;
@@ -64,7 +70,9 @@ static int open_image(const char *path, struct image_file *f, char *err, size_t 
     f->path = path;
     if (!path || !*path)
         return errmsg(err, errlen, -EINVAL, "no image file given");
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO (or a tty) must not wait for a writer; such
+     * files are refused below. It changes nothing for regular files. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         int rc = -errno;
         return errmsg(err, errlen, rc, "cannot open %s: %s", path, strerror(-rc));
@@ -77,7 +85,8 @@ static int open_image(const char *path, struct image_file *f, char *err, size_t 
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return errmsg(err, errlen, -EINVAL, "not a regular file: %s", path);
+        return errmsg(err, errlen, -EINVAL, "not a regular file (%s): %s", file_type_name(st.st_mode),
+                      path);
     }
     f->fd = fd;
     f->size = (uint64_t)st.st_size;
@@ -136,8 +145,10 @@ static int copy_to_ram(struct guest_mem *mem, const struct image_file *f, uint64
     int rc = read_at(f, dst, filesz, off, err, errlen);
     if (rc)
         return rc;
-    memset(dst + filesz, 0, memsz - filesz);
-    return 0;
+    /* Zero the rest without touching pages that are already zero: an image
+     * may claim a huge bss (or image_size), and RAM is lazily backed. */
+    return guest_mem_zero(mem, addr + filesz, memsz - filesz) ? errmsg(err, errlen, -EIO,
+               "cannot clear guest RAM for %s", f->path) : 0;
 }
 
 static bool is_elf(const uint8_t *head, uint64_t size)
@@ -175,8 +186,12 @@ static int check_elf_header(const struct image_file *f, const Elf64_Ehdr *eh,
         return errmsg(err, errlen, -ENOEXEC, "not a RISC-V 64-bit little-endian ELF (class %u, "
                     "data %u, machine %u = %s): %s", id[EI_CLASS], id[EI_DATA], eh->e_machine,
                     elf_machine_name(eh->e_machine), f->path);
-    if (id[EI_VERSION] != EV_CURRENT || eh->e_version != EV_CURRENT)
-        return errmsg(err, errlen, -ENOEXEC, "unsupported ELF version %u: %s", eh->e_version, f->path);
+    if (id[EI_VERSION] != EV_CURRENT)
+        return errmsg(err, errlen, -ENOEXEC, "unsupported ELF identification version "
+                      "(e_ident[EI_VERSION] = %u, expected %u): %s", id[EI_VERSION], EV_CURRENT, f->path);
+    if (eh->e_version != EV_CURRENT)
+        return errmsg(err, errlen, -ENOEXEC, "unsupported ELF version (e_version = %u, expected %u): %s",
+                      eh->e_version, EV_CURRENT, f->path);
     if (eh->e_type != ET_EXEC && eh->e_type != ET_DYN)
         return errmsg(err, errlen, -ENOEXEC, "ELF is not an executable (e_type %u): %s",
                     eh->e_type, f->path);
@@ -362,6 +377,20 @@ out:
     return rc;
 }
 
+/* The monitor polls and writes the HTIF words as aligned 64-bit RAM words:
+ * a symbol anywhere else would be silently ignored, so it is an error. */
+static int check_htif_word(const struct guest_mem *mem, const char *name, uint64_t addr,
+                           const struct image_file *f, char *err, size_t errlen)
+{
+    if (!addr)
+        return 0;
+    if ((addr & 7) || !guest_mem_ram_ptr(mem, addr, 8))
+        return errmsg(err, errlen, -ENOEXEC, "'%s' symbol at 0x%" PRIx64 " is not an aligned "
+                      "64-bit word in guest RAM (0x%" PRIx64 "-0x%" PRIx64 "): %s", name, addr,
+                      mem->ram_base, mem->ram_base + mem->ram_size, f->path);
+    return 0;
+}
+
 /* Reads the first bytes of the file (up to the Image header size). */
 static int read_head(const struct image_file *f, uint8_t head[IMAGE_HDR_SIZE],
                      char *err, size_t errlen)
@@ -389,6 +418,10 @@ static int load_linux_image(struct guest_mem *mem, const struct image_file *f,
                             const uint8_t *head, uint64_t image_load_addr,
                             struct loaded_image *out, char *err, size_t errlen)
 {
+    /* A header and nothing after it would "boot" whatever RAM holds. */
+    if (f->size <= IMAGE_HDR_SIZE)
+        return errmsg(err, errlen, -ENOEXEC, "RISC-V Image has a header but no code (%" PRIu64
+                      " bytes): %s", f->size, f->path);
     uint64_t text_offset = le64(head + IMAGE_OFF_TEXT_OFFSET);
     uint64_t image_size = le64(head + IMAGE_OFF_IMAGE_SIZE);
     uint64_t load;
@@ -482,6 +515,10 @@ int loader_load_firmware(struct guest_mem *mem, const char *path, uint64_t flat_
         rc = load_elf(mem, &f, "firmware", out, &eh, err, errlen);
         if (!rc && (tohost || fromhost))
             rc = find_htif_symbols(&f, &eh, &to, &from, err, errlen);
+        if (!rc)
+            rc = check_htif_word(mem, "tohost", to, &f, err, errlen);
+        if (!rc)
+            rc = check_htif_word(mem, "fromhost", from, &f, err, errlen);
     } else {
         rc = load_flat(mem, &f, flat_addr, "firmware", out, err, errlen);
     }

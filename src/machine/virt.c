@@ -2,6 +2,7 @@
 #include "machine/virt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libfdt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ static void wake_io(struct virt_machine *m)
     (void)r;
 }
 
-void virt_request_stop(struct virt_machine *m, enum virt_stop why, int exit_code)
+void virt_request_stop(struct virt_machine *m, enum virt_stop why, int64_t exit_code)
 {
     int expected = VIRT_RUNNING;
     if (atomic_compare_exchange_strong(&m->stop, &expected, (int)why))
@@ -166,8 +167,8 @@ static void htif_syscall(struct virt_machine *m, uint64_t addr)
             console_out(m, buf, args[3]);
             ret = args[3];
         }
-    } else if (args[0] == 93) { /* exit(code) */
-        virt_request_stop(m, args[1] ? VIRT_STOP_FAIL : VIRT_STOP_POWEROFF, (int)args[1]);
+    } else if (args[0] == 93) { /* exit(code): any non-zero code is a failure */
+        virt_request_stop(m, args[1] ? VIRT_STOP_FAIL : VIRT_STOP_POWEROFF, (int64_t)args[1]);
         return;
     }
     guest_mem_write(&m->mem, addr, &ret, sizeof(ret));
@@ -191,7 +192,7 @@ void virt_htif_poll(struct virt_machine *m)
     uint64_t payload = v & ((1ull << 48) - 1);
     if (dev == 0 && cmd == 0) {
         if (payload & 1) {
-            int code = (int)(payload >> 1);
+            int64_t code = (int64_t)(payload >> 1); /* up to 47 bits: never truncated */
             virt_request_stop(m, code ? VIRT_STOP_FAIL : VIRT_STOP_POWEROFF, code);
         } else {
             htif_syscall(m, payload);
@@ -316,14 +317,74 @@ static int fdt_build(struct virt_machine *m, uint64_t initrd_start, uint64_t ini
 
 /* ---- images ---- */
 
+/* Writes a regular file (created or replaced). O_NONBLOCK and the type check
+ * come before O_TRUNC's effect: a FIFO must not block us, and a device or
+ * directory is refused rather than written to. */
 static int write_file(const char *path, const void *buf, size_t len)
 {
-    FILE *f = fopen(path, "wb");
-    if (!f)
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return -EINVAL;
+    int fd = open(path, O_WRONLY | O_CREAT | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0644);
+    if (fd < 0)
         return -errno;
-    size_t w = fwrite(buf, 1, len, f);
-    int r = fclose(f);
-    return (w != len || r) ? -EIO : 0;
+    int r = 0;
+    if (fstat(fd, &st))
+        r = -errno;
+    else if (!S_ISREG(st.st_mode))
+        r = -EINVAL;
+    else if (ftruncate(fd, 0))
+        r = -errno;
+    const uint8_t *p = buf;
+    while (!r && len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            r = w < 0 ? -errno : -EIO;
+        else
+            p += w, len -= (size_t)w;
+    }
+    if (close(fd) && !r)
+        r = -errno;
+    return r;
+}
+
+/* ---- input and output files ---- */
+
+struct named_file {
+    const char *what, *path;
+};
+
+/* Refuses an output (console file, device-tree dump) that is also an input
+ * image, or the other output: writing it would truncate the input (the
+ * kernel, say) before it is read, or clobber the other output. Files are
+ * compared by device and inode, so links and different spellings of one
+ * path are caught. */
+static int check_outputs(const struct virt_config *c, char *err, size_t errlen)
+{
+    const struct named_file inputs[] = {
+        { "kernel", c->kernel }, { "initrd", c->initrd }, { "firmware", c->bios },
+    };
+    const struct named_file outputs[] = {
+        { "--console file:", c->console_kind == CONSOLE_FILE ? c->console_path : NULL },
+        { "--dump-dtb", c->dump_dtb },
+    };
+    const size_t nin = sizeof(inputs) / sizeof(inputs[0]), nout = sizeof(outputs) / sizeof(outputs[0]);
+    for (size_t o = 0; o < nout; o++) {
+        struct stat out_st, in_st;
+        if (!outputs[o].path || stat(outputs[o].path, &out_st))
+            continue; /* not there yet: it cannot be an input */
+        for (size_t i = 0; i < nin + nout; i++) {
+            const struct named_file *f = i < nin ? &inputs[i] : &outputs[i - nin];
+            if (!f->path || f == &outputs[o] || stat(f->path, &in_st))
+                continue;
+            if (in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino)
+                return errmsg(err, errlen, -EINVAL, "%s %s is the same file as the %s %s: refusing "
+                              "to overwrite it", outputs[o].what, outputs[o].path, f->what, f->path);
+        }
+    }
+    return 0;
 }
 
 /* Loads images, builds the device tree and sets every hart's entry state. */
@@ -381,7 +442,8 @@ static int load_and_boot(struct virt_machine *m, char *err, size_t errlen)
         return errmsg(err, errlen, -ENOMEM, "device tree does not fit in guest memory");
     }
     if (c->dump_dtb && (r = write_file(c->dump_dtb, m->fdt, m->fdt_size))) {
-        return errmsg(err, errlen, r, "cannot write %s: %s", c->dump_dtb, strerror(-r));
+        return errmsg(err, errlen, r, "cannot write %s: %s", c->dump_dtb,
+                      r == -EINVAL ? "not a regular file" : strerror(-r));
     }
 
     uint64_t info_addr = 0;
@@ -452,6 +514,9 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
         return errmsg(err, errlen, -EINVAL, "--mem must be a multiple of 4 KiB between %llu MiB and %llu GiB",
                  (unsigned long long)(VIRT_MIN_RAM >> 20), (unsigned long long)(VIRT_MAX_RAM >> 30));
     }
+
+    if ((r = check_outputs(config, err, errlen)))
+        return r;
 
     struct virt_machine *m = calloc(1, sizeof(*m));
     if (!m) {

@@ -84,7 +84,7 @@ struct virt_machine {
 
     int wake_fd;                   /* eventfd: wakes the I/O thread */
     _Atomic int stop;              /* enum virt_stop; first writer wins */
-    int exit_code;
+    int64_t exit_code;             /* VIRT_STOP_FAIL: the guest's full failure code */
     void *fdt;                     /* the device tree blob */
     size_t fdt_size;
 };
@@ -100,7 +100,7 @@ int virt_reset(struct virt_machine *m, char *err, size_t errlen);
 
 /* Records why the machine stops (the first reason wins) and tells every
  * hart and the I/O thread. Any thread. */
-void virt_request_stop(struct virt_machine *m, enum virt_stop why, int exit_code);
+void virt_request_stop(struct virt_machine *m, enum virt_stop why, int64_t exit_code);
 
 /* Polls the HTIF tohost word of a bare-metal program. Any hart thread. */
 void virt_htif_poll(struct virt_machine *m);

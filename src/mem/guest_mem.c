@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 int guest_mem_init(struct guest_mem *mem, uint64_t base, uint64_t size)
 {
@@ -95,4 +96,21 @@ int guest_mem_read(const struct guest_mem *mem, uint64_t pa, void *dst, size_t l
         return -EFAULT;
     memcpy(dst, src, len);
     return 0;
+}
+
+int guest_mem_zero(struct guest_mem *mem, uint64_t pa, uint64_t len)
+{
+    uint8_t *p = guest_mem_ram_ptr(mem, pa, len);
+    if (!p)
+        return -EFAULT;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = (uintptr_t)p, end = start + len;
+    uintptr_t first = (start + page - 1) & ~(page - 1), last = end & ~(page - 1);
+    if (first >= last) {          /* no whole host page inside */
+        memset(p, 0, len);
+        return 0;
+    }
+    memset(p, 0, first - start);
+    memset((void *)last, 0, end - last);
+    return madvise((void *)first, last - first, MADV_DONTNEED) ? -errno : 0;
 }

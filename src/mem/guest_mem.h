@@ -70,4 +70,10 @@ bool guest_mem_mmio_write(const struct guest_mem *mem, uint64_t pa, unsigned siz
 int guest_mem_write(struct guest_mem *mem, uint64_t pa, const void *src, size_t len);
 int guest_mem_read(const struct guest_mem *mem, uint64_t pa, void *dst, size_t len);
 
+/* Makes [pa, pa+len) of RAM read as zero. Whole pages are handed back to the
+ * host (MADV_DONTNEED on the private anonymous mapping), so clearing a large
+ * range never touches or backs memory; partial pages are cleared in place.
+ * Returns 0, -EFAULT if any byte is not RAM, or -errno from madvise. */
+int guest_mem_zero(struct guest_mem *mem, uint64_t pa, uint64_t len);
+
 #endif

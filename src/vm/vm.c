@@ -77,6 +77,29 @@ static int run_io_loop(struct virt_machine *m, int sig_fd)
     return 0;
 }
 
+/* The process exit status for how the machine stopped. A guest failure is
+ * never 0: codes 1..255 pass through as they are, any other (statuses are
+ * 8 bits, so 256 would read as success) becomes 255, and the full code is
+ * printed. */
+static int exit_status(const struct virt_machine *m, enum virt_stop why)
+{
+    switch (why) {
+    case VIRT_STOP_POWEROFF:
+        return 0;
+    case VIRT_STOP_QUIT:
+        return m->exit_code > 128 ? (int)m->exit_code : 0; /* 128 + signal */
+    case VIRT_STOP_FAIL: {
+        int status = m->exit_code >= 1 && m->exit_code <= 255 ? (int)m->exit_code : 255;
+        if (m->tohost || status != m->exit_code)
+            fprintf(stderr, "nimbus: %s reported failure %lld (exit status %d)\n",
+                    m->tohost ? "bare-metal program" : "guest", (long long)m->exit_code, status);
+        return status;
+    }
+    default:
+        return 1;
+    }
+}
+
 int vm_run(struct virt_machine *m)
 {
     sigset_t sigs, old;
@@ -123,12 +146,7 @@ int vm_run(struct virt_machine *m)
             }
             continue;
         }
-        if (why == VIRT_STOP_FAIL && m->tohost)
-            fprintf(stderr, "nimbus: bare-metal program reported failure %d\n", m->exit_code);
-        status = why == VIRT_STOP_POWEROFF ? 0
-                 : why == VIRT_STOP_QUIT ? (m->exit_code > 128 ? m->exit_code : 0)
-                 : why == VIRT_STOP_FAIL ? (m->exit_code ? m->exit_code : 1)
-                 : 1;
+        status = exit_status(m, why);
         break;
     }
     close(sig_fd);
