@@ -44,6 +44,11 @@ void trap_sret(struct hart *h);
 /* csr.c: return 0, or -1 for an illegal-instruction exception. */
 int csr_read(struct hart *h, unsigned csr, uint64_t *value);
 int csr_write(struct hart *h, unsigned csr, uint64_t value);
+/* The old value CSRRS/CSRRC (and the immediate forms) modify, given what
+ * csr_read() returned: for mip, SEIP is only the software-written bit, not
+ * the PLIC's line ORed in (privileged spec 3.1.9), so that firmware's
+ * `csrs mip, SSIP` never latches a passing external interrupt for good. */
+uint64_t csr_rmw_base(const struct hart *h, unsigned csr, uint64_t read_value);
 
 /* mmu.c */
 /* Recomputes the current TLB arrays after a change of priv, MPRV/MPP or satp. */

@@ -304,3 +304,10 @@ void hart_set_priv(struct hart *h, enum priv_mode mode)
     h->priv = mode;
     mmu_update_regime(h);
 }
+
+uint64_t csr_rmw_base(const struct hart *h, unsigned csr, uint64_t read_value)
+{
+    if (csr == CSR_MIP)
+        return (read_value & ~MIP_SEIP) | h->mip_sw_seip;
+    return read_value;
+}

@@ -439,7 +439,8 @@ L_CSRRCI: {
     if (!(kind == 0 && d->rd == 32) && csr_read(h, csr, &old))
         goto illegal;
     if (do_write) {
-        uint64_t nv = kind == 0 ? src : kind == 1 ? (old | src) : (old & ~src);
+        uint64_t base = csr_rmw_base(h, csr, old);
+        uint64_t nv = kind == 0 ? src : kind == 1 ? (base | src) : (base & ~src);
         if (csr_write(h, csr, nv))
             goto illegal;
     }
