@@ -64,8 +64,10 @@ enum hart_exit {
     HART_EXIT_REQUEST,    /* hart_request_exit() was called */
 };
 
-/* Hart run state for SBI HSM (SBI spec ch. 9). */
-enum hart_state { HART_STARTED = 0, HART_STOPPED = 1, HART_START_PENDING = 2 };
+/* Hart run state for SBI HSM (SBI spec ch. 9). START_CLAIMED: a hart_start
+ * won the race for this stopped hart and is writing its start parameters;
+ * the hart stays stopped until START_PENDING (reported as start pending). */
+enum hart_state { HART_STARTED = 0, HART_STOPPED = 1, HART_START_PENDING = 2, HART_START_CLAIMED = 3 };
 
 /* Cross-thread requests, bits of hart.requests. */
 #define HART_REQ_EXIT      (1u << 0) /* return from hart_run */

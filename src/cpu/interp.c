@@ -643,8 +643,8 @@ enum hart_exit hart_run(struct hart *h, uint64_t budget)
     int state = atomic_load(&h->state);
     if (state == HART_START_PENDING)
         apply_start(h);
-    else if (state == HART_STOPPED)
-        return HART_EXIT_STOPPED;
+    else if (state != HART_STARTED)
+        return HART_EXIT_STOPPED; /* stopped, or claimed by a hart_start */
 
     /* The budget counts steps: retired instructions and taken traps, so a
      * guest stuck in a trap loop still returns to its scheduler. */

@@ -165,11 +165,16 @@ static struct sbi_ret sbi_hsm(struct hart *h, const struct sbi_platform *p, unsi
         struct hart *t = p->harts[id];
         if (!guest_mem_ram_ptr(h->mem, h->x[11], 2))
             return err(SBI_ERR_INVALID_ADDRESS);
+        /* Claim the stopped hart before touching its start parameters: a
+         * losing hart_start (SBI_ERR_ALREADY_AVAILABLE) must not change
+         * where a hart that is already starting will start. The target
+         * reads them only once it sees START_PENDING. */
         int expected = HART_STOPPED;
+        if (!atomic_compare_exchange_strong(&t->state, &expected, HART_START_CLAIMED))
+            return err(SBI_ERR_ALREADY_AVAILABLE);
         t->start_addr = h->x[11];
         t->start_opaque = h->x[12];
-        if (!atomic_compare_exchange_strong(&t->state, &expected, HART_START_PENDING))
-            return err(SBI_ERR_ALREADY_AVAILABLE);
+        atomic_store(&t->state, HART_START_PENDING);
         hart_kick(t);
         return ok(0);
     }
@@ -181,7 +186,7 @@ static struct sbi_ret sbi_hsm(struct hart *h, const struct sbi_platform *p, unsi
             return err(SBI_ERR_INVALID_PARAM);
         int s = atomic_load(&p->harts[id]->state);
         return ok(s == HART_STARTED ? HSM_STARTED : s == HART_STOPPED ? HSM_STOPPED
-                                                                      : HSM_START_PENDING);
+                                                                      : HSM_START_PENDING); /* or claimed */
     }
     case 3: /* hart_suspend: only the default retentive type, served like WFI */
         if ((uint32_t)h->x[10] == 0)
@@ -193,13 +198,13 @@ static struct sbi_ret sbi_hsm(struct hart *h, const struct sbi_platform *p, unsi
 
 static struct sbi_ret sbi_dbcn(struct hart *h, const struct sbi_platform *p, unsigned fid)
 {
-    uint64_t n = h->x[10], addr = h->x[11];
-    if (h->x[12] != 0 && fid != 2)
-        return err(SBI_ERR_INVALID_PARAM); /* base_hi is for RV32 only: must be 0 */
+    /* base_hi (a2) is for RV32 only: on RV64 an address with it set is not
+     * one we can reach. */
+    uint64_t n = h->x[10], addr = h->x[11], base_hi = h->x[12];
     switch (fid) {
     case 0: { /* console_write(num_bytes, base_lo, base_hi): physical address */
         const uint8_t *buf = guest_mem_ram_ptr(h->mem, addr, n);
-        if (!buf)
+        if (!buf || base_hi)
             return err(SBI_ERR_INVALID_PARAM);
         if (p->console_write)
             p->console_write(p->opaque, buf, n);
@@ -207,7 +212,7 @@ static struct sbi_ret sbi_dbcn(struct hart *h, const struct sbi_platform *p, uns
     }
     case 1: { /* console_read */
         uint8_t *buf = guest_mem_ram_ptr(h->mem, addr, n);
-        if (!buf)
+        if (!buf || base_hi)
             return err(SBI_ERR_INVALID_PARAM);
         return ok(p->console_read ? p->console_read(p->opaque, buf, n) : 0);
     }
