@@ -10,6 +10,13 @@
 #include <unistd.h>
 
 #include "dev/goldfish_rtc.h"
+#include "vm/term_guard.h"
+
+/* How long the end of a run waits for a slow reader to take the buffered
+ * console output: after the guest stopped by itself, and after a user quit
+ * (who wants out now, whether or not the reader keeps up). */
+#define FLUSH_MS_GUEST_STOP 5000
+#define FLUSH_MS_QUIT       500
 
 /* Instructions a hart runs between looks at the outside world (HTIF, stop
  * requests). Interrupts are checked far more often, inside hart_run. */
@@ -37,14 +44,19 @@ static void *hart_thread_main(void *arg)
 static int run_io_loop(struct virt_machine *m, int sig_fd)
 {
     while (atomic_load(&m->stop) == VIRT_RUNNING) {
-        struct pollfd fds[3];
-        int n = 0, console_idx = -1;
+        struct pollfd fds[4];
+        int n = 0, console_idx = -1, out_idx = -1;
         fds[n++] = (struct pollfd){ .fd = m->wake_fd, .events = POLLIN };
         fds[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
         int cfd = console_fd(m->console);
         if (cfd >= 0) {
             console_idx = n;
             fds[n++] = (struct pollfd){ .fd = cfd, .events = POLLIN };
+        }
+        int ofd = console_out_fd(m->console);  /* buffered output: wait until writable */
+        if (ofd >= 0) {
+            out_idx = n;
+            fds[n++] = (struct pollfd){ .fd = ofd, .events = POLLOUT };
         }
         int timeout = -1;
         int64_t deadline = goldfish_rtc_next_deadline_ns(m->rtc);
@@ -69,6 +81,8 @@ static int run_io_loop(struct virt_machine *m, int sig_fd)
         }
         if (console_idx >= 0 && fds[console_idx].revents)
             console_handle_input(m->console);
+        if (out_idx >= 0 && fds[out_idx].revents)
+            console_handle_output(m->console);
         goldfish_rtc_poll(m->rtc);
         virt_pump_input(m);
     }
@@ -93,8 +107,19 @@ int vm_run(struct virt_machine *m)
         return 1;
     }
 
-    struct hart_thread threads[VIRT_MAX_HARTS];
+    /* The terminal goes raw now that the guest starts, guarded against fatal
+     * signals (the quit signals above end the run cleanly instead). */
+    char err[256] = "";
     int status = 1;
+    if (term_guard_add(m->console) || console_start(m->console, err, sizeof(err))) {
+        fprintf(stderr, "nimbus: %s\n", err[0] ? err : "cannot guard the terminal");
+        term_guard_remove(m->console);
+        close(sig_fd);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return 1;
+    }
+
+    struct hart_thread threads[VIRT_MAX_HARTS];
     for (;;) {
         unsigned started = 0;
         for (unsigned i = 0; i < m->nharts; i++) {
@@ -113,22 +138,33 @@ int vm_run(struct virt_machine *m)
             pthread_join(threads[i].thread, NULL);
 
         enum virt_stop why = (enum virt_stop)atomic_load(&m->stop);
-        if (why == VIRT_STOP_RESET) {
-            char err[256];
+        if (why == VIRT_STOP_RESET && atomic_load(&m->quit_request) < 0) {
             if (virt_reset(m, err, sizeof(err))) {
                 fprintf(stderr, "nimbus: reboot failed: %s\n", err);
                 break;
             }
-            continue;
+            /* A quit that came in before the reset stored VIRT_RUNNING is
+             * only in quit_request; one after it stops the next run. */
+            if (atomic_load(&m->quit_request) < 0)
+                continue;
         }
+        int quit = atomic_load(&m->quit_request);
+        if (why == VIRT_STOP_RESET)
+            why = VIRT_STOP_QUIT;  /* the user's quit wins over the guest's reboot */
         if (why == VIRT_STOP_FAIL && m->tohost)
             fprintf(stderr, "nimbus: bare-metal program reported failure %d\n", m->exit_code);
         status = why == VIRT_STOP_POWEROFF ? 0
-                 : why == VIRT_STOP_QUIT ? (m->exit_code > 128 ? m->exit_code : 0)
+                 : why == VIRT_STOP_QUIT ? (quit > 128 ? quit : 0)
                  : why == VIRT_STOP_FAIL ? (m->exit_code ? m->exit_code : 1)
                  : 1;
         break;
     }
+    /* Output first (a reader that is merely slow gets the guest's last words),
+     * then the terminal, then the signals that could kill us outright. */
+    console_flush(m->console, atomic_load(&m->quit_request) >= 0 ? FLUSH_MS_QUIT
+                                                                 : FLUSH_MS_GUEST_STOP);
+    console_restore_terminal(m->console);
+    term_guard_remove(m->console);
     close(sig_fd);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return status;

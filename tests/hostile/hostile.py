@@ -103,6 +103,15 @@ class Vm:
             if len(self.buf) > (4 << 20):
                 del self.buf[:len(self.buf) - (1 << 20)]
 
+    def pump(self, seconds):
+        """Reads output for `seconds`."""
+        end = time.monotonic() + seconds
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.drain(left)
+
     def wait_for(self, marker, timeout):
         end = time.monotonic() + timeout
         while marker not in self.buf:
@@ -266,15 +275,18 @@ def t_timer_extremes(ctx):
         log("six 200 ms sleeps: %.2f s wall, %.3f s cpu" % (w1 - w0, c1 - c0))
         if w1 - w0 < 1.0:
             raise Fail("the sleeps ended early (%.2f s for 6 x 200 ms)" % (w1 - w0))
-        if c1 - c0 > 0.2:
+        # A sleeping monitor needs a few ms; one that spins on an overflowed
+        # deadline burns whatever share of a core it gets (on a loaded host
+        # maybe a third of the 0.4 s it spins).
+        if c1 - c0 > 0.05:
             raise Fail("%.2f s of host CPU over %.2f s of guest sleeps: the monitor spins"
                        % (c1 - c0, w1 - w0))
         vm.wait_for(b"timer sleep", 10)
         c0 = vm.cpu()
-        vm.drain(1.0)
+        vm.pump(1.0)
         c1 = vm.cpu()
         log("1 s of WFI with both comparators at UINT64_MAX: %.3f s cpu" % (c1 - c0))
-        if c1 - c0 > 0.1:
+        if c1 - c0 > 0.05:
             raise Fail("%.2f s of host CPU over 1 s of WFI" % (c1 - c0))
         sigterm_and_wait(vm)
     finally:
@@ -293,7 +305,7 @@ def t_storm(ctx):
     vm = ctx.piped(ctx.bios("storm", "--smp", "4"))
     try:
         vm.wait_for(b"storm running", 20)
-        vm.drain(1.0)
+        vm.pump(1.0)
         busy_cpu_check(vm, time.monotonic() - vm.started, 4)
         sigterm_and_wait(vm)
     finally:
@@ -315,7 +327,7 @@ def t_storm_ctrl_a_x(ctx):
         vm.wait_for(b"storm running", 20)
         if not p.is_raw():
             raise Fail("terminal not raw while the guest runs")
-        vm.drain(0.5)
+        vm.pump(0.5)
         ctrl_a_x(vm, p)
     finally:
         vm.kill()
@@ -364,9 +376,8 @@ def t_sbi_random(ctx):
     vm = ctx.piped(["--kernel", ctx.elf("sbi_random"), "--smp", "8", "--mem", "64M"])
     try:
         vm.wait_for(b"@@sbi alive@@", 30)
-        vm.drain(0.5)
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 1.0 and vm.poll() is None:
+        while time.monotonic() - t0 < 1.5 and vm.poll() is None:
             vm.drain(0.05)
         if vm.poll() is not None:
             raise Fail("nimbus ended (%s): %s" % (status_text(vm.status), vm.stderr()[-500:]))
