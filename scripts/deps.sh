@@ -10,6 +10,7 @@ packages=(
     cpio gzip xz-utils ca-certificates # guest initramfs
     opensbi                            # --bios tests with Debian's OpenSBI
     qemu-system-misc                   # reference for tests and `make bench`
+    python3                            # tests/hostile/hostile.py (standard library only)
 )
 missing=()
 for p in "${packages[@]}"; do

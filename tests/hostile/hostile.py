@@ -334,13 +334,14 @@ def t_storm_ctrl_a_x(ctx):
         p.close()
 
 
-def t_reset_storm(ctx, tries=20):
+def t_reset_storm(ctx, tries=30):
     """Reboot loop from the first instruction: SIGTERM must win every time."""
     rng = random.Random(6)
     for i in range(tries):
         vm = ctx.piped(ctx.bios("reset_storm", "--smp", "2"), "reset%d" % i)
         try:
-            time.sleep(rng.uniform(0.05, 0.4))
+            vm.wait_for(b"R", 20)
+            time.sleep(rng.uniform(0.0, 0.15))
             if vm.poll() is not None:
                 raise Fail("try %d: nimbus ended by itself (%s): %s"
                            % (i, status_text(vm.status), vm.stderr()[-300:]))
@@ -352,17 +353,17 @@ def t_reset_storm(ctx, tries=20):
 
 
 def t_reset_storm_asan(ctx):
-    t_reset_storm(ctx, tries=6)
+    t_reset_storm(ctx, tries=10)
 
 
-def t_reset_storm_ctrl_a_x(ctx, tries=10):
+def t_reset_storm_ctrl_a_x(ctx, tries=15):
     """Reboot loop on a pseudo-terminal: Ctrl-A x must win every time."""
     rng = random.Random(7)
     for i in range(tries):
         p, vm = on_pty(ctx, ctx.bios("reset_storm", "--smp", "2"), "reset%d" % i)
         try:
             p.wait_raw(vm)
-            time.sleep(rng.uniform(0.02, 0.3))
+            time.sleep(rng.uniform(0.0, 0.15))
             ctrl_a_x(vm, p)
         except Fail as e:
             raise Fail("try %d of %d: %s" % (i + 1, tries, e))
@@ -398,7 +399,9 @@ def t_output_blocked_pipe(ctx):
     vm = Vm(ctx, ctx.bios("spew"), ctx.devnull, w, None)
     os.close(w)
     try:
-        time.sleep(1.0)         # long enough to fill the pipe
+        if not select.select([r], [], [], 20)[0] or not os.read(r, 1):
+            raise Fail("no output within 20 s")
+        time.sleep(1.0)         # the guest runs, and fills the pipe: then nobody reads
         if vm.poll() is not None:
             raise Fail("nimbus ended (%s) with nobody reading its output"
                        % status_text(vm.status))
