@@ -44,13 +44,14 @@ static void on_fatal_signal(int sig, siginfo_t *info, void *uctx)
         break;
     }
     errno = saved_errno;
-    /* A fault (si_code > 0 from the kernel for SIGSEGV/SIGBUS/SIGILL/SIGFPE/
-     * SIGTRAP) happens again when we return, now under the previous
-     * disposition. Anything sent (kill, raise, abort: si_code <= 0) is sent
-     * again; SA_NODEFER leaves it unblocked, so it acts at once. */
+    /* A fault (si_code > 0 from the kernel for SIGSEGV/SIGBUS/SIGILL/SIGFPE)
+     * happens again when we return, now under the previous disposition, so
+     * a sanitizer or a core dump still sees the faulting instruction.
+     * Anything else (kill, raise, abort: si_code <= 0; a SIGTRAP, which does
+     * not repeat) is raised again; SA_NODEFER leaves it unblocked, so it acts
+     * at once. */
     bool fault = info && info->si_code > 0 &&
-                 (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE ||
-                  sig == SIGTRAP);
+                 (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE);
     if (!fault)
         raise(sig);
 }
