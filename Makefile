@@ -46,7 +46,7 @@ $(BUILD)/isa/%.elf: tests/isa/%.S $(wildcard tests/isa/*.h tests/isa/*.inc) test
 	@mkdir -p $(dir $@)
 	$(RV_CC) $(RV_CFLAGS) -o $@ $<
 
-$(BUILD)/hostile/%.elf: tests/hostile/%.S tests/hostile/hostile.h tests/isa/test.h tests/isa/link.ld tests/hostile/kernel.ld
+$(BUILD)/hostile/%.elf: tests/hostile/%.S tests/hostile/hostile.h tests/hostile/spew.S tests/isa/test.h tests/isa/link.ld tests/hostile/kernel.ld
 	@mkdir -p $(dir $@)
 	$(RV_CC) $(filter-out -T tests/isa/link.ld,$(RV_CFLAGS)) -Itests/hostile \
 	    -T $(if $(filter $(HOSTILE_KERNEL_PROGS),$*),tests/hostile/kernel.ld,tests/isa/link.ld) -o $@ $<

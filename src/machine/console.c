@@ -663,10 +663,11 @@ int console_out_fd(struct console *c)
     return fd;
 }
 
-void console_handle_output(struct console *c)
+size_t console_handle_output(struct console *c)
 {
     bool ready = false;
     pthread_mutex_lock(&c->lock);
+    size_t before = c->ring_len;
     if (c->kind == CONSOLE_SOCKET) {
         ring_flush(c);
     } else {
@@ -677,9 +678,11 @@ void console_handle_output(struct console *c)
             ready = true;
         }
     }
+    size_t written = before > c->ring_len ? before - c->ring_len : 0;
     pthread_mutex_unlock(&c->lock);
     if (ready && c->cb.output_ready)
         c->cb.output_ready(c->cb.opaque);
+    return written;
 }
 
 void console_flush(struct console *c, int timeout_ms)

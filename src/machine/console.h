@@ -118,8 +118,9 @@ bool console_out_busy(struct console *c);
 int console_out_fd(struct console *c);
 
 /* Writes what the fd takes of the buffered output; calls output_ready when
- * a busy buffer drained to half. Never blocks. I/O thread. */
-void console_handle_output(struct console *c);
+ * a busy buffer drained to half. Returns the bytes written. Never blocks.
+ * I/O thread. */
+size_t console_handle_output(struct console *c);
 
 /* Tries for at most timeout_ms to write out what is buffered (at the end of
  * a run, so that a slow reader still gets the guest's last words). Returns

@@ -13,9 +13,12 @@
 #include "vm/term_guard.h"
 
 /* How long the end of a run waits for a slow reader to take the buffered
- * console output: after the guest stopped by itself, and after a user quit
- * (who wants out now, whether or not the reader keeps up). */
-#define FLUSH_MS_GUEST_STOP 5000
+ * console output (at most CONSOLE_RING_SIZE bytes): as long as the reader
+ * makes progress, up to a cap, after the guest stopped by itself; briefly
+ * after a user quit (who wants out now, whether or not the reader keeps up).
+ * A quit signal or Ctrl-A x during the wait ends it. */
+#define FLUSH_MS_STALL      1000
+#define FLUSH_MS_GUEST_STOP 10000
 #define FLUSH_MS_QUIT       500
 
 /* Instructions a hart runs between looks at the outside world (HTIF, stop
@@ -87,6 +90,44 @@ static int run_io_loop(struct virt_machine *m, int sig_fd)
         virt_pump_input(m);
     }
     return 0;
+}
+
+/* After the run: gives the console's reader up to timeout_ms (and
+ * FLUSH_MS_STALL without progress) to take the buffered output, and stops
+ * early on a quit signal or Ctrl-A x (consumed: the user wants out now; the
+ * exit status stays the run's). */
+static void flush_console(struct virt_machine *m, int sig_fd, int timeout_ms)
+{
+    int quit_before = atomic_load(&m->quit_request);
+    int64_t now = timebase_host_ns(), end = now + (int64_t)timeout_ms * 1000000;
+    int64_t stall = now + (int64_t)FLUSH_MS_STALL * 1000000;
+    for (;;) {
+        size_t wrote = console_handle_output(m->console);
+        int ofd = console_out_fd(m->console);
+        now = timebase_host_ns();
+        if (wrote)
+            stall = now + (int64_t)FLUSH_MS_STALL * 1000000;
+        int64_t left = ((end < stall ? end : stall) - now) / 1000000;
+        if (ofd < 0 || left <= 0 || atomic_load(&m->quit_request) != quit_before)
+            return;
+        struct pollfd fds[3] = {
+            { .fd = ofd, .events = POLLOUT },
+            { .fd = sig_fd, .events = POLLIN },
+        };
+        int n = 2, cfd = console_fd(m->console);
+        if (cfd >= 0)
+            fds[n++] = (struct pollfd){ .fd = cfd, .events = POLLIN };
+        if (poll(fds, (nfds_t)n, (int)left) < 0 && errno != EINTR)
+            return;
+        if (fds[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            ssize_t k = read(sig_fd, &si, sizeof(si));
+            (void)k;
+            return;
+        }
+        if (n > 2 && fds[2].revents)
+            console_handle_input(m->console);  /* Ctrl-A x sets quit_request */
+    }
 }
 
 int vm_run(struct virt_machine *m)
@@ -161,8 +202,8 @@ int vm_run(struct virt_machine *m)
     }
     /* Output first (a reader that is merely slow gets the guest's last words),
      * then the terminal, then the signals that could kill us outright. */
-    console_flush(m->console, atomic_load(&m->quit_request) >= 0 ? FLUSH_MS_QUIT
-                                                                 : FLUSH_MS_GUEST_STOP);
+    flush_console(m, sig_fd, atomic_load(&m->quit_request) >= 0 ? FLUSH_MS_QUIT
+                                                                : FLUSH_MS_GUEST_STOP);
     console_restore_terminal(m->console);
     term_guard_remove(m->console);
     close(sig_fd);

@@ -428,6 +428,34 @@ def t_output_blocked_pty(ctx):
         p.close()
 
 
+def t_output_stuck_at_exit(ctx):
+    """The guest powers off with output buffered for a reader that never
+    reads: nimbus waits a bounded time for it, and a SIGTERM cuts the wait."""
+    for sigterm in (False, True):
+        r, w = os.pipe()
+        vm = Vm(ctx, ctx.bios("spew_nowait"), ctx.devnull, w, None, "stuck%d" % sigterm)
+        os.close(w)
+        try:
+            if not select.select([r], [], [], 20)[0] or not os.read(r, 1):
+                raise Fail("no output within 20 s")
+            if sigterm:
+                time.sleep(0.5)
+                os.kill(vm.pid, signal.SIGTERM)
+                took = vm.wait_exit(QUIT_WITHIN, read=False)
+                # Powered off already (0), or still printing when the signal came (143).
+                if not (os.WIFEXITED(vm.status) and os.WEXITSTATUS(vm.status) in (0, 143)):
+                    raise Fail("after SIGTERM: %s" % status_text(vm.status))
+                log("SIGTERM during the final flush: %s after %.3f s"
+                    % (status_text(vm.status), took))
+            else:
+                took = vm.wait_exit(10, read=False)
+                expect_exit(vm, 0)
+                log("powered off with a stuck reader: ended after %.2f s" % took)
+        finally:
+            vm.kill()
+            os.close(r)
+
+
 def t_output_slow_reader(ctx):
     """A reader that reads slowly gets every byte, in order."""
     vm = ctx.piped(ctx.bios("spew"))
@@ -529,6 +557,7 @@ TESTS = {
     "output_blocked_pipe": t_output_blocked_pipe,
     "output_blocked_pty": t_output_blocked_pty,
     "output_slow_reader": t_output_slow_reader,
+    "output_stuck_at_exit": t_output_stuck_at_exit,
     "no_raw_during_load": t_no_raw_during_load,
 }
 for _s in QUIT_SIGNALS + FATAL_SIGNALS:
