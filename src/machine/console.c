@@ -207,8 +207,9 @@ static void stdio_process(struct console *c, const uint8_t *buf, size_t n)
         case 'h':
             deliver(c, out, o);
             o = 0;
-            pthread_mutex_lock(&c->lock);  /* I/O thread: no wake needed */
-            stdio_out_locked(c, (const uint8_t *)escape_help, sizeof(escape_help) - 1, &(bool){ 0 });
+            bool wake = false;  /* unused: the I/O thread polls anyway */
+            pthread_mutex_lock(&c->lock);
+            stdio_out_locked(c, (const uint8_t *)escape_help, sizeof(escape_help) - 1, &wake);
             pthread_mutex_unlock(&c->lock);
             break;
         case ESCAPE_CHAR:
@@ -697,7 +698,8 @@ void console_flush(struct console *c, int timeout_ms)
         if (fd < 0)
             return;
         clock_gettime(CLOCK_MONOTONIC, &t);
-        long left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        long left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 +
+                                  (t.tv_nsec - t0.tv_nsec) / 1000000);
         if (left <= 0)
             return;
         struct pollfd pfd = { .fd = fd, .events = POLLOUT };

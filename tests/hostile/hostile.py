@@ -566,7 +566,8 @@ TESTS["reset_storm_short"] = t_reset_storm_asan
 
 # Under the sanitizers (slower; ASan owns SIGSEGV/SIGBUS/SIGFPE): a subset.
 ASAN_TESTS = ["mmio_sweep", "timer_extremes", "storm", "reset_storm_short", "sbi_random",
-              "output_blocked_pipe", "output_blocked_pty", "no_raw_during_load",
+              "output_blocked_pipe", "output_blocked_pty", "output_slow_reader",
+              "output_stuck_at_exit", "no_raw_during_load",
               "signal_TERM", "signal_QUIT", "signal_USR1", "signal_ABRT"]
 ALL_TESTS = [n for n in TESTS if n != "reset_storm_short"]
 
