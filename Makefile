@@ -22,8 +22,13 @@ RV_CFLAGS := -march=rv64gc_zba_zbb_zbs_zicsr_zifencei -mabi=lp64d -mcmodel=medan
 ISA_SRCS  := $(sort $(wildcard tests/isa/*.S))
 ISA_ELFS  := $(ISA_SRCS:tests/isa/%.S=$(BUILD)/isa/%.elf)
 BENCH_ELF := $(BUILD)/bench/cpu.elf
+# Hostile-guest programs (tests/hostile): M-mode ones link like the ISA
+# programs; the S-mode --kernel ones (kernel.ld) are listed in KERNEL_PROGS.
+HOSTILE_SRCS := $(sort $(wildcard tests/hostile/*.S))
+HOSTILE_ELFS := $(HOSTILE_SRCS:tests/hostile/%.S=$(BUILD)/hostile/%.elf)
+HOSTILE_KERNEL_PROGS := sbi_random
 
-.PHONY: all run guest test unit isa bench bench-elf deps clean
+.PHONY: all run guest test unit isa hostile bench bench-elf deps clean
 all: $(BUILD)/nimbus
 
 $(BUILD)/nimbus: $(OBJS)
@@ -41,6 +46,11 @@ $(BUILD)/isa/%.elf: tests/isa/%.S $(wildcard tests/isa/*.h tests/isa/*.inc) test
 	@mkdir -p $(dir $@)
 	$(RV_CC) $(RV_CFLAGS) -o $@ $<
 
+$(BUILD)/hostile/%.elf: tests/hostile/%.S tests/hostile/hostile.h tests/hostile/spew.S tests/isa/test.h tests/isa/link.ld tests/hostile/kernel.ld
+	@mkdir -p $(dir $@)
+	$(RV_CC) $(filter-out -T tests/isa/link.ld,$(RV_CFLAGS)) -Itests/hostile \
+	    -T $(if $(filter $(HOSTILE_KERNEL_PROGS),$*),tests/hostile/kernel.ld,tests/isa/link.ld) -o $@ $<
+
 $(BENCH_ELF): bench/start.S bench/cpu.c tests/isa/link.ld
 	@mkdir -p $(dir $@)
 	$(RV_CC) -O2 -march=rv64gc -mabi=lp64d -mcmodel=medany -nostdlib -nostartfiles -static \
@@ -49,6 +59,7 @@ $(BENCH_ELF): bench/start.S bench/cpu.c tests/isa/link.ld
 
 unit: $(UNIT_BINS)
 isa: $(ISA_ELFS)
+hostile: $(HOSTILE_ELFS)
 bench-elf: $(BENCH_ELF)
 
 deps:

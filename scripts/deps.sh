@@ -10,7 +10,7 @@ packages=(
     cpio gzip xz-utils ca-certificates # guest initramfs
     opensbi                            # --bios tests with Debian's OpenSBI
     qemu-system-misc                   # reference for tests and `make bench`
-    python3                            # test drivers (pty, rusage)
+    python3                            # test drivers (tests/hostile/hostile.py, rusage)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -4,7 +4,10 @@
 #      optimised, and with AddressSanitizer + UndefinedBehaviorSanitizer;
 #   2. C unit tests (both builds);
 #   3. bare-metal RISC-V programs under `nimbus run --bios` (both builds);
-#   4. guest tests that boot Debian's kernel (optimised build; one under the
+#   4. hostile guests (tests/hostile): programs that attack the monitor, and
+#      signal/terminal checks on pseudo-terminals (optimised build; a subset
+#      under the sanitizers);
+#   5. guest tests that boot Debian's kernel (optimised build; one under the
 #      sanitizers too).
 # Prints one line per test and ends with "N passed, N failed".
 set -u
@@ -34,7 +37,7 @@ report() { # name status logfile
 }
 
 echo "== build"
-if ! make -s -j"$JOBS" all unit isa bench-elf >"$log_dir/build.log" 2>&1; then
+if ! make -s -j"$JOBS" all unit isa hostile bench-elf >"$log_dir/build.log" 2>&1; then
     cat "$log_dir/build.log"
     echo "0 passed, 1 failed"
     exit 1
@@ -71,6 +74,19 @@ done
 for elf in build/isa/*.elf; do
     run_isa build/asan/nimbus "$elf" "isa-asan/$(basename "$elf" .elf)"
 done
+
+echo "== hostile guests"
+run_hostile() { # nimbus prefix list
+    local t log
+    for t in $(python3 tests/hostile/hostile.py --list "$3"); do
+        log="$log_dir/$2_$t.log"
+        timeout 300 python3 tests/hostile/hostile.py --nimbus "$1" --elf-dir build/hostile "$t" \
+            >"$log" 2>&1
+        report "$2/$t" $? "$log"
+    done
+}
+run_hostile build/nimbus hostile all
+run_hostile build/asan/nimbus hostile-asan asan
 
 echo "== guest tests"
 if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then

@@ -191,6 +191,13 @@ static void reset_locked(struct uart16550 *u)
     notify_rx_room_locked(u);
 }
 
+/* The transmitter is "busy" while the host's output is backed up (never in
+ * loopback, where bytes go to our own receiver). */
+static bool tx_busy_locked(const struct uart16550 *u)
+{
+    return !(u->mcr & MCR_LOOP) && u->host.tx_busy && u->host.tx_busy(u->host.opaque);
+}
+
 static void thr_write_locked(struct uart16550 *u, uint8_t b)
 {
     if (u->mcr & MCR_LOOP) {
@@ -199,8 +206,9 @@ static void thr_write_locked(struct uart16550 *u, uint8_t b)
     } else {
         u->host.tx(u->host.opaque, &b, 1);
     }
-    /* Sent at once: the holding register is empty again. */
-    u->thr_ipending = true;
+    /* Sent at once: the holding register is empty again - unless the host
+     * is backed up, and then THRE waits for uart16550_tx_ready(). */
+    u->thr_ipending = !tx_busy_locked(u);
 }
 
 static uint8_t rbr_read_locked(struct uart16550 *u)
@@ -231,7 +239,7 @@ static void ier_write_locked(struct uart16550 *u, uint8_t v)
     /* 16550 behaviour Linux relies on (its UART_BUG_THRE probe): enabling
      * ETBEI while THR is empty raises the THRE interrupt at once. */
     if (changed)
-        u->thr_ipending = (u->ier & IER_ETBEI) != 0;
+        u->thr_ipending = (u->ier & IER_ETBEI) && !tx_busy_locked(u);
 }
 
 static bool uart_read(void *opaque, uint64_t offset, unsigned size, uint64_t *value)
@@ -263,7 +271,8 @@ static bool uart_read(void *opaque, uint64_t offset, unsigned size, uint64_t *va
         v = u->mcr;
         break;
     case REG_LSR:
-        v = LSR_THRE | LSR_TEMT | u->lsr_err | (u->rx_count ? LSR_DR : 0);
+        v = (tx_busy_locked(u) ? 0 : LSR_THRE | LSR_TEMT) | u->lsr_err |
+            (u->rx_count ? LSR_DR : 0);
         u->lsr_err = 0;
         break;
     case REG_MSR:
@@ -400,6 +409,16 @@ int uart16550_receive(struct uart16550 *u, const uint8_t *buf, size_t n)
     update_irq_locked(u);
     pthread_mutex_unlock(&u->lock);
     return (int)i;
+}
+
+void uart16550_tx_ready(struct uart16550 *u)
+{
+    pthread_mutex_lock(&u->lock);
+    if ((u->ier & IER_ETBEI) && !tx_busy_locked(u)) {
+        u->thr_ipending = true;
+        update_irq_locked(u);
+    }
+    pthread_mutex_unlock(&u->lock);
 }
 
 size_t uart16550_can_receive(struct uart16550 *u)

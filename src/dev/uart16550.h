@@ -3,7 +3,12 @@
  * Guest side: byte registers at offsets 0..7 (RBR/THR/DLL, IER/DLM, IIR/FCR,
  * LCR, MCR, LSR, MSR, SCR); any access size is accepted and uses the low byte.
  * Transmission is instantaneous: every THR write goes straight to the host
- * `tx` callback, so LSR.THRE and LSR.TEMT always read 1.
+ * `tx` callback, and LSR.THRE and LSR.TEMT read 1 - unless the host says its
+ * output is backed up (`tx_busy`): then they read 0 and no THRE interrupt is
+ * raised until the host calls uart16550_tx_ready(). Every 16550 driver
+ * (Linux's 8250, OpenSBI, polling loops) waits for THRE before it writes, so
+ * the guest is paced by its reader as by a real line's baud rate; a byte
+ * written anyway still goes to `tx`.
  *
  * Host side: the I/O thread feeds input with uart16550_receive(), which takes
  * only what fits in the RX FIFO (16 bytes, 1 when the guest has FIFOs off) and
@@ -42,6 +47,10 @@ struct uart16550_host {
      * RX FIFO has room again after uart16550_receive() accepted less than it
      * was offered. Typically signals the I/O thread. */
     void (*rx_ready)(void *opaque);
+    /* Optional: true while the host cannot take output for now (called with
+     * the uart lock held, from hart threads; must not block). The host then
+     * calls uart16550_tx_ready() when it can again. */
+    bool (*tx_busy)(void *opaque);
     void *opaque;
 };
 
@@ -67,6 +76,10 @@ void uart16550_reset(struct uart16550 *u);
  * uart16550_can_receive() says there is room. In loopback mode the receiver
  * is disconnected and nothing is accepted. Thread: I/O thread (any). */
 int uart16550_receive(struct uart16550 *u, const uint8_t *buf, size_t n);
+
+/* The host can take output again (after tx_busy said it could not): raises
+ * the THRE interrupt if the guest enabled it. Thread: any (the I/O thread). */
+void uart16550_tx_ready(struct uart16550 *u);
 
 /* How many bytes uart16550_receive() would accept now. Thread: any. */
 size_t uart16550_can_receive(struct uart16550 *u);

@@ -1,8 +1,20 @@
 /* Console backends: stdio (raw tty + Ctrl-A escapes), file, unix socket.
  *
  * Lock: one mutex per console, `lock`. It guards every write to out_fd, the
- * socket client fd and the output ring. It is a leaf lock: nothing is called
- * with it held except write/send/close/poll on our own fds.
+ * socket client fd, the output ring and the out_* flags. It is a leaf lock:
+ * nothing is called with it held except write/send/close on our own fds (all
+ * non-blocking, or a regular file) and poll() with a zero timeout.
+ *
+ * Why output waits in a bounded buffer and pushes back instead of blocking
+ * or dropping: a blocking write() on a pipe or terminal whose reader stalls
+ * (a full pipe, Ctrl-S, a paused `less`) used to hold a hart thread - and the
+ * console lock, and so every other hart that printed, and the shutdown that
+ * waits for them - forever; only SIGKILL ended the process. Dropping instead
+ * would lose output whenever the reader is merely slower than the guest,
+ * which is the normal case for a fast guest and a terminal. So the buffer is
+ * bounded (a guest cannot make us hold more than CONSOLE_RING_SIZE), and the
+ * devices that can wait are told to (console_out_busy): the guest's driver
+ * waits for the UART's THRE as it would behind a slow serial line.
  *
  * Ownership of the rest: `escape`, `in_eof` and the listening fd belong to the
  * I/O thread (console_fd/console_handle_input). `client_fd` is changed only by
@@ -30,11 +42,11 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define ESCAPE_CHAR   0x01           /* Ctrl-A */
 #define INPUT_CHUNK   4096
-#define OUT_WAIT_MS   1000           /* how long a non-blocking stdout may stall a write */
 
 struct console {
     enum console_kind kind;
@@ -43,8 +55,12 @@ struct console {
 
     /* stdio / file */
     int in_fd;                  /* -1 for file */
-    int out_fd;
-    bool owns_out;              /* file backend: out_fd is ours to close */
+    int out_fd;                 /* non-blocking unless a regular file */
+    bool owns_out;              /* out_fd is ours to close (file, reopened stdout) */
+    bool out_flags_set;         /* we set O_NONBLOCK on the caller's out_fd ... */
+    int out_flags;              /* ... whose file status flags were these */
+    bool out_dead;              /* out_fd failed: output is discarded; lock */
+    bool out_owed;              /* busy was reported: output_ready owed; lock */
     bool in_eof;                /* I/O thread */
     bool escape;                /* Ctrl-A seen, waiting for the command; I/O thread */
     bool tty_raw;               /* saved_tio is valid and in_fd was made raw */
@@ -57,7 +73,7 @@ struct console {
     char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
     dev_t sock_dev;
     ino_t sock_ino;
-    uint8_t *ring;              /* CONSOLE_RING_SIZE bytes of unsent output */
+    uint8_t *ring;              /* CONSOLE_RING_SIZE bytes of unsent output (all kinds) */
     size_t ring_head, ring_len;
 };
 
@@ -110,6 +126,12 @@ static struct console *console_alloc(enum console_kind kind, const struct consol
         free(c);
         return NULL;
     }
+    c->ring = malloc(CONSOLE_RING_SIZE);
+    if (!c->ring) {
+        pthread_mutex_destroy(&c->lock);
+        free(c);
+        return NULL;
+    }
     c->kind = kind;
     if (cb)
         c->cb = *cb;
@@ -127,30 +149,25 @@ static void console_free(struct console *c)
     free(c);
 }
 
-/* Writes everything to a blocking (or, if someone made it so, non-blocking)
- * fd; gives up on errors and on a non-blocking fd that stays full. */
-static void write_all(int fd, const uint8_t *buf, size_t n)
+/* One write() to out_fd, retried on EINTR: bytes written, 0 when the fd is
+ * full, -1 when it failed (errno set). */
+static ssize_t out_write(int fd, const uint8_t *buf, size_t n)
 {
-    while (n) {
+    for (;;) {
         ssize_t w = write(fd, buf, n);
-        if (w > 0) {
-            buf += w;
-            n -= (size_t)w;
-        } else if (w < 0 && errno == EINTR) {
+        if (w >= 0)
+            return w;
+        if (errno == EINTR)
             continue;
-        } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct pollfd pfd = { .fd = fd, .events = POLLOUT };
-            int r;
-            do
-                r = poll(&pfd, 1, OUT_WAIT_MS);
-            while (r < 0 && errno == EINTR);
-            if (r <= 0)
-                return;  /* stalled: drop the rest rather than hang a hart */
-        } else {
-            return;      /* EPIPE, EIO, ...: output is lost */
-        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        return -1;
     }
 }
+
+static void ring_push(struct console *c, const uint8_t *buf, size_t n);
+static size_t stdio_out_locked(struct console *c, const uint8_t *buf, size_t n, bool *wake);
+static void stdio_flush_locked(struct console *c);
 
 static void deliver(struct console *c, const uint8_t *buf, size_t n)
 {
@@ -190,8 +207,9 @@ static void stdio_process(struct console *c, const uint8_t *buf, size_t n)
         case 'h':
             deliver(c, out, o);
             o = 0;
+            bool wake = false;  /* unused: the I/O thread polls anyway */
             pthread_mutex_lock(&c->lock);
-            write_all(c->out_fd, (const uint8_t *)escape_help, sizeof(escape_help) - 1);
+            stdio_out_locked(c, (const uint8_t *)escape_help, sizeof(escape_help) - 1, &wake);
             pthread_mutex_unlock(&c->lock);
             break;
         case ESCAPE_CHAR:
@@ -228,6 +246,48 @@ static void stdio_handle_input(struct console *c)
     }
 }
 
+/* Makes c->out_fd a non-blocking fd for `fd`, without changing the flags
+ * of a file description that others share (the shell's terminal or pipe):
+ * stdout is reopened through /proc/self/fd, which gives a description of our
+ * own. If that is impossible (a socket, no /proc), the caller's description
+ * is made non-blocking and its flags are restored by
+ * console_restore_terminal(). Regular files and block devices stay blocking:
+ * their writes do not wait on a reader. `owned`: fd is ours already. */
+static int out_prepare(struct console *c, int fd, bool owned, char *err, size_t errlen)
+{
+    struct stat st;
+    c->out_fd = fd;
+    c->owns_out = owned;
+    if (fstat(fd, &st) < 0)
+        return errmsg(err, errlen, -errno, "console: cannot stat output fd %d: %s", fd,
+                      strerror(errno));
+    if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode))
+        return 0;
+    if (!owned) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        int nfd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+        struct stat nst;
+        if (nfd >= 0 && fstat(nfd, &nst) == 0 && nst.st_dev == st.st_dev &&
+            nst.st_ino == st.st_ino && nst.st_rdev == st.st_rdev) {
+            c->out_fd = nfd;
+            c->owns_out = true;
+            return 0;
+        }
+        if (nfd >= 0)
+            close(nfd);
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0))
+        return errmsg(err, errlen, -errno, "console: cannot make output fd %d non-blocking: %s",
+                      fd, strerror(errno));
+    if (!owned && !(flags & O_NONBLOCK)) {
+        c->out_flags = flags;
+        c->out_flags_set = true;
+    }
+    return 0;
+}
+
 int console_open_fds(int in_fd, int out_fd, const struct console_ops_cb *cb,
                      struct console **out, char *err, size_t errlen)
 {
@@ -238,31 +298,93 @@ int console_open_fds(int in_fd, int out_fd, const struct console_ops_cb *cb,
     if (!c)
         return errmsg(err, errlen, -ENOMEM, "console: out of memory");
     c->in_fd = in_fd;
-    c->out_fd = out_fd;
-    if (isatty(in_fd)) {
-        if (tcgetattr(in_fd, &c->saved_tio) < 0) {
-            int rc = -errno;
-            console_free(c);
-            return errmsg(err, errlen, rc, "console: cannot read terminal mode: %s", strerror(-rc));
-        }
-        struct termios raw = c->saved_tio;
-        cfmakeraw(&raw);  /* full raw: the guest sends its own \r\n */
-        if (tcsetattr(in_fd, TCSANOW, &raw) < 0) {
-            int rc = -errno;
-            console_free(c);
-            return errmsg(err, errlen, rc, "console: cannot set raw terminal mode: %s",
-                        strerror(-rc));
-        }
-        c->tty_raw = true;
+    int rc = out_prepare(c, out_fd, false, err, errlen);
+    if (rc) {
+        console_free(c);
+        return rc;
     }
     *out = c;
     return 0;
 }
 
+int console_start(struct console *c, char *err, size_t errlen)
+{
+    if (!c || c->kind != CONSOLE_STDIO || c->tty_raw || !isatty(c->in_fd))
+        return 0;
+    if (tcgetattr(c->in_fd, &c->saved_tio) < 0)
+        return errmsg(err, errlen, -errno, "console: cannot read terminal mode: %s",
+                      strerror(errno));
+    struct termios raw = c->saved_tio;
+    cfmakeraw(&raw);  /* full raw: the guest sends its own \r\n */
+    if (tcsetattr(c->in_fd, TCSANOW, &raw) < 0)
+        return errmsg(err, errlen, -errno, "console: cannot set raw terminal mode: %s",
+                      strerror(errno));
+    /* Published after the mode is saved: a signal handler that sees the flag
+     * restores the right mode. */
+    __atomic_store_n(&c->tty_raw, true, __ATOMIC_RELEASE);
+    return 0;
+}
+
 void console_restore_terminal(const struct console *c)
 {
-    if (c && c->tty_raw)
+    if (!c)
+        return;
+    if (__atomic_load_n(&c->tty_raw, __ATOMIC_ACQUIRE))
         tcsetattr(c->in_fd, TCSANOW, &c->saved_tio);  /* async-signal-safe */
+    if (c->out_flags_set)
+        fcntl(c->out_fd, F_SETFL, c->out_flags);      /* likewise */
+}
+
+/* ---- stdio / file output ---- */
+
+/* Takes what the fd accepts now, buffers what it does not (up to the ring's
+ * room), and returns the count accepted. *wake is set when the buffer went
+ * from empty to non-empty (the I/O thread must start polling). Lock held. */
+static size_t stdio_out_locked(struct console *c, const uint8_t *buf, size_t n, bool *wake)
+{
+    if (c->out_dead)
+        return n;
+    size_t done = 0;
+    if (c->ring_len == 0) {
+        ssize_t w = out_write(c->out_fd, buf, n);
+        if (w < 0) {
+            c->out_dead = true;  /* EPIPE, EIO, ...: output is lost from now on */
+            return n;
+        }
+        done = (size_t)w;
+    }
+    size_t room = CONSOLE_RING_SIZE - c->ring_len, k = n - done;
+    if (k > room) {
+        k = room;
+        c->out_owed = true;
+    }
+    if (k) {
+        *wake = c->ring_len == 0;
+        ring_push(c, buf + done, k);
+    }
+    return done + k;
+}
+
+/* Writes what the fd takes of the ring. Lock held. */
+static void stdio_flush_locked(struct console *c)
+{
+    while (c->ring_len && !c->out_dead) {
+        size_t chunk = CONSOLE_RING_SIZE - c->ring_head;
+        if (chunk > c->ring_len)
+            chunk = c->ring_len;
+        ssize_t w = out_write(c->out_fd, c->ring + c->ring_head, chunk);
+        if (w <= 0) {
+            if (w < 0)
+                c->out_dead = true;
+            break;
+        }
+        c->ring_head = (c->ring_head + (size_t)w) % CONSOLE_RING_SIZE;
+        c->ring_len -= (size_t)w;
+    }
+    if (c->out_dead)
+        c->ring_len = 0;
+    if (c->ring_len == 0)
+        c->ring_head = 0;
 }
 
 /* ---- file ---- */
@@ -285,24 +407,26 @@ static int file_open(struct console *c, const char *path, char *err, size_t errl
     if (!rc && !S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
         rc = errmsg(err, errlen, -EINVAL, "console file %s is not a regular file or a character "
                     "device", path);
-    else if (rc || (S_ISREG(st.st_mode) && ftruncate(fd, 0)) ||
-             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
+    else if (rc || (S_ISREG(st.st_mode) && ftruncate(fd, 0)))
         rc = errmsg(err, errlen, rc ? rc : -errno, "cannot open console file %s: %s", path,
                     strerror(rc ? -rc : errno));
+    if (!rc)
+        rc = out_prepare(c, fd, true, err, errlen);  /* a tty must not block us */
     if (rc) {
         close(fd);
+        c->out_fd = -1;
+        c->owns_out = false;
         return rc;
     }
-    c->out_fd = fd;
-    c->owns_out = true;
     c->in_eof = true;
     return 0;
 }
 
 /* ---- socket ---- */
 
-/* Drops the oldest bytes so that the ring holds at most the last
- * CONSOLE_RING_SIZE bytes of output. Lock held. */
+/* Appends to the ring. A socket's ring drops the oldest bytes so that it
+ * holds the last CONSOLE_RING_SIZE bytes of output; stdio/file callers never
+ * push more than the room. Lock held. */
 static void ring_push(struct console *c, const uint8_t *buf, size_t n)
 {
     if (n >= CONSOLE_RING_SIZE) {
@@ -457,9 +581,6 @@ static int socket_open(struct console *c, const char *path, char *err, size_t er
     memcpy(sa.sun_path, path, len + 1);
     memcpy(c->path, path, len + 1);
 
-    c->ring = malloc(CONSOLE_RING_SIZE);
-    if (!c->ring)
-        return errmsg(err, errlen, -ENOMEM, "console: out of memory");
     int rc = socket_clear_path(path, &sa, err, errlen);
     if (rc)
         return rc;
@@ -515,17 +636,91 @@ int console_open(enum console_kind kind, const char *path, const struct console_
     return 0;
 }
 
-void console_write(struct console *c, const uint8_t *buf, size_t n)
+size_t console_write(struct console *c, const uint8_t *buf, size_t n)
 {
     if (!c || !n)
-        return;
+        return n;
     if (c->kind == CONSOLE_SOCKET) {
         socket_write(c, buf, n);
-        return;
+        return n;
     }
+    bool wake = false;
     pthread_mutex_lock(&c->lock);
-    write_all(c->out_fd, buf, n);
+    size_t k = stdio_out_locked(c, buf, n, &wake);
     pthread_mutex_unlock(&c->lock);
+    if (wake && c->cb.wake)
+        c->cb.wake(c->cb.opaque);
+    return k;
+}
+
+bool console_out_busy(struct console *c)
+{
+    if (!c || c->kind == CONSOLE_SOCKET)
+        return false;
+    pthread_mutex_lock(&c->lock);
+    bool busy = !c->out_dead && c->ring_len > CONSOLE_RING_SIZE - CONSOLE_OUT_SLACK;
+    if (busy)
+        c->out_owed = true;
+    pthread_mutex_unlock(&c->lock);
+    return busy;
+}
+
+int console_out_fd(struct console *c)
+{
+    int fd = -1;
+    pthread_mutex_lock(&c->lock);
+    if (c->kind == CONSOLE_SOCKET) {
+        if (c->ring_len && c->client_fd >= 0 && !c->client_dead)
+            fd = c->client_fd;
+    } else if (c->ring_len && !c->out_dead) {
+        fd = c->out_fd;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return fd;
+}
+
+size_t console_handle_output(struct console *c)
+{
+    bool ready = false;
+    pthread_mutex_lock(&c->lock);
+    size_t before = c->ring_len;
+    if (c->kind == CONSOLE_SOCKET) {
+        ring_flush(c);
+    } else {
+        stdio_flush_locked(c);
+        /* Half empty before devices may go on: no ping-pong per byte. */
+        if (c->out_owed && (c->out_dead || c->ring_len <= CONSOLE_RING_SIZE / 2)) {
+            c->out_owed = false;
+            ready = true;
+        }
+    }
+    size_t written = before > c->ring_len ? before - c->ring_len : 0;
+    pthread_mutex_unlock(&c->lock);
+    if (ready && c->cb.output_ready)
+        c->cb.output_ready(c->cb.opaque);
+    return written;
+}
+
+void console_flush(struct console *c, int timeout_ms)
+{
+    if (!c)
+        return;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        console_handle_output(c);
+        int fd = console_out_fd(c);
+        if (fd < 0)
+            return;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = timeout_ms - ((t.tv_sec - t0.tv_sec) * 1000 +
+                                  (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0)
+            return;
+        struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+        if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+            return;
+    }
 }
 
 int console_fd(struct console *c)
@@ -552,6 +747,7 @@ void console_close(struct console *c)
 {
     if (!c)
         return;
+    console_flush(c, 0);  /* what the fd takes at once; console_flush() to wait */
     console_restore_terminal(c);
     if (c->owns_out && c->out_fd >= 0)
         close(c->out_fd);

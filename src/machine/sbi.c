@@ -206,9 +206,9 @@ static struct sbi_ret sbi_dbcn(struct hart *h, const struct sbi_platform *p, uns
         const uint8_t *buf = guest_mem_ram_ptr(h->mem, addr, n);
         if (!buf || base_hi)
             return err(SBI_ERR_INVALID_PARAM);
-        if (p->console_write)
-            p->console_write(p->opaque, buf, n);
-        return ok(n);
+        /* A non-blocking call that may write part or nothing (SBI v2.0
+         * DBCN): the guest retries with the rest, paced by our reader. */
+        return ok(p->console_write ? p->console_write(p->opaque, buf, n) : n);
     }
     case 1: { /* console_read */
         uint8_t *buf = guest_mem_ram_ptr(h->mem, addr, n);

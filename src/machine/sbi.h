@@ -18,7 +18,9 @@ enum sbi_reset_type { SBI_RESET_SHUTDOWN = 0, SBI_RESET_COLD = 1, SBI_RESET_WARM
 struct sbi_platform {
     struct hart **harts;
     unsigned nharts;
-    void (*console_write)(void *opaque, const uint8_t *buf, size_t n);
+    /* Returns how many bytes the console took (fewer when its output is
+     * backed up; DBCN console_write reports that to the guest). */
+    size_t (*console_write)(void *opaque, const uint8_t *buf, size_t n);
     /* Returns bytes read (0 if none pending). */
     size_t (*console_read)(void *opaque, uint8_t *buf, size_t n);
     /* reason: 0 = no reason, 1 = system failure (SBI spec 10.1). */

@@ -35,6 +35,12 @@ static void wake_io(struct virt_machine *m)
 
 void virt_request_stop(struct virt_machine *m, enum virt_stop why, int64_t exit_code)
 {
+    /* A quit is also kept apart, sticky: a reset (stop == VIRT_STOP_RESET,
+     * then virt_reset() storing VIRT_RUNNING) must not swallow it. Stored
+     * before the stop word, so vm_run() sees one or the other. */
+    int none = -1;
+    if (why == VIRT_STOP_QUIT)
+        atomic_compare_exchange_strong(&m->quit_request, &none, exit_code);
     int expected = VIRT_RUNNING;
     if (atomic_compare_exchange_strong(&m->stop, &expected, (int)why))
         m->exit_code = exit_code;
@@ -74,11 +80,32 @@ static void set_external(void *opaque, unsigned hart, bool s_mode, bool level)
         hart_set_irq(m->harts[hart], s_mode ? MIP_SEIP : MIP_MEIP, level);
 }
 
-static void console_out(void *opaque, const uint8_t *buf, size_t n)
+static size_t console_out(void *opaque, const uint8_t *buf, size_t n)
 {
     struct virt_machine *m = opaque;
-    if (m->console)
-        console_write(m->console, buf, n);
+    return m->console ? console_write(m->console, buf, n) : n;
+}
+
+static void uart_tx(void *opaque, const uint8_t *buf, size_t n)
+{
+    console_out(opaque, buf, n);  /* the UART waited for THRE (uart_tx_busy) */
+}
+
+static bool uart_tx_busy(void *opaque)
+{
+    struct virt_machine *m = opaque;
+    return m->console && console_out_busy(m->console);
+}
+
+static void console_output_ready(void *opaque)
+{
+    struct virt_machine *m = opaque;
+    uart16550_tx_ready(m->uart);
+}
+
+static void console_wake(void *opaque)
+{
+    wake_io(opaque);
 }
 
 static void uart_rx_ready(void *opaque)
@@ -164,8 +191,7 @@ static void htif_syscall(struct virt_machine *m, uint64_t addr)
     if (args[0] == 64 && (args[1] == 1 || args[1] == 2)) { /* write(fd, buf, len) */
         const uint8_t *buf = guest_mem_ram_ptr(&m->mem, args[2], args[3]);
         if (buf) {
-            console_out(m, buf, args[3]);
-            ret = args[3];
+            ret = console_out(m, buf, args[3]);
         }
     } else if (args[0] == 93) { /* exit(code): any non-zero code is a failure */
         virt_request_stop(m, args[1] ? VIRT_STOP_FAIL : VIRT_STOP_POWEROFF, (int64_t)args[1]);
@@ -199,7 +225,7 @@ void virt_htif_poll(struct virt_machine *m)
         }
     } else if (dev == 1 && cmd == 1) {
         uint8_t c = (uint8_t)payload;
-        console_out(m, &c, 1);
+        console_out(m, &c, 1);  /* dropped if the console is backed up */
         uint64_t ack = (uint64_t)dev << 56 | (uint64_t)cmd << 48;
         if (m->fromhost)
             guest_mem_write(&m->mem, m->fromhost, &ack, sizeof(ack));
@@ -524,6 +550,7 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
     }
     m->config = *config;
     m->wake_fd = -1;
+    m->quit_request = -1;
     pthread_mutex_init(&m->htif_lock, NULL);
     pthread_mutex_init(&m->input_lock, NULL);
     timebase_init(&m->timebase);
@@ -569,7 +596,8 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
 
     struct plic_host plic_host = { .set_external = set_external, .opaque = m };
     struct aclint_host aclint_host = { .set_msip = set_msip, .set_mtimecmp = set_mtimecmp, .opaque = m };
-    struct uart16550_host uart_host = { .tx = console_out, .rx_ready = uart_rx_ready, .opaque = m };
+    struct uart16550_host uart_host = { .tx = uart_tx, .rx_ready = uart_rx_ready,
+                                        .tx_busy = uart_tx_busy, .opaque = m };
     struct goldfish_rtc_host rtc_host = { .deadline_changed = rtc_deadline_changed, .opaque = m };
     struct sifive_test_host test_host = { .finish = finisher_done, .opaque = m };
     if ((r = plic_create(&m->mem, PLIC_VIRT_BASE, m->nharts, &plic_host, &m->plic)) ||
@@ -583,7 +611,11 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
         goto fail;
     }
 
-    struct console_ops_cb cb = { .input = console_in, .quit = console_quit, .opaque = m };
+    /* Opened here, but the terminal goes raw only when the guest starts
+     * (console_start() in vm_run): Ctrl-C still works while images load. */
+    struct console_ops_cb cb = { .input = console_in, .quit = console_quit,
+                                 .output_ready = console_output_ready, .wake = console_wake,
+                                 .opaque = m };
     r = console_open(config->console_kind, config->console_path, &cb, &m->console, err, errlen);
     if (r)
         goto fail;

@@ -85,6 +85,8 @@ struct virt_machine {
     int wake_fd;                   /* eventfd: wakes the I/O thread */
     _Atomic int stop;              /* enum virt_stop; first writer wins */
     int64_t exit_code;             /* VIRT_STOP_FAIL: the guest's full failure code */
+    _Atomic int quit_request;      /* -1, or the exit code of the first user quit:
+                                      survives virt_reset(), so a quit wins over a reboot */
     void *fdt;                     /* the device tree blob */
     size_t fdt_size;
 };
@@ -99,7 +101,8 @@ void virt_destroy(struct virt_machine *m);
 int virt_reset(struct virt_machine *m, char *err, size_t errlen);
 
 /* Records why the machine stops (the first reason wins) and tells every
- * hart and the I/O thread. Any thread. */
+ * hart and the I/O thread. A VIRT_STOP_QUIT is also recorded in
+ * quit_request, which virt_reset() keeps. Any thread. */
 void virt_request_stop(struct virt_machine *m, enum virt_stop why, int64_t exit_code);
 
 /* Polls the HTIF tohost word of a bare-metal program. Any hart thread. */

@@ -10,6 +10,16 @@
 #include <unistd.h>
 
 #include "dev/goldfish_rtc.h"
+#include "vm/term_guard.h"
+
+/* How long the end of a run waits for a slow reader to take the buffered
+ * console output (at most CONSOLE_RING_SIZE bytes): as long as the reader
+ * makes progress, up to a cap, after the guest stopped by itself; briefly
+ * after a user quit (who wants out now, whether or not the reader keeps up).
+ * A quit signal or Ctrl-A x during the wait ends it. */
+#define FLUSH_MS_STALL      1000
+#define FLUSH_MS_GUEST_STOP 10000
+#define FLUSH_MS_QUIT       500
 
 /* Instructions a hart runs between looks at the outside world (HTIF, stop
  * requests). Interrupts are checked far more often, inside hart_run. */
@@ -37,14 +47,19 @@ static void *hart_thread_main(void *arg)
 static int run_io_loop(struct virt_machine *m, int sig_fd)
 {
     while (atomic_load(&m->stop) == VIRT_RUNNING) {
-        struct pollfd fds[3];
-        int n = 0, console_idx = -1;
+        struct pollfd fds[4];
+        int n = 0, console_idx = -1, out_idx = -1;
         fds[n++] = (struct pollfd){ .fd = m->wake_fd, .events = POLLIN };
         fds[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
         int cfd = console_fd(m->console);
         if (cfd >= 0) {
             console_idx = n;
             fds[n++] = (struct pollfd){ .fd = cfd, .events = POLLIN };
+        }
+        int ofd = console_out_fd(m->console);  /* buffered output: wait until writable */
+        if (ofd >= 0) {
+            out_idx = n;
+            fds[n++] = (struct pollfd){ .fd = ofd, .events = POLLOUT };
         }
         int timeout = -1;
         int64_t deadline = goldfish_rtc_next_deadline_ns(m->rtc);
@@ -71,6 +86,8 @@ static int run_io_loop(struct virt_machine *m, int sig_fd)
         }
         if (console_idx >= 0 && fds[console_idx].revents)
             console_handle_input(m->console);
+        if (out_idx >= 0 && fds[out_idx].revents)
+            console_handle_output(m->console);
         goldfish_rtc_poll(m->rtc);
         virt_pump_input(m);
     }
@@ -86,8 +103,10 @@ static int exit_status(const struct virt_machine *m, enum virt_stop why)
     switch (why) {
     case VIRT_STOP_POWEROFF:
         return 0;
-    case VIRT_STOP_QUIT:
-        return m->exit_code > 128 ? (int)m->exit_code : 0; /* 128 + signal */
+    case VIRT_STOP_QUIT: {
+        int quit = atomic_load(&m->quit_request);
+        return quit > 128 ? quit : 0; /* 128 + signal; Ctrl-A x is 0 */
+    }
     case VIRT_STOP_FAIL: {
         int status = m->exit_code >= 1 && m->exit_code <= 255 ? (int)m->exit_code : 255;
         if (m->tohost || status != m->exit_code)
@@ -97,6 +116,44 @@ static int exit_status(const struct virt_machine *m, enum virt_stop why)
     }
     default:
         return 1;
+    }
+}
+
+/* After the run: gives the console's reader up to timeout_ms (and
+ * FLUSH_MS_STALL without progress) to take the buffered output, and stops
+ * early on a quit signal or Ctrl-A x (consumed: the user wants out now; the
+ * exit status stays the run's). */
+static void flush_console(struct virt_machine *m, int sig_fd, int timeout_ms)
+{
+    int quit_before = atomic_load(&m->quit_request);
+    int64_t now = timebase_host_ns(), end = now + (int64_t)timeout_ms * 1000000;
+    int64_t stall = now + (int64_t)FLUSH_MS_STALL * 1000000;
+    for (;;) {
+        size_t wrote = console_handle_output(m->console);
+        int ofd = console_out_fd(m->console);
+        now = timebase_host_ns();
+        if (wrote)
+            stall = now + (int64_t)FLUSH_MS_STALL * 1000000;
+        int64_t left = ((end < stall ? end : stall) - now) / 1000000;
+        if (ofd < 0 || left <= 0 || atomic_load(&m->quit_request) != quit_before)
+            return;
+        struct pollfd fds[3] = {
+            { .fd = ofd, .events = POLLOUT },
+            { .fd = sig_fd, .events = POLLIN },
+        };
+        int n = 2, cfd = console_fd(m->console);
+        if (cfd >= 0)
+            fds[n++] = (struct pollfd){ .fd = cfd, .events = POLLIN };
+        if (poll(fds, (nfds_t)n, (int)left) < 0 && errno != EINTR)
+            return;
+        if (fds[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            ssize_t k = read(sig_fd, &si, sizeof(si));
+            (void)k;
+            return;
+        }
+        if (n > 2 && fds[2].revents)
+            console_handle_input(m->console);  /* Ctrl-A x sets quit_request */
     }
 }
 
@@ -118,8 +175,19 @@ int vm_run(struct virt_machine *m)
         return 1;
     }
 
-    struct hart_thread threads[VIRT_MAX_HARTS];
+    /* The terminal goes raw now that the guest starts, guarded against fatal
+     * signals (the quit signals above end the run cleanly instead). */
+    char err[256] = "";
     int status = 1;
+    if (term_guard_add(m->console) || console_start(m->console, err, sizeof(err))) {
+        fprintf(stderr, "nimbus: %s\n", err[0] ? err : "cannot guard the terminal");
+        term_guard_remove(m->console);
+        close(sig_fd);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return 1;
+    }
+
+    struct hart_thread threads[VIRT_MAX_HARTS];
     for (;;) {
         unsigned started = 0;
         for (unsigned i = 0; i < m->nharts; i++) {
@@ -138,17 +206,27 @@ int vm_run(struct virt_machine *m)
             pthread_join(threads[i].thread, NULL);
 
         enum virt_stop why = (enum virt_stop)atomic_load(&m->stop);
-        if (why == VIRT_STOP_RESET) {
-            char err[256];
+        if (why == VIRT_STOP_RESET && atomic_load(&m->quit_request) < 0) {
             if (virt_reset(m, err, sizeof(err))) {
                 fprintf(stderr, "nimbus: reboot failed: %s\n", err);
                 break;
             }
-            continue;
+            /* A quit that came in before the reset stored VIRT_RUNNING is
+             * only in quit_request; one after it stops the next run. */
+            if (atomic_load(&m->quit_request) < 0)
+                continue;
         }
+        if (why == VIRT_STOP_RESET)
+            why = VIRT_STOP_QUIT;  /* the user's quit wins over the guest's reboot */
         status = exit_status(m, why);
         break;
     }
+    /* Output first (a reader that is merely slow gets the guest's last words),
+     * then the terminal, then the signals that could kill us outright. */
+    flush_console(m, sig_fd, atomic_load(&m->quit_request) >= 0 ? FLUSH_MS_QUIT
+                                                                : FLUSH_MS_GUEST_STOP);
+    console_restore_terminal(m->console);
+    term_guard_remove(m->console);
     close(sig_fd);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return status;

@@ -494,6 +494,99 @@ static void test_stdio_pipe(void)
     CHECK(rc == -EBADF, "bad fd: rc=%d", rc);
 }
 
+/* ---- stdio output that the reader does not take ---- */
+
+struct out_cb {
+    int ready, wakes;
+};
+
+static void on_output_ready(void *opaque)
+{
+    ((struct out_cb *)opaque)->ready++;
+}
+
+static void on_wake(void *opaque)
+{
+    ((struct out_cb *)opaque)->wakes++;
+}
+
+static void test_stdio_backpressure(void)
+{
+    int in[2], out[2];
+    if (pipe(in) || pipe(out)) {
+        perror("pipe");
+        exit(2);
+    }
+    signal(SIGPIPE, SIG_IGN);  /* as nimbus does (vm_run): EPIPE, not death */
+    int pipe_size = fcntl(out[1], F_GETPIPE_SZ);
+    struct out_cb oc = { 0, 0 };
+    struct console_ops_cb cb = { .output_ready = on_output_ready, .wake = on_wake, .opaque = &oc };
+    struct console *c;
+    char err[256] = "";
+    int rc = console_open_fds(in[0], out[1], &cb, &c, err, sizeof(err));
+    CHECK(rc == 0, "open_fds: rc=%d %s", rc, err);
+    if (rc)
+        return;
+    CHECK(!(fcntl(out[1], F_GETFL) & O_NONBLOCK), "the caller's pipe stays blocking");
+    CHECK(console_out_fd(c) == -1 && !console_out_busy(c), "nothing buffered at first");
+
+    /* Nobody reads: the pipe fills, then the buffer; writes never block. */
+    static uint8_t chunk[1000];
+    size_t total = 0, k;
+    int64_t t0 = now_ms();
+    do {
+        for (size_t i = 0; i < sizeof(chunk); i++)
+            chunk[i] = (uint8_t)((total + i) * 7 + 3);
+        k = console_write(c, chunk, sizeof(chunk));
+        total += k;
+    } while (k == sizeof(chunk) && total < (size_t)pipe_size + 4 * CONSOLE_RING_SIZE);
+    CHECK(now_ms() - t0 < 1000, "writes into a full pipe do not block (%lld ms)",
+          (long long)(now_ms() - t0));
+    CHECK(total >= (size_t)pipe_size / 2 + CONSOLE_RING_SIZE &&  /* pipes fill by pages */
+          total <= (size_t)pipe_size + CONSOLE_RING_SIZE,
+          "accepted the pipe plus the buffer: %zu (pipe %d)", total, pipe_size);
+    CHECK(console_out_busy(c), "busy when full");
+    CHECK(oc.wakes == 1, "one wake when output got buffered (%d)", oc.wakes);
+    CHECK(console_out_fd(c) >= 0, "the I/O thread polls the output");
+    console_handle_output(c);  /* still full: no progress, no ready */
+    CHECK(oc.ready == 0, "not ready while full");
+
+    /* A slow reader gets every byte, in order; ready comes once. */
+    static uint8_t got[1 << 20];
+    size_t n = 0;
+    while (n < total) {
+        ssize_t r = read(out[0], got + n, 4096);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+        int ofd = console_out_fd(c);
+        if (ofd >= 0) {
+            struct pollfd pfd = { .fd = ofd, .events = POLLOUT };
+            if (poll(&pfd, 1, 0) == 1)
+                console_handle_output(c);
+        }
+    }
+    bool same = n == total;
+    for (size_t i = 0; same && i < n; i++)
+        same = got[i] == (uint8_t)(i * 7 + 3);
+    CHECK(same, "reader got all %zu bytes in order (%zu)", total, n);
+    CHECK(oc.ready == 1 && !console_out_busy(c) && console_out_fd(c) == -1,
+          "drained: ready %d, busy %d, out fd %d", oc.ready, console_out_busy(c), console_out_fd(c));
+
+    /* The reader goes away: output is discarded, never blocks, never busy. */
+    close(out[0]);
+    int full = 0;
+    for (int i = 0; i < 200; i++)
+        full += console_write(c, chunk, sizeof(chunk)) == sizeof(chunk);
+    CHECK(full == 200, "writes after EPIPE are taken (and dropped): %d of 200", full);
+    CHECK(!console_out_busy(c) && console_out_fd(c) == -1, "dead output is not busy");
+    console_flush(c, 1000);
+    console_close(c);
+    close(in[0]);
+    close(in[1]);
+    close(out[1]);
+}
+
 /* ---- stdio on a pty: raw mode and its restoration ---- */
 
 static void test_stdio_pty(void)
@@ -524,8 +617,13 @@ static void test_stdio_pty(void)
     if (rc)
         goto out;
     tcgetattr(slave, &t);
+    CHECK(t.c_lflag == before.c_lflag && t.c_iflag == before.c_iflag,
+          "open leaves the terminal alone (raw only once the guest starts)");
+    rc = console_start(c, err, sizeof(err));
+    CHECK(rc == 0, "start: rc=%d %s", rc, err);
+    tcgetattr(slave, &t);
     CHECK(!(t.c_lflag & (ICANON | ECHO | ISIG)) && !(t.c_oflag & OPOST) && !(t.c_iflag & ICRNL),
-          "raw mode set");
+          "raw mode set by console_start");
 
     xwrite(master, "hi\r\x03\x01x", 6);  /* Ctrl-C goes to the guest in raw mode */
     pump_until_input(c, &s, 4);
@@ -535,6 +633,7 @@ static void test_stdio_pty(void)
     console_restore_terminal(c);
     tcgetattr(slave, &t);
     CHECK(t.c_lflag & ICANON, "restore_terminal restores");
+    CHECK(!(fcntl(slave, F_GETFL) & O_NONBLOCK), "the caller's pty fd stays blocking");
     cfmakeraw(&t);
     tcsetattr(slave, TCSANOW, &t);
     console_close(c);
@@ -565,6 +664,7 @@ int main(void)
     test_socket();
     test_socket_threads();
     test_stdio_pipe();
+    test_stdio_backpressure();
     test_stdio_pty();
     nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
     return check_summary("console");

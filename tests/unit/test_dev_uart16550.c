@@ -294,6 +294,55 @@ static void test_thre_interrupt(void)
     rig_fini(&r);
 }
 
+/* Host back-pressure: while tx_busy, THRE/TEMT read 0 and no THRE
+ * interrupt is raised; uart16550_tx_ready() raises it once room is back. */
+static atomic_int busy_flag;
+
+static bool fake_tx_busy(void *opaque)
+{
+    (void)opaque;
+    return atomic_load(&busy_flag);
+}
+
+static void test_tx_backpressure(void)
+{
+    struct rig r;
+    memset(&r, 0, sizeof(r));
+    pthread_mutex_init(&r.host.lock, NULL);
+    struct uart16550_host h = { .tx = fake_tx, .tx_busy = fake_tx_busy, .opaque = &r.host };
+    struct irq_line line = { .set_level = fake_set_level, .controller = &r.irq, .irq = 10 };
+    CHECK_EQ(uart16550_create(&r.mem, BASE, line, &h, &r.u), 0);
+
+    atomic_store(&busy_flag, 0);
+    CHECK_EQ(rd(&r, LSR) & 0x60, 0x60);
+    atomic_store(&busy_flag, 1);
+    CHECK_EQ(rd(&r, LSR) & 0x60, 0);          /* transmitter busy */
+    wr(&r, IER, 0x02);                         /* ETBEI while busy: no THRE interrupt */
+    CHECK_EQ(atomic_load(&r.irq.level), 0);
+    CHECK_EQ(rd(&r, IIR) & 0x0f, 0x01);
+    wr(&r, THR, 'x');                          /* written anyway: still goes out */
+    CHECK_EQ(r.host.out_len, 1);
+    CHECK_EQ(atomic_load(&r.irq.level), 0);
+    uart16550_tx_ready(r.u);                   /* still busy: nothing */
+    CHECK_EQ(atomic_load(&r.irq.level), 0);
+    atomic_store(&busy_flag, 0);
+    uart16550_tx_ready(r.u);
+    CHECK_EQ(atomic_load(&r.irq.level), 1);    /* THRE interrupt */
+    CHECK_EQ(rd(&r, LSR) & 0x60, 0x60);
+    CHECK_EQ(rd(&r, IIR) & 0x0f, 0x02);        /* reading IIR acknowledges it */
+    CHECK_EQ(atomic_load(&r.irq.level), 0);
+    wr(&r, THR, 'y');                          /* not busy: THRE again at once */
+    CHECK_EQ(atomic_load(&r.irq.level), 1);
+    wr(&r, IER, 0);
+    atomic_store(&busy_flag, 1);
+    uart16550_tx_ready(r.u);                   /* ETBEI off: no interrupt */
+    CHECK_EQ(atomic_load(&r.irq.level), 0);
+    wr(&r, MCR, 0x10);                         /* loopback never waits on the host */
+    CHECK_EQ(rd(&r, LSR) & 0x60, 0x60);
+    atomic_store(&busy_flag, 0);
+    rig_fini(&r);
+}
+
 static void test_loopback_and_msr(void)
 {
     struct rig r;
@@ -609,6 +658,7 @@ int main(void)
     test_fifo_and_lsr();
     test_rx_interrupts();
     test_thre_interrupt();
+    test_tx_backpressure();
     test_loopback_and_msr();
     test_reset();
     test_create_errors();

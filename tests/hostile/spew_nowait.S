@@ -1,0 +1,3 @@
+/* spew.S without waiting for THRE: see there. */
+#define SPEW_NOWAIT
+#include "spew.S"
