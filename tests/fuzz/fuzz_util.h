@@ -3,6 +3,16 @@
  *   FUZZ_CHECK(cond, fmt, ...)  an invariant: when it does not hold, prints
  *                               the message and aborts, which libFuzzer
  *                               reports as a crash and saves the input
+ *   FUZZ_CHECK_KNOWN(id, cond, fmt, ...)
+ *                               the same for an invariant that a known, still
+ *                               open monitor bug breaks (tests/fuzz/known-bugs
+ *                               lists them). When the space-separated list in
+ *                               $NIMBUS_FUZZ_KNOWN_BUGS names `id`, a failure
+ *                               prints "KNOWN BUG id: ..." (once per process)
+ *                               and the input goes on; otherwise it aborts.
+ *                               The runners always set the list and report
+ *                               every known bug hit; replaying
+ *                               tests/fuzz/regressions/ they unset it.
  *   struct fuzz_in              reads typed values off the input, then 0s
  *   fuzz_memfd()                a memfd (a regular file) and its /proc path
  *
@@ -26,6 +36,32 @@
             fprintf(stderr, __VA_ARGS__);                                     \
             fprintf(stderr, "\n");                                            \
             abort();                                                          \
+        }                                                                     \
+    } while (0)
+
+static inline int fuzz_known_bug(const char *id)
+{
+    const char *list = getenv("NIMBUS_FUZZ_KNOWN_BUGS");
+    size_t n = strlen(id);
+    for (const char *p = list; p && (p = strstr(p, id)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ' '))
+            return 1;
+    return 0;
+}
+
+#define FUZZ_CHECK_KNOWN(id, cond, ...)                                       \
+    do {                                                                      \
+        if (!(cond)) {                                                        \
+            static int reported_;                                             \
+            if (!fuzz_known_bug(id))                                          \
+                FUZZ_CHECK(cond, __VA_ARGS__);                                \
+            if (!reported_) {                                                 \
+                reported_ = 1;                                                \
+                fprintf(stderr, "KNOWN BUG %s: %s:%d: ", id, __FILE__,        \
+                        __LINE__);                                            \
+                fprintf(stderr, __VA_ARGS__);                                 \
+                fprintf(stderr, "\n");                                        \
+            }                                                                 \
         }                                                                     \
     } while (0)
 
