@@ -120,13 +120,16 @@ put("sbi", "timer_reset_stop", bytes([3]) + sbi_call(0, TIME, 0, 12345)
 
 # ---- fdt: configuration (see fuzz_fdt.c) ----
 
-def fdt_cfg(harts, ram_mib, flags, append):
-    return struct.pack("<BHB", harts, ram_mib, flags) + append
+def fdt_cfg(harts, ram_mib, flags, initrd_pages, append):
+    """harts - 1, RAM MiB - 16, flags, initrd pages - 1, command line."""
+    return struct.pack("<BHBH", harts, ram_mib, flags, initrd_pages) + append
 
 
-put("fdt", "one_hart", fdt_cfg(0, 16, 0, b"console=ttyS0"))
-put("fdt", "smp4_initrd", fdt_cfg(3, 256, 1, b"console=ttyS0 root=/dev/vda rw"))
-put("fdt", "smp64_bios", fdt_cfg(63, 64, 2, b""))
-put("fdt", "bios_kernel_initrd", fdt_cfg(7, 4096, 7, b"quiet \x01\xff earlycon=sbi"))
+put("fdt", "one_hart", fdt_cfg(0, 0, 0, 0, b"console=ttyS0"))
+put("fdt", "smp4_initrd_elf", fdt_cfg(3, 240, 1 | 8, 15, b"console=ttyS0 root=/dev/vda rw"))
+put("fdt", "smp64_bios", fdt_cfg(63, 48, 2, 0, b""))
+put("fdt", "bios_kernel_initrd_5g", fdt_cfg(7, 5104, 7 | 0x30, 255, b"quiet \x01\xff earlycon=sbi"))
+put("fdt", "initrd_too_big", fdt_cfg(1, 0, 1, 4000, b"x"))
+put("fdt", "no_append", fdt_cfg(1, 100, 0x80, 0, b""))
 
 sys.exit(0)
