@@ -9,7 +9,8 @@
  *                               lists them). When the space-separated list in
  *                               $NIMBUS_FUZZ_KNOWN_BUGS names `id`, a failure
  *                               prints "KNOWN BUG id: ..." (once per process)
- *                               and the input goes on; otherwise it aborts.
+ *                               and the input goes on; otherwise it prints
+ *                               "BUG id" and fails like FUZZ_CHECK.
  *                               The runners always set the list and report
  *                               every known bug hit; replaying
  *                               tests/fuzz/regressions/ they unset it.
@@ -53,8 +54,10 @@ static inline int fuzz_known_bug(const char *id)
     do {                                                                      \
         if (!(cond)) {                                                        \
             static int reported_;                                             \
-            if (!fuzz_known_bug(id))                                          \
+            if (!fuzz_known_bug(id)) {                                        \
+                fprintf(stderr, "BUG %s\n", id);                              \
                 FUZZ_CHECK(cond, __VA_ARGS__);                                \
+            }                                                                 \
             if (!reported_) {                                                 \
                 reported_ = 1;                                                \
                 fprintf(stderr, "KNOWN BUG %s: %s:%d: ", id, __FILE__,        \

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seed corpora tests/fuzz/corpus/<name>/ (checked into git; run
+"""Writes the seed corpora tests/fuzz/corpus/<name>/ and the hand-made
+regression inputs tests/fuzz/regressions/<name>/ (both checked into git; run
 again after changing an input format). Each seed is a small, valid input
 that reaches the interesting code paths: tiny RISC-V ELFs and Linux Image
 headers for `loader`, machine configurations for `fdt`, SBI call sequences
@@ -131,5 +132,23 @@ put("fdt", "smp64_bios", fdt_cfg(63, 48, 2, 0, b""))
 put("fdt", "bios_kernel_initrd_5g", fdt_cfg(7, 5104, 7 | 0x30, 255, b"quiet \x01\xff earlycon=sbi"))
 put("fdt", "initrd_too_big", fdt_cfg(1, 0, 1, 4000, b"x"))
 put("fdt", "no_append", fdt_cfg(1, 100, 0x80, 0, b""))
+
+
+# ---- regressions: minimal inputs for the bugs in tests/fuzz/known-bugs ----
+
+def regression(target, name, data):
+    d = os.path.join(os.path.dirname(ROOT), "regressions", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+# hart 0 starts hart 1 at 0x80001000; a second hart_start(1, 0x80002000)
+# fails (ALREADY_AVAILABLE) but hart 1 then starts at 0x80002000.
+regression("sbi", "sbi-hsm-start-clobber", bytes([1])
+           + sbi_call(0, HSM, 0, 1, RAM + 0x1000, 1) + sbi_call(0, HSM, 0, 1, RAM + 0x2000, 2)
+           + sbi_call(1, 0, 0, extra=1))
+# DBCN function 3 (none) with a2 != 0: SBI_ERR_INVALID_PARAM, not NOT_SUPPORTED.
+regression("sbi", "sbi-dbcn-unknown-fid", bytes([0]) + sbi_call(0, DBCN, 3, 0, 0, 1))
 
 sys.exit(0)
