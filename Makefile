@@ -74,7 +74,7 @@ bench-elf: $(BENCH_ELF)
 fuzz-build: $(FUZZ_ALL:%=$(FUZZ_DIR)/fuzz_%)
 
 # `make fuzz`: each of FUZZ_TARGETS for FUZZ_SECONDS (see docs/testing.md).
-fuzz: deps fuzz-build
+fuzz: deps $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 	@FUZZ_DIR=$(FUZZ_DIR) tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 deps:

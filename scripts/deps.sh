@@ -10,6 +10,7 @@ packages=(
     cpio gzip xz-utils ca-certificates # guest initramfs
     opensbi                            # --bios tests with Debian's OpenSBI
     qemu-system-misc                   # reference for tests and `make bench`
+    clang libfuzzer-14-dev             # `make fuzz` and the fuzz targets in `make test`
 )
 missing=()
 for p in "${packages[@]}"; do
