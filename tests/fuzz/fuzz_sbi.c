@@ -270,9 +270,14 @@ static void do_ecall(unsigned self, unsigned nharts, uint64_t eid, unsigned fid,
     memset(&seen, 0, sizeof(seen));
     seen.console_pending = pending;
 
-    helper_start(self, nharts);
+    /* Only remote fences wait for other harts; waking the helper for
+     * every call would cost a context switch each. */
+    bool fence = eid == EXT_RFENCE;
+    if (fence)
+        helper_start(self, nharts);
     bool handled = sbi_handle_ecall(h, &plat);
-    helper_stop();
+    if (fence)
+        helper_stop();
 
     if (getenv("NIMBUS_FUZZ_VERBOSE"))
         fprintf(stderr, "sbi: hart %u eid 0x%llx fid %u a0 0x%llx a1 0x%llx a2 0x%llx -> %lld 0x%llx\n",
