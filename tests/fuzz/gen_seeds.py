@@ -132,6 +132,9 @@ put("fdt", "smp64_bios", fdt_cfg(63, 48, 2, 0, b""))
 put("fdt", "bios_kernel_initrd_5g", fdt_cfg(7, 5104, 7 | 0x30, 255, b"quiet \x01\xff earlycon=sbi"))
 put("fdt", "initrd_too_big", fdt_cfg(1, 0, 1, 4000, b"x"))
 put("fdt", "no_append", fdt_cfg(1, 100, 0x80, 0, b""))
+# A long command line of every non-NUL byte value on the most harts: the
+# fuzzer grows inputs slowly at this target's rate, so start it long.
+put("fdt", "long_append_smp64", fdt_cfg(63, 1000, 0, 0, bytes(range(1, 256)) * 12))
 
 
 # ---- regressions: minimal inputs for the bugs in tests/fuzz/known-bugs ----
