@@ -14,7 +14,8 @@
  *     there are the file's (flat images, each ELF PT_LOAD segment) and the
  *     rest of the extent is zero, and no RAM page outside [start, end) was
  *     written; loading the file again over garbage gives the same result
- *     (and zeroes the bss again).
+ *     (and zeroes the bss again); a firmware ELF's tohost/fromhost are
+ *     the ones an independent walk of its .symtab finds.
  * Guest RAM (64 MiB, lazily backed) is made once and dropped with
  * MADV_DONTNEED after each input. */
 #include <elf.h>
@@ -115,6 +116,45 @@ static void check_elf(const uint8_t *file, size_t size, const struct loaded_imag
     FUZZ_CHECK(any, "accepted an ELF with no loadable segment");
 }
 
+/* HTIF symbols of an accepted firmware ELF, found independently: the first
+ * defined `tohost` / `fromhost` in the first SHT_SYMTAB (loader.h). */
+static void check_htif(const uint8_t *file, uint64_t tohost, uint64_t fromhost)
+{
+    Elf64_Ehdr eh;
+    memcpy(&eh, file, sizeof(eh));
+    uint64_t want_to = 0, want_from = 0;
+    if (eh.e_shoff && eh.e_shnum) {
+        /* accepted, so the section headers and tables lie in the file */
+        const Elf64_Shdr *sym = NULL, *str = NULL;
+        Elf64_Shdr sh[2];
+        for (unsigned i = 0; i < eh.e_shnum && !sym; i++) {
+            memcpy(&sh[0], file + eh.e_shoff + i * sizeof(Elf64_Shdr), sizeof(Elf64_Shdr));
+            if (sh[0].sh_type == SHT_SYMTAB) {
+                sym = &sh[0];
+                memcpy(&sh[1], file + eh.e_shoff + sh[0].sh_link * sizeof(Elf64_Shdr),
+                       sizeof(Elf64_Shdr));
+                str = &sh[1];
+            }
+        }
+        for (uint64_t k = 0; sym && k < sym->sh_size / sizeof(Elf64_Sym); k++) {
+            Elf64_Sym e;
+            memcpy(&e, file + sym->sh_offset + k * sizeof(e), sizeof(e));
+            if (e.st_shndx == SHN_UNDEF || e.st_name >= str->sh_size)
+                continue;
+            const char *name = (const char *)file + str->sh_offset + e.st_name;
+            size_t room = str->sh_size - e.st_name;
+            if (!want_to && room >= 7 && !memcmp(name, "tohost", 7))
+                want_to = e.st_value;
+            else if (!want_from && room >= 9 && !memcmp(name, "fromhost", 9))
+                want_from = e.st_value;
+        }
+    }
+    FUZZ_CHECK(tohost == want_to && fromhost == want_from,
+               "tohost 0x%llx fromhost 0x%llx, the symbol table says 0x%llx 0x%llx",
+               (unsigned long long)tohost, (unsigned long long)fromhost,
+               (unsigned long long)want_to, (unsigned long long)want_from);
+}
+
 static void check_failure(int rc, const char *err)
 {
     FUZZ_CHECK(rc == -ENOEXEC || rc == -E2BIG || rc == -EINVAL || rc == -EIO || rc == -ENOMEM,
@@ -199,6 +239,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_copy(file, 0, fsize, img.start, img.end - img.start);
         } else {
             check_elf(file, fsize, &img);
+            if ((sel & 1) && (sel & 8))
+                check_htif(file, last_tohost, last_fromhost);
         }
         check_untouched_outside(img.start, img.end);
     }
