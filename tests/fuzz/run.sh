@@ -108,7 +108,9 @@ if [ "$short" = 1 ]; then
     mkdir -p "$corpus" "$crashes"
     log=$FUZZ_DIR/test-$name.log
     # -seed: the same mutations every run; -timeout: a hang is a finding.
-    "$bin" "$corpus" tests/fuzz/corpus/"$name" -seed=1 -max_total_time="$seconds" -timeout=20 \
+    seed_dir=()
+    [ -d tests/fuzz/corpus/"$name" ] && seed_dir=(tests/fuzz/corpus/"$name")
+    "$bin" "$corpus" "${seed_dir[@]}" -seed=1 -max_total_time="$seconds" -timeout=20 \
         -print_final_stats=1 -artifact_prefix="$crashes/" >"$log" 2>&1
     rc=$?
     echo "fuzz: $seconds s, $(stats "$log"), exit $rc"
@@ -138,6 +140,8 @@ for name in "$@"; do
     logs=$FUZZ_DIR/logs/$name
     mkdir -p "$corpus" "$crashes" "$logs"
     rm -f "$logs"/*.log
+    seed_dir=()
+    [ -d tests/fuzz/corpus/"$name" ] && seed_dir=(tests/fuzz/corpus/"$name")
     before=$(ls "$crashes" | wc -l)
     end=$((SECONDS + seconds))
     n=0
@@ -145,7 +149,7 @@ for name in "$@"; do
     while [ $((end - SECONDS)) -gt 0 ] && [ $(($(ls "$crashes" | wc -l) - before)) -lt $MAX_CRASHES ]; do
         n=$((n + 1))
         # The checked-in seeds are read, never written: new inputs go to $corpus.
-        "$bin" "$corpus" tests/fuzz/corpus/"$name" -max_total_time=$((end - SECONDS)) -timeout=20 \
+        "$bin" "$corpus" "${seed_dir[@]}" -max_total_time=$((end - SECONDS)) -timeout=20 \
             -print_final_stats=1 -artifact_prefix="$crashes/" >"$logs/$n.log" 2>&1
         rc=$?
         [ "$rc" -eq 0 ] && break
