@@ -28,7 +28,20 @@ HOSTILE_SRCS := $(sort $(wildcard tests/hostile/*.S))
 HOSTILE_ELFS := $(HOSTILE_SRCS:tests/hostile/%.S=$(BUILD)/hostile/%.elf)
 HOSTILE_KERNEL_PROGS := sbi_random
 
-.PHONY: all run guest test unit isa hostile bench bench-elf deps clean
+# libFuzzer targets: every tests/fuzz/fuzz_<name>.c, linked against the
+# library objects (all of src/ but main.c) built again with clang and
+# coverage instrumentation in their own directory. Seeds: tests/fuzz/corpus/<name>/.
+FUZZ_CC     ?= clang
+FUZZ_DIR    := $(BUILD)/fuzz
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(FUZZ_SAN)
+FUZZ_OBJS   := $(filter-out $(FUZZ_DIR)/obj/src/cli/main.o,$(SRCS:%.c=$(FUZZ_DIR)/obj/%.o))
+FUZZ_SRCS   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_ALL    := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
+FUZZ_TARGETS ?= $(FUZZ_ALL)
+FUZZ_SECONDS ?= 300
+
+.PHONY: all run guest test unit isa hostile bench bench-elf deps clean fuzz fuzz-build
 all: $(BUILD)/nimbus
 
 $(BUILD)/nimbus: $(OBJS)
@@ -57,10 +70,23 @@ $(BENCH_ELF): bench/start.S bench/cpu.c tests/isa/link.ld
 	    -ffreestanding -fno-pic -no-pie -Wl,--build-id=none -Wl,--no-warn-rwx-segments \
 	    -T tests/isa/link.ld -o $@ bench/start.S bench/cpu.c
 
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -Itests/fuzz -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
+
 unit: $(UNIT_BINS)
 isa: $(ISA_ELFS)
 hostile: $(HOSTILE_ELFS)
 bench-elf: $(BENCH_ELF)
+fuzz-build: $(FUZZ_ALL:%=$(FUZZ_DIR)/fuzz_%)
+
+# `make fuzz`: each of FUZZ_TARGETS for FUZZ_SECONDS (see docs/testing.md).
+fuzz: deps $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+	@FUZZ_DIR=$(FUZZ_DIR) tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 deps:
 	@scripts/deps.sh
@@ -82,3 +108,4 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(OBJS:.o=.d)
+-include $(wildcard $(FUZZ_DIR)/obj/src/*/*.d $(FUZZ_DIR)/*.d)

@@ -11,6 +11,7 @@ packages=(
     opensbi                            # --bios tests with Debian's OpenSBI
     qemu-system-misc                   # reference for tests and `make bench`
     python3                            # test drivers (tests/hostile/hostile.py, rusage)
+    clang libfuzzer-14-dev             # `make fuzz` and the fuzz targets in `make test`
 )
 missing=()
 for p in "${packages[@]}"; do

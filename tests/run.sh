@@ -8,7 +8,9 @@
 #      signal/terminal checks on pseudo-terminals (optimised build; a subset
 #      under the sanitizers);
 #   5. guest tests that boot Debian's kernel (optimised build; one under the
-#      sanitizers too).
+#      sanitizers too);
+#   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
+#      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each.
 # Prints one line per test and ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -102,6 +104,22 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
     report "guest-asan/boot_command" $? "$log"
 else
     report "guest/build-images" 1 "$log_dir/guest-build.log"
+fi
+
+echo "== fuzz targets"
+FUZZ_SHORT_SECONDS=${FUZZ_SHORT_SECONDS:-15}
+if make -s -j"$JOBS" fuzz-build >"$log_dir/fuzz-build.log" 2>&1; then
+    for src in tests/fuzz/fuzz_*.c; do
+        name=$(basename "$src" .c)
+        name=${name#fuzz_}
+        log="$log_dir/fuzz_$name.log"
+        timeout $((FUZZ_SHORT_SECONDS + 120)) tests/fuzz/run.sh --short "$FUZZ_SHORT_SECONDS" "$name" >"$log" 2>&1
+        report "fuzz/$name" $? "$log"
+        # Known open bugs are tolerated by the short run, never silently.
+        grep -E '^(known bug hit|regression .*known bug)' "$log" | sed 's/^/    /'
+    done
+else
+    report "fuzz/build" 1 "$log_dir/fuzz-build.log"
 fi
 
 echo
