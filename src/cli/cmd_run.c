@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cpu/jit/jit.h"
 #include "machine/virt.h"
 #include "vm/vm.h"
 
@@ -32,6 +33,10 @@ static void run_usage(FILE *out)
         "  --console WHERE   stdio (default; Ctrl-A x quits, Ctrl-A h helps),\n"
         "                    file:PATH (output only) or socket:PATH (unix socket server)\n"
         "  --dump-dtb FILE   also write the generated device tree blob to FILE\n"
+        "  --jit on|off      binary translator: hot code runs as x86-64 host code\n"
+        "                    (default off; the interpreter is the reference)\n"
+        "  --jit-cache SIZE  translator code cache per hart (default 64M)\n"
+        "  --jit-stats       print translator statistics per hart at exit\n"
         "  -h, --help        this text\n"
         "\n"
         "Exit status: 0 when the guest powers off (or on Ctrl-A x), the guest's code\n"
@@ -94,6 +99,9 @@ int cmd_run(int argc, char **argv)
         { "bios", required_argument, NULL, 'b' },
         { "console", required_argument, NULL, 'c' },
         { "dump-dtb", required_argument, NULL, 'd' },
+        { "jit", required_argument, NULL, 'J' },
+        { "jit-cache", required_argument, NULL, 'C' },
+        { "jit-stats", no_argument, NULL, 'S' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -104,6 +112,7 @@ int cmd_run(int argc, char **argv)
     };
     char err[512];
     int opt;
+    bool jit_stats = false;
 
     opterr = 0;
     optind = 1;
@@ -137,6 +146,19 @@ int cmd_run(int argc, char **argv)
             config.nharts = (unsigned)n;
             break;
         }
+        case 'J':
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                return fail("invalid --jit '%s' (on or off)", optarg);
+            config.jit = !strcmp(optarg, "on");
+            break;
+        case 'C': {
+            unsigned long long bytes;
+            if (cli_parse_size(optarg, &bytes) || bytes < JIT_MIN_CACHE || bytes > (1ull << 31))
+                return fail("invalid --jit-cache '%s' (256K to 2G)", optarg);
+            config.jit_cache = bytes;
+            break;
+        }
+        case 'S': jit_stats = true; break;
         case 'c':
             if (console_parse(optarg, &config.console_kind, config.console_path,
                               sizeof(config.console_path), err, sizeof(err))) {
@@ -170,6 +192,12 @@ int cmd_run(int argc, char **argv)
         return 1;
     }
     int status = vm_run(m);
+    for (unsigned i = 0; jit_stats && i < m->nharts; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "hart %u", i);
+        if (m->harts[i]->jit)
+            jit_print_stats(m->harts[i]->jit, name, stderr);
+    }
     virt_destroy(m);
     return status;
 }

@@ -8,6 +8,7 @@
  * an interrupt (CSR writes, xRET): never per instruction. */
 #include "cpu/cpu_internal.h"
 #include "cpu/decode.h"
+#include "cpu/jit/jit.h"
 
 #include <string.h>
 
@@ -156,11 +157,12 @@ static bool build_block(struct decoded_block *blk, const uint8_t *code, unsigned
     set_block_end(&blk->insns[n], end_handler);
     blk->code = (uintptr_t)code;
     blk->epoch = epoch;
+    blk->jit_unit = NULL;
+    blk->jit_hits = 0;
     return true;
 }
 
-/* The block cache slot for code at host address `code`. */
-#define BLOCK_SLOT(blocks, code) (&(blocks)[((uintptr_t)(code) >> 1) & ((1u << BLOCK_CACHE_BITS) - 1)])
+#define BLOCK_SLOT HART_BLOCK_SLOT
 
 /* Runs about `n` steps (retired instructions or taken traps; a slice may end
  * up to one block late). Within a block, every handler ends by jumping to
@@ -189,6 +191,8 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
     const struct tlb_entry *tlb_read = h->tlb_read;
     uint64_t epoch = h->code_epoch;
     const struct tlb_entry *tlb_write = h->tlb_write;
+    struct jit *const jit = h->jit;
+    struct decoded_block *jit_blk;
     const struct decoded_insn *d;
     enum slice_result result = SLICE_DONE;
 
@@ -221,9 +225,13 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
         const uint8_t *code_ = tlb_lookup(tlb_fetch, pc, 2);                     \
         if (unlikely(!BUDGET_LEFT()) || unlikely(code_ == NULL))                 \
             goto next_block;                                                     \
-        const struct decoded_block *blk_ = BLOCK_SLOT(blocks, code_);            \
+        struct decoded_block *blk_ = BLOCK_SLOT(blocks, code_);                  \
         if (unlikely(blk_->code != (uintptr_t)code_) || unlikely(blk_->epoch != epoch)) \
             goto next_block;                                                     \
+        if (jit) {                                                               \
+            jit_blk = blk_;                                                      \
+            goto jit_check;                                                      \
+        }                                                                        \
         d = blk_->insns;                                                         \
         EXECUTE();                                                               \
     } while (0)
@@ -279,8 +287,36 @@ next_block:
         if ((blk->code != (uintptr_t)code || blk->epoch != epoch) &&
             !build_block(blk, code, room, epoch, handlers, &&L_BLOCK_END))
             goto slow_fetch;
+        if (jit) {
+            jit_blk = blk;
+            goto jit_check;
+        }
         d = blk->insns;
         EXECUTE();
+    }
+
+jit_check:
+    {
+        /* The binary translator's hook: run the block's translation if it
+         * has one (it may go on through other translations), else
+         * interpret it. Translated code keeps h->pc and h->insn_count. */
+        const void *code = jit_block_entry(jit, jit_blk, pc);
+        if (!code) {
+            d = jit_blk->insns;
+            EXECUTE();
+        }
+        SYNC_PC();
+        SYNC_COUNT();
+        int r = jit_exec(jit, code, count_base + n - traps);
+        retired = h->insn_count - count_base;
+        pc = h->pc;
+        if (r == JIT_EXIT_TRAP) {
+            tlb_fetch = h->tlb_fetch;
+            tlb_read = h->tlb_read;
+            tlb_write = h->tlb_write;
+            traps++;
+        }
+        goto next_block;
     }
 
 L_BLOCK_END:

@@ -41,6 +41,8 @@ struct virt_config {
     unsigned nharts;
     enum console_kind console_kind;
     char console_path[4096];
+    bool jit;               /* binary translator (cpu/jit) on every hart */
+    uint64_t jit_cache;     /* its code cache per hart, bytes (0: default) */
 };
 
 /* How a run of the machine ended. */

@@ -1,0 +1,186 @@
+/* Translator lifecycle, the interpreter hook, the dispatcher between units
+ * and whole-cache flushes. */
+#include "cpu/jit/jit_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cpu/jit/emit.h"
+
+/* Room a unit may need: 16 instructions of at most ~200 bytes each. */
+#define UNIT_ROOM 8192
+/* Average unit size assumed when sizing the unit table. */
+#define UNIT_AVG 256
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Empties the cache and forgets every unit, then emits the shared code. */
+static void flush(struct jit *j)
+{
+    struct hart *h = j->hart;
+    for (unsigned i = 0; i < (1u << BLOCK_CACHE_BITS); i++) {
+        h->blocks[i].jit_unit = NULL;
+        h->blocks[i].jit_hits = 0;
+    }
+    j->nunits = 0;
+    cache_reset(&j->cache);
+
+    struct emitter e;
+    emit_init(&e, j->cache.rw, (uintptr_t)j->cache.rx, j->cache.size);
+    j->enter = (jit_enter_fn)(uintptr_t)emit_here(&e);
+    emit_trampoline(&e, &j->exit_code);
+
+    j->exit_normal = emit_here(&e);
+    emit_mov_imm(&e, JR_RET, JIT_EXIT_NORMAL);
+    emit_jump_abs(&e, (const void *)j->exit_code);
+    j->exit_trap = emit_here(&e);
+    emit_mov_imm(&e, JR_RET, JIT_EXIT_TRAP);
+    emit_jump_abs(&e, (const void *)j->exit_code);
+
+    /* dispatch: h->pc is set; find the unit there or return to C. */
+    j->dispatch = emit_here(&e);
+    emit_mov(&e, JR_ARG0, JR_CTX);
+    emit_call(&e, (const void *)jit_dispatch);
+    jlabel found = emit_branch_nz(&e, false, JR_RET);
+    emit_jump_abs(&e, (const void *)j->exit_normal);
+    emit_bind(&e, found);
+    emit_jump_reg(&e, JR_RET);
+    j->cache.used = e.pos;
+}
+
+int jit_create(struct hart *h, size_t cache_size)
+{
+#if !defined(__x86_64__)
+    (void)h;
+    (void)cache_size;
+    return -ENOTSUP;
+#else
+    int r;
+    if (cache_size < JIT_MIN_CACHE)
+        cache_size = JIT_MIN_CACHE;
+    struct jit *j = calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    j->hart = h;
+    j->cache.fd = -1;
+    r = cache_init(&j->cache, cache_size);
+    if (r)
+        goto fail;
+    j->max_units = cache_size / UNIT_AVG;
+    j->units = calloc(j->max_units, sizeof(*j->units));
+    if (!j->units) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    flush(j);
+    j->stats.flushes = 0;
+    h->jit = j;
+    return 0;
+fail:
+    cache_destroy(&j->cache);
+    free(j->units);
+    free(j);
+    return r;
+#endif
+}
+
+void jit_destroy(struct hart *h)
+{
+    struct jit *j = h->jit;
+    if (!j)
+        return;
+    for (unsigned i = 0; i < (1u << BLOCK_CACHE_BITS); i++)
+        h->blocks[i].jit_unit = NULL;
+    h->jit = NULL;
+    cache_destroy(&j->cache);
+    free(j->units);
+    free(j);
+}
+
+const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t pc)
+{
+    const struct jit_unit *u = blk->jit_unit;
+    if (u && u->vpc == pc)
+        return u->entry;
+    if (blk->jit_hits < JIT_THRESHOLD) {
+        blk->jit_hits++;
+        return NULL;
+    }
+    if (blk->jit_hits == UINT32_MAX)
+        return NULL; /* nothing here can be translated */
+
+    uint64_t t0 = now_ns();
+    if (j->cache.size - j->cache.used < UNIT_ROOM || j->nunits == j->max_units) {
+        flush(j);
+        j->stats.flushes++;
+    }
+    struct jit_unit *nu = jit_translate(j, blk, pc);
+    j->stats.translate_ns += now_ns() - t0;
+    if (!nu) {
+        blk->jit_hits = UINT32_MAX;
+        return NULL;
+    }
+    blk->jit_unit = nu;
+    return nu->entry;
+}
+
+int jit_exec(struct jit *j, const void *code, uint64_t limit)
+{
+    j->limit = limit;
+    return j->enter(j->hart, j, code);
+}
+
+const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc)
+{
+    struct hart *h = j->hart;
+    uint64_t pc = h->pc;
+    if (h->insn_count >= j->limit)
+        return NULL;
+    const uint8_t *code = tlb_lookup(h->tlb_fetch, pc, 2);
+    if (!code)
+        goto miss;
+    const struct decoded_block *blk = HART_BLOCK_SLOT(h->blocks, code);
+    if (blk->code != (uintptr_t)code || blk->epoch != h->code_epoch)
+        goto miss;
+    const struct jit_unit *u = blk->jit_unit;
+    if (!u || u->vpc != pc)
+        goto miss;
+    /* A direct exit to a pc in the source unit's page: same fetch
+     * translation and the same epoch, so the link stays valid as long as
+     * both units exist (until the next flush). */
+    if (site && (pc >> GUEST_PAGE_SHIFT) == (src_pc >> GUEST_PAGE_SHIFT)) {
+        emit_patch_jump(cache_rw(&j->cache, site), site, (uintptr_t)u->entry);
+        j->stats.chains++;
+    }
+    j->stats.dispatch_hits++;
+    return u->entry;
+miss:
+    j->stats.dispatch_misses++;
+    return NULL;
+}
+
+void jit_get_stats(const struct jit *j, struct jit_stats *out)
+{
+    *out = j->stats;
+    out->cache_bytes = j->cache.used;
+    out->cache_size = j->cache.size;
+}
+
+void jit_print_stats(const struct jit *j, const char *name, FILE *out)
+{
+    struct jit_stats s;
+    jit_get_stats(j, &s);
+    fprintf(out, "%s: jit: %" PRIu64 " units (%" PRIu64 " insns), cache %" PRIu64 "/%" PRIu64
+            " KiB, %" PRIu64 " flushes, %" PRIu64 " chains, dispatch %" PRIu64 " hits %" PRIu64
+            " misses, translating %.1f ms\n",
+            name, s.units, s.insns, s.cache_bytes >> 10, s.cache_size >> 10, s.flushes, s.chains,
+            s.dispatch_hits, s.dispatch_misses, (double)s.translate_ns / 1e6);
+}

@@ -1,0 +1,41 @@
+/* Shared by the files of the translator; not for other layers. */
+#ifndef NIMBUS_CPU_JIT_INTERNAL_H
+#define NIMBUS_CPU_JIT_INTERNAL_H
+
+#include "cpu/jit/cache.h"
+#include "cpu/jit/jit.h"
+
+/* One translated decoded block. */
+struct jit_unit {
+    uintptr_t code;      /* host address of the guest code */
+    uint64_t vpc;        /* guest virtual pc it was translated for */
+    uint64_t epoch;      /* hart's code epoch */
+    const void *entry;   /* host code (executable view) */
+};
+
+typedef int (*jit_enter_fn)(struct hart *h, struct jit *j, const void *code);
+
+struct jit {
+    struct hart *hart;
+    uint64_t limit;             /* translated code stops when insn_count reaches it */
+    struct code_cache cache;
+    struct jit_unit *units;     /* allocated in order, freed by a flush */
+    size_t nunits, max_units;
+    /* Shared code at the start of the cache (re-emitted after a flush). */
+    jit_enter_fn enter;
+    uintptr_t exit_code;        /* returns RET to jit_exec */
+    uintptr_t exit_normal;      /* returns JIT_EXIT_NORMAL */
+    uintptr_t exit_trap;        /* returns JIT_EXIT_TRAP */
+    uintptr_t dispatch;         /* ARG1 = patch site or 0, ARG2 = source pc */
+    struct jit_stats stats;
+};
+
+/* translate.c: translates `blk` (valid, at guest `pc`) into the cache.
+ * Returns the unit, or NULL if its first instruction cannot be translated
+ * or the cache is full (then the caller flushes and may retry). */
+struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, uint64_t pc);
+
+/* jit.c: called by translated code. */
+const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc);
+
+#endif
