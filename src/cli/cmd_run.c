@@ -37,12 +37,14 @@ static void run_usage(FILE *out)
         "                    (default off; the interpreter is the reference)\n"
         "  --jit-cache SIZE  translator code cache per hart (default 64M)\n"
         "  --jit-stats       print translator statistics per hart at exit\n"
+        "  --jit-threshold N translate a block after N executions (default %u;\n"
+        "                    0 translates everything, for testing)\n"
         "  -h, --help        this text\n"
         "\n"
         "Exit status: 0 when the guest powers off (or on Ctrl-A x), the guest's code\n"
         "when it exits through the test finisher with a failure code, 1 on errors.\n"
         "A guest reboot restarts the machine in the same process.\n",
-        VIRT_MAX_HARTS);
+        VIRT_MAX_HARTS, JIT_THRESHOLD);
 }
 
 int cli_parse_size(const char *s, unsigned long long *bytes)
@@ -102,6 +104,7 @@ int cmd_run(int argc, char **argv)
         { "jit", required_argument, NULL, 'J' },
         { "jit-cache", required_argument, NULL, 'C' },
         { "jit-stats", no_argument, NULL, 'S' },
+        { "jit-threshold", required_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -109,6 +112,7 @@ int cmd_run(int argc, char **argv)
         .ram_size = 512ull << 20,
         .nharts = 1,
         .console_kind = CONSOLE_STDIO,
+        .jit_threshold = JIT_THRESHOLD,
     };
     char err[512];
     int opt;
@@ -159,6 +163,15 @@ int cmd_run(int argc, char **argv)
             break;
         }
         case 'S': jit_stats = true; break;
+        case 'T': {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || *end || end == optarg || *optarg == '-' || v > 1000000)
+                return fail("invalid --jit-threshold '%s' (0 to 1000000)", optarg);
+            config.jit_threshold = (unsigned)v;
+            break;
+        }
         case 'c':
             if (console_parse(optarg, &config.console_kind, config.console_path,
                               sizeof(config.console_path), err, sizeof(err))) {

@@ -315,6 +315,8 @@ jit_check:
             tlb_read = h->tlb_read;
             tlb_write = h->tlb_write;
             traps++;
+        } else if (r == JIT_EXIT_RESUME && (d = jit_resume_insn(jit)) != NULL) {
+            EXECUTE();
         }
         goto next_block;
     }

@@ -494,7 +494,8 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
             goto fail;
         }
         if (config->jit &&
-            (r = jit_create(m->harts[i], config->jit_cache ? config->jit_cache : JIT_DEFAULT_CACHE))) {
+            (r = jit_create(m->harts[i], config->jit_cache ? config->jit_cache : JIT_DEFAULT_CACHE,
+                            config->jit_threshold))) {
             snprintf(err, errlen, "--jit on: cannot create the translator of hart %u: %s", i,
                      strerror(-r));
             goto fail;

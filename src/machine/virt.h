@@ -43,6 +43,7 @@ struct virt_config {
     char console_path[4096];
     bool jit;               /* binary translator (cpu/jit) on every hart */
     uint64_t jit_cache;     /* its code cache per hart, bytes (0: default) */
+    unsigned jit_threshold; /* block executions before translation */
 };
 
 /* How a run of the machine ended. */

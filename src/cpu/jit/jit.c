@@ -44,6 +44,9 @@ static void flush(struct jit *j)
     j->exit_trap = emit_here(&e);
     emit_mov_imm(&e, JR_RET, JIT_EXIT_TRAP);
     emit_jump_abs(&e, (const void *)j->exit_code);
+    j->exit_resume = emit_here(&e);
+    emit_mov_imm(&e, JR_RET, JIT_EXIT_RESUME);
+    emit_jump_abs(&e, (const void *)j->exit_code);
 
     /* dispatch: h->pc is set; find the unit there or return to C. */
     j->dispatch = emit_here(&e);
@@ -56,11 +59,12 @@ static void flush(struct jit *j)
     j->cache.used = e.pos;
 }
 
-int jit_create(struct hart *h, size_t cache_size)
+int jit_create(struct hart *h, size_t cache_size, unsigned threshold)
 {
 #if !defined(__x86_64__)
     (void)h;
     (void)cache_size;
+    (void)threshold;
     return -ENOTSUP;
 #else
     int r;
@@ -70,6 +74,7 @@ int jit_create(struct hart *h, size_t cache_size)
     if (!j)
         return -ENOMEM;
     j->hart = h;
+    j->threshold = threshold;
     j->cache.fd = -1;
     r = cache_init(&j->cache, cache_size);
     if (r)
@@ -110,7 +115,7 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
     const struct jit_unit *u = blk->jit_unit;
     if (u && u->vpc == pc)
         return u->entry;
-    if (blk->jit_hits < JIT_THRESHOLD) {
+    if (blk->jit_hits < j->threshold) {
         blk->jit_hits++;
         return NULL;
     }
@@ -165,6 +170,15 @@ const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc)
 miss:
     j->stats.dispatch_misses++;
     return NULL;
+}
+
+const struct decoded_insn *jit_resume_insn(const struct jit *j)
+{
+    const struct hart *h = j->hart;
+    const struct decoded_block *blk = HART_BLOCK_SLOT(h->blocks, j->resume_code);
+    if (blk->code != j->resume_code || blk->epoch != h->code_epoch)
+        return NULL;
+    return &blk->insns[j->resume_index];
 }
 
 void jit_get_stats(const struct jit *j, struct jit_stats *out)

@@ -30,13 +30,15 @@
 
 #define JIT_DEFAULT_CACHE (64u << 20)
 #define JIT_MIN_CACHE (256u << 10)
-/* Executions of a decoded block before it is translated. */
+/* Executions of a decoded block before it is translated (default). */
 #define JIT_THRESHOLD 50
 
 /* How translated code returned. */
 enum jit_exit {
     JIT_EXIT_NORMAL = 0, /* h->pc is the next instruction to run */
     JIT_EXIT_TRAP = 1,   /* an exception was taken: h->pc is the handler */
+    JIT_EXIT_RESUME = 2, /* stopped inside a block at an instruction it does
+                          * not translate: jit_resume_insn() says where */
 };
 
 struct jit_stats {
@@ -54,9 +56,10 @@ struct jit_stats {
 struct jit;
 
 /* Creates the translator of hart `h` with a code cache of `cache_size`
- * bytes and attaches it (h->jit). Returns 0 or -errno (-ENOTSUP on a host
+ * bytes, translating blocks after `threshold` executions (0: at once), and
+ * attaches it (h->jit). Returns 0 or -errno (-ENOTSUP on a host
  * without a backend). */
-int jit_create(struct hart *h, size_t cache_size);
+int jit_create(struct hart *h, size_t cache_size, unsigned threshold);
 /* Detaches and frees h->jit, if any. */
 void jit_destroy(struct hart *h);
 
@@ -67,6 +70,12 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
  * it leaves translated code or h->insn_count reaches `limit`. On return
  * h->pc and h->insn_count are exact. Returns enum jit_exit. */
 int jit_exec(struct jit *j, const void *code, uint64_t limit);
+
+/* After JIT_EXIT_RESUME: the decoded instruction at h->pc inside the block
+ * the unit came from, so the interpreter goes on with that block exactly
+ * where it would have been (no extra block boundary, so no extra budget
+ * check). NULL if the block's cache slot holds other code by now. */
+const struct decoded_insn *jit_resume_insn(const struct jit *j);
 
 void jit_get_stats(const struct jit *j, struct jit_stats *out);
 /* Prints the statistics as one line prefixed by `name`. */

@@ -18,6 +18,9 @@ typedef int (*jit_enter_fn)(struct hart *h, struct jit *j, const void *code);
 struct jit {
     struct hart *hart;
     uint64_t limit;             /* translated code stops when insn_count reaches it */
+    uintptr_t resume_code;      /* JIT_EXIT_RESUME: block (host code address) */
+    uint64_t resume_index;      /* and instruction index in it */
+    unsigned threshold;
     struct code_cache cache;
     struct jit_unit *units;     /* allocated in order, freed by a flush */
     size_t nunits, max_units;
@@ -26,6 +29,7 @@ struct jit {
     uintptr_t exit_code;        /* returns RET to jit_exec */
     uintptr_t exit_normal;      /* returns JIT_EXIT_NORMAL */
     uintptr_t exit_trap;        /* returns JIT_EXIT_TRAP */
+    uintptr_t exit_resume;      /* returns JIT_EXIT_RESUME */
     uintptr_t dispatch;         /* ARG1 = patch site or 0, ARG2 = source pc */
     struct jit_stats stats;
 };

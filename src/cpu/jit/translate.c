@@ -153,6 +153,7 @@ struct tr {
     struct jit *j;
     struct emitter e;
     uint64_t vpc;    /* guest pc of the unit */
+    uintptr_t code;  /* host address of its guest code */
 };
 
 static void get_x(struct tr *t, enum jreg r, unsigned x)
@@ -196,12 +197,21 @@ static void exit_to(struct tr *t, uint64_t target, unsigned count)
     emit_jump_abs(&t->e, (const void *)t->j->dispatch);
 }
 
-/* Hands the instruction at pc to the interpreter. */
+/* Hands the instruction at pc, the `count`th of the block, to the
+ * interpreter, which goes on inside the same decoded block. */
 static void exit_interp(struct tr *t, uint64_t pc, unsigned count)
 {
     add_count(t, count);
     set_pc_imm(t, pc);
-    emit_jump_abs(&t->e, (const void *)t->j->exit_normal);
+    if (count == 0) {
+        emit_jump_abs(&t->e, (const void *)t->j->exit_normal);
+        return;
+    }
+    emit_mov_imm(&t->e, JR_T0, t->code);
+    emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_code));
+    emit_mov_imm(&t->e, JR_T0, count);
+    emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_index));
+    emit_jump_abs(&t->e, (const void *)t->j->exit_resume);
 }
 
 /* rd = rs1 OP rs2 */
@@ -495,7 +505,7 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
 struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, uint64_t pc)
 {
     struct hart *h = j->hart;
-    struct tr t = { .j = j, .vpc = pc };
+    struct tr t = { .j = j, .vpc = pc, .code = blk->code };
     struct emitter *e = &t.e;
     emit_init(e, j->cache.rw + j->cache.used, (uintptr_t)j->cache.rx + j->cache.used,
               j->cache.size - j->cache.used);
