@@ -19,11 +19,13 @@
 
 /* Virtual registers. RET and ARG0-3 are the host's return and first four
  * argument registers; T0-T2 are scratch. All of these are clobbered by
- * emit_call. HART and CTX hold the hart and the translator's context for
- * the whole of translated execution (callee-saved on every host). */
+ * emit_call. The rest are preserved by calls (callee-saved on every host):
+ * HART and CTX hold the hart and the translator's context for the whole of
+ * translated execution, COUNT the instruction count, S0-S2 are for the
+ * front end's use (guest registers cached within a unit). */
 enum jreg {
     JR_RET, JR_ARG0, JR_ARG1, JR_ARG2, JR_ARG3, JR_T0, JR_T1, JR_T2,
-    JR_HART, JR_CTX, JR_NREGS
+    JR_HART, JR_CTX, JR_COUNT, JR_S0, JR_S1, JR_S2, JR_NREGS
 };
 
 /* dst = dst OP src (or imm). W32 forms compute on the low 32 bits and
@@ -69,10 +71,10 @@ void emit_not(struct emitter *e, enum jreg dst);
 /* dst = (a COND b) ? 1 : 0; dst may be a or b. */
 void emit_setcc(struct emitter *e, enum jcond c, enum jreg dst, enum jreg a, enum jreg b);
 
-/* Jumps to a label bound later, if a COND b / if [base+disp] (64-bit)
- * COND (unsigned) reg / always. */
+/* Jumps to a label bound later, if a COND b / if a COND [base+disp]
+ * (64-bit) / always. */
 jlabel emit_branch(struct emitter *e, enum jcond c, enum jreg a, enum jreg b);
-jlabel emit_branch_mem(struct emitter *e, enum jcond c, enum jreg base, int32_t disp, enum jreg b);
+jlabel emit_branch_mem(struct emitter *e, enum jcond c, enum jreg a, enum jreg base, int32_t disp);
 jlabel emit_jump(struct emitter *e);
 /* Jumps to a label when reg (its low 32 bits if w32) is non-zero. */
 jlabel emit_branch_nz(struct emitter *e, bool w32, enum jreg reg);

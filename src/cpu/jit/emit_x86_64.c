@@ -1,7 +1,7 @@
 /* The x86-64 backend of the emitter (System V ABI).
  *
  * Virtual register map: RET rax, ARG0-3 rdi rsi rdx rcx, T0-2 r8-r10,
- * HART rbx, CTX r12; r11 is the backend's own scratch (shift counts,
+ * HART rbx, CTX r12, COUNT r15, S0-2 rbp r13 r14; r11 is the backend's own scratch (shift counts,
  * setcc, far calls). Memory operands are always [base + disp32]. */
 #include "cpu/jit/emit.h"
 
@@ -15,6 +15,7 @@ enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7,
 static const uint8_t host_reg[JR_NREGS] = {
     [JR_RET] = RAX, [JR_ARG0] = RDI, [JR_ARG1] = RSI, [JR_ARG2] = RDX, [JR_ARG3] = RCX,
     [JR_T0] = R8, [JR_T1] = R9, [JR_T2] = R10, [JR_HART] = RBX, [JR_CTX] = R12,
+    [JR_COUNT] = R15, [JR_S0] = RBP, [JR_S1] = R13, [JR_S2] = R14,
 };
 
 void emit_init(struct emitter *e, uint8_t *buf, uintptr_t rx, size_t cap)
@@ -254,9 +255,9 @@ jlabel emit_branch(struct emitter *e, enum jcond c, enum jreg a, enum jreg b)
     return jcc(e, c);
 }
 
-jlabel emit_branch_mem(struct emitter *e, enum jcond c, enum jreg base, int32_t disp, enum jreg b)
+jlabel emit_branch_mem(struct emitter *e, enum jcond c, enum jreg a, enum jreg base, int32_t disp)
 {
-    op_rm(e, true, 0x39, host_reg[b], host_reg[base], disp, false);
+    op_rm(e, true, 0x3b, host_reg[a], host_reg[base], disp, false); /* cmp a, [mem] */
     return jcc(e, c);
 }
 

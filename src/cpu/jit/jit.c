@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -38,22 +39,29 @@ static void flush(struct jit *j)
     j->enter = (jit_enter_fn)(uintptr_t)emit_here(&e);
     emit_trampoline(&e, &j->exit_code);
 
-    j->exit_normal = emit_here(&e);
-    emit_mov_imm(&e, JR_RET, JIT_EXIT_NORMAL);
-    emit_jump_abs(&e, (const void *)j->exit_code);
-    j->exit_trap = emit_here(&e);
-    emit_mov_imm(&e, JR_RET, JIT_EXIT_TRAP);
-    emit_jump_abs(&e, (const void *)j->exit_code);
-    j->exit_resume = emit_here(&e);
-    emit_mov_imm(&e, JR_RET, JIT_EXIT_RESUME);
-    emit_jump_abs(&e, (const void *)j->exit_code);
+    const int32_t count_off = (int32_t)offsetof(struct hart, insn_count);
+    j->enter_stub = emit_here(&e);
+    emit_load(&e, 8, false, JR_COUNT, JR_HART, count_off);
+    emit_load(&e, 8, false, JR_T0, JR_CTX, (int32_t)offsetof(struct jit, target));
+    emit_jump_reg(&e, JR_T0);
+
+    static const int status[] = { JIT_EXIT_NORMAL, JIT_EXIT_TRAP, JIT_EXIT_RESUME };
+    uintptr_t *exits[] = { &j->exit_normal, &j->exit_trap, &j->exit_resume };
+    for (int i = 0; i < 3; i++) {
+        *exits[i] = emit_here(&e);
+        emit_store(&e, 8, JR_COUNT, JR_HART, count_off);
+        emit_mov_imm(&e, JR_RET, (uint64_t)status[i]);
+        emit_jump_abs(&e, (const void *)j->exit_code);
+    }
 
     /* dispatch: h->pc is set; find the unit there or return to C. */
     j->dispatch = emit_here(&e);
+    emit_store(&e, 8, JR_COUNT, JR_HART, count_off);
     emit_mov(&e, JR_ARG0, JR_CTX);
     emit_call(&e, (const void *)jit_dispatch);
     jlabel found = emit_branch_nz(&e, false, JR_RET);
-    emit_jump_abs(&e, (const void *)j->exit_normal);
+    emit_mov_imm(&e, JR_RET, JIT_EXIT_NORMAL);
+    emit_jump_abs(&e, (const void *)j->exit_code);
     emit_bind(&e, found);
     emit_jump_reg(&e, JR_RET);
     j->cache.used = e.pos;
@@ -140,7 +148,8 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
 int jit_exec(struct jit *j, const void *code, uint64_t limit)
 {
     j->limit = limit;
-    return j->enter(j->hart, j, code);
+    j->target = code;
+    return j->enter(j->hart, j, (const void *)j->enter_stub);
 }
 
 const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc)

@@ -18,6 +18,7 @@ typedef int (*jit_enter_fn)(struct hart *h, struct jit *j, const void *code);
 struct jit {
     struct hart *hart;
     uint64_t limit;             /* translated code stops when insn_count reaches it */
+    const void *target;         /* where jit_exec enters translated code */
     uintptr_t resume_code;      /* JIT_EXIT_RESUME: block (host code address) */
     uint64_t resume_index;      /* and instruction index in it */
     unsigned threshold;
@@ -27,10 +28,13 @@ struct jit {
     /* Shared code at the start of the cache (re-emitted after a flush). */
     jit_enter_fn enter;
     uintptr_t exit_code;        /* returns RET to jit_exec */
+    uintptr_t enter_stub;       /* loads COUNT, jumps to `target` */
     uintptr_t exit_normal;      /* returns JIT_EXIT_NORMAL */
     uintptr_t exit_trap;        /* returns JIT_EXIT_TRAP */
     uintptr_t exit_resume;      /* returns JIT_EXIT_RESUME */
     uintptr_t dispatch;         /* ARG1 = patch site or 0, ARG2 = source pc */
+    /* In translated code the hart's insn_count lives in COUNT; the stubs
+     * above store it back before anything in C can look at it. */
     struct jit_stats stats;
 };
 

@@ -173,7 +173,7 @@ static void set_x(struct tr *t, enum jreg r, unsigned x)
 static void add_count(struct tr *t, unsigned n)
 {
     if (n)
-        emit_add_mem_imm(&t->e, JR_HART, HOFF(insn_count), (int32_t)n);
+        emit_alu_imm(&t->e, JA_ADD, false, JR_COUNT, (int32_t)n);
 }
 
 static void set_pc_imm(struct tr *t, uint64_t pc)
@@ -321,7 +321,7 @@ static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
     emit_alu(e, JA_ADD, false, JR_T0, JR_T1);
     emit_mov(e, JR_T1, JR_ARG1);
     emit_alu_imm(e, JA_AND, false, JR_T1, (int32_t)~(uint32_t)(0xfff & ~(size - 1)));
-    jlabel miss = emit_branch_mem(e, JC_NE, JR_T0, 0, JR_T1);
+    jlabel miss = emit_branch_mem(e, JC_NE, JR_T1, JR_T0, 0);
     emit_load(e, 8, false, JR_T1, JR_T0, 8);
     emit_alu(e, JA_ADD, false, JR_T1, JR_ARG1);
     if (store) {
@@ -512,9 +512,7 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     uintptr_t entry = emit_here(e);
 
     /* The step budget, checked on every entry (chained ones too). */
-    emit_load(e, 8, false, JR_T0, JR_HART, HOFF(insn_count));
-    emit_load(e, 8, false, JR_T1, JR_CTX, JOFF(limit));
-    jlabel budget = emit_branch(e, JC_GEU, JR_T0, JR_T1);
+    jlabel budget = emit_branch_mem(e, JC_GEU, JR_COUNT, JR_CTX, JOFF(limit));
 
     unsigned n = 0;
     uint64_t ipc = pc;
