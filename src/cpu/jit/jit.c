@@ -147,9 +147,12 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
 
 int jit_exec(struct jit *j, const void *code, uint64_t limit)
 {
+    uint64_t before = j->hart->insn_count;
     j->limit = limit;
     j->target = code;
-    return j->enter(j->hart, j, (const void *)j->enter_stub);
+    int r = j->enter(j->hart, j, (const void *)j->enter_stub);
+    j->stats.insns_run += j->hart->insn_count - before;
+    return r;
 }
 
 const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc)
@@ -203,7 +206,8 @@ void jit_print_stats(const struct jit *j, const char *name, FILE *out)
     jit_get_stats(j, &s);
     fprintf(out, "%s: jit: %" PRIu64 " units (%" PRIu64 " insns), cache %" PRIu64 "/%" PRIu64
             " KiB, %" PRIu64 " flushes, %" PRIu64 " chains, dispatch %" PRIu64 " hits %" PRIu64
-            " misses, translating %.1f ms\n",
+            " misses, translating %.1f ms, %" PRIu64 " of %" PRIu64 " insns run translated\n",
             name, s.units, s.insns, s.cache_bytes >> 10, s.cache_size >> 10, s.flushes, s.chains,
-            s.dispatch_hits, s.dispatch_misses, (double)s.translate_ns / 1e6);
+            s.dispatch_hits, s.dispatch_misses, (double)s.translate_ns / 1e6, s.insns_run,
+            j->hart->insn_count);
 }

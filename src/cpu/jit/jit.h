@@ -51,6 +51,7 @@ struct jit_stats {
     uint64_t dispatch_hits;  /* indirect exits that found a unit */
     uint64_t dispatch_misses;
     uint64_t translate_ns;   /* host time spent translating */
+    uint64_t insns_run;      /* guest instructions retired in translated code */
 };
 
 struct jit;
