@@ -2,7 +2,7 @@
  *
  * Virtual register map: RET rax, ARG0-3 rdi rsi rdx rcx, T0-2 r8-r10,
  * HART rbx, CTX r12, COUNT r15, S0-2 rbp r13 r14; r11 is the backend's own scratch (shift counts,
- * setcc, far calls). Memory operands are always [base + disp32]. */
+ * setcc, far calls). Memory operands are [base + disp8/disp32]. */
 #include "cpu/jit/emit.h"
 
 #include <string.h>
@@ -63,10 +63,14 @@ static void modrm_reg(struct emitter *e, unsigned reg, unsigned rm)
 
 static void modrm_mem(struct emitter *e, unsigned reg, unsigned base, int32_t disp)
 {
-    byte(e, (uint8_t)(0x80 | ((reg & 7) << 3) | (base & 7)));
+    bool d8 = disp == (int8_t)disp;
+    byte(e, (uint8_t)((d8 ? 0x40 : 0x80) | ((reg & 7) << 3) | (base & 7)));
     if ((base & 7) == RSP)
         byte(e, 0x24); /* SIB: base only */
-    u32(e, (uint32_t)disp);
+    if (d8)
+        byte(e, (uint8_t)disp);
+    else
+        u32(e, (uint32_t)disp);
 }
 
 /* op reg, rm (register direct), opcode of 1 or 2 bytes. */
