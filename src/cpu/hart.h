@@ -105,14 +105,12 @@ struct decoded_insn {
 };
 
 struct jit;
-struct jit_unit;
 
 struct decoded_block {
     uintptr_t code;      /* host address of the first instruction; 0 = empty */
     uint64_t epoch;      /* the hart's code epoch when decoded */
-    /* The binary translator's (cpu/jit/jit.h) unit for this block and its
-     * execution count; reset whenever the block is decoded again. */
-    struct jit_unit *jit_unit;
+    /* Executions counted by the binary translator (cpu/jit/jit.h) to find
+     * hot blocks; restarts whenever the block is decoded again. */
     uint32_t jit_hits;
     /* the instructions, then an end marker that leads to the next block */
     struct decoded_insn insns[BLOCK_MAX_INSNS + 1];

@@ -157,7 +157,6 @@ static bool build_block(struct decoded_block *blk, const uint8_t *code, unsigned
     set_block_end(&blk->insns[n], end_handler);
     blk->code = (uintptr_t)code;
     blk->epoch = epoch;
-    blk->jit_unit = NULL;
     blk->jit_hits = 0;
     return true;
 }

@@ -26,11 +26,7 @@ static uint64_t now_ns(void)
 /* Empties the cache and forgets every unit, then emits the shared code. */
 static void flush(struct jit *j)
 {
-    struct hart *h = j->hart;
-    for (unsigned i = 0; i < (1u << BLOCK_CACHE_BITS); i++) {
-        h->blocks[i].jit_unit = NULL;
-        h->blocks[i].jit_hits = 0;
-    }
+    memset(j->table, 0, sizeof(*j->table) << JIT_TABLE_BITS);
     j->nunits = 0;
     cache_reset(&j->cache);
 
@@ -89,7 +85,8 @@ int jit_create(struct hart *h, size_t cache_size, unsigned threshold)
         goto fail;
     j->max_units = cache_size / UNIT_AVG;
     j->units = calloc(j->max_units, sizeof(*j->units));
-    if (!j->units) {
+    j->table = calloc(1u << JIT_TABLE_BITS, sizeof(*j->table));
+    if (!j->units || !j->table) {
         r = -ENOMEM;
         goto fail;
     }
@@ -100,6 +97,7 @@ int jit_create(struct hart *h, size_t cache_size, unsigned threshold)
 fail:
     cache_destroy(&j->cache);
     free(j->units);
+    free(j->table);
     free(j);
     return r;
 #endif
@@ -110,18 +108,18 @@ void jit_destroy(struct hart *h)
     struct jit *j = h->jit;
     if (!j)
         return;
-    for (unsigned i = 0; i < (1u << BLOCK_CACHE_BITS); i++)
-        h->blocks[i].jit_unit = NULL;
     h->jit = NULL;
     cache_destroy(&j->cache);
     free(j->units);
+    free(j->table);
     free(j);
 }
 
 const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t pc)
 {
-    const struct jit_unit *u = blk->jit_unit;
-    if (u && u->vpc == pc)
+    struct jit_unit **slot = jit_slot(j, blk->code);
+    const struct jit_unit *u = *slot;
+    if (u && u->code == blk->code && u->vpc == pc && u->epoch == blk->epoch)
         return u->entry;
     if (blk->jit_hits < j->threshold) {
         blk->jit_hits++;
@@ -141,7 +139,7 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
         blk->jit_hits = UINT32_MAX;
         return NULL;
     }
-    blk->jit_unit = nu;
+    *jit_slot(j, blk->code) = nu; /* the flush may have cleared the table */
     return nu->entry;
 }
 
@@ -164,11 +162,8 @@ const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc)
     const uint8_t *code = tlb_lookup(h->tlb_fetch, pc, 2);
     if (!code)
         goto miss;
-    const struct decoded_block *blk = HART_BLOCK_SLOT(h->blocks, code);
-    if (blk->code != (uintptr_t)code || blk->epoch != h->code_epoch)
-        goto miss;
-    const struct jit_unit *u = blk->jit_unit;
-    if (!u || u->vpc != pc)
+    const struct jit_unit *u = *jit_slot(j, (uintptr_t)code);
+    if (!u || u->code != (uintptr_t)code || u->vpc != pc || u->epoch != h->code_epoch)
         goto miss;
     /* A direct exit to a pc in the source unit's page: same fetch
      * translation and the same epoch, so the link stays valid as long as

@@ -24,6 +24,10 @@ struct jit {
     unsigned threshold;
     struct code_cache cache;
     struct jit_unit *units;     /* allocated in order, freed by a flush */
+    /* Unit lookup by host code address (direct-mapped; a newer unit
+     * replaces an older one in its slot, which stays reachable through the
+     * direct jumps to it until the next flush). */
+    struct jit_unit **table;
     size_t nunits, max_units;
     /* Shared code at the start of the cache (re-emitted after a flush). */
     jit_enter_fn enter;
@@ -37,6 +41,12 @@ struct jit {
      * above store it back before anything in C can look at it. */
     struct jit_stats stats;
 };
+
+#define JIT_TABLE_BITS 16
+static inline struct jit_unit **jit_slot(struct jit *j, uintptr_t code)
+{
+    return &j->table[(code >> 1) & ((1u << JIT_TABLE_BITS) - 1)];
+}
 
 /* translate.c: translates `blk` (valid, at guest `pc`) into the cache.
  * Returns the unit, or NULL if its first instruction cannot be translated
