@@ -105,12 +105,15 @@ struct decoded_insn {
 };
 
 struct jit;
+struct jit_unit;
 
 struct decoded_block {
     uintptr_t code;      /* host address of the first instruction; 0 = empty */
     uint64_t epoch;      /* the hart's code epoch when decoded */
-    /* Executions counted by the binary translator (cpu/jit/jit.h) to find
-     * hot blocks; restarts whenever the block is decoded again. */
+    /* The binary translator's (cpu/jit/jit.h) unit for this block, a hint
+     * it checks, and the executions it counts to find hot blocks; both
+     * restart whenever the block is decoded again. */
+    const struct jit_unit *jit_unit;
     uint32_t jit_hits;
     /* the instructions, then an end marker that leads to the next block */
     struct decoded_insn insns[BLOCK_MAX_INSNS + 1];

@@ -157,6 +157,7 @@ static bool build_block(struct decoded_block *blk, const uint8_t *code, unsigned
     set_block_end(&blk->insns[n], end_handler);
     blk->code = (uintptr_t)code;
     blk->epoch = epoch;
+    blk->jit_unit = NULL;
     blk->jit_hits = 0;
     return true;
 }
@@ -192,6 +193,7 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
     const struct tlb_entry *tlb_write = h->tlb_write;
     struct jit *const jit = h->jit;
     struct decoded_block *jit_blk;
+    const void *jit_code;
     const struct decoded_insn *d;
     enum slice_result result = SLICE_DONE;
 
@@ -281,6 +283,9 @@ next_block:
         const uint8_t *code = tlb_lookup(tlb_fetch, pc, 2);
         if (!code)
             goto slow_fetch;
+        /* Translated code needs no decoded block. */
+        if (jit && (jit_code = jit_lookup(jit, (uintptr_t)code, pc)) != NULL)
+            goto jit_run;
         unsigned room = (unsigned)(GUEST_PAGE_SIZE - (pc & 0xfff));
         struct decoded_block *blk = BLOCK_SLOT(blocks, code);
         if ((blk->code != (uintptr_t)code || blk->epoch != epoch) &&
@@ -299,14 +304,17 @@ jit_check:
         /* The binary translator's hook: run the block's translation if it
          * has one (it may go on through other translations), else
          * interpret it. Translated code keeps h->pc and h->insn_count. */
-        const void *code = jit_block_entry(jit, jit_blk, pc);
-        if (!code) {
+        jit_code = jit_block_entry(jit, jit_blk, pc);
+        if (!jit_code) {
             d = jit_blk->insns;
             EXECUTE();
         }
+    }
+jit_run:
+    {
         SYNC_PC();
         SYNC_COUNT();
-        int r = jit_exec(jit, code, count_base + n - traps);
+        int r = jit_exec(jit, jit_code, count_base + n - traps);
         retired = h->insn_count - count_base;
         pc = h->pc;
         if (r == JIT_EXIT_TRAP) {
@@ -314,8 +322,22 @@ jit_check:
             tlb_read = h->tlb_read;
             tlb_write = h->tlb_write;
             traps++;
-        } else if (r == JIT_EXIT_RESUME && (d = jit_resume_insn(jit)) != NULL) {
-            EXECUTE();
+        } else if (r == JIT_EXIT_RESUME) {
+            /* On inside the unit's block (decoded again if it was evicted,
+             * and only if the code still splits the same way). */
+            unsigned idx, off, k = 0, o = 0;
+            uintptr_t rc = jit_resume_point(jit, &idx, &off);
+            struct decoded_block *rb = BLOCK_SLOT(blocks, rc);
+            if ((rb->code == rc && rb->epoch == epoch) ||
+                build_block(rb, (const uint8_t *)rc, (unsigned)(GUEST_PAGE_SIZE - (rc & 0xfff)),
+                            epoch, handlers, &&L_BLOCK_END)) {
+                while (k < idx && rb->insns[k].len)
+                    o += rb->insns[k++].len;
+                if (k == idx && o == off && rb->insns[k].len) {
+                    d = &rb->insns[k];
+                    EXECUTE();
+                }
+            }
         }
         goto next_block;
     }

@@ -27,6 +27,8 @@ static uint64_t now_ns(void)
 static void flush(struct jit *j)
 {
     memset(j->table, 0, sizeof(*j->table) << JIT_TABLE_BITS);
+    for (unsigned i = 0; i < (1u << BLOCK_CACHE_BITS); i++)
+        j->hart->blocks[i].jit_unit = NULL;
     j->nunits = 0;
     cache_reset(&j->cache);
 
@@ -108,6 +110,8 @@ void jit_destroy(struct hart *h)
     struct jit *j = h->jit;
     if (!j)
         return;
+    for (unsigned i = 0; i < (1u << BLOCK_CACHE_BITS); i++)
+        h->blocks[i].jit_unit = NULL;
     h->jit = NULL;
     cache_destroy(&j->cache);
     free(j->units);
@@ -115,18 +119,35 @@ void jit_destroy(struct hart *h)
     free(j);
 }
 
+static const struct jit_unit *find(struct jit *j, uintptr_t code, uint64_t pc)
+{
+    const struct jit_unit *u = *jit_slot(j, code);
+    if (u && u->code == code && u->vpc == pc && u->epoch == j->hart->code_epoch)
+        return u;
+    return NULL;
+}
+
+const void *jit_lookup(struct jit *j, uintptr_t code, uint64_t pc)
+{
+    const struct jit_unit *u = find(j, code, pc);
+    return u ? u->entry : NULL;
+}
+
 const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t pc)
 {
-    struct jit_unit **slot = jit_slot(j, blk->code);
-    const struct jit_unit *u = *slot;
-    if (u && u->code == blk->code && u->vpc == pc && u->epoch == blk->epoch)
+    const struct jit_unit *u = blk->jit_unit;
+    if (u && u->vpc == pc)
         return u->entry;
+    if (blk->jit_hits == UINT32_MAX)
+        return NULL; /* nothing here can be translated */
+    if ((u = find(j, blk->code, pc)) != NULL) {
+        blk->jit_unit = u;
+        return u->entry;
+    }
     if (blk->jit_hits < j->threshold) {
         blk->jit_hits++;
         return NULL;
     }
-    if (blk->jit_hits == UINT32_MAX)
-        return NULL; /* nothing here can be translated */
 
     uint64_t t0 = now_ns();
     if (j->cache.size - j->cache.used < UNIT_ROOM || j->nunits == j->max_units) {
@@ -139,7 +160,8 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
         blk->jit_hits = UINT32_MAX;
         return NULL;
     }
-    *jit_slot(j, blk->code) = nu; /* the flush may have cleared the table */
+    *jit_slot(j, blk->code) = nu;
+    blk->jit_unit = nu;
     return nu->entry;
 }
 
@@ -162,8 +184,8 @@ const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc)
     const uint8_t *code = tlb_lookup(h->tlb_fetch, pc, 2);
     if (!code)
         goto miss;
-    const struct jit_unit *u = *jit_slot(j, (uintptr_t)code);
-    if (!u || u->code != (uintptr_t)code || u->vpc != pc || u->epoch != h->code_epoch)
+    const struct jit_unit *u = find(j, (uintptr_t)code, pc);
+    if (!u)
         goto miss;
     /* A direct exit to a pc in the source unit's page: same fetch
      * translation and the same epoch, so the link stays valid as long as
@@ -179,13 +201,11 @@ miss:
     return NULL;
 }
 
-const struct decoded_insn *jit_resume_insn(const struct jit *j)
+uintptr_t jit_resume_point(const struct jit *j, unsigned *index, unsigned *offset)
 {
-    const struct hart *h = j->hart;
-    const struct decoded_block *blk = HART_BLOCK_SLOT(h->blocks, j->resume_code);
-    if (blk->code != j->resume_code || blk->epoch != h->code_epoch)
-        return NULL;
-    return &blk->insns[j->resume_index];
+    *index = (unsigned)(j->resume_index & 0xff);
+    *offset = (unsigned)(j->resume_index >> 8);
+    return j->resume_code;
 }
 
 void jit_get_stats(const struct jit *j, struct jit_stats *out)

@@ -64,6 +64,10 @@ int jit_create(struct hart *h, size_t cache_size, unsigned threshold);
 /* Detaches and frees h->jit, if any. */
 void jit_destroy(struct hart *h);
 
+/* Interpreter hook: translated code for the guest code at host address
+ * `code` (found through the current fetch TLB) at guest pc `pc` in the
+ * current code epoch, or NULL. */
+const void *jit_lookup(struct jit *j, uintptr_t code, uint64_t pc);
 /* Interpreter hook: the interpreter is about to run the valid decoded block
  * `blk` at guest pc `pc`. Returns translated code to run instead, or NULL. */
 const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t pc);
@@ -72,11 +76,12 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
  * h->pc and h->insn_count are exact. Returns enum jit_exit. */
 int jit_exec(struct jit *j, const void *code, uint64_t limit);
 
-/* After JIT_EXIT_RESUME: the decoded instruction at h->pc inside the block
- * the unit came from, so the interpreter goes on with that block exactly
- * where it would have been (no extra block boundary, so no extra budget
- * check). NULL if the block's cache slot holds other code by now. */
-const struct decoded_insn *jit_resume_insn(const struct jit *j);
+/* After JIT_EXIT_RESUME: where the interpreter goes on, exactly where it
+ * would have been within a decoded block (no extra block boundary, so no
+ * extra budget check): the block whose code is at the returned host
+ * address, its instruction number *index, which starts *offset bytes into
+ * the block (h->pc). */
+uintptr_t jit_resume_point(const struct jit *j, unsigned *index, unsigned *offset);
 
 void jit_get_stats(const struct jit *j, struct jit_stats *out);
 /* Prints the statistics as one line prefixed by `name`. */

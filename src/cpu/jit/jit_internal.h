@@ -20,7 +20,7 @@ struct jit {
     uint64_t limit;             /* translated code stops when insn_count reaches it */
     const void *target;         /* where jit_exec enters translated code */
     uintptr_t resume_code;      /* JIT_EXIT_RESUME: block (host code address) */
-    uint64_t resume_index;      /* and instruction index in it */
+    uint64_t resume_index;      /* and instruction index in it | byte offset << 8 */
     unsigned threshold;
     struct code_cache cache;
     struct jit_unit *units;     /* allocated in order, freed by a flush */

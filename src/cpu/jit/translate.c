@@ -209,7 +209,7 @@ static void exit_interp(struct tr *t, uint64_t pc, unsigned count)
     }
     emit_mov_imm(&t->e, JR_T0, t->code);
     emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_code));
-    emit_mov_imm(&t->e, JR_T0, count);
+    emit_mov_imm(&t->e, JR_T0, count | (pc - t->vpc) << 8);
     emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_index));
     emit_jump_abs(&t->e, (const void *)t->j->exit_resume);
 }
