@@ -6,6 +6,7 @@
  * Interrupts, timers and cross-thread requests are checked between slices of
  * about SLICE_INSNS steps, and right after any instruction that can unmask
  * an interrupt (CSR writes, xRET): never per instruction. */
+#include "cpu/amo.h"
 #include "cpu/cpu_internal.h"
 #include "cpu/decode.h"
 #include "cpu/jit/jit.h"
@@ -20,35 +21,6 @@
 
 static inline uint64_t sext32(uint64_t v) { return (uint64_t)(int64_t)(int32_t)v; }
 
-/* AMOs on host memory (unprivileged spec 8.4): host atomics where x86 has
- * them, a compare-and-swap loop for min/max. Returns the old value. */
-#define DEFINE_AMO(name, type, stype)                                            \
-    static uint64_t name(void *p, unsigned funct, type src)                      \
-    {                                                                            \
-        type *m = p;                                                             \
-        type old, val;                                                           \
-        switch (funct) {                                                         \
-        case AMO_SWAP: return __atomic_exchange_n(m, src, __ATOMIC_SEQ_CST);     \
-        case AMO_ADD: return __atomic_fetch_add(m, src, __ATOMIC_SEQ_CST);       \
-        case AMO_XOR: return __atomic_fetch_xor(m, src, __ATOMIC_SEQ_CST);       \
-        case AMO_AND: return __atomic_fetch_and(m, src, __ATOMIC_SEQ_CST);       \
-        case AMO_OR: return __atomic_fetch_or(m, src, __ATOMIC_SEQ_CST);         \
-        }                                                                        \
-        old = __atomic_load_n(m, __ATOMIC_RELAXED);                              \
-        do {                                                                     \
-            switch (funct) {                                                     \
-            case AMO_MIN: val = (stype)old < (stype)src ? old : src; break;      \
-            case AMO_MAX: val = (stype)old > (stype)src ? old : src; break;      \
-            case AMO_MINU: val = old < src ? old : src; break;                   \
-            default: val = old > src ? old : src; break;                         \
-            }                                                                    \
-        } while (!__atomic_compare_exchange_n(m, &old, val, true, __ATOMIC_SEQ_CST, \
-                                              __ATOMIC_RELAXED));                \
-        return old;                                                              \
-    }
-DEFINE_AMO(amo32, uint32_t, int32_t)
-DEFINE_AMO(amo64, uint64_t, int64_t)
-#undef DEFINE_AMO
 
 static inline uint64_t rotl64(uint64_t v, unsigned s) { s &= 63; return s ? (v << s) | (v >> (64 - s)) : v; }
 static inline uint64_t rotr64(uint64_t v, unsigned s) { s &= 63; return s ? (v >> s) | (v << (64 - s)) : v; }

@@ -11,7 +11,7 @@
  * misaligned and page-crossing emulation, page faults and access faults in
  * the middle of translated units. Every trap goes to an M-mode handler
  * that skips the instruction (or restarts the program after a fetch
- * fault). The stream mixes RV64IM, Zba/Zbb/Zbs, branches, jal, jalr
+ * fault). The stream mixes RV64IMA, Zba/Zbb/Zbs, branches, jal, jalr
  * (through auipc), counters (rdinstret checks instret at CSR reads),
  * ecall, fence.i and illegal words; operands include 0, -1 and INT64_MIN
  * for the division edge cases. Deterministic: a fixed seed per round. */
@@ -153,7 +153,14 @@ static void make_program(uint32_t *code)
         unsigned rd = rnd_rd(), rs1 = rnd_rs(), rs2 = rnd_rs();
         uint32_t w;
         unsigned k = (unsigned)(rnd() % 100);
-        if (k < 30) {
+        if (k < 4) {                                                 /* LR, SC, AMOs */
+            static const uint8_t f5[] = { 0x02, 0x03, 0x03, 0x00, 0x01, 0x04, 0x08, 0x0c,
+                                          0x10, 0x14, 0x18, 0x1c };
+            unsigned f = f5[rnd() % sizeof(f5)], base = rnd_base(), f3 = 2 + (unsigned)(rnd() & 1);
+            if (f == 0x03 && (rnd() & 1) && i + 1 < CODE_INSNS)    /* an LR/SC pair */
+                code[i++] = r_type(0x02 << 2, 0, base, f3, rnd_rd(), 0x2f);
+            w = r_type(f << 2 | (unsigned)(rnd() & 3), f == 0x02 ? 0 : rs2, base, f3, rd, 0x2f);
+        } else if (k < 30) {
             unsigned o = (unsigned)(rnd() % (sizeof(r_ops) / sizeof(r_ops[0])));
             w = r_type(r_ops[o].f7, rs2, rs1, r_ops[o].f3, rd, r_ops[o].opc);
         } else if (k < 50) {
@@ -222,14 +229,22 @@ static void build_image(uint8_t *ram)
     map4k(ram, DATA_VA + 0x6000, 0x1000, V | R | W | A | D);           /* physical hole */
     map4k(ram, DATA_VA + 0x7000, DATA_PA + 0x7000, V | R | W | A);     /* not dirty yet */
 
-    /* M-mode handler: skip the instruction, or restart after a fetch fault. */
+    /* M-mode handler: skip the instruction; after a fetch fault go on at
+     * an offset in the program taken from minstret (the same on both
+     * harts, or the test fails anyway), so execution spreads over all of
+     * it instead of repeating one path. */
     uint32_t handler[] = {
         csrrs(31, 0x341),                 /* csrr x31, mepc */
         i_type(4, 31, 0, 31, 0x13),       /* addi x31, x31, 4 */
         csrrs(30, 0x342),                 /* csrr x30, mcause */
         i_type(-12, 30, 0, 30, 0x13),     /* addi x30, x30, -12 */
-        b_type(8, 0, 30, 1),              /* bne x30, x0, +8 */
-        (uint32_t)(CODE_VA | 31 << 7 | 0x37), /* lui x31, CODE_VA */
+        b_type(28, 0, 30, 1),             /* bne x30, x0, +28 */
+        csrrs(31, 0xb02),                 /* csrr x31, minstret */
+        i_type(52, 31, 1, 31, 0x13),      /* slli x31, x31, 52 */
+        i_type(52, 31, 5, 31, 0x13),      /* srli x31, x31, 52 */
+        i_type(-4, 31, 7, 31, 0x13),      /* andi x31, x31, -4 */
+        (uint32_t)(CODE_VA | 30 << 7 | 0x37), /* lui x30, CODE_VA */
+        r_type(0, 30, 31, 6, 31, 0x33),   /* or x31, x31, x30 */
         i_type(0x341, 31, 1, 0, 0x73),    /* csrw mepc, x31 */
         0x30200073,                       /* mret */
     };
@@ -318,6 +333,12 @@ int main(void)
             uint64_t steps = 1 + rnd() % 300;
             enum hart_exit e0 = hart_run(b[0].hart, steps);
             enum hart_exit e1 = hart_run(b[1].hart, steps);
+            /* Loops with nothing to break them are common in random
+             * code: now and then move both harts elsewhere in the program. */
+            if (c % 4 == 3 && b[0].hart->priv == PRIV_S) {
+                uint64_t pc = CODE_VA + 4 * (rnd() % CODE_INSNS);
+                b[0].hart->pc = b[1].hart->pc = pc;
+            }
             traps += b[0].hart->mcause != 0;
             b[0].hart->mcause = b[1].hart->mcause = 0;
             if (e0 != e1 || !same_state(&b[0], &b[1], why, sizeof(why))) {

@@ -6,9 +6,11 @@
  * finds the hart's registers current. h->pc and h->insn_count are written
  * at exits and before helpers that can trap: an exception in the middle of
  * a unit leaves pc, x[] and insn_count exactly as the interpreter would.
- * Semantics follow interp.c, the reference; helpers below mirror it. */
+ * Semantics follow interp.c, the reference; helpers below mirror it.
+ * Translated: RV64I, M, A (through a helper), Zba, Zbb, Zbs. */
 #include <stddef.h>
 
+#include "cpu/amo.h"
 #include "cpu/cpu_internal.h"
 #include "cpu/decode.h"
 #include "cpu/jit/emit.h"
@@ -46,6 +48,45 @@ static int store_slow(struct hart *h, uint64_t va, uint64_t value, uint64_t size
 }
 
 static uint64_t sext32(uint64_t v) { return (uint64_t)(int64_t)(int32_t)v; }
+
+/* LR, SC and AMOs (unprivileged spec ch. 8), as interp.c does them. `info`
+ * is the op | funct5 << 16 | rd << 24. Returns non-zero if an exception
+ * was taken. */
+static int atomic_op(struct hart *h, uint64_t a, uint64_t b, uint64_t info)
+{
+    unsigned op = info & 0xffff, funct = (info >> 16) & 0xff, rd = (unsigned)(info >> 24);
+    bool word = op == OP_LR_W || op == OP_SC_W || op == OP_AMO_W;
+    bool is_lr = op == OP_LR_W || op == OP_LR_D;
+    void *p;
+    if (mmu_atomic_ptr(h, a, word ? 4 : 8, is_lr, &p))
+        return 1;
+    if (is_lr) {
+        uint64_t v = word ? sext32(__atomic_load_n((uint32_t *)p, __ATOMIC_SEQ_CST))
+                          : __atomic_load_n((uint64_t *)p, __ATOMIC_SEQ_CST);
+        h->resv_addr = a;
+        h->resv_value = v;
+        h->resv_valid = true;
+        h->x[rd] = v;
+    } else if (op == OP_SC_W || op == OP_SC_D) {
+        bool ok = false;
+        if (h->resv_valid && h->resv_addr == a) {
+            if (word) {
+                uint32_t expect = (uint32_t)h->resv_value;
+                ok = __atomic_compare_exchange_n((uint32_t *)p, &expect, (uint32_t)b, false,
+                                                 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+            } else {
+                uint64_t expect = h->resv_value;
+                ok = __atomic_compare_exchange_n((uint64_t *)p, &expect, b, false,
+                                                 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+            }
+        }
+        h->resv_valid = false;
+        h->x[rd] = !ok;
+    } else {
+        h->x[rd] = word ? sext32(amo32(p, funct, (uint32_t)b)) : amo64(p, funct, b);
+    }
+    return 0;
+}
 
 static uint64_t op_mulh(uint64_t a, uint64_t b, uint64_t i) { (void)i; return (uint64_t)(((__int128)(int64_t)a * (__int128)(int64_t)b) >> 64); }
 static uint64_t op_mulhsu(uint64_t a, uint64_t b, uint64_t i) { (void)i; return (uint64_t)(((__int128)(int64_t)a * (__int128)b) >> 64); }
@@ -344,13 +385,30 @@ static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
         emit_mov_imm(e, JR_ARG3, d->rd);
         emit_call(e, (const void *)load_slow);
     }
-    jlabel ok = emit_branch_nz(e, true, JR_RET);
-    jlabel ok_skip = emit_jump(e);
-    emit_bind(e, ok);
+    jlabel fault = emit_branch_nz(e, true, JR_RET);
+    jlabel ok = emit_jump(e);
+    emit_bind(e, fault);
     add_count(t, count);
     emit_jump_abs(e, (const void *)t->j->exit_trap);
-    emit_bind(e, ok_skip);
+    emit_bind(e, ok);
     emit_bind(e, done);
+}
+
+static void gen_atomic(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count)
+{
+    struct emitter *e = &t->e;
+    set_pc_imm(t, pc);
+    emit_mov(e, JR_ARG0, JR_HART);
+    get_x(t, JR_ARG1, d->rs1);
+    get_x(t, JR_ARG2, d->rs2);
+    emit_mov_imm(e, JR_ARG3, d->op | ((uint64_t)d->imm & 0xff) << 16 | (uint64_t)d->rd << 24);
+    emit_call(e, (const void *)atomic_op);
+    jlabel fault = emit_branch_nz(e, true, JR_RET);
+    jlabel ok = emit_jump(e);
+    emit_bind(e, fault);
+    add_count(t, count);
+    emit_jump_abs(e, (const void *)t->j->exit_trap);
+    emit_bind(e, ok);
 }
 
 static void gen_branch(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
@@ -424,6 +482,9 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
     case OP_SH: gen_mem(t, d, pc, count, true, 2, false); return 0;
     case OP_SW: gen_mem(t, d, pc, count, true, 4, false); return 0;
     case OP_SD: gen_mem(t, d, pc, count, true, 8, false); return 0;
+    case OP_LR_W: case OP_SC_W: case OP_AMO_W: case OP_LR_D: case OP_SC_D: case OP_AMO_D:
+        gen_atomic(t, d, pc, count);
+        return 0;
     case OP_FENCE: return 0; /* one hart's accesses are already in order; x86 is TSO */
     case OP_ADDI: gen_ri(t, d, JA_ADD, false); return 0;
     case OP_SLTI: gen_set(t, d, JC_LT, true); return 0;
