@@ -167,8 +167,8 @@ int cmd_run(int argc, char **argv)
             char *end;
             errno = 0;
             unsigned long v = strtoul(optarg, &end, 10);
-            if (errno || *end || end == optarg || *optarg == '-' || v > 1000000)
-                return fail("invalid --jit-threshold '%s' (0 to 1000000)", optarg);
+            if (errno || *end || end == optarg || *optarg == '-' || v > JIT_MAX_THRESHOLD)
+                return fail("invalid --jit-threshold '%s' (0 to 65535)", optarg);
             config.jit_threshold = (unsigned)v;
             break;
         }

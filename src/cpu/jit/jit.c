@@ -88,7 +88,8 @@ int jit_create(struct hart *h, size_t cache_size, unsigned threshold)
     j->max_units = cache_size / UNIT_AVG;
     j->units = calloc(j->max_units, sizeof(*j->units));
     j->table = calloc(1u << JIT_TABLE_BITS, sizeof(*j->table));
-    if (!j->units || !j->table) {
+    j->hits = calloc(1u << JIT_TABLE_BITS, sizeof(*j->hits));
+    if (!j->units || !j->table || !j->hits) {
         r = -ENOMEM;
         goto fail;
     }
@@ -100,6 +101,7 @@ fail:
     cache_destroy(&j->cache);
     free(j->units);
     free(j->table);
+    free(j->hits);
     free(j);
     return r;
 #endif
@@ -116,15 +118,26 @@ void jit_destroy(struct hart *h)
     cache_destroy(&j->cache);
     free(j->units);
     free(j->table);
+    free(j->hits);
     free(j);
 }
 
-static const struct jit_unit *find(struct jit *j, uintptr_t code, uint64_t pc)
+/* The unit for `code` at `pc`, valid in the current code epoch. A unit
+ * from an older epoch (fence.i since) is revalidated if the code it was
+ * translated from is unchanged: fence.i only promises that this hart's
+ * fetches see earlier stores, and identical bytes translate identically. */
+static struct jit_unit *find(struct jit *j, uintptr_t code, uint64_t pc)
 {
-    const struct jit_unit *u = *jit_slot(j, code);
-    if (u && u->code == code && u->vpc == pc && u->epoch == j->hart->code_epoch)
-        return u;
-    return NULL;
+    struct jit_unit *u = *jit_slot(j, code);
+    if (!u || u->code != code || u->vpc != pc)
+        return NULL;
+    if (u->epoch != j->hart->code_epoch) {
+        if (memcmp((const void *)code, u->bytes, u->len))
+            return NULL;
+        u->epoch = j->hart->code_epoch;
+        j->stats.revalidated++;
+    }
+    return u;
 }
 
 const void *jit_lookup(struct jit *j, uintptr_t code, uint64_t pc)
@@ -144,8 +157,9 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
         blk->jit_unit = u;
         return u->entry;
     }
-    if (blk->jit_hits < j->threshold) {
-        blk->jit_hits++;
+    uint16_t *hits = &j->hits[jit_hash(blk->code)];
+    if (*hits < j->threshold) {
+        (*hits)++;
         return NULL;
     }
 
@@ -156,6 +170,7 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
     }
     struct jit_unit *nu = jit_translate(j, blk, pc);
     j->stats.translate_ns += now_ns() - t0;
+    *hits = 0; /* if its slot is taken over, it must get hot again */
     if (!nu) {
         blk->jit_hits = UINT32_MAX;
         return NULL;
@@ -221,8 +236,9 @@ void jit_print_stats(const struct jit *j, const char *name, FILE *out)
     jit_get_stats(j, &s);
     fprintf(out, "%s: jit: %" PRIu64 " units (%" PRIu64 " insns), cache %" PRIu64 "/%" PRIu64
             " KiB, %" PRIu64 " flushes, %" PRIu64 " chains, dispatch %" PRIu64 " hits %" PRIu64
-            " misses, translating %.1f ms, %" PRIu64 " of %" PRIu64 " insns run translated\n",
+            " misses, %" PRIu64 " revalidated, translating %.1f ms, %" PRIu64 " of %" PRIu64
+            " insns run translated\n",
             name, s.units, s.insns, s.cache_bytes >> 10, s.cache_size >> 10, s.flushes, s.chains,
-            s.dispatch_hits, s.dispatch_misses, (double)s.translate_ns / 1e6, s.insns_run,
+            s.dispatch_hits, s.dispatch_misses, s.revalidated, (double)s.translate_ns / 1e6, s.insns_run,
             j->hart->insn_count);
 }

@@ -12,7 +12,9 @@
  *
  * A translation ("unit") is keyed like the decoded block it came from: the
  * host address of the code, the hart's code epoch (fence.i makes a new one)
- * and, because translated code embeds it, the guest virtual pc. Units jump
+ * and, because translated code embeds it, the guest virtual pc. After a
+ * fence.i a unit is used again only once its guest code bytes are found
+ * unchanged; every unit entry, chained ones too, checks the epoch. Units jump
  * to each other directly ("chaining") only within one guest page, where the
  * fetch translation of the first unit holds for the others. The translator
  * keeps nothing guest-visible: dropping every unit changes nothing but
@@ -32,6 +34,7 @@
 #define JIT_MIN_CACHE (256u << 10)
 /* Executions of a decoded block before it is translated (default). */
 #define JIT_THRESHOLD 50
+#define JIT_MAX_THRESHOLD 65535
 
 /* How translated code returned. */
 enum jit_exit {
@@ -50,6 +53,7 @@ struct jit_stats {
     uint64_t chains;         /* direct jumps patched between units */
     uint64_t dispatch_hits;  /* indirect exits that found a unit */
     uint64_t dispatch_misses;
+    uint64_t revalidated;    /* units found unchanged after a fence.i */
     uint64_t translate_ns;   /* host time spent translating */
     uint64_t insns_run;      /* guest instructions retired in translated code */
 };

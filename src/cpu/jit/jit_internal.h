@@ -9,8 +9,10 @@
 struct jit_unit {
     uintptr_t code;      /* host address of the guest code */
     uint64_t vpc;        /* guest virtual pc it was translated for */
-    uint64_t epoch;      /* hart's code epoch */
+    uint64_t epoch;      /* hart's code epoch it was last valid in */
     const void *entry;   /* host code (executable view) */
+    unsigned len;        /* bytes of guest code translated */
+    uint8_t bytes[BLOCK_MAX_INSNS * 4]; /* and their contents */
 };
 
 typedef int (*jit_enter_fn)(struct hart *h, struct jit *j, const void *code);
@@ -28,6 +30,11 @@ struct jit {
      * replaces an older one in its slot, which stays reachable through the
      * direct jumps to it until the next flush). */
     struct jit_unit **table;
+    /* Executions of untranslated blocks, by the same hash of the code
+     * address (collisions only make a block hot a little early). Kept here,
+     * not in the decoded block, so that hot code evicted from the block
+     * cache now and then still gets translated. */
+    uint16_t *hits;
     size_t nunits, max_units;
     /* Shared code at the start of the cache (re-emitted after a flush). */
     jit_enter_fn enter;
@@ -42,10 +49,15 @@ struct jit {
     struct jit_stats stats;
 };
 
-#define JIT_TABLE_BITS 16
+#define JIT_TABLE_BITS 18
+static inline unsigned jit_hash(uintptr_t code)
+{
+    return (unsigned)((code >> 1) ^ (code >> (JIT_TABLE_BITS + 1))) & ((1u << JIT_TABLE_BITS) - 1);
+}
+
 static inline struct jit_unit **jit_slot(struct jit *j, uintptr_t code)
 {
-    return &j->table[(code >> 1) & ((1u << JIT_TABLE_BITS) - 1)];
+    return &j->table[jit_hash(code)];
 }
 
 /* translate.c: translates `blk` (valid, at guest `pc`) into the cache.

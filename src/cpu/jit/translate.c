@@ -9,6 +9,7 @@
  * Semantics follow interp.c, the reference; helpers below mirror it.
  * Translated: RV64I, M, A (through a helper), Zba, Zbb, Zbs. */
 #include <stddef.h>
+#include <string.h>
 
 #include "cpu/amo.h"
 #include "cpu/cpu_internal.h"
@@ -574,6 +575,13 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
 
     /* The step budget, checked on every entry (chained ones too). */
     jlabel budget = emit_branch_mem(e, JC_GEU, JR_COUNT, JR_CTX, JOFF(limit));
+    /* Still valid in the current code epoch? (Direct jumps from other units
+     * skip the lookup that checks it.) Otherwise back to the interpreter,
+     * whose lookup revalidates or retranslates. */
+    struct jit_unit *u = &j->units[j->nunits];
+    emit_mov_imm(e, JR_T0, (uintptr_t)&u->epoch);
+    emit_load(e, 8, false, JR_T0, JR_T0, 0);
+    jlabel stale = emit_branch_mem(e, JC_NE, JR_T0, JR_HART, HOFF(code_epoch));
 
     unsigned n = 0;
     uint64_t ipc = pc;
@@ -596,14 +604,16 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
             break;
     }
     emit_bind(e, budget);
+    emit_bind(e, stale);
     exit_interp(&t, pc, 0);
     if (e->overflow)
         return NULL;
 
     j->cache.used += e->pos;
-    struct jit_unit *u = &j->units[j->nunits++];
+    j->nunits++;
     *u = (struct jit_unit){ .code = blk->code, .vpc = pc, .epoch = h->code_epoch,
-                            .entry = (const void *)entry };
+                            .entry = (const void *)entry, .len = (unsigned)(ipc - pc) };
+    memcpy(u->bytes, (const void *)blk->code, u->len);
     j->stats.units++;
     j->stats.insns += n;
     return u;
