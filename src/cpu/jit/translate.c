@@ -613,7 +613,10 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     j->nunits++;
     *u = (struct jit_unit){ .code = blk->code, .vpc = pc, .epoch = h->code_epoch,
                             .entry = (const void *)entry, .len = (unsigned)(ipc - pc) };
-    memcpy(u->bytes, (const void *)blk->code, u->len);
+    /* The bytes the block was decoded from (memory may differ by now, if
+     * the guest stored to its code without a fence.i since). */
+    for (unsigned i = 0, off = 0; i < n; off += blk->insns[i++].len)
+        memcpy(u->bytes + off, &blk->insns[i].raw, blk->insns[i].len);
     j->stats.units++;
     j->stats.insns += n;
     return u;
