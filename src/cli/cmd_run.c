@@ -158,7 +158,7 @@ int cmd_run(int argc, char **argv)
         case 'C': {
             unsigned long long bytes;
             if (cli_parse_size(optarg, &bytes) || bytes < JIT_MIN_CACHE || bytes > (1ull << 31))
-                return fail("invalid --jit-cache '%s' (256K to 2G)", optarg);
+                return fail("invalid --jit-cache '%s' (64K to 2G)", optarg);
             config.jit_cache = bytes;
             break;
         }

@@ -305,7 +305,7 @@ int main(void)
         CHECK_EQ(hart_init(b[i].hart, 0, &b[i].mem, &tb, RAM_BASE), 0);
     }
 
-    uint64_t total = 0, translated = 0, traps = 0;
+    uint64_t total = 0, translated = 0, traps = 0, flushes = 0;
     unsigned mismatches = 0;
     for (unsigned round = 0; round < ROUNDS; round++) {
         rng_state = 0xd1ff0000ull + round;
@@ -322,8 +322,11 @@ int main(void)
         regs[11] = (rnd() & 1) ? DATA_VA + 0x6010 : DATA_VA + 0x7ff0; /* hole / not dirty */
         jit_destroy(b[1].hart);
         /* Translate at once in most rounds; after a few runs in others, so
-         * translated and interpreted blocks mix. */
-        CHECK_EQ(jit_create(b[1].hart, 1u << 20, round % 3 == 2 ? 3 : 0), 0);
+         * translated and interpreted blocks mix. Some rounds have the
+         * smallest code cache, which fills and is flushed whole (chains
+         * and all) many times. */
+        CHECK_EQ(jit_create(b[1].hart, round % 4 == 1 ? JIT_MIN_CACHE : 1u << 20,
+                            round % 3 == 2 ? 3 : 0), 0);
         for (int i = 0; i < 2; i++)
             setup_hart(b[i].hart, regs);
 
@@ -355,6 +358,7 @@ int main(void)
         struct jit_stats s;
         jit_get_stats(b[1].hart->jit, &s);
         translated += s.units;
+        flushes += s.flushes;
         if (mismatches > 3)
             break;
     }
@@ -362,8 +366,10 @@ int main(void)
     CHECK(total > 100000);
     CHECK(translated > 1000);
     CHECK(traps > 1000);
-    printf("jit_diff: %u rounds, %llu instructions, %llu units translated, traps seen in %llu chunks\n",
-           ROUNDS, (unsigned long long)total, (unsigned long long)translated, (unsigned long long)traps);
+    CHECK(flushes > 10);
+    printf("jit_diff: %u rounds, %llu instructions, %llu units translated, %llu cache flushes, "
+           "traps seen in %llu chunks\n", ROUNDS, (unsigned long long)total,
+           (unsigned long long)translated, (unsigned long long)flushes, (unsigned long long)traps);
     for (int i = 0; i < 2; i++) {
         jit_destroy(b[i].hart);
         hart_destroy(b[i].hart);

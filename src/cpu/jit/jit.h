@@ -31,7 +31,7 @@
 #include "cpu/hart.h"
 
 #define JIT_DEFAULT_CACHE (64u << 20)
-#define JIT_MIN_CACHE (256u << 10)
+#define JIT_MIN_CACHE (64u << 10)
 /* Executions of a decoded block before it is translated (default). */
 #define JIT_THRESHOLD 50
 #define JIT_MAX_THRESHOLD 65535
