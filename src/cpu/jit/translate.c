@@ -1,9 +1,10 @@
 /* The front end: one decoded block -> one unit of host code, through the
  * emitter only (no host ISA here).
  *
- * Guest registers stay in the hart (h->x); each instruction loads its
- * operands into scratch registers and stores its result, so every exit
- * finds the hart's registers current. h->pc and h->insn_count are written
+ * Guest registers live in the hart (h->x); the three a block uses most are
+ * held in host registers (S0-S2) within the unit, loaded at its entry and
+ * stored back, if written, at every exit. Other operands are loaded into
+ * scratch registers per instruction, results stored at once. h->pc and h->insn_count are written
  * at exits and before helpers that can trap: an exception in the middle of
  * a unit leaves pc, x[] and insn_count exactly as the interpreter would.
  * Semantics follow interp.c, the reference; helpers below mirror it.
@@ -191,17 +192,37 @@ static op_fn helper_of(unsigned op)
 
 /* ---- code generation ---- */
 
+#define NCACHED 3
+
 struct tr {
     struct jit *j;
     struct emitter e;
     uint64_t vpc;    /* guest pc of the unit */
     uintptr_t code;  /* host address of its guest code */
+    /* Guest registers held in host registers S0-S2 within the unit: which
+     * (0 = slot unused), and which have been written so far and must be
+     * stored back at every exit. */
+    uint8_t cached[NCACHED];
+    unsigned dirty;
 };
+
+static const enum jreg cache_reg[NCACHED] = { JR_S0, JR_S1, JR_S2 };
+
+static int cache_slot(const struct tr *t, unsigned x)
+{
+    for (int k = 0; k < NCACHED; k++)
+        if (t->cached[k] && t->cached[k] == x)
+            return k;
+    return -1;
+}
 
 static void get_x(struct tr *t, enum jreg r, unsigned x)
 {
+    int k = cache_slot(t, x);
     if (x == 0)
         emit_mov_imm(&t->e, r, 0);
+    else if (k >= 0)
+        emit_mov(&t->e, r, cache_reg[k]);
     else
         emit_load(&t->e, 8, false, r, JR_HART, XOFF(x));
 }
@@ -209,7 +230,32 @@ static void get_x(struct tr *t, enum jreg r, unsigned x)
 /* x may be 32, the interpreter's sink for results to x0. */
 static void set_x(struct tr *t, enum jreg r, unsigned x)
 {
-    emit_store(&t->e, 8, r, JR_HART, XOFF(x));
+    int k = cache_slot(t, x);
+    if (k >= 0) {
+        emit_mov(&t->e, cache_reg[k], r);
+        t->dirty |= 1u << k;
+    } else {
+        emit_store(&t->e, 8, r, JR_HART, XOFF(x));
+    }
+}
+
+/* A helper wrote h->x[x] itself: refresh its cached copy. The copy counts
+ * as dirty from here on, as on the path that did not call the helper. */
+static void reload_x(struct tr *t, unsigned x)
+{
+    int k = cache_slot(t, x);
+    if (k >= 0) {
+        emit_load(&t->e, 8, false, cache_reg[k], JR_HART, XOFF(x));
+        t->dirty |= 1u << k;
+    }
+}
+
+/* Before any exit: the hart's registers must be current. */
+static void write_back(struct tr *t)
+{
+    for (int k = 0; k < NCACHED; k++)
+        if (t->dirty & (1u << k))
+            emit_store(&t->e, 8, cache_reg[k], JR_HART, XOFF(t->cached[k]));
 }
 
 static void add_count(struct tr *t, unsigned n)
@@ -229,6 +275,7 @@ static void set_pc_imm(struct tr *t, uint64_t pc)
  * into a direct jump once the target has a unit. */
 static void exit_to(struct tr *t, uint64_t target, unsigned count)
 {
+    write_back(t);
     add_count(t, count);
     uintptr_t site = 0;
     if ((target >> GUEST_PAGE_SHIFT) == (t->vpc >> GUEST_PAGE_SHIFT))
@@ -243,6 +290,7 @@ static void exit_to(struct tr *t, uint64_t target, unsigned count)
  * interpreter, which goes on inside the same decoded block. */
 static void exit_interp(struct tr *t, uint64_t pc, unsigned count)
 {
+    write_back(t);
     add_count(t, count);
     set_pc_imm(t, pc);
     if (count == 0) {
@@ -387,8 +435,11 @@ static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
         emit_call(e, (const void *)load_slow);
     }
     jlabel fault = emit_branch_nz(e, true, JR_RET);
+    if (!store)
+        reload_x(t, d->rd);
     jlabel ok = emit_jump(e);
     emit_bind(e, fault);
+    write_back(t);
     add_count(t, count);
     emit_jump_abs(e, (const void *)t->j->exit_trap);
     emit_bind(e, ok);
@@ -405,8 +456,10 @@ static void gen_atomic(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
     emit_mov_imm(e, JR_ARG3, d->op | ((uint64_t)d->imm & 0xff) << 16 | (uint64_t)d->rd << 24);
     emit_call(e, (const void *)atomic_op);
     jlabel fault = emit_branch_nz(e, true, JR_RET);
+    reload_x(t, d->rd);
     jlabel ok = emit_jump(e);
     emit_bind(e, fault);
+    write_back(t);
     add_count(t, count);
     emit_jump_abs(e, (const void *)t->j->exit_trap);
     emit_bind(e, ok);
@@ -461,6 +514,7 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
             set_x(t, JR_T0, d->rd);
         }
         emit_store(e, 8, JR_T2, JR_HART, HOFF(pc));
+        write_back(t);
         add_count(t, after);
         emit_mov_imm(e, JR_ARG1, 0);
         emit_mov_imm(e, JR_ARG2, t->vpc);
@@ -564,6 +618,28 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
     return -1;
 }
 
+/* Picks the guest registers the block uses most (at least twice) to hold
+ * in host registers. */
+static void choose_cached(struct tr *t, const struct decoded_block *blk)
+{
+    unsigned uses[33] = { 0 };
+    for (unsigned i = 0; i < BLOCK_MAX_INSNS && blk->insns[i].len; i++) {
+        const struct decoded_insn *d = &blk->insns[i];
+        uses[d->rs1]++;
+        uses[d->rs2]++;
+        uses[d->rd]++;
+    }
+    uses[0] = uses[32] = 0;
+    for (int k = 0; k < NCACHED; k++) {
+        unsigned best = 0;
+        for (unsigned x = 1; x < 32; x++)
+            if (uses[x] >= 2 && uses[x] > uses[best])
+                best = x;
+        t->cached[k] = (uint8_t)best;
+        uses[best] = 0;
+    }
+}
+
 struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, uint64_t pc)
 {
     struct hart *h = j->hart;
@@ -582,6 +658,10 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     emit_mov_imm(e, JR_T0, (uintptr_t)&u->epoch);
     emit_load(e, 8, false, JR_T0, JR_T0, 0);
     jlabel stale = emit_branch_mem(e, JC_NE, JR_T0, JR_HART, HOFF(code_epoch));
+    choose_cached(&t, blk);
+    for (int k = 0; k < NCACHED; k++)
+        if (t.cached[k])
+            emit_load(e, 8, false, cache_reg[k], JR_HART, XOFF(t.cached[k]));
 
     unsigned n = 0;
     uint64_t ipc = pc;
@@ -605,6 +685,7 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     }
     emit_bind(e, budget);
     emit_bind(e, stale);
+    t.dirty = 0; /* reached before the cached registers are loaded */
     exit_interp(&t, pc, 0);
     if (e->overflow)
         return NULL;
