@@ -5,7 +5,10 @@
  *
  * Interrupts, timers and cross-thread requests are checked between slices of
  * about SLICE_INSNS steps, and right after any instruction that can unmask
- * an interrupt (CSR writes, xRET): never per instruction. */
+ * an interrupt (CSR writes, xRET): never per instruction.
+ *
+ * With a binary translator attached (h->jit), each block entry asks it for
+ * translated code first (jit_check below); see cpu/jit/jit.h. */
 #include "cpu/amo.h"
 #include "cpu/cpu_internal.h"
 #include "cpu/decode.h"
@@ -20,7 +23,6 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 static inline uint64_t sext32(uint64_t v) { return (uint64_t)(int64_t)(int32_t)v; }
-
 
 static inline uint64_t rotl64(uint64_t v, unsigned s) { s &= 63; return s ? (v << s) | (v >> (64 - s)) : v; }
 static inline uint64_t rotr64(uint64_t v, unsigned s) { s &= 63; return s ? (v >> s) | (v << (64 - s)) : v; }
