@@ -12,7 +12,8 @@
 # nimbus boots with its built-in SBI, QEMU with its default OpenSBI
 # (-bios default). A failing nimbus is reported and the rest goes on.
 #
-# Environment: NIMBUS (default build/nimbus), QEMU (qemu-system-riscv64),
+# Environment: NIMBUS (default build/nimbus), NIMBUS_ARGS (extra `nimbus run`
+# options, e.g. "--jit on"), QEMU (qemu-system-riscv64),
 # NIMBUS_BENCH_RUNS (5), NIMBUS_BENCH_MIB (64), NIMBUS_BENCH_TIMEOUT
 # (seconds per VM, 1800), NIMBUS_BENCH_CPU_TIMEOUT (seconds for cpu.elf, 600).
 set -u
@@ -43,8 +44,9 @@ command -v "$QEMU" >/dev/null || { have_qemu=0; echo "bench: $QEMU not found: no
 # vm_cmd KIND APPEND: the command line that boots the guest on KIND.
 vm_cmd() {
     case $1 in
-        nimbus) CMD=("$NIMBUS" run --kernel "$KERNEL" --initrd "$INITRD" --mem $MEM --smp 1
-            --console stdio --append "$2") ;;
+        # shellcheck disable=SC2206
+        nimbus) CMD=("$NIMBUS" run ${NIMBUS_ARGS:-} --kernel "$KERNEL" --initrd "$INITRD" --mem $MEM
+            --smp 1 --console stdio --append "$2") ;;
         qemu) CMD=("$QEMU" -M virt -m $MEM -smp 1 -bios default -nographic
             -kernel "$KERNEL" -initrd "$INITRD" -append "$2") ;;
     esac
@@ -204,7 +206,8 @@ elif [ $have_nimbus = 0 ]; then
     echo "  no nimbus: skipped"
 else
     cpu_timeout=${NIMBUS_BENCH_CPU_TIMEOUT:-600}
-    timeout -k 5 "$cpu_timeout" "$NIMBUS" run --bios build/bench/cpu.elf </dev/null >"$W/cpu.log" 2>&1
+    # shellcheck disable=SC2086
+    timeout -k 5 "$cpu_timeout" "$NIMBUS" run ${NIMBUS_ARGS:-} --bios build/bench/cpu.elf </dev/null >"$W/cpu.log" 2>&1
     st=$?
     tr -d '\r' <"$W/cpu.log" | sed 's/^/  /'
     [ $st -eq 0 ] || echo "  FAILED: $(why $st "$W/cpu.log" "$cpu_timeout")"

@@ -3,12 +3,14 @@
 #   1. builds the monitor, the unit tests and the bare-metal programs, twice:
 #      optimised, and with AddressSanitizer + UndefinedBehaviorSanitizer;
 #   2. C unit tests (both builds);
-#   3. bare-metal RISC-V programs under `nimbus run --bios` (both builds);
+#   3. bare-metal RISC-V programs under `nimbus run --bios` (both builds),
+#      interpreted and again with the binary translator translating every
+#      block (--jit on --jit-threshold 0);
 #   4. hostile guests (tests/hostile): programs that attack the monitor, and
 #      signal/terminal checks on pseudo-terminals (optimised build; a subset
 #      under the sanitizers);
 #   5. guest tests that boot Debian's kernel (optimised build; one under the
-#      sanitizers too);
+#      sanitizers too; the boot test again with --jit on);
 #   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
 #      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each.
 # Prints one line per test and ends with "N passed, N failed".
@@ -62,12 +64,12 @@ for variant in build build/asan; do
 done
 
 echo "== bare-metal programs"
-run_isa() { # nimbus elf name
+run_isa() { # nimbus elf name [extra nimbus run options]
     local src="tests/isa/$(basename "$2" .elf).S" args=""
     [ -f "$src" ] && args=$(sed -n 's/^.*nimbus-args:[[:space:]]*//p' "$src" | head -n 1)
     local log="$log_dir/$(echo "$3" | tr / _).log"
     # shellcheck disable=SC2086
-    timeout 300 "$1" run --bios "$2" $args </dev/null >"$log" 2>&1
+    timeout 300 "$1" run --bios "$2" $args ${4:-} </dev/null >"$log" 2>&1
     report "$3" $? "$log"
 }
 for elf in build/isa/*.elf; do
@@ -75,6 +77,13 @@ for elf in build/isa/*.elf; do
 done
 for elf in build/isa/*.elf; do
     run_isa build/asan/nimbus "$elf" "isa-asan/$(basename "$elf" .elf)"
+done
+JIT_ALL="--jit on --jit-threshold 0"
+for elf in build/isa/*.elf; do
+    run_isa build/nimbus "$elf" "isa-jit/$(basename "$elf" .elf)" "$JIT_ALL"
+done
+for elf in build/isa/*.elf; do
+    run_isa build/asan/nimbus "$elf" "isa-jit-asan/$(basename "$elf" .elf)" "$JIT_ALL"
 done
 
 echo "== hostile guests"
@@ -99,6 +108,10 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
         NIMBUS=build/nimbus timeout 900 bash "$t" >"$log" 2>&1
         report "$name" $? "$log"
     done
+    log="$log_dir/guest-jit_boot_command.log"
+    NIMBUS=build/nimbus NIMBUS_ARGS="--jit on" timeout 900 \
+        bash tests/guest/boot_command.sh >"$log" 2>&1
+    report "guest-jit/boot_command" $? "$log"
     log="$log_dir/guest-asan_boot_command.log"
     NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/boot_command.sh >"$log" 2>&1
     report "guest-asan/boot_command" $? "$log"

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cpu/jit/jit.h"
 #include "machine/virt.h"
 #include "vm/vm.h"
 
@@ -32,13 +33,19 @@ static void run_usage(FILE *out)
         "  --console WHERE   stdio (default; Ctrl-A x quits, Ctrl-A h helps),\n"
         "                    file:PATH (output only) or socket:PATH (unix socket server)\n"
         "  --dump-dtb FILE   also write the generated device tree blob to FILE\n"
+        "  --jit on|off      binary translator: hot code runs as x86-64 host code\n"
+        "                    (default off; the interpreter is the reference)\n"
+        "  --jit-cache SIZE  translator code cache per hart (default 64M)\n"
+        "  --jit-stats       print translator statistics per hart at exit\n"
+        "  --jit-threshold N translate a block after N executions (default %u;\n"
+        "                    0 translates everything, for testing)\n"
         "  -h, --help        this text\n"
         "\n"
         "Exit status: 0 when the guest powers off (or on Ctrl-A x), the guest's code\n"
         "when it exits through the test finisher with a failure code (1-255; any\n"
         "other failure code exits 255 and is printed in full), 1 on errors.\n"
         "A guest reboot restarts the machine in the same process.\n",
-        VIRT_MAX_HARTS);
+        VIRT_MAX_HARTS, JIT_THRESHOLD);
 }
 
 int cli_parse_size(const char *s, unsigned long long *bytes)
@@ -95,6 +102,10 @@ int cmd_run(int argc, char **argv)
         { "bios", required_argument, NULL, 'b' },
         { "console", required_argument, NULL, 'c' },
         { "dump-dtb", required_argument, NULL, 'd' },
+        { "jit", required_argument, NULL, 'J' },
+        { "jit-cache", required_argument, NULL, 'C' },
+        { "jit-stats", no_argument, NULL, 'S' },
+        { "jit-threshold", required_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -102,9 +113,11 @@ int cmd_run(int argc, char **argv)
         .ram_size = 512ull << 20,
         .nharts = 1,
         .console_kind = CONSOLE_STDIO,
+        .jit_threshold = JIT_THRESHOLD,
     };
     char err[512];
     int opt;
+    bool jit_stats = false;
 
     opterr = 0;
     optind = 1;
@@ -136,6 +149,28 @@ int cmd_run(int argc, char **argv)
                 return 1;
             }
             config.nharts = (unsigned)n;
+            break;
+        }
+        case 'J':
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                return fail("invalid --jit '%s' (on or off)", optarg);
+            config.jit = !strcmp(optarg, "on");
+            break;
+        case 'C': {
+            unsigned long long bytes;
+            if (cli_parse_size(optarg, &bytes) || bytes < JIT_MIN_CACHE || bytes > (1ull << 31))
+                return fail("invalid --jit-cache '%s' (64K to 2G)", optarg);
+            config.jit_cache = bytes;
+            break;
+        }
+        case 'S': jit_stats = true; break;
+        case 'T': {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || *end || end == optarg || *optarg == '-' || v > JIT_MAX_THRESHOLD)
+                return fail("invalid --jit-threshold '%s' (0 to 65535)", optarg);
+            config.jit_threshold = (unsigned)v;
             break;
         }
         case 'c':
@@ -171,6 +206,12 @@ int cmd_run(int argc, char **argv)
         return 1;
     }
     int status = vm_run(m);
+    for (unsigned i = 0; jit_stats && i < m->nharts; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "hart %u", i);
+        if (m->harts[i]->jit)
+            jit_print_stats(m->harts[i]->jit, name, stderr);
+    }
     virt_destroy(m);
     return status;
 }

@@ -106,12 +106,24 @@ struct decoded_insn {
     const void *handler; /* interpreter's code for `op`, filled in by the interpreter */
 };
 
+struct jit;
+struct jit_unit;
+
 struct decoded_block {
     uintptr_t code;      /* host address of the first instruction; 0 = empty */
     uint64_t epoch;      /* the hart's code epoch when decoded */
+    /* For the binary translator (cpu/jit/jit.h): this block's unit, a hint
+     * it checks, and UINT32_MAX in jit_hits once it found nothing to
+     * translate; both restart whenever the block is decoded again. */
+    const struct jit_unit *jit_unit;
+    uint32_t jit_hits;
     /* the instructions, then an end marker that leads to the next block */
     struct decoded_insn insns[BLOCK_MAX_INSNS + 1];
 };
+
+/* The block cache slot for code at host address `code`. */
+#define HART_BLOCK_SLOT(blocks, code) \
+    (&(blocks)[((uintptr_t)(code) >> 1) & ((1u << BLOCK_CACHE_BITS) - 1)])
 
 struct hart {
     /* ---- architectural state (saved by snapshots) ---- */
@@ -165,6 +177,7 @@ struct hart {
     struct tlb_entry *tlb_fetch, *tlb_read, *tlb_write;
     bool pmp_active;       /* some pmpcfg entry is not OFF */
     struct decoded_block *blocks;       /* 1 << BLOCK_CACHE_BITS, zeroed lazily */
+    struct jit *jit;                    /* binary translator, NULL: interpret only */
     uint64_t code_epoch;                /* see struct decoded_block */
     struct decoded_insn single_step[2]; /* an instruction straddling two pages, + end */
     uint64_t insn_count;   /* instructions retired since creation */

@@ -5,9 +5,14 @@
  *
  * Interrupts, timers and cross-thread requests are checked between slices of
  * about SLICE_INSNS steps, and right after any instruction that can unmask
- * an interrupt (CSR writes, xRET): never per instruction. */
+ * an interrupt (CSR writes, xRET): never per instruction.
+ *
+ * With a binary translator attached (h->jit), each block entry asks it for
+ * translated code first (jit_check below); see cpu/jit/jit.h. */
+#include "cpu/amo.h"
 #include "cpu/cpu_internal.h"
 #include "cpu/decode.h"
+#include "cpu/jit/jit.h"
 
 #include <string.h>
 
@@ -18,36 +23,6 @@
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
 static inline uint64_t sext32(uint64_t v) { return (uint64_t)(int64_t)(int32_t)v; }
-
-/* AMOs on host memory (unprivileged spec 8.4): host atomics where x86 has
- * them, a compare-and-swap loop for min/max. Returns the old value. */
-#define DEFINE_AMO(name, type, stype)                                            \
-    static uint64_t name(void *p, unsigned funct, type src)                      \
-    {                                                                            \
-        type *m = p;                                                             \
-        type old, val;                                                           \
-        switch (funct) {                                                         \
-        case AMO_SWAP: return __atomic_exchange_n(m, src, __ATOMIC_SEQ_CST);     \
-        case AMO_ADD: return __atomic_fetch_add(m, src, __ATOMIC_SEQ_CST);       \
-        case AMO_XOR: return __atomic_fetch_xor(m, src, __ATOMIC_SEQ_CST);       \
-        case AMO_AND: return __atomic_fetch_and(m, src, __ATOMIC_SEQ_CST);       \
-        case AMO_OR: return __atomic_fetch_or(m, src, __ATOMIC_SEQ_CST);         \
-        }                                                                        \
-        old = __atomic_load_n(m, __ATOMIC_RELAXED);                              \
-        do {                                                                     \
-            switch (funct) {                                                     \
-            case AMO_MIN: val = (stype)old < (stype)src ? old : src; break;      \
-            case AMO_MAX: val = (stype)old > (stype)src ? old : src; break;      \
-            case AMO_MINU: val = old < src ? old : src; break;                   \
-            default: val = old > src ? old : src; break;                         \
-            }                                                                    \
-        } while (!__atomic_compare_exchange_n(m, &old, val, true, __ATOMIC_SEQ_CST, \
-                                              __ATOMIC_RELAXED));                \
-        return old;                                                              \
-    }
-DEFINE_AMO(amo32, uint32_t, int32_t)
-DEFINE_AMO(amo64, uint64_t, int64_t)
-#undef DEFINE_AMO
 
 static inline uint64_t rotl64(uint64_t v, unsigned s) { s &= 63; return s ? (v << s) | (v >> (64 - s)) : v; }
 static inline uint64_t rotr64(uint64_t v, unsigned s) { s &= 63; return s ? (v >> s) | (v << (64 - s)) : v; }
@@ -156,11 +131,12 @@ static bool build_block(struct decoded_block *blk, const uint8_t *code, unsigned
     set_block_end(&blk->insns[n], end_handler);
     blk->code = (uintptr_t)code;
     blk->epoch = epoch;
+    blk->jit_unit = NULL;
+    blk->jit_hits = 0;
     return true;
 }
 
-/* The block cache slot for code at host address `code`. */
-#define BLOCK_SLOT(blocks, code) (&(blocks)[((uintptr_t)(code) >> 1) & ((1u << BLOCK_CACHE_BITS) - 1)])
+#define BLOCK_SLOT HART_BLOCK_SLOT
 
 /* Runs about `n` steps (retired instructions or taken traps; a slice may end
  * up to one block late). Within a block, every handler ends by jumping to
@@ -189,6 +165,9 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
     const struct tlb_entry *tlb_read = h->tlb_read;
     uint64_t epoch = h->code_epoch;
     const struct tlb_entry *tlb_write = h->tlb_write;
+    struct jit *const jit = h->jit;
+    struct decoded_block *jit_blk;
+    const void *jit_code;
     const struct decoded_insn *d;
     enum slice_result result = SLICE_DONE;
 
@@ -221,9 +200,13 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
         const uint8_t *code_ = tlb_lookup(tlb_fetch, pc, 2);                     \
         if (unlikely(!BUDGET_LEFT()) || unlikely(code_ == NULL))                 \
             goto next_block;                                                     \
-        const struct decoded_block *blk_ = BLOCK_SLOT(blocks, code_);            \
+        struct decoded_block *blk_ = BLOCK_SLOT(blocks, code_);                  \
         if (unlikely(blk_->code != (uintptr_t)code_) || unlikely(blk_->epoch != epoch)) \
             goto next_block;                                                     \
+        if (jit) {                                                               \
+            jit_blk = blk_;                                                      \
+            goto jit_check;                                                      \
+        }                                                                        \
         d = blk_->insns;                                                         \
         EXECUTE();                                                               \
     } while (0)
@@ -274,13 +257,63 @@ next_block:
         const uint8_t *code = tlb_lookup(tlb_fetch, pc, 2);
         if (!code)
             goto slow_fetch;
+        /* Translated code needs no decoded block. */
+        if (jit && (jit_code = jit_lookup(jit, (uintptr_t)code, pc)) != NULL)
+            goto jit_run;
         unsigned room = (unsigned)(GUEST_PAGE_SIZE - (pc & 0xfff));
         struct decoded_block *blk = BLOCK_SLOT(blocks, code);
         if ((blk->code != (uintptr_t)code || blk->epoch != epoch) &&
             !build_block(blk, code, room, epoch, handlers, &&L_BLOCK_END))
             goto slow_fetch;
+        if (jit) {
+            jit_blk = blk;
+            goto jit_check;
+        }
         d = blk->insns;
         EXECUTE();
+    }
+
+jit_check:
+    {
+        /* The binary translator's hook: run the block's translation if it
+         * has one (it may go on through other translations), else
+         * interpret it. Translated code keeps h->pc and h->insn_count. */
+        jit_code = jit_block_entry(jit, jit_blk, pc);
+        if (!jit_code) {
+            d = jit_blk->insns;
+            EXECUTE();
+        }
+    }
+jit_run:
+    {
+        SYNC_PC();
+        SYNC_COUNT();
+        int r = jit_exec(jit, jit_code, count_base + n - traps);
+        retired = h->insn_count - count_base;
+        pc = h->pc;
+        if (r == JIT_EXIT_TRAP) {
+            tlb_fetch = h->tlb_fetch;
+            tlb_read = h->tlb_read;
+            tlb_write = h->tlb_write;
+            traps++;
+        } else if (r == JIT_EXIT_RESUME) {
+            /* On inside the unit's block (decoded again if it was evicted,
+             * and only if the code still splits the same way). */
+            unsigned idx, off, k = 0, o = 0;
+            uintptr_t rc = jit_resume_point(jit, &idx, &off);
+            struct decoded_block *rb = BLOCK_SLOT(blocks, rc);
+            if ((rb->code == rc && rb->epoch == epoch) ||
+                build_block(rb, (const uint8_t *)rc, (unsigned)(GUEST_PAGE_SIZE - (rc & 0xfff)),
+                            epoch, handlers, &&L_BLOCK_END)) {
+                while (k < idx && rb->insns[k].len)
+                    o += rb->insns[k++].len;
+                if (k == idx && o == off && rb->insns[k].len) {
+                    d = &rb->insns[k];
+                    EXECUTE();
+                }
+            }
+        }
+        goto next_block;
     }
 
 L_BLOCK_END:
@@ -622,6 +655,9 @@ static void apply_start(struct hart *h)
     h->mstatus &= ~MSTATUS_SIE;
     hart_flush_tlb(h);
     mmu_update_regime(h);
+    /* Code written while the hart was stopped must be what it runs: remote
+     * fence.i requests skip stopped harts, so start in a new code epoch. */
+    hart_fence_i(h);
     atomic_store(&h->state, HART_STARTED);
 }
 

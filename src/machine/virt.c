@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpu/jit/jit.h"
 #include "dev/aclint.h"
 #include "dev/goldfish_rtc.h"
 #include "dev/plic.h"
@@ -584,6 +585,13 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
             snprintf(err, errlen, "cannot create hart %u: %s", i, strerror(-r));
             goto fail;
         }
+        if (config->jit &&
+            (r = jit_create(m->harts[i], config->jit_cache ? config->jit_cache : JIT_DEFAULT_CACHE,
+                            config->jit_threshold))) {
+            snprintf(err, errlen, "--jit on: cannot create the translator of hart %u: %s", i,
+                     strerror(-r));
+            goto fail;
+        }
     }
 
     m->sbi = (struct sbi_platform){
@@ -646,6 +654,7 @@ void virt_destroy(struct virt_machine *m)
         plic_destroy(m->plic);
     for (unsigned i = 0; i < m->nharts; i++) {
         if (m->harts[i]) {
+            jit_destroy(m->harts[i]);
             hart_destroy(m->harts[i]);
             free(m->harts[i]);
         }

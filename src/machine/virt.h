@@ -41,6 +41,9 @@ struct virt_config {
     unsigned nharts;
     enum console_kind console_kind;
     char console_path[4096];
+    bool jit;               /* binary translator (cpu/jit) on every hart */
+    uint64_t jit_cache;     /* its code cache per hart, bytes (0: default) */
+    unsigned jit_threshold; /* block executions before translation */
 };
 
 /* How a run of the machine ended. */

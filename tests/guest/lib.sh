@@ -10,6 +10,7 @@
 #   NIMBUS               the monitor (default build/nimbus)
 #   NIMBUS_TEST_TIMEOUT  seconds one boot may take (default 120)
 #   NIMBUS_TEST_KEEP=1   keep the test's temporary folder
+#   NIMBUS_ARGS          extra `nimbus run` options for every VM (e.g. --jit on)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT" || exit 1
@@ -75,7 +76,8 @@ run_vm() {
     local log=$1
     shift
     LAST_LOG=$log
-    timeout -k 5 "$BOOT_TIMEOUT" "$NIMBUS" run --kernel "$KERNEL" --initrd "$INITRD" "$@" \
+    # shellcheck disable=SC2086
+    timeout -k 5 "$BOOT_TIMEOUT" "$NIMBUS" run ${NIMBUS_ARGS:-} --kernel "$KERNEL" --initrd "$INITRD" "$@" \
         </dev/null >"$log" 2>&1
 }
 
@@ -125,11 +127,13 @@ start_vm() {
     : >"$VM_LOG"
     if [ "${VM_PTY:-0}" = 1 ]; then
         local cmd
-        cmd=$(printf '%q ' "$NIMBUS" run --kernel "$KERNEL" --initrd "$INITRD" "$@")
+        # shellcheck disable=SC2086
+        cmd=$(printf '%q ' "$NIMBUS" run ${NIMBUS_ARGS:-} --kernel "$KERNEL" --initrd "$INITRD" "$@")
         # -e: script's status is the command's; -f: flush at once.
         script -qfec "$cmd" /dev/null <"$VM_IN" >"$VM_LOG" 2>&1 &
     else
-        "$NIMBUS" run --kernel "$KERNEL" --initrd "$INITRD" "$@" <"$VM_IN" >"$VM_LOG" 2>&1 &
+        # shellcheck disable=SC2086
+        "$NIMBUS" run ${NIMBUS_ARGS:-} --kernel "$KERNEL" --initrd "$INITRD" "$@" <"$VM_IN" >"$VM_LOG" 2>&1 &
     fi
     VM_PID=$!
     BG_PIDS+=("$VM_PID")

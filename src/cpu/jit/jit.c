@@ -1,0 +1,244 @@
+/* Translator lifecycle, the interpreter hook, the dispatcher between units
+ * and whole-cache flushes. */
+#include "cpu/jit/jit_internal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cpu/jit/emit.h"
+
+/* Room a unit may need: 16 instructions of at most ~200 bytes each. */
+#define UNIT_ROOM 8192
+/* Average unit size assumed when sizing the unit table. */
+#define UNIT_AVG 256
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Empties the cache and forgets every unit, then emits the shared code. */
+static void flush(struct jit *j)
+{
+    memset(j->table, 0, sizeof(*j->table) << JIT_TABLE_BITS);
+    for (unsigned i = 0; i < (1u << BLOCK_CACHE_BITS); i++)
+        j->hart->blocks[i].jit_unit = NULL;
+    j->nunits = 0;
+    cache_reset(&j->cache);
+
+    struct emitter e;
+    emit_init(&e, j->cache.rw, (uintptr_t)j->cache.rx, j->cache.size);
+    j->enter = (jit_enter_fn)(uintptr_t)emit_here(&e);
+    emit_trampoline(&e, &j->exit_code);
+
+    const int32_t count_off = (int32_t)offsetof(struct hart, insn_count);
+    j->enter_stub = emit_here(&e);
+    emit_load(&e, 8, false, JR_COUNT, JR_HART, count_off);
+    emit_load(&e, 8, false, JR_T0, JR_CTX, (int32_t)offsetof(struct jit, target));
+    emit_jump_reg(&e, JR_T0);
+
+    static const int status[] = { JIT_EXIT_NORMAL, JIT_EXIT_TRAP, JIT_EXIT_RESUME };
+    uintptr_t *exits[] = { &j->exit_normal, &j->exit_trap, &j->exit_resume };
+    for (int i = 0; i < 3; i++) {
+        *exits[i] = emit_here(&e);
+        emit_store(&e, 8, JR_COUNT, JR_HART, count_off);
+        emit_mov_imm(&e, JR_RET, (uint64_t)status[i]);
+        emit_jump_abs(&e, (const void *)j->exit_code);
+    }
+
+    /* dispatch: h->pc is set; find the unit there or return to C. */
+    j->dispatch = emit_here(&e);
+    emit_store(&e, 8, JR_COUNT, JR_HART, count_off);
+    emit_mov(&e, JR_ARG0, JR_CTX);
+    emit_call(&e, (const void *)jit_dispatch);
+    jlabel found = emit_branch_nz(&e, false, JR_RET);
+    emit_mov_imm(&e, JR_RET, JIT_EXIT_NORMAL);
+    emit_jump_abs(&e, (const void *)j->exit_code);
+    emit_bind(&e, found);
+    emit_jump_reg(&e, JR_RET);
+    j->cache.used = e.pos;
+}
+
+int jit_create(struct hart *h, size_t cache_size, unsigned threshold)
+{
+#if !defined(__x86_64__)
+    (void)h;
+    (void)cache_size;
+    (void)threshold;
+    return -ENOTSUP;
+#else
+    int r;
+    if (cache_size < JIT_MIN_CACHE)
+        cache_size = JIT_MIN_CACHE;
+    struct jit *j = calloc(1, sizeof(*j));
+    if (!j)
+        return -ENOMEM;
+    j->hart = h;
+    j->threshold = threshold;
+    j->cache.fd = -1;
+    r = cache_init(&j->cache, cache_size);
+    if (r)
+        goto fail;
+    j->max_units = cache_size / UNIT_AVG;
+    j->units = calloc(j->max_units, sizeof(*j->units));
+    j->table = calloc(1u << JIT_TABLE_BITS, sizeof(*j->table));
+    j->hits = calloc(1u << JIT_TABLE_BITS, sizeof(*j->hits));
+    if (!j->units || !j->table || !j->hits) {
+        r = -ENOMEM;
+        goto fail;
+    }
+    flush(j);
+    j->stats.flushes = 0;
+    h->jit = j;
+    return 0;
+fail:
+    cache_destroy(&j->cache);
+    free(j->units);
+    free(j->table);
+    free(j->hits);
+    free(j);
+    return r;
+#endif
+}
+
+void jit_destroy(struct hart *h)
+{
+    struct jit *j = h->jit;
+    if (!j)
+        return;
+    for (unsigned i = 0; i < (1u << BLOCK_CACHE_BITS); i++)
+        h->blocks[i].jit_unit = NULL;
+    h->jit = NULL;
+    cache_destroy(&j->cache);
+    free(j->units);
+    free(j->table);
+    free(j->hits);
+    free(j);
+}
+
+/* The unit for `code` at `pc`, valid in the current code epoch. A unit
+ * from an older epoch (fence.i since) is revalidated if the code it was
+ * translated from is unchanged: fence.i only promises that this hart's
+ * fetches see earlier stores, and identical bytes translate identically. */
+static struct jit_unit *find(struct jit *j, uintptr_t code, uint64_t pc)
+{
+    struct jit_unit *u = *jit_slot(j, code);
+    if (!u || u->code != code || u->vpc != pc)
+        return NULL;
+    if (u->epoch != j->hart->code_epoch) {
+        if (memcmp((const void *)code, u->bytes, u->len))
+            return NULL;
+        u->epoch = j->hart->code_epoch;
+        j->stats.revalidated++;
+    }
+    return u;
+}
+
+const void *jit_lookup(struct jit *j, uintptr_t code, uint64_t pc)
+{
+    const struct jit_unit *u = find(j, code, pc);
+    return u ? u->entry : NULL;
+}
+
+const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t pc)
+{
+    const struct jit_unit *u = blk->jit_unit;
+    if (u && u->vpc == pc)
+        return u->entry;
+    if (blk->jit_hits == UINT32_MAX)
+        return NULL; /* nothing here can be translated */
+    if ((u = find(j, blk->code, pc)) != NULL) {
+        blk->jit_unit = u;
+        return u->entry;
+    }
+    uint16_t *hits = &j->hits[jit_hash(blk->code)];
+    if (*hits < j->threshold) {
+        (*hits)++;
+        return NULL;
+    }
+
+    uint64_t t0 = now_ns();
+    if (j->cache.size - j->cache.used < UNIT_ROOM || j->nunits == j->max_units) {
+        flush(j);
+        j->stats.flushes++;
+    }
+    struct jit_unit *nu = jit_translate(j, blk, pc);
+    j->stats.translate_ns += now_ns() - t0;
+    *hits = 0; /* if its slot is taken over, it must get hot again */
+    if (!nu) {
+        blk->jit_hits = UINT32_MAX;
+        return NULL;
+    }
+    *jit_slot(j, blk->code) = nu;
+    blk->jit_unit = nu;
+    return nu->entry;
+}
+
+int jit_exec(struct jit *j, const void *code, uint64_t limit)
+{
+    uint64_t before = j->hart->insn_count;
+    j->limit = limit;
+    j->target = code;
+    int r = j->enter(j->hart, j, (const void *)j->enter_stub);
+    j->stats.insns_run += j->hart->insn_count - before;
+    return r;
+}
+
+const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc)
+{
+    struct hart *h = j->hart;
+    uint64_t pc = h->pc;
+    if (h->insn_count >= j->limit)
+        return NULL;
+    const uint8_t *code = tlb_lookup(h->tlb_fetch, pc, 2);
+    if (!code)
+        goto miss;
+    const struct jit_unit *u = find(j, (uintptr_t)code, pc);
+    if (!u)
+        goto miss;
+    /* A direct exit to a pc in the source unit's page: same fetch
+     * translation and the same epoch, so the link stays valid as long as
+     * both units exist (until the next flush). */
+    if (site && (pc >> GUEST_PAGE_SHIFT) == (src_pc >> GUEST_PAGE_SHIFT)) {
+        emit_patch_jump(cache_rw(&j->cache, site), site, (uintptr_t)u->entry);
+        j->stats.chains++;
+    }
+    j->stats.dispatch_hits++;
+    return u->entry;
+miss:
+    j->stats.dispatch_misses++;
+    return NULL;
+}
+
+uintptr_t jit_resume_point(const struct jit *j, unsigned *index, unsigned *offset)
+{
+    *index = (unsigned)(j->resume_index & 0xff);
+    *offset = (unsigned)(j->resume_index >> 8);
+    return j->resume_code;
+}
+
+void jit_get_stats(const struct jit *j, struct jit_stats *out)
+{
+    *out = j->stats;
+    out->cache_bytes = j->cache.used;
+    out->cache_size = j->cache.size;
+}
+
+void jit_print_stats(const struct jit *j, const char *name, FILE *out)
+{
+    struct jit_stats s;
+    jit_get_stats(j, &s);
+    fprintf(out, "%s: jit: %" PRIu64 " units (%" PRIu64 " insns), cache %" PRIu64 "/%" PRIu64
+            " KiB, %" PRIu64 " flushes, %" PRIu64 " chains, dispatch %" PRIu64 " hits %" PRIu64
+            " misses, %" PRIu64 " revalidated, translating %.1f ms, %" PRIu64 " of %" PRIu64
+            " insns run translated\n",
+            name, s.units, s.insns, s.cache_bytes >> 10, s.cache_size >> 10, s.flushes, s.chains,
+            s.dispatch_hits, s.dispatch_misses, s.revalidated, (double)s.translate_ns / 1e6, s.insns_run,
+            j->hart->insn_count);
+}

@@ -1,0 +1,71 @@
+/* Shared by the files of the translator; not for other layers. */
+#ifndef NIMBUS_CPU_JIT_INTERNAL_H
+#define NIMBUS_CPU_JIT_INTERNAL_H
+
+#include "cpu/jit/cache.h"
+#include "cpu/jit/jit.h"
+
+/* One translated decoded block. */
+struct jit_unit {
+    uintptr_t code;      /* host address of the guest code */
+    uint64_t vpc;        /* guest virtual pc it was translated for */
+    uint64_t epoch;      /* hart's code epoch it was last valid in */
+    const void *entry;   /* host code (executable view) */
+    unsigned len;        /* bytes of guest code translated */
+    uint8_t bytes[BLOCK_MAX_INSNS * 4]; /* and their contents */
+};
+
+typedef int (*jit_enter_fn)(struct hart *h, struct jit *j, const void *code);
+
+struct jit {
+    struct hart *hart;
+    uint64_t limit;             /* translated code stops when insn_count reaches it */
+    const void *target;         /* where jit_exec enters translated code */
+    uintptr_t resume_code;      /* JIT_EXIT_RESUME: block (host code address) */
+    uint64_t resume_index;      /* and instruction index in it | byte offset << 8 */
+    unsigned threshold;
+    struct code_cache cache;
+    struct jit_unit *units;     /* allocated in order, freed by a flush */
+    /* Unit lookup by host code address (direct-mapped; a newer unit
+     * replaces an older one in its slot, which stays reachable through the
+     * direct jumps to it until the next flush). */
+    struct jit_unit **table;
+    /* Executions of untranslated blocks, by the same hash of the code
+     * address (collisions only make a block hot a little early). Kept here,
+     * not in the decoded block, so that hot code evicted from the block
+     * cache now and then still gets translated. */
+    uint16_t *hits;
+    size_t nunits, max_units;
+    /* Shared code at the start of the cache (re-emitted after a flush). */
+    jit_enter_fn enter;
+    uintptr_t exit_code;        /* returns RET to jit_exec */
+    uintptr_t enter_stub;       /* loads COUNT, jumps to `target` */
+    uintptr_t exit_normal;      /* returns JIT_EXIT_NORMAL */
+    uintptr_t exit_trap;        /* returns JIT_EXIT_TRAP */
+    uintptr_t exit_resume;      /* returns JIT_EXIT_RESUME */
+    uintptr_t dispatch;         /* ARG1 = patch site or 0, ARG2 = source pc */
+    /* In translated code the hart's insn_count lives in COUNT; the stubs
+     * above store it back before anything in C can look at it. */
+    struct jit_stats stats;
+};
+
+#define JIT_TABLE_BITS 18
+static inline unsigned jit_hash(uintptr_t code)
+{
+    return (unsigned)((code >> 1) ^ (code >> (JIT_TABLE_BITS + 1))) & ((1u << JIT_TABLE_BITS) - 1);
+}
+
+static inline struct jit_unit **jit_slot(struct jit *j, uintptr_t code)
+{
+    return &j->table[jit_hash(code)];
+}
+
+/* translate.c: translates `blk` (valid, at guest `pc`) into the cache.
+ * Returns the unit, or NULL if its first instruction cannot be translated
+ * or the cache is full (then the caller flushes and may retry). */
+struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, uint64_t pc);
+
+/* jit.c: called by translated code. */
+const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc);
+
+#endif

@@ -1,0 +1,704 @@
+/* The front end: one decoded block -> one unit of host code, through the
+ * emitter only (no host ISA here).
+ *
+ * Guest registers live in the hart (h->x); the three a block uses most are
+ * held in host registers (S0-S2) within the unit, loaded at its entry and
+ * stored back, if written, at every exit. Other operands are loaded into
+ * scratch registers per instruction, results stored at once. h->pc and h->insn_count are written
+ * at exits and before helpers that can trap: an exception in the middle of
+ * a unit leaves pc, x[] and insn_count exactly as the interpreter would.
+ * Semantics follow interp.c, the reference; helpers below mirror it.
+ * Translated: RV64I, M, A (through a helper), Zba, Zbb, Zbs. */
+#include <stddef.h>
+#include <string.h>
+
+#include "cpu/amo.h"
+#include "cpu/cpu_internal.h"
+#include "cpu/decode.h"
+#include "cpu/jit/emit.h"
+#include "cpu/jit/jit_internal.h"
+
+#define XOFF(r) ((int32_t)(offsetof(struct hart, x) + 8 * (size_t)(r)))
+#define HOFF(f) ((int32_t)offsetof(struct hart, f))
+#define JOFF(f) ((int32_t)offsetof(struct jit, f))
+#define LOAD_SIGNED 16
+
+_Static_assert(sizeof(struct tlb_entry) == 16, "translated TLB lookup assumes 16-byte entries");
+_Static_assert(offsetof(struct tlb_entry, tag) == 0 && offsetof(struct tlb_entry, addend) == 8,
+               "translated TLB lookup assumes tag, addend");
+
+/* ---- helpers called from translated code ---- */
+
+/* Load slow path (TLB miss, MMIO, misaligned, page-crossing). `info` is
+ * the size, | LOAD_SIGNED. Returns non-zero if an exception was taken. */
+static int load_slow(struct hart *h, uint64_t va, uint64_t info, uint64_t rd)
+{
+    unsigned size = (unsigned)(info & 15);
+    uint64_t v;
+    if (mmu_load_slow(h, va, size, &v))
+        return 1;
+    if (info & LOAD_SIGNED)
+        v = size == 1 ? (uint64_t)(int64_t)(int8_t)v
+            : size == 2 ? (uint64_t)(int64_t)(int16_t)v : (uint64_t)(int64_t)(int32_t)v;
+    h->x[rd] = v;
+    return 0;
+}
+
+static int store_slow(struct hart *h, uint64_t va, uint64_t value, uint64_t size)
+{
+    return mmu_store_slow(h, va, (unsigned)size, value) != 0;
+}
+
+static uint64_t sext32(uint64_t v) { return (uint64_t)(int64_t)(int32_t)v; }
+
+/* LR, SC and AMOs (unprivileged spec ch. 8), as interp.c does them. `info`
+ * is the op | funct5 << 16 | rd << 24. Returns non-zero if an exception
+ * was taken. */
+static int atomic_op(struct hart *h, uint64_t a, uint64_t b, uint64_t info)
+{
+    unsigned op = info & 0xffff, funct = (info >> 16) & 0xff, rd = (unsigned)(info >> 24);
+    bool word = op == OP_LR_W || op == OP_SC_W || op == OP_AMO_W;
+    bool is_lr = op == OP_LR_W || op == OP_LR_D;
+    void *p;
+    if (mmu_atomic_ptr(h, a, word ? 4 : 8, is_lr, &p))
+        return 1;
+    if (is_lr) {
+        uint64_t v = word ? sext32(__atomic_load_n((uint32_t *)p, __ATOMIC_SEQ_CST))
+                          : __atomic_load_n((uint64_t *)p, __ATOMIC_SEQ_CST);
+        h->resv_addr = a;
+        h->resv_value = v;
+        h->resv_valid = true;
+        h->x[rd] = v;
+    } else if (op == OP_SC_W || op == OP_SC_D) {
+        bool ok = false;
+        if (h->resv_valid && h->resv_addr == a) {
+            if (word) {
+                uint32_t expect = (uint32_t)h->resv_value;
+                ok = __atomic_compare_exchange_n((uint32_t *)p, &expect, (uint32_t)b, false,
+                                                 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+            } else {
+                uint64_t expect = h->resv_value;
+                ok = __atomic_compare_exchange_n((uint64_t *)p, &expect, b, false,
+                                                 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+            }
+        }
+        h->resv_valid = false;
+        h->x[rd] = !ok;
+    } else {
+        h->x[rd] = word ? sext32(amo32(p, funct, (uint32_t)b)) : amo64(p, funct, b);
+    }
+    return 0;
+}
+
+static uint64_t op_mulh(uint64_t a, uint64_t b, uint64_t i) { (void)i; return (uint64_t)(((__int128)(int64_t)a * (__int128)(int64_t)b) >> 64); }
+static uint64_t op_mulhsu(uint64_t a, uint64_t b, uint64_t i) { (void)i; return (uint64_t)(((__int128)(int64_t)a * (__int128)b) >> 64); }
+static uint64_t op_mulhu(uint64_t a, uint64_t b, uint64_t i) { (void)i; return (uint64_t)(((unsigned __int128)a * b) >> 64); }
+/* Division by zero and overflow (unprivileged spec 13.2): no traps. */
+static uint64_t op_div(uint64_t a, uint64_t b, uint64_t i)
+{
+    (void)i;
+    if (b == 0) return ~0ull;
+    if ((int64_t)a == INT64_MIN && (int64_t)b == -1) return a;
+    return (uint64_t)((int64_t)a / (int64_t)b);
+}
+static uint64_t op_divu(uint64_t a, uint64_t b, uint64_t i) { (void)i; return b ? a / b : ~0ull; }
+static uint64_t op_rem(uint64_t a, uint64_t b, uint64_t i)
+{
+    (void)i;
+    if (b == 0) return a;
+    if ((int64_t)a == INT64_MIN && (int64_t)b == -1) return 0;
+    return (uint64_t)((int64_t)a % (int64_t)b);
+}
+static uint64_t op_remu(uint64_t a, uint64_t b, uint64_t i) { (void)i; return b ? a % b : a; }
+static uint64_t op_divw(uint64_t a, uint64_t b, uint64_t i)
+{
+    (void)i;
+    int32_t x = (int32_t)a, y = (int32_t)b;
+    if (y == 0) return ~0ull;
+    if (x == INT32_MIN && y == -1) return (uint64_t)(int64_t)x;
+    return (uint64_t)(int64_t)(x / y);
+}
+static uint64_t op_divuw(uint64_t a, uint64_t b, uint64_t i) { (void)i; return (uint32_t)b ? sext32((uint32_t)a / (uint32_t)b) : ~0ull; }
+static uint64_t op_remw(uint64_t a, uint64_t b, uint64_t i)
+{
+    (void)i;
+    int32_t x = (int32_t)a, y = (int32_t)b;
+    if (y == 0) return (uint64_t)(int64_t)x;
+    if (x == INT32_MIN && y == -1) return 0;
+    return (uint64_t)(int64_t)(x % y);
+}
+static uint64_t op_remuw(uint64_t a, uint64_t b, uint64_t i) { (void)i; return (uint32_t)b ? sext32((uint32_t)a % (uint32_t)b) : sext32(a); }
+static uint64_t op_clz(uint64_t a, uint64_t b, uint64_t i) { (void)b; (void)i; return a ? (uint64_t)__builtin_clzll(a) : 64; }
+static uint64_t op_clzw(uint64_t a, uint64_t b, uint64_t i) { (void)b; (void)i; return (uint32_t)a ? (uint64_t)__builtin_clz((uint32_t)a) : 32; }
+static uint64_t op_ctz(uint64_t a, uint64_t b, uint64_t i) { (void)b; (void)i; return a ? (uint64_t)__builtin_ctzll(a) : 64; }
+static uint64_t op_ctzw(uint64_t a, uint64_t b, uint64_t i) { (void)b; (void)i; return (uint32_t)a ? (uint64_t)__builtin_ctz((uint32_t)a) : 32; }
+static uint64_t op_cpop(uint64_t a, uint64_t b, uint64_t i) { (void)b; (void)i; return (uint64_t)__builtin_popcountll(a); }
+static uint64_t op_cpopw(uint64_t a, uint64_t b, uint64_t i) { (void)b; (void)i; return (uint64_t)__builtin_popcount((uint32_t)a); }
+static uint64_t op_max(uint64_t a, uint64_t b, uint64_t i) { (void)i; return (int64_t)a > (int64_t)b ? a : b; }
+static uint64_t op_maxu(uint64_t a, uint64_t b, uint64_t i) { (void)i; return a > b ? a : b; }
+static uint64_t op_min(uint64_t a, uint64_t b, uint64_t i) { (void)i; return (int64_t)a < (int64_t)b ? a : b; }
+static uint64_t op_minu(uint64_t a, uint64_t b, uint64_t i) { (void)i; return a < b ? a : b; }
+static uint64_t op_orc_b(uint64_t a, uint64_t b, uint64_t i)
+{
+    (void)b;
+    (void)i;
+    uint64_t r = 0;
+    for (int k = 0; k < 64; k += 8)
+        if ((a >> k) & 0xff)
+            r |= 0xffull << k;
+    return r;
+}
+static uint64_t op_rev8(uint64_t a, uint64_t b, uint64_t i) { (void)b; (void)i; return __builtin_bswap64(a); }
+static uint64_t op_bclr(uint64_t a, uint64_t b, uint64_t i) { (void)i; return a & ~(1ull << (b & 63)); }
+static uint64_t op_bext(uint64_t a, uint64_t b, uint64_t i) { (void)i; return (a >> (b & 63)) & 1; }
+static uint64_t op_binv(uint64_t a, uint64_t b, uint64_t i) { (void)i; return a ^ (1ull << (b & 63)); }
+static uint64_t op_bset(uint64_t a, uint64_t b, uint64_t i) { (void)i; return a | (1ull << (b & 63)); }
+
+typedef uint64_t (*op_fn)(uint64_t a, uint64_t b, uint64_t imm);
+
+static op_fn helper_of(unsigned op)
+{
+    switch (op) {
+    case OP_MULH: return op_mulh;
+    case OP_MULHSU: return op_mulhsu;
+    case OP_MULHU: return op_mulhu;
+    case OP_DIV: return op_div;
+    case OP_DIVU: return op_divu;
+    case OP_REM: return op_rem;
+    case OP_REMU: return op_remu;
+    case OP_DIVW: return op_divw;
+    case OP_DIVUW: return op_divuw;
+    case OP_REMW: return op_remw;
+    case OP_REMUW: return op_remuw;
+    case OP_CLZ: return op_clz;
+    case OP_CLZW: return op_clzw;
+    case OP_CTZ: return op_ctz;
+    case OP_CTZW: return op_ctzw;
+    case OP_CPOP: return op_cpop;
+    case OP_CPOPW: return op_cpopw;
+    case OP_MAX: return op_max;
+    case OP_MAXU: return op_maxu;
+    case OP_MIN: return op_min;
+    case OP_MINU: return op_minu;
+    case OP_ORC_B: return op_orc_b;
+    case OP_REV8: return op_rev8;
+    case OP_BCLR: return op_bclr;
+    case OP_BEXT: return op_bext;
+    case OP_BINV: return op_binv;
+    case OP_BSET: return op_bset;
+    }
+    return NULL;
+}
+
+/* ---- code generation ---- */
+
+#define NCACHED 3
+
+struct tr {
+    struct jit *j;
+    struct emitter e;
+    uint64_t vpc;    /* guest pc of the unit */
+    uintptr_t code;  /* host address of its guest code */
+    /* Guest registers held in host registers S0-S2 within the unit: which
+     * (0 = slot unused), and which have been written so far and must be
+     * stored back at every exit. */
+    uint8_t cached[NCACHED];
+    unsigned dirty;
+};
+
+static const enum jreg cache_reg[NCACHED] = { JR_S0, JR_S1, JR_S2 };
+
+static int cache_slot(const struct tr *t, unsigned x)
+{
+    for (int k = 0; k < NCACHED; k++)
+        if (t->cached[k] && t->cached[k] == x)
+            return k;
+    return -1;
+}
+
+static void get_x(struct tr *t, enum jreg r, unsigned x)
+{
+    int k = cache_slot(t, x);
+    if (x == 0)
+        emit_mov_imm(&t->e, r, 0);
+    else if (k >= 0)
+        emit_mov(&t->e, r, cache_reg[k]);
+    else
+        emit_load(&t->e, 8, false, r, JR_HART, XOFF(x));
+}
+
+/* x may be 32, the interpreter's sink for results to x0. */
+static void set_x(struct tr *t, enum jreg r, unsigned x)
+{
+    int k = cache_slot(t, x);
+    if (k >= 0) {
+        emit_mov(&t->e, cache_reg[k], r);
+        t->dirty |= 1u << k;
+    } else {
+        emit_store(&t->e, 8, r, JR_HART, XOFF(x));
+    }
+}
+
+/* A helper wrote h->x[x] itself: refresh its cached copy. The copy counts
+ * as dirty from here on, as on the path that did not call the helper. */
+static void reload_x(struct tr *t, unsigned x)
+{
+    int k = cache_slot(t, x);
+    if (k >= 0) {
+        emit_load(&t->e, 8, false, cache_reg[k], JR_HART, XOFF(x));
+        t->dirty |= 1u << k;
+    }
+}
+
+/* Before any exit: the hart's registers must be current. */
+static void write_back(struct tr *t)
+{
+    for (int k = 0; k < NCACHED; k++)
+        if (t->dirty & (1u << k))
+            emit_store(&t->e, 8, cache_reg[k], JR_HART, XOFF(t->cached[k]));
+}
+
+static void add_count(struct tr *t, unsigned n)
+{
+    if (n)
+        emit_alu_imm(&t->e, JA_ADD, false, JR_COUNT, (int32_t)n);
+}
+
+static void set_pc_imm(struct tr *t, uint64_t pc)
+{
+    emit_mov_imm(&t->e, JR_T0, pc);
+    emit_store(&t->e, 8, JR_T0, JR_HART, HOFF(pc));
+}
+
+/* Leaves the unit for a known pc after `count` instructions. Within the
+ * unit's page the exit first goes through the dispatcher, which patches it
+ * into a direct jump once the target has a unit. */
+static void exit_to(struct tr *t, uint64_t target, unsigned count)
+{
+    write_back(t);
+    add_count(t, count);
+    uintptr_t site = 0;
+    if ((target >> GUEST_PAGE_SHIFT) == (t->vpc >> GUEST_PAGE_SHIFT))
+        site = emit_patchable_jump(&t->e, emit_here(&t->e) + 5);
+    set_pc_imm(t, target);
+    emit_mov_imm(&t->e, JR_ARG1, site);
+    emit_mov_imm(&t->e, JR_ARG2, t->vpc);
+    emit_jump_abs(&t->e, (const void *)t->j->dispatch);
+}
+
+/* Hands the instruction at pc, the `count`th of the block, to the
+ * interpreter, which goes on inside the same decoded block. */
+static void exit_interp(struct tr *t, uint64_t pc, unsigned count)
+{
+    write_back(t);
+    add_count(t, count);
+    set_pc_imm(t, pc);
+    if (count == 0) {
+        emit_jump_abs(&t->e, (const void *)t->j->exit_normal);
+        return;
+    }
+    emit_mov_imm(&t->e, JR_T0, t->code);
+    emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_code));
+    emit_mov_imm(&t->e, JR_T0, count | (pc - t->vpc) << 8);
+    emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_index));
+    emit_jump_abs(&t->e, (const void *)t->j->exit_resume);
+}
+
+/* rd = rs1 OP rs2 */
+static void gen_rr(struct tr *t, const struct decoded_insn *d, enum jalu op, bool w32)
+{
+    get_x(t, JR_T0, d->rs1);
+    get_x(t, JR_T1, d->rs2);
+    emit_alu(&t->e, op, w32, JR_T0, JR_T1);
+    if (w32)
+        emit_sext(&t->e, 32, JR_T0, JR_T0);
+    set_x(t, JR_T0, d->rd);
+}
+
+static void gen_ri(struct tr *t, const struct decoded_insn *d, enum jalu op, bool w32)
+{
+    get_x(t, JR_T0, d->rs1);
+    emit_alu_imm(&t->e, op, w32, JR_T0, (int32_t)d->imm);
+    if (w32)
+        emit_sext(&t->e, 32, JR_T0, JR_T0);
+    set_x(t, JR_T0, d->rd);
+}
+
+static void gen_shift_imm(struct tr *t, const struct decoded_insn *d, enum jshift op, bool w32)
+{
+    get_x(t, JR_T0, d->rs1);
+    emit_shift_imm(&t->e, op, w32, JR_T0, (unsigned)d->imm);
+    if (w32)
+        emit_sext(&t->e, 32, JR_T0, JR_T0);
+    set_x(t, JR_T0, d->rd);
+}
+
+static void gen_shift(struct tr *t, const struct decoded_insn *d, enum jshift op, bool w32)
+{
+    get_x(t, JR_T0, d->rs1);
+    get_x(t, JR_T1, d->rs2);
+    emit_shift(&t->e, op, w32, JR_T0, JR_T1);
+    if (w32)
+        emit_sext(&t->e, 32, JR_T0, JR_T0);
+    set_x(t, JR_T0, d->rd);
+}
+
+/* rd = (rs1 COND rs2/imm) */
+static void gen_set(struct tr *t, const struct decoded_insn *d, enum jcond c, bool imm)
+{
+    get_x(t, JR_T0, d->rs1);
+    if (imm)
+        emit_mov_imm(&t->e, JR_T1, (uint64_t)d->imm);
+    else
+        get_x(t, JR_T1, d->rs2);
+    emit_setcc(&t->e, c, JR_T0, JR_T0, JR_T1);
+    set_x(t, JR_T0, d->rd);
+}
+
+/* rd = (zext32(rs1) if uw) << sh, + rs2 (Zba) */
+static void gen_shadd(struct tr *t, const struct decoded_insn *d, unsigned sh, bool uw)
+{
+    get_x(t, JR_T0, d->rs1);
+    if (uw)
+        emit_zext(&t->e, 32, JR_T0, JR_T0);
+    if (sh)
+        emit_shift_imm(&t->e, JS_SHL, false, JR_T0, sh);
+    get_x(t, JR_T1, d->rs2);
+    emit_alu(&t->e, JA_ADD, false, JR_T0, JR_T1);
+    set_x(t, JR_T0, d->rd);
+}
+
+/* rd = rs1 OP ~rs2, inverted afterwards for xnor (Zbb) */
+static void gen_logic_not(struct tr *t, const struct decoded_insn *d, enum jalu op, bool invert_b)
+{
+    get_x(t, JR_T0, d->rs1);
+    get_x(t, JR_T1, d->rs2);
+    if (invert_b)
+        emit_not(&t->e, JR_T1);
+    emit_alu(&t->e, op, false, JR_T0, JR_T1);
+    if (!invert_b)
+        emit_not(&t->e, JR_T0);
+    set_x(t, JR_T0, d->rd);
+}
+
+static void gen_helper(struct tr *t, const struct decoded_insn *d, op_fn fn)
+{
+    get_x(t, JR_ARG0, d->rs1);
+    get_x(t, JR_ARG1, d->rs2);
+    emit_mov_imm(&t->e, JR_ARG2, (uint64_t)d->imm);
+    emit_call(&t->e, (const void *)fn);
+    set_x(t, JR_RET, d->rd);
+}
+
+/* A load or store: the software TLB's hit path inline (index, tag compare
+ * that also rejects misaligned accesses, add the host offset), everything
+ * else through the interpreter's slow path, which may take an exception:
+ * then the unit ends with `count` instructions retired. */
+static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
+                    bool store, unsigned size, bool sign)
+{
+    struct emitter *e = &t->e;
+    get_x(t, JR_ARG1, d->rs1);
+    if (d->imm)
+        emit_alu_imm(e, JA_ADD, false, JR_ARG1, (int32_t)d->imm);
+    if (store)
+        get_x(t, JR_T2, d->rs2);
+    emit_mov(e, JR_T0, JR_ARG1);
+    emit_shift_imm(e, JS_SHR, false, JR_T0, GUEST_PAGE_SHIFT);
+    emit_alu_imm(e, JA_AND, false, JR_T0, TLB_SIZE - 1);
+    emit_shift_imm(e, JS_SHL, false, JR_T0, 4);
+    emit_load(e, 8, false, JR_T1, JR_HART, store ? HOFF(tlb_write) : HOFF(tlb_read));
+    emit_alu(e, JA_ADD, false, JR_T0, JR_T1);
+    emit_mov(e, JR_T1, JR_ARG1);
+    emit_alu_imm(e, JA_AND, false, JR_T1, (int32_t)~(uint32_t)(0xfff & ~(size - 1)));
+    jlabel miss = emit_branch_mem(e, JC_NE, JR_T1, JR_T0, 0);
+    emit_load(e, 8, false, JR_T1, JR_T0, 8);
+    emit_alu(e, JA_ADD, false, JR_T1, JR_ARG1);
+    if (store) {
+        emit_store(e, size, JR_T2, JR_T1, 0);
+    } else {
+        emit_load(e, size, sign, JR_T2, JR_T1, 0);
+        set_x(t, JR_T2, d->rd);
+    }
+    jlabel done = emit_jump(e);
+
+    emit_bind(e, miss);
+    set_pc_imm(t, pc);
+    emit_mov(e, JR_ARG0, JR_HART);
+    if (store) {
+        emit_mov(e, JR_ARG2, JR_T2);
+        emit_mov_imm(e, JR_ARG3, size);
+        emit_call(e, (const void *)store_slow);
+    } else {
+        emit_mov_imm(e, JR_ARG2, size | (sign ? LOAD_SIGNED : 0));
+        emit_mov_imm(e, JR_ARG3, d->rd);
+        emit_call(e, (const void *)load_slow);
+    }
+    jlabel fault = emit_branch_nz(e, true, JR_RET);
+    if (!store)
+        reload_x(t, d->rd);
+    jlabel ok = emit_jump(e);
+    emit_bind(e, fault);
+    write_back(t);
+    add_count(t, count);
+    emit_jump_abs(e, (const void *)t->j->exit_trap);
+    emit_bind(e, ok);
+    emit_bind(e, done);
+}
+
+static void gen_atomic(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count)
+{
+    struct emitter *e = &t->e;
+    set_pc_imm(t, pc);
+    emit_mov(e, JR_ARG0, JR_HART);
+    get_x(t, JR_ARG1, d->rs1);
+    get_x(t, JR_ARG2, d->rs2);
+    emit_mov_imm(e, JR_ARG3, d->op | ((uint64_t)d->imm & 0xff) << 16 | (uint64_t)d->rd << 24);
+    emit_call(e, (const void *)atomic_op);
+    jlabel fault = emit_branch_nz(e, true, JR_RET);
+    reload_x(t, d->rd);
+    jlabel ok = emit_jump(e);
+    emit_bind(e, fault);
+    write_back(t);
+    add_count(t, count);
+    emit_jump_abs(e, (const void *)t->j->exit_trap);
+    emit_bind(e, ok);
+}
+
+static void gen_branch(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
+                       enum jcond c)
+{
+    get_x(t, JR_T0, d->rs1);
+    get_x(t, JR_T1, d->rs2);
+    jlabel taken = emit_branch(&t->e, c, JR_T0, JR_T1);
+    exit_to(t, pc + d->len, count);
+    emit_bind(&t->e, taken);
+    exit_to(t, pc + (uint64_t)d->imm, count);
+}
+
+/* Emits one instruction. Returns 1 if it ended the unit, 0 to go on, -1
+ * if it cannot be translated. `count` is the number of instructions before
+ * it in the unit. */
+static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count)
+{
+    struct emitter *e = &t->e;
+    unsigned after = count + 1;
+    /* Pure computations with rd = x0 do nothing. */
+    bool pure = !(d->op >= OP_JAL && d->op <= OP_SD) && d->op != OP_FENCE;
+    if (pure && d->rd == 32 && (helper_of(d->op) || d->op == OP_LUI || d->op == OP_AUIPC ||
+                                (d->op >= OP_ADDI && d->op <= OP_SRAW) ||
+                                (d->op >= OP_MUL && d->op <= OP_REMUW) ||
+                                (d->op >= OP_ADD_UW && d->op <= OP_BSETI)))
+        return 0;
+    op_fn fn = helper_of(d->op);
+    if (fn) {
+        gen_helper(t, d, fn);
+        return 0;
+    }
+    switch (d->op) {
+    case OP_LUI: emit_mov_imm(e, JR_T0, (uint64_t)d->imm); set_x(t, JR_T0, d->rd); return 0;
+    case OP_AUIPC: emit_mov_imm(e, JR_T0, pc + (uint64_t)d->imm); set_x(t, JR_T0, d->rd); return 0;
+    case OP_JAL:
+        if (d->rd != 32) {
+            emit_mov_imm(e, JR_T0, pc + d->len);
+            set_x(t, JR_T0, d->rd);
+        }
+        exit_to(t, pc + (uint64_t)d->imm, after);
+        return 1;
+    case OP_JALR:
+        get_x(t, JR_T2, d->rs1);
+        emit_alu_imm(e, JA_ADD, false, JR_T2, (int32_t)d->imm);
+        emit_alu_imm(e, JA_AND, false, JR_T2, -2);
+        if (d->rd != 32) {
+            emit_mov_imm(e, JR_T0, pc + d->len);
+            set_x(t, JR_T0, d->rd);
+        }
+        emit_store(e, 8, JR_T2, JR_HART, HOFF(pc));
+        write_back(t);
+        add_count(t, after);
+        emit_mov_imm(e, JR_ARG1, 0);
+        emit_mov_imm(e, JR_ARG2, t->vpc);
+        emit_jump_abs(e, (const void *)t->j->dispatch);
+        return 1;
+    case OP_BEQ: gen_branch(t, d, pc, after, JC_EQ); return 1;
+    case OP_BNE: gen_branch(t, d, pc, after, JC_NE); return 1;
+    case OP_BLT: gen_branch(t, d, pc, after, JC_LT); return 1;
+    case OP_BGE: gen_branch(t, d, pc, after, JC_GE); return 1;
+    case OP_BLTU: gen_branch(t, d, pc, after, JC_LTU); return 1;
+    case OP_BGEU: gen_branch(t, d, pc, after, JC_GEU); return 1;
+    case OP_LB: gen_mem(t, d, pc, count, false, 1, true); return 0;
+    case OP_LH: gen_mem(t, d, pc, count, false, 2, true); return 0;
+    case OP_LW: gen_mem(t, d, pc, count, false, 4, true); return 0;
+    case OP_LD: gen_mem(t, d, pc, count, false, 8, false); return 0;
+    case OP_LBU: gen_mem(t, d, pc, count, false, 1, false); return 0;
+    case OP_LHU: gen_mem(t, d, pc, count, false, 2, false); return 0;
+    case OP_LWU: gen_mem(t, d, pc, count, false, 4, false); return 0;
+    case OP_SB: gen_mem(t, d, pc, count, true, 1, false); return 0;
+    case OP_SH: gen_mem(t, d, pc, count, true, 2, false); return 0;
+    case OP_SW: gen_mem(t, d, pc, count, true, 4, false); return 0;
+    case OP_SD: gen_mem(t, d, pc, count, true, 8, false); return 0;
+    case OP_LR_W: case OP_SC_W: case OP_AMO_W: case OP_LR_D: case OP_SC_D: case OP_AMO_D:
+        gen_atomic(t, d, pc, count);
+        return 0;
+    case OP_FENCE: return 0; /* one hart's accesses are already in order; x86 is TSO */
+    case OP_ADDI: gen_ri(t, d, JA_ADD, false); return 0;
+    case OP_SLTI: gen_set(t, d, JC_LT, true); return 0;
+    case OP_SLTIU: gen_set(t, d, JC_LTU, true); return 0;
+    case OP_XORI: gen_ri(t, d, JA_XOR, false); return 0;
+    case OP_ORI: gen_ri(t, d, JA_OR, false); return 0;
+    case OP_ANDI: gen_ri(t, d, JA_AND, false); return 0;
+    case OP_SLLI: gen_shift_imm(t, d, JS_SHL, false); return 0;
+    case OP_SRLI: gen_shift_imm(t, d, JS_SHR, false); return 0;
+    case OP_SRAI: gen_shift_imm(t, d, JS_SAR, false); return 0;
+    case OP_ADD: gen_rr(t, d, JA_ADD, false); return 0;
+    case OP_SUB: gen_rr(t, d, JA_SUB, false); return 0;
+    case OP_SLL: gen_shift(t, d, JS_SHL, false); return 0;
+    case OP_SLT: gen_set(t, d, JC_LT, false); return 0;
+    case OP_SLTU: gen_set(t, d, JC_LTU, false); return 0;
+    case OP_XOR: gen_rr(t, d, JA_XOR, false); return 0;
+    case OP_SRL: gen_shift(t, d, JS_SHR, false); return 0;
+    case OP_SRA: gen_shift(t, d, JS_SAR, false); return 0;
+    case OP_OR: gen_rr(t, d, JA_OR, false); return 0;
+    case OP_AND: gen_rr(t, d, JA_AND, false); return 0;
+    case OP_ADDIW: gen_ri(t, d, JA_ADD, true); return 0;
+    case OP_SLLIW: gen_shift_imm(t, d, JS_SHL, true); return 0;
+    case OP_SRLIW: gen_shift_imm(t, d, JS_SHR, true); return 0;
+    case OP_SRAIW: gen_shift_imm(t, d, JS_SAR, true); return 0;
+    case OP_ADDW: gen_rr(t, d, JA_ADD, true); return 0;
+    case OP_SUBW: gen_rr(t, d, JA_SUB, true); return 0;
+    case OP_SLLW: gen_shift(t, d, JS_SHL, true); return 0;
+    case OP_SRLW: gen_shift(t, d, JS_SHR, true); return 0;
+    case OP_SRAW: gen_shift(t, d, JS_SAR, true); return 0;
+    case OP_MUL: gen_rr(t, d, JA_MUL, false); return 0;
+    case OP_MULW: gen_rr(t, d, JA_MUL, true); return 0;
+    case OP_ADD_UW: gen_shadd(t, d, 0, true); return 0;
+    case OP_SH1ADD: gen_shadd(t, d, 1, false); return 0;
+    case OP_SH2ADD: gen_shadd(t, d, 2, false); return 0;
+    case OP_SH3ADD: gen_shadd(t, d, 3, false); return 0;
+    case OP_SH1ADD_UW: gen_shadd(t, d, 1, true); return 0;
+    case OP_SH2ADD_UW: gen_shadd(t, d, 2, true); return 0;
+    case OP_SH3ADD_UW: gen_shadd(t, d, 3, true); return 0;
+    case OP_SLLI_UW:
+        get_x(t, JR_T0, d->rs1);
+        emit_zext(e, 32, JR_T0, JR_T0);
+        emit_shift_imm(e, JS_SHL, false, JR_T0, (unsigned)d->imm);
+        set_x(t, JR_T0, d->rd);
+        return 0;
+    case OP_ANDN: gen_logic_not(t, d, JA_AND, true); return 0;
+    case OP_ORN: gen_logic_not(t, d, JA_OR, true); return 0;
+    case OP_XNOR: gen_logic_not(t, d, JA_XOR, false); return 0;
+    case OP_SEXT_B: case OP_SEXT_H: case OP_ZEXT_H:
+        get_x(t, JR_T0, d->rs1);
+        if (d->op == OP_ZEXT_H)
+            emit_zext(e, 16, JR_T0, JR_T0);
+        else
+            emit_sext(e, d->op == OP_SEXT_B ? 8 : 16, JR_T0, JR_T0);
+        set_x(t, JR_T0, d->rd);
+        return 0;
+    case OP_ROL: gen_shift(t, d, JS_ROL, false); return 0;
+    case OP_ROR: gen_shift(t, d, JS_ROR, false); return 0;
+    case OP_ROLW: gen_shift(t, d, JS_ROL, true); return 0;
+    case OP_RORW: gen_shift(t, d, JS_ROR, true); return 0;
+    case OP_RORI: gen_shift_imm(t, d, JS_ROR, false); return 0;
+    case OP_RORIW: gen_shift_imm(t, d, JS_ROR, true); return 0;
+    case OP_BSETI: case OP_BCLRI: case OP_BINVI:
+        get_x(t, JR_T0, d->rs1);
+        emit_mov_imm(e, JR_T1, d->op == OP_BCLRI ? ~(1ull << d->imm) : 1ull << d->imm);
+        emit_alu(e, d->op == OP_BSETI ? JA_OR : d->op == OP_BCLRI ? JA_AND : JA_XOR, false,
+                 JR_T0, JR_T1);
+        set_x(t, JR_T0, d->rd);
+        return 0;
+    case OP_BEXTI:
+        get_x(t, JR_T0, d->rs1);
+        emit_shift_imm(e, JS_SHR, false, JR_T0, (unsigned)d->imm);
+        emit_alu_imm(e, JA_AND, false, JR_T0, 1);
+        set_x(t, JR_T0, d->rd);
+        return 0;
+    }
+    return -1;
+}
+
+/* Picks the guest registers the block uses most (at least twice) to hold
+ * in host registers. */
+static void choose_cached(struct tr *t, const struct decoded_block *blk)
+{
+    unsigned uses[33] = { 0 };
+    for (unsigned i = 0; i < BLOCK_MAX_INSNS && blk->insns[i].len; i++) {
+        const struct decoded_insn *d = &blk->insns[i];
+        uses[d->rs1]++;
+        uses[d->rs2]++;
+        uses[d->rd]++;
+    }
+    uses[0] = uses[32] = 0;
+    for (int k = 0; k < NCACHED; k++) {
+        unsigned best = 0;
+        for (unsigned x = 1; x < 32; x++)
+            if (uses[x] >= 2 && uses[x] > uses[best])
+                best = x;
+        t->cached[k] = (uint8_t)best;
+        uses[best] = 0;
+    }
+}
+
+struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, uint64_t pc)
+{
+    struct hart *h = j->hart;
+    struct tr t = { .j = j, .vpc = pc, .code = blk->code };
+    struct emitter *e = &t.e;
+    emit_init(e, j->cache.rw + j->cache.used, (uintptr_t)j->cache.rx + j->cache.used,
+              j->cache.size - j->cache.used);
+    uintptr_t entry = emit_here(e);
+
+    /* The step budget, checked on every entry (chained ones too). */
+    jlabel budget = emit_branch_mem(e, JC_GEU, JR_COUNT, JR_CTX, JOFF(limit));
+    /* Still valid in the current code epoch? (Direct jumps from other units
+     * skip the lookup that checks it.) Otherwise back to the interpreter,
+     * whose lookup revalidates or retranslates. */
+    struct jit_unit *u = &j->units[j->nunits];
+    emit_mov_imm(e, JR_T0, (uintptr_t)&u->epoch);
+    emit_load(e, 8, false, JR_T0, JR_T0, 0);
+    jlabel stale = emit_branch_mem(e, JC_NE, JR_T0, JR_HART, HOFF(code_epoch));
+    choose_cached(&t, blk);
+    for (int k = 0; k < NCACHED; k++)
+        if (t.cached[k])
+            emit_load(e, 8, false, cache_reg[k], JR_HART, XOFF(t.cached[k]));
+
+    unsigned n = 0;
+    uint64_t ipc = pc;
+    for (;;) {
+        const struct decoded_insn *d = &blk->insns[n];
+        if (n == BLOCK_MAX_INSNS || d->len == 0) { /* the block's end marker */
+            exit_to(&t, ipc, n);
+            break;
+        }
+        int r = gen_insn(&t, d, ipc, n);
+        if (r < 0) {
+            if (n == 0)
+                return NULL;
+            exit_interp(&t, ipc, n);
+            break;
+        }
+        n++;
+        ipc += d->len;
+        if (r > 0)
+            break;
+    }
+    emit_bind(e, budget);
+    emit_bind(e, stale);
+    t.dirty = 0; /* reached before the cached registers are loaded */
+    exit_interp(&t, pc, 0);
+    if (e->overflow)
+        return NULL;
+
+    j->cache.used += e->pos;
+    j->nunits++;
+    *u = (struct jit_unit){ .code = blk->code, .vpc = pc, .epoch = h->code_epoch,
+                            .entry = (const void *)entry, .len = (unsigned)(ipc - pc) };
+    /* The bytes the block was decoded from (memory may differ by now, if
+     * the guest stored to its code without a fence.i since). */
+    for (unsigned i = 0, off = 0; i < n; off += blk->insns[i++].len)
+        memcpy(u->bytes + off, &blk->insns[i].raw, blk->insns[i].len);
+    j->stats.units++;
+    j->stats.insns += n;
+    return u;
+}

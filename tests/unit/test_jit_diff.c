@@ -1,0 +1,380 @@
+/* Differential test of the binary translator against the interpreter, its
+ * reference: two identical harts on two identical memories run the same
+ * random program, one interpreted, one with the translator (translating
+ * every block at once, or after a few runs), in the same chunks of steps.
+ * After every chunk the architectural state must be equal: x[], pc,
+ * privilege, instret (insn_count), the trap CSRs, mstatus, and all of RAM.
+ *
+ * The program runs in S-mode under Sv39 with pages that are code,
+ * read-write data, read-only, not yet dirty, unmapped, and mapped to a
+ * physical hole, so loads and stores take the TLB hit path, the slow path,
+ * misaligned and page-crossing emulation, page faults and access faults in
+ * the middle of translated units. Every trap goes to an M-mode handler
+ * that skips the instruction (or restarts the program after a fetch
+ * fault). The stream mixes RV64IMA, Zba/Zbb/Zbs, branches, jal, jalr
+ * (through auipc), counters (rdinstret checks instret at CSR reads),
+ * ecall, fence.i and illegal words; operands include 0, -1 and INT64_MIN
+ * for the division edge cases. Deterministic: a fixed seed per round. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "cpu/cpu_internal.h"
+#include "cpu/jit/jit.h"
+#include "mem/guest_mem.h"
+
+#define RAM_BASE 0x80000000ull
+#define RAM_SIZE (1ull << 20)
+#define ROUNDS 60
+#define CHUNKS 400
+
+#define CODE_VA   0x10000ull
+#define CODE_PA   (RAM_BASE + 0x10000)
+#define CODE_INSNS 1024           /* one page */
+#define HANDLER_PA (RAM_BASE + 0x5800) /* block cache slots apart from the code's */
+#define ROOT_PA   (RAM_BASE + 0x1000)
+#define L1_PA     (RAM_BASE + 0x2000)
+#define L0_PA     (RAM_BASE + 0x3000)
+#define DATA_VA   0x20000ull
+#define DATA_PA   (RAM_BASE + 0x20000)
+
+static uint64_t rng_state;
+
+static uint64_t rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* ---- instruction encoders ---- */
+static uint32_t r_type(unsigned f7, unsigned rs2, unsigned rs1, unsigned f3, unsigned rd, unsigned opc)
+{
+    return f7 << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | rd << 7 | opc;
+}
+static uint32_t i_type(int32_t imm, unsigned rs1, unsigned f3, unsigned rd, unsigned opc)
+{
+    return (uint32_t)(imm & 0xfff) << 20 | rs1 << 15 | f3 << 12 | rd << 7 | opc;
+}
+static uint32_t s_type(int32_t imm, unsigned rs2, unsigned rs1, unsigned f3)
+{
+    uint32_t u = (uint32_t)imm;
+    return ((u >> 5) & 0x7f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (u & 31) << 7 | 0x23;
+}
+static uint32_t b_type(int32_t imm, unsigned rs2, unsigned rs1, unsigned f3)
+{
+    uint32_t u = (uint32_t)imm;
+    return ((u >> 12) & 1) << 31 | ((u >> 5) & 0x3f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 |
+           ((u >> 1) & 0xf) << 8 | ((u >> 11) & 1) << 7 | 0x63;
+}
+static uint32_t j_type(int32_t imm, unsigned rd)
+{
+    uint32_t u = (uint32_t)imm;
+    return ((u >> 20) & 1) << 31 | ((u >> 1) & 0x3ff) << 21 | ((u >> 11) & 1) << 20 |
+           ((u >> 12) & 0xff) << 12 | rd << 7 | 0x6f;
+}
+static uint32_t csrrs(unsigned rd, unsigned csr) { return i_type((int32_t)csr, 0, 2, rd, 0x73) | (csr & 0x800 ? 0 : 0); }
+
+/* Registers: x8-x11 hold data pointers the stream never overwrites;
+ * x30/x31 belong to the trap handler. */
+static unsigned rnd_rd(void)
+{
+    static const uint8_t w[] = { 0, 1, 2, 3, 4, 5, 6, 7, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+                                 21, 22, 23, 24, 25, 26, 27, 28, 29 };
+    return w[rnd() % sizeof(w)];
+}
+static unsigned rnd_rs(void) { return (unsigned)(rnd() % 32); }
+
+/* R-type ops: funct7, funct3, opcode. */
+static const struct { uint8_t f7, f3, opc; } r_ops[] = {
+    /* RV64I */
+    { 0x00, 0, 0x33 }, { 0x20, 0, 0x33 }, { 0x00, 1, 0x33 }, { 0x00, 2, 0x33 }, { 0x00, 3, 0x33 },
+    { 0x00, 4, 0x33 }, { 0x00, 5, 0x33 }, { 0x20, 5, 0x33 }, { 0x00, 6, 0x33 }, { 0x00, 7, 0x33 },
+    { 0x00, 0, 0x3b }, { 0x20, 0, 0x3b }, { 0x00, 1, 0x3b }, { 0x00, 5, 0x3b }, { 0x20, 5, 0x3b },
+    /* M */
+    { 0x01, 0, 0x33 }, { 0x01, 1, 0x33 }, { 0x01, 2, 0x33 }, { 0x01, 3, 0x33 }, { 0x01, 4, 0x33 },
+    { 0x01, 5, 0x33 }, { 0x01, 6, 0x33 }, { 0x01, 7, 0x33 }, { 0x01, 0, 0x3b }, { 0x01, 4, 0x3b },
+    { 0x01, 5, 0x3b }, { 0x01, 6, 0x3b }, { 0x01, 7, 0x3b },
+    /* Zba */
+    { 0x04, 0, 0x3b }, { 0x10, 2, 0x33 }, { 0x10, 4, 0x33 }, { 0x10, 6, 0x33 }, { 0x10, 2, 0x3b },
+    { 0x10, 4, 0x3b }, { 0x10, 6, 0x3b },
+    /* Zbb */
+    { 0x20, 7, 0x33 }, { 0x20, 6, 0x33 }, { 0x20, 4, 0x33 }, { 0x05, 6, 0x33 }, { 0x05, 7, 0x33 },
+    { 0x05, 4, 0x33 }, { 0x05, 5, 0x33 }, { 0x30, 1, 0x33 }, { 0x30, 5, 0x33 }, { 0x30, 1, 0x3b },
+    { 0x30, 5, 0x3b },
+    /* Zbs */
+    { 0x24, 1, 0x33 }, { 0x24, 5, 0x33 }, { 0x34, 1, 0x33 }, { 0x14, 1, 0x33 },
+};
+
+/* I-type ALU words without rd/rs1 (shamt or sub-opcode in the immediate). */
+static uint32_t random_op_imm(unsigned rd, unsigned rs1)
+{
+    int32_t imm = (int32_t)(rnd() % 4096) - 2048;
+    unsigned sh = (unsigned)(rnd() % 64), sh5 = (unsigned)(rnd() % 32);
+    switch (rnd() % 22) {
+    case 0: case 1: return i_type(imm, rs1, 0, rd, 0x13);           /* addi */
+    case 2: return i_type(imm, rs1, 2, rd, 0x13);                   /* slti */
+    case 3: return i_type(imm, rs1, 3, rd, 0x13);                   /* sltiu */
+    case 4: return i_type(imm, rs1, 4, rd, 0x13);                   /* xori */
+    case 5: return i_type(imm, rs1, 6, rd, 0x13);                   /* ori */
+    case 6: return i_type(imm, rs1, 7, rd, 0x13);                   /* andi */
+    case 7: return i_type((int32_t)sh, rs1, 1, rd, 0x13);           /* slli */
+    case 8: return i_type((int32_t)sh, rs1, 5, rd, 0x13);           /* srli */
+    case 9: return i_type((int32_t)(0x400 | sh), rs1, 5, rd, 0x13); /* srai */
+    case 10: return i_type(imm, rs1, 0, rd, 0x1b);                  /* addiw */
+    case 11: return i_type((int32_t)sh5, rs1, 1, rd, 0x1b);         /* slliw */
+    case 12: return i_type((int32_t)sh5, rs1, 5, rd, 0x1b);         /* srliw */
+    case 13: return i_type((int32_t)(0x400 | sh5), rs1, 5, rd, 0x1b); /* sraiw */
+    case 14: return i_type((int32_t)(0x600 | (rnd() % 6)), rs1, 1, rd, 0x13); /* clz ctz cpop sext.b/h */
+    case 15: return i_type((int32_t)(0x600 | (rnd() % 3)), rs1, 1, rd, 0x1b); /* clzw ctzw cpopw */
+    case 16: return i_type((int32_t)(0x600 | sh), rs1, 5, rd, 0x13);  /* rori */
+    case 17: return i_type((int32_t)(0x600 | sh5), rs1, 5, rd, 0x1b); /* roriw */
+    case 18: return i_type((int32_t)((rnd() & 1) ? 0x287 : 0x6b8), rs1, 5, rd, 0x13); /* orc.b, rev8 */
+    case 19: return i_type((int32_t)(0x080 | sh), rs1, 1, rd, 0x1b);  /* slli.uw */
+    case 20: {                                                      /* bseti bclri binvi bexti */
+        static const uint16_t hi[] = { 0x280, 0x480, 0x680, 0x480 };
+        unsigned k = (unsigned)(rnd() % 4);
+        return i_type((int32_t)(hi[k] | sh), rs1, k == 3 ? 5 : 1, rd, 0x13);
+    }
+    default: return r_type(0x04, 0, rs1, 4, rd, 0x3b);               /* zext.h */
+    }
+}
+
+static unsigned rnd_base(void)
+{
+    return (rnd() % 10) < 8 ? 8 + (unsigned)(rnd() % 4) : rnd_rs();
+}
+
+static void make_program(uint32_t *code)
+{
+    for (unsigned i = 0; i < CODE_INSNS; i++) {
+        unsigned rd = rnd_rd(), rs1 = rnd_rs(), rs2 = rnd_rs();
+        uint32_t w;
+        unsigned k = (unsigned)(rnd() % 100);
+        if (k < 4) {                                                 /* LR, SC, AMOs */
+            static const uint8_t f5[] = { 0x02, 0x03, 0x03, 0x00, 0x01, 0x04, 0x08, 0x0c,
+                                          0x10, 0x14, 0x18, 0x1c };
+            unsigned f = f5[rnd() % sizeof(f5)], base = rnd_base(), f3 = 2 + (unsigned)(rnd() & 1);
+            if (f == 0x03 && (rnd() & 1) && i + 1 < CODE_INSNS)    /* an LR/SC pair */
+                code[i++] = r_type(0x02 << 2, 0, base, f3, rnd_rd(), 0x2f);
+            w = r_type(f << 2 | (unsigned)(rnd() & 3), f == 0x02 ? 0 : rs2, base, f3, rd, 0x2f);
+        } else if (k < 30) {
+            unsigned o = (unsigned)(rnd() % (sizeof(r_ops) / sizeof(r_ops[0])));
+            w = r_type(r_ops[o].f7, rs2, rs1, r_ops[o].f3, rd, r_ops[o].opc);
+        } else if (k < 50) {
+            w = random_op_imm(rd, rs1);
+        } else if (k < 53) {
+            w = (uint32_t)(rnd() & 0xfffff000) | rd << 7 | ((rnd() & 1) ? 0x37 : 0x17); /* lui/auipc */
+        } else if (k < 66) {                                         /* loads */
+            static const uint8_t f3[] = { 0, 1, 2, 3, 4, 5, 6 };
+            int32_t imm = (int32_t)(rnd() % 48) - 16;
+            w = i_type(imm, rnd_base(), f3[rnd() % 7], rd, 0x03);
+        } else if (k < 76) {                                         /* stores */
+            int32_t imm = (int32_t)(rnd() % 48) - 16;
+            w = s_type(imm, rs2, rnd_base(), (unsigned)(rnd() % 4));
+        } else if (k < 86) {                                         /* branches */
+            static const uint8_t f3[] = { 0, 1, 4, 5, 6, 7 };
+            int32_t off = ((int32_t)(rnd() % 40) - 12) * 4;
+            w = b_type(off, rs2, rs1, f3[rnd() % 6]);
+        } else if (k < 89) {                                         /* jal */
+            int32_t off = ((int32_t)(rnd() % 40) - 8) * 4;
+            w = j_type(off, rd);
+        } else if (k < 92 && i + 1 < CODE_INSNS) {                   /* auipc + jalr */
+            unsigned t = 12 + (unsigned)(rnd() % 18);
+            code[i++] = (uint32_t)(t << 7 | 0x17);
+            int32_t off = ((int32_t)(rnd() % 40) - 8) * 4 + (int32_t)(rnd() % 2);
+            w = i_type(off, t, 0, rd, 0x67);
+        } else if (k < 94) {                                         /* jalr through any register */
+            w = i_type((int32_t)(rnd() % 64), rs1, 0, rd, 0x67);
+        } else if (k < 97) {                                         /* counters */
+            w = csrrs(rd, (rnd() & 1) ? 0xc02 : 0xc00);
+        } else if (k < 98) {
+            w = 0x00000073;                                          /* ecall */
+        } else if (k < 99) {
+            w = 0x0000100f;                                          /* fence.i */
+        } else {
+            w = (rnd() & 1) ? 0 : 0x0000000f;                        /* illegal / fence */
+        }
+        code[i] = w;
+    }
+}
+
+struct board {
+    struct guest_mem mem;
+    struct hart *hart;
+};
+
+static void map4k(uint8_t *ram, uint64_t va, uint64_t pa, uint64_t flags)
+{
+    uint64_t *l0 = (uint64_t *)(ram + (L0_PA - RAM_BASE));
+    l0[(va >> 12) & 0x1ff] = (pa >> 12) << 10 | flags;
+}
+
+/* Memory image: page tables, handler, program. */
+static void build_image(uint8_t *ram)
+{
+    memset(ram, 0, RAM_SIZE);
+    uint64_t *root = (uint64_t *)(ram + (ROOT_PA - RAM_BASE));
+    uint64_t *l1 = (uint64_t *)(ram + (L1_PA - RAM_BASE));
+    root[0] = (L1_PA >> 12) << 10 | 1;
+    l1[0] = (L0_PA >> 12) << 10 | 1;
+    enum { V = 1, R = 2, W = 4, X = 8, A = 64, D = 128 };
+    map4k(ram, CODE_VA, CODE_PA, V | R | X | A);
+    for (int p = 0; p < 4; p++)
+        map4k(ram, DATA_VA + 0x1000ull * p, DATA_PA + 0x1000ull * p, V | R | W | A | D);
+    map4k(ram, DATA_VA + 0x4000, DATA_PA + 0x4000, V | R | A);         /* read-only */
+    /* DATA_VA + 0x5000: unmapped */
+    map4k(ram, DATA_VA + 0x6000, 0x1000, V | R | W | A | D);           /* physical hole */
+    map4k(ram, DATA_VA + 0x7000, DATA_PA + 0x7000, V | R | W | A);     /* not dirty yet */
+
+    /* M-mode handler: skip the instruction; after a fetch fault go on at
+     * an offset in the program taken from minstret (the same on both
+     * harts, or the test fails anyway), so execution spreads over all of
+     * it instead of repeating one path. */
+    uint32_t handler[] = {
+        csrrs(31, 0x341),                 /* csrr x31, mepc */
+        i_type(4, 31, 0, 31, 0x13),       /* addi x31, x31, 4 */
+        csrrs(30, 0x342),                 /* csrr x30, mcause */
+        i_type(-12, 30, 0, 30, 0x13),     /* addi x30, x30, -12 */
+        b_type(28, 0, 30, 1),             /* bne x30, x0, +28 */
+        csrrs(31, 0xb02),                 /* csrr x31, minstret */
+        i_type(52, 31, 1, 31, 0x13),      /* slli x31, x31, 52 */
+        i_type(52, 31, 5, 31, 0x13),      /* srli x31, x31, 52 */
+        i_type(-4, 31, 7, 31, 0x13),      /* andi x31, x31, -4 */
+        (uint32_t)(CODE_VA | 30 << 7 | 0x37), /* lui x30, CODE_VA */
+        r_type(0, 30, 31, 6, 31, 0x33),   /* or x31, x31, x30 */
+        i_type(0x341, 31, 1, 0, 0x73),    /* csrw mepc, x31 */
+        0x30200073,                       /* mret */
+    };
+    memcpy(ram + (HANDLER_PA - RAM_BASE), handler, sizeof(handler));
+    for (uint64_t off = 0x20000; off < 0x28000; off += 8) {
+        uint64_t v = rnd();
+        memcpy(ram + off, &v, 8);
+    }
+    make_program((uint32_t *)(ram + (CODE_PA - RAM_BASE)));
+}
+
+static void setup_hart(struct hart *h, const uint64_t *regs)
+{
+    hart_reset(h, CODE_VA);
+    memcpy(h->x, regs, 32 * sizeof(uint64_t));
+    h->x[0] = 0;
+    CHECK_EQ(csr_write(h, 0x305, HANDLER_PA), 0);             /* mtvec */
+    CHECK_EQ(csr_write(h, 0x306, 7), 0);                      /* mcounteren */
+    CHECK_EQ(csr_write(h, 0x3b0, ~0ull >> 10), 0);            /* pmpaddr0: everything */
+    CHECK_EQ(csr_write(h, 0x3a0, 0x1f), 0);                   /* pmpcfg0: NAPOT, RWX */
+    CHECK_EQ(csr_write(h, 0x180, 8ull << 60 | ROOT_PA >> 12), 0); /* satp: Sv39 */
+    h->priv = PRIV_S;
+    mmu_update_regime(h);
+}
+
+static bool same_state(const struct board *a, const struct board *b, char *why, size_t len)
+{
+    const struct hart *x = a->hart, *y = b->hart;
+    for (int i = 0; i < 32; i++)
+        if (x->x[i] != y->x[i])
+            return snprintf(why, len, "x%d %llx vs %llx", i, (unsigned long long)x->x[i],
+                            (unsigned long long)y->x[i]), false;
+#define SAME(f) if (x->f != y->f) return snprintf(why, len, #f " %llx vs %llx", \
+        (unsigned long long)x->f, (unsigned long long)y->f), false
+    SAME(pc);
+    SAME(insn_count);
+    SAME(priv);
+    SAME(mstatus);
+    SAME(mepc);
+    SAME(mcause);
+    SAME(mtval);
+    SAME(resv_valid);
+#undef SAME
+    if (memcmp(a->mem.ram, b->mem.ram, RAM_SIZE))
+        return snprintf(why, len, "memory differs"), false;
+    return true;
+}
+
+int main(void)
+{
+    struct timebase tb;
+    struct board b[2];
+    timebase_init(&tb);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(guest_mem_init(&b[i].mem, RAM_BASE, RAM_SIZE), 0);
+        if (posix_memalign((void **)&b[i].hart, 4096, sizeof(struct hart)))
+            return 1;
+        CHECK_EQ(hart_init(b[i].hart, 0, &b[i].mem, &tb, RAM_BASE), 0);
+    }
+
+    uint64_t total = 0, translated = 0, traps = 0, flushes = 0;
+    unsigned mismatches = 0;
+    for (unsigned round = 0; round < ROUNDS; round++) {
+        rng_state = 0xd1ff0000ull + round;
+        build_image(b[0].mem.ram);
+        memcpy(b[1].mem.ram, b[0].mem.ram, RAM_SIZE);
+        static const uint64_t specials[] = { 0, 1, ~0ull, 1ull << 63, 0x7fffffffffffffffull,
+                                             0x80000000ull, 0xffffffff80000000ull, 31, 64 };
+        uint64_t regs[32];
+        for (int i = 0; i < 32; i++)
+            regs[i] = (rnd() & 1) ? specials[rnd() % 9] : rnd();
+        regs[8] = DATA_VA + 0x800;       /* read-write data */
+        regs[9] = DATA_VA + 0x1ffd;      /* near a page boundary: crossing, misaligned */
+        regs[10] = DATA_VA + 0x4ff8;     /* read-only page, next to the unmapped one */
+        regs[11] = (rnd() & 1) ? DATA_VA + 0x6010 : DATA_VA + 0x7ff0; /* hole / not dirty */
+        jit_destroy(b[1].hart);
+        /* Translate at once in most rounds; after a few runs in others, so
+         * translated and interpreted blocks mix. Some rounds have the
+         * smallest code cache, which fills and is flushed whole (chains
+         * and all) many times. */
+        CHECK_EQ(jit_create(b[1].hart, round % 4 == 1 ? JIT_MIN_CACHE : 1u << 20,
+                            round % 3 == 2 ? 3 : 0), 0);
+        for (int i = 0; i < 2; i++)
+            setup_hart(b[i].hart, regs);
+
+        char why[160];
+        uint64_t start = b[0].hart->insn_count;
+        for (unsigned c = 0; c < CHUNKS; c++) {
+            uint64_t steps = 1 + rnd() % 300;
+            enum hart_exit e0 = hart_run(b[0].hart, steps);
+            enum hart_exit e1 = hart_run(b[1].hart, steps);
+            /* Loops with nothing to break them are common in random
+             * code: now and then move both harts elsewhere in the program. */
+            if (c % 4 == 3 && b[0].hart->priv == PRIV_S) {
+                uint64_t pc = CODE_VA + 4 * (rnd() % CODE_INSNS);
+                b[0].hart->pc = b[1].hart->pc = pc;
+            }
+            traps += b[0].hart->mcause != 0;
+            b[0].hart->mcause = b[1].hart->mcause = 0;
+            if (e0 != e1 || !same_state(&b[0], &b[1], why, sizeof(why))) {
+                if (e0 != e1)
+                    snprintf(why, sizeof(why), "exit %d vs %d", e0, e1);
+                CHECK_MSG(false, "round %u chunk %u (pc %llx, %llu insns): %s", round, c,
+                          (unsigned long long)b[0].hart->pc,
+                          (unsigned long long)b[0].hart->insn_count, why);
+                mismatches++;
+                break;
+            }
+        }
+        total += b[0].hart->insn_count - start;
+        struct jit_stats s;
+        jit_get_stats(b[1].hart->jit, &s);
+        translated += s.units;
+        flushes += s.flushes;
+        if (mismatches > 3)
+            break;
+    }
+    CHECK_EQ(mismatches, 0);
+    CHECK(total > 100000);
+    CHECK(translated > 1000);
+    CHECK(traps > 1000);
+    CHECK(flushes > 10);
+    printf("jit_diff: %u rounds, %llu instructions, %llu units translated, %llu cache flushes, "
+           "traps seen in %llu chunks\n", ROUNDS, (unsigned long long)total,
+           (unsigned long long)translated, (unsigned long long)flushes, (unsigned long long)traps);
+    for (int i = 0; i < 2; i++) {
+        jit_destroy(b[i].hart);
+        hart_destroy(b[i].hart);
+        free(b[i].hart);
+        guest_mem_destroy(&b[i].mem);
+    }
+    return check_summary("jit_diff");
+}
