@@ -18,6 +18,9 @@
 #include "dev/uart16550.h"
 #include "base/errmsg.h"
 #include "machine/loader.h"
+#include "virtio/blk.h"
+#include "virtio/rng.h"
+#include "virtio/virtio_mmio.h"
 
 #define FDT_MAX_SIZE 0x10000
 /* fw_dynamic_info (OpenSBI docs/firmware/fw_dynamic.md), passed in a2. */
@@ -305,6 +308,9 @@ static int fdt_build(struct virt_machine *m, uint64_t initrd_start, uint64_t ini
     FDT_CHECK(aclint_fdt(m->aclint, &ctx));
     FDT_CHECK(plic_fdt(m->plic, &ctx));
     FDT_CHECK(uart16550_fdt(m->uart, &ctx));
+    for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++)
+        if (m->virtio[i])
+            FDT_CHECK(virtio_mmio_fdt(m->virtio[i], &ctx));
     FDT_CHECK(fdt_end_node(fdt));
     FDT_CHECK(sifive_test_fdt_syscon(&ctx, test_phandle));
 
@@ -419,6 +425,47 @@ static int load_and_boot(struct virt_machine *m, char *err, size_t errlen)
     return 0;
 }
 
+static uint64_t virtio_slot_base(unsigned slot)
+{
+    return VIRT_VIRTIO_BASE + slot * VIRTIO_MMIO_SIZE;
+}
+
+/* The virtio-mmio slots: disks from slot 0 in the order given, the entropy
+ * device in the last slot (every cloud VM has one; it costs nothing idle
+ * and lets the guest's RNG seed at once). */
+static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
+{
+    const struct virt_config *c = &m->config;
+    int r;
+
+    if (c->ndisks > VIRT_MAX_DISKS)
+        return errmsg(err, errlen, -EINVAL, "at most %u --disk options", VIRT_MAX_DISKS);
+    /* One request queue per hart, as QEMU and Linux's blk-mq like it. */
+    unsigned nq = m->nharts < VIRTIO_BLK_MAX_QUEUES ? m->nharts : VIRTIO_BLK_MAX_QUEUES;
+    for (unsigned i = 0; i < c->ndisks; i++) {
+        struct block_backend *b;
+        r = block_open(c->disks[i].path, &c->disks[i].opts, &b, err, errlen);
+        if (r)
+            return r;
+        char serial[VIRTIO_BLK_SERIAL_LEN + 1];
+        snprintf(serial, sizeof(serial), "nimbus-disk%u", i);
+        r = virtio_blk_create(&m->mem, virtio_slot_base(i),
+                              plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + i), b, nq, serial,
+                              &m->virtio[i]);
+        if (r) {
+            block_close(b);
+            return errmsg(err, errlen, r, "cannot create the disk for %s: %s", c->disks[i].path,
+                          strerror(-r));
+        }
+    }
+    r = virtio_rng_create(&m->mem, virtio_slot_base(VIRT_RNG_SLOT),
+                          plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + VIRT_RNG_SLOT),
+                          &m->virtio[VIRT_RNG_SLOT]);
+    if (r)
+        return errmsg(err, errlen, r, "cannot create the entropy device: %s", strerror(-r));
+    return 0;
+}
+
 int virt_reset(struct virt_machine *m, char *err, size_t errlen)
 {
     /* Fresh RAM: drop every page, as a power cycle would. */
@@ -430,6 +477,9 @@ int virt_reset(struct virt_machine *m, char *err, size_t errlen)
     uart16550_reset(m->uart);
     goldfish_rtc_reset(m->rtc);
     sifive_test_reset(m->finisher);
+    for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++)
+        if (m->virtio[i])
+            virtio_mmio_reset(m->virtio[i]);
     pthread_mutex_lock(&m->input_lock);
     m->input_len = 0;
     pthread_mutex_unlock(&m->input_lock);
@@ -518,6 +568,10 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
         goto fail;
     }
 
+    r = create_virtio(m, err, errlen);
+    if (r)
+        goto fail;
+
     struct console_ops_cb cb = { .input = console_in, .quit = console_quit, .opaque = m };
     r = console_open(config->console_kind, config->console_path, &cb, &m->console, err, errlen);
     if (r)
@@ -537,6 +591,9 @@ void virt_destroy(struct virt_machine *m)
 {
     if (!m)
         return;
+    /* Virtio workers first: they use guest RAM and the PLIC. */
+    for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++)
+        virtio_mmio_destroy(m->virtio[i]);
     if (m->console)
         console_close(m->console);
     sifive_test_destroy(m->finisher);
