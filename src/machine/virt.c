@@ -447,7 +447,7 @@ static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
         r = block_open(c->disks[i].path, &c->disks[i].opts, &b, err, errlen);
         if (r)
             return r;
-        char serial[VIRTIO_BLK_SERIAL_LEN + 1];
+        char serial[32];   /* the device keeps the first 20 bytes */
         snprintf(serial, sizeof(serial), "nimbus-disk%u", i);
         r = virtio_blk_create(&m->mem, virtio_slot_base(i),
                               plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + i), b, nq, serial,

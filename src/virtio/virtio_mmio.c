@@ -511,8 +511,8 @@ int virtio_mmio_create(struct guest_mem *mem, uint64_t base, struct irq_line irq
             ret = -e;
             break;
         }
-        char name[16];
-        snprintf(name, sizeof(name), "virtio-%.6s%u", ops->name ? ops->name : "", i);
+        char name[16];   /* the kernel's limit for thread names */
+        snprintf(name, sizeof(name), "virtio-%.6s%u", ops->name ? ops->name : "", i % 10);
         pthread_setname_np(d->workers[i], name);
         d->nworkers++;
     }
