@@ -10,6 +10,7 @@ packages=(
     cpio gzip xz-utils ca-certificates # guest initramfs
     opensbi                            # --bios tests with Debian's OpenSBI
     qemu-system-misc                   # reference for tests and `make bench`
+    e2fsprogs                          # disk tests: mkfs.ext4, e2fsck, debugfs on the host
 )
 missing=()
 for p in "${packages[@]}"; do
