@@ -3,7 +3,8 @@
 #   build/guest/vmlinux            Debian's riscv64 kernel, as shipped (a flat
 #                                  RISC-V Image with an EFI/PE header)
 #   build/guest/initramfs.cpio.gz  busybox-static, guest/init as /init, and the
-#                                  kernel's virtio modules (newc cpio, gzip)
+#                                  kernel's virtio modules, and ext4 for
+#                                  `modprobe ext4` (newc cpio, gzip)
 #
 # The kernel (the versioned package that linux-image-riscv64 depends on) and
 # busybox-static come from Debian's archive, suite trixie (Debian 12 has no
