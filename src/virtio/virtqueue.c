@@ -85,7 +85,7 @@ static int walk_chain(struct virtqueue *vq, uint16_t head, struct vq_elem *elem)
         if (idx >= table_size)
             return -EPROTO;
         /* One chain visits at most table_size descriptors of a table
-         * (§2.7.5.3.1 and §2.7.4.2: no longer than the queue); a loop
+         * (§2.7.4.2: a direct chain is no longer than the queue); a loop
          * exceeds it. */
         if (++count > table_size)
             return -EPROTO;
@@ -94,10 +94,14 @@ static int walk_chain(struct virtqueue *vq, uint16_t head, struct vq_elem *elem)
         if (d.flags & VRING_DESC_F_INDIRECT) {
             /* §2.7.5.3.1: only when negotiated, never inside an indirect
              * table, never together with NEXT; the table holds whole
-             * descriptors, at most a queue's worth, all in RAM. */
+             * descriptors, all in RAM. Its size is bounded by
+             * VQ_MAX_SIZE rather than the queue size: Linux bounds an
+             * indirect chain only by the device's seg_max, so a driver
+             * that chose a queue smaller than QueueNumMax still sends
+             * up to seg_max + 2 entries (QEMU is lenient the same way). */
             if (!vq->indirect || in_indirect || (d.flags & VRING_DESC_F_NEXT))
                 return -EPROTO;
-            if (d.len == 0 || (d.len & 15) || d.len / 16 > vq->num)
+            if (d.len == 0 || (d.len & 15) || d.len / 16 > VQ_MAX_SIZE)
                 return -EPROTO;
             table = guest_mem_ram_ptr(vq->mem, d.addr, d.len);
             if (!table)

@@ -2,9 +2,10 @@
  * table, the available ring and the used ring, all in guest RAM.
  *
  * Every descriptor is validated before the device sees it: buffers and
- * indirect tables must lie inside guest RAM, a chain has at most `num`
- * descriptors (which also ends loops), indirect tables follow §2.7.5.3 (no
- * nesting, no NEXT on the indirect descriptor, length a multiple of 16),
+ * indirect tables must lie inside guest RAM, a direct chain has at most
+ * `num` descriptors and an indirect table at most VQ_MAX_SIZE (which also
+ * ends loops), indirect tables follow §2.7.5.3 (no nesting, no NEXT on the
+ * indirect descriptor, length a multiple of 16),
  * and device-readable buffers come before device-writable ones (§2.7.4.2).
  * A broken rule makes vq_pop() return -EPROTO and marks the queue broken;
  * the transport then sets DEVICE_NEEDS_RESET. Nothing here ever reads or
