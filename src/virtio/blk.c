@@ -194,18 +194,13 @@ static void handle(struct virtio_blk *b, struct virtio_dev *vdev, unsigned q, st
 static void blk_queue_notify(void *dev, struct virtio_dev *vdev, unsigned q)
 {
     struct virtio_blk *b = dev;
-    struct vq_elem *e = malloc(sizeof(*e));
-    if (!e) {
-        virtio_dev_kick(vdev, q);   /* try again on another round */
-        return;
-    }
-    while (virtio_dev_pop(vdev, q, e) == 1) {
+    struct vq_elem e;   /* 4 KiB of a worker's stack */
+    while (virtio_dev_pop(vdev, q, &e) == 1) {
         /* Another worker takes the next request while this one waits for
          * the backend: several requests in flight. */
-        virtio_dev_kick(vdev, q);
-        handle(b, vdev, q, e);
+        virtio_dev_kick_if_avail(vdev, q);
+        handle(b, vdev, q, &e);
     }
-    free(e);
 }
 
 static void blk_destroy(void *dev)

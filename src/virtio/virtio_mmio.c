@@ -199,6 +199,18 @@ void virtio_dev_kick(struct virtio_dev *d, unsigned q)
     pthread_mutex_unlock(&d->lock);
 }
 
+void virtio_dev_kick_if_avail(struct virtio_dev *d, unsigned q)
+{
+    if (q >= d->p.num_queues)
+        return;
+    struct vq_slot *s = &d->queues[q];
+    pthread_mutex_lock(&s->lock);
+    bool more = vq_has_avail(&s->vq);
+    pthread_mutex_unlock(&s->lock);
+    if (more)
+        virtio_dev_kick(d, q);
+}
+
 void virtio_dev_needs_reset(struct virtio_dev *d)
 {
     pthread_mutex_lock(&d->lock);

@@ -11,8 +11,8 @@
  * marks the queue pending and wakes one of the device's worker threads,
  * which calls ops->queue_notify(). Several workers may serve one device (and
  * one queue) at once: a handler takes one element with virtio_dev_pop(),
- * and if it will block on I/O it calls virtio_dev_kick() first so another
- * worker goes on with the rest of the queue. Anything may call
+ * and if it will block on I/O it calls virtio_dev_kick_if_avail() first so
+ * another worker goes on with the rest of the queue. Anything may call
  * virtio_dev_kick() (a network backend with packets to deliver, say).
  * A handler completes every element it popped before it returns: reset
  * waits for the handlers to return and then forgets the rings.
@@ -133,6 +133,13 @@ void virtio_dev_push(struct virtio_dev *vdev, unsigned q, const struct vq_elem *
 
 /* Marks queue `q` pending and wakes a worker. Any thread. */
 void virtio_dev_kick(struct virtio_dev *vdev, unsigned q);
+
+/* virtio_dev_kick() only if queue `q` has buffers nobody took yet: what a
+ * handler calls after popping one request it will block on, so another
+ * worker serves the rest (and none is woken for nothing). A buffer made
+ * available just after the peek is still seen: the handler pops until the
+ * ring is empty, and an empty pop asks the driver to notify (§2.7.10). */
+void virtio_dev_kick_if_avail(struct virtio_dev *vdev, unsigned q);
 
 /* The driver broke a rule the device found (a request too short for its
  * header, say): DEVICE_NEEDS_RESET and a configuration interrupt. */

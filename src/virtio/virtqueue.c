@@ -170,6 +170,11 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *elem)
     return 1;
 }
 
+bool vq_has_avail(const struct virtqueue *vq)
+{
+    return vq->ready && !vq->broken && avail_idx_acquire(vq) != vq->last_avail;
+}
+
 bool vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
 {
     if (!vq->ready || vq->broken)

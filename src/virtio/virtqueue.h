@@ -77,6 +77,10 @@ int vq_start(struct virtqueue *vq, bool event_idx, bool indirect);
  * for the next buffer first), -EPROTO when the driver broke a rule. */
 int vq_pop(struct virtqueue *vq, struct vq_elem *elem);
 
+/* True when the driver has made buffers available that vq_pop has not
+ * taken yet (a peek: no notification is requested). */
+bool vq_has_avail(const struct virtqueue *vq);
+
 /* Returns the chain `head` to the driver with `len` bytes written. Returns
  * true when the driver wants an interrupt for it (EVENT_IDX's used_event,
  * or the NO_INTERRUPT flag without it). */

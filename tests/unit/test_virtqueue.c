@@ -81,8 +81,11 @@ static void test_normal_chain(void)
     set_desc(3, DATA, 16, VRING_DESC_F_NEXT, 5);
     set_desc(5, DATA + 0x100, 100, VRING_DESC_F_NEXT, 1);
     set_desc(1, DATA + 0x200, 1, VRING_DESC_F_WRITE, 0);
+    CHECK(!vq_has_avail(&vq));
     avail_add(3);
+    CHECK(vq_has_avail(&vq));
     CHECK_EQ(vq_pop(&vq, &e), 1);
+    CHECK(!vq_has_avail(&vq));
     CHECK_EQ(e.head, 3);
     CHECK_EQ(e.out_num, 2);
     CHECK_EQ(e.in_num, 1);
