@@ -1,8 +1,8 @@
 /* Unit tests for the split virtqueue: a fake driver lays out rings in a small
  * guest RAM (heap memory, so the ASan build catches any access outside it)
  * and checks normal and indirect chains, used-ring updates, EVENT_IDX
- * interrupt suppression, and that every hostile layout is refused with
- * -EPROTO (the transport turns that into DEVICE_NEEDS_RESET). */
+ * interrupt suppression, that every hostile layout is refused with -EPROTO
+ * (the transport turns that into DEVICE_NEEDS_RESET), and random rings. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -331,6 +331,67 @@ static void test_bad_rings(void)
     }
 }
 
+/* Random descriptor tables, indirect tables and rings: whatever vq_pop
+ * returns, every buffer it hands out lies inside guest RAM, and it never
+ * reads outside RAM itself (ASan watches the heap-backed RAM). */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+    rnd_state ^= rnd_state << 13;
+    rnd_state ^= rnd_state >> 7;
+    rnd_state ^= rnd_state << 17;
+    return rnd_state;
+}
+
+static uint64_t rnd_addr(void)
+{
+    switch (rnd() % 6) {
+    case 0: return RAM_BASE + rnd() % RAM_SIZE;
+    case 1: return RAM_BASE + RAM_SIZE - rnd() % 64;   /* near the end */
+    case 2: return RAM_BASE - rnd() % 64;              /* just below */
+    case 3: return rnd();                              /* anywhere */
+    case 4: return INDIRECT + 16 * (rnd() % 8);
+    default: return DATA + rnd() % 0x1000;
+    }
+}
+
+static void test_random_rings(void)
+{
+    static struct vq_elem e;
+    int popped = 0, refused = 0;
+    for (int iter = 0; iter < 20000; iter++) {
+        struct virtqueue vq;
+        setup(&vq, rnd() & 1, rnd() & 1);
+        for (unsigned i = 0; i < NUM; i++)
+            set_desc(i, rnd_addr(), (uint32_t)(rnd() % 3 ? rnd() % 0x200 : rnd()),
+                     (uint16_t)(rnd() % 8), (uint16_t)(rnd() % (NUM + 2)));
+        for (unsigned i = 0; i < 16; i++)
+            set_desc_at(INDIRECT, i, rnd_addr(), (uint32_t)(rnd() % 0x300),
+                        (uint16_t)(rnd() % 8), (uint16_t)(rnd() % 18));
+        unsigned n = (unsigned)(rnd() % (NUM + 2));
+        for (unsigned i = 0; i < n; i++)
+            avail_add((uint16_t)(rnd() % (NUM + 1)));
+        for (int k = 0; k < NUM + 2; k++) {
+            int r = vq_pop(&vq, &e);
+            if (r <= 0) {
+                refused += r < 0;
+                break;
+            }
+            popped++;
+            for (unsigned i = 0; i < e.out_num + e.in_num; i++) {
+                uint8_t *p = e.iov[i].iov_base;
+                CHECK_MSG(p >= mem.ram && e.iov[i].iov_len <= RAM_SIZE &&
+                          (size_t)(p - mem.ram) <= RAM_SIZE - e.iov[i].iov_len,
+                          "iteration %d: buffer outside RAM", iter);
+            }
+            vq_push(&vq, e.head, 0);
+        }
+    }
+    /* Both outcomes happened many times. */
+    CHECK_MSG(popped > 1000 && refused > 1000, "popped %d, refused %d", popped, refused);
+}
+
 static void test_iov_helpers(void)
 {
     uint8_t a[4] = { 1, 2, 3, 4 }, b[3] = { 5, 6, 7 }, out[8] = { 0 };
@@ -359,6 +420,7 @@ int main(void)
     test_event_idx();
     test_hostile_chains();
     test_bad_rings();
+    test_random_rings();
     test_iov_helpers();
     free(mem.ram);
     return check_summary("test_virtqueue");
