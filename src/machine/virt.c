@@ -468,6 +468,11 @@ static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
 
 int virt_reset(struct virt_machine *m, char *err, size_t errlen)
 {
+    /* Virtio devices first: a request still in flight from before the
+     * reboot must finish before the RAM it writes is wiped. */
+    for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++)
+        if (m->virtio[i])
+            virtio_mmio_reset(m->virtio[i]);
     /* Fresh RAM: drop every page, as a power cycle would. */
     if (madvise(m->mem.ram, m->mem.ram_size, MADV_DONTNEED)) {
         return errmsg(err, errlen, -errno, "resetting guest memory: %s", strerror(errno));
@@ -477,9 +482,6 @@ int virt_reset(struct virt_machine *m, char *err, size_t errlen)
     uart16550_reset(m->uart);
     goldfish_rtc_reset(m->rtc);
     sifive_test_reset(m->finisher);
-    for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++)
-        if (m->virtio[i])
-            virtio_mmio_reset(m->virtio[i]);
     pthread_mutex_lock(&m->input_lock);
     m->input_len = 0;
     pthread_mutex_unlock(&m->input_lock);

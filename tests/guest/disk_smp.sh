@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # --smp 2 with a disk: virtio-blk offers one request queue per hart (MQ), the
 # guest uses both, and two writers on the two harts at once (O_DIRECT, so
-# requests reach the device concurrently) leave both regions right.
+# requests reach the device concurrently) leave both regions right. The disk
+# uses cache=none: O_DIRECT on the host too.
 set -u
 . "$(dirname "$0")/lib.sh"
 guest_test disk_smp
@@ -20,7 +21,7 @@ wait \$a || exit 3; wait \$b || exit 4;
 echo 3 > /proc/sys/vm/drop_caches;
 echo r1=\$(dd if=/dev/vda bs=4k count=256 2>/dev/null | sha256sum | cut -c1-16);
 echo r2=\$(dd if=/dev/vda bs=4k skip=4096 count=256 2>/dev/null | sha256sum | cut -c1-16);
-exit 0" --disk "$IMG" --smp 2
+exit 0" --disk "$IMG,cache=none" --smp 2
 st=$?
 [ $st -eq 0 ] || fail "guest: $(status_text $st)"
 out=$(tr -d '\r' <"$T/run.log")
