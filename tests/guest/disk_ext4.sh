@@ -5,6 +5,8 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 guest_test disk_ext4
+# Boots and then does disk work: twice a boot's time budget.
+BOOT_TIMEOUT=$((BOOT_TIMEOUT * 2))
 command -v mkfs.ext4 >/dev/null && command -v debugfs >/dev/null || fail "mkfs.ext4/debugfs missing (e2fsprogs)"
 
 IMG=$T/fs.img

@@ -7,6 +7,8 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 guest_test disk_raw
+# Boots and then does disk work: twice a boot's time budget.
+BOOT_TIMEOUT=$((BOOT_TIMEOUT * 2))
 
 A=$T/a.img
 B=$T/b.img

@@ -8,6 +8,8 @@
 set -u
 . "$(dirname "$0")/lib.sh"
 guest_test disk_readonly
+# Boots and then does disk work: twice a boot's time budget.
+BOOT_TIMEOUT=$((BOOT_TIMEOUT * 2))
 
 IMG=$T/ro.img
 head -c 8M /dev/urandom >"$IMG"
