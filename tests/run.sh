@@ -86,7 +86,7 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
     report "guest-asan/boot_command" $? "$log"
     # Two disks: the virtio workers and the backends under the sanitizers.
     log="$log_dir/guest-asan_disk_raw.log"
-    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/disk_raw.sh >"$log" 2>&1
+    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 2400 bash tests/guest/disk_raw.sh >"$log" 2>&1
     report "guest-asan/disk_raw" $? "$log"
 else
     report "guest/build-images" 1 "$log_dir/guest-build.log"
