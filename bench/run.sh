@@ -8,13 +8,17 @@
 #      the guest, timed by the guest's clock, on both;
 #  (c) peak RSS of both over the boot (VmHWM, sampled until exit);
 #  (d) bare-metal guest MIPS, if build/bench/cpu.elf exists: nimbus runs it
-#      as firmware (--bios) and its output is shown.
+#      as firmware (--bios) and its output is shown;
+#  (e) virtio-blk reads: the guest reads a raw image (NIMBUS_BENCH_DISK_MIB,
+#      default 256) with dd bs=1M, through its page cache and with O_DIRECT,
+#      timed by the guest's clock; nimbus --disk against QEMU's
+#      virtio-blk-device, the host's page cache warm for both.
 # nimbus boots with its built-in SBI, QEMU with its default OpenSBI
 # (-bios default). A failing nimbus is reported and the rest goes on.
 #
 # Environment: NIMBUS (default build/nimbus), NIMBUS_ARGS (extra `nimbus run`
 # options, e.g. "--jit on"), QEMU (qemu-system-riscv64),
-# NIMBUS_BENCH_RUNS (5), NIMBUS_BENCH_MIB (64), NIMBUS_BENCH_TIMEOUT
+# NIMBUS_BENCH_RUNS (5), NIMBUS_BENCH_MIB (64), NIMBUS_BENCH_DISK_MIB (256), NIMBUS_BENCH_TIMEOUT
 # (seconds per VM, 1800), NIMBUS_BENCH_CPU_TIMEOUT (seconds for cpu.elf, 600).
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -41,14 +45,19 @@ have_nimbus=1
 have_qemu=1
 command -v "$QEMU" >/dev/null || { have_qemu=0; echo "bench: $QEMU not found: no QEMU figures"; }
 
-# vm_cmd KIND APPEND: the command line that boots the guest on KIND.
+# vm_cmd KIND APPEND: the command line that boots the guest on KIND (with
+# the raw image $DISK as a read-only virtio-blk disk when DISK is set).
+DISK=""
 vm_cmd() {
     case $1 in
         # shellcheck disable=SC2206
         nimbus) CMD=("$NIMBUS" run ${NIMBUS_ARGS:-} --kernel "$KERNEL" --initrd "$INITRD" --mem $MEM
-            --smp 1 --console stdio --append "$2") ;;
+            --smp 1 --console stdio --append "$2")
+            [ -n "$DISK" ] && CMD+=(--disk "$DISK,format=raw,readonly") ;;
         qemu) CMD=("$QEMU" -M virt -m $MEM -smp 1 -bios default -nographic
-            -kernel "$KERNEL" -initrd "$INITRD" -append "$2") ;;
+            -kernel "$KERNEL" -initrd "$INITRD" -append "$2")
+            [ -n "$DISK" ] && CMD+=(-drive "file=$DISK,format=raw,readonly=on,if=none,id=d0"
+                -device virtio-blk-device,drive=d0) ;;
     esac
 }
 
@@ -212,4 +221,29 @@ else
     tr -d '\r' <"$W/cpu.log" | sed 's/^/  /'
     [ $st -eq 0 ] || echo "  FAILED: $(why $st "$W/cpu.log" "$cpu_timeout")"
 fi
+echo
+
+# --- (e) virtio-blk reads ------------------------------------------------------------
+DISK_MIB=${NIMBUS_BENCH_DISK_MIB:-256}
+[[ $DISK_MIB =~ ^[1-9][0-9]*$ ]] || { echo "bench: NIMBUS_BENCH_DISK_MIB must be a number of MiB"; exit 1; }
+echo "== (e) virtio-blk: guest dd of a $DISK_MIB MiB raw image, bs=1M (guest seconds, MB/s) =="
+head -c $((DISK_MIB * 1048576)) /dev/urandom >"$W/disk.img"
+cat "$W/disk.img" >/dev/null   # warm the host's page cache for both
+DISK=$W/disk.img
+disk_job="up() { cut -d' ' -f1 /proc/uptime; }; t0=\$(up); dd if=/dev/vda of=/dev/null bs=1M 2>/dev/null; t1=\$(up); dd if=/dev/vda of=/dev/null bs=1M iflag=direct 2>/dev/null; t2=\$(up); echo BENCH cached=\$(awk \"BEGIN { print \$t1 - \$t0 }\") direct=\$(awk \"BEGIN { print \$t2 - \$t1 }\")"
+disk_arg="echo $(printf '%s\n' "$disk_job" | gzip -9n | base64 -w0) | base64 -d | gunzip | sh"
+for kind in "${KINDS[@]}"; do
+    run_vm $kind "console=ttyS0 quiet -- $disk_arg" "$W/disk-$kind.log"
+    line=$(tr -d '\r' <"$W/disk-$kind.log" | grep -a '^BENCH ' | head -n 1)
+    if [ -z "$line" ] || [ "$STATUS" -ne 0 ]; then
+        printf '  %-7s FAILED: %s\n' $kind "$(why "$STATUS" "$W/disk-$kind.log")"
+        continue
+    fi
+    c=$(sed 's/.* cached=\([^ ]*\).*/\1/' <<<"$line")
+    d=$(sed 's/.* direct=\([^ ]*\).*/\1/' <<<"$line")
+    printf '  %-7s page cache %6.2f s (%s MB/s)   O_DIRECT %6.2f s (%s MB/s)\n' $kind "$c" \
+        "$(awk -v m=$DISK_MIB -v t="$c" 'BEGIN { printf "%.0f", (t > 0 ? m * 1.048576 / t : 0) }')" "$d" \
+        "$(awk -v m=$DISK_MIB -v t="$d" 'BEGIN { printf "%.0f", (t > 0 ? m * 1.048576 / t : 0) }')"
+done
+DISK=""
 exit 0

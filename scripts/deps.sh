@@ -12,6 +12,7 @@ packages=(
     qemu-system-misc                   # reference for tests and `make bench`
     python3                            # test drivers (tests/hostile/hostile.py, rusage)
     clang libfuzzer-14-dev             # `make fuzz` and the fuzz targets in `make test`
+    e2fsprogs                          # disk tests: mkfs.ext4, e2fsck, debugfs on the host
 )
 missing=()
 for p in "${packages[@]}"; do

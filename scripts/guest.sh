@@ -3,7 +3,8 @@
 #   build/guest/vmlinux            Debian's riscv64 kernel, as shipped (a flat
 #                                  RISC-V Image with an EFI/PE header)
 #   build/guest/initramfs.cpio.gz  busybox-static, guest/init as /init, and the
-#                                  kernel's virtio modules (newc cpio, gzip)
+#                                  kernel's virtio modules, and ext4 for
+#                                  `modprobe ext4` (newc cpio, gzip)
 #
 # The kernel (the versioned package that linux-image-riscv64 depends on) and
 # busybox-static come from Debian's archive, suite trixie (Debian 12 has no
@@ -38,6 +39,11 @@ MODULES_REQUIRED="virtio_mmio virtio_blk virtio_net virtio_rng virtio_balloon"
 # vsock (vmw_vsock_virtio_transport) is left out until Nimbus has a vsock
 # device: each module costs a signature check at boot for nothing.
 MODULES_OPTIONAL="virtio_console ${NIMBUS_GUEST_MODULES_EXTRA:-}"
+# Packed (with their dependencies, in modules.dep) but loaded only on demand
+# with `modprobe NAME`: ext4 for disk images (ext4 finds its crc32c checksum
+# through the crypto API, so crc32c_generic is named too). Loading them at
+# every boot would cost every guest their signature checks.
+MODULES_ON_DEMAND="ext4 crc32c_generic"
 
 say() { echo "guest: $*"; }
 die() { echo "guest: error: $*" >&2; exit 1; }
@@ -72,7 +78,7 @@ inputs_local() {
     printf 'init %s\nscript %s\nmodules %s | %s\n' \
         "$(sha256sum <"$INIT_SRC" | cut -d' ' -f1)" \
         "$(sha256sum <"${BASH_SOURCE[0]}" | cut -d' ' -f1)" \
-        "$MODULES_REQUIRED" "$MODULES_OPTIONAL"
+        "$MODULES_REQUIRED" "$MODULES_OPTIONAL $MODULES_ON_DEMAND"
 }
 STAMP=$OUT/.stamp
 outputs_present() { [ -s "$OUT/vmlinux" ] && [ -s "$OUT/initramfs.cpio.gz" ] && [ -r "$STAMP" ]; }
@@ -396,11 +402,14 @@ add_module() { # $1 = name; $2 = 1 if it must exist
     # modules.dep lists the full closure, nearest first.
     DEPS[$name]=$(echo "$ko $dep_paths" | awk '{ for (i = 1; i <= NF; i++) if (!s[$i]++) printf "%s%s", (n++ ? " " : ""), $i }')
     DEPLINES+=("$ko:${DEPS[$name]#"$ko"}")
-    ORDER+=("$ko")
+    [ "$AT_BOOT" = 1 ] && ORDER+=("$ko")
     LOADED[$name]=$ko
 }
+AT_BOOT=1
 for m in $MODULES_REQUIRED; do add_module "$m" 1; done
 for m in $MODULES_OPTIONAL; do add_module "$m" 0; done
+AT_BOOT=0
+for m in $MODULES_ON_DEMAND; do add_module "$m" 1; done
 printf '%s\n' "${DEPLINES[@]}" | sort >"$R/lib/modules/$KVER/modules.dep"
 if [ -r "$MODSRC/modules.builtin" ]; then cp "$MODSRC/modules.builtin" "$R/lib/modules/$KVER/"; fi
 for ko in "${ORDER[@]}"; do echo "/lib/modules/$KVER/$ko"; done >"$R/etc/nimbus/modules"

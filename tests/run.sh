@@ -10,7 +10,7 @@
 #      signal/terminal checks on pseudo-terminals (optimised build; a subset
 #      under the sanitizers);
 #   5. guest tests that boot Debian's kernel (optimised build; one under the
-#      sanitizers too; the boot test again with --jit on);
+#      sanitizers too, with a two-disk run; the boot test again with --jit on);
 #   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
 #      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each.
 # Prints one line per test and ends with "N passed, N failed".
@@ -115,6 +115,10 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
     log="$log_dir/guest-asan_boot_command.log"
     NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/boot_command.sh >"$log" 2>&1
     report "guest-asan/boot_command" $? "$log"
+    # Two disks: the virtio workers and the backends under the sanitizers.
+    log="$log_dir/guest-asan_disk_raw.log"
+    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 2400 bash tests/guest/disk_raw.sh >"$log" 2>&1
+    report "guest-asan/disk_raw" $? "$log"
 else
     report "guest/build-images" 1 "$log_dir/guest-build.log"
 fi

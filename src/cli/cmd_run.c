@@ -32,6 +32,15 @@ static void run_usage(FILE *out)
         "                    exits with its status (0 pass, n for fail code n)\n"
         "  --console WHERE   stdio (default; Ctrl-A x quits, Ctrl-A h helps),\n"
         "                    file:PATH (output only) or socket:PATH (unix socket server)\n"
+        "  --disk PATH[,format=raw|qcow2][,readonly][,cache=none|writeback]\n"
+        "                    a virtio-blk disk (repeatable, at most %u; the first is\n"
+        "                    /dev/vda). format: probed when not given (a qcow2 header\n"
+        "                    means qcow2); format=raw on a file with a qcow2 header is\n"
+        "                    refused. readonly: the guest sees a read-only disk.\n"
+        "                    cache=writeback (default): host page cache, made durable\n"
+        "                    when the guest flushes; cache=none: O_DIRECT (where the\n"
+        "                    file system refuses it, every write is synced instead).\n"
+        "                    PATH may not contain commas.\n"
         "  --dump-dtb FILE   also write the generated device tree blob to FILE\n"
         "  --jit on|off      binary translator: hot code runs as x86-64 host code\n"
         "                    (default off; the interpreter is the reference)\n"
@@ -44,8 +53,12 @@ static void run_usage(FILE *out)
         "Exit status: 0 when the guest powers off (or on Ctrl-A x), the guest's code\n"
         "when it exits through the test finisher with a failure code (1-255; any\n"
         "other failure code exits 255 and is printed in full), 1 on errors.\n"
-        "A guest reboot restarts the machine in the same process.\n",
-        VIRT_MAX_HARTS, JIT_THRESHOLD);
+        "A guest reboot restarts the machine in the same process.\n"
+        "\n"
+        "Devices: the virtio-mmio slots at 0x10001000 + n*0x1000 (PLIC IRQ 1+n) hold\n"
+        "the disks from slot 0 in the order given, and a virtio-rng entropy device in\n"
+        "the last slot (0x10008000, IRQ 8).\n",
+        VIRT_MAX_HARTS, VIRT_MAX_DISKS, JIT_THRESHOLD);
 }
 
 int cli_parse_size(const char *s, unsigned long long *bytes)
@@ -82,6 +95,33 @@ static int fail(const char *fmt, const char *arg)
     return 1;
 }
 
+/* PATH[,format=raw|qcow2][,readonly][,cache=none|writeback] into `d`;
+ * `d->path` points into `arg`, which is cut at the first comma. */
+static int parse_disk(char *arg, struct virt_disk *d)
+{
+    char *save = NULL;
+    char *path = strtok_r(arg, ",", &save);
+    if (!path || !*path || arg[0] == ',')
+        return fail("%s", "--disk needs a path (--disk PATH[,format=...][,readonly][,cache=...])");
+    *d = (struct virt_disk){ .path = path };
+    for (char *o; (o = strtok_r(NULL, ",", &save));) {
+        if (!strcmp(o, "format=raw"))
+            d->opts.format = BLOCK_FORMAT_RAW;
+        else if (!strcmp(o, "format=qcow2"))
+            d->opts.format = BLOCK_FORMAT_QCOW2;
+        else if (!strcmp(o, "readonly"))
+            d->opts.readonly = true;
+        else if (!strcmp(o, "cache=none"))
+            d->opts.cache = BLOCK_CACHE_NONE;
+        else if (!strcmp(o, "cache=writeback"))
+            d->opts.cache = BLOCK_CACHE_WRITEBACK;
+        else
+            return fail("unknown --disk option '%s' (format=raw|qcow2, readonly, "
+                        "cache=none|writeback)", o);
+    }
+    return 0;
+}
+
 static int check_readable(const char *what, const char *path)
 {
     if (access(path, R_OK)) {
@@ -106,6 +146,7 @@ int cmd_run(int argc, char **argv)
         { "jit-cache", required_argument, NULL, 'C' },
         { "jit-stats", no_argument, NULL, 'S' },
         { "jit-threshold", required_argument, NULL, 'T' },
+        { "disk", required_argument, NULL, 'D' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -128,6 +169,15 @@ int cmd_run(int argc, char **argv)
         case 'a': config.append = optarg; break;
         case 'b': config.bios = optarg; break;
         case 'd': config.dump_dtb = optarg; break;
+        case 'D':
+            if (config.ndisks >= VIRT_MAX_DISKS) {
+                fprintf(stderr, "nimbus run: too many --disk options (at most %u)\n", VIRT_MAX_DISKS);
+                return 1;
+            }
+            if (parse_disk(optarg, &config.disks[config.ndisks]))
+                return 1;
+            config.ndisks++;
+            break;
         case 'm': {
             unsigned long long bytes;
             if (cli_parse_size(optarg, &bytes))

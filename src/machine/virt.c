@@ -20,6 +20,9 @@
 #include "dev/uart16550.h"
 #include "base/errmsg.h"
 #include "machine/loader.h"
+#include "virtio/blk.h"
+#include "virtio/rng.h"
+#include "virtio/virtio_mmio.h"
 
 #define FDT_MAX_SIZE 0x10000
 /* fw_dynamic_info (OpenSBI docs/firmware/fw_dynamic.md), passed in a2. */
@@ -333,6 +336,9 @@ static int fdt_build(struct virt_machine *m, uint64_t initrd_start, uint64_t ini
     FDT_CHECK(aclint_fdt(m->aclint, &ctx));
     FDT_CHECK(plic_fdt(m->plic, &ctx));
     FDT_CHECK(uart16550_fdt(m->uart, &ctx));
+    for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++)
+        if (m->virtio[i])
+            FDT_CHECK(virtio_mmio_fdt(m->virtio[i], &ctx));
     FDT_CHECK(fdt_end_node(fdt));
     FDT_CHECK(sifive_test_fdt_syscon(&ctx, test_phandle));
 
@@ -381,34 +387,38 @@ static int write_file(const char *path, const void *buf, size_t len)
 
 struct named_file {
     const char *what, *path;
+    bool written;       /* truncated or written by the VM */
+    struct stat st;
 };
 
-/* Refuses an output (console file, device-tree dump) that is also an input
- * image, or the other output: writing it would truncate the input (the
- * kernel, say) before it is read, or clobber the other output. Files are
- * compared by device and inode, so links and different spellings of one
- * path are caught. */
-static int check_outputs(const struct virt_config *c, char *err, size_t errlen)
+/* A file the VM writes (console file, device-tree dump, writable disk) may
+ * not be any other file it uses: writing it would truncate an input (the
+ * kernel, say) before it is read, corrupt a disk, or clobber the other
+ * output. Files are compared by device and inode, so links and different
+ * spellings of one path are caught. Files that do not exist yet cannot
+ * clash. */
+static int check_files(const struct virt_config *c, char *err, size_t errlen)
 {
-    const struct named_file inputs[] = {
-        { "kernel", c->kernel }, { "initrd", c->initrd }, { "firmware", c->bios },
-    };
-    const struct named_file outputs[] = {
-        { "--console file:", c->console_kind == CONSOLE_FILE ? c->console_path : NULL },
-        { "--dump-dtb", c->dump_dtb },
-    };
-    const size_t nin = sizeof(inputs) / sizeof(inputs[0]), nout = sizeof(outputs) / sizeof(outputs[0]);
-    for (size_t o = 0; o < nout; o++) {
-        struct stat out_st, in_st;
-        if (!outputs[o].path || stat(outputs[o].path, &out_st))
-            continue; /* not there yet: it cannot be an input */
-        for (size_t i = 0; i < nin + nout; i++) {
-            const struct named_file *f = i < nin ? &inputs[i] : &outputs[i - nin];
-            if (!f->path || f == &outputs[o] || stat(f->path, &in_st))
+    struct named_file f[5 + VIRT_MAX_DISKS];
+    size_t n = 0;
+    f[n++] = (struct named_file){ .what = "kernel", .path = c->kernel, .written = false };
+    f[n++] = (struct named_file){ .what = "initrd", .path = c->initrd, .written = false };
+    f[n++] = (struct named_file){ .what = "firmware", .path = c->bios, .written = false };
+    f[n++] = (struct named_file){ .what = "--console file:", .path = c->console_kind == CONSOLE_FILE ? c->console_path : NULL, .written = true };
+    f[n++] = (struct named_file){ .what = "--dump-dtb", .path = c->dump_dtb, .written = true };
+    for (unsigned d = 0; d < c->ndisks && d < VIRT_MAX_DISKS; d++)
+        f[n++] = (struct named_file){ .what = "--disk", .path = c->disks[d].path, .written = !c->disks[d].opts.readonly };
+    for (size_t i = 0; i < n; i++)
+        if (f[i].path && stat(f[i].path, &f[i].st))
+            f[i].path = NULL;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = i + 1; j < n && f[i].path; j++) {
+            if (!f[j].path || !(f[i].written || f[j].written) || f[i].st.st_dev != f[j].st.st_dev ||
+                f[i].st.st_ino != f[j].st.st_ino)
                 continue;
-            if (in_st.st_dev == out_st.st_dev && in_st.st_ino == out_st.st_ino)
-                return errmsg(err, errlen, -EINVAL, "%s %s is the same file as the %s %s: refusing "
-                              "to overwrite it", outputs[o].what, outputs[o].path, f->what, f->path);
+            const struct named_file *w = f[j].written ? &f[j] : &f[i], *o = w == &f[j] ? &f[i] : &f[j];
+            return errmsg(err, errlen, -EINVAL, "%s %s is the same file as the %s %s: refusing "
+                          "to overwrite it", w->what, w->path, o->what, o->path);
         }
     }
     return 0;
@@ -508,8 +518,54 @@ static int load_and_boot(struct virt_machine *m, char *err, size_t errlen)
     return 0;
 }
 
+static uint64_t virtio_slot_base(unsigned slot)
+{
+    return VIRT_VIRTIO_BASE + slot * VIRTIO_MMIO_SIZE;
+}
+
+/* The virtio-mmio slots: disks from slot 0 in the order given, the entropy
+ * device in the last slot (every cloud VM has one; it costs nothing idle
+ * and lets the guest's RNG seed at once). */
+static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
+{
+    const struct virt_config *c = &m->config;
+    int r;
+
+    if (c->ndisks > VIRT_MAX_DISKS)
+        return errmsg(err, errlen, -EINVAL, "at most %u --disk options", VIRT_MAX_DISKS);
+    /* One request queue per hart, as QEMU and Linux's blk-mq like it. */
+    unsigned nq = m->nharts < VIRTIO_BLK_MAX_QUEUES ? m->nharts : VIRTIO_BLK_MAX_QUEUES;
+    for (unsigned i = 0; i < c->ndisks; i++) {
+        struct block_backend *b;
+        r = block_open(c->disks[i].path, &c->disks[i].opts, &b, err, errlen);
+        if (r)
+            return r;
+        char serial[32];   /* the device keeps the first 20 bytes */
+        snprintf(serial, sizeof(serial), "nimbus-disk%u", i);
+        r = virtio_blk_create(&m->mem, virtio_slot_base(i),
+                              plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + i), b, nq, serial,
+                              &m->virtio[i]);
+        if (r) {
+            block_close(b);
+            return errmsg(err, errlen, r, "cannot create the disk for %s: %s", c->disks[i].path,
+                          strerror(-r));
+        }
+    }
+    r = virtio_rng_create(&m->mem, virtio_slot_base(VIRT_RNG_SLOT),
+                          plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + VIRT_RNG_SLOT),
+                          &m->virtio[VIRT_RNG_SLOT]);
+    if (r)
+        return errmsg(err, errlen, r, "cannot create the entropy device: %s", strerror(-r));
+    return 0;
+}
+
 int virt_reset(struct virt_machine *m, char *err, size_t errlen)
 {
+    /* Virtio devices first: a request still in flight from before the
+     * reboot must finish before the RAM it writes is wiped. */
+    for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++)
+        if (m->virtio[i])
+            virtio_mmio_reset(m->virtio[i]);
     /* Fresh RAM: drop every page, as a power cycle would. */
     if (madvise(m->mem.ram, m->mem.ram_size, MADV_DONTNEED)) {
         return errmsg(err, errlen, -errno, "resetting guest memory: %s", strerror(errno));
@@ -542,7 +598,7 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
                  (unsigned long long)(VIRT_MIN_RAM >> 20), (unsigned long long)(VIRT_MAX_RAM >> 30));
     }
 
-    if ((r = check_outputs(config, err, errlen)))
+    if ((r = check_files(config, err, errlen)))
         return r;
 
     struct virt_machine *m = calloc(1, sizeof(*m));
@@ -619,6 +675,10 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
         goto fail;
     }
 
+    r = create_virtio(m, err, errlen);
+    if (r)
+        goto fail;
+
     /* Opened here, but the terminal goes raw only when the guest starts
      * (console_start() in vm_run): Ctrl-C still works while images load. */
     struct console_ops_cb cb = { .input = console_in, .quit = console_quit,
@@ -642,6 +702,9 @@ void virt_destroy(struct virt_machine *m)
 {
     if (!m)
         return;
+    /* Virtio workers first: they use guest RAM and the PLIC. */
+    for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++)
+        virtio_mmio_destroy(m->virtio[i]);
     if (m->console)
         console_close(m->console);
     sifive_test_destroy(m->finisher);

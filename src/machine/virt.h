@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "block/block.h"
 #include "cpu/hart.h"
 #include "cpu/timebase.h"
 #include "machine/console.h"
@@ -29,7 +30,17 @@
 #define VIRT_KERNEL_ADDR (VIRT_RAM_BASE + 0x200000ull)
 #define VIRT_VIRTIO_BASE 0x10001000ull
 #define VIRT_VIRTIO_SLOTS 8u
+#define VIRT_VIRTIO_IRQ  1u      /* slot n interrupts on PLIC source 1 + n */
+/* Slot use: disks from slot 0 in command-line order; the entropy device in
+ * the last slot, so its address never depends on the disks. */
+#define VIRT_RNG_SLOT    (VIRT_VIRTIO_SLOTS - 1)
+#define VIRT_MAX_DISKS   (VIRT_VIRTIO_SLOTS - 1)
 #define VIRT_ISA_STRING  "rv64imafdc_zicntr_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc"
+
+struct virt_disk {
+    const char *path;
+    struct block_options opts;
+};
 
 struct virt_config {
     const char *kernel;     /* NULL: bare-metal run of `bios` */
@@ -44,6 +55,8 @@ struct virt_config {
     bool jit;               /* binary translator (cpu/jit) on every hart */
     uint64_t jit_cache;     /* its code cache per hart, bytes (0: default) */
     unsigned jit_threshold; /* block executions before translation */
+    struct virt_disk disks[VIRT_MAX_DISKS];   /* virtio-blk, slots 0.. */
+    unsigned ndisks;
 };
 
 /* How a run of the machine ended. */
@@ -61,6 +74,7 @@ struct aclint;
 struct uart16550;
 struct goldfish_rtc;
 struct sifive_test;
+struct virtio_dev;
 
 struct virt_machine {
     struct virt_config config;
@@ -76,6 +90,7 @@ struct virt_machine {
     struct sifive_test *finisher;
     struct console *console;
     struct sbi_platform sbi;
+    struct virtio_dev *virtio[VIRT_VIRTIO_SLOTS];   /* NULL: empty slot */
 
     uint64_t tohost, fromhost;     /* HTIF words of a bare-metal program, or 0 */
     pthread_mutex_t htif_lock;

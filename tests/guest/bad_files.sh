@@ -5,7 +5,8 @@
 #  - a FIFO as --kernel, --initrd, --bios, --console file: or --dump-dtb must
 #    not block in open() (nobody ever writes or reads the FIFO here);
 #  - --console file: or --dump-dtb naming the kernel or firmware (also through
-#    a symlink) or each other is refused, and the input is intact;
+#    a symlink) or each other, a writable --disk that is another file the VM
+#    uses, are refused, and the inputs are intact;
 #  - a RISC-V Image that is only a header, an ELF whose e_ident[EI_VERSION] is
 #    wrong (the message names that field), a 'tohost' symbol outside RAM;
 #  - an 88-byte Image claiming an image_size of 8 GiB in a 9 GiB guest must not
@@ -103,7 +104,12 @@ expect_error "--dump-dtb the kernel" "same file" "${k[@]}" --dump-dtb "$T/kernel
 expect_error "--dump-dtb the firmware" "same file" --bios "$T/pass.elf" --dump-dtb "$T/pass.elf"
 : >"$T/out.dtb"
 expect_error "--dump-dtb the console file" "same file" "${k[@]}" --console "file:$T/out.dtb" --dump-dtb "$T/out.dtb"
+head -c 1048576 /dev/zero >"$T/disk.raw"
+expect_error "writable --disk that is the kernel" "same file" "${k[@]}" --disk "$T/kernel,format=raw"
+expect_error "--console file: a disk" "same file" "${k[@]}" --disk "$T/disk.raw" --console "file:$T/disk.raw"
+expect_error "the same disk twice, writable" "same file" "${k[@]}" --disk "$T/disk.raw" --disk "$T/disk.raw"
 [ "$(sha256sum <"$T/kernel")" = "$kernel_sum" ] || note "the kernel file was changed"
+[ "$(head -c 1048576 /dev/zero | sha256sum)" = "$(sha256sum <"$T/disk.raw")" ] || note "the disk was changed"
 expect_error "Image that is only a header" "no code" --kernel "$T/header-only.img"
 expect_error "ELF with a bad EI_VERSION" "EI_VERSION" --bios "$T/badversion.elf"
 expect_error "tohost outside RAM" "tohost" --bios "$T/badtohost.elf"

@@ -2,7 +2,8 @@
 # Bad input to `nimbus run` must give a one-line error on stderr and a
 # non-zero exit status, at once (no hang, no boot): a missing or unusable
 # kernel, too little or too much memory, unknown options, bad --smp values,
-# a missing option argument, a missing initrd.
+# a missing option argument, a missing initrd, bad --disk options and disk
+# images (missing, a FIFO, a directory, a qcow2 header declared raw, too many).
 set -u
 . "$(dirname "$0")/lib.sh"
 guest_test bad_input
@@ -11,6 +12,11 @@ head -c 65536 /dev/urandom >"$T/random.bin"
 # Make sure the random bytes start like neither ELF nor a RISC-V Image.
 printf 'JUNK' | dd of="$T/random.bin" conv=notrunc status=none
 : >"$T/empty.bin"
+mkfifo "$T/fifo"
+truncate -s 1M "$T/disk.img"
+{ printf 'QFI\xfb'; head -c 1020 /dev/zero; } >"$T/qcow2-magic.img"
+many=()
+for _ in 1 2 3 4 5 6 7 8; do many+=(--disk "$T/disk.img"); done
 
 k=(--kernel "$KERNEL")
 cases=(
@@ -27,6 +33,14 @@ cases=(
     "missing argument to --kernel|--kernel"
     "nonexistent initrd|${k[*]} --initrd $T/no-such-initrd"
     "nonexistent bios|${k[*]} --bios $T/no-such-bios"
+    "nonexistent disk|${k[*]} --disk $T/no-such-disk"
+    "disk is a FIFO|${k[*]} --disk $T/fifo"
+    "disk is a directory|${k[*]} --disk $T"
+    "qcow2 header declared raw|${k[*]} --disk $T/qcow2-magic.img,format=raw"
+    "unknown --disk option|${k[*]} --disk $T/disk.img,cache=maybe"
+    "unknown --disk format|${k[*]} --disk $T/disk.img,format=vmdk"
+    "empty --disk path|${k[*]} --disk ,readonly"
+    "eight disks|${k[*]} ${many[*]}"
 )
 problems=()
 for c in "${cases[@]}"; do

@@ -1,0 +1,261 @@
+/* virtio-blk. See blk.h. */
+#include "virtio/blk.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Feature bits (§5.2.3). */
+#define VIRTIO_BLK_F_SEG_MAX      2
+#define VIRTIO_BLK_F_RO           5
+#define VIRTIO_BLK_F_BLK_SIZE     6
+#define VIRTIO_BLK_F_FLUSH        9
+#define VIRTIO_BLK_F_MQ           12
+#define VIRTIO_BLK_F_DISCARD      13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+/* Request types and status values (§5.2.6). */
+#define VIRTIO_BLK_T_IN           0u
+#define VIRTIO_BLK_T_OUT          1u
+#define VIRTIO_BLK_T_FLUSH        4u
+#define VIRTIO_BLK_T_GET_ID       8u
+#define VIRTIO_BLK_T_DISCARD      11u
+#define VIRTIO_BLK_T_WRITE_ZEROES 13u
+#define VIRTIO_BLK_S_OK           0u
+#define VIRTIO_BLK_S_IOERR        1u
+#define VIRTIO_BLK_S_UNSUPP       2u
+#define VIRTIO_BLK_WZ_F_UNMAP     1u
+
+#define SECTOR 512u
+
+/* struct virtio_blk_config (§5.2.4), up to write_zeroes_may_unmap. */
+struct blk_config {
+    uint64_t capacity;
+    uint32_t size_max;
+    uint32_t seg_max;
+    uint16_t cylinders;
+    uint8_t heads, sectors;
+    uint32_t blk_size;
+    uint8_t physical_block_exp, alignment_offset;
+    uint16_t min_io_size;
+    uint32_t opt_io_size;
+    uint8_t writeback, unused0;
+    uint16_t num_queues;
+    uint32_t max_discard_sectors;
+    uint32_t max_discard_seg;
+    uint32_t discard_sector_alignment;
+    uint32_t max_write_zeroes_sectors;
+    uint32_t max_write_zeroes_seg;
+    uint8_t write_zeroes_may_unmap;
+    uint8_t unused1[3];
+} __attribute__((packed));
+
+_Static_assert(sizeof(struct blk_config) == 60, "virtio_blk_config layout");
+
+struct req_header {
+    uint32_t type;
+    uint32_t ioprio;
+    uint64_t sector;
+};
+
+struct discard_range {
+    uint64_t sector;
+    uint32_t num_sectors;
+    uint32_t flags;
+};
+
+struct virtio_blk {
+    struct block_backend *backend;
+    struct blk_config config;   /* fixed after create */
+    uint64_t capacity;          /* sectors */
+    char serial[VIRTIO_BLK_SERIAL_LEN];
+};
+
+static void blk_config_read(void *dev, uint32_t offset, void *buf, uint32_t len)
+{
+    struct virtio_blk *b = dev;
+    memcpy(buf, (const uint8_t *)&b->config + offset, len);
+}
+
+/* [sector, sector + count) inside the disk? */
+static bool sectors_ok(const struct virtio_blk *b, uint64_t sector, uint64_t count)
+{
+    return sector <= b->capacity && count <= b->capacity - sector;
+}
+
+static uint8_t do_rw(struct virtio_blk *b, const struct req_header *h, const struct vq_elem *e,
+                     bool write, uint32_t *written)
+{
+    struct iovec data[VQ_MAX_SIZE];
+    const struct iovec *in = e->iov + e->out_num;
+    size_t len = write ? e->out_len - sizeof(*h) : e->in_len - 1;
+    int cnt = write ? vq_iov_slice(e->iov, e->out_num, sizeof(*h), len, data, VQ_MAX_SIZE)
+                    : vq_iov_slice(in, e->in_num, 0, len, data, VQ_MAX_SIZE);
+
+    if (cnt < 0 || len % SECTOR || !sectors_ok(b, h->sector, len / SECTOR))
+        return VIRTIO_BLK_S_IOERR;
+    if (write && b->backend->readonly)
+        return VIRTIO_BLK_S_IOERR;   /* §5.2.6.2 with VIRTIO_BLK_F_RO */
+    if (len == 0)
+        return VIRTIO_BLK_S_OK;
+    uint64_t off = h->sector * SECTOR;
+    int r = write ? b->backend->ops->pwritev(b->backend, data, cnt, off)
+                  : b->backend->ops->preadv(b->backend, data, cnt, off);
+    if (r)
+        return VIRTIO_BLK_S_IOERR;
+    if (!write)
+        *written = (uint32_t)len;
+    return VIRTIO_BLK_S_OK;
+}
+
+static uint8_t do_ranges(struct virtio_blk *b, const struct vq_elem *e, bool zeroes)
+{
+    size_t len = e->out_len - sizeof(struct req_header);
+    if (len == 0 || len % sizeof(struct discard_range))
+        return VIRTIO_BLK_S_UNSUPP;
+    size_t n = len / sizeof(struct discard_range);
+    if (n > VIRTIO_BLK_MAX_SEGS)
+        return VIRTIO_BLK_S_UNSUPP;
+    if (b->backend->readonly)
+        return VIRTIO_BLK_S_IOERR;
+    for (size_t i = 0; i < n; i++) {
+        struct discard_range rg;
+        vq_iov_read(e->iov, e->out_num, sizeof(struct req_header) + i * sizeof(rg), &rg,
+                    sizeof(rg));
+        /* §5.2.6.2: only the unmap flag exists, and only for write zeroes. */
+        if ((rg.flags & ~VIRTIO_BLK_WZ_F_UNMAP) || (!zeroes && rg.flags))
+            return VIRTIO_BLK_S_UNSUPP;
+        if (rg.num_sectors > VIRTIO_BLK_MAX_RANGE_SECTORS)
+            return VIRTIO_BLK_S_UNSUPP;
+        if (!sectors_ok(b, rg.sector, rg.num_sectors))
+            return VIRTIO_BLK_S_IOERR;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct discard_range rg;
+        vq_iov_read(e->iov, e->out_num, sizeof(struct req_header) + i * sizeof(rg), &rg,
+                    sizeof(rg));
+        uint64_t off = rg.sector * SECTOR, l = (uint64_t)rg.num_sectors * SECTOR;
+        int r = zeroes ? b->backend->ops->write_zeroes(b->backend, off, l,
+                                                       rg.flags & VIRTIO_BLK_WZ_F_UNMAP)
+                       : b->backend->ops->discard(b->backend, off, l);
+        if (r)
+            return VIRTIO_BLK_S_IOERR;
+    }
+    return VIRTIO_BLK_S_OK;
+}
+
+static void handle(struct virtio_blk *b, struct virtio_dev *vdev, unsigned q, struct vq_elem *e)
+{
+    struct req_header h;
+    uint32_t written = 0;
+    uint8_t status;
+
+    /* §5.2.6: a header the device reads, a status byte it writes. */
+    if (e->out_len < sizeof(h) || e->in_len < 1) {
+        virtio_dev_needs_reset(vdev);
+        return;
+    }
+    vq_iov_read(e->iov, e->out_num, 0, &h, sizeof(h));
+    switch (h.type) {
+    case VIRTIO_BLK_T_IN:
+        status = do_rw(b, &h, e, false, &written);
+        break;
+    case VIRTIO_BLK_T_OUT:
+        status = do_rw(b, &h, e, true, &written);
+        break;
+    case VIRTIO_BLK_T_FLUSH:
+        status = b->backend->ops->flush(b->backend) ? VIRTIO_BLK_S_IOERR : VIRTIO_BLK_S_OK;
+        break;
+    case VIRTIO_BLK_T_GET_ID: {
+        const struct iovec *in = e->iov + e->out_num;
+        size_t n = e->in_len - 1;
+        if (n > VIRTIO_BLK_SERIAL_LEN)
+            n = VIRTIO_BLK_SERIAL_LEN;
+        written = (uint32_t)vq_iov_write(in, e->in_num, 0, b->serial, n);
+        status = VIRTIO_BLK_S_OK;
+        break;
+    }
+    case VIRTIO_BLK_T_DISCARD:
+        status = do_ranges(b, e, false);
+        break;
+    case VIRTIO_BLK_T_WRITE_ZEROES:
+        status = do_ranges(b, e, true);
+        break;
+    default:
+        status = VIRTIO_BLK_S_UNSUPP;
+        break;
+    }
+    /* The status byte is the last byte of the last writable buffer, and is
+     * written after the data. */
+    vq_iov_write(e->iov + e->out_num, e->in_num, e->in_len - 1, &status, 1);
+    virtio_dev_push(vdev, q, e, written + 1);
+}
+
+static void blk_queue_notify(void *dev, struct virtio_dev *vdev, unsigned q)
+{
+    struct virtio_blk *b = dev;
+    struct vq_elem e;   /* 4 KiB of a worker's stack */
+    while (virtio_dev_pop(vdev, q, &e) == 1) {
+        /* Another worker takes the next request while this one waits for
+         * the backend: several requests in flight. */
+        virtio_dev_kick_if_avail(vdev, q);
+        handle(b, vdev, q, &e);
+    }
+}
+
+static void blk_destroy(void *dev)
+{
+    struct virtio_blk *b = dev;
+    block_close(b->backend);
+    free(b);
+}
+
+static const struct virtio_device_ops blk_ops = {
+    .name = "blk",
+    .device_id = VIRTIO_ID_BLOCK,
+    .config_read = blk_config_read,
+    .queue_notify = blk_queue_notify,
+    .destroy = blk_destroy,
+};
+
+int virtio_blk_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
+                      struct block_backend *backend, unsigned num_queues, const char *serial,
+                      struct virtio_dev **out)
+{
+    if (!backend || num_queues == 0 || num_queues > VIRTIO_BLK_MAX_QUEUES)
+        return -EINVAL;
+    struct virtio_blk *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    b->backend = backend;
+    b->capacity = backend->size / SECTOR;
+    if (serial)   /* NUL-padded; a 20-byte serial has no terminator (§5.2.6) */
+        memcpy(b->serial, serial, strnlen(serial, sizeof(b->serial)));
+
+    const uint16_t queue_max = VQ_MAX_SIZE;
+    struct blk_config *c = &b->config;
+    c->capacity = b->capacity;
+    c->seg_max = queue_max - 2;   /* header and status take two descriptors */
+    c->blk_size = SECTOR;
+    c->num_queues = (uint16_t)num_queues;
+    c->max_discard_sectors = VIRTIO_BLK_MAX_RANGE_SECTORS;
+    c->max_discard_seg = VIRTIO_BLK_MAX_SEGS;
+    c->discard_sector_alignment = 4096 / SECTOR;   /* host file system blocks */
+    c->max_write_zeroes_sectors = VIRTIO_BLK_MAX_RANGE_SECTORS;
+    c->max_write_zeroes_seg = VIRTIO_BLK_MAX_SEGS;
+    c->write_zeroes_may_unmap = 1;
+
+    uint64_t features = (1ull << VIRTIO_BLK_F_SEG_MAX) | (1ull << VIRTIO_BLK_F_BLK_SIZE) |
+                        (1ull << VIRTIO_BLK_F_FLUSH) | (1ull << VIRTIO_BLK_F_MQ) |
+                        (1ull << VIRTIO_BLK_F_DISCARD) | (1ull << VIRTIO_BLK_F_WRITE_ZEROES);
+    if (backend->readonly)
+        features |= 1ull << VIRTIO_BLK_F_RO;
+    struct virtio_device_params p = {
+        .ops = &blk_ops, .dev = b, .features = features, .config_size = sizeof(*c),
+        .num_queues = num_queues, .queue_max = queue_max, .nworkers = VIRTIO_BLK_WORKERS,
+    };
+    int ret = virtio_mmio_create(mem, base, irq, &p, out);
+    if (ret)
+        free(b);   /* the caller still owns the backend */
+    return ret;
+}

@@ -1,0 +1,35 @@
+/* virtio-blk (VIRTIO 1.2 §5.2, device id 2) over a block backend
+ * (block/block.h: raw, qcow2).
+ *
+ * Requests: IN, OUT, FLUSH (the backend's flush: durable), GET_ID (the
+ * serial), DISCARD and WRITE_ZEROES (up to VIRTIO_BLK_MAX_SEGS ranges of up
+ * to VIRTIO_BLK_MAX_RANGE_SECTORS each). Features: SEG_MAX, BLK_SIZE (512),
+ * FLUSH, MQ, DISCARD, WRITE_ZEROES, and RO for a read-only backend (writes,
+ * discards and zeroing then fail with IOERR). Anything else: UNSUPP. Every
+ * request is checked against the capacity; the status byte is written last.
+ *
+ * Threads: requests run on VIRTIO_BLK_WORKERS worker threads per disk, so
+ * that many requests are in flight at once (the backend ops are thread-safe).
+ * create/destroy on the machine's control thread. */
+#ifndef NIMBUS_VIRTIO_BLK_H
+#define NIMBUS_VIRTIO_BLK_H
+
+#include "block/block.h"
+#include "virtio/virtio_mmio.h"
+
+#define VIRTIO_ID_BLOCK               2u
+#define VIRTIO_BLK_WORKERS            4u
+#define VIRTIO_BLK_MAX_QUEUES         16u
+#define VIRTIO_BLK_MAX_SEGS           32u
+#define VIRTIO_BLK_MAX_RANGE_SECTORS  (1u << 21)   /* 1 GiB per discard range */
+#define VIRTIO_BLK_SERIAL_LEN         20u
+
+/* Creates the disk at `base` with `num_queues` request queues (1..
+ * VIRTIO_BLK_MAX_QUEUES; the board gives one per hart) and the GET_ID
+ * `serial` (at most 20 bytes are used). On success the device owns
+ * `backend` and closes it when destroyed. Returns 0 or -errno. */
+int virtio_blk_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
+                      struct block_backend *backend, unsigned num_queues, const char *serial,
+                      struct virtio_dev **out);
+
+#endif

@@ -1,0 +1,581 @@
+/* virtio-mmio version 2 transport. See virtio_mmio.h for the threading
+ * contract.
+ *
+ * Lock order: vdev->lock -> queue lock -> PLIC lock (the irq line). Worker
+ * handlers run with no transport lock held. */
+#include "virtio/virtio_mmio.h"
+
+#include <errno.h>
+#include <libfdt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Register offsets (§4.2.2). */
+enum {
+    REG_MAGIC = 0x000, REG_VERSION = 0x004, REG_DEVICE_ID = 0x008, REG_VENDOR_ID = 0x00c,
+    REG_DEVICE_FEATURES = 0x010, REG_DEVICE_FEATURES_SEL = 0x014,
+    REG_DRIVER_FEATURES = 0x020, REG_DRIVER_FEATURES_SEL = 0x024,
+    REG_QUEUE_SEL = 0x030, REG_QUEUE_NUM_MAX = 0x034, REG_QUEUE_NUM = 0x038,
+    REG_QUEUE_READY = 0x044, REG_QUEUE_NOTIFY = 0x050,
+    REG_INTERRUPT_STATUS = 0x060, REG_INTERRUPT_ACK = 0x064, REG_STATUS = 0x070,
+    REG_QUEUE_DESC_LOW = 0x080, REG_QUEUE_DESC_HIGH = 0x084,
+    REG_QUEUE_DRIVER_LOW = 0x090, REG_QUEUE_DRIVER_HIGH = 0x094,
+    REG_QUEUE_DEVICE_LOW = 0x0a0, REG_QUEUE_DEVICE_HIGH = 0x0a4,
+    REG_SHM_SEL = 0x0ac, REG_SHM_LEN_LOW = 0x0b0, REG_SHM_LEN_HIGH = 0x0b4,
+    REG_SHM_BASE_LOW = 0x0b8, REG_SHM_BASE_HIGH = 0x0bc,
+    REG_CONFIG_GENERATION = 0x0fc, REG_CONFIG = 0x100,
+};
+
+#define TRANSPORT_FEATURES ((1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_INDIRECT_DESC) | \
+                            (1ull << VIRTIO_F_EVENT_IDX))
+
+struct vq_slot {
+    pthread_mutex_t lock;
+    struct virtqueue vq;
+};
+
+struct virtio_dev {
+    pthread_mutex_t lock;
+    pthread_cond_t work_cond;    /* workers wait for pending queues */
+    pthread_cond_t idle_cond;    /* reset waits for active == 0 */
+    struct guest_mem *mem;
+    uint64_t base;
+    struct irq_line irq;
+    struct virtio_device_params p;
+    uint64_t offered;            /* device | transport features */
+
+    /* Registers (under lock). */
+    uint64_t driver_features;
+    uint32_t device_features_sel, driver_features_sel, queue_sel;
+    uint8_t status;
+    uint32_t int_status;
+    uint32_t config_generation;
+    bool irq_level;
+
+    /* Workers (under lock). */
+    uint64_t pending;            /* queues to serve, one bit each */
+    unsigned active;             /* handlers running */
+    bool paused;                 /* reset in progress: take no work */
+    bool halted;                 /* DEVICE_NEEDS_RESET: take no work */
+    bool quit;
+    unsigned nworkers;
+    pthread_t workers[VIRTIO_MAX_WORKERS];
+
+    struct vq_slot *queues;
+};
+
+static void update_irq_locked(struct virtio_dev *d)
+{
+    bool level = d->int_status != 0;
+    if (level != d->irq_level) {
+        d->irq_level = level;
+        irq_line_set(&d->irq, level);
+    }
+}
+
+static void raise_locked(struct virtio_dev *d, uint32_t bits)
+{
+    d->int_status |= bits;
+    update_irq_locked(d);
+}
+
+static void needs_reset_locked(struct virtio_dev *d)
+{
+    if (d->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
+        return;
+    d->status |= VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+    d->halted = true;
+    d->pending = 0;
+    /* §2.1.2: with DRIVER_OK set, tell the driver through a configuration
+     * change notification. */
+    if (d->status & VIRTIO_STATUS_DRIVER_OK)
+        raise_locked(d, VIRTIO_INT_CONFIG);
+}
+
+/* Waits until no handler runs and keeps new ones from starting. */
+static void quiesce_locked(struct virtio_dev *d)
+{
+    d->paused = true;
+    while (d->active)
+        pthread_cond_wait(&d->idle_cond, &d->lock);
+}
+
+static void resume_locked(struct virtio_dev *d)
+{
+    d->paused = false;
+    if (d->pending)
+        pthread_cond_broadcast(&d->work_cond);
+}
+
+static void reset_locked(struct virtio_dev *d)
+{
+    quiesce_locked(d);
+    d->pending = 0;
+    if (d->p.ops->reset)
+        d->p.ops->reset(d->p.dev);
+    for (unsigned q = 0; q < d->p.num_queues; q++) {
+        pthread_mutex_lock(&d->queues[q].lock);
+        vq_reset(&d->queues[q].vq, d->mem);
+        pthread_mutex_unlock(&d->queues[q].lock);
+    }
+    d->driver_features = 0;
+    d->device_features_sel = d->driver_features_sel = d->queue_sel = 0;
+    d->status = 0;
+    d->int_status = 0;
+    d->halted = false;
+    update_irq_locked(d);
+    if (d->p.ops->status_changed)
+        d->p.ops->status_changed(d->p.dev, 0);
+    resume_locked(d);
+}
+
+static void *worker_main(void *arg)
+{
+    struct virtio_dev *d = arg;
+
+    pthread_mutex_lock(&d->lock);
+    for (;;) {
+        while (!d->quit && (d->paused || d->halted || !d->pending))
+            pthread_cond_wait(&d->work_cond, &d->lock);
+        if (d->quit)
+            break;
+        unsigned q = (unsigned)__builtin_ctzll(d->pending);
+        d->pending &= ~(1ull << q);
+        if (d->pending)
+            pthread_cond_signal(&d->work_cond);
+        d->active++;
+        pthread_mutex_unlock(&d->lock);
+        d->p.ops->queue_notify(d->p.dev, d, q);
+        pthread_mutex_lock(&d->lock);
+        if (--d->active == 0)
+            pthread_cond_broadcast(&d->idle_cond);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return NULL;
+}
+
+/* ---- for devices ---- */
+
+int virtio_dev_pop(struct virtio_dev *d, unsigned q, struct vq_elem *elem)
+{
+    if (q >= d->p.num_queues)
+        return 0;
+    struct vq_slot *s = &d->queues[q];
+    pthread_mutex_lock(&s->lock);
+    int r = vq_pop(&s->vq, elem);
+    pthread_mutex_unlock(&s->lock);
+    if (r < 0) {
+        virtio_dev_needs_reset(d);
+        return 0;
+    }
+    return r;
+}
+
+void virtio_dev_push(struct virtio_dev *d, unsigned q, const struct vq_elem *elem, uint32_t len)
+{
+    if (q >= d->p.num_queues)
+        return;
+    struct vq_slot *s = &d->queues[q];
+    pthread_mutex_lock(&s->lock);
+    bool notify = vq_push(&s->vq, elem->head, len);
+    pthread_mutex_unlock(&s->lock);
+    if (notify) {
+        pthread_mutex_lock(&d->lock);
+        raise_locked(d, VIRTIO_INT_USED);
+        pthread_mutex_unlock(&d->lock);
+    }
+}
+
+void virtio_dev_kick(struct virtio_dev *d, unsigned q)
+{
+    if (q >= d->p.num_queues)
+        return;
+    pthread_mutex_lock(&d->lock);
+    d->pending |= 1ull << q;
+    pthread_cond_signal(&d->work_cond);
+    pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_dev_kick_if_avail(struct virtio_dev *d, unsigned q)
+{
+    if (q >= d->p.num_queues)
+        return;
+    struct vq_slot *s = &d->queues[q];
+    pthread_mutex_lock(&s->lock);
+    bool more = vq_has_avail(&s->vq);
+    pthread_mutex_unlock(&s->lock);
+    if (more)
+        virtio_dev_kick(d, q);
+}
+
+void virtio_dev_needs_reset(struct virtio_dev *d)
+{
+    pthread_mutex_lock(&d->lock);
+    needs_reset_locked(d);
+    pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_dev_config_changed(struct virtio_dev *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->config_generation++;
+    if (d->status & VIRTIO_STATUS_DRIVER_OK)
+        raise_locked(d, VIRTIO_INT_CONFIG);
+    pthread_mutex_unlock(&d->lock);
+}
+
+uint64_t virtio_dev_features(struct virtio_dev *d)
+{
+    pthread_mutex_lock(&d->lock);
+    uint64_t f = d->driver_features;
+    pthread_mutex_unlock(&d->lock);
+    return f;
+}
+
+uint8_t virtio_dev_status(struct virtio_dev *d)
+{
+    pthread_mutex_lock(&d->lock);
+    uint8_t s = d->status;
+    pthread_mutex_unlock(&d->lock);
+    return s;
+}
+
+/* ---- registers ---- */
+
+static struct vq_slot *sel_queue(struct virtio_dev *d)
+{
+    return d->queue_sel < d->p.num_queues ? &d->queues[d->queue_sel] : NULL;
+}
+
+static uint32_t queue_reg_read(struct virtio_dev *d, uint64_t offset)
+{
+    struct vq_slot *s = sel_queue(d);
+    if (!s)
+        return 0;   /* QueueNumMax 0: no such queue (§4.2.3.2) */
+    pthread_mutex_lock(&s->lock);
+    struct virtqueue *vq = &s->vq;
+    uint32_t v = 0;
+    switch (offset) {
+    case REG_QUEUE_NUM_MAX: v = d->p.queue_max; break;
+    case REG_QUEUE_NUM: v = vq->num; break;
+    case REG_QUEUE_READY: v = vq->ready; break;
+    case REG_QUEUE_DESC_LOW: v = (uint32_t)vq->desc_addr; break;
+    case REG_QUEUE_DESC_HIGH: v = (uint32_t)(vq->desc_addr >> 32); break;
+    case REG_QUEUE_DRIVER_LOW: v = (uint32_t)vq->avail_addr; break;
+    case REG_QUEUE_DRIVER_HIGH: v = (uint32_t)(vq->avail_addr >> 32); break;
+    case REG_QUEUE_DEVICE_LOW: v = (uint32_t)vq->used_addr; break;
+    case REG_QUEUE_DEVICE_HIGH: v = (uint32_t)(vq->used_addr >> 32); break;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return v;
+}
+
+static bool mmio_read(void *opaque, uint64_t offset, unsigned size, uint64_t *value)
+{
+    struct virtio_dev *d = opaque;
+    uint64_t v = 0;
+
+    if (offset >= REG_CONFIG) {
+        uint64_t off = offset - REG_CONFIG;
+        pthread_mutex_lock(&d->lock);
+        if (off + size <= d->p.config_size)
+            d->p.ops->config_read(d->p.dev, (uint32_t)off, &v, size);
+        pthread_mutex_unlock(&d->lock);
+        *value = v;
+        return true;
+    }
+    if (size != 4 || (offset & 3))
+        return false;
+    pthread_mutex_lock(&d->lock);
+    switch (offset) {
+    case REG_MAGIC: v = VIRTIO_MMIO_MAGIC; break;
+    case REG_VERSION: v = 2; break;
+    case REG_DEVICE_ID: v = d->p.ops->device_id; break;
+    case REG_VENDOR_ID: v = VIRTIO_MMIO_VENDOR; break;
+    case REG_DEVICE_FEATURES:
+        v = d->device_features_sel < 2 ? (uint32_t)(d->offered >> (32 * d->device_features_sel)) : 0;
+        break;
+    case REG_QUEUE_NUM_MAX: case REG_QUEUE_NUM: case REG_QUEUE_READY:
+    case REG_QUEUE_DESC_LOW: case REG_QUEUE_DESC_HIGH:
+    case REG_QUEUE_DRIVER_LOW: case REG_QUEUE_DRIVER_HIGH:
+    case REG_QUEUE_DEVICE_LOW: case REG_QUEUE_DEVICE_HIGH:
+        v = queue_reg_read(d, offset);
+        break;
+    case REG_INTERRUPT_STATUS: v = d->int_status; break;
+    case REG_STATUS: v = d->status; break;
+    case REG_SHM_LEN_LOW: case REG_SHM_LEN_HIGH:
+    case REG_SHM_BASE_LOW: case REG_SHM_BASE_HIGH:
+        v = 0xffffffffu;   /* no shared memory regions */
+        break;
+    case REG_CONFIG_GENERATION: v = d->config_generation; break;
+    default: break;
+    }
+    pthread_mutex_unlock(&d->lock);
+    *value = v;
+    return true;
+}
+
+static void write_status_locked(struct virtio_dev *d, uint32_t v)
+{
+    if (v == 0) {
+        reset_locked(d);   /* §4.2.3.1 */
+        return;
+    }
+    uint8_t keep = d->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+    uint8_t want = (uint8_t)v & ~VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+    /* §2.1.2: the driver never clears a bit other than by a reset. */
+    if (d->status & ~keep & ~want)
+        return;
+    if ((want & VIRTIO_STATUS_FEATURES_OK) && !(d->status & VIRTIO_STATUS_FEATURES_OK)) {
+        /* §3.1.1: refuse features we did not offer; §6.1: VERSION_1 is a
+         * must for this (non-legacy) transport. */
+        if ((d->driver_features & ~d->offered) ||
+            !(d->driver_features & (1ull << VIRTIO_F_VERSION_1)))
+            want &= ~VIRTIO_STATUS_FEATURES_OK;
+    }
+    if ((want & VIRTIO_STATUS_DRIVER_OK) && !(want & VIRTIO_STATUS_FEATURES_OK))
+        want &= ~VIRTIO_STATUS_DRIVER_OK;
+    uint8_t old = d->status;
+    d->status = want | keep;
+    if (d->status != old && d->p.ops->status_changed)
+        d->p.ops->status_changed(d->p.dev, d->status);
+}
+
+static void queue_ready_locked(struct virtio_dev *d, struct vq_slot *s, uint32_t v)
+{
+    pthread_mutex_lock(&s->lock);
+    bool ready = s->vq.ready;
+    pthread_mutex_unlock(&s->lock);
+    if (v & 1) {
+        if (ready || !(d->status & VIRTIO_STATUS_FEATURES_OK))
+            return;
+        pthread_mutex_lock(&s->lock);
+        int r = vq_start(&s->vq, d->driver_features & (1ull << VIRTIO_F_EVENT_IDX),
+                         d->driver_features & (1ull << VIRTIO_F_INDIRECT_DESC));
+        pthread_mutex_unlock(&s->lock);
+        if (r)
+            needs_reset_locked(d);
+    } else if (ready) {
+        /* Stopping one queue: no handler may be using it. */
+        quiesce_locked(d);
+        pthread_mutex_lock(&s->lock);
+        s->vq.ready = false;
+        pthread_mutex_unlock(&s->lock);
+        resume_locked(d);
+    }
+}
+
+static void queue_reg_write_locked(struct virtio_dev *d, uint64_t offset, uint32_t v)
+{
+    struct vq_slot *s = sel_queue(d);
+    if (!s)
+        return;
+    if (offset == REG_QUEUE_READY) {
+        queue_ready_locked(d, s, v);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    struct virtqueue *vq = &s->vq;
+    if (!vq->ready) {   /* §4.2.2.2: set only while the queue is not ready */
+        switch (offset) {
+        case REG_QUEUE_NUM: vq->num = (uint16_t)(v <= d->p.queue_max ? v : 0); break;
+        case REG_QUEUE_DESC_LOW: vq->desc_addr = (vq->desc_addr & ~0xffffffffull) | v; break;
+        case REG_QUEUE_DESC_HIGH: vq->desc_addr = (vq->desc_addr & 0xffffffffull) | (uint64_t)v << 32; break;
+        case REG_QUEUE_DRIVER_LOW: vq->avail_addr = (vq->avail_addr & ~0xffffffffull) | v; break;
+        case REG_QUEUE_DRIVER_HIGH: vq->avail_addr = (vq->avail_addr & 0xffffffffull) | (uint64_t)v << 32; break;
+        case REG_QUEUE_DEVICE_LOW: vq->used_addr = (vq->used_addr & ~0xffffffffull) | v; break;
+        case REG_QUEUE_DEVICE_HIGH: vq->used_addr = (vq->used_addr & 0xffffffffull) | (uint64_t)v << 32; break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+static bool mmio_write(void *opaque, uint64_t offset, unsigned size, uint64_t value)
+{
+    struct virtio_dev *d = opaque;
+    uint32_t v = (uint32_t)value;
+
+    if (offset >= REG_CONFIG) {
+        uint64_t off = offset - REG_CONFIG;
+        pthread_mutex_lock(&d->lock);
+        if (off + size <= d->p.config_size && d->p.ops->config_write)
+            d->p.ops->config_write(d->p.dev, (uint32_t)off, &value, size);
+        pthread_mutex_unlock(&d->lock);
+        return true;
+    }
+    if (size != 4 || (offset & 3))
+        return false;
+    pthread_mutex_lock(&d->lock);
+    switch (offset) {
+    case REG_DEVICE_FEATURES_SEL: d->device_features_sel = v; break;
+    case REG_DRIVER_FEATURES_SEL: d->driver_features_sel = v; break;
+    case REG_DRIVER_FEATURES:
+        /* Fixed once FEATURES_OK is set (§3.1.1). */
+        if (!(d->status & VIRTIO_STATUS_FEATURES_OK) && d->driver_features_sel < 2) {
+            unsigned sh = 32 * d->driver_features_sel;
+            d->driver_features = (d->driver_features & ~(0xffffffffull << sh)) | ((uint64_t)v << sh);
+        }
+        break;
+    case REG_QUEUE_SEL: d->queue_sel = v; break;
+    case REG_QUEUE_NUM: case REG_QUEUE_READY:
+    case REG_QUEUE_DESC_LOW: case REG_QUEUE_DESC_HIGH:
+    case REG_QUEUE_DRIVER_LOW: case REG_QUEUE_DRIVER_HIGH:
+    case REG_QUEUE_DEVICE_LOW: case REG_QUEUE_DEVICE_HIGH:
+        queue_reg_write_locked(d, offset, v);
+        break;
+    case REG_QUEUE_NOTIFY:
+        /* Never host I/O on the hart: hand the queue to a worker. */
+        if (v < d->p.num_queues && (d->status & VIRTIO_STATUS_DRIVER_OK) && !d->halted) {
+            d->pending |= 1ull << v;
+            pthread_cond_signal(&d->work_cond);
+        }
+        break;
+    case REG_INTERRUPT_ACK:
+        d->int_status &= ~v;
+        update_irq_locked(d);
+        break;
+    case REG_STATUS:
+        write_status_locked(d, v);
+        break;
+    default: break;
+    }
+    pthread_mutex_unlock(&d->lock);
+    return true;
+}
+
+static const struct mmio_ops virtio_mmio_ops = {
+    .read = mmio_read,
+    .write = mmio_write,
+};
+
+/* ---- life cycle ---- */
+
+static void stop_workers(struct virtio_dev *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->quit = true;
+    pthread_cond_broadcast(&d->work_cond);
+    pthread_mutex_unlock(&d->lock);
+    for (unsigned i = 0; i < d->nworkers; i++)
+        pthread_join(d->workers[i], NULL);
+    d->nworkers = 0;
+}
+
+static void free_dev(struct virtio_dev *d)
+{
+    for (unsigned q = 0; q < d->p.num_queues; q++)
+        pthread_mutex_destroy(&d->queues[q].lock);
+    free(d->queues);
+    pthread_cond_destroy(&d->idle_cond);
+    pthread_cond_destroy(&d->work_cond);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+int virtio_mmio_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
+                       const struct virtio_device_params *params, struct virtio_dev **out)
+{
+    int ret;
+
+    if (!out)
+        return -EINVAL;
+    *out = NULL;
+    const struct virtio_device_ops *ops = params->ops;
+    if (!ops || !ops->queue_notify || !ops->config_read || !ops->destroy ||
+        params->num_queues == 0 || params->num_queues > VIRTIO_MAX_QUEUES ||
+        params->queue_max == 0 || params->queue_max > VQ_MAX_SIZE ||
+        (params->queue_max & (params->queue_max - 1)) || params->nworkers == 0 ||
+        params->nworkers > VIRTIO_MAX_WORKERS || params->config_size > VIRTIO_MMIO_SIZE - REG_CONFIG)
+        return -EINVAL;
+
+    struct virtio_dev *d = calloc(1, sizeof(*d));
+    if (!d)
+        return -ENOMEM;
+    d->queues = calloc(params->num_queues, sizeof(*d->queues));
+    if (!d->queues) {
+        free(d);
+        return -ENOMEM;
+    }
+    d->mem = mem;
+    d->base = base;
+    d->irq = irq;
+    d->p = *params;
+    d->offered = params->features | TRANSPORT_FEATURES;
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->work_cond, NULL);
+    pthread_cond_init(&d->idle_cond, NULL);
+    for (unsigned q = 0; q < params->num_queues; q++) {
+        pthread_mutex_init(&d->queues[q].lock, NULL);
+        vq_reset(&d->queues[q].vq, mem);
+    }
+
+    /* Workers take no signals: the I/O thread's signalfd must get them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);
+    ret = 0;
+    for (unsigned i = 0; i < params->nworkers; i++) {
+        int e = pthread_create(&d->workers[i], NULL, worker_main, d);
+        if (e) {
+            ret = -e;
+            break;
+        }
+        char name[16];   /* the kernel's limit for thread names */
+        snprintf(name, sizeof(name), "virtio-%.6s%u", ops->name ? ops->name : "", i % 10);
+        pthread_setname_np(d->workers[i], name);
+        d->nworkers++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (ret)
+        goto err;
+
+    if (mem) {
+        ret = guest_mem_add_mmio(mem, base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops, d,
+                                 ops->name ? ops->name : "virtio");
+        if (ret)
+            goto err;
+    }
+    *out = d;
+    return 0;
+
+err:
+    stop_workers(d);
+    free_dev(d);
+    return ret;
+}
+
+void virtio_mmio_destroy(struct virtio_dev *d)
+{
+    if (!d)
+        return;
+    stop_workers(d);
+    d->p.ops->destroy(d->p.dev);
+    free_dev(d);
+}
+
+void virtio_mmio_reset(struct virtio_dev *d)
+{
+    pthread_mutex_lock(&d->lock);
+    reset_locked(d);
+    pthread_mutex_unlock(&d->lock);
+}
+
+int virtio_mmio_fdt(struct virtio_dev *d, struct fdt_ctx *ctx)
+{
+    char name[48];
+    void *fdt = ctx->fdt;
+    int err;
+
+    snprintf(name, sizeof(name), "virtio_mmio@%llx", (unsigned long long)d->base);
+    if ((err = fdt_begin_node(fdt, name)) ||
+        (err = fdt_property_string(fdt, "compatible", "virtio,mmio")) ||
+        (err = device_fdt_reg(fdt, d->base, VIRTIO_MMIO_SIZE)) ||
+        (err = fdt_property_u32(fdt, "interrupt-parent", ctx->plic_phandle)) ||
+        (err = fdt_property_u32(fdt, "interrupts", d->irq.irq)) ||
+        (err = fdt_end_node(fdt)))
+        return device_fdt_errno(err);
+    return 0;
+}
