@@ -10,6 +10,8 @@ packages=(
     cpio gzip xz-utils ca-certificates # guest initramfs
     opensbi                            # --bios tests with Debian's OpenSBI
     qemu-system-misc                   # reference for tests and `make bench`
+    zlib1g-dev libzstd-dev             # compressed qcow2 clusters
+    qemu-utils                         # qemu-img: the qcow2 tests check images with it
 )
 missing=()
 for p in "${packages[@]}"; do
