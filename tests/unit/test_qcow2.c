@@ -358,6 +358,43 @@ out:
     unlink(img);
 }
 
+static void expect_open_fails(const char *path, bool ro, const char *needle, const char *what);
+
+/* Refcount widths other than QEMU's default 16 bits. */
+static void test_refcount_bits(unsigned bits)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "refcount_bits=%u", bits);
+    uint64_t size = 4ull << 20;
+    const char *img = P("rc.qcow2");
+    CHECK(sh("qemu-img create -f qcow2 -o cluster_size=4096,refcount_bits=%u %s %llu", bits, img,
+             (unsigned long long)size) == 0, "%s: create", what);
+    uint8_t *model = calloc(1, size);
+    if (bits < 8) {
+        expect_open_fails(img, false, "read-only", what);
+        struct block_backend *b = open_img(img, true);
+        if (b)
+            check_content(b, model, size, what);
+        block_close(b);
+        goto out;
+    }
+    struct block_backend *b = open_img(img, false);
+    if (!b)
+        goto out;
+    for (int i = 0; i < 40; i++)
+        write_and_track(b, model, rnd() % (size - 70000), 1 + rnd() % 70000, what);
+    CHECK(b->ops->discard(b, 65536, 65536) == 0, "%s: discard", what);
+    memset(model + 65536, 0, 65536);
+    check_content(b, model, size, what);
+    block_close(b);
+    int st = qcheck(img);
+    CHECK(st == 0, "%s: qemu-img check exit %d", what, st);
+    check_converted(img, model, size, what);
+out:
+    free(model);
+    unlink(img);
+}
+
 static void test_backing(bool qcow2_base)
 {
     const char *what = qcow2_base ? "backing (qcow2 base)" : "backing (raw base)";
@@ -840,6 +877,9 @@ int main(void)
     test_patterns(12);
     test_patterns(16);
     test_patterns(21);
+    test_refcount_bits(1);
+    test_refcount_bits(8);
+    test_refcount_bits(64);
     test_backing(false);
     test_backing(true);
     test_chain_errors();
