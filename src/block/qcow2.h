@@ -39,12 +39,16 @@
 #define QCOW2_MAX_BATCH   256                 /* clusters per allocating write */
 
 /* A small LRU of metadata clusters (L2 tables or refcount blocks), kept in
- * their on-disk (big-endian) form. Write-through: callers write changed
- * bytes to the file themselves, in the order crash safety asks for. */
+ * their on-disk (big-endian) form. Refcount blocks are write-through (the
+ * caller writes changed bytes at once). L2 tables may hold entries not yet
+ * written (dirty): they only point at clusters whose refcounts and data
+ * were written before, and are written back after an fdatasync, on flush,
+ * eviction or qcow2_cache_writeback(). */
 struct qcow2_cache_entry {
     uint64_t offset;   /* host offset of the cluster; 0 = empty slot */
     uint64_t used;     /* LRU stamp */
     uint8_t *data;
+    uint32_t dirty_lo, dirty_hi;   /* bytes not yet written; empty if lo >= hi */
 };
 
 struct qcow2_cache {
@@ -78,6 +82,7 @@ struct qcow2 {
     uint32_t rt_clusters;
 
     uint64_t free_hint;        /* no free cluster below this index */
+    bool unsynced;             /* refcounts or data written since the last fdatasync */
     bool dirty_set;            /* the header's dirty bit is set (by us or a crash) */
 
     struct block_backend *backing;
@@ -106,7 +111,12 @@ void qcow2_cache_free(struct qcow2_cache *c);
 /* Returns the cached cluster at `off`, reading it on a miss. */
 int qcow2_cache_get(struct qcow2 *q, struct qcow2_cache *c, uint64_t off, uint8_t **data);
 /* A zero-filled slot for a cluster that is being created (not read). */
-uint8_t *qcow2_cache_new(struct qcow2 *q, struct qcow2_cache *c, uint64_t off);
+int qcow2_cache_new(struct qcow2 *q, struct qcow2_cache *c, uint64_t off, uint8_t **data);
+/* Marks bytes [lo, hi) of the cached cluster at `off` as not yet written. */
+void qcow2_cache_dirty(struct qcow2_cache *c, uint64_t off, uint32_t lo, uint32_t hi);
+/* Writes back the cluster at `off` (if cached and dirty), or all of them
+ * (`off` 0); syncs first if refcounts or data are not yet on disk. */
+int qcow2_cache_writeback(struct qcow2 *q, struct qcow2_cache *c, uint64_t off);
 
 /* qcow2_refcount.c */
 int qcow2_refcount_get(struct qcow2 *q, uint64_t cluster, uint64_t *rc);

@@ -1,6 +1,8 @@
 /* A small LRU of qcow2 metadata clusters (L2 tables, refcount blocks).
- * Callers hold q->lock. Entries are write-through: the cache never writes,
- * so the caller decides the order in which metadata reaches the file. */
+ * Callers hold q->lock. The cache writes only dirty L2 bytes, and only
+ * after an fdatasync when refcounts or data written before them are not yet
+ * durable: an L2 entry must never reach the disk before what it points at
+ * (qcow2.txt ordering, as QEMU's cache dependencies). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,31 +36,52 @@ void qcow2_cache_free(struct qcow2_cache *c)
     c->e = NULL;
 }
 
-/* The slot holding `off`, or the least recently used one (emptied). */
-static struct qcow2_cache_entry *slot(struct qcow2_cache *c, uint64_t off, bool *hit)
+static int write_back(struct qcow2 *q, struct qcow2_cache_entry *e)
+{
+    if (e->dirty_lo >= e->dirty_hi)
+        return 0;
+    int r = q->unsynced ? qcow2_sync(q) : 0;
+    if (r == 0)
+        r = qcow2_write_meta(q, e->data + e->dirty_lo, e->dirty_hi - e->dirty_lo, e->offset + e->dirty_lo);
+    if (r == 0)
+        e->dirty_lo = e->dirty_hi = 0;
+    return r;
+}
+
+/* The slot holding `off`, or the least recently used one (written back
+ * and emptied). */
+static int slot(struct qcow2 *q, struct qcow2_cache *c, uint64_t off, struct qcow2_cache_entry **out, bool *hit)
 {
     struct qcow2_cache_entry *victim = &c->e[0];
     for (unsigned i = 0; i < c->n; i++) {
         if (c->e[i].offset == off) {
             *hit = true;
             c->e[i].used = ++c->tick;
-            return &c->e[i];
+            *out = &c->e[i];
+            return 0;
         }
         if (c->e[i].used < victim->used)
             victim = &c->e[i];
     }
+    int r = write_back(q, victim);
+    if (r < 0)
+        return r;
     *hit = false;
     victim->offset = 0;
     victim->used = ++c->tick;
-    return victim;
+    *out = victim;
+    return 0;
 }
 
 int qcow2_cache_get(struct qcow2 *q, struct qcow2_cache *c, uint64_t off, uint8_t **data)
 {
     bool hit;
-    struct qcow2_cache_entry *e = slot(c, off, &hit);
+    struct qcow2_cache_entry *e;
+    int r = slot(q, c, off, &e, &hit);
+    if (r < 0)
+        return r;
     if (!hit) {
-        int r = qcow2_read_meta(q, e->data, q->cluster_size, off);
+        r = qcow2_read_meta(q, e->data, q->cluster_size, off);
         if (r < 0)
             return r;
         e->offset = off;
@@ -67,11 +90,44 @@ int qcow2_cache_get(struct qcow2 *q, struct qcow2_cache *c, uint64_t off, uint8_
     return 0;
 }
 
-uint8_t *qcow2_cache_new(struct qcow2 *q, struct qcow2_cache *c, uint64_t off)
+int qcow2_cache_new(struct qcow2 *q, struct qcow2_cache *c, uint64_t off, uint8_t **data)
 {
     bool hit;
-    struct qcow2_cache_entry *e = slot(c, off, &hit);
+    struct qcow2_cache_entry *e;
+    int r = slot(q, c, off, &e, &hit);
+    if (r < 0)
+        return r;
     memset(e->data, 0, q->cluster_size);
     e->offset = off;
-    return e->data;
+    e->dirty_lo = e->dirty_hi = 0;
+    *data = e->data;
+    return 0;
+}
+
+void qcow2_cache_dirty(struct qcow2_cache *c, uint64_t off, uint32_t lo, uint32_t hi)
+{
+    for (unsigned i = 0; i < c->n; i++) {
+        struct qcow2_cache_entry *e = &c->e[i];
+        if (e->offset != off)
+            continue;
+        if (e->dirty_lo >= e->dirty_hi) {
+            e->dirty_lo = lo;
+            e->dirty_hi = hi;
+        } else {
+            e->dirty_lo = lo < e->dirty_lo ? lo : e->dirty_lo;
+            e->dirty_hi = hi > e->dirty_hi ? hi : e->dirty_hi;
+        }
+    }
+}
+
+int qcow2_cache_writeback(struct qcow2 *q, struct qcow2_cache *c, uint64_t off)
+{
+    for (unsigned i = 0; i < c->n; i++) {
+        if (!c->e[i].offset || (off && c->e[i].offset != off))
+            continue;
+        int r = write_back(q, &c->e[i]);
+        if (r < 0)
+            return r;
+    }
+    return 0;
 }

@@ -10,11 +10,15 @@
  * with a write that replaces a compressed cluster may see the old cluster's
  * space reused; the guest raced on that range itself.)
  *
- * Crash order of an allocating write (qcow2.txt, as QEMU): refcount +1 and
- * the data written, fdatasync, then the L2 entry (and for a new L2 table:
- * table written, fdatasync, then the L1 entry); a cluster the write replaced
- * loses its reference only after another fdatasync. A crash leaks clusters
- * at worst. */
+ * Crash order of an allocating write (qcow2.txt; QEMU orders the same with
+ * its cache dependencies): refcount +1 and the data are written; the L2
+ * entry waits in the L2 cache and is written only after an fdatasync (on
+ * flush, eviction, or at once when the write replaced a cluster); a new L2
+ * table is written and synced before the L1 entry points at it; a replaced
+ * cluster loses its reference only after the new entry is synced. So the
+ * file never holds a reference to a cluster without its refcount, and a
+ * crash (SIGKILL or power loss) leaks clusters at worst. Writes the guest
+ * has not flushed may be lost, as on a disk with a volatile cache. */
 #include <endian.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -329,8 +333,9 @@ static int l2_for_write(struct qcow2 *q, uint64_t l1i, uint64_t *off)
     uint64_t got;
     if ((r = qcow2_alloc_clusters(q, 1, off, &got)) < 0)
         return r;
-    uint8_t *tbl = qcow2_cache_new(q, &q->l2c, *off);
-    if ((r = qcow2_write_meta(q, tbl, q->cluster_size, *off)) < 0 || (r = qcow2_sync(q)) < 0)
+    uint8_t *tbl;
+    if ((r = qcow2_cache_new(q, &q->l2c, *off, &tbl)) < 0 ||
+        (r = qcow2_write_meta(q, tbl, q->cluster_size, *off)) < 0 || (r = qcow2_sync(q)) < 0)
         return r;
     uint64_t be = htobe64(*off | QCOW2_COPIED);
     if ((r = qcow2_write_meta(q, &be, 8, q->l1_offset + l1i * 8)) < 0)
@@ -397,10 +402,12 @@ static int64_t write_alloc(struct qcow2 *q, const struct iovec *iov, int cnt, si
     k += iov_sub(iov, cnt, skip, glen, tmp + k);
     if (end_in)
         tmp[k++] = (struct iovec){ tail + end_in, cs - end_in };
-    if ((r = rw_full(q->fd, tmp, k, host, true)) < 0 || (r = qcow2_sync(q)) < 0)
+    if ((r = rw_full(q->fd, tmp, k, host, true)) < 0)
         goto out;
+    q->unsynced = true;
 
-    /* Now the L2 entries; the table may have left the cache meanwhile. */
+    /* Now the L2 entries, in the cache (the table may have left it
+     * meanwhile); they reach the file after an fdatasync (qcow2_cache.c). */
     if ((r = qcow2_cache_get(q, &q->l2c, l2off, &tbl)) < 0)
         goto out;
     bool frees = false;
@@ -408,10 +415,11 @@ static int64_t write_alloc(struct qcow2 *q, const struct iovec *iov, int cnt, si
         ((uint64_t *)tbl)[l2i + i] = htobe64((host + i * cs) | QCOW2_COPIED);
         frees |= holds_cluster(old[i]);
     }
-    if ((r = qcow2_write_meta(q, tbl + l2i * 8, n * 8, l2off + l2i * 8)) < 0)
-        goto out;
+    qcow2_cache_dirty(&q->l2c, l2off, (uint32_t)(l2i * 8), (uint32_t)((l2i + n) * 8));
     if (frees) {
-        if ((r = qcow2_sync(q)) < 0)
+        /* The replaced clusters lose their reference only once the new
+         * entries are on disk. */
+        if ((r = qcow2_cache_writeback(q, &q->l2c, l2off)) < 0 || (r = qcow2_sync(q)) < 0)
             goto out;
         for (uint64_t i = 0; i < n && r == 0; i++)
             r = free_entry(q, old[i]);
@@ -534,9 +542,11 @@ static int zero_clusters(struct qcow2 *q, uint64_t c0, uint64_t n, enum zero_mod
         lo = i < lo ? i : lo;
         hi = i + 1;
     }
-    if (lo < hi && (r = qcow2_write_meta(q, tbl + (l2i + lo) * 8, (hi - lo) * 8, l2off + (l2i + lo) * 8)) < 0)
-        return r;
+    if (lo < hi)
+        qcow2_cache_dirty(&q->l2c, l2off, (uint32_t)((l2i + lo) * 8), (uint32_t)((l2i + hi) * 8));
     if (frees) {
+        if ((r = qcow2_cache_writeback(q, &q->l2c, l2off)) < 0)
+            return r;
         if ((r = qcow2_sync(q)) < 0)
             return r;
         for (uint64_t i = 0; i < n && r == 0; i++)
@@ -596,9 +606,19 @@ static int q_write_zeroes(struct block_backend *b, uint64_t offset, uint64_t len
     return do_zero(b, offset, len, may_unmap ? ZM_ZERO_UNMAP : ZM_ZERO_KEEP);
 }
 
+/* Data, refcounts, then the L2 entries that point at them (synced in
+ * between by the write-back), then those entries: all durable. */
 static int q_flush(struct block_backend *b)
 {
-    return b->readonly ? 0 : qcow2_sync(Q(b));
+    struct qcow2 *q = Q(b);
+    if (b->readonly)
+        return 0;
+    pthread_mutex_lock(&q->lock);
+    int r = qcow2_cache_writeback(q, &q->l2c, 0);
+    if (r == 0)
+        r = qcow2_sync(q);
+    pthread_mutex_unlock(&q->lock);
+    return r;
 }
 
 static void q_close(struct block_backend *b)

@@ -196,7 +196,9 @@ static int ensure_block(struct qcow2 *q, uint64_t idx, int depth)
             if (r < 0)
                 return r;
         }
-        uint8_t *blk = qcow2_cache_new(q, &q->rbc, y << cb);
+        uint8_t *blk;
+        if ((r = qcow2_cache_new(q, &q->rbc, y << cb, &blk)) < 0)
+            return r;
         if (yidx == idx)
             rb_set(q, blk, y & ((1ull << q->rb_bits) - 1), 1);
         r = qcow2_write_meta(q, blk, q->cluster_size, y << cb);
