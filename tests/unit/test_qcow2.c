@@ -172,7 +172,7 @@ __attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...)
     vsnprintf(cmd, sizeof(cmd), fmt, ap);
     va_end(ap);
     char full[2200];
-    snprintf(full, sizeof(full), "%s >%s/cmd.log 2>&1", cmd, tmpdir);
+    snprintf(full, sizeof(full), "( %s ) >%s/cmd.log 2>&1", cmd, tmpdir);
     int st = system(full);
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
@@ -804,6 +804,51 @@ static void test_dirty_bit(void)
     expect_open_fails(img, false, "lazy", "dirty lazy refcounts");
     b = open_img(img, true);
     block_close(b);
+    /* Autoclear bits (here: bitmaps consistent) are dropped by the first
+     * write, as a writer that does not maintain them must. */
+    CHECK(sh("qemu-img create -f qcow2 %s 4M", img) == 0, "autoclear: create");
+    put64(img, 88, 1);
+    b = open_img(img, false);
+    if (b) {
+        CHECK(bread(b, buf, sizeof(buf), 0) == 0 && get64(img, 88) == 1, "autoclear: kept by reads");
+        CHECK(bwrite(b, buf, sizeof(buf), 0) == 0 && get64(img, 88) == 0, "autoclear: cleared by a write");
+        block_close(b);
+    }
+    CHECK(qcheck(img) == 0, "autoclear: check");
+    unlink(img);
+}
+
+/* Internal snapshots: read-only; the active state is what reads see. */
+static void test_snapshots(void)
+{
+    const char *img = P("snap.qcow2");
+    CHECK(sh("qemu-img create -f qcow2 %s 1M && qemu-io -c 'write -P 0x61 0 64k' %s && qemu-img snapshot -c s1 %s "
+             "&& qemu-io -c 'write -P 0x62 0 4k' %s", img, img, img, img) == 0, "snapshots: create");
+    expect_open_fails(img, false, "snapshots", "snapshots rw");
+    struct block_backend *b = open_img(img, true);
+    if (b) {
+        uint8_t buf[8192];
+        CHECK(bread(b, buf, sizeof(buf), 0) == 0 && buf[0] == 0x62 && buf[4095] == 0x62 && buf[4096] == 0x61,
+              "snapshots: active state");
+        block_close(b);
+    }
+    unlink(img);
+}
+
+/* One writer or many readers per image file. */
+static void test_locking(void)
+{
+    const char *img = P("lock.qcow2");
+    CHECK(sh("qemu-img create -f qcow2 %s 1M", img) == 0, "lock: create");
+    struct block_backend *r1 = open_img(img, true), *r2 = open_img(img, true);
+    expect_open_fails(img, false, "in use", "lock: writer while readers");
+    block_close(r1);
+    block_close(r2);
+    struct block_backend *w = open_img(img, false);
+    expect_open_fails(img, true, "in use", "lock: reader while a writer");
+    block_close(w);
+    w = open_img(img, false);
+    block_close(w);
     unlink(img);
 }
 
@@ -889,6 +934,8 @@ int main(void)
     test_zeroes(2);
     test_readonly();
     test_dirty_bit();
+    test_snapshots();
+    test_locking();
     test_corrupt();
     test_threads();
     test_kill9();
