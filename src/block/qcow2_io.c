@@ -449,11 +449,9 @@ static int do_write(struct qcow2 *q, const struct iovec *iov, int cnt, uint64_t 
         pthread_mutex_lock(&q->lock);
         r = map(q, offset + done, len - done, &x);
         if (r == 0 && x.type == EXT_NORMAL && x.copied) {
+            bool bad = qcow2_overlaps_meta(q, x.host, x.len);   /* corrupt: data over the header or tables */
             pthread_mutex_unlock(&q->lock);
-            if (qcow2_overlaps_meta(q, x.host, x.len))
-                r = -EIO;   /* corrupt: data mapped over the header or tables */
-            else
-                r = rw_full(q->fd, tmp, iov_sub(iov, cnt, done, x.len, tmp), x.host, true);
+            r = bad ? -EIO : rw_full(q->fd, tmp, iov_sub(iov, cnt, done, x.len, tmp), x.host, true);
             done += x.len;
             continue;
         }

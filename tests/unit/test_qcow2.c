@@ -479,6 +479,20 @@ static void test_chain_errors(void)
     CHECK(sh("qemu-img create -f raw %s 1M && qemu-img rebase -u -b %s -F vmdk %s", gone, gone, ov) == 0,
           "fmt: rebase");
     expect_open_fails(ov, true, "vmdk", "backing format");
+    /* Depth: 16 backing files below the top are fine, 17 are not. */
+    CHECK(sh("cd %s && qemu-img create -f raw d0.img 1M && qemu-io -f raw -c 'write -P 0x77 0 512' d0.img && "
+             "for i in $(seq 1 17); do qemu-img create -f qcow2 -b d$((i-1)).img -F $([ $i = 1 ] && echo raw || "
+             "echo qcow2) d$i.img || exit 1; done", tmpdir) == 0, "depth: create");
+    struct block_options top = { .format = BLOCK_FORMAT_QCOW2, .readonly = true };
+    b = NULL;
+    CHECK(qcow2_open(P("d16.img"), &top, &b, err, sizeof(err)) == 0, "depth 16: %s", err);
+    if (b) {
+        uint8_t x[512];
+        CHECK(bread(b, x, sizeof(x), 0) == 0 && x[0] == 0x77 && x[511] == 0x77, "depth 16: read through");
+        block_close(b);
+    }
+    expect_open_fails(P("d17.img"), true, "deeper than 16", "depth 17");
+    sh("rm -f %s/d*.img", tmpdir);
     unlink(a);
     unlink(bb);
     unlink(base);
