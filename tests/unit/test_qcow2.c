@@ -585,7 +585,9 @@ out:
     unlink(img);
 }
 
-static void child_writer(const char *img, uint64_t seed)
+/* Writes, zeroes, discards and flushes at random until killed; a byte on
+ * `ready` after the first completed write tells the parent it is under way. */
+static void child_writer(const char *img, uint64_t seed, int ready)
 {
     struct block_options o = { .format = BLOCK_FORMAT_QCOW2 };
     struct block_backend *b;
@@ -604,6 +606,12 @@ static void child_writer(const char *img, uint64_t seed)
                         : bwrite(b, buf + rnd() % 512, len, off);
         if (r < 0)
             _exit(3);
+        if (ready >= 0 && op > 2) {
+            if (write(ready, "x", 1) != 1)
+                _exit(4);
+            close(ready);
+            ready = -1;
+        }
     }
 }
 
@@ -615,12 +623,20 @@ static void test_kill9(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t seed = (uint64_t)ts.tv_nsec | 1;
     for (int round = 0; round < 5; round++) {
-        pid_t pid = fork();
-        if (pid == 0)
-            child_writer(img, seed + (uint64_t)round * 7919);
         uint64_t before = file_hash(img);
+        int pfd[2];
+        CHECK(pipe(pfd) == 0, "kill9: pipe");
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(pfd[0]);
+            child_writer(img, seed + (uint64_t)round * 7919, pfd[1]);
+        }
+        close(pfd[1]);
+        char c;
+        CHECK(read(pfd[0], &c, 1) == 1, "kill9 round %d: the writer never started", round);
+        close(pfd[0]);
         rng_state = seed + (uint64_t)round;
-        usleep((useconds_t)(50000 + rnd() % 250000));
+        usleep((useconds_t)(rnd() % 300000));
         int status = 0;
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
