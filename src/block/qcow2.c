@@ -400,6 +400,7 @@ static void qcow2_free(struct qcow2 *q)
     if (q->fd >= 0)
         close(q->fd);
     pthread_mutex_destroy(&q->lock);
+    pthread_rwlock_destroy(&q->io_lock);
     free(q);
 }
 
@@ -432,6 +433,7 @@ int qcow2_open(const char *path, const struct block_options *opts, struct block_
     memset(&h, 0, sizeof(h));
     q->fd = -1;
     pthread_mutex_init(&q->lock, NULL);
+    pthread_rwlock_init(&q->io_lock, NULL);
     q->b.ops = &qcow2_ops;
     q->b.readonly = opts->readonly;
     snprintf(q->b.path, sizeof(q->b.path), "%s", path);

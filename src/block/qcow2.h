@@ -3,8 +3,8 @@
  *
  * Threads: every function here runs with `q->lock` held (the metadata
  * mutex), except the compression helper, which touches no shared state.
- * Lock order: a qcow2 lock, then its backing file's locks (a backing file is
- * only read; it never calls up). */
+ * Lock order: q->lock, then q->io_lock, then the backing file's locks (a
+ * backing file is only read; it never calls up). */
 #ifndef NIMBUS_BLOCK_QCOW2_H
 #define NIMBUS_BLOCK_QCOW2_H
 
@@ -87,6 +87,11 @@ struct qcow2 {
 
     struct block_backend *backing;
     pthread_mutex_t lock;      /* guards everything below `fd` except the I/O itself */
+    /* Held shared by data I/O on mapped clusters done outside `lock`, and
+     * taken exclusively (inside `lock`) before clusters are freed: a freed
+     * cluster is never reused while a racing request still reads or writes
+     * it (that write would land in another guest range). */
+    pthread_rwlock_t io_lock;
     struct qcow2_cache l2c, rbc;
 };
 

@@ -6,9 +6,10 @@
  * already allocated (and, for writes, owned: COPIED) look up their mapping
  * under the lock and move the data without it. An allocating write holds the
  * lock from lookup to L2 update, so two writers never allocate the same
- * cluster twice. (Like QEMU without its request serialisation, a read racing
- * with a write that replaces a compressed cluster may see the old cluster's
- * space reused; the guest raced on that range itself.)
+ * cluster twice. Freeing clusters waits for the unlocked data I/O in flight
+ * (q->io_lock), so a write racing with a discard of its own range cannot
+ * land in a cluster already given to another range.
+ * Lock order: q->lock, then q->io_lock, then the backing file's locks.
  *
  * Crash order of an allocating write (qcow2.txt; QEMU orders the same with
  * its cache dependencies): refcount +1 and the data are written; the L2
@@ -272,6 +273,8 @@ static int q_preadv(struct block_backend *b, const struct iovec *iov, int iovcnt
         uint64_t goff = offset + done;
         pthread_mutex_lock(&q->lock);
         r = map(q, goff, len - done, &x);
+        if (r == 0)
+            pthread_rwlock_rdlock(&q->io_lock);
         pthread_mutex_unlock(&q->lock);
         if (r < 0)
             break;
@@ -295,6 +298,7 @@ static int q_preadv(struct block_backend *b, const struct iovec *iov, int iovcnt
                 iov_fill(iov, iovcnt, done, cbuf + (goff & (q->cluster_size - 1)), x.len);
             break;
         }
+        pthread_rwlock_unlock(&q->io_lock);
         done += x.len;
     }
     free(cbuf);
@@ -421,8 +425,10 @@ static int64_t write_alloc(struct qcow2 *q, const struct iovec *iov, int cnt, si
          * entries are on disk. */
         if ((r = qcow2_cache_writeback(q, &q->l2c, l2off)) < 0 || (r = qcow2_sync(q)) < 0)
             goto out;
+        pthread_rwlock_wrlock(&q->io_lock);
         for (uint64_t i = 0; i < n && r == 0; i++)
             r = free_entry(q, old[i]);
+        pthread_rwlock_unlock(&q->io_lock);
         if (r < 0)
             goto out;
     }
@@ -450,8 +456,10 @@ static int do_write(struct qcow2 *q, const struct iovec *iov, int cnt, uint64_t 
         r = map(q, offset + done, len - done, &x);
         if (r == 0 && x.type == EXT_NORMAL && x.copied) {
             bool bad = qcow2_overlaps_meta(q, x.host, x.len);   /* corrupt: data over the header or tables */
+            pthread_rwlock_rdlock(&q->io_lock);
             pthread_mutex_unlock(&q->lock);
             r = bad ? -EIO : rw_full(q->fd, tmp, iov_sub(iov, cnt, done, x.len, tmp), x.host, true);
+            pthread_rwlock_unlock(&q->io_lock);
             done += x.len;
             continue;
         }
@@ -547,9 +555,11 @@ static int zero_clusters(struct qcow2 *q, uint64_t c0, uint64_t n, enum zero_mod
             return r;
         if ((r = qcow2_sync(q)) < 0)
             return r;
+        pthread_rwlock_wrlock(&q->io_lock);
         for (uint64_t i = 0; i < n && r == 0; i++)
             if (old[i])
                 r = free_entry(q, old[i]);
+        pthread_rwlock_unlock(&q->io_lock);
     }
     return r;
 }

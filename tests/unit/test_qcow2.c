@@ -899,8 +899,24 @@ static void *worker_main(void *arg)
         uint64_t len = 1 + (s >> 33) % 70000, off = w->base + (s >> 20) % (w->span - len);
         for (uint64_t k = 0; k < len; k++)
             buf[k] = (uint8_t)(s >> (k % 7) ^ k);
-        if (bwrite(w->b, buf, len, off) < 0 || bread(w->b, rb, len, off) < 0 || memcmp(buf, rb, len))
+        if (i % 20 == 19) {
+            /* Discard frees clusters while the other threads do I/O; it
+             * leaves the partial clusters at its edges as they were. */
+            uint64_t a = (off + 4095) & ~4095ull, z = (off + len) & ~4095ull;
+            if (w->b->ops->discard(w->b, off, len) < 0)
+                w->failures++;
+            if (a < z)
+                memset(w->model + a, 0, z - a);
+            continue;
+        }
+        if (i % 20 == 9) {
+            memset(buf, 0, len);
+            if (w->b->ops->write_zeroes(w->b, off, len, true) < 0 || bread(w->b, rb, len, off) < 0 ||
+                memcmp(buf, rb, len))
+                w->failures++;
+        } else if (bwrite(w->b, buf, len, off) < 0 || bread(w->b, rb, len, off) < 0 || memcmp(buf, rb, len)) {
             w->failures++;
+        }
         memcpy(w->model + off, buf, len);
     }
     free(buf);
