@@ -6,7 +6,7 @@ OPT     ?= -O2
 SAN     ?=
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN)
-LDLIBS  := -lfdt -lpthread -lm
+LDLIBS  := -lfdt -lz -lzstd -lpthread -lm
 
 SRCS      := $(sort $(shell find src -name '*.c'))
 OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o)

@@ -13,6 +13,8 @@ packages=(
     python3                            # test drivers (tests/hostile/hostile.py, rusage)
     clang libfuzzer-14-dev             # `make fuzz` and the fuzz targets in `make test`
     e2fsprogs                          # disk tests: mkfs.ext4, e2fsck, debugfs on the host
+    zlib1g-dev libzstd-dev             # compressed qcow2 clusters
+    qemu-utils                         # qemu-img: the qcow2 tests check images with it
 )
 missing=()
 for p in "${packages[@]}"; do
