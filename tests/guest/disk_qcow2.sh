@@ -52,7 +52,15 @@ start_vm kill --disk "$T/kill.qcow2" --append "console=ttyS0 -- $(guest_cmd_arg 
 echo writing-now; i=0;
 while :; do dd if=/dev/urandom of=/dev/vda bs=64k count=16 seek=$(( (i * 7919) % 4000 )) conv=fsync 2>/dev/null; i=$((i + 1)); done')"
 wait_for "writing-now"
-sleep 3
+# Kill once the image has grown by a few clusters' worth of guest writes.
+start_size=$(stat -c %s "$T/kill.qcow2")
+end=$((SECONDS + BOOT_TIMEOUT))
+while [ "$(stat -c %s "$T/kill.qcow2")" -lt $((start_size + 4 * 1048576)) ]; do
+    [ $SECONDS -lt $end ] || fail "the guest wrote nothing to the qcow2 image"
+    kill -0 "$VM_PID" 2>/dev/null || fail "the VM exited during the write loop"
+    sleep 0.2
+done
+sleep 0.$((RANDOM % 10))
 kill -9 "$VM_PID"
 wait "$VM_PID" 2>/dev/null
 qemu-img check "$T/kill.qcow2" >"$T/kill-check.log" 2>&1
