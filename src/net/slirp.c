@@ -281,6 +281,11 @@ static void *user_thread(void *arg)
         slirp_pollfds_poll(u->slirp, n < 0, get_revents, u);
         run_timers(u);
     }
+    /* Gone (asked to, or poll failed): senders must not wait for room. */
+    pthread_mutex_lock(&u->lock);
+    u->quit = true;
+    pthread_cond_broadcast(&u->room);
+    pthread_mutex_unlock(&u->lock);
     return NULL;
 }
 

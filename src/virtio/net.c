@@ -27,6 +27,7 @@
 
 /* struct virtio_net_hdr_v1 (§5.1.6). */
 #define HDR_F_NEEDS_CSUM 1u
+#define HDR_F_DATA_VALID 2u
 #define GSO_NONE  0u
 #define GSO_TCPV4 1u
 #define GSO_TCPV6 4u
@@ -135,6 +136,11 @@ static int port_receive(void *opaque, const struct iovec *iov, int iovcnt)
     f->next = NULL;
     f->len = total;
     memset(f->data, 0, pre);
+    /* A plain backend's frames are complete and checked (slirp builds every
+     * one itself): with GUEST_CSUM the driver may skip verifying them
+     * (§5.1.6.4.1). */
+    if (pre && has(n->features, F_GUEST_CSUM))
+        f->data[0] = HDR_F_DATA_VALID;
     size_t off = pre;
     for (int i = 0; i < iovcnt; i++) {
         memcpy(f->data + off, iov[i].iov_base, iov[i].iov_len);
@@ -251,6 +257,22 @@ static void rx_serve(struct virtio_net *n, struct virtio_dev *vdev)
 
 /* ---- transmit queue ---- */
 
+/* The Internet checksum (RFC 1071) of `len` bytes, ready to store: the
+ * partial sum the driver left in the checksum field is part of the data
+ * (§5.1.6.2: the device completes it from csum_start to the end). */
+static uint16_t inet_csum(const uint8_t *p, size_t len)
+{
+    uint64_t sum = 0;
+    size_t i = 0;
+    for (; i + 1 < len; i += 2)
+        sum += (uint32_t)(p[i] | p[i + 1] << 8);   /* in memory order, folded below */
+    if (i < len)
+        sum += p[i];
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
 /* Is this header one the negotiated features allow (§5.1.6.2.1)? */
 static bool tx_hdr_ok(uint64_t feat, const struct net_hdr *h, size_t frame_len)
 {
@@ -293,6 +315,17 @@ static void tx_one(struct virtio_net *n, const struct vq_elem *e, uint64_t feat)
         h.num_buffers = 0;
         iov[0] = (struct iovec){ .iov_base = &h, .iov_len = sizeof(h) };
         r = n->backend->ops->send(n->backend, iov, cnt + 1);
+    } else if (h.flags & HDR_F_NEEDS_CSUM) {
+        /* The backend wants complete frames: finish the checksum on a copy
+         * (the guest's buffer is read-only to the device). */
+        uint8_t buf[MAX_PLAIN_FRAME];
+        if (frame_len > sizeof(buf))
+            goto drop;
+        vq_iov_read(iov + 1, (unsigned)cnt, 0, buf, frame_len);
+        uint16_t sum = inet_csum(buf + h.csum_start, frame_len - h.csum_start);
+        memcpy(buf + h.csum_start + h.csum_offset, &sum, 2);
+        struct iovec one = { .iov_base = buf, .iov_len = frame_len };
+        r = n->backend->ops->send(n->backend, &one, 1);
     } else {
         r = n->backend->ops->send(n->backend, iov + 1, cnt);
     }
@@ -439,7 +472,11 @@ int virtio_net_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
     n->config.status = NET_S_LINK_UP;
     n->config.max_virtqueue_pairs = 1;
 
-    uint64_t features = (1ull << F_MAC) | (1ull << F_STATUS) | (1ull << F_MRG_RXBUF);
+    /* Checksums both ways for every backend: a plain one gets them completed
+     * by the device (tx) and vouched for (rx, DATA_VALID); segmentation
+     * only where the backend takes it. */
+    uint64_t features = (1ull << F_MAC) | (1ull << F_STATUS) | (1ull << F_MRG_RXBUF) |
+                        (1ull << F_CSUM) | (1ull << F_GUEST_CSUM);
     if (backend->vnet_hdr)
         features |= (1ull << F_CSUM) | (1ull << F_GUEST_CSUM) | (1ull << F_HOST_TSO4) |
                     (1ull << F_HOST_TSO6) | (1ull << F_GUEST_TSO4) | (1ull << F_GUEST_TSO6);

@@ -3,11 +3,13 @@
  *
  * One receive queue (0) and one transmit queue (1). Features: MAC, STATUS
  * (the link is always up), MRG_RXBUF (a frame may span several receive
- * chains, §5.1.6.4); with a backend that carries vnet headers (tap) also
- * CSUM, GUEST_CSUM, HOST_TSO4/6 and GUEST_TSO4/6, the offloads passing
+ * chains, §5.1.6.4), CSUM and GUEST_CSUM; with a backend that carries vnet
+ * headers (tap) also HOST_TSO4/6 and GUEST_TSO4/6, the offloads passing
  * through to the host kernel. A backend without them (slirp) gets only
- * complete frames: the guest is offered no offload, so it checksums and
- * segments itself (UFO stays off everywhere).
+ * complete frames: the device finishes the checksums the guest left
+ * partial, and marks the backend's frames DATA_VALID (slirp builds each
+ * one, checksums included); segmentation stays the guest's (UFO is off
+ * everywhere).
  *
  * Transmit: each chain is a 12-byte virtio_net_hdr_v1 and a frame. A chain
  * shorter than the header plus an Ethernet header, a frame larger than

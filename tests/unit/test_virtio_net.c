@@ -1,7 +1,8 @@
 /* Unit tests for virtio-net against a fake backend, driven through the
  * transport like a guest driver: configuration space (MAC, link up), the
  * features offered with and without a vnet-header backend (and the offloads
- * a tap would be told), transmit (the header stripped or passed on), hostile
+ * a tap would be told), checksums completed by the device and DATA_VALID
+ * for a plain backend, transmit (the header stripped or passed on), hostile
  * transmit chains (zero-length, shorter than the header, oversized, offloads
  * that were not negotiated) dropped without harm, receive into one buffer,
  * across mergeable buffers (num_buffers, all used entries at once), frames
@@ -177,9 +178,9 @@ static void test_config_and_features(void)
     CHECK_EQ(v, 1);   /* VIRTIO_NET_S_LINK_UP */
     uint64_t offered = drv_device_features(&d);
     CHECK((offered & (F_MAC | F_STATUS | F_MRG_RXBUF)) == (F_MAC | F_STATUS | F_MRG_RXBUF));
-    /* A plain backend: no offload at all. */
-    CHECK(!(offered & (F_CSUM | F_GUEST_CSUM | F_HOST_TSO4 | F_HOST_TSO6 | F_GUEST_TSO4 |
-                       F_GUEST_TSO6)));
+    /* A plain backend: checksums (the device's work), no segmentation. */
+    CHECK((offered & (F_CSUM | F_GUEST_CSUM)) == (F_CSUM | F_GUEST_CSUM));
+    CHECK(!(offered & (F_HOST_TSO4 | F_HOST_TSO6 | F_GUEST_TSO4 | F_GUEST_TSO6)));
     CHECK(!(offered & (1ull << 14)));   /* HOST_UFO */
     CHECK_EQ(f.offloads, -1);
     destroy_card(dev);
@@ -263,6 +264,32 @@ static void test_tx(void)
     CHECK_EQ(fake_sent(&f), 2);
     destroy_card(dev);
 
+    /* CSUM over a plain backend: the device completes the checksum the
+     * driver left partial; the guest's buffer stays as it was. */
+    fake_init(&f, false);
+    dev = make_card(&f, &d, F_VERSION_1 | F_MAC | F_CSUM);
+    memset(hdr, 0, NET_VNET_HDR_LEN);
+    hdr[0] = 1;                 /* NEEDS_CSUM */
+    hdr[6] = 34; hdr[8] = 6;    /* csum_start 34, csum_offset 6 (UDP) */
+    fill_frame(frame, 200, 1);
+    frame[34 + 6] = 0x12;       /* the partial sum the driver put there */
+    frame[34 + 7] = 0x34;
+    tx_chain(&d, ok, 3);
+    CHECK_EQ(fake_sent(&f), 1);
+    CHECK_EQ(f.last_len, 200);
+    /* The receiver's check: the region, now with the checksum in place,
+     * plus the pseudo-header sum the driver had left there, is all ones. */
+    uint32_t sum = 0x12 | 0x34 << 8;
+    for (size_t i = 34; i < 200; i += 2)
+        sum += (uint32_t)(f.last[i] | f.last[i + 1] << 8);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    CHECK_EQ(sum, 0xffff);
+    CHECK(!memcmp(f.last, frame, 34));
+    CHECK(!memcmp(f.last + 34 + 8, frame + 34 + 8, 200 - 42));
+    CHECK_EQ(frame[34 + 6], 0x12);
+    destroy_card(dev);
+
     /* A vnet-header backend gets the header too (a copy, num_buffers 0). */
     fake_init(&f, true);
     dev = make_card(&f, &d, F_VERSION_1 | F_MAC | F_CSUM | F_HOST_TSO4);
@@ -319,6 +346,7 @@ static void test_rx(void)
     drv_used_entry(&d, RXQ, 0, &id, &len);
     CHECK_EQ(len, NET_VNET_HDR_LEN + 100);
     CHECK_EQ(num_buffers(&d, RXBUF), 1);
+    CHECK_EQ(*(uint8_t *)drv_ram(&d, RXBUF), 0);   /* flags: no GUEST_CSUM, no DATA_VALID */
     CHECK(!memcmp((uint8_t *)drv_ram(&d, RXBUF) + NET_VNET_HDR_LEN, frame, 100));
 
     /* 3000 bytes over 1024-byte buffers: three of them, published at once. */
@@ -401,6 +429,15 @@ static void test_rx(void)
     virtio_net_get_stats(dev, &st);
     CHECK_EQ(st.rx_frames, 1);
     CHECK_EQ(st.rx_dropped, 1);
+    destroy_card(dev);
+
+    /* With GUEST_CSUM, a plain backend's frames come marked DATA_VALID. */
+    fake_init(&f, false);
+    dev = make_card(&f, &d, F_VERSION_1 | F_MAC | F_GUEST_CSUM);
+    post_rx(&d, 1, 2048, RXBUF);
+    CHECK_EQ(receive(&f, frame, 100), 0);
+    CHECK(drv_wait_used(&d, RXQ, 1));
+    CHECK_EQ(*(uint8_t *)drv_ram(&d, RXBUF), 2);   /* VIRTIO_NET_HDR_F_DATA_VALID */
     destroy_card(dev);
 
     /* Before DRIVER_OK nothing is taken. */
