@@ -103,6 +103,10 @@ PY
     wait $vm 2>/dev/null
     local g2h
     g2h=$(sed -n 's/^rate //p' "$W/recv.out")
+    if [ -z "$g2h" ] || [ -z "$h2g" ]; then   # say why, on stderr
+        { echo "$kind: a transfer failed; receiver: $(tr '\n' ' ' <"$W/recv.out")"
+          tr -d '\r' <"$log" | grep -v '^\[' | tail -n 5; } >&2
+    fi
     echo "${h2g:--} ${g2h:--}"
 }
 

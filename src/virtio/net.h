@@ -31,7 +31,7 @@
 #include "virtio/virtio_mmio.h"
 
 #define VIRTIO_ID_NET          1u
-#define VIRTIO_NET_RXQ_FRAMES  256u
+#define VIRTIO_NET_RXQ_FRAMES  2048u
 #define VIRTIO_NET_RXQ_BYTES   (4u << 20)
 
 struct virtio_net_stats {
