@@ -4,9 +4,16 @@ CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
+# libslirp (user-mode networking): its .pc file names glib, hence libglib2.0-dev.
+SLIRP_CFLAGS := $(shell pkg-config --cflags slirp 2>/dev/null || echo -I/usr/include/slirp)
+SLIRP_LIBS   := $(shell pkg-config --libs slirp 2>/dev/null || echo -lslirp)
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN)
-LDLIBS  := -lfdt -lz -lzstd -lpthread -lm
+LDLIBS  := -lfdt -lz -lzstd $(SLIRP_LIBS) -lpthread -lm
+
+# Only the slirp backend sees libslirp's (and glib's) headers.
+$(BUILD)/obj/src/net/slirp.o: CFLAGS += $(SLIRP_CFLAGS)
+$(BUILD)/fuzz/obj/src/net/slirp.o: FUZZ_CFLAGS += $(SLIRP_CFLAGS)
 
 SRCS      := $(sort $(shell find src -name '*.c'))
 OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o)

@@ -5,6 +5,8 @@
 set -euo pipefail
 packages=(
     gcc make libfdt-dev pkg-config     # the monitor
+    libslirp-dev libglib2.0-dev        # --net user (slirp.pc requires glib-2.0.pc)
+    iproute2 python3                   # network tests: namespaces, tap, an HTTP server
     device-tree-compiler               # dtc: checks the generated device tree
     gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu  # bare-metal test programs
     cpio gzip xz-utils ca-certificates # guest initramfs

@@ -344,6 +344,39 @@ poweroff() { /bin/poweroff; }
 halt() { /bin/poweroff; }
 reboot() { /bin/reboot; }
 EOF
+# udhcpc's default script (busybox calls it on every lease event): sets the
+# address, the default route and /etc/resolv.conf, e.g. `udhcpc -i eth0 -q`.
+# Debian's busybox looks for it in /etc/udhcpc, upstream's in /usr/share/udhcpc.
+mkdir -p "$R/etc/udhcpc" "$R/usr/share/udhcpc"
+ln -s ../../../etc/udhcpc/default.script "$R/usr/share/udhcpc/default.script"
+cat >"$R/etc/udhcpc/default.script" <<'EOF'
+#!/bin/sh
+# Called by busybox udhcpc with $1 = deconfig|bound|renew|leasefail|nak and
+# the lease in $interface, $ip, $mask (prefix length), $router, $dns, $domain.
+case $1 in
+    deconfig)
+        ip -4 addr flush dev "$interface"
+        ip link set "$interface" up
+        ;;
+    bound | renew)
+        ip -4 addr flush dev "$interface"
+        ip addr add "$ip/${mask:-24}" ${broadcast:+broadcast "$broadcast"} dev "$interface"
+        ip link set "$interface" up
+        if [ -n "$router" ]; then
+            while ip route del default dev "$interface" 2>/dev/null; do :; done
+            for r in $router; do
+                ip route add default via "$r" dev "$interface"
+                break
+            done
+        fi
+        : >/etc/resolv.conf
+        [ -n "$domain" ] && echo "search $domain" >>/etc/resolv.conf
+        for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
+        ;;
+esac
+exit 0
+EOF
+chmod 0755 "$R/etc/udhcpc/default.script"
 echo nimbus >"$R/etc/hostname"
 : >"$R/etc/fstab"
 

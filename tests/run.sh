@@ -10,7 +10,8 @@
 #      signal/terminal checks on pseudo-terminals (optimised build; a subset
 #      under the sanitizers);
 #   5. guest tests that boot Debian's kernel (optimised build; one under the
-#      sanitizers too, with a two-disk run; the boot test again with --jit on);
+#      sanitizers too, with a two-disk run and two network runs; the boot
+#      test again with --jit on);
 #   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
 #      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each.
 # Prints one line per test and ends with "N passed, N failed".
@@ -119,6 +120,12 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
     log="$log_dir/guest-asan_disk_raw.log"
     NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 2400 bash tests/guest/disk_raw.sh >"$log" 2>&1
     report "guest-asan/disk_raw" $? "$log"
+    # Networking: slirp's thread and the tap offloads under the sanitizers.
+    for t in net_user_http net_tap; do
+        log="$log_dir/guest-asan_$t.log"
+        NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/$t.sh >"$log" 2>&1
+        report "guest-asan/$t" $? "$log"
+    done
 else
     report "guest/build-images" 1 "$log_dir/guest-build.log"
 fi

@@ -41,6 +41,23 @@ static void run_usage(FILE *out)
         "                    when the guest flushes; cache=none: O_DIRECT (where the\n"
         "                    file system refuses it, every write is synced instead).\n"
         "                    PATH may not contain commas.\n"
+        "  --net user[,hostfwd=RULE]...[,mac=MAC]\n"
+        "                    a virtio-net card on user-mode NAT (libslirp, QEMU's\n"
+        "                    addresses): network 10.0.2.0/24, the host at 10.0.2.2\n"
+        "                    (its 127.0.0.1 too), DNS 10.0.2.3, DHCP gives 10.0.2.15.\n"
+        "                    The guest reaches what this user's sockets could.\n"
+        "                    hostfwd=[tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT\n"
+        "                    (repeatable) forwards a host port into the guest; an\n"
+        "                    empty HOSTADDR is 127.0.0.1 (QEMU: every address; give\n"
+        "                    0.0.0.0 for that), an empty GUESTADDR 10.0.2.15.\n"
+        "  --net tap,ifname=NAME[,mac=MAC]\n"
+        "                    a virtio-net card on the tap interface NAME (made for\n"
+        "                    the run if missing; needs CAP_NET_ADMIN, or a tap made\n"
+        "                    for this user with 'ip tuntap add NAME mode tap user\n"
+        "                    USER'), with checksum and TSO offloads passed through.\n"
+        "                    --net is repeatable; the n-th card's MAC defaults to\n"
+        "                    52:54:00:12:34:56+n (QEMU's). At most %u --disk and\n"
+        "                    --net options together.\n"
         "  --dump-dtb FILE   also write the generated device tree blob to FILE\n"
         "  --jit on|off      binary translator: hot code runs as x86-64 host code\n"
         "                    (default off; the interpreter is the reference)\n"
@@ -56,9 +73,10 @@ static void run_usage(FILE *out)
         "A guest reboot restarts the machine in the same process.\n"
         "\n"
         "Devices: the virtio-mmio slots at 0x10001000 + n*0x1000 (PLIC IRQ 1+n) hold\n"
-        "the disks from slot 0 in the order given, and a virtio-rng entropy device in\n"
-        "the last slot (0x10008000, IRQ 8).\n",
-        VIRT_MAX_HARTS, VIRT_MAX_DISKS, JIT_THRESHOLD);
+        "the disks from slot 0 in the order given, then the network cards in the\n"
+        "order given, and a virtio-rng entropy device in the last slot (0x10008000,\n"
+        "IRQ 8).\n",
+        VIRT_MAX_HARTS, VIRT_MAX_DISKS, VIRT_VIRTIO_SLOTS - 1, JIT_THRESHOLD);
 }
 
 int cli_parse_size(const char *s, unsigned long long *bytes)
@@ -122,6 +140,61 @@ static int parse_disk(char *arg, struct virt_disk *d)
     return 0;
 }
 
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+    unsigned v[6];
+    char end;
+    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+               &end) != 6 || strlen(s) != 17)
+        return -1;
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)v[i];
+    return (mac[0] & 1) ? -1 : 0;   /* a multicast address can't be a card's */
+}
+
+/* user[,hostfwd=...]...[,mac=...] or tap,ifname=NAME[,mac=...] into `n`. */
+static int parse_net(char *arg, struct virt_net *n)
+{
+    char err[256];
+    char *save = NULL;
+    char *kind = strtok_r(arg, ",", &save);
+    *n = (struct virt_net){ 0 };
+    if (kind && !strcmp(kind, "user"))
+        n->kind = VIRT_NET_USER;
+    else if (kind && !strcmp(kind, "tap"))
+        n->kind = VIRT_NET_TAP;
+    else
+        return fail("%s", "--net needs a kind: user[,hostfwd=...][,mac=...] or "
+                          "tap,ifname=NAME[,mac=...]");
+    for (char *o; (o = strtok_r(NULL, ",", &save));) {
+        if (!strncmp(o, "mac=", 4)) {
+            if (parse_mac(o + 4, n->mac))
+                return fail("bad --net mac '%s' (six hex bytes like 52:54:00:12:34:56, "
+                            "not multicast)", o + 4);
+            n->has_mac = true;
+        } else if (n->kind == VIRT_NET_USER && !strncmp(o, "hostfwd=", 8)) {
+            if (n->user.nfwd >= NET_MAX_HOSTFWD) {
+                fprintf(stderr, "nimbus run: at most %u hostfwd= per --net\n", NET_MAX_HOSTFWD);
+                return 1;
+            }
+            if (net_parse_hostfwd(o + 8, &n->user.fwd[n->user.nfwd], err, sizeof(err)))
+                return fail("--net user: %s", err);
+            n->user.nfwd++;
+        } else if (n->kind == VIRT_NET_TAP && !strncmp(o, "ifname=", 7)) {
+            if (!o[7] || strlen(o + 7) >= sizeof(n->ifname))
+                return fail("bad --net tap ifname '%s' (1 to 15 characters)", o + 7);
+            snprintf(n->ifname, sizeof(n->ifname), "%s", o + 7);
+        } else {
+            return fail(n->kind == VIRT_NET_USER
+                            ? "unknown --net user option '%s' (hostfwd=, mac=)"
+                            : "unknown --net tap option '%s' (ifname=, mac=)", o);
+        }
+    }
+    if (n->kind == VIRT_NET_TAP && !n->ifname[0])
+        return fail("%s", "--net tap needs ifname=NAME");
+    return 0;
+}
+
 static int check_readable(const char *what, const char *path)
 {
     if (access(path, R_OK)) {
@@ -147,6 +220,7 @@ int cmd_run(int argc, char **argv)
         { "jit-stats", no_argument, NULL, 'S' },
         { "jit-threshold", required_argument, NULL, 'T' },
         { "disk", required_argument, NULL, 'D' },
+        { "net", required_argument, NULL, 'N' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -177,6 +251,15 @@ int cmd_run(int argc, char **argv)
             if (parse_disk(optarg, &config.disks[config.ndisks]))
                 return 1;
             config.ndisks++;
+            break;
+        case 'N':
+            if (config.nnets >= VIRT_MAX_NETS) {
+                fprintf(stderr, "nimbus run: too many --net options (at most %u)\n", VIRT_MAX_NETS);
+                return 1;
+            }
+            if (parse_net(optarg, &config.nets[config.nnets]))
+                return 1;
+            config.nnets++;
             break;
         case 'm': {
             unsigned long long bytes;
@@ -249,6 +332,11 @@ int cmd_run(int argc, char **argv)
         return 1;
     if (config.initrd && !config.kernel)
         return fail("%s", "--initrd needs --kernel");
+    if (config.ndisks + config.nnets > VIRT_VIRTIO_SLOTS - 1) {
+        fprintf(stderr, "nimbus run: at most %u --disk and --net options together\n",
+                VIRT_VIRTIO_SLOTS - 1);
+        return 1;
+    }
 
     struct virt_machine *m;
     if (virt_create(&config, &m, err, sizeof(err))) {

@@ -21,6 +21,7 @@
 #include "base/errmsg.h"
 #include "machine/loader.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 #include "virtio/rng.h"
 #include "virtio/virtio_mmio.h"
 
@@ -523,16 +524,40 @@ static uint64_t virtio_slot_base(unsigned slot)
     return VIRT_VIRTIO_BASE + slot * VIRTIO_MMIO_SIZE;
 }
 
-/* The virtio-mmio slots: disks from slot 0 in the order given, the entropy
- * device in the last slot (every cloud VM has one; it costs nothing idle
+/* The network card `i` in `slot`: its backend, its MAC address. */
+static int create_net(struct virt_machine *m, unsigned i, unsigned slot, char *err, size_t errlen)
+{
+    const struct virt_net *c = &m->config.nets[i];
+    struct net_backend *b;
+    int r = c->kind == VIRT_NET_TAP ? net_tap_open(c->ifname, &b, err, errlen)
+                                    : net_user_open(&c->user, &b, err, errlen);
+    if (r)
+        return r;
+    /* QEMU's default for its n-th card: guests and scripts know it. */
+    uint8_t mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, (uint8_t)(0x56 + i) };
+    if (c->has_mac)
+        memcpy(mac, c->mac, 6);
+    r = virtio_net_create(&m->mem, virtio_slot_base(slot),
+                          plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + slot), b, mac, &m->virtio[slot]);
+    if (r) {
+        net_backend_close(b);
+        return errmsg(err, errlen, r, "cannot create network card %u: %s", i, strerror(-r));
+    }
+    return 0;
+}
+
+/* The virtio-mmio slots: disks from slot 0 in the order given, then the
+ * network cards in the order given, the entropy device in the last slot (every cloud VM has one; it costs nothing idle
  * and lets the guest's RNG seed at once). */
 static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
 {
     const struct virt_config *c = &m->config;
     int r;
 
-    if (c->ndisks > VIRT_MAX_DISKS)
-        return errmsg(err, errlen, -EINVAL, "at most %u --disk options", VIRT_MAX_DISKS);
+    if (c->ndisks > VIRT_MAX_DISKS || c->nnets > VIRT_MAX_NETS ||
+        c->ndisks + c->nnets > VIRT_VIRTIO_SLOTS - 1)
+        return errmsg(err, errlen, -EINVAL, "at most %u --disk and --net options together",
+                      VIRT_VIRTIO_SLOTS - 1);
     /* One request queue per hart, as QEMU and Linux's blk-mq like it. */
     unsigned nq = m->nharts < VIRTIO_BLK_MAX_QUEUES ? m->nharts : VIRTIO_BLK_MAX_QUEUES;
     for (unsigned i = 0; i < c->ndisks; i++) {
@@ -550,6 +575,11 @@ static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
             return errmsg(err, errlen, r, "cannot create the disk for %s: %s", c->disks[i].path,
                           strerror(-r));
         }
+    }
+    for (unsigned i = 0; i < c->nnets; i++) {
+        r = create_net(m, i, c->ndisks + i, err, errlen);
+        if (r)
+            return r;
     }
     r = virtio_rng_create(&m->mem, virtio_slot_base(VIRT_RNG_SLOT),
                           plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + VIRT_RNG_SLOT),

@@ -22,6 +22,7 @@
 #include "machine/console.h"
 #include "machine/sbi.h"
 #include "mem/guest_mem.h"
+#include "net/net.h"
 
 #define VIRT_RAM_BASE    0x80000000ull
 #define VIRT_MAX_HARTS   64u
@@ -31,15 +32,28 @@
 #define VIRT_VIRTIO_BASE 0x10001000ull
 #define VIRT_VIRTIO_SLOTS 8u
 #define VIRT_VIRTIO_IRQ  1u      /* slot n interrupts on PLIC source 1 + n */
-/* Slot use: disks from slot 0 in command-line order; the entropy device in
- * the last slot, so its address never depends on the disks. */
+/* Slot use: disks from slot 0 in command-line order, then the network
+ * cards in command-line order; the entropy device in the last slot, so its
+ * address never depends on the others. Disks and cards share the other
+ * slots. */
 #define VIRT_RNG_SLOT    (VIRT_VIRTIO_SLOTS - 1)
 #define VIRT_MAX_DISKS   (VIRT_VIRTIO_SLOTS - 1)
+#define VIRT_MAX_NETS    (VIRT_VIRTIO_SLOTS - 1)
 #define VIRT_ISA_STRING  "rv64imafdc_zicntr_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc"
 
 struct virt_disk {
     const char *path;
     struct block_options opts;
+};
+
+enum virt_net_kind { VIRT_NET_USER, VIRT_NET_TAP };
+
+struct virt_net {
+    enum virt_net_kind kind;
+    struct net_user_options user;   /* VIRT_NET_USER: host forwards */
+    char ifname[16];                /* VIRT_NET_TAP */
+    bool has_mac;
+    uint8_t mac[6];                 /* else 52:54:00:12:34:56 + the card's index */
 };
 
 struct virt_config {
@@ -57,6 +71,8 @@ struct virt_config {
     unsigned jit_threshold; /* block executions before translation */
     struct virt_disk disks[VIRT_MAX_DISKS];   /* virtio-blk, slots 0.. */
     unsigned ndisks;
+    struct virt_net nets[VIRT_MAX_NETS];      /* virtio-net, the slots after the disks */
+    unsigned nnets;
 };
 
 /* How a run of the machine ended. */

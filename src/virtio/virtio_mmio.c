@@ -189,6 +189,32 @@ void virtio_dev_push(struct virtio_dev *d, unsigned q, const struct vq_elem *ele
     }
 }
 
+void virtio_dev_push_many(struct virtio_dev *d, unsigned q, const struct vq_used *used,
+                          unsigned n)
+{
+    if (q >= d->p.num_queues)
+        return;
+    struct vq_slot *s = &d->queues[q];
+    pthread_mutex_lock(&s->lock);
+    bool notify = vq_push_many(&s->vq, used, n);
+    pthread_mutex_unlock(&s->lock);
+    if (notify) {
+        pthread_mutex_lock(&d->lock);
+        raise_locked(d, VIRTIO_INT_USED);
+        pthread_mutex_unlock(&d->lock);
+    }
+}
+
+void virtio_dev_unpop(struct virtio_dev *d, unsigned q, unsigned n)
+{
+    if (q >= d->p.num_queues)
+        return;
+    struct vq_slot *s = &d->queues[q];
+    pthread_mutex_lock(&s->lock);
+    vq_unpop(&s->vq, n);
+    pthread_mutex_unlock(&s->lock);
+}
+
 void virtio_dev_kick(struct virtio_dev *d, unsigned q)
 {
     if (q >= d->p.num_queues)
@@ -233,6 +259,11 @@ uint64_t virtio_dev_features(struct virtio_dev *d)
     uint64_t f = d->driver_features;
     pthread_mutex_unlock(&d->lock);
     return f;
+}
+
+void *virtio_dev_priv(struct virtio_dev *d)
+{
+    return d->p.dev;
 }
 
 uint8_t virtio_dev_status(struct virtio_dev *d)
@@ -336,6 +367,9 @@ static void write_status_locked(struct virtio_dev *d, uint32_t v)
             !(d->driver_features & (1ull << VIRTIO_F_VERSION_1)))
             want &= ~VIRTIO_STATUS_FEATURES_OK;
     }
+    if ((want & VIRTIO_STATUS_FEATURES_OK) && !(d->status & VIRTIO_STATUS_FEATURES_OK) &&
+        d->p.ops->features_ok)
+        d->p.ops->features_ok(d->p.dev, d->driver_features);
     if ((want & VIRTIO_STATUS_DRIVER_OK) && !(want & VIRTIO_STATUS_FEATURES_OK))
         want &= ~VIRTIO_STATUS_DRIVER_OK;
     uint8_t old = d->status;

@@ -79,6 +79,10 @@ struct virtio_device_ops {
      * polling a backend, say). Under the transport lock; workers idle only
      * on reset (status 0). */
     void (*status_changed)(void *dev, uint8_t status);
+    /* Optional: the driver's features were accepted (FEATURES_OK, §3.1.1):
+     * set up what depends on them (a tap's offloads, say). Under the
+     * transport lock. */
+    void (*features_ok)(void *dev, uint64_t features);
     /* Optional: the device was reset (§2.4); no handler is running. */
     void (*reset)(void *dev);
     /* Frees the device and closes its backend; no handler is running. */
@@ -131,6 +135,14 @@ int virtio_dev_pop(struct virtio_dev *vdev, unsigned q, struct vq_elem *elem);
  * wants that. */
 void virtio_dev_push(struct virtio_dev *vdev, unsigned q, const struct vq_elem *elem, uint32_t len);
 
+/* Returns several chains with one used-index update (vq_push_many). */
+void virtio_dev_push_many(struct virtio_dev *vdev, unsigned q, const struct vq_used *used,
+                          unsigned n);
+
+/* Gives back the last `n` chains this handler popped and did not push
+ * (vq_unpop). Only for a queue one handler at a time serves. */
+void virtio_dev_unpop(struct virtio_dev *vdev, unsigned q, unsigned n);
+
 /* Marks queue `q` pending and wakes a worker. Any thread. */
 void virtio_dev_kick(struct virtio_dev *vdev, unsigned q);
 
@@ -152,6 +164,9 @@ void virtio_dev_config_changed(struct virtio_dev *vdev);
 
 /* The features both sides agreed on (valid once FEATURES_OK is set). */
 uint64_t virtio_dev_features(struct virtio_dev *vdev);
+
+/* The device's own state (params->dev). Any thread. */
+void *virtio_dev_priv(struct virtio_dev *vdev);
 
 /* The device status register, e.g. to check DEVICE_NEEDS_RESET. */
 uint8_t virtio_dev_status(struct virtio_dev *vdev);

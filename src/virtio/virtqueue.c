@@ -175,15 +175,17 @@ bool vq_has_avail(const struct virtqueue *vq)
     return vq->ready && !vq->broken && avail_idx_acquire(vq) != vq->last_avail;
 }
 
-bool vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
+bool vq_push_many(struct virtqueue *vq, const struct vq_used *used, unsigned n)
 {
-    if (!vq->ready || vq->broken)
+    if (!vq->ready || vq->broken || n == 0 || n > vq->num)
         return false;
-    uint16_t old = vq->used_idx, new = (uint16_t)(old + 1);
-    uint8_t *ent = vq->used + USED_RING + 8 * (size_t)(old % vq->num);
-    uint32_t id = head;
-    memcpy(ent, &id, 4);
-    memcpy(ent + 4, &len, 4);
+    uint16_t old = vq->used_idx, new = (uint16_t)(old + n);
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t *ent = vq->used + USED_RING + 8 * (size_t)((uint16_t)(old + i) % vq->num);
+        uint32_t id = used[i].head;
+        memcpy(ent, &id, 4);
+        memcpy(ent + 4, &used[i].len, 4);
+    }
     vq->used_idx = new;
     __atomic_store_n(used_word(vq, USED_IDX), new, __ATOMIC_RELEASE);
     /* The driver writes used_event and then reads used->idx; we did the
@@ -197,6 +199,17 @@ bool vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
     }
     return !(__atomic_load_n(avail_word(vq, AVAIL_FLAGS), __ATOMIC_RELAXED) &
              VRING_AVAIL_F_NO_INTERRUPT);
+}
+
+bool vq_push(struct virtqueue *vq, uint16_t head, uint32_t len)
+{
+    struct vq_used u = { .head = head, .len = len };
+    return vq_push_many(vq, &u, 1);
+}
+
+void vq_unpop(struct virtqueue *vq, unsigned n)
+{
+    vq->last_avail = (uint16_t)(vq->last_avail - n);
 }
 
 size_t vq_iov_read(const struct iovec *iov, unsigned cnt, size_t offset, void *buf, size_t len)

@@ -86,6 +86,19 @@ bool vq_has_avail(const struct virtqueue *vq);
  * or the NO_INTERRUPT flag without it). */
 bool vq_push(struct virtqueue *vq, uint16_t head, uint32_t len);
 
+/* Several used entries published with one index update, so the driver sees
+ * all of them or none (virtio-net's mergeable receive buffers: a frame
+ * spread over several chains, §5.1.6.4). n is at most the queue size. */
+struct vq_used {
+    uint16_t head;
+    uint32_t len;
+};
+bool vq_push_many(struct virtqueue *vq, const struct vq_used *used, unsigned n);
+
+/* Gives back the last `n` chains popped and not pushed: the next vq_pop()
+ * takes them again (a frame that did not fit in the buffers there were). */
+void vq_unpop(struct virtqueue *vq, unsigned n);
+
 /* Helpers over iovec arrays: copy out of / into them starting `offset`
  * bytes in; return the bytes copied (less than `len` at the end). */
 size_t vq_iov_read(const struct iovec *iov, unsigned cnt, size_t offset, void *buf, size_t len);

@@ -1,0 +1,545 @@
+/* User-mode networking through libslirp. See net.h.
+ *
+ * libslirp is not thread-safe, so one thread at a time uses the Slirp
+ * instance: the control thread while opening (slirp_new, the host
+ * forwards) and after the backend's thread is joined (slirp_cleanup), the
+ * backend's thread in between. Frames from the guest reach that thread
+ * through a bounded queue and an eventfd; the device's worker waits for room
+ * when the queue is full, so the guest's TCP is flow-controlled instead of
+ * losing segments.
+ *
+ * The guest gets what the host user could do with sockets, no more: slirp
+ * turns guest connections into the user's own socket calls (10.0.2.2 is the
+ * host's loopback, 10.0.2.3 forwards to the host's resolver), and "emulation"
+ * of legacy protocols (ftp, irc port rewriting) stays off.
+ *
+ * Lock order: u->lock only, never held across a slirp call or a call into
+ * the device. */
+#include "net/net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libslirp.h>
+
+#include "base/errmsg.h"
+
+#define TXQ_MAX_FRAMES 256u
+#define TXQ_MAX_BYTES  (1u << 20)
+
+struct txq_frame {
+    struct txq_frame *next;
+    size_t len;
+    uint8_t data[];
+};
+
+struct user_timer {
+    struct user_timer *next;
+    SlirpTimerId id;
+    void *cb_opaque;
+    int64_t expire_ms;   /* -1: not armed */
+};
+
+struct user_backend {
+    struct net_backend base;
+    Slirp *slirp;
+    struct net_rx_port port;
+    int evfd;                        /* wakes the thread */
+    pthread_t thread;
+    bool started;
+
+    pthread_mutex_t lock;            /* the queue and quit */
+    pthread_cond_t room;
+    struct txq_frame *head, **tail;
+    unsigned txq_frames;
+    size_t txq_bytes;
+    bool quit;
+
+    /* The thread's own (no lock). */
+    struct user_timer *timers;
+    struct pollfd *pfd;
+    unsigned npfd, cap_pfd;
+    bool rx_blocked;                 /* the device was full at the last fill */
+};
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void wake(struct user_backend *u)
+{
+    uint64_t one = 1;
+    ssize_t r = write(u->evfd, &one, sizeof(one));
+    (void)r;   /* a full counter still wakes the thread */
+}
+
+/* ---- callbacks from slirp (the backend's thread, or the control thread
+ * before start / after join) ---- */
+
+static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
+{
+    struct user_backend *u = opaque;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    /* A full device drops the frame, as a wire would; TCP resends. */
+    if (u->port.receive)
+        u->port.receive(u->port.opaque, &iov, 1);
+    return (ssize_t)len;
+}
+
+static void cb_guest_error(const char *msg, void *opaque)
+{
+    (void)msg, (void)opaque;   /* the guest's mistakes are not the host's news */
+}
+
+static int64_t cb_clock_get_ns(void *opaque)
+{
+    (void)opaque;
+    return now_ns();
+}
+
+static void *cb_timer_new_opaque(SlirpTimerId id, void *cb_opaque, void *opaque)
+{
+    struct user_backend *u = opaque;
+    struct user_timer *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    t->id = id;
+    t->cb_opaque = cb_opaque;
+    t->expire_ms = -1;
+    t->next = u->timers;
+    u->timers = t;
+    return t;
+}
+
+static void cb_timer_free(void *timer, void *opaque)
+{
+    struct user_backend *u = opaque;
+    for (struct user_timer **p = &u->timers; *p; p = &(*p)->next) {
+        if (*p == timer) {
+            *p = (*p)->next;
+            free(timer);
+            return;
+        }
+    }
+}
+
+static void cb_timer_mod(void *timer, int64_t expire_ms, void *opaque)
+{
+    (void)opaque;
+    if (timer)
+        ((struct user_timer *)timer)->expire_ms = expire_ms;
+}
+
+static void cb_register_poll_fd(int fd, void *opaque)
+{
+    (void)fd, (void)opaque;   /* slirp_pollfds_fill lists the fds each round */
+}
+
+static void cb_notify(void *opaque)
+{
+    wake(opaque);
+}
+
+static const SlirpCb user_callbacks = {
+    .send_packet = cb_send_packet,
+    .guest_error = cb_guest_error,
+    .clock_get_ns = cb_clock_get_ns,
+    .timer_free = cb_timer_free,
+    .timer_mod = cb_timer_mod,
+    .register_poll_fd = cb_register_poll_fd,
+    .unregister_poll_fd = cb_register_poll_fd,
+    .notify = cb_notify,
+    .timer_new_opaque = cb_timer_new_opaque,
+};
+
+/* ---- the backend's thread ---- */
+
+static int add_poll(int fd, int events, void *opaque)
+{
+    struct user_backend *u = opaque;
+    if (u->npfd == u->cap_pfd) {
+        unsigned cap = u->cap_pfd ? 2 * u->cap_pfd : 64;
+        struct pollfd *p = realloc(u->pfd, cap * sizeof(*p));
+        if (!p)
+            return -1;   /* slirp skips a socket without an index this round */
+        u->pfd = p;
+        u->cap_pfd = cap;
+    }
+    short ev = 0;
+    /* While the device is full, read nothing: the host peers wait. */
+    if ((events & SLIRP_POLL_IN) && !u->rx_blocked)
+        ev |= POLLIN;
+    if (events & SLIRP_POLL_OUT)
+        ev |= POLLOUT;
+    if (events & SLIRP_POLL_PRI)
+        ev |= POLLPRI;
+    u->pfd[u->npfd] = (struct pollfd){ .fd = fd, .events = ev };
+    return (int)u->npfd++;
+}
+
+static int get_revents(int idx, void *opaque)
+{
+    struct user_backend *u = opaque;
+    if (idx < 0 || (unsigned)idx >= u->npfd)
+        return 0;
+    short r = u->pfd[idx].revents;
+    int ev = 0;
+    if (r & POLLIN)
+        ev |= SLIRP_POLL_IN;
+    if (r & POLLOUT)
+        ev |= SLIRP_POLL_OUT;
+    if (r & POLLPRI)
+        ev |= SLIRP_POLL_PRI;
+    if (r & (POLLERR | POLLNVAL))
+        ev |= SLIRP_POLL_ERR;
+    if (r & POLLHUP)
+        ev |= SLIRP_POLL_HUP;
+    return ev;
+}
+
+/* Feeds the queued guest frames to slirp. Returns false on quit. */
+static bool drain_tx(struct user_backend *u)
+{
+    pthread_mutex_lock(&u->lock);
+    bool quit = u->quit;
+    struct txq_frame *f = u->head;
+    u->head = NULL;
+    u->tail = &u->head;
+    u->txq_frames = 0;
+    u->txq_bytes = 0;
+    pthread_cond_broadcast(&u->room);
+    pthread_mutex_unlock(&u->lock);
+    while (f) {
+        struct txq_frame *next = f->next;
+        if (!quit)
+            slirp_input(u->slirp, f->data, (int)f->len);
+        free(f);
+        f = next;
+    }
+    return !quit;
+}
+
+static void run_timers(struct user_backend *u)
+{
+    int64_t now = now_ns() / 1000000;
+    /* A handler may re-arm or free timers: rescan after each one fires. */
+    for (bool again = true; again;) {
+        again = false;
+        for (struct user_timer *t = u->timers; t; t = t->next) {
+            if (t->expire_ms >= 0 && t->expire_ms <= now) {
+                t->expire_ms = -1;
+                slirp_handle_timer(u->slirp, t->id, t->cb_opaque);
+                again = true;
+                break;
+            }
+        }
+    }
+}
+
+static void *user_thread(void *arg)
+{
+    struct user_backend *u = arg;
+
+    for (;;) {
+        uint32_t timeout = UINT32_MAX;
+        int64_t now = now_ns() / 1000000;
+        for (struct user_timer *t = u->timers; t; t = t->next) {
+            if (t->expire_ms < 0)
+                continue;
+            int64_t d = t->expire_ms > now ? t->expire_ms - now : 0;
+            if ((uint64_t)d < timeout)
+                timeout = (uint32_t)d;
+        }
+        u->rx_blocked = !u->port.can_receive(u->port.opaque);
+        u->npfd = 0;
+        add_poll(u->evfd, SLIRP_POLL_IN, u);
+        u->pfd[0].events = POLLIN;   /* the wake-up fd, whatever the device's room */
+        slirp_pollfds_fill(u->slirp, &timeout, add_poll, u);
+        int n = poll(u->pfd, u->npfd, timeout == UINT32_MAX ? -1 : (int)timeout);
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n > 0 && (u->pfd[0].revents & POLLIN)) {
+            uint64_t v;
+            ssize_t r = read(u->evfd, &v, sizeof(v));
+            (void)r;
+        }
+        if (!drain_tx(u))
+            break;
+        slirp_pollfds_poll(u->slirp, n < 0, get_revents, u);
+        run_timers(u);
+    }
+    /* Gone (asked to, or poll failed): senders must not wait for room. */
+    pthread_mutex_lock(&u->lock);
+    u->quit = true;
+    pthread_cond_broadcast(&u->room);
+    pthread_mutex_unlock(&u->lock);
+    return NULL;
+}
+
+/* ---- ops ---- */
+
+static int user_start(struct net_backend *b, const struct net_rx_port *port)
+{
+    struct user_backend *u = (struct user_backend *)b;
+    if (u->started)
+        return -EBUSY;
+    u->port = *port;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &old);   /* signals go to the I/O thread */
+    int e = pthread_create(&u->thread, NULL, user_thread, u);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (e)
+        return -e;
+    pthread_setname_np(u->thread, "net-user");
+    u->started = true;
+    return 0;
+}
+
+static int user_send(struct net_backend *b, const struct iovec *iov, int iovcnt)
+{
+    struct user_backend *u = (struct user_backend *)b;
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
+    if (len == 0 || len > NET_MAX_FRAME)
+        return 0;
+    struct txq_frame *f = malloc(sizeof(*f) + len);
+    if (!f)
+        return -ENOMEM;
+    f->next = NULL;
+    f->len = len;
+    size_t off = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(f->data + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    pthread_mutex_lock(&u->lock);
+    while (!u->quit && (u->txq_frames >= TXQ_MAX_FRAMES || u->txq_bytes + len > TXQ_MAX_BYTES))
+        pthread_cond_wait(&u->room, &u->lock);
+    if (u->quit) {
+        pthread_mutex_unlock(&u->lock);
+        free(f);
+        return 0;
+    }
+    *u->tail = f;
+    u->tail = &f->next;
+    u->txq_frames++;
+    u->txq_bytes += len;
+    bool first = u->txq_frames == 1;
+    pthread_mutex_unlock(&u->lock);
+    if (first)
+        wake(u);
+    return 0;
+}
+
+static void user_rx_ready(struct net_backend *b)
+{
+    wake((struct user_backend *)b);
+}
+
+static int user_set_offload(struct net_backend *b, unsigned offloads)
+{
+    (void)b;
+    return offloads ? -EOPNOTSUPP : 0;
+}
+
+static void user_close(struct net_backend *b)
+{
+    struct user_backend *u = (struct user_backend *)b;
+    if (u->started) {
+        pthread_mutex_lock(&u->lock);
+        u->quit = true;
+        pthread_cond_broadcast(&u->room);
+        pthread_mutex_unlock(&u->lock);
+        wake(u);
+        pthread_join(u->thread, NULL);
+    }
+    for (struct txq_frame *f = u->head, *n; f; f = n) {
+        n = f->next;
+        free(f);
+    }
+    if (u->slirp)
+        slirp_cleanup(u->slirp);   /* frees its timers through cb_timer_free */
+    while (u->timers) {
+        struct user_timer *t = u->timers;
+        u->timers = t->next;
+        free(t);
+    }
+    free(u->pfd);
+    if (u->evfd >= 0)
+        close(u->evfd);
+    pthread_cond_destroy(&u->room);
+    pthread_mutex_destroy(&u->lock);
+    free(u);
+}
+
+static const struct net_backend_ops user_ops = {
+    .name = "user",
+    .start = user_start,
+    .send = user_send,
+    .rx_ready = user_rx_ready,
+    .set_offload = user_set_offload,
+    .close = user_close,
+};
+
+/* ---- options and opening ---- */
+
+static int parse_port(const char *s, size_t n, uint16_t *out)
+{
+    if (n == 0 || n > 5)
+        return -EINVAL;
+    unsigned v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -EINVAL;
+        v = v * 10 + (unsigned)(s[i] - '0');
+    }
+    if (v == 0 || v > 65535)
+        return -EINVAL;
+    *out = (uint16_t)v;
+    return 0;
+}
+
+static int parse_addr(const char *s, size_t n, const char *dflt, uint32_t *out)
+{
+    char buf[INET_ADDRSTRLEN];
+    if (n == 0) {
+        s = dflt;
+        n = strlen(dflt);
+    }
+    if (n >= sizeof(buf))
+        return -EINVAL;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    struct in_addr a;
+    if (inet_pton(AF_INET, buf, &a) != 1)
+        return -EINVAL;
+    *out = a.s_addr;
+    return 0;
+}
+
+int net_parse_hostfwd(const char *s, struct net_hostfwd *out, char *err, size_t errlen)
+{
+    struct net_hostfwd f = { 0 };
+    const char *p = s;
+    const char *c1 = strchr(p, ':');
+    if (!c1)
+        goto bad;
+    if (c1 == p || (c1 - p == 3 && !strncmp(p, "tcp", 3)))
+        f.udp = false;
+    else if (c1 - p == 3 && !strncmp(p, "udp", 3))
+        f.udp = true;
+    else
+        goto bad;
+    p = c1 + 1;
+    const char *dash = strchr(p, '-');
+    if (!dash)
+        goto bad;
+    const char *c2 = memchr(p, ':', (size_t)(dash - p));
+    if (!c2 || parse_addr(p, (size_t)(c2 - p), "127.0.0.1", &f.host_addr) ||
+        parse_port(c2 + 1, (size_t)(dash - c2 - 1), &f.host_port))
+        goto bad;
+    p = dash + 1;
+    const char *c3 = strchr(p, ':');
+    if (!c3 || parse_addr(p, (size_t)(c3 - p), "10.0.2.15", &f.guest_addr) ||
+        parse_port(c3 + 1, strlen(c3 + 1), &f.guest_port))
+        goto bad;
+    *out = f;
+    return 0;
+bad:
+    return errmsg(err, errlen, -EINVAL,
+                  "bad hostfwd '%s' (want [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT)", s);
+}
+
+/* Why binding `f` on the host fails (slirp only says that it did). */
+static int bind_errno(const struct net_hostfwd *f)
+{
+    int fd = socket(AF_INET, (f->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno;
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(f->host_port),
+                             .sin_addr.s_addr = f->host_addr };
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    int e = bind(fd, (struct sockaddr *)&a, sizeof(a)) ? errno : 0;
+    close(fd);
+    return e ? e : EADDRINUSE;
+}
+
+int net_user_open(const struct net_user_options *opts, struct net_backend **out, char *err,
+                  size_t errlen)
+{
+    int r;
+    struct user_backend *u = calloc(1, sizeof(*u));
+    if (!u)
+        return errmsg(err, errlen, -ENOMEM, "--net user: out of memory");
+    u->base.ops = &user_ops;
+    u->base.vnet_hdr = false;
+    u->tail = &u->head;
+    pthread_mutex_init(&u->lock, NULL);
+    pthread_cond_init(&u->room, NULL);
+    u->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    u->cap_pfd = 64;   /* the thread's first slot, the eventfd, always exists */
+    u->pfd = calloc(u->cap_pfd, sizeof(*u->pfd));
+    if (!u->pfd) {
+        r = errmsg(err, errlen, -ENOMEM, "--net user: out of memory");
+        goto fail;
+    }
+    if (u->evfd < 0) {
+        r = errmsg(err, errlen, -errno, "--net user: eventfd: %s", strerror(errno));
+        goto fail;
+    }
+
+    /* QEMU's defaults (docs/system/devices/net.rst: "user" networking). */
+    SlirpConfig cfg = { .version = 4 };
+    cfg.restricted = 0;
+    cfg.in_enabled = true;
+    inet_pton(AF_INET, "10.0.2.0", &cfg.vnetwork);
+    inet_pton(AF_INET, "255.255.255.0", &cfg.vnetmask);
+    inet_pton(AF_INET, "10.0.2.2", &cfg.vhost);
+    inet_pton(AF_INET, "10.0.2.15", &cfg.vdhcp_start);
+    inet_pton(AF_INET, "10.0.2.3", &cfg.vnameserver);
+    cfg.in6_enabled = true;
+    inet_pton(AF_INET6, "fec0::", &cfg.vprefix_addr6);
+    cfg.vprefix_len = 64;
+    inet_pton(AF_INET6, "fec0::2", &cfg.vhost6);
+    inet_pton(AF_INET6, "fec0::3", &cfg.vnameserver6);
+    cfg.disable_host_loopback = false;   /* 10.0.2.2 is the host's 127.0.0.1 */
+    cfg.enable_emu = false;
+    u->slirp = slirp_new(&cfg, &user_callbacks, u);
+    if (!u->slirp) {
+        r = errmsg(err, errlen, -ENOMEM, "--net user: cannot start libslirp");
+        goto fail;
+    }
+    for (unsigned i = 0; i < opts->nfwd; i++) {
+        const struct net_hostfwd *f = &opts->fwd[i];
+        struct in_addr h = { .s_addr = f->host_addr }, g = { .s_addr = f->guest_addr };
+        if (slirp_add_hostfwd(u->slirp, f->udp, h, f->host_port, g, f->guest_port) < 0) {
+            char a[INET_ADDRSTRLEN];
+            inet_ntop(AF_INET, &h, a, sizeof(a));
+            int e = bind_errno(f);
+            r = errmsg(err, errlen, -e, "--net user: cannot forward host port %s:%s:%u: %s",
+                       f->udp ? "udp" : "tcp", a, f->host_port, strerror(e));
+            goto fail;
+        }
+    }
+    *out = &u->base;
+    return 0;
+fail:
+    user_close(&u->base);
+    return r;
+}

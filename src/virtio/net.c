@@ -1,0 +1,512 @@
+/* virtio-net. See net.h.
+ *
+ * Locks: rx_lock and tx_lock make one handler at a time serve each queue
+ * (frames stay in order; the receive side may give chains back with
+ * virtio_dev_unpop). rxq_lock guards the frames the backend queued; it is
+ * taken alone or inside rx_lock, and never held across a call into the
+ * transport or the backend. */
+#include "virtio/net.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Feature bits (§5.1.3). */
+#define F_CSUM        0
+#define F_GUEST_CSUM  1
+#define F_MAC         5
+#define F_GUEST_TSO4  7
+#define F_GUEST_TSO6  8
+#define F_HOST_TSO4   11
+#define F_HOST_TSO6   12
+#define F_MRG_RXBUF   15
+#define F_STATUS      16
+
+/* struct virtio_net_hdr_v1 (§5.1.6). */
+#define HDR_F_NEEDS_CSUM 1u
+#define HDR_F_DATA_VALID 2u
+#define GSO_NONE  0u
+#define GSO_TCPV4 1u
+#define GSO_TCPV6 4u
+#define NET_S_LINK_UP 1u
+
+#define RXQ 0u
+#define TXQ 1u
+#define ETH_HLEN   14u
+#define MAX_PLAIN_FRAME 1518u   /* 1500 bytes of MTU, Ethernet and a VLAN tag */
+
+struct net_hdr {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+    uint16_t num_buffers;
+};
+
+_Static_assert(sizeof(struct net_hdr) == NET_VNET_HDR_LEN, "virtio_net_hdr_v1 layout");
+
+struct net_config {
+    uint8_t mac[6];
+    uint16_t status;
+    uint16_t max_virtqueue_pairs;
+} __attribute__((packed));
+
+struct rx_frame {
+    struct rx_frame *next;
+    size_t len;           /* header and frame */
+    uint8_t data[];       /* a struct net_hdr, then the frame */
+};
+
+struct virtio_net {
+    struct net_backend *backend;
+    struct virtio_dev *vdev;
+    struct net_config config;
+
+    _Atomic uint64_t features;       /* set at FEATURES_OK */
+    _Atomic bool driver_ok;
+
+    pthread_mutex_t rxq_lock;
+    struct rx_frame *rx_head, **rx_tail;
+    unsigned rxq_frames;
+    size_t rxq_bytes;
+    bool backend_waiting;            /* told "full": call rx_ready on room */
+
+    pthread_mutex_t rx_lock, tx_lock;
+    struct vq_elem *rx_elem, *tx_elem;
+
+    _Atomic uint64_t tx_frames, tx_dropped, rx_frames, rx_dropped;
+};
+
+static bool has(uint64_t features, unsigned bit)
+{
+    return features & (1ull << bit);
+}
+
+static void net_config_read(void *dev, uint32_t offset, void *buf, uint32_t len)
+{
+    struct virtio_net *n = dev;
+    memcpy(buf, (const uint8_t *)&n->config + offset, len);
+}
+
+/* ---- from the backend's thread ---- */
+
+static bool room_locked(const struct virtio_net *n)
+{
+    return n->rxq_frames < VIRTIO_NET_RXQ_FRAMES &&
+           n->rxq_bytes + NET_VNET_HDR_LEN + NET_MAX_FRAME <= VIRTIO_NET_RXQ_BYTES;
+}
+
+static bool port_can_receive(void *opaque)
+{
+    struct virtio_net *n = opaque;
+    if (!n->driver_ok)
+        return false;   /* status_changed calls rx_ready at DRIVER_OK */
+    pthread_mutex_lock(&n->rxq_lock);
+    bool room = room_locked(n);
+    if (!room)
+        n->backend_waiting = true;
+    pthread_mutex_unlock(&n->rxq_lock);
+    return room;
+}
+
+static int port_receive(void *opaque, const struct iovec *iov, int iovcnt)
+{
+    struct virtio_net *n = opaque;
+    size_t len = 0;
+    for (int i = 0; i < iovcnt; i++)
+        len += iov[i].iov_len;
+    /* Frames from a plain backend get a header with nothing offloaded. */
+    size_t pre = n->backend->vnet_hdr ? 0 : NET_VNET_HDR_LEN;
+    size_t total = pre + len;
+    if (!n->driver_ok || total < NET_VNET_HDR_LEN + ETH_HLEN ||
+        total > NET_VNET_HDR_LEN + NET_MAX_FRAME) {
+        n->rx_dropped++;
+        return -ENOBUFS;
+    }
+    struct rx_frame *f = malloc(sizeof(*f) + total);
+    if (!f) {
+        n->rx_dropped++;
+        return -ENOBUFS;
+    }
+    f->next = NULL;
+    f->len = total;
+    memset(f->data, 0, pre);
+    /* A plain backend's frames are complete and checked (slirp builds every
+     * one itself): with GUEST_CSUM the driver may skip verifying them
+     * (§5.1.6.4.1). */
+    if (pre && has(n->features, F_GUEST_CSUM))
+        f->data[0] = HDR_F_DATA_VALID;
+    size_t off = pre;
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(f->data + off, iov[i].iov_base, iov[i].iov_len);
+        off += iov[i].iov_len;
+    }
+    pthread_mutex_lock(&n->rxq_lock);
+    if (!room_locked(n)) {
+        n->backend_waiting = true;
+        pthread_mutex_unlock(&n->rxq_lock);
+        free(f);
+        n->rx_dropped++;
+        return -ENOBUFS;
+    }
+    bool was_empty = !n->rx_head;
+    *n->rx_tail = f;
+    n->rx_tail = &f->next;
+    n->rxq_frames++;
+    n->rxq_bytes += total;
+    pthread_mutex_unlock(&n->rxq_lock);
+    /* A non-empty queue is either being served, or waits for the driver's
+     * next buffers, whose notification kicks the queue. */
+    if (was_empty)
+        virtio_dev_kick(n->vdev, RXQ);
+    return 0;
+}
+
+/* ---- receive queue ---- */
+
+/* Copies `f` into the driver's receive buffers: 1 done, 0 not enough
+ * buffers yet (none kept), -1 the frame can't fit and is to be dropped. */
+static int rx_deliver(struct virtio_net *n, struct virtio_dev *vdev, const struct rx_frame *f,
+                      bool mrg)
+{
+    struct vq_elem *e = n->rx_elem;
+    struct vq_used used[VQ_MAX_SIZE];
+    struct iovec numbuf[2];
+    int numbuf_cnt = 0;
+    unsigned nb = 0;
+    size_t off = 0;
+
+    while (off < f->len) {
+        if (nb == VQ_MAX_SIZE) {
+            virtio_dev_unpop(vdev, RXQ, nb);
+            return -1;
+        }
+        if (virtio_dev_pop(vdev, RXQ, e) != 1) {
+            if (nb)
+                virtio_dev_unpop(vdev, RXQ, nb);
+            return 0;
+        }
+        const struct iovec *in = e->iov + e->out_num;
+        if (nb == 0 && e->in_len < NET_VNET_HDR_LEN) {
+            /* No room for the header: useless, give it back empty. */
+            struct vq_used u = { .head = e->head, .len = 0 };
+            virtio_dev_push_many(vdev, RXQ, &u, 1);
+            continue;
+        }
+        if (!mrg && e->in_len < f->len) {
+            virtio_dev_unpop(vdev, RXQ, 1);   /* the next frame may fit */
+            return -1;
+        }
+        size_t k = f->len - off;
+        if (k > e->in_len)
+            k = e->in_len;
+        vq_iov_write(in, e->in_num, 0, f->data + off, k);
+        if (nb == 0)
+            numbuf_cnt = vq_iov_slice(in, e->in_num, offsetof(struct net_hdr, num_buffers), 2,
+                                      numbuf, 2);
+        used[nb++] = (struct vq_used){ .head = e->head, .len = (uint32_t)k };
+        off += k;
+    }
+    /* §5.1.6.4: num_buffers, 1 without MRG_RXBUF. Little-endian, as the
+     * host. */
+    uint16_t num = (uint16_t)nb;
+    if (numbuf_cnt > 0)
+        vq_iov_write(numbuf, (unsigned)numbuf_cnt, 0, &num, sizeof(num));
+    virtio_dev_push_many(vdev, RXQ, used, nb);
+    return 1;
+}
+
+static void rx_serve(struct virtio_net *n, struct virtio_dev *vdev)
+{
+    bool mrg = has(n->features, F_MRG_RXBUF);
+    pthread_mutex_lock(&n->rx_lock);
+    while (n->driver_ok) {
+        pthread_mutex_lock(&n->rxq_lock);
+        struct rx_frame *f = n->rx_head;   /* only this handler takes frames off */
+        pthread_mutex_unlock(&n->rxq_lock);
+        if (!f)
+            break;
+        int r = rx_deliver(n, vdev, f, mrg);
+        if (r == 0)
+            break;   /* the driver's next buffers bring us back */
+        if (r > 0)
+            n->rx_frames++;
+        else
+            n->rx_dropped++;
+        pthread_mutex_lock(&n->rxq_lock);
+        n->rx_head = f->next;
+        if (!n->rx_head)
+            n->rx_tail = &n->rx_head;
+        n->rxq_frames--;
+        n->rxq_bytes -= f->len;
+        bool wake = n->backend_waiting && room_locked(n);
+        if (wake)
+            n->backend_waiting = false;
+        pthread_mutex_unlock(&n->rxq_lock);
+        free(f);
+        if (wake)
+            n->backend->ops->rx_ready(n->backend);
+    }
+    pthread_mutex_unlock(&n->rx_lock);
+}
+
+/* ---- transmit queue ---- */
+
+/* The Internet checksum (RFC 1071) of `len` bytes, ready to store: the
+ * partial sum the driver left in the checksum field is part of the data
+ * (§5.1.6.2: the device completes it from csum_start to the end). */
+static uint16_t inet_csum(const uint8_t *p, size_t len)
+{
+    uint64_t sum = 0;
+    size_t i = 0;
+    for (; i + 1 < len; i += 2)
+        sum += (uint32_t)(p[i] | p[i + 1] << 8);   /* in memory order, folded below */
+    if (i < len)
+        sum += p[i];
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+/* Is this header one the negotiated features allow (§5.1.6.2.1)? */
+static bool tx_hdr_ok(uint64_t feat, const struct net_hdr *h, size_t frame_len)
+{
+    if (h->flags & ~HDR_F_NEEDS_CSUM)
+        return false;
+    if (h->flags & HDR_F_NEEDS_CSUM) {
+        if (!has(feat, F_CSUM) || (size_t)h->csum_start + h->csum_offset + 2 > frame_len)
+            return false;
+    }
+    switch (h->gso_type) {
+    case GSO_NONE: return true;
+    case GSO_TCPV4: return has(feat, F_HOST_TSO4) && h->gso_size && (h->flags & HDR_F_NEEDS_CSUM);
+    case GSO_TCPV6: return has(feat, F_HOST_TSO6) && h->gso_size && (h->flags & HDR_F_NEEDS_CSUM);
+    default: return false;   /* UFO, ECN: not offered */
+    }
+}
+
+static void tx_one(struct virtio_net *n, const struct vq_elem *e, uint64_t feat)
+{
+    struct iovec iov[1 + VQ_MAX_SIZE];
+    struct net_hdr h;
+
+    /* §5.1.6.2: device-writable buffers have no place here; ignore them. */
+    if (e->out_len < NET_VNET_HDR_LEN + ETH_HLEN)
+        goto drop;
+    size_t frame_len = e->out_len - NET_VNET_HDR_LEN;
+    size_t max = (has(feat, F_HOST_TSO4) || has(feat, F_HOST_TSO6)) ? NET_MAX_FRAME
+                                                                     : MAX_PLAIN_FRAME;
+    if (frame_len > max)
+        goto drop;
+    /* A copy of the header: the guest may rewrite its buffer meanwhile. */
+    vq_iov_read(e->iov, e->out_num, 0, &h, sizeof(h));
+    if (!tx_hdr_ok(feat, &h, frame_len))
+        goto drop;
+    int cnt = vq_iov_slice(e->iov, e->out_num, NET_VNET_HDR_LEN, frame_len, iov + 1, VQ_MAX_SIZE);
+    if (cnt < 0)
+        goto drop;
+    int r;
+    if (n->backend->vnet_hdr) {
+        h.num_buffers = 0;
+        iov[0] = (struct iovec){ .iov_base = &h, .iov_len = sizeof(h) };
+        r = n->backend->ops->send(n->backend, iov, cnt + 1);
+    } else if (h.flags & HDR_F_NEEDS_CSUM) {
+        /* The backend wants complete frames: finish the checksum on a copy
+         * (the guest's buffer is read-only to the device). */
+        uint8_t buf[MAX_PLAIN_FRAME];
+        if (frame_len > sizeof(buf))
+            goto drop;
+        vq_iov_read(iov + 1, (unsigned)cnt, 0, buf, frame_len);
+        uint16_t sum = inet_csum(buf + h.csum_start, frame_len - h.csum_start);
+        memcpy(buf + h.csum_start + h.csum_offset, &sum, 2);
+        struct iovec one = { .iov_base = buf, .iov_len = frame_len };
+        r = n->backend->ops->send(n->backend, &one, 1);
+    } else {
+        r = n->backend->ops->send(n->backend, iov + 1, cnt);
+    }
+    if (r)
+        goto drop;
+    n->tx_frames++;
+    return;
+drop:
+    n->tx_dropped++;
+}
+
+static void tx_serve(struct virtio_net *n, struct virtio_dev *vdev)
+{
+    uint64_t feat = n->features;
+    pthread_mutex_lock(&n->tx_lock);
+    while (virtio_dev_pop(vdev, TXQ, n->tx_elem) == 1) {
+        tx_one(n, n->tx_elem, feat);
+        /* Sent (copied or written out) or dropped: the buffer is free. */
+        virtio_dev_push(vdev, TXQ, n->tx_elem, 0);
+    }
+    pthread_mutex_unlock(&n->tx_lock);
+}
+
+static void net_queue_notify(void *dev, struct virtio_dev *vdev, unsigned q)
+{
+    struct virtio_net *n = dev;
+    if (q == RXQ)
+        rx_serve(n, vdev);
+    else if (q == TXQ)
+        tx_serve(n, vdev);
+}
+
+/* ---- life cycle ---- */
+
+static void net_features_ok(void *dev, uint64_t features)
+{
+    struct virtio_net *n = dev;
+    n->features = features;
+    if (n->backend->vnet_hdr) {
+        unsigned off = 0;
+        if (has(features, F_GUEST_CSUM))
+            off |= NET_OFFLOAD_CSUM;
+        if (has(features, F_GUEST_TSO4))
+            off |= NET_OFFLOAD_TSO4;
+        if (has(features, F_GUEST_TSO6))
+            off |= NET_OFFLOAD_TSO6;
+        /* On failure the host sends complete frames, which every guest takes. */
+        n->backend->ops->set_offload(n->backend, off);
+    }
+}
+
+static void flush_rxq(struct virtio_net *n)
+{
+    pthread_mutex_lock(&n->rxq_lock);
+    struct rx_frame *f = n->rx_head;
+    n->rx_head = NULL;
+    n->rx_tail = &n->rx_head;
+    n->rxq_frames = 0;
+    n->rxq_bytes = 0;
+    pthread_mutex_unlock(&n->rxq_lock);
+    while (f) {
+        struct rx_frame *next = f->next;
+        free(f);
+        f = next;
+    }
+}
+
+static void net_status_changed(void *dev, uint8_t status)
+{
+    struct virtio_net *n = dev;
+    bool ok = (status & VIRTIO_STATUS_DRIVER_OK) && !(status & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    bool was = n->driver_ok;
+    n->driver_ok = ok;
+    if (ok && !was)
+        n->backend->ops->rx_ready(n->backend);   /* start reading */
+}
+
+static void net_reset(void *dev)
+{
+    struct virtio_net *n = dev;
+    n->driver_ok = false;
+    n->features = 0;
+    if (n->backend->vnet_hdr)
+        n->backend->ops->set_offload(n->backend, 0);
+    flush_rxq(n);
+}
+
+static void net_destroy(void *dev)
+{
+    struct virtio_net *n = dev;
+    n->driver_ok = false;
+    net_backend_close(n->backend);   /* joins the backend's thread */
+    flush_rxq(n);
+    free(n->rx_elem);
+    free(n->tx_elem);
+    pthread_mutex_destroy(&n->rxq_lock);
+    pthread_mutex_destroy(&n->rx_lock);
+    pthread_mutex_destroy(&n->tx_lock);
+    free(n);
+}
+
+static const struct virtio_device_ops net_ops = {
+    .name = "net",
+    .device_id = VIRTIO_ID_NET,
+    .config_read = net_config_read,
+    .queue_notify = net_queue_notify,
+    .status_changed = net_status_changed,
+    .features_ok = net_features_ok,
+    .reset = net_reset,
+    .destroy = net_destroy,
+};
+
+void virtio_net_get_stats(struct virtio_dev *vdev, struct virtio_net_stats *out)
+{
+    struct virtio_net *n = virtio_dev_priv(vdev);
+    *out = (struct virtio_net_stats){
+        .tx_frames = n->tx_frames, .tx_dropped = n->tx_dropped,
+        .rx_frames = n->rx_frames, .rx_dropped = n->rx_dropped,
+    };
+}
+
+int virtio_net_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
+                      struct net_backend *backend, const uint8_t mac[6], struct virtio_dev **out)
+{
+    if (!backend || !mac || !out)
+        return -EINVAL;
+    struct virtio_net *n = calloc(1, sizeof(*n));
+    if (!n)
+        return -ENOMEM;
+    n->rx_elem = malloc(sizeof(*n->rx_elem));
+    n->tx_elem = malloc(sizeof(*n->tx_elem));
+    if (!n->rx_elem || !n->tx_elem) {
+        free(n->rx_elem);
+        free(n->tx_elem);
+        free(n);
+        return -ENOMEM;
+    }
+    n->backend = backend;
+    n->rx_tail = &n->rx_head;
+    pthread_mutex_init(&n->rxq_lock, NULL);
+    pthread_mutex_init(&n->rx_lock, NULL);
+    pthread_mutex_init(&n->tx_lock, NULL);
+    memcpy(n->config.mac, mac, 6);
+    n->config.status = NET_S_LINK_UP;
+    n->config.max_virtqueue_pairs = 1;
+
+    /* Checksums both ways for every backend: a plain one gets them completed
+     * by the device (tx) and vouched for (rx, DATA_VALID); segmentation
+     * only where the backend takes it. */
+    uint64_t features = (1ull << F_MAC) | (1ull << F_STATUS) | (1ull << F_MRG_RXBUF) |
+                        (1ull << F_CSUM) | (1ull << F_GUEST_CSUM);
+    if (backend->vnet_hdr)
+        features |= (1ull << F_CSUM) | (1ull << F_GUEST_CSUM) | (1ull << F_HOST_TSO4) |
+                    (1ull << F_HOST_TSO6) | (1ull << F_GUEST_TSO4) | (1ull << F_GUEST_TSO6);
+    struct virtio_device_params p = {
+        .ops = &net_ops, .dev = n, .features = features, .config_size = sizeof(n->config),
+        .num_queues = 2, .queue_max = VQ_MAX_SIZE, .nworkers = 2,
+    };
+    struct virtio_dev *vdev;
+    int r = virtio_mmio_create(mem, base, irq, &p, &vdev);
+    if (r) {
+        n->backend = NULL;   /* the caller still owns it */
+        free(n->rx_elem);
+        free(n->tx_elem);
+        pthread_mutex_destroy(&n->rxq_lock);
+        pthread_mutex_destroy(&n->rx_lock);
+        pthread_mutex_destroy(&n->tx_lock);
+        free(n);
+        return r;
+    }
+    n->vdev = vdev;
+    struct net_rx_port port = { .receive = port_receive, .can_receive = port_can_receive,
+                                .opaque = n };
+    r = backend->ops->start(backend, &port);
+    if (r) {
+        /* The transport owns the device now: destroying it closes the
+         * backend, so hand it back to the caller first. */
+        n->backend = NULL;
+        virtio_mmio_destroy(vdev);
+        return r;
+    }
+    *out = vdev;
+    return 0;
+}

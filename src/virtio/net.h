@@ -1,0 +1,51 @@
+/* virtio-net (VIRTIO 1.2 §5.1, device id 1) over a network backend
+ * (net/net.h: user-mode NAT through libslirp, tap).
+ *
+ * One receive queue (0) and one transmit queue (1). Features: MAC, STATUS
+ * (the link is always up), MRG_RXBUF (a frame may span several receive
+ * chains, §5.1.6.4), CSUM and GUEST_CSUM; with a backend that carries vnet
+ * headers (tap) also HOST_TSO4/6 and GUEST_TSO4/6, the offloads passing
+ * through to the host kernel. A backend without them (slirp) gets only
+ * complete frames: the device finishes the checksums the guest left
+ * partial, and marks the backend's frames DATA_VALID (slirp builds each
+ * one, checksums included); segmentation stays the guest's (UFO is off
+ * everywhere).
+ *
+ * Transmit: each chain is a 12-byte virtio_net_hdr_v1 and a frame. A chain
+ * shorter than the header plus an Ethernet header, a frame larger than
+ * NET_MAX_FRAME (or than 1518 bytes without HOST_TSO), or a header asking
+ * for an offload that was not negotiated is dropped and counted; the chain
+ * is returned either way.
+ * Receive: the backend's thread queues frames (at most
+ * VIRTIO_NET_RXQ_FRAMES frames and VIRTIO_NET_RXQ_BYTES bytes; beyond, the
+ * backend stops reading) and kicks the receive queue; a worker copies them
+ * into the driver's buffers as they come. A frame too large for the
+ * buffers of a driver without MRG_RXBUF is dropped.
+ *
+ * Threads: two workers; one handler at a time per queue (frames stay in
+ * order). create/destroy on the machine's control thread. */
+#ifndef NIMBUS_VIRTIO_NET_H
+#define NIMBUS_VIRTIO_NET_H
+
+#include "net/net.h"
+#include "virtio/virtio_mmio.h"
+
+#define VIRTIO_ID_NET          1u
+#define VIRTIO_NET_RXQ_FRAMES  2048u
+#define VIRTIO_NET_RXQ_BYTES   (4u << 20)
+
+struct virtio_net_stats {
+    uint64_t tx_frames, tx_dropped;   /* guest -> backend */
+    uint64_t rx_frames, rx_dropped;   /* backend -> guest */
+};
+
+/* Creates the card at `base` with MAC address `mac` and starts the
+ * backend. On success the device owns `backend` and closes it when
+ * destroyed. Returns 0 or -errno. */
+int virtio_net_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
+                      struct net_backend *backend, const uint8_t mac[6], struct virtio_dev **out);
+
+/* Counters, for tests. Any thread. */
+void virtio_net_get_stats(struct virtio_dev *vdev, struct virtio_net_stats *out);
+
+#endif
