@@ -31,6 +31,20 @@ static void run_usage(FILE *out)
         "                    exits with its status (0 pass, n for fail code n)\n"
         "  --console WHERE   stdio (default; Ctrl-A x quits, Ctrl-A h helps),\n"
         "                    file:PATH (output only) or socket:PATH (unix socket server)\n"
+        "  --console virtio[,WHERE]\n"
+        "                    the console is a virtio-console, the guest's hvc0, on the\n"
+        "                    same backends (WHERE as above, default stdio). Put\n"
+        "                    console=hvc0 on the kernel command line. The UART stays on\n"
+        "                    the board: its output (earlycon, console=ttyS0) goes to the\n"
+        "                    same backend; input goes to hvc0 only.\n"
+        "  --vsock CID[,path=PATH]\n"
+        "                    a virtio-vsock device; the guest's CID is CID (>= 3). The\n"
+        "                    host side is the unix socket PATH (default\n"
+        "                    nimbus-vsock-CID.sock), Firecracker-style: a host program\n"
+        "                    connects to PATH, writes \"CONNECT PORT\\n\", reads\n"
+        "                    \"OK HOSTPORT\\n\" and then talks to the guest's listener on\n"
+        "                    PORT; a guest connection to CID 2 port P goes to the unix\n"
+        "                    socket PATH_P if something listens there.\n"
         "  --disk PATH[,format=raw|qcow2][,readonly][,cache=none|writeback]\n"
         "                    a virtio-blk disk (repeatable, at most %u; the first is\n"
         "                    /dev/vda). format: probed when not given (a qcow2 header\n"
@@ -48,8 +62,9 @@ static void run_usage(FILE *out)
         "A guest reboot restarts the machine in the same process.\n"
         "\n"
         "Devices: the virtio-mmio slots at 0x10001000 + n*0x1000 (PLIC IRQ 1+n) hold\n"
-        "the disks from slot 0 in the order given, and a virtio-rng entropy device in\n"
-        "the last slot (0x10008000, IRQ 8).\n",
+        "the disks from slot 0 in the order given, then the virtio console and the\n"
+        "vsock device (when asked for) in the next free slots, and a virtio-rng\n"
+        "entropy device in the last slot (0x10008000, IRQ 8).\n",
         VIRT_MAX_HARTS, VIRT_MAX_DISKS);
 }
 
@@ -114,6 +129,32 @@ static int parse_disk(char *arg, struct virt_disk *d)
     return 0;
 }
 
+/* CID[,path=PATH] into the config. */
+static int parse_vsock(const char *arg, struct virt_config *c)
+{
+    char *end;
+    errno = 0;
+    unsigned long long cid = strtoull(arg, &end, 10);
+    if (errno || end == arg || (*end && *end != ',') || arg[0] == '-')
+        return fail("invalid --vsock '%s' (CID[,path=PATH])", arg);
+    /* 0, 1 and 2 are the hypervisor, local and host; -1U is VMADDR_CID_ANY. */
+    if (cid < 3 || cid >= 0xffffffffull)
+        return fail("--vsock CID must be between 3 and 4294967294 (got '%s')", arg);
+    c->vsock_cid = cid;
+    if (*end == '\0') {
+        snprintf(c->vsock_path, sizeof(c->vsock_path), "nimbus-vsock-%llu.sock", cid);
+        return 0;
+    }
+    const char *opt = end + 1;
+    if (strncmp(opt, "path=", 5) || !opt[5])
+        return fail("unknown --vsock option '%s' (path=PATH)", opt);
+    /* PATH_PORT must fit too: room for "_4294967295". */
+    if (strlen(opt + 5) + 11 >= sizeof(c->vsock_path))
+        return fail("--vsock path too long (at most 96 bytes): %s", opt + 5);
+    snprintf(c->vsock_path, sizeof(c->vsock_path), "%s", opt + 5);
+    return 0;
+}
+
 static int check_readable(const char *what, const char *path)
 {
     if (access(path, R_OK)) {
@@ -135,6 +176,7 @@ int cmd_run(int argc, char **argv)
         { "console", required_argument, NULL, 'c' },
         { "dump-dtb", required_argument, NULL, 'd' },
         { "disk", required_argument, NULL, 'D' },
+        { "vsock", required_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -187,13 +229,28 @@ int cmd_run(int argc, char **argv)
             config.nharts = (unsigned)n;
             break;
         }
-        case 'c':
-            if (console_parse(optarg, &config.console_kind, config.console_path,
+        case 'V':
+            if (parse_vsock(optarg, &config))
+                return 1;
+            break;
+        case 'c': {
+            /* "virtio" or "virtio,WHERE": the same backends behind hvc0. */
+            const char *where = optarg;
+            config.console_virtio = false;
+            if (!strcmp(optarg, "virtio")) {
+                config.console_virtio = true;
+                where = "stdio";
+            } else if (!strncmp(optarg, "virtio,", 7)) {
+                config.console_virtio = true;
+                where = optarg + 7;
+            }
+            if (console_parse(where, &config.console_kind, config.console_path,
                               sizeof(config.console_path), err, sizeof(err))) {
                 fprintf(stderr, "nimbus run: %s\n", err);
                 return 1;
             }
             break;
+        }
         case 'h':
             run_usage(stdout);
             return 0;

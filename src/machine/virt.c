@@ -19,6 +19,7 @@
 #include "base/errmsg.h"
 #include "machine/loader.h"
 #include "virtio/blk.h"
+#include "virtio/console.h"
 #include "virtio/rng.h"
 #include "virtio/virtio_mmio.h"
 
@@ -140,6 +141,11 @@ void virt_pump_input(struct virt_machine *m)
 static void console_in(void *opaque, const uint8_t *buf, size_t n)
 {
     struct virt_machine *m = opaque;
+    if (m->vconsole) {
+        /* hvc0 is the console: input goes there, not to the UART. */
+        virtio_console_input(m->vconsole, buf, n);
+        return;
+    }
     pthread_mutex_lock(&m->input_lock);
     size_t room = sizeof(m->input) - m->input_len;
     if (n > room)
@@ -430,12 +436,14 @@ static uint64_t virtio_slot_base(unsigned slot)
     return VIRT_VIRTIO_BASE + slot * VIRTIO_MMIO_SIZE;
 }
 
-/* The virtio-mmio slots: disks from slot 0 in the order given, the entropy
- * device in the last slot (every cloud VM has one; it costs nothing idle
- * and lets the guest's RNG seed at once). */
+/* The virtio-mmio slots: disks from slot 0 in the order given, then the
+ * console and vsock devices in the next free slots, the entropy device in
+ * the last slot (every cloud VM has one; it costs nothing idle and lets the
+ * guest's RNG seed at once). */
 static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
 {
     const struct virt_config *c = &m->config;
+    unsigned slot = 0;
     int r;
 
     if (c->ndisks > VIRT_MAX_DISKS)
@@ -457,6 +465,21 @@ static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
             return errmsg(err, errlen, r, "cannot create the disk for %s: %s", c->disks[i].path,
                           strerror(-r));
         }
+        slot++;
+    }
+    unsigned extra = (c->console_virtio ? 1 : 0) + (c->vsock_cid ? 1 : 0);
+    if (slot + extra > VIRT_RNG_SLOT)
+        return errmsg(err, errlen, -EINVAL,
+                      "too many virtio devices: %u slots for disks, console and vsock",
+                      VIRT_RNG_SLOT);
+    if (c->console_virtio) {
+        struct virtio_console_host host = { .output = console_out, .opaque = m };
+        r = virtio_console_create(&m->mem, virtio_slot_base(slot),
+                                  plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + slot), &host,
+                                  &m->virtio[slot], &m->vconsole);
+        if (r)
+            return errmsg(err, errlen, r, "cannot create the virtio console: %s", strerror(-r));
+        slot++;
     }
     r = virtio_rng_create(&m->mem, virtio_slot_base(VIRT_RNG_SLOT),
                           plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + VIRT_RNG_SLOT),
