@@ -21,6 +21,7 @@
 #include "virtio/blk.h"
 #include "virtio/console.h"
 #include "virtio/rng.h"
+#include "virtio/vsock.h"
 #include "virtio/virtio_mmio.h"
 
 #define FDT_MAX_SIZE 0x10000
@@ -479,6 +480,14 @@ static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
                                   &m->virtio[slot], &m->vconsole);
         if (r)
             return errmsg(err, errlen, r, "cannot create the virtio console: %s", strerror(-r));
+        slot++;
+    }
+    if (c->vsock_cid) {
+        r = virtio_vsock_create(&m->mem, virtio_slot_base(slot),
+                                plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + slot), c->vsock_cid,
+                                c->vsock_path, &m->virtio[slot], err, errlen);
+        if (r)
+            return r;
         slot++;
     }
     r = virtio_rng_create(&m->mem, virtio_slot_base(VIRT_RNG_SLOT),
