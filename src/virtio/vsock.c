@@ -857,7 +857,7 @@ static void vsock_reset(void *dev)
     }
     v->rst_len = v->rst_head = 0;
     v->tx_stalled = false;
-    v->event_pending = had;
+    v->event_pending |= had;   /* until delivered, through further resets */
     pthread_mutex_unlock(&v->lock);
 }
 
