@@ -29,7 +29,7 @@ agent() { "$CLIENT" exec "$SOCK" 1024 "$@"; }
 
 # The agent may still be starting: wait until it answers.
 ok=0
-for _ in $(seq 50); do
+for _ in $(seq 150); do
     if agent true </dev/null 2>/dev/null; then ok=1; break; fi
     sleep 0.2
 done
