@@ -84,6 +84,7 @@ struct conn {
     bool shutdown_sent;
     bool service;                  /* the worker changed something: the
                                       epoll thread should read/write again */
+    uint32_t gen;                  /* bumped each time the slot is taken */
 };
 
 struct rst_entry {
@@ -113,8 +114,11 @@ struct virtio_vsock {
     struct vq_elem elem;           /* the worker's (there is one worker) */
 };
 
-/* Tags for epoll data other than connections. */
-static char tag_listen, tag_wake;
+/* epoll data: a connection's slot index and generation (so an event that
+ * was waiting for a connection already gone never reaches the next one in
+ * its slot), or one of these tags. */
+#define TAG_LISTEN UINT64_MAX
+#define TAG_WAKE   (UINT64_MAX - 1)
 
 /* ---- small helpers ---- */
 
@@ -179,8 +183,10 @@ static struct conn *conn_alloc(struct virtio_vsock *v)
     for (unsigned i = 0; i < VIRTIO_VSOCK_MAX_CONNS; i++) {
         struct conn *c = &v->conns[i];
         if (c->state == C_FREE) {
+            uint32_t gen = c->gen + 1;
             memset(c, 0, sizeof(*c));
             c->fd = -1;
+            c->gen = gen;
             return c;
         }
     }
@@ -203,7 +209,8 @@ static struct conn *conn_find(struct virtio_vsock *v, uint32_t guest_port, uint3
  * when the worker marks the connection for service. */
 static int conn_watch(struct virtio_vsock *v, struct conn *c)
 {
-    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
+    uint64_t tag = (uint64_t)c->gen << 32 | (uint64_t)(c - v->conns);
+    struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u64 = tag };
     return epoll_ctl(v->epoll_fd, EPOLL_CTL_ADD, c->fd, &ev) ? -errno : 0;
 }
 
@@ -475,20 +482,23 @@ static void *vsock_thread(void *arg)
             break;
         }
         for (int i = 0; i < n; i++) {
-            void *tag = evs[i].data.ptr;
+            uint64_t tag = evs[i].data.u64;
             uint32_t e = evs[i].events;
-            if (tag == &tag_wake) {
+            if (tag == TAG_WAKE) {
                 uint64_t x;
                 ssize_t r = read(v->wake_fd, &x, sizeof(x));
                 (void)r;
                 continue;
             }
-            if (tag == &tag_listen) {
+            if (tag == TAG_LISTEN) {
                 accept_clients(v);
                 continue;
             }
-            struct conn *c = tag;
-            if (c->fd >= 0)
+            uint32_t idx = (uint32_t)tag;
+            if (idx >= VIRTIO_VSOCK_MAX_CONNS)
+                continue;
+            struct conn *c = &v->conns[idx];
+            if (c->fd >= 0 && c->gen == (uint32_t)(tag >> 32))
                 kick_rx |= conn_service(v, c, e);
         }
         /* Connections the worker changed: flow control may let more through. */
@@ -971,8 +981,8 @@ int virtio_vsock_create(struct guest_mem *mem, uint64_t base, struct irq_line ir
         r = errmsg(err, errlen, -errno, "vsock: %s", strerror(errno));
         goto fail;
     }
-    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &tag_listen };
-    struct epoll_event wev = { .events = EPOLLIN, .data.ptr = &tag_wake };
+    struct epoll_event ev = { .events = EPOLLIN, .data.u64 = TAG_LISTEN };
+    struct epoll_event wev = { .events = EPOLLIN, .data.u64 = TAG_WAKE };
     if (epoll_ctl(v->epoll_fd, EPOLL_CTL_ADD, v->listen_fd, &ev) ||
         epoll_ctl(v->epoll_fd, EPOLL_CTL_ADD, v->wake_fd, &wev)) {
         r = errmsg(err, errlen, -errno, "vsock: epoll: %s", strerror(errno));
