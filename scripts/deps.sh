@@ -9,6 +9,7 @@ packages=(
     iproute2 python3                   # network tests: namespaces, tap, an HTTP server
     device-tree-compiler               # dtc: checks the generated device tree
     gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu  # bare-metal test programs
+    libc6-dev-riscv64-cross            # static libc for the guest agent (guest/agent.c)
     cpio gzip xz-utils ca-certificates # guest initramfs
     opensbi                            # --bios tests with Debian's OpenSBI
     qemu-system-misc                   # reference for tests and `make bench`

@@ -2,9 +2,11 @@
 # Builds the default Nimbus guest (run by `make guest`):
 #   build/guest/vmlinux            Debian's riscv64 kernel, as shipped (a flat
 #                                  RISC-V Image with an EFI/PE header)
-#   build/guest/initramfs.cpio.gz  busybox-static, guest/init as /init, and the
-#                                  kernel's virtio modules, and ext4 for
-#                                  `modprobe ext4` (newc cpio, gzip)
+#   build/guest/initramfs.cpio.gz  busybox-static, guest/init as /init, the
+#                                  guest agent (guest/agent.c, built static
+#                                  for riscv64) as /usr/bin/nimbus-agent, the
+#                                  kernel's virtio and vsock modules, and ext4
+#                                  for `modprobe ext4` (newc cpio, gzip)
 #
 # The kernel (the versioned package that linux-image-riscv64 depends on) and
 # busybox-static come from Debian's archive, suite trixie (Debian 12 has no
@@ -33,12 +35,13 @@ SUITE=${NIMBUS_GUEST_SUITE:-trixie}
 ARCH=riscv64
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 INIT_SRC=$ROOT/guest/init
+AGENT_SRC=$ROOT/guest/agent.c
+RV_CC=${RV_CC:-riscv64-linux-gnu-gcc}
 # Modules to pack and load at boot, in this order (dependencies are added).
 # Built-in ones are skipped; optional ones may be missing from the kernel.
-MODULES_REQUIRED="virtio_mmio virtio_blk virtio_net virtio_rng virtio_balloon"
-# vsock (vmw_vsock_virtio_transport) is left out until Nimbus has a vsock
-# device: each module costs a signature check at boot for nothing.
-MODULES_OPTIONAL="virtio_console ${NIMBUS_GUEST_MODULES_EXTRA:-}"
+MODULES_REQUIRED="virtio_mmio virtio_blk virtio_net virtio_rng virtio_balloon virtio_console
+vmw_vsock_virtio_transport"
+MODULES_OPTIONAL="${NIMBUS_GUEST_MODULES_EXTRA:-}"
 # Packed (with their dependencies, in modules.dep) but loaded only on demand
 # with `modprobe NAME`: ext4 for disk images (ext4 finds its crc32c checksum
 # through the crypto API, so crc32c_generic is named too). Loading them at
@@ -52,6 +55,8 @@ for tool in apt-get apt-cache apt-config dpkg-deb cpio gzip xz sha256sum; do
     command -v "$tool" >/dev/null || die "$tool not found (scripts/deps.sh installs what is needed)"
 done
 [ -r "$INIT_SRC" ] || die "$INIT_SRC missing"
+[ -r "$AGENT_SRC" ] || die "$AGENT_SRC missing"
+command -v "$RV_CC" >/dev/null || die "$RV_CC not found (scripts/deps.sh installs gcc-riscv64-linux-gnu)"
 
 mkdir -p "$CACHE" "$OUT"
 CACHE=$(cd "$CACHE" && pwd)
@@ -75,8 +80,8 @@ have_debs() {
 # --- Up to date? ---------------------------------------------------------------
 # The stamp names every input: the two .debs, /init, this script, the modules.
 inputs_local() {
-    printf 'init %s\nscript %s\nmodules %s | %s\n' \
-        "$(sha256sum <"$INIT_SRC" | cut -d' ' -f1)" \
+    printf 'init %s %s\nscript %s\nmodules %s | %s\n' \
+        "$(sha256sum <"$INIT_SRC" | cut -d' ' -f1)" "$(sha256sum <"$AGENT_SRC" | cut -d' ' -f1)" \
         "$(sha256sum <"${BASH_SOURCE[0]}" | cut -d' ' -f1)" \
         "$MODULES_REQUIRED" "$MODULES_OPTIONAL $MODULES_ON_DEMAND"
 }
@@ -292,6 +297,10 @@ ln -s ../bin "$R/usr/sbin"
 ln -s ../lib "$R/usr/lib"
 install -m 0755 "$BUSYBOX" "$R/bin/busybox"
 install -m 0755 "$INIT_SRC" "$R/init"
+# The guest agent: static, so it needs nothing from the initramfs (Debian's
+# libc6-dev-riscv64-cross has the static libc).
+"$RV_CC" -static -O2 -Wall -Wextra -Werror -o "$R/bin/nimbus-agent" "$AGENT_SRC" ||
+    die "cannot build $AGENT_SRC (is libc6-dev-riscv64-cross installed?)"
 
 # Applet links, from the applet-name table in the binary ("[", "[[", "acpid",
 # ... separated by NULs, ended by two). The binary is riscv64: it can't be asked.

@@ -10,7 +10,7 @@
 #      signal/terminal checks on pseudo-terminals (optimised build; a subset
 #      under the sanitizers);
 #   5. guest tests that boot Debian's kernel (optimised build; one under the
-#      sanitizers too, with a two-disk run and two network runs; the boot
+#      sanitizers too, with a two-disk run, two network runs and the vsock test; the boot
 #      test again with --jit on);
 #   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
 #      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each.
@@ -126,6 +126,10 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
         NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/$t.sh >"$log" 2>&1
         report "guest-asan/$t" $? "$log"
     done
+    # vsock and the agent: the device's epoll thread and sockets under the sanitizers.
+    log="$log_dir/guest-asan_vsock.log"
+    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/vsock.sh >"$log" 2>&1
+    report "guest-asan/vsock" $? "$log"
 else
     report "guest/build-images" 1 "$log_dir/guest-build.log"
 fi

@@ -32,8 +32,24 @@ static void run_usage(FILE *out)
         "                    exits with its status (0 pass, n for fail code n)\n"
         "  --console WHERE   stdio (default; Ctrl-A x quits, Ctrl-A h helps),\n"
         "                    file:PATH (output only) or socket:PATH (unix socket server)\n"
+        "  --console virtio[,WHERE]\n"
+        "                    the console is a virtio-console, the guest's hvc0, on the\n"
+        "                    same backends (WHERE as above, default stdio). Put\n"
+        "                    console=hvc0 on the kernel command line (and earlycon=sbi\n"
+        "                    to see the boot log from before hvc0 is up). The UART\n"
+        "                    stays on the board: its output (earlycon, console=ttyS0)\n"
+        "                    goes to the same backend; input goes to hvc0 only.\n"
+        "  --vsock CID[,path=PATH]\n"
+        "                    a virtio-vsock device; the guest's CID is CID (>= 3). The\n"
+        "                    host side is the unix socket PATH (default\n"
+        "                    nimbus-vsock-CID.sock), Firecracker-style: a host program\n"
+        "                    connects to PATH, writes \"CONNECT PORT\\n\", reads\n"
+        "                    \"OK HOSTPORT\\n\" and then talks to the guest's listener on\n"
+        "                    PORT; a guest connection to CID 2 port P goes to the unix\n"
+        "                    socket PATH_P if something listens there.\n"
         "  --disk PATH[,format=raw|qcow2][,readonly][,cache=none|writeback]\n"
-        "                    a virtio-blk disk (repeatable, at most %u; the first is\n"
+        "                    a virtio-blk disk (repeatable, at most %u, one fewer each\n"
+        "                    for --console virtio and --vsock; the first is\n"
         "                    /dev/vda). format: probed when not given (a qcow2 header\n"
         "                    means qcow2); format=raw on a file with a qcow2 header is\n"
         "                    refused. readonly: the guest sees a read-only disk.\n"
@@ -74,8 +90,9 @@ static void run_usage(FILE *out)
         "\n"
         "Devices: the virtio-mmio slots at 0x10001000 + n*0x1000 (PLIC IRQ 1+n) hold\n"
         "the disks from slot 0 in the order given, then the network cards in the\n"
-        "order given, and a virtio-rng entropy device in the last slot (0x10008000,\n"
-        "IRQ 8).\n",
+        "order given, then the virtio console and the vsock device (when asked\n"
+        "for) in the next free slots, and a virtio-rng entropy device in the last\n"
+        "slot (0x10008000, IRQ 8).\n",
         VIRT_MAX_HARTS, VIRT_MAX_DISKS, VIRT_VIRTIO_SLOTS - 1, JIT_THRESHOLD);
 }
 
@@ -195,6 +212,32 @@ static int parse_net(char *arg, struct virt_net *n)
     return 0;
 }
 
+/* CID[,path=PATH] into the config. */
+static int parse_vsock(const char *arg, struct virt_config *c)
+{
+    char *end;
+    errno = 0;
+    unsigned long long cid = strtoull(arg, &end, 10);
+    if (errno || end == arg || (*end && *end != ',') || arg[0] == '-')
+        return fail("invalid --vsock '%s' (CID[,path=PATH])", arg);
+    /* 0, 1 and 2 are the hypervisor, local and host; -1U is VMADDR_CID_ANY. */
+    if (cid < 3 || cid >= 0xffffffffull)
+        return fail("--vsock CID must be between 3 and 4294967294 (got '%s')", arg);
+    c->vsock_cid = cid;
+    if (*end == '\0') {
+        snprintf(c->vsock_path, sizeof(c->vsock_path), "nimbus-vsock-%llu.sock", cid);
+        return 0;
+    }
+    const char *opt = end + 1;
+    if (strncmp(opt, "path=", 5) || !opt[5])
+        return fail("unknown --vsock option '%s' (path=PATH)", opt);
+    /* PATH_PORT must fit too: room for "_4294967295". */
+    if (strlen(opt + 5) + 11 >= sizeof(c->vsock_path))
+        return fail("--vsock path too long (at most 96 bytes): %s", opt + 5);
+    snprintf(c->vsock_path, sizeof(c->vsock_path), "%s", opt + 5);
+    return 0;
+}
+
 static int check_readable(const char *what, const char *path)
 {
     if (access(path, R_OK)) {
@@ -221,6 +264,7 @@ int cmd_run(int argc, char **argv)
         { "jit-threshold", required_argument, NULL, 'T' },
         { "disk", required_argument, NULL, 'D' },
         { "net", required_argument, NULL, 'N' },
+        { "vsock", required_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -306,13 +350,28 @@ int cmd_run(int argc, char **argv)
             config.jit_threshold = (unsigned)v;
             break;
         }
-        case 'c':
-            if (console_parse(optarg, &config.console_kind, config.console_path,
+        case 'V':
+            if (parse_vsock(optarg, &config))
+                return 1;
+            break;
+        case 'c': {
+            /* "virtio" or "virtio,WHERE": the same backends behind hvc0. */
+            const char *where = optarg;
+            config.console_virtio = false;
+            if (!strcmp(optarg, "virtio")) {
+                config.console_virtio = true;
+                where = "stdio";
+            } else if (!strncmp(optarg, "virtio,", 7)) {
+                config.console_virtio = true;
+                where = optarg + 7;
+            }
+            if (console_parse(where, &config.console_kind, config.console_path,
                               sizeof(config.console_path), err, sizeof(err))) {
                 fprintf(stderr, "nimbus run: %s\n", err);
                 return 1;
             }
             break;
+        }
         case 'h':
             run_usage(stdout);
             return 0;

@@ -22,7 +22,9 @@
 #include "machine/loader.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
+#include "virtio/console.h"
 #include "virtio/rng.h"
+#include "virtio/vsock.h"
 #include "virtio/virtio_mmio.h"
 
 #define FDT_MAX_SIZE 0x10000
@@ -170,6 +172,11 @@ void virt_pump_input(struct virt_machine *m)
 static void console_in(void *opaque, const uint8_t *buf, size_t n)
 {
     struct virt_machine *m = opaque;
+    if (m->vconsole) {
+        /* hvc0 is the console: input goes there, not to the UART. */
+        virtio_console_input(m->vconsole, buf, n);
+        return;
+    }
     pthread_mutex_lock(&m->input_lock);
     size_t room = sizeof(m->input) - m->input_len;
     if (n > room)
@@ -546,12 +553,22 @@ static int create_net(struct virt_machine *m, unsigned i, unsigned slot, char *e
     return 0;
 }
 
+/* hvc0's output. Unlike the UART, the virtio console does not yet hold its
+ * transmit buffers back while the console's buffer is full: what does not
+ * fit is dropped (the UART path applies back-pressure instead). */
+static void virtio_console_out(void *opaque, const uint8_t *buf, size_t n)
+{
+    console_out(opaque, buf, n);
+}
+
 /* The virtio-mmio slots: disks from slot 0 in the order given, then the
- * network cards in the order given, the entropy device in the last slot (every cloud VM has one; it costs nothing idle
- * and lets the guest's RNG seed at once). */
+ * network cards in the order given, then the console and vsock devices, the
+ * entropy device in the last slot (every cloud VM has one; it costs nothing
+ * idle and lets the guest's RNG seed at once). */
 static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
 {
     const struct virt_config *c = &m->config;
+    unsigned slot = 0;
     int r;
 
     if (c->ndisks > VIRT_MAX_DISKS || c->nnets > VIRT_MAX_NETS ||
@@ -575,11 +592,35 @@ static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
             return errmsg(err, errlen, r, "cannot create the disk for %s: %s", c->disks[i].path,
                           strerror(-r));
         }
+        slot++;
     }
     for (unsigned i = 0; i < c->nnets; i++) {
-        r = create_net(m, i, c->ndisks + i, err, errlen);
+        r = create_net(m, i, slot, err, errlen);
         if (r)
             return r;
+        slot++;
+    }
+    unsigned extra = (c->console_virtio ? 1 : 0) + (c->vsock_cid ? 1 : 0);
+    if (slot + extra > VIRT_RNG_SLOT)
+        return errmsg(err, errlen, -EINVAL,
+                      "too many virtio devices: %u slots for disks, network cards, console and vsock",
+                      VIRT_RNG_SLOT);
+    if (c->console_virtio) {
+        struct virtio_console_host host = { .output = virtio_console_out, .opaque = m };
+        r = virtio_console_create(&m->mem, virtio_slot_base(slot),
+                                  plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + slot), &host,
+                                  &m->virtio[slot], &m->vconsole);
+        if (r)
+            return errmsg(err, errlen, r, "cannot create the virtio console: %s", strerror(-r));
+        slot++;
+    }
+    if (c->vsock_cid) {
+        r = virtio_vsock_create(&m->mem, virtio_slot_base(slot),
+                                plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + slot), c->vsock_cid,
+                                c->vsock_path, &m->virtio[slot], err, errlen);
+        if (r)
+            return r;
+        slot++;
     }
     r = virtio_rng_create(&m->mem, virtio_slot_base(VIRT_RNG_SLOT),
                           plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + VIRT_RNG_SLOT),

@@ -33,9 +33,9 @@
 #define VIRT_VIRTIO_SLOTS 8u
 #define VIRT_VIRTIO_IRQ  1u      /* slot n interrupts on PLIC source 1 + n */
 /* Slot use: disks from slot 0 in command-line order, then the network
- * cards in command-line order; the entropy device in the last slot, so its
- * address never depends on the others. Disks and cards share the other
- * slots. */
+ * cards in command-line order, then the virtio console (--console virtio),
+ * then the vsock device (--vsock), each in the next free slot; the entropy
+ * device in the last slot, so its address never depends on the others. */
 #define VIRT_RNG_SLOT    (VIRT_VIRTIO_SLOTS - 1)
 #define VIRT_MAX_DISKS   (VIRT_VIRTIO_SLOTS - 1)
 #define VIRT_MAX_NETS    (VIRT_VIRTIO_SLOTS - 1)
@@ -69,6 +69,9 @@ struct virt_config {
     bool jit;               /* binary translator (cpu/jit) on every hart */
     uint64_t jit_cache;     /* its code cache per hart, bytes (0: default) */
     unsigned jit_threshold; /* block executions before translation */
+    bool console_virtio;    /* the console backend serves a virtio-console (hvc0) */
+    uint64_t vsock_cid;     /* 0: no vsock device; else the guest's CID (>= 3) */
+    char vsock_path[108];   /* the host side's unix socket (sockaddr_un.sun_path) */
     struct virt_disk disks[VIRT_MAX_DISKS];   /* virtio-blk, slots 0.. */
     unsigned ndisks;
     struct virt_net nets[VIRT_MAX_NETS];      /* virtio-net, the slots after the disks */
@@ -91,6 +94,7 @@ struct uart16550;
 struct goldfish_rtc;
 struct sifive_test;
 struct virtio_dev;
+struct virtio_console;
 
 struct virt_machine {
     struct virt_config config;
@@ -107,6 +111,7 @@ struct virt_machine {
     struct console *console;
     struct sbi_platform sbi;
     struct virtio_dev *virtio[VIRT_VIRTIO_SLOTS];   /* NULL: empty slot */
+    struct virtio_console *vconsole;   /* --console virtio: takes the console input */
 
     uint64_t tohost, fromhost;     /* HTIF words of a bare-metal program, or 0 */
     pthread_mutex_t htif_lock;

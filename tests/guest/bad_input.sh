@@ -3,7 +3,10 @@
 # non-zero exit status, at once (no hang, no boot): a missing or unusable
 # kernel, too little or too much memory, unknown options, bad --smp values,
 # a missing option argument, a missing initrd, bad --disk options and disk
-# images (missing, a FIFO, a directory, a qcow2 header declared raw, too many).
+# images (missing, a FIFO, a directory, a qcow2 header declared raw, too many),
+# bad --vsock options (reserved CIDs, unknown options, a path that is a file
+# or has a live server), bad --console virtio backends, and more virtio
+# devices than slots.
 set -u
 . "$(dirname "$0")/lib.sh"
 guest_test bad_input
@@ -17,6 +20,9 @@ truncate -s 1M "$T/disk.img"
 { printf 'QFI\xfb'; head -c 1020 /dev/zero; } >"$T/qcow2-magic.img"
 many=()
 for _ in 1 2 3 4 5 6 7 8; do many+=(--disk "$T/disk.img"); done
+six=()
+for _ in 1 2 3 4 5 6; do six+=(--disk "$T/disk.img"); done
+: >"$T/plain-file"
 
 k=(--kernel "$KERNEL")
 cases=(
@@ -41,6 +47,13 @@ cases=(
     "unknown --disk format|${k[*]} --disk $T/disk.img,format=vmdk"
     "empty --disk path|${k[*]} --disk ,readonly"
     "eight disks|${k[*]} ${many[*]}"
+    "--vsock CID 2 (the host)|${k[*]} --vsock 2"
+    "--vsock CID not a number|${k[*]} --vsock three"
+    "--vsock unknown option|${k[*]} --vsock 3,port=5"
+    "--vsock empty path|${k[*]} --vsock 3,path="
+    "--vsock path is a plain file|${k[*]} --vsock 3,path=$T/plain-file"
+    "--console virtio with a bad backend|${k[*]} --console virtio,tcp:1234"
+    "six disks, console and vsock (8 slots)|${k[*]} ${six[*]} --console virtio,file:$T/c.log --vsock 3,path=$T/v.sock"
 )
 problems=()
 for c in "${cases[@]}"; do

@@ -1,0 +1,223 @@
+/* Guest agent client. See agent_client.h. */
+#include "cli/agent_client.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/errmsg.h"
+
+#define CHUNK (32 * 1024)
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+    const uint8_t *p = buf;
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOTSOCK)
+            w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? -errno : -EIO;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int read_all(int fd, void *buf, size_t n)
+{
+    uint8_t *p = buf;
+    while (n) {
+        ssize_t r = read(fd, p, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        if (r == 0)
+            return -ECONNRESET;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int send_frame(int fd, char type, const void *buf, uint32_t len)
+{
+    uint8_t h[5] = { (uint8_t)type, (uint8_t)(len >> 24), (uint8_t)(len >> 16),
+                     (uint8_t)(len >> 8), (uint8_t)len };
+    int r = write_all(fd, h, sizeof(h));
+    if (r == 0 && len)
+        r = write_all(fd, buf, len);
+    return r;
+}
+
+int agent_vsock_connect(const char *uds_path, uint32_t port, int *fd_out, char *err, size_t errlen)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(uds_path) >= sizeof(sa.sun_path))
+        return errmsg(err, errlen, -ENAMETOOLONG, "vsock socket path too long: %s", uds_path);
+    strcpy(sa.sun_path, uds_path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errmsg(err, errlen, -errno, "socket: %s", strerror(errno));
+    int r;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        r = -errno;
+        errmsg(err, errlen, r, "cannot connect to %s: %s", uds_path, strerror(-r));
+        goto fail;
+    }
+    char line[32];
+    int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
+    if ((r = write_all(fd, line, (size_t)n))) {
+        errmsg(err, errlen, r, "%s: %s", uds_path, strerror(-r));
+        goto fail;
+    }
+    /* The answer, a byte at a time: what follows it is the guest's. */
+    size_t len = 0;
+    for (;;) {
+        char ch;
+        ssize_t k = read(fd, &ch, 1);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            r = -ECONNREFUSED;
+            errmsg(err, errlen, r, "guest port %u refused the connection (no listener?)", port);
+            goto fail;
+        }
+        if (ch == '\n')
+            break;
+        if (len + 1 >= sizeof(line)) {
+            r = -EPROTO;
+            errmsg(err, errlen, r, "%s: answer too long", uds_path);
+            goto fail;
+        }
+        line[len++] = ch;
+    }
+    line[len] = '\0';
+    if (strncmp(line, "OK ", 3)) {
+        r = -EPROTO;
+        errmsg(err, errlen, r, "%s: unexpected answer '%s'", uds_path, line);
+        goto fail;
+    }
+    *fd_out = fd;
+    return 0;
+fail:
+    close(fd);
+    return r;
+}
+
+int agent_exec(int fd, int argc, char *const argv[], int in_fd, int out_fd, int err_fd,
+               int *status, char *err, size_t errlen)
+{
+    size_t total = 0;
+    int r;
+    if (argc < 1 || argc > AGENT_MAX_ARGS)
+        return errmsg(err, errlen, -EINVAL, "agent: 1 to %d arguments", AGENT_MAX_ARGS);
+    for (int i = 0; i < argc; i++) {
+        size_t len = strlen(argv[i]);
+        total += len;
+        if (total > AGENT_MAX_ARG_BYTES)
+            return errmsg(err, errlen, -E2BIG, "agent: arguments longer than %d bytes",
+                          AGENT_MAX_ARG_BYTES);
+        if ((r = send_frame(fd, 'a', argv[i], (uint32_t)len)))
+            return errmsg(err, errlen, r, "agent: sending the command: %s", strerror(-r));
+    }
+    if ((r = send_frame(fd, 'x', NULL, 0)))
+        return errmsg(err, errlen, r, "agent: sending the command: %s", strerror(-r));
+    if (in_fd < 0 && (r = send_frame(fd, 'i', NULL, 0)))
+        return errmsg(err, errlen, r, "agent: closing stdin: %s", strerror(-r));
+
+    /* Stdin goes out without blocking, so the output keeps being read
+     * while the guest is slow to take the input (no deadlock on full
+     * buffers both ways). */
+    uint8_t *buf = malloc(CHUNK), *obuf = malloc(CHUNK + 5);
+    if (!buf || !obuf) {
+        free(buf);
+        free(obuf);
+        return errmsg(err, errlen, -ENOMEM, "out of memory");
+    }
+    size_t olen = 0, ooff = 0;
+    bool in_open = in_fd >= 0;
+    for (;;) {
+        struct pollfd p[2] = {
+            { .fd = fd, .events = POLLIN | (olen ? POLLOUT : 0) },
+            { .fd = in_fd, .events = POLLIN },
+        };
+        if (poll(p, in_open && !olen ? 2 : 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            r = errmsg(err, errlen, -errno, "agent: poll: %s", strerror(errno));
+            break;
+        }
+        if (in_open && !olen && p[1].revents) {
+            ssize_t n = read(in_fd, obuf + 5, CHUNK);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                n = 0;
+                in_open = false;   /* an empty frame closes the command's stdin */
+            }
+            obuf[0] = 'i';
+            obuf[1] = (uint8_t)((uint32_t)n >> 24);
+            obuf[2] = (uint8_t)((uint32_t)n >> 16);
+            obuf[3] = (uint8_t)((uint32_t)n >> 8);
+            obuf[4] = (uint8_t)n;
+            olen = 5 + (size_t)n;
+            ooff = 0;
+        }
+        if (olen && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t w = send(fd, obuf + ooff, olen - ooff, MSG_DONTWAIT | MSG_NOSIGNAL);
+            if (w > 0) {
+                ooff += (size_t)w;
+                if (ooff == olen)
+                    olen = ooff = 0;
+            } else if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                olen = ooff = 0;   /* the guest closed: the output may still say why */
+                in_open = false;
+            }
+        }
+        if (!(p[0].revents & (POLLIN | POLLERR | POLLHUP)))
+            continue;
+        uint8_t h[5];
+        if ((r = read_all(fd, h, sizeof(h)))) {
+            errmsg(err, errlen, r, "agent: connection lost before the exit status");
+            break;
+        }
+        uint32_t len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
+        if (h[0] == 's') {
+            uint8_t s[4];
+            if (len != 4 || (r = read_all(fd, s, 4))) {
+                r = errmsg(err, errlen, -EPROTO, "agent: bad status frame");
+                break;
+            }
+            *status = (int)((uint32_t)s[0] << 24 | (uint32_t)s[1] << 16 | (uint32_t)s[2] << 8 | s[3]);
+            r = 0;
+            break;
+        }
+        if ((h[0] != 'o' && h[0] != 'e') || len > CHUNK) {
+            r = errmsg(err, errlen, -EPROTO, "agent: unexpected frame '%c' (%u bytes)",
+                       h[0] >= 32 && h[0] < 127 ? h[0] : '?', len);
+            break;
+        }
+        if ((r = read_all(fd, buf, len))) {
+            errmsg(err, errlen, r, "agent: connection lost in output");
+            break;
+        }
+        int out = h[0] == 'o' ? out_fd : err_fd;
+        if (out >= 0 && (r = write_all(out, buf, len))) {
+            errmsg(err, errlen, r, "agent: writing output: %s", strerror(-r));
+            break;
+        }
+    }
+    free(buf);
+    free(obuf);
+    return r;
+}
