@@ -5,6 +5,7 @@
 set -euo pipefail
 packages=(
     gcc make libfdt-dev pkg-config     # the monitor
+    libjansson-dev                     # the control socket's JSON
     device-tree-compiler               # dtc: checks the generated device tree
     gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu  # bare-metal test programs
     cpio gzip xz-utils ca-certificates # guest initramfs

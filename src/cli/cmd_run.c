@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/control.h"
+#include "api/control_vm.h"
 #include "cli/cli.h"
 #include "machine/virt.h"
 #include "vm/vm.h"
@@ -40,6 +42,25 @@ static void run_usage(FILE *out)
         "                    when the guest flushes; cache=none: O_DIRECT (where the\n"
         "                    file system refuses it, every write is synced instead).\n"
         "                    PATH may not contain commas.\n"
+        "  --balloon[=OPTS]  a virtio-balloon device: the host sets a target through\n"
+        "                    --control and the guest gives that much memory back (the\n"
+        "                    VMM's RSS falls). OPTS, comma-separated (note the '='):\n"
+        "                    reporting=on|off    free page reporting: memory the guest\n"
+        "                                        frees goes back to the host within\n"
+        "                                        seconds (default on)\n"
+        "                    deflate-on-oom=on|off  the guest takes pages back from the\n"
+        "                                        balloon rather than run out of memory\n"
+        "                                        (default on)\n"
+        "                    stats=SECONDS       ask the guest for memory statistics this\n"
+        "                                        often (default 2; 0: only on request)\n"
+        "  --control PATH    serve a control socket (unix stream) at PATH: one JSON\n"
+        "                    request per line, one JSON reply per line:\n"
+        "                      {\"cmd\":\"status\"}  harts, RAM, the VMM's RSS\n"
+        "                      {\"cmd\":\"balloon\",\"target_mib\":N}  balloon target\n"
+        "                      {\"cmd\":\"balloon-stats\"}  balloon size, guest statistics\n"
+        "                    errors are {\"error\":\"...\"}; lines are limited to 4 KiB.\n"
+        "                    A stale socket at PATH is replaced, any other file refused;\n"
+        "                    the socket is removed on exit\n"
         "  --dump-dtb FILE   also write the generated device tree blob to FILE\n"
         "  -h, --help        this text\n"
         "\n"
@@ -48,8 +69,8 @@ static void run_usage(FILE *out)
         "A guest reboot restarts the machine in the same process.\n"
         "\n"
         "Devices: the virtio-mmio slots at 0x10001000 + n*0x1000 (PLIC IRQ 1+n) hold\n"
-        "the disks from slot 0 in the order given, and a virtio-rng entropy device in\n"
-        "the last slot (0x10008000, IRQ 8).\n",
+        "the disks from slot 0 in the order given, then the balloon (with --balloon),\n"
+        "and a virtio-rng entropy device in the last slot (0x10008000, IRQ 8).\n",
         VIRT_MAX_HARTS, VIRT_MAX_DISKS);
 }
 
@@ -114,6 +135,36 @@ static int parse_disk(char *arg, struct virt_disk *d)
     return 0;
 }
 
+/* OPTS of --balloon=OPTS (NULL: plain --balloon) into `o`. */
+static int parse_balloon(char *arg, struct virtio_balloon_options *o)
+{
+    *o = (struct virtio_balloon_options){
+        .deflate_on_oom = true, .reporting = true, .stats_interval_ms = 2000,
+    };
+    char *save = NULL;
+    for (char *t = arg ? strtok_r(arg, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+        char *v = strchr(t, '=');
+        if (v)
+            *v++ = '\0';
+        bool *flag = !strcmp(t, "reporting") ? &o->reporting
+                     : !strcmp(t, "deflate-on-oom") ? &o->deflate_on_oom : NULL;
+        if (flag && v && (!strcmp(v, "on") || !strcmp(v, "off"))) {
+            *flag = !strcmp(v, "on");
+        } else if (!strcmp(t, "stats") && v) {
+            char *end;
+            errno = 0;
+            long n = strtol(v, &end, 10);
+            if (errno || end == v || *end || n < 0 || n > 3600)
+                return fail("invalid --balloon stats=%s (seconds, 0 to 3600)", v);
+            o->stats_interval_ms = (unsigned)n * 1000;
+        } else {
+            return fail("invalid --balloon option '%s' (reporting=on|off, deflate-on-oom=on|off, "
+                        "stats=SECONDS)", t);
+        }
+    }
+    return 0;
+}
+
 static int check_readable(const char *what, const char *path)
 {
     if (access(path, R_OK)) {
@@ -135,6 +186,8 @@ int cmd_run(int argc, char **argv)
         { "console", required_argument, NULL, 'c' },
         { "dump-dtb", required_argument, NULL, 'd' },
         { "disk", required_argument, NULL, 'D' },
+        { "balloon", optional_argument, NULL, 'B' },
+        { "control", required_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -143,6 +196,7 @@ int cmd_run(int argc, char **argv)
         .nharts = 1,
         .console_kind = CONSOLE_STDIO,
     };
+    const char *control_path = NULL;
     char err[512];
     int opt;
 
@@ -163,6 +217,16 @@ int cmd_run(int argc, char **argv)
             if (parse_disk(optarg, &config.disks[config.ndisks]))
                 return 1;
             config.ndisks++;
+            break;
+        case 'B':
+            if (parse_balloon(optarg, &config.balloon_opts))
+                return 1;
+            config.balloon = true;
+            break;
+        case 'C':
+            if (!*optarg)
+                return fail("%s", "--control needs a path");
+            control_path = optarg;
             break;
         case 'm': {
             unsigned long long bytes;
@@ -219,7 +283,18 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "nimbus run: %s\n", err);
         return 1;
     }
-    int status = vm_run(m);
+    struct control *ctl = NULL;
+    if (control_path) {
+        struct control_ops ops = { .handle = control_vm_handle, .opaque = m };
+        if (control_open(control_path, &ops, &ctl, err, sizeof(err))) {
+            fprintf(stderr, "nimbus run: %s\n", err);
+            virt_destroy(m);
+            return 1;
+        }
+    }
+    struct vm_io_source src = ctl ? control_io_source(ctl) : (struct vm_io_source){ 0 };
+    int status = vm_run_io(m, ctl ? &src : NULL);
+    control_close(ctl);
     virt_destroy(m);
     return status;
 }

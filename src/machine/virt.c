@@ -18,6 +18,7 @@
 #include "dev/uart16550.h"
 #include "base/errmsg.h"
 #include "machine/loader.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/rng.h"
 #include "virtio/virtio_mmio.h"
@@ -430,9 +431,10 @@ static uint64_t virtio_slot_base(unsigned slot)
     return VIRT_VIRTIO_BASE + slot * VIRTIO_MMIO_SIZE;
 }
 
-/* The virtio-mmio slots: disks from slot 0 in the order given, the entropy
- * device in the last slot (every cloud VM has one; it costs nothing idle
- * and lets the guest's RNG seed at once). */
+/* The virtio-mmio slots: disks from slot 0 in the order given, then the
+ * balloon in the next free slot, the entropy device in the last slot
+ * (every cloud VM has one; it costs nothing idle and lets the guest's RNG
+ * seed at once). */
 static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
 {
     const struct virt_config *c = &m->config;
@@ -457,6 +459,18 @@ static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
             return errmsg(err, errlen, r, "cannot create the disk for %s: %s", c->disks[i].path,
                           strerror(-r));
         }
+    }
+    unsigned slot = c->ndisks;   /* the next free slot */
+    if (c->balloon) {
+        if (slot >= VIRT_RNG_SLOT)
+            return errmsg(err, errlen, -EINVAL, "no virtio slot left for --balloon (at most %u "
+                          "--disk options with it)", VIRT_RNG_SLOT - 1);
+        r = virtio_balloon_create(&m->mem, virtio_slot_base(slot),
+                                  plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + slot),
+                                  &c->balloon_opts, &m->balloon, &m->virtio[slot]);
+        if (r)
+            return errmsg(err, errlen, r, "cannot create the balloon: %s", strerror(-r));
+        slot++;
     }
     r = virtio_rng_create(&m->mem, virtio_slot_base(VIRT_RNG_SLOT),
                           plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + VIRT_RNG_SLOT),

@@ -22,6 +22,7 @@
 #include "machine/console.h"
 #include "machine/sbi.h"
 #include "mem/guest_mem.h"
+#include "virtio/balloon.h"
 
 #define VIRT_RAM_BASE    0x80000000ull
 #define VIRT_MAX_HARTS   64u
@@ -31,8 +32,9 @@
 #define VIRT_VIRTIO_BASE 0x10001000ull
 #define VIRT_VIRTIO_SLOTS 8u
 #define VIRT_VIRTIO_IRQ  1u      /* slot n interrupts on PLIC source 1 + n */
-/* Slot use: disks from slot 0 in command-line order; the entropy device in
- * the last slot, so its address never depends on the disks. */
+/* Slot use: disks from slot 0 in command-line order, then the balloon (if
+ * any) in the next free slot; the entropy device in the last slot, so its
+ * address never depends on the disks. */
 #define VIRT_RNG_SLOT    (VIRT_VIRTIO_SLOTS - 1)
 #define VIRT_MAX_DISKS   (VIRT_VIRTIO_SLOTS - 1)
 #define VIRT_ISA_STRING  "rv64imafdc_zicntr_zicsr_zifencei_zihintpause_zba_zbb_zbs_sstc"
@@ -54,6 +56,8 @@ struct virt_config {
     char console_path[4096];
     struct virt_disk disks[VIRT_MAX_DISKS];   /* virtio-blk, slots 0.. */
     unsigned ndisks;
+    bool balloon;                              /* virtio-balloon, after the disks */
+    struct virtio_balloon_options balloon_opts;
 };
 
 /* How a run of the machine ended. */
@@ -88,6 +92,7 @@ struct virt_machine {
     struct console *console;
     struct sbi_platform sbi;
     struct virtio_dev *virtio[VIRT_VIRTIO_SLOTS];   /* NULL: empty slot */
+    struct virtio_balloon *balloon;                 /* in its slot's transport, or NULL */
 
     uint64_t tohost, fromhost;     /* HTIF words of a bare-metal program, or 0 */
     pthread_mutex_t htif_lock;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 int guest_mem_init(struct guest_mem *mem, uint64_t base, uint64_t size)
 {
@@ -94,5 +95,21 @@ int guest_mem_read(const struct guest_mem *mem, uint64_t pa, void *dst, size_t l
     if (!src)
         return -EFAULT;
     memcpy(dst, src, len);
+    return 0;
+}
+
+int guest_mem_discard(struct guest_mem *mem, uint64_t pa, uint64_t len)
+{
+    uint8_t *p = guest_mem_ram_ptr(mem, pa, len);
+    if (!p)
+        return -EFAULT;
+    long hp = sysconf(_SC_PAGESIZE);
+    uintptr_t page = hp > 0 ? (uintptr_t)hp : 4096;
+    uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)p + len) & ~(page - 1);
+    if (end <= start)
+        return 0;
+    if (madvise((void *)start, end - start, MADV_DONTNEED))
+        return -errno;
     return 0;
 }

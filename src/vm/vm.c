@@ -34,10 +34,10 @@ static void *hart_thread_main(void *arg)
     return NULL;
 }
 
-static int run_io_loop(struct virt_machine *m, int sig_fd)
+static int run_io_loop(struct virt_machine *m, int sig_fd, const struct vm_io_source *src)
 {
     while (atomic_load(&m->stop) == VIRT_RUNNING) {
-        struct pollfd fds[3];
+        struct pollfd fds[3 + VM_IO_SOURCE_MAX_FDS];
         int n = 0, console_idx = -1;
         fds[n++] = (struct pollfd){ .fd = m->wake_fd, .events = POLLIN };
         fds[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
@@ -46,6 +46,9 @@ static int run_io_loop(struct virt_machine *m, int sig_fd)
             console_idx = n;
             fds[n++] = (struct pollfd){ .fd = cfd, .events = POLLIN };
         }
+        int src_idx = n;
+        unsigned src_n = src ? src->fill(src->opaque, fds + n, VM_IO_SOURCE_MAX_FDS) : 0;
+        n += (int)src_n;
         int timeout = -1;
         int64_t deadline = goldfish_rtc_next_deadline_ns(m->rtc);
         if (deadline != INT64_MAX) {
@@ -69,6 +72,8 @@ static int run_io_loop(struct virt_machine *m, int sig_fd)
         }
         if (console_idx >= 0 && fds[console_idx].revents)
             console_handle_input(m->console);
+        if (src && r > 0)
+            src->handle(src->opaque, fds + src_idx, src_n);
         goldfish_rtc_poll(m->rtc);
         virt_pump_input(m);
     }
@@ -76,6 +81,11 @@ static int run_io_loop(struct virt_machine *m, int sig_fd)
 }
 
 int vm_run(struct virt_machine *m)
+{
+    return vm_run_io(m, NULL);
+}
+
+int vm_run_io(struct virt_machine *m, const struct vm_io_source *src)
 {
     sigset_t sigs, old;
     sigemptyset(&sigs);
@@ -107,7 +117,7 @@ int vm_run(struct virt_machine *m)
             }
             started++;
         }
-        if (started == m->nharts && run_io_loop(m, sig_fd))
+        if (started == m->nharts && run_io_loop(m, sig_fd, src))
             virt_request_stop(m, VIRT_STOP_ERROR, 1);
         for (unsigned i = 0; i < started; i++)
             pthread_join(threads[i].thread, NULL);
