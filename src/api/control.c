@@ -52,7 +52,7 @@ int control_parse(const char *line, size_t len, struct control_request *req, cha
 {
     json_error_t je;
     int r = -EINVAL;
-    json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root)
         return errmsg(err, errlen, -EINVAL, "malformed JSON: %s", je.text);
     if (!json_is_object(root)) {

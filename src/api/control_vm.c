@@ -66,6 +66,7 @@ static void balloon_stats(struct virt_machine *m, json_t *reply)
             json_object_set_new(stats, virtio_balloon_stat_name(t), json_integer((json_int_t)info.stat[t]));
     json_object_set_new(reply, "stats", stats);
     json_object_set_new(reply, "stats_age_ms", json_integer((json_int_t)info.stats_age_ms));
+    json_object_set_new(reply, "stats_updates", json_integer((json_int_t)info.stats_updates));
 }
 
 int control_vm_handle(void *opaque, const struct control_request *req, json_t *reply, char *err,

@@ -51,6 +51,7 @@ struct virtio_balloon {
     bool stat_present[VIRTIO_BALLOON_S_NR];
     uint64_t stat[VIRTIO_BALLOON_S_NR];
     uint64_t inflated, deflated, ignored, reported;
+    uint64_t stats_updates;
 
     /* The statistics buffer the device holds: worker only (and reset, when
      * no handler runs). */
@@ -206,6 +207,7 @@ static void take_stats(struct virtio_balloon *b, const struct vq_elem *e)
     }
     b->stats_valid = true;
     b->stats_ns = now_ns();
+    b->stats_updates++;
     b->stats_wanted = false;
     pthread_mutex_unlock(&b->lock);
 }
@@ -341,6 +343,7 @@ void virtio_balloon_get_info(struct virtio_balloon *b, struct virtio_balloon_inf
     info->deflated_pages = b->deflated;
     info->ignored_pfns = b->ignored;
     info->reported_bytes = b->reported;
+    info->stats_updates = b->stats_updates;
     pthread_mutex_unlock(&b->lock);
 }
 

@@ -71,6 +71,7 @@ struct virtio_balloon_info {
     uint64_t features;              /* negotiated (0 before the driver is up) */
     bool stats_valid;               /* the driver has sent statistics */
     uint64_t stats_age_ms;          /* since the last statistics arrived */
+    uint64_t stats_updates;         /* statistics buffers received so far */
     bool stat_present[VIRTIO_BALLOON_S_NR];
     uint64_t stat[VIRTIO_BALLOON_S_NR];
     /* Totals since the device was created, in 4 KiB pages / bytes. */

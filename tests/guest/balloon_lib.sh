@@ -23,7 +23,7 @@ print("null" if v is None else json.dumps(v) if isinstance(v, (dict, list)) else
 vm_rss_mib() { awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/$VM_PID/status"; }
 
 # wait_ctl SECONDS JSON PATH PYTHON-CONDITION-ON-v: polls JSON until the
-# value v at PATH meets the condition; prints the last value; fails on time.
+# value v at PATH meets the condition (left in CTL_VALUE); fails on time.
 wait_ctl() {
     local secs=$1 req=$2 path=$3 cond=$4 end v reply
     end=$((SECONDS + secs))
@@ -31,7 +31,7 @@ wait_ctl() {
         reply=$(ctl "$req") || fail "control socket: no reply to $req"
         v=$(jget "$reply" "$path")
         if python3 -c "import sys; v = sys.argv[1]; v = int(v) if v.lstrip('-').isdigit() else v; sys.exit(0 if ($cond) else 1)" "$v" 2>/dev/null; then
-            echo "$v"
+            CTL_VALUE=$v
             return 0
         fi
         kill -0 "$VM_PID" 2>/dev/null || fail "VM exited while waiting for $path ($cond)"
@@ -40,16 +40,15 @@ wait_ctl() {
     done
 }
 
-# guest_value TAG COMMAND: runs COMMAND in the guest's shell and prints its
-# output (one line), found on the console as TAG=... (Called in $(...):
-# a failure prints its FAIL line and the caller's check fails as well.)
+# guest_value TAG COMMAND: runs COMMAND in the guest's shell; its output
+# (one line, found on the console as TAG=...) is left in GUEST_VALUE.
 guest_value() {
     local tag=$1 cmd=$2 from
     from=$(log_lines)
     # The tag is split in the typed text, so the console's echo never matches.
     send '%s\n' "echo \"${tag:0:1}\"\"${tag:1}=\$($cmd)\""
     wait_for "^$tag=" 120 "$from"
-    tail -n +"$((from + 1))" "$VM_LOG" | tr -d '\r' | sed -n "s/^$tag=//p" | head -n 1
+    GUEST_VALUE=$(tail -n +"$((from + 1))" "$VM_LOG" | tr -d '\r' | sed -n "s/^$tag=//p" | head -n 1)
 }
 
 # wait_ctl_socket: waits for the control socket $CTL to answer.

@@ -19,13 +19,15 @@ grep -q 'Free page reporting enabled' <(tr -d '\r' <"$VM_LOG") || fail "the gues
 
 # Settle first: what the guest freed while booting is reported too.
 rss_idle=$(vm_rss_mib)
-filled=$(guest_value FILLED "mount -t tmpfs -o size=300m tmpfs /mnt && dd if=/dev/zero of=/mnt/f bs=1M count=200 2>/dev/null && echo ok")
+guest_value FILLED "mount -t tmpfs -o size=300m tmpfs /mnt && dd if=/dev/zero of=/mnt/f bs=1M count=200 2>/dev/null && echo ok"
+filled=$GUEST_VALUE
 [ "$filled" = ok ] || fail "guest could not fill a 200 MiB tmpfs file: $filled"
 rss_full=$(vm_rss_mib)
 [ $((rss_full - rss_idle)) -ge 150 ] || fail "VMM RSS $rss_idle -> $rss_full MiB after the guest wrote 200 MiB"
 reported0=$(jget "$(ctl '{"cmd":"balloon-stats"}')" reported_mib)
 
-removed=$(guest_value REMOVED "rm /mnt/f && echo ok")
+guest_value REMOVED "rm /mnt/f && echo ok"
+removed=$GUEST_VALUE
 [ "$removed" = ok ] || fail "rm in the guest: $removed"
 end=$((SECONDS + 60))
 while rss=$(vm_rss_mib) && [ $((rss_full - rss)) -lt 150 ]; do
@@ -40,7 +42,8 @@ reported1=$(jget "$stats" reported_mib)
 echo "rss idle $rss_idle, full $rss_full, after free $rss MiB; reported $reported0 -> $reported1 MiB" >&2
 
 # The reported memory is the guest's again: fill it once more.
-again=$(guest_value AGAIN "dd if=/dev/zero of=/mnt/g bs=1M count=200 2>/dev/null && rm /mnt/g && echo ok")
+guest_value AGAIN "dd if=/dev/zero of=/mnt/g bs=1M count=200 2>/dev/null && rm /mnt/g && echo ok"
+again=$GUEST_VALUE
 [ "$again" = ok ] || fail "guest could not reuse reported memory: $again"
 send 'poweroff\n'
 wait_exit 60
