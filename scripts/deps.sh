@@ -12,6 +12,7 @@ packages=(
     opensbi                            # --bios tests with Debian's OpenSBI
     qemu-system-misc                   # reference for tests and `make bench`
     e2fsprogs                          # disk tests: mkfs.ext4, e2fsck, debugfs on the host
+    python3-minimal                    # balloon tests: the control socket client
 )
 missing=()
 for p in "${packages[@]}"; do
