@@ -12,7 +12,7 @@
 #  - the socket file is gone after the VM exits.
 set -u
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/balloon_lib.sh"
+. "$(dirname "$0")/balloon_lib.bash"
 guest_test balloon_control
 
 CTL=$T/ctl.sock

@@ -8,7 +8,7 @@
 # guest's free memory comes back.
 set -u
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/balloon_lib.sh"
+. "$(dirname "$0")/balloon_lib.bash"
 guest_test balloon_inflate
 
 CTL=$T/ctl.sock

@@ -6,7 +6,7 @@
 # falls by at least 150 MiB within a minute.
 set -u
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/balloon_lib.sh"
+. "$(dirname "$0")/balloon_lib.bash"
 guest_test balloon_reporting
 
 CTL=$T/ctl.sock

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Helpers for the balloon and control-socket tests; sourced after lib.sh.
+# Helpers for the balloon and control-socket tests; sourced after lib.sh
+# (not *.sh, so tests/run.sh does not take it for a test).
 
 CTL_CLIENT=$ROOT/tests/guest/control_client.py
 
