@@ -69,6 +69,7 @@ test: deps
 
 bench: deps all bench-elf guest
 	@bench/run.sh
+	@bench/balloon.sh
 
 clean:
 	rm -rf $(BUILD)
