@@ -429,8 +429,8 @@ static bool mmio_write(void *opaque, uint64_t offset, unsigned size, uint64_t va
             pthread_cond_signal(&d->work_cond);
         } else if (v < d->p.num_queues && (d->status & VIRTIO_STATUS_FEATURES_OK)) {
             /* Linux's balloon primes its statistics queue and notifies
-             * before it sets DRIVER_OK: keep that for then (§2.7.13.3
-             * asks devices not to use buffers before DRIVER_OK). */
+             * before it sets DRIVER_OK: keep that for then (§3.1: the
+             * device uses no buffers before DRIVER_OK). */
             d->early |= 1ull << v;
         }
         break;
