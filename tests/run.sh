@@ -4,8 +4,9 @@
 #      optimised, and with AddressSanitizer + UndefinedBehaviorSanitizer;
 #   2. C unit tests (both builds);
 #   3. bare-metal RISC-V programs under `nimbus run --bios` (both builds);
-#   4. guest tests that boot Debian's kernel (optimised build; a boot and a
-#      two-disk run under the sanitizers too).
+#   4. guest tests that boot Debian's kernel (optimised build; a boot, a
+#      two-disk run and the control-socket/balloon test under the
+#      sanitizers too).
 # Prints one line per test and ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -88,6 +89,10 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
     log="$log_dir/guest-asan_disk_raw.log"
     NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/disk_raw.sh >"$log" 2>&1
     report "guest-asan/disk_raw" $? "$log"
+    # The control socket and the balloon's worker and timer threads.
+    log="$log_dir/guest-asan_balloon_control.log"
+    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/balloon_control.sh >"$log" 2>&1
+    report "guest-asan/balloon_control" $? "$log"
 else
     report "guest/build-images" 1 "$log_dir/guest-build.log"
 fi
