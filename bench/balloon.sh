@@ -20,12 +20,12 @@ INITRD=build/guest/initramfs.cpio.gz
 W=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-bench-balloon.XXXXXX")
 VM_PID=""
 trap '[ -n "$VM_PID" ] && kill -9 "$VM_PID" 2>/dev/null; rm -rf "$W"' EXIT
-READY=BALLOON-READY
+READY=BALLOON-1READY   # what the guest prints: its $((1)) is expanded there
 CMD="mount -t tmpfs -o size=400m tmpfs /mnt && dd if=/dev/zero of=/mnt/f bs=1M count=300 2>/dev/null && rm /mnt/f && echo BALLOON-\$((1))READY && sleep 100000"
 
 rss_mib() { awk '/^VmRSS:/ { print int($2 / 1024) }' "/proc/$1/status" 2>/dev/null; }
 
-# wait_line LOG: until the guest is ready (0) or the VM is gone / time is up (1).
+# wait_ready LOG: until the guest is ready (0) or the VM is gone / time is up (1).
 wait_ready() {
     local end=$((SECONDS + VM_TIMEOUT))
     until tr -d '\r' <"$1" | grep -q "^$READY"; do
