@@ -64,6 +64,7 @@ PY
 run() { # KIND
     local kind=$1 log=$W/$1.log
     rm -f "$W/sock"
+    : >"$log"
     case $kind in
         nimbus) "$NIMBUS" run --kernel "$KERNEL" --initrd "$INITRD" --mem 512M --balloon=reporting=off \
                     --control "$W/sock" --append "console=ttyS0 -- $CMD" </dev/null >"$log" 2>&1 & ;;
