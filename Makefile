@@ -7,9 +7,12 @@ SAN     ?=
 # libslirp (user-mode networking): its .pc file names glib, hence libglib2.0-dev.
 SLIRP_CFLAGS := $(shell pkg-config --cflags slirp 2>/dev/null || echo -I/usr/include/slirp)
 SLIRP_LIBS   := $(shell pkg-config --libs slirp 2>/dev/null || echo -lslirp)
-CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(SAN) $(EXTRA_CFLAGS)
+# jansson: the control socket's JSON (pkg-config, with a fallback).
+JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS   := $(or $(shell pkg-config --libs jansson 2>/dev/null),-ljansson)
+CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(JANSSON_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN)
-LDLIBS  := -lfdt -lz -lzstd $(SLIRP_LIBS) -lpthread -lm
+LDLIBS  := -lfdt -lz -lzstd $(SLIRP_LIBS) -lpthread -lm $(JANSSON_LIBS)
 
 # Only the slirp backend sees libslirp's (and glib's) headers.
 $(BUILD)/obj/src/net/slirp.o: CFLAGS += $(SLIRP_CFLAGS)
@@ -44,7 +47,7 @@ HOSTILE_KERNEL_PROGS := sbi_random
 FUZZ_CC     ?= clang
 FUZZ_DIR    := $(BUILD)/fuzz
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
-FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(FUZZ_SAN)
+FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(JANSSON_CFLAGS) $(FUZZ_SAN)
 FUZZ_OBJS   := $(filter-out $(FUZZ_DIR)/obj/src/cli/main.o,$(SRCS:%.c=$(FUZZ_DIR)/obj/%.o))
 FUZZ_SRCS   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_ALL    := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
@@ -117,6 +120,7 @@ test: deps
 
 bench: deps all bench-elf guest
 	@bench/run.sh
+	@bench/balloon.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -10,7 +10,8 @@
 #      signal/terminal checks on pseudo-terminals (optimised build; a subset
 #      under the sanitizers);
 #   5. guest tests that boot Debian's kernel (optimised build; one under the
-#      sanitizers too, with a two-disk run, two network runs and the vsock test; the boot
+#      sanitizers too, with a two-disk run, two network runs, the vsock test and the control-socket/balloon
+#      test; the boot
 #      test again with --jit on);
 #   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
 #      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each.
@@ -130,6 +131,10 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
     log="$log_dir/guest-asan_vsock.log"
     NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/vsock.sh >"$log" 2>&1
     report "guest-asan/vsock" $? "$log"
+    # The control socket and the balloon's worker and timer threads.
+    log="$log_dir/guest-asan_balloon_control.log"
+    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/balloon_control.sh >"$log" 2>&1
+    report "guest-asan/balloon_control" $? "$log"
 else
     report "guest/build-images" 1 "$log_dir/guest-build.log"
 fi

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api/control.h"
+#include "api/control_vm.h"
 #include "cli/cli.h"
 #include "cpu/jit/jit.h"
 #include "machine/virt.h"
@@ -74,6 +76,25 @@ static void run_usage(FILE *out)
         "                    --net is repeatable; the n-th card's MAC defaults to\n"
         "                    52:54:00:12:34:56+n (QEMU's). At most %u --disk and\n"
         "                    --net options together.\n"
+        "  --balloon[=OPTS]  a virtio-balloon device: the host sets a target through\n"
+        "                    --control and the guest gives that much memory back (the\n"
+        "                    VMM's RSS falls). OPTS, comma-separated (note the '='):\n"
+        "                    reporting=on|off    free page reporting: memory the guest\n"
+        "                                        frees goes back to the host within\n"
+        "                                        seconds (default on)\n"
+        "                    deflate-on-oom=on|off  the guest takes pages back from the\n"
+        "                                        balloon rather than run out of memory\n"
+        "                                        (default on)\n"
+        "                    stats=SECONDS       ask the guest for memory statistics this\n"
+        "                                        often (default 2; 0: only on request)\n"
+        "  --control PATH    serve a control socket (unix stream) at PATH: one JSON\n"
+        "                    request per line, one JSON reply per line:\n"
+        "                      {\"cmd\":\"status\"}  harts, RAM, the VMM's RSS\n"
+        "                      {\"cmd\":\"balloon\",\"target_mib\":N}  balloon target\n"
+        "                      {\"cmd\":\"balloon-stats\"}  balloon size, guest statistics\n"
+        "                    errors are {\"error\":\"...\"}; lines are limited to 4 KiB.\n"
+        "                    A stale socket at PATH is replaced, any other file refused;\n"
+        "                    the socket is removed on exit\n"
         "  --dump-dtb FILE   also write the generated device tree blob to FILE\n"
         "  --jit on|off      binary translator: hot code runs as x86-64 host code\n"
         "                    (default off; the interpreter is the reference)\n"
@@ -90,9 +111,9 @@ static void run_usage(FILE *out)
         "\n"
         "Devices: the virtio-mmio slots at 0x10001000 + n*0x1000 (PLIC IRQ 1+n) hold\n"
         "the disks from slot 0 in the order given, then the network cards in the\n"
-        "order given, then the virtio console and the vsock device (when asked\n"
-        "for) in the next free slots, and a virtio-rng entropy device in the last\n"
-        "slot (0x10008000, IRQ 8).\n",
+        "order given, then the virtio console, the vsock device and the balloon\n"
+        "(when asked for) in the next free slots, and a virtio-rng entropy device\n"
+        "in the last slot (0x10008000, IRQ 8).\n",
         VIRT_MAX_HARTS, VIRT_MAX_DISKS, VIRT_VIRTIO_SLOTS - 1, JIT_THRESHOLD);
 }
 
@@ -238,6 +259,36 @@ static int parse_vsock(const char *arg, struct virt_config *c)
     return 0;
 }
 
+/* OPTS of --balloon=OPTS (NULL: plain --balloon) into `o`. */
+static int parse_balloon(char *arg, struct virtio_balloon_options *o)
+{
+    *o = (struct virtio_balloon_options){
+        .deflate_on_oom = true, .reporting = true, .stats_interval_ms = 2000,
+    };
+    char *save = NULL;
+    for (char *t = arg ? strtok_r(arg, ",", &save) : NULL; t; t = strtok_r(NULL, ",", &save)) {
+        char *v = strchr(t, '=');
+        if (v)
+            *v++ = '\0';
+        bool *flag = !strcmp(t, "reporting") ? &o->reporting
+                     : !strcmp(t, "deflate-on-oom") ? &o->deflate_on_oom : NULL;
+        if (flag && v && (!strcmp(v, "on") || !strcmp(v, "off"))) {
+            *flag = !strcmp(v, "on");
+        } else if (!strcmp(t, "stats") && v) {
+            char *end;
+            errno = 0;
+            long n = strtol(v, &end, 10);
+            if (errno || end == v || *end || n < 0 || n > 3600)
+                return fail("invalid --balloon stats=%s (seconds, 0 to 3600)", v);
+            o->stats_interval_ms = (unsigned)n * 1000;
+        } else {
+            return fail("invalid --balloon option '%s' (reporting=on|off, deflate-on-oom=on|off, "
+                        "stats=SECONDS)", t);
+        }
+    }
+    return 0;
+}
+
 static int check_readable(const char *what, const char *path)
 {
     if (access(path, R_OK)) {
@@ -265,6 +316,8 @@ int cmd_run(int argc, char **argv)
         { "disk", required_argument, NULL, 'D' },
         { "net", required_argument, NULL, 'N' },
         { "vsock", required_argument, NULL, 'V' },
+        { "balloon", optional_argument, NULL, 'B' },
+        { "control", required_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -274,6 +327,7 @@ int cmd_run(int argc, char **argv)
         .console_kind = CONSOLE_STDIO,
         .jit_threshold = JIT_THRESHOLD,
     };
+    const char *control_path = NULL;
     char err[512];
     int opt;
     bool jit_stats = false;
@@ -304,6 +358,16 @@ int cmd_run(int argc, char **argv)
             if (parse_net(optarg, &config.nets[config.nnets]))
                 return 1;
             config.nnets++;
+            break;
+        case 'B':
+            if (parse_balloon(optarg, &config.balloon_opts))
+                return 1;
+            config.balloon = true;
+            break;
+        case 'K':
+            if (!*optarg)
+                return fail("%s", "--control needs a path");
+            control_path = optarg;
             break;
         case 'm': {
             unsigned long long bytes;
@@ -402,7 +466,18 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "nimbus run: %s\n", err);
         return 1;
     }
-    int status = vm_run(m);
+    struct control *ctl = NULL;
+    if (control_path) {
+        struct control_ops ops = { .handle = control_vm_handle, .opaque = m };
+        if (control_open(control_path, &ops, &ctl, err, sizeof(err))) {
+            fprintf(stderr, "nimbus run: %s\n", err);
+            virt_destroy(m);
+            return 1;
+        }
+    }
+    struct vm_io_source src = ctl ? control_io_source(ctl) : (struct vm_io_source){ 0 };
+    int status = vm_run_io(m, ctl ? &src : NULL);
+    control_close(ctl);
     for (unsigned i = 0; jit_stats && i < m->nharts; i++) {
         char name[32];
         snprintf(name, sizeof(name), "hart %u", i);

@@ -20,6 +20,7 @@
 #include "dev/uart16550.h"
 #include "base/errmsg.h"
 #include "machine/loader.h"
+#include "virtio/balloon.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "virtio/console.h"
@@ -562,8 +563,8 @@ static void virtio_console_out(void *opaque, const uint8_t *buf, size_t n)
 }
 
 /* The virtio-mmio slots: disks from slot 0 in the order given, then the
- * network cards in the order given, then the console and vsock devices, the
- * entropy device in the last slot (every cloud VM has one; it costs nothing
+ * network cards in the order given, then the console, vsock and balloon
+ * devices, the entropy device in the last slot (every cloud VM has one; it costs nothing
  * idle and lets the guest's RNG seed at once). */
 static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
 {
@@ -600,11 +601,10 @@ static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
             return r;
         slot++;
     }
-    unsigned extra = (c->console_virtio ? 1 : 0) + (c->vsock_cid ? 1 : 0);
+    unsigned extra = (c->console_virtio ? 1 : 0) + (c->vsock_cid ? 1 : 0) + (c->balloon ? 1 : 0);
     if (slot + extra > VIRT_RNG_SLOT)
-        return errmsg(err, errlen, -EINVAL,
-                      "too many virtio devices: %u slots for disks, network cards, console and vsock",
-                      VIRT_RNG_SLOT);
+        return errmsg(err, errlen, -EINVAL, "too many virtio devices: %u slots for disks, network "
+                      "cards, console, vsock and balloon", VIRT_RNG_SLOT);
     if (c->console_virtio) {
         struct virtio_console_host host = { .output = virtio_console_out, .opaque = m };
         r = virtio_console_create(&m->mem, virtio_slot_base(slot),
@@ -620,6 +620,14 @@ static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
                                 c->vsock_path, &m->virtio[slot], err, errlen);
         if (r)
             return r;
+        slot++;
+    }
+    if (c->balloon) {
+        r = virtio_balloon_create(&m->mem, virtio_slot_base(slot),
+                                  plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + slot),
+                                  &c->balloon_opts, &m->balloon, &m->virtio[slot]);
+        if (r)
+            return errmsg(err, errlen, r, "cannot create the balloon: %s", strerror(-r));
         slot++;
     }
     r = virtio_rng_create(&m->mem, virtio_slot_base(VIRT_RNG_SLOT),

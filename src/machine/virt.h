@@ -23,6 +23,7 @@
 #include "machine/sbi.h"
 #include "mem/guest_mem.h"
 #include "net/net.h"
+#include "virtio/balloon.h"
 
 #define VIRT_RAM_BASE    0x80000000ull
 #define VIRT_MAX_HARTS   64u
@@ -34,8 +35,9 @@
 #define VIRT_VIRTIO_IRQ  1u      /* slot n interrupts on PLIC source 1 + n */
 /* Slot use: disks from slot 0 in command-line order, then the network
  * cards in command-line order, then the virtio console (--console virtio),
- * then the vsock device (--vsock), each in the next free slot; the entropy
- * device in the last slot, so its address never depends on the others. */
+ * the vsock device (--vsock) and the balloon (--balloon), each in the next
+ * free slot; the entropy device in the last slot, so its address never
+ * depends on the others. */
 #define VIRT_RNG_SLOT    (VIRT_VIRTIO_SLOTS - 1)
 #define VIRT_MAX_DISKS   (VIRT_VIRTIO_SLOTS - 1)
 #define VIRT_MAX_NETS    (VIRT_VIRTIO_SLOTS - 1)
@@ -76,6 +78,8 @@ struct virt_config {
     unsigned ndisks;
     struct virt_net nets[VIRT_MAX_NETS];      /* virtio-net, the slots after the disks */
     unsigned nnets;
+    bool balloon;                              /* virtio-balloon, after the disks */
+    struct virtio_balloon_options balloon_opts;
 };
 
 /* How a run of the machine ended. */
@@ -112,6 +116,7 @@ struct virt_machine {
     struct sbi_platform sbi;
     struct virtio_dev *virtio[VIRT_VIRTIO_SLOTS];   /* NULL: empty slot */
     struct virtio_console *vconsole;   /* --console virtio: takes the console input */
+    struct virtio_balloon *balloon;                 /* in its slot's transport, or NULL */
 
     uint64_t tohost, fromhost;     /* HTIF words of a bare-metal program, or 0 */
     pthread_mutex_t htif_lock;

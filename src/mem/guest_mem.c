@@ -98,12 +98,34 @@ int guest_mem_read(const struct guest_mem *mem, uint64_t pa, void *dst, size_t l
     return 0;
 }
 
+/* The host's page size, which madvise works in. */
+static uintptr_t host_page_size(void)
+{
+    long hp = sysconf(_SC_PAGESIZE);
+    return hp > 0 ? (uintptr_t)hp : 4096;
+}
+
+int guest_mem_discard(struct guest_mem *mem, uint64_t pa, uint64_t len)
+{
+    uint8_t *p = guest_mem_ram_ptr(mem, pa, len);
+    if (!p)
+        return -EFAULT;
+    uintptr_t page = host_page_size();
+    uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)p + len) & ~(page - 1);
+    if (end <= start)
+        return 0;
+    if (madvise((void *)start, end - start, MADV_DONTNEED))
+        return -errno;
+    return 0;
+}
+
 int guest_mem_zero(struct guest_mem *mem, uint64_t pa, uint64_t len)
 {
     uint8_t *p = guest_mem_ram_ptr(mem, pa, len);
     if (!p)
         return -EFAULT;
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t page = host_page_size();
     uintptr_t start = (uintptr_t)p, end = start + len;
     uintptr_t first = (start + page - 1) & ~(page - 1), last = end & ~(page - 1);
     if (first >= last) {          /* no whole host page inside */
@@ -112,5 +134,5 @@ int guest_mem_zero(struct guest_mem *mem, uint64_t pa, uint64_t len)
     }
     memset(p, 0, first - start);
     memset((void *)last, 0, end - last);
-    return madvise((void *)first, last - first, MADV_DONTNEED) ? -errno : 0;
+    return guest_mem_discard(mem, pa + (first - start), last - first);
 }

@@ -76,4 +76,18 @@ int guest_mem_read(const struct guest_mem *mem, uint64_t pa, void *dst, size_t l
  * Returns 0, -EFAULT if any byte is not RAM, or -errno from madvise. */
 int guest_mem_zero(struct guest_mem *mem, uint64_t pa, uint64_t len);
 
+/* Gives the host pages wholly inside [pa, pa+len) back to the host kernel
+ * (madvise MADV_DONTNEED on the private anonymous mapping): the process's
+ * RSS falls, and the guest reads zeros there afterwards. Partial host pages
+ * at the ends keep their contents. Used by the balloon (inflated and
+ * reported free pages). Returns 0, -EFAULT if any byte is not RAM, or the
+ * madvise error.
+ *
+ * Any thread, while harts run: the mapping itself stays, so the host
+ * pointers harts hold in their software TLBs (and virtqueue iovecs) stay
+ * valid and need no flush; a hart that touches a discarded page simply
+ * faults in a fresh zero page, which is what VIRTIO 1.2 §5.5.6 allows for a
+ * page the driver gave to the device. */
+int guest_mem_discard(struct guest_mem *mem, uint64_t pa, uint64_t len);
+
 #endif

@@ -57,6 +57,7 @@ struct virtio_dev {
 
     /* Workers (under lock). */
     uint64_t pending;            /* queues to serve, one bit each */
+    uint64_t early;              /* notified before DRIVER_OK: served at DRIVER_OK */
     unsigned active;             /* handlers running */
     bool paused;                 /* reset in progress: take no work */
     bool halted;                 /* DEVICE_NEEDS_RESET: take no work */
@@ -114,6 +115,7 @@ static void reset_locked(struct virtio_dev *d)
 {
     quiesce_locked(d);
     d->pending = 0;
+    d->early = 0;
     if (d->p.ops->reset)
         d->p.ops->reset(d->p.dev);
     for (unsigned q = 0; q < d->p.num_queues; q++) {
@@ -374,6 +376,12 @@ static void write_status_locked(struct virtio_dev *d, uint32_t v)
         want &= ~VIRTIO_STATUS_DRIVER_OK;
     uint8_t old = d->status;
     d->status = want | keep;
+    if ((d->status & VIRTIO_STATUS_DRIVER_OK) && d->early && !d->halted) {
+        d->pending |= d->early;
+        pthread_cond_signal(&d->work_cond);
+    }
+    if (d->status & VIRTIO_STATUS_DRIVER_OK)
+        d->early = 0;
     if (d->status != old && d->p.ops->status_changed)
         d->p.ops->status_changed(d->p.dev, d->status);
 }
@@ -465,6 +473,11 @@ static bool mmio_write(void *opaque, uint64_t offset, unsigned size, uint64_t va
         if (v < d->p.num_queues && (d->status & VIRTIO_STATUS_DRIVER_OK) && !d->halted) {
             d->pending |= 1ull << v;
             pthread_cond_signal(&d->work_cond);
+        } else if (v < d->p.num_queues && (d->status & VIRTIO_STATUS_FEATURES_OK)) {
+            /* Linux's balloon primes its statistics queue and notifies
+             * before it sets DRIVER_OK: keep that for then (§3.1: the
+             * device uses no buffers before DRIVER_OK). */
+            d->early |= 1ull << v;
         }
         break;
     case REG_INTERRUPT_ACK:

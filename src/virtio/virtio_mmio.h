@@ -15,7 +15,10 @@
  * another worker goes on with the rest of the queue. Anything may call
  * virtio_dev_kick() (a network backend with packets to deliver, say).
  * A handler completes every element it popped before it returns: reset
- * waits for the handlers to return and then forgets the rings.
+ * waits for the handlers to return and then forgets the rings. (A device
+ * may keep an element across calls, as the balloon's statistics buffer,
+ * if its reset op forgets it.) A QueueNotify after FEATURES_OK but before
+ * DRIVER_OK is remembered and served when DRIVER_OK is set.
  *
  * A driver that breaks the rules (bad descriptors, bad ring addresses)
  * makes the device set DEVICE_NEEDS_RESET and raise a configuration change

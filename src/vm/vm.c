@@ -44,10 +44,10 @@ static void *hart_thread_main(void *arg)
     return NULL;
 }
 
-static int run_io_loop(struct virt_machine *m, int sig_fd)
+static int run_io_loop(struct virt_machine *m, int sig_fd, const struct vm_io_source *src)
 {
     while (atomic_load(&m->stop) == VIRT_RUNNING) {
-        struct pollfd fds[4];
+        struct pollfd fds[4 + VM_IO_SOURCE_MAX_FDS];
         int n = 0, console_idx = -1, out_idx = -1;
         fds[n++] = (struct pollfd){ .fd = m->wake_fd, .events = POLLIN };
         fds[n++] = (struct pollfd){ .fd = sig_fd, .events = POLLIN };
@@ -61,6 +61,9 @@ static int run_io_loop(struct virt_machine *m, int sig_fd)
             out_idx = n;
             fds[n++] = (struct pollfd){ .fd = ofd, .events = POLLOUT };
         }
+        int src_idx = n;
+        unsigned src_n = src ? src->fill(src->opaque, fds + n, VM_IO_SOURCE_MAX_FDS) : 0;
+        n += (int)src_n;
         int timeout = -1;
         int64_t deadline = goldfish_rtc_next_deadline_ns(m->rtc);
         if (deadline != INT64_MAX) {
@@ -88,6 +91,8 @@ static int run_io_loop(struct virt_machine *m, int sig_fd)
             console_handle_input(m->console);
         if (out_idx >= 0 && fds[out_idx].revents)
             console_handle_output(m->console);
+        if (src && r > 0)
+            src->handle(src->opaque, fds + src_idx, src_n);
         goldfish_rtc_poll(m->rtc);
         virt_pump_input(m);
     }
@@ -159,6 +164,11 @@ static void flush_console(struct virt_machine *m, int sig_fd, int timeout_ms)
 
 int vm_run(struct virt_machine *m)
 {
+    return vm_run_io(m, NULL);
+}
+
+int vm_run_io(struct virt_machine *m, const struct vm_io_source *src)
+{
     sigset_t sigs, old;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
@@ -200,7 +210,7 @@ int vm_run(struct virt_machine *m)
             }
             started++;
         }
-        if (started == m->nharts && run_io_loop(m, sig_fd))
+        if (started == m->nharts && run_io_loop(m, sig_fd, src))
             virt_request_stop(m, VIRT_STOP_ERROR, 1);
         for (unsigned i = 0; i < started; i++)
             pthread_join(threads[i].thread, NULL);

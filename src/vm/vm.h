@@ -3,12 +3,29 @@
 #ifndef NIMBUS_VM_VM_H
 #define NIMBUS_VM_VM_H
 
+#include <poll.h>
+
 #include "machine/virt.h"
+
+/* More descriptors for the I/O thread to serve (the control socket, say),
+ * given by a higher layer. Both callbacks run on the I/O thread. */
+struct vm_io_source {
+    /* Puts up to `max` descriptors to poll in `fds`; returns how many. */
+    unsigned (*fill)(void *opaque, struct pollfd *fds, unsigned max);
+    /* After each poll, with the entries fill gave (revents set). */
+    void (*handle)(void *opaque, const struct pollfd *fds, unsigned n);
+    void *opaque;
+};
+#define VM_IO_SOURCE_MAX_FDS 32u
 
 /* Runs the machine until it stops; a guest reboot restarts it in-process.
  * Returns the process exit status: 0 after poweroff or a user quit, the
  * guest's code after a failure exit, 1 if the monitor failed.
  * Thread: the control thread, which becomes the I/O thread meanwhile. */
 int vm_run(struct virt_machine *m);
+
+/* vm_run, with `src` (NULL: none) served by the I/O thread as well, across
+ * reboots. */
+int vm_run_io(struct virt_machine *m, const struct vm_io_source *src);
 
 #endif
