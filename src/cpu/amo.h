@@ -3,6 +3,7 @@
 #ifndef NIMBUS_CPU_AMO_H
 #define NIMBUS_CPU_AMO_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cpu/decode.h"
@@ -36,5 +37,28 @@
 DEFINE_AMO(amo32, uint32_t, int32_t)
 DEFINE_AMO(amo64, uint64_t, int64_t)
 #undef DEFINE_AMO
+
+/* SC.W/SC.D (unprivileged spec 8.2) against the hart's value-based
+ * reservation: succeeds with a host compare-and-swap when the reservation
+ * covers `addr` and memory still holds the value LR read. The reservation
+ * ends either way. Returns true on success (rd = 0). */
+static inline bool amo_store_conditional(bool *resv_valid, uint64_t resv_addr, uint64_t resv_value,
+                                         uint64_t addr, void *p, uint64_t src, bool word)
+{
+    bool ok = false;
+    if (*resv_valid && resv_addr == addr) {
+        if (word) {
+            uint32_t expect = (uint32_t)resv_value;
+            ok = __atomic_compare_exchange_n((uint32_t *)p, &expect, (uint32_t)src, false,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        } else {
+            uint64_t expect = resv_value;
+            ok = __atomic_compare_exchange_n((uint64_t *)p, &expect, src, false,
+                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+        }
+    }
+    *resv_valid = false;
+    return ok;
+}
 
 #endif

@@ -422,19 +422,7 @@ L_SC_D: {
     SYNC_PC();
     if (mmu_atomic_ptr(h, a, size, false, &p))
         goto trapped;
-    bool ok = false;
-    if (h->resv_valid && h->resv_addr == a) {
-        if (size == 4) {
-            uint32_t expect = (uint32_t)h->resv_value;
-            ok = __atomic_compare_exchange_n((uint32_t *)p, &expect, (uint32_t)b, false,
-                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-        } else {
-            uint64_t expect = h->resv_value;
-            ok = __atomic_compare_exchange_n((uint64_t *)p, &expect, b, false,
-                                             __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-        }
-    }
-    h->resv_valid = false;
+    bool ok = amo_store_conditional(&h->resv_valid, h->resv_addr, h->resv_value, a, p, b, size == 4);
     RD = !ok;
     NEXT();
 }

@@ -70,19 +70,7 @@ static int atomic_op(struct hart *h, uint64_t a, uint64_t b, uint64_t info)
         h->resv_valid = true;
         h->x[rd] = v;
     } else if (op == OP_SC_W || op == OP_SC_D) {
-        bool ok = false;
-        if (h->resv_valid && h->resv_addr == a) {
-            if (word) {
-                uint32_t expect = (uint32_t)h->resv_value;
-                ok = __atomic_compare_exchange_n((uint32_t *)p, &expect, (uint32_t)b, false,
-                                                 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-            } else {
-                uint64_t expect = h->resv_value;
-                ok = __atomic_compare_exchange_n((uint64_t *)p, &expect, b, false,
-                                                 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
-            }
-        }
-        h->resv_valid = false;
+        bool ok = amo_store_conditional(&h->resv_valid, h->resv_addr, h->resv_value, a, p, b, word);
         h->x[rd] = !ok;
     } else {
         h->x[rd] = word ? sext32(amo32(p, funct, (uint32_t)b)) : amo64(p, funct, b);
