@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # An idle guest costs (almost) nothing: boots to the interactive shell, waits
 # until it sits at the prompt, then measures the nimbus process's CPU time
-# (utime + stime from /proc/PID/stat) over 5 s windows: it must stay under 2%
+# (utime + stime from /proc/PID/stat) over 5 s windows: it must stay under 10%
 # of one host core. Then `poweroff` at the prompt must end the VM with 0.
 set -u
 . "$(dirname "$0")/lib.sh"
 guest_test idle
 
-LIMIT_PCT=2
+# What this guards against is a hart that spins instead of parking (100% of
+# a core). The real idle cost depends on the host: 0.2% on the machine this
+# was written on, 3-6% on 2026-11-30's, for the same binary and guest
+# (the guest takes ~7 timer interrupts a second at the prompt).
+LIMIT_PCT=10
 WINDOW=5
 hz=$(getconf CLK_TCK)
 
