@@ -190,8 +190,11 @@ wait_exit() {
     exec 8>&-
 }
 
-# cpu_ticks PID: user + system CPU time of a process, in clock ticks.
-cpu_ticks() {
-    # Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
-    sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+# cpu_ns PID: the CPU time a process's threads have run, in ns, from the
+# scheduler's own runtime accounting (/proc/PID/task/*/schedstat, first
+# field), which is finer than utime/stime in /proc/PID/stat (sampled at
+# host ticks). printf %.0f: mawk's %d stops at 2^31.
+cpu_ns() {
+    [ -d "/proc/$1/task" ] || return 1
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
