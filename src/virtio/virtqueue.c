@@ -212,7 +212,10 @@ void vq_unpop(struct virtqueue *vq, unsigned n)
     vq->last_avail = (uint16_t)(vq->last_avail - n);
 }
 
-size_t vq_iov_read(const struct iovec *iov, unsigned cnt, size_t offset, void *buf, size_t len)
+/* Copies between `buf` and bytes [offset, offset + len) of an iovec array,
+ * into the iovecs when `to_iov`; returns the bytes copied. */
+static size_t iov_copy(const struct iovec *iov, unsigned cnt, size_t offset, uint8_t *buf,
+                       size_t len, bool to_iov)
 {
     size_t done = 0;
     for (unsigned i = 0; i < cnt && done < len; i++) {
@@ -223,30 +226,27 @@ size_t vq_iov_read(const struct iovec *iov, unsigned cnt, size_t offset, void *b
         size_t n = iov[i].iov_len - offset;
         if (n > len - done)
             n = len - done;
-        memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + offset, n);
+        uint8_t *part = (uint8_t *)iov[i].iov_base + offset;
+        if (to_iov)
+            memcpy(part, buf + done, n);
+        else
+            memcpy(buf + done, part, n);
         done += n;
         offset = 0;
     }
     return done;
 }
 
+size_t vq_iov_read(const struct iovec *iov, unsigned cnt, size_t offset, void *buf, size_t len)
+{
+    return iov_copy(iov, cnt, offset, buf, len, false);
+}
+
 size_t vq_iov_write(const struct iovec *iov, unsigned cnt, size_t offset, const void *buf,
                     size_t len)
 {
-    size_t done = 0;
-    for (unsigned i = 0; i < cnt && done < len; i++) {
-        if (offset >= iov[i].iov_len) {
-            offset -= iov[i].iov_len;
-            continue;
-        }
-        size_t n = iov[i].iov_len - offset;
-        if (n > len - done)
-            n = len - done;
-        memcpy((uint8_t *)iov[i].iov_base + offset, (const uint8_t *)buf + done, n);
-        done += n;
-        offset = 0;
-    }
-    return done;
+    /* iov_copy only reads `buf` in this direction. */
+    return iov_copy(iov, cnt, offset, (uint8_t *)(uintptr_t)buf, len, true);
 }
 
 int vq_iov_slice(const struct iovec *iov, unsigned cnt, size_t offset, size_t len,
