@@ -108,8 +108,10 @@ fuzz: deps $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 deps:
 	@scripts/deps.sh
 
+# The initramfs and kernel, then the Debian root disk (docs/guest.md).
 guest: deps
 	@scripts/guest.sh
+	@scripts/debian-disk.sh
 
 run: deps all guest
 	$(BUILD)/nimbus run --kernel $(BUILD)/guest/vmlinux --initrd $(BUILD)/guest/initramfs.cpio.gz \
@@ -120,6 +122,7 @@ test: deps
 
 bench: deps all bench-elf guest
 	@bench/run.sh
+	@bench/io.sh
 	@bench/balloon.sh
 
 clean:

@@ -19,6 +19,9 @@ packages=(
     e2fsprogs                          # disk tests: mkfs.ext4, e2fsck, debugfs on the host
     zlib1g-dev libzstd-dev             # compressed qcow2 clusters
     qemu-utils                         # qemu-img: the qcow2 tests check images with it
+    fdisk tar debian-archive-keyring   # the Debian root disk: sfdisk, unpacking, apt's keys
+    u-boot-qemu                        # firmware from disk: U-Boot boots the Debian disk
+    iperf3                             # `make bench`: the host end of the guest's iperf3
 )
 missing=()
 for p in "${packages[@]}"; do

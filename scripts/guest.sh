@@ -10,10 +10,9 @@
 #
 # The kernel (the versioned package that linux-image-riscv64 depends on) and
 # busybox-static come from Debian's archive, suite trixie (Debian 12 has no
-# riscv64), through a private apt configuration of our own: apt's state,
-# lists and cache live in the guest cache and the system's apt is untouched.
-# The archive's address is taken from the host's apt sources (the entry that
-# serves the `debian` archive); none is written here.
+# riscv64), through a private apt configuration of our own
+# (scripts/debian-apt.sh): the system's apt is untouched, and the archive's
+# address is taken from the host's apt sources.
 #
 # The .debs are cached outside the build tree and not fetched again; the
 # outputs are rebuilt only when an input changed.
@@ -81,7 +80,7 @@ have_debs() {
 # The stamp names every input: the two .debs, /init, this script, the modules.
 inputs_local() {
     printf 'init %s %s\nscript %s\nmodules %s | %s\n' \
-        "$(sha256sum <"$INIT_SRC" | cut -d' ' -f1)" "$(sha256sum <"$AGENT_SRC" | cut -d' ' -f1)" \
+        "$(cat "$INIT_SRC" "$ROOT/guest/udhcpc.script" | sha256sum | cut -d' ' -f1)" "$(sha256sum <"$AGENT_SRC" | cut -d' ' -f1)" \
         "$(sha256sum <"${BASH_SOURCE[0]}" | cut -d' ' -f1)" \
         "$MODULES_REQUIRED" "$MODULES_OPTIONAL $MODULES_ON_DEMAND"
 }
@@ -99,139 +98,16 @@ exit_if_up_to_date() {
     exit 0
 }
 
-# --- The Debian archive, from the host's apt sources ---------------------------
-# Prints "URI SUITE COMPONENTS..." for every enabled `deb` entry of the host.
-host_sources() {
-    local SL="" SP=""
-    eval "$(env -u APT_CONFIG apt-config shell SL Dir::Etc::SourceList/f SP Dir::Etc::SourceParts/d)"
-    SL=${SL:-/etc/apt/sources.list}
-    SP=${SP:-/etc/apt/sources.list.d/}
-    local f
-    for f in "$SL" "$SP"*.list; do
-        [ -r "$f" ] || continue
-        # One-line format: deb [options] URI SUITE COMPONENT...
-        awk '{ sub(/#.*/, "") }
-             $1 == "deb" {
-                 i = 2
-                 if ($i ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
-                 line = $i " " $(i + 1)
-                 for (j = i + 2; j <= NF; j++) line = line " " $j
-                 if (i + 1 <= NF) print line
-             }' "$f"
-    done
-    for f in "$SP"*.sources; do
-        [ -r "$f" ] || continue
-        # deb822 format: stanzas of Types/URIs/Suites/Components/Enabled.
-        awk 'function flush(   n, m, i, j, U, S) {
-                 if (types ~ /(^|[ \t])deb([ \t]|$)/ && enabled !~ /^(no|false|0)$/) {
-                     n = split(uris, U, /[ \t]+/); m = split(suites, S, /[ \t]+/)
-                     for (i = 1; i <= n; i++) for (j = 1; j <= m; j++)
-                         if (U[i] != "" && S[j] != "") print U[i], S[j], comps
-                 }
-                 types = uris = suites = comps = last = ""; enabled = "yes"
-             }
-             BEGIN { enabled = "yes" }
-             /^[ \t]*#/ { next }
-             /^[ \t]*$/ { flush(); next }
-             /^[ \t]/ {
-                 if (last == "types") types = types " " $0
-                 else if (last == "uris") uris = uris " " $0
-                 else if (last == "suites") suites = suites " " $0
-                 else if (last == "components") comps = comps " " $0
-                 next
-             }
-             {
-                 key = tolower($0); sub(/:.*/, "", key)
-                 val = $0; sub(/^[^:]*:[ \t]*/, "", val); sub(/[ \t]+$/, "", val)
-                 last = key
-                 if (key == "types") types = val
-                 else if (key == "uris") uris = val
-                 else if (key == "suites") suites = val
-                 else if (key == "components") comps = val
-                 else if (key == "enabled") enabled = tolower(val)
-             }
-             END { flush() }' "$f"
-    done
-}
+# --- The Debian archive and a private apt (scripts/debian-apt.sh) -------------
+# shellcheck source=debian-apt.sh
+. "$ROOT/scripts/debian-apt.sh"
 
-# Candidate archive URIs, best first: entries for Debian's release suites
-# (not -security) of an archive named `debian` with component main.
-mirror_candidates() {
-    host_sources | awk '
-        {
-            uri = $1; suite = $2; main = 0
-            for (i = 3; i <= NF; i++) if ($i == "main") main = 1
-            if (!main) next
-            if (uri !~ /^(https?|ftp|file|mirror(\+(https?|ftp|file))?):/) next
-            if (suite ~ /security/ || uri ~ /security/) next
-            base = suite; sub(/-(updates|backports|proposed-updates)$/, "", base)
-            if (base !~ /^(bullseye|bookworm|trixie|forky|duke|sid|oldstable|stable|testing|unstable)$/) next
-            name = uri; sub(/\/+$/, "", name); sub(/\.list$/, "", name); sub(/.*\//, "", name)
-            if (name != "debian") next
-            prio = (suite ~ /^(bookworm|trixie)$/) ? 1 : 2
-            sub(/\/+$/, "", uri)
-            print prio, uri
-        }' | sort -s -k1,1n | awk '!seen[$2]++ { print $2 }'
-}
-
-# --- Private apt ---------------------------------------------------------------
-APTDIR=$CACHE/apt
-setup_apt() { # $1 = archive URI
-    mkdir -p "$APTDIR/etc/parts" "$APTDIR/etc/preferences.d" "$APTDIR/state/lists/partial" \
-        "$APTDIR/cache/archives/partial"
-    : >"$APTDIR/state/status"
-    echo "deb [arch=$ARCH signed-by=$KEYRING] $1 $SUITE main" >"$APTDIR/etc/sources.list"
-    {
-        echo "// Generated by scripts/guest.sh: apt for the riscv64 guest packages only."
-        echo "Dir::Etc::SourceList \"$APTDIR/etc/sources.list\";"
-        echo "Dir::Etc::SourceParts \"$APTDIR/etc/parts\";"
-        echo "Dir::Etc::Parts \"$APTDIR/etc/parts\";"
-        echo "Dir::Etc::Preferences \"$APTDIR/etc/preferences\";"
-        echo "Dir::Etc::PreferencesParts \"$APTDIR/etc/preferences.d\";"
-        echo "Dir::State \"$APTDIR/state\";"
-        echo "Dir::State::Lists \"$APTDIR/state/lists\";"
-        echo "Dir::State::status \"$APTDIR/state/status\";"
-        echo "Dir::Cache \"$APTDIR/cache\";"
-        echo "Dir::Cache::pkgcache \"\";"
-        echo "Dir::Cache::srcpkgcache \"\";"
-        echo "APT::Architecture \"$ARCH\";"
-        echo "APT::Architectures { \"$ARCH\"; };"
-        echo "APT::Sandbox::User \"$(id -un)\";"
-        echo "Acquire::Languages \"none\";"
-        echo "Acquire::IndexTargets::deb::Contents-deb::DefaultEnabled \"false\";"
-        # The host's proxy and date-check settings still apply.
-        env -u APT_CONFIG apt-config dump 2>/dev/null |
-            grep -E '^Acquire::((https?|ftp)(::[^ ]+)?::Proxy(-Auto-Detect)?|Check-Valid-Until|Check-Date|Retries|ForceIPv4|ForceIPv6) ' || true
-    } >"$APTDIR/etc/apt.conf"
-    export APT_CONFIG=$APTDIR/etc/apt.conf
-}
-
-# Resolves and downloads the packages, then writes the manifest.
 fetch() {
-    local candidates uri kpkg="" tmp
-    if [ -n "${NIMBUS_GUEST_MIRROR:-}" ]; then
-        candidates=$NIMBUS_GUEST_MIRROR
-    else
-        candidates=$(mirror_candidates)
-        [ -n "$candidates" ] || die "no Debian archive found in the host's apt sources" \
-            "(an entry of suite bookworm or trixie, component main, for an archive named 'debian');" \
-            "set NIMBUS_GUEST_MIRROR to a Debian archive URI"
-    fi
-    [ -r "$KEYRING" ] || die "$KEYRING missing (package debian-archive-keyring)"
-    for uri in $candidates; do
-        say "fetching the $SUITE/$ARCH package lists from $uri"
-        setup_apt "$uri"
-        if ! apt-get -q update >"$APTDIR/update.log" 2>&1; then
-            echo "guest: apt-get update failed for $uri:" >&2
-            tail -n 5 "$APTDIR/update.log" >&2
-            continue
-        fi
-        kpkg=$(apt-cache depends linux-image-$ARCH 2>/dev/null |
-            awk '$1 == "Depends:" && $2 ~ /^linux-image-.*-'$ARCH'$/ { print $2; exit }')
-        [ -n "$kpkg" ] && break
-        echo "guest: $uri $SUITE has no linux-image-$ARCH" >&2
-    done
-    [ -n "$kpkg" ] || die "could not find linux-image-$ARCH in suite $SUITE of: $candidates"
+    local kpkg tmp
+    apt_select_archive linux-image-$ARCH
+    kpkg=$(apt-cache depends linux-image-$ARCH 2>/dev/null |
+        awk '$1 == "Depends:" && $2 ~ /^linux-image-.*-'$ARCH'$/ { print $2; exit }')
+    [ -n "$kpkg" ] || die "linux-image-$ARCH in $SUITE depends on no linux-image-*-$ARCH"
     mkdir -p "$DEBS"
     local pkg file size files=() get=()
     for pkg in "$kpkg" busybox-static; do
@@ -297,6 +173,7 @@ ln -s ../bin "$R/usr/sbin"
 ln -s ../lib "$R/usr/lib"
 install -m 0755 "$BUSYBOX" "$R/bin/busybox"
 install -m 0755 "$INIT_SRC" "$R/init"
+echo initramfs >"$R/etc/nimbus/role" # (guest/init plays two roles)
 # The guest agent: static, so it needs nothing from the initramfs (Debian's
 # libc6-dev-riscv64-cross has the static libc).
 "$RV_CC" -static -O2 -Wall -Wextra -Werror -o "$R/bin/nimbus-agent" "$AGENT_SRC" ||
@@ -353,39 +230,12 @@ poweroff() { /bin/poweroff; }
 halt() { /bin/poweroff; }
 reboot() { /bin/reboot; }
 EOF
-# udhcpc's default script (busybox calls it on every lease event): sets the
-# address, the default route and /etc/resolv.conf, e.g. `udhcpc -i eth0 -q`.
-# Debian's busybox looks for it in /etc/udhcpc, upstream's in /usr/share/udhcpc.
+# udhcpc's default script (guest/udhcpc.script; busybox calls it on every
+# lease event), e.g. `udhcpc -i eth0 -q`. Debian's busybox looks for it in
+# /etc/udhcpc, upstream's in /usr/share/udhcpc.
 mkdir -p "$R/etc/udhcpc" "$R/usr/share/udhcpc"
 ln -s ../../../etc/udhcpc/default.script "$R/usr/share/udhcpc/default.script"
-cat >"$R/etc/udhcpc/default.script" <<'EOF'
-#!/bin/sh
-# Called by busybox udhcpc with $1 = deconfig|bound|renew|leasefail|nak and
-# the lease in $interface, $ip, $mask (prefix length), $router, $dns, $domain.
-case $1 in
-    deconfig)
-        ip -4 addr flush dev "$interface"
-        ip link set "$interface" up
-        ;;
-    bound | renew)
-        ip -4 addr flush dev "$interface"
-        ip addr add "$ip/${mask:-24}" ${broadcast:+broadcast "$broadcast"} dev "$interface"
-        ip link set "$interface" up
-        if [ -n "$router" ]; then
-            while ip route del default dev "$interface" 2>/dev/null; do :; done
-            for r in $router; do
-                ip route add default via "$r" dev "$interface"
-                break
-            done
-        fi
-        : >/etc/resolv.conf
-        [ -n "$domain" ] && echo "search $domain" >>/etc/resolv.conf
-        for d in $dns; do echo "nameserver $d" >>/etc/resolv.conf; done
-        ;;
-esac
-exit 0
-EOF
-chmod 0755 "$R/etc/udhcpc/default.script"
+install -m 0755 "$ROOT/guest/udhcpc.script" "$R/etc/udhcpc/default.script"
 echo nimbus >"$R/etc/hostname"
 : >"$R/etc/fstab"
 

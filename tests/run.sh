@@ -103,6 +103,10 @@ run_hostile build/asan/nimbus hostile-asan asan
 
 echo "== guest tests"
 if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
+    # The Debian root disk (debian_disk, uboot_disk): its failure fails those
+    # tests only.
+    scripts/debian-disk.sh >"$log_dir/debian-disk-build.log" 2>&1 ||
+        report "guest/debian-disk-build" 1 "$log_dir/debian-disk-build.log"
     for t in tests/guest/*.sh; do
         [ "$(basename "$t")" = lib.sh ] && continue
         name="guest/$(basename "$t" .sh)"

@@ -23,6 +23,10 @@ static void run_usage(FILE *out)
         "Boots the RISC-V 'virt' board (QEMU-compatible memory map).\n"
         "\n"
         "  --kernel FILE     Linux kernel: RISC-V ELF or flat Image (Debian's vmlinux-*)\n"
+        "  --kernel-format auto|raw\n"
+        "                    auto (default): FILE must be an ELF or an Image; raw: load\n"
+        "                    FILE as it is at 0x80200000 and start there, e.g. U-Boot's\n"
+        "                    qemu-riscv64_smode/u-boot.bin\n"
         "  --initrd FILE     initial ramdisk\n"
         "  --append ARGS     kernel command line\n"
         "  --mem SIZE        guest RAM, e.g. 512M, 2G (bare number = MiB; default 512M)\n"
@@ -302,6 +306,7 @@ int cmd_run(int argc, char **argv)
 {
     static const struct option options[] = {
         { "kernel", required_argument, NULL, 'k' },
+        { "kernel-format", required_argument, NULL, 'F' },
         { "initrd", required_argument, NULL, 'i' },
         { "append", required_argument, NULL, 'a' },
         { "mem", required_argument, NULL, 'm' },
@@ -337,6 +342,14 @@ int cmd_run(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (opt) {
         case 'k': config.kernel = optarg; break;
+        case 'F':
+            if (!strcmp(optarg, "raw"))
+                config.kernel_raw = true;
+            else if (strcmp(optarg, "auto"))
+                return fail("invalid --kernel-format '%s' (auto or raw)", optarg);
+            else
+                config.kernel_raw = false;
+            break;
         case 'i': config.initrd = optarg; break;
         case 'a': config.append = optarg; break;
         case 'b': config.bios = optarg; break;

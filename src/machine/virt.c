@@ -353,6 +353,10 @@ static int fdt_build(struct virt_machine *m, uint64_t initrd_start, uint64_t ini
 
     FDT_CHECK(fdt_end_node(fdt));
     FDT_CHECK(fdt_finish(fdt));
+    /* Free space inside the blob: boot loaders edit the tree in place (U-Boot
+     * adds the kernel's bootargs and initrd to /chosen, growing the blob
+     * past what it reserved for a tightly packed one, over its own data). */
+    FDT_CHECK(fdt_open_into(fdt, fdt, FDT_MAX_SIZE));
     m->fdt_size = fdt_totalsize(fdt);
     return 0;
 }
@@ -448,7 +452,10 @@ static int load_and_boot(struct virt_machine *m, char *err, size_t errlen)
             return r;
     }
     if (c->kernel) {
-        r = loader_load_kernel(&m->mem, c->kernel, VIRT_KERNEL_ADDR, &kernel, err, errlen);
+        if (c->kernel_raw)
+            r = loader_load_raw(&m->mem, c->kernel, VIRT_KERNEL_ADDR, &kernel, err, errlen);
+        else
+            r = loader_load_kernel(&m->mem, c->kernel, VIRT_KERNEL_ADDR, &kernel, err, errlen);
         if (r)
             return r;
         if (c->bios && kernel.start < fw.end) {

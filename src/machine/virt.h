@@ -60,6 +60,7 @@ struct virt_net {
 
 struct virt_config {
     const char *kernel;     /* NULL: bare-metal run of `bios` */
+    bool kernel_raw;        /* load `kernel` as a flat binary, not an ELF or Image */
     const char *initrd;
     const char *append;     /* kernel command line */
     const char *bios;       /* NULL: built-in SBI */

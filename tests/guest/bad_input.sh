@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Bad input to `nimbus run` must give a one-line error on stderr and a
 # non-zero exit status, at once (no hang, no boot): a missing or unusable
-# kernel, too little or too much memory, unknown options, bad --smp values,
+# kernel (or an empty raw one, or an unknown --kernel-format), too little or too much memory, unknown options, bad --smp values,
 # a missing option argument, a missing initrd, bad --disk options and disk
 # images (missing, a FIFO, a directory, a qcow2 header declared raw, too many),
 # bad --vsock options (reserved CIDs, unknown options, a path that is a file
@@ -29,6 +29,8 @@ cases=(
     "missing kernel file|--kernel $T/no-such-kernel"
     "kernel of random bytes|--kernel $T/random.bin"
     "empty kernel file|--kernel $T/empty.bin"
+    "empty raw kernel file|--kernel $T/empty.bin --kernel-format raw"
+    "unknown --kernel-format|${k[*]} --kernel-format bzimage"
     "--mem too small (1M)|${k[*]} --mem 1M"
     "--mem beyond the host (100T)|${k[*]} --mem 100T"
     "--mem not a size|${k[*]} --mem lots"

@@ -17,7 +17,8 @@ cd "$ROOT" || exit 1
 NIMBUS=${NIMBUS:-build/nimbus}
 BOOT_TIMEOUT=${NIMBUS_TEST_TIMEOUT:-120}
 KERNEL=${NIMBUS_GUEST_KERNEL:-build/guest/vmlinux}
-INITRD=${NIMBUS_GUEST_INITRD:-build/guest/initramfs.cpio.gz}
+INITRD=${NIMBUS_GUEST_INITRD-build/guest/initramfs.cpio.gz} # empty: no --initrd
+DEBIAN_DISK=${NIMBUS_DEBIAN_DISK:-build/guest/debian.qcow2}
 UP_LINE="nimbus-guest: userspace up"
 TEST_NAME=${TEST_NAME:-$(basename "$0" .sh)}
 T=""          # the test's temporary folder
@@ -61,12 +62,32 @@ guest_test() {
     if [ ! -x "$NIMBUS" ] && ! command -v "$NIMBUS" >/dev/null 2>&1; then
         fail "$NIMBUS not found (run make)"
     fi
-    if [ ! -s "$KERNEL" ] || [ ! -s "$INITRD" ]; then
+    if [ ! -s "$KERNEL" ] || { [ -n "$INITRD" ] && [ ! -s "$INITRD" ]; }; then
         scripts/guest.sh >"$T/guest.log" 2>&1 || {
             LAST_LOG=$T/guest.log
             fail "scripts/guest.sh failed"
         }
     fi
+}
+
+# image_args: the --kernel and --initrd options for KERNEL and INITRD.
+image_args() {
+    IMAGE_ARGS=(--kernel "$KERNEL")
+    if [ -n "$INITRD" ]; then IMAGE_ARGS+=(--initrd "$INITRD"); fi
+}
+
+# debian_overlay FILE: makes FILE a qcow2 overlay on the Debian root disk
+# (scripts/debian-disk.sh builds it when missing), so that tests leave the
+# disk as it was built. Boot it with root=/dev/vda1.
+debian_overlay() {
+    if [ ! -s "$DEBIAN_DISK" ]; then
+        scripts/debian-disk.sh >"$T/debian-disk.log" 2>&1 || {
+            LAST_LOG=$T/debian-disk.log
+            fail "scripts/debian-disk.sh failed"
+        }
+    fi
+    qemu-img create -q -f qcow2 -b "$(realpath "$DEBIAN_DISK")" -F qcow2 "$1" ||
+        fail "qemu-img create of an overlay on $DEBIAN_DISK failed"
 }
 
 # run_vm LOG [nimbus run options...]: boots a VM with stdin from /dev/null,
@@ -76,8 +97,9 @@ run_vm() {
     local log=$1
     shift
     LAST_LOG=$log
+    image_args
     # shellcheck disable=SC2086
-    timeout -k 5 "$BOOT_TIMEOUT" "$NIMBUS" run ${NIMBUS_ARGS:-} --kernel "$KERNEL" --initrd "$INITRD" "$@" \
+    timeout -k 5 "$BOOT_TIMEOUT" "$NIMBUS" run ${NIMBUS_ARGS:-} "${IMAGE_ARGS[@]}" "$@" \
         </dev/null >"$log" 2>&1
 }
 
@@ -125,15 +147,16 @@ start_vm() {
     rm -f "$VM_IN"
     mkfifo "$VM_IN"
     : >"$VM_LOG"
+    image_args
     if [ "${VM_PTY:-0}" = 1 ]; then
         local cmd
         # shellcheck disable=SC2086
-        cmd=$(printf '%q ' "$NIMBUS" run ${NIMBUS_ARGS:-} --kernel "$KERNEL" --initrd "$INITRD" "$@")
+        cmd=$(printf '%q ' "$NIMBUS" run ${NIMBUS_ARGS:-} "${IMAGE_ARGS[@]}" "$@")
         # -e: script's status is the command's; -f: flush at once.
         script -qfec "$cmd" /dev/null <"$VM_IN" >"$VM_LOG" 2>&1 &
     else
         # shellcheck disable=SC2086
-        "$NIMBUS" run ${NIMBUS_ARGS:-} --kernel "$KERNEL" --initrd "$INITRD" "$@" <"$VM_IN" >"$VM_LOG" 2>&1 &
+        "$NIMBUS" run ${NIMBUS_ARGS:-} "${IMAGE_ARGS[@]}" "$@" <"$VM_IN" >"$VM_LOG" 2>&1 &
     fi
     VM_PID=$!
     BG_PIDS+=("$VM_PID")

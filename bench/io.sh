@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Guest I/O beside QEMU (run by `make bench`): prints figures, never pass/fail.
+# Both VMMs boot the same kernel, initramfs and Debian root disk (a qcow2
+# overlay on build/guest/debian.qcow2 each), 1 GiB, 1 hart, virtio-blk and
+# virtio-net over virtio-mmio; QEMU with its default OpenSBI, Nimbus with its
+# built-in SBI (NIMBUS_ARGS adds options, e.g. "--jit on").
+#  fio     in the guest on a second disk, /dev/vdb, with O_DIRECT and libaio,
+#          once on a raw image and once on a qcow2 image (both new and empty
+#          for each VMM; host page cache on both, the defaults): sequential write then read of 256 MiB in 1 MiB
+#          blocks (iodepth 4), then 4 KiB random write and read over it
+#          (iodepth 32, 10 s each); MB/s and IOPS;
+#  iperf3  through user-mode networking (hostfwd to the guest's iperf3
+#          server): host -> guest and guest -> host (-R), 10 s each, Gbit/s.
+# Ratio: nimbus / qemu (above 1.0: Nimbus is faster). One run each: the
+# machine is shared, repeat it to see the spread.
+# Environment: NIMBUS (build/nimbus), QEMU (qemu-system-riscv64), NIMBUS_ARGS,
+# NIMBUS_BENCH_TIMEOUT (seconds per VM, 1800).
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT" || exit 1
+NIMBUS=${NIMBUS:-build/nimbus}
+QEMU=${QEMU:-qemu-system-riscv64}
+VM_TIMEOUT=${NIMBUS_BENCH_TIMEOUT:-1800}
+KERNEL=build/guest/vmlinux
+INITRD=build/guest/initramfs.cpio.gz
+DISK=build/guest/debian.qcow2
+W=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-bench-io.XXXXXX")
+VM_PID=""
+trap '[ -n "$VM_PID" ] && kill -9 "$VM_PID" 2>/dev/null; rm -rf "$W"' EXIT
+
+echo "== guest I/O: fio on a second disk, iperf3 through user networking (bench/io.sh)"
+for f in "$KERNEL" "$INITRD" "$DISK"; do
+    [ -s "$f" ] || { echo "bench: $f missing (make guest)"; exit 1; }
+done
+command -v iperf3 >/dev/null || { echo "bench: iperf3 missing on the host (scripts/deps.sh)"; exit 1; }
+
+# The guest's part: fio jobs on /dev/vdb, then two one-shot iperf3 servers.
+# Lines for the host: "FIO NAME KB/s IOPS", "IPERF_READY N", "IO_DONE".
+read -r -d '' GUEST_CMD <<'EOF'
+fio_job() { # NAME RW BS IODEPTH [fio options...]
+    name=$1 rw=$2 bs=$3 depth=$4
+    shift 4
+    fio --name="$name" --filename=/dev/vdb --rw="$rw" --bs="$bs" --iodepth="$depth" \
+        --ioengine=libaio --direct=1 --size=256M --output-format=terse --terse-version=3 "$@" |
+        awk -F';' -v n="$name" '/^3;/ { if ($7 + 0 > 0) print "FIO", n, $7, $8; else print "FIO", n, $48, $49 }'
+}
+fio_job seq-write write 1M 4
+fio_job seq-read read 1M 4
+fio_job rand-write randwrite 4k 32 --time_based --runtime=10 --randrepeat=0
+fio_job rand-read randread 4k 32 --time_based --runtime=10 --randrepeat=0
+serve() {
+    iperf3 -s -1 -p 5201 >/dev/null 2>&1 &
+    until grep -q ':1451 [0-9A-F]*:0000 0A' /proc/net/tcp /proc/net/tcp6 2>/dev/null; do sleep 0.1; done
+    echo "IPERF_READY $1"
+    wait
+}
+serve 1
+serve 2
+echo IO_DONE
+EOF
+GUEST_ARG="echo $(printf '%s\n' "$GUEST_CMD" | gzip -9n | base64 -w0) | base64 -d | gunzip | sh"
+APPEND="root=/dev/vda1 rw console=ttyS0 quiet -- $GUEST_ARG"
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_line LOG REGEX: waits for REGEX in LOG while the VM lives.
+wait_line() {
+    local end=$((SECONDS + VM_TIMEOUT))
+    until tr -d '\r' <"$1" | grep -Eq -- "$2"; do
+        kill -0 "$VM_PID" 2>/dev/null || return 1
+        [ $SECONDS -lt $end ] || return 1
+        sleep 0.5
+    done
+}
+
+# iperf_gbps PORT [-R]: one 10 s iperf3 run through the forward, in Gbit/s.
+iperf_gbps() {
+    local out
+    out=$(iperf3 -c 127.0.0.1 -p "$1" -t 10 -J ${2:-} 2>/dev/null) || { echo -; return; }
+    python3 -c 'import json, sys
+d = json.load(sys.stdin)
+print("%.3f" % (d["end"]["sum_received"]["bits_per_second"] / 1e9))' <<<"$out" 2>/dev/null || echo -
+}
+
+# one KIND FORMAT: one boot; appends "KEY VALUE" lines to $W/KIND-FORMAT.res.
+one() {
+    local kind=$1 fmt=$2 log=$W/$1-$2.log res=$W/$1-$2.res port
+    port=$(free_port)
+    qemu-img create -q -f qcow2 -b "$ROOT/$DISK" -F qcow2 "$W/root.qcow2"
+    rm -f "$W/data.img"
+    qemu-img create -q -f "$fmt" "$W/data.img" 1G
+    case $kind in
+        # shellcheck disable=SC2086
+        nimbus) "$NIMBUS" run ${NIMBUS_ARGS:-} --kernel "$KERNEL" --initrd "$INITRD" --mem 1G --smp 1 \
+                    --disk "$W/root.qcow2" --disk "$W/data.img,format=$fmt" \
+                    --net "user,hostfwd=tcp::$port-:5201" --append "$APPEND" </dev/null >"$log" 2>&1 & ;;
+        qemu) "$QEMU" -M virt -m 1G -smp 1 -bios default -nographic -kernel "$KERNEL" -initrd "$INITRD" \
+                  -append "$APPEND" \
+                  -drive "file=$W/root.qcow2,format=qcow2,if=none,id=d0" -device virtio-blk-device,drive=d0 \
+                  -drive "file=$W/data.img,format=$fmt,if=none,id=d1" \
+                  -device virtio-blk-device,drive=d1 \
+                  -netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:5201" -device virtio-net-device,netdev=n0 \
+                  </dev/null >"$log" 2>&1 & ;;
+    esac
+    VM_PID=$!
+    : >"$res"
+    if wait_line "$log" '^IPERF_READY 1'; then
+        tr -d '\r' <"$log" | awk '$1 == "FIO" { print $2 "-kbs", $3; print $2 "-iops", $4 }' >>"$res"
+        if [ "$fmt" = raw ]; then # the network once per VMM
+            echo "h2g $(iperf_gbps "$port")" >>"$res"
+            wait_line "$log" '^IPERF_READY 2' && echo "g2h $(iperf_gbps "$port" -R)" >>"$res"
+        else
+            iperf3 -c 127.0.0.1 -p "$port" -t 1 >/dev/null 2>&1
+            wait_line "$log" '^IPERF_READY 2' && iperf3 -c 127.0.0.1 -p "$port" -t 1 >/dev/null 2>&1
+        fi
+        wait_line "$log" '^IO_DONE'
+    else
+        echo "$kind ($fmt): the guest did not get through its fio jobs; end of its console:"
+        tr -d '\r' <"$log" | grep -v '^\[' | tail -n 8 | sed 's/^/    /'
+    fi
+    kill "$VM_PID" 2>/dev/null
+    wait "$VM_PID" 2>/dev/null
+    VM_PID=""
+    rm -f "$W/root.qcow2" "$W/data.img"
+}
+
+get() { awk -v k="$2" '$1 == k { print $2 }' "$W/$1.res" 2>/dev/null; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b }'; }
+mbs() { [ -n "$1" ] && awk -v k="$1" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }' || echo -; }
+
+kinds=(nimbus)
+command -v "$QEMU" >/dev/null && kinds+=(qemu) || echo "bench: $QEMU not found: no QEMU figures"
+for kind in "${kinds[@]}"; do
+    for fmt in raw qcow2; do
+        one "$kind" "$fmt"
+    done
+done
+
+printf '%-26s %12s %12s %7s\n' "" nimbus qemu ratio
+for fmt in raw qcow2; do
+    for job in seq-write seq-read; do
+        n=$(get nimbus-$fmt "$job-kbs")
+        q=$(get qemu-$fmt "$job-kbs")
+        printf '%-26s %9s MB/s %7s MB/s %7s\n' "fio $fmt $job 1M" "$(mbs "$n")" "$(mbs "$q")" "$(ratio "$n" "$q")"
+    done
+    for job in rand-write rand-read; do
+        n=$(get nimbus-$fmt "$job-iops")
+        q=$(get qemu-$fmt "$job-iops")
+        printf '%-26s %9s IOPS %7s IOPS %7s\n' "fio $fmt $job 4k qd32" "${n:--}" "${q:--}" "$(ratio "$n" "$q")"
+    done
+done
+for dir in h2g g2h; do
+    n=$(get nimbus-raw $dir)
+    q=$(get qemu-raw $dir)
+    label="iperf3 user host->guest"
+    [ $dir = g2h ] && label="iperf3 user guest->host"
+    printf '%-26s %7s Gbit/s %5s Gbit/s %5s\n' "$label" "${n:--}" "${q:--}" "$(ratio "$n" "$q")"
+done
