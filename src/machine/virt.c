@@ -109,6 +109,8 @@ static void console_output_ready(void *opaque)
 {
     struct virt_machine *m = opaque;
     uart16550_tx_ready(m->uart);
+    if (m->vconsole)
+        virtio_console_output_ready(m->vconsole);
 }
 
 static void console_wake(void *opaque)
@@ -564,11 +566,6 @@ static int create_net(struct virt_machine *m, unsigned i, unsigned slot, char *e
 /* hvc0's output. Unlike the UART, the virtio console does not yet hold its
  * transmit buffers back while the console's buffer is full: what does not
  * fit is dropped (the UART path applies back-pressure instead). */
-static void virtio_console_out(void *opaque, const uint8_t *buf, size_t n)
-{
-    console_out(opaque, buf, n);
-}
-
 /* The virtio-mmio slots: disks from slot 0 in the order given, then the
  * network cards in the order given, then the console, vsock and balloon
  * devices, the entropy device in the last slot (every cloud VM has one; it costs nothing
@@ -613,7 +610,7 @@ static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
         return errmsg(err, errlen, -EINVAL, "too many virtio devices: %u slots for disks, network "
                       "cards, console, vsock and balloon", VIRT_RNG_SLOT);
     if (c->console_virtio) {
-        struct virtio_console_host host = { .output = virtio_console_out, .opaque = m };
+        struct virtio_console_host host = { .output = console_out, .opaque = m };
         r = virtio_console_create(&m->mem, virtio_slot_base(slot),
                                   plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + slot), &host,
                                   &m->virtio[slot], &m->vconsole);

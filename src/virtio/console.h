@@ -20,8 +20,10 @@
 #define VIRTIO_CONSOLE_INPUT_MAX 4096u
 
 struct virtio_console_host {
-    /* Guest output, on the worker thread; may block briefly, never long. */
-    void (*output)(void *opaque, const uint8_t *buf, size_t n);
+    /* Guest output, on the worker thread; never blocks. Returns how many
+     * bytes it took: fewer than n when the backend is full, and then the
+     * device waits for virtio_console_output_ready() to go on. */
+    size_t (*output)(void *opaque, const uint8_t *buf, size_t n);
     void *opaque;
 };
 
@@ -32,6 +34,10 @@ struct virtio_console;
 int virtio_console_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
                           const struct virtio_console_host *host, struct virtio_dev **out,
                           struct virtio_console **con);
+
+/* The backend has room again after taking fewer bytes than offered: the
+ * held output goes on (on the worker). Any thread. */
+void virtio_console_output_ready(struct virtio_console *con);
 
 /* Bytes typed for the guest. Returns how many were taken (less than n when
  * the input buffer is full). Any thread. */
