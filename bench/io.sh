@@ -11,16 +11,21 @@
 #          (iodepth 32, 10 s each); MB/s and IOPS;
 #  iperf3  through user-mode networking (hostfwd to the guest's iperf3
 #          server): host -> guest and guest -> host (-R), 10 s each, Gbit/s.
-# Ratio: nimbus / qemu (above 1.0: Nimbus is faster). One run each: the
-# machine is shared, repeat it to see the spread.
+# Medians of NIMBUS_BENCH_RUNS runs (default 3), Nimbus and QEMU taking turns
+# so that both see the same load on a shared machine. Ratio: nimbus / qemu
+# (above 1.0: Nimbus is faster). For one run of each VMM it also prints each
+# thread's share of a core over the fio jobs: a hart (vCPU) thread near 100%
+# means the guest's CPU is the bottleneck, not the device.
 # Environment: NIMBUS (build/nimbus), QEMU (qemu-system-riscv64), NIMBUS_ARGS,
-# NIMBUS_BENCH_TIMEOUT (seconds per VM, 1800).
+# NIMBUS_BENCH_RUNS (3), NIMBUS_BENCH_TIMEOUT (seconds per VM, 1800).
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 NIMBUS=${NIMBUS:-build/nimbus}
 QEMU=${QEMU:-qemu-system-riscv64}
 VM_TIMEOUT=${NIMBUS_BENCH_TIMEOUT:-1800}
+RUNS=${NIMBUS_BENCH_RUNS:-3}
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || { echo "bench: NIMBUS_BENCH_RUNS must be a number"; exit 1; }
 KERNEL=build/guest/vmlinux
 INITRD=build/guest/initramfs.cpio.gz
 DISK=build/guest/debian.qcow2
@@ -35,8 +40,10 @@ done
 command -v iperf3 >/dev/null || { echo "bench: iperf3 missing on the host (scripts/deps.sh)"; exit 1; }
 
 # The guest's part: fio jobs on /dev/vdb, then two one-shot iperf3 servers.
-# Lines for the host: "FIO NAME KB/s IOPS", "IPERF_READY N", "IO_DONE".
+# Lines for the host: "FIO_BEGIN", "FIO NAME KB/s IOPS", "IPERF_READY N",
+# "IO_DONE".
 read -r -d '' GUEST_CMD <<'EOF'
+echo FIO_BEGIN
 fio_job() { # NAME RW BS IODEPTH [fio options...]
     name=$1 rw=$2 bs=$3 depth=$4
     shift 4
@@ -84,19 +91,42 @@ d = json.load(sys.stdin)
 print("%.3f" % (d["end"]["sum_received"]["bits_per_second"] / 1e9))' <<<"$out" 2>/dev/null || echo -
 }
 
-# one KIND FORMAT: one boot; appends "KEY VALUE" lines to $W/KIND-FORMAT.res.
+# thread_ticks PID: "NAME TICKS" for each of its threads (user + system CPU
+# time in clock ticks; names without digits, so hart0 and hart1 add up).
+thread_ticks() {
+    local t
+    for t in /proc/"$1"/task/*; do
+        # The name may hold spaces ("CPU 0/TCG"): the fields follow its ')'.
+        printf '%s %s\n' "$(tr -d ' 0-9' <"$t/comm" 2>/dev/null)" \
+            "$(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{ print $12 + $13 }')"
+    done | awk 'NF == 2 { s[$1] += $2 } END { for (k in s) print k, s[k] }'
+}
+
+# cpu_profile BEFORE AFTER SECONDS: each thread group's share of one core
+# between the two samples, busiest first.
+cpu_profile() {
+    local hz
+    hz=$(getconf CLK_TCK)
+    join -a 2 -e 0 -o 0,1.2,2.2 <(sort "$1") <(sort "$2") |
+        awk -v hz="$hz" -v s="$3" '{ p = ($3 - $2) / hz / s * 100; if (p >= 1) printf "%s %.0f%%\n", $1, p }' |
+        sort -k2 -nr | tr '\n' ' '
+}
+
+# one KIND FORMAT RUN: one boot; writes "KEY VALUE" lines to $W/KIND-FORMAT-RUN.res.
 one() {
-    local kind=$1 fmt=$2 log=$W/$1-$2.log res=$W/$1-$2.res port
+    local kind=$1 fmt=$2 run=$3 log=$W/$1-$2.log res=$W/$1-$2-$3.res port
     port=$(free_port)
     qemu-img create -q -f qcow2 -b "$ROOT/$DISK" -F qcow2 "$W/root.qcow2"
     rm -f "$W/data.img"
     qemu-img create -q -f "$fmt" "$W/data.img" 1G
+    : >"$log" # (before the VM starts: its redirection happens in the background)
     case $kind in
         # shellcheck disable=SC2086
         nimbus) "$NIMBUS" run ${NIMBUS_ARGS:-} --kernel "$KERNEL" --initrd "$INITRD" --mem 1G --smp 1 \
                     --disk "$W/root.qcow2" --disk "$W/data.img,format=$fmt" \
                     --net "user,hostfwd=tcp::$port-:5201" --append "$APPEND" </dev/null >"$log" 2>&1 & ;;
-        qemu) "$QEMU" -M virt -m 1G -smp 1 -bios default -nographic -kernel "$KERNEL" -initrd "$INITRD" \
+        qemu) "$QEMU" -M virt -m 1G -smp 1 -bios default -nographic -name bench,debug-threads=on \
+                  -kernel "$KERNEL" -initrd "$INITRD" \
                   -append "$APPEND" \
                   -drive "file=$W/root.qcow2,format=qcow2,if=none,id=d0" -device virtio-blk-device,drive=d0 \
                   -drive "file=$W/data.img,format=$fmt,if=none,id=d1" \
@@ -106,7 +136,16 @@ one() {
     esac
     VM_PID=$!
     : >"$res"
+    local t0=0 t1
+    if wait_line "$log" '^FIO_BEGIN'; then
+        thread_ticks "$VM_PID" >"$W/ticks0"
+        t0=$SECONDS
+    fi
     if wait_line "$log" '^IPERF_READY 1'; then
+        thread_ticks "$VM_PID" >"$W/ticks1"
+        t1=$SECONDS
+        [ "$t1" -gt "$t0" ] && [ "$run" = 1 ] &&
+            echo "$kind $fmt: CPU per thread over the fio jobs ($((t1 - t0)) s): $(cpu_profile "$W/ticks0" "$W/ticks1" $((t1 - t0)))"
         tr -d '\r' <"$log" | awk '$1 == "FIO" { print $2 "-kbs", $3; print $2 "-iops", $4 }' >>"$res"
         if [ "$fmt" = raw ]; then # the network once per VMM
             echo "h2g $(iperf_gbps "$port")" >>"$res"
@@ -126,17 +165,24 @@ one() {
     rm -f "$W/root.qcow2" "$W/data.img"
 }
 
-get() { awk -v k="$2" '$1 == k { print $2 }' "$W/$1.res" 2>/dev/null; }
+# get KIND-FORMAT KEY: the median over the runs.
+get() {
+    cat "$W/$1"-*.res 2>/dev/null | awk -v k="$2" '$1 == k && $2 != "-" { print $2 }' | sort -g |
+        awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else if (NR) print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || a == "-" || b == "-" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b }'; }
 mbs() { [ -n "$1" ] && awk -v k="$1" 'BEGIN { printf "%.1f", k * 1024 / 1e6 }' || echo -; }
 
 kinds=(nimbus)
 command -v "$QEMU" >/dev/null && kinds+=(qemu) || echo "bench: $QEMU not found: no QEMU figures"
-for kind in "${kinds[@]}"; do
+for run in $(seq "$RUNS"); do
     for fmt in raw qcow2; do
-        one "$kind" "$fmt"
+        for kind in "${kinds[@]}"; do
+            one "$kind" "$fmt" "$run"
+        done
     done
 done
+echo "medians of $RUNS runs:"
 
 printf '%-26s %12s %12s %7s\n' "" nimbus qemu ratio
 for fmt in raw qcow2; do

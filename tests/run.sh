@@ -131,6 +131,10 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
         NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/$t.sh >"$log" 2>&1
         report "guest-asan/$t" $? "$log"
     done
+    # The virtio console holding output for a slow reader.
+    log="$log_dir/guest-asan_virtio_console_slow.log"
+    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/virtio_console_slow.sh >"$log" 2>&1
+    report "guest-asan/virtio_console_slow" $? "$log"
     # vsock and the agent: the device's epoll thread and sockets under the sanitizers.
     log="$log_dir/guest-asan_vsock.log"
     NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/vsock.sh >"$log" 2>&1

@@ -208,6 +208,9 @@ int vm_run_io(struct virt_machine *m, const struct vm_io_source *src)
                 virt_request_stop(m, VIRT_STOP_ERROR, 1);
                 break;
             }
+            char name[16]; /* for top -H, perf and the benchmarks' profiles */
+            snprintf(name, sizeof(name), "hart%u", i);
+            pthread_setname_np(threads[i].thread, name);
             started++;
         }
         if (started == m->nharts && run_io_loop(m, sig_fd, src))
