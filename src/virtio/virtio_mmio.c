@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Register offsets (§4.2.2). */
 enum {
@@ -62,6 +63,7 @@ struct virtio_dev {
     bool paused;                 /* reset in progress: take no work */
     bool halted;                 /* DEVICE_NEEDS_RESET: take no work */
     bool quit;
+    bool polled;                 /* no workers: virtio_mmio_poll serves */
     unsigned nworkers;
     pthread_t workers[VIRTIO_MAX_WORKERS];
 
@@ -601,6 +603,49 @@ void virtio_mmio_destroy(struct virtio_dev *d)
     stop_workers(d);
     d->p.ops->destroy(d->p.dev);
     free_dev(d);
+}
+
+void virtio_mmio_set_polled(struct virtio_dev *d)
+{
+    stop_workers(d);
+    pthread_mutex_lock(&d->lock);
+    d->quit = false;   /* stop_workers set it for the workers it joined */
+    d->polled = true;
+    pthread_mutex_unlock(&d->lock);
+}
+
+unsigned virtio_mmio_poll(struct virtio_dev *d, unsigned max_calls, unsigned wait_ms)
+{
+    unsigned calls = 0;
+
+    pthread_mutex_lock(&d->lock);
+    if (!d->polled) {
+        pthread_mutex_unlock(&d->lock);
+        return 0;
+    }
+    if (wait_ms && !d->pending) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);   /* work_cond's clock */
+        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+        ts.tv_sec += wait_ms / 1000 + ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        while (!d->pending && pthread_cond_timedwait(&d->work_cond, &d->lock, &ts) == 0)
+            ;
+    }
+    /* The loop of worker_main, on this thread. */
+    while (calls < max_calls && !d->paused && !d->halted && d->pending) {
+        unsigned q = (unsigned)__builtin_ctzll(d->pending);
+        d->pending &= ~(1ull << q);
+        d->active++;
+        pthread_mutex_unlock(&d->lock);
+        d->p.ops->queue_notify(d->p.dev, d, q);
+        calls++;
+        pthread_mutex_lock(&d->lock);
+        if (--d->active == 0)
+            pthread_cond_broadcast(&d->idle_cond);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return calls;
 }
 
 void virtio_mmio_reset(struct virtio_dev *d)

@@ -18,7 +18,9 @@
  * waits for the handlers to return and then forgets the rings. (A device
  * may keep an element across calls, as the balloon's statistics buffer,
  * if its reset op forgets it.) A QueueNotify after FEATURES_OK but before
- * DRIVER_OK is remembered and served when DRIVER_OK is set.
+ * DRIVER_OK is remembered and served when DRIVER_OK is set. (The fuzz
+ * targets switch a device to polled mode instead, virtio_mmio_set_polled:
+ * no workers, the caller runs the handlers.)
  *
  * A driver that breaks the rules (bad descriptors, bad ring addresses)
  * makes the device set DEVICE_NEEDS_RESET and raise a configuration change
@@ -123,6 +125,23 @@ void virtio_mmio_destroy(struct virtio_dev *vdev);
  * device and the queues, lowers the interrupt. Thread: any, harts stopped
  * (a Status=0 write from a hart does the same from its thread). */
 void virtio_mmio_reset(struct virtio_dev *vdev);
+
+/* Polled mode, for the fuzz targets (tests/fuzz/fuzz_virtio_*.c): makes
+ * the device's handling deterministic and single-threaded. Stops the worker
+ * threads; from then on QueueNotify, DRIVER_OK and virtio_dev_kick() only
+ * mark queues pending, and virtio_mmio_poll() runs the handlers on the
+ * caller's thread. Call it right after creating the device, before the
+ * driver touches it. Thread: the one that created the device. */
+void virtio_mmio_set_polled(struct virtio_dev *vdev);
+
+/* Polled mode: serves pending queues on the calling thread, one handler
+ * call at a time as a worker would, until none is pending (nor halted or
+ * paused) or `max_calls` calls were made. When nothing is pending at first,
+ * waits up to `wait_ms` for a kick from another thread (a backend's). Returns
+ * the number of handler calls; max_calls means work was still pending (a
+ * handler that keeps re-kicking itself). Thread: the one driving the
+ * device's registers, never inside a handler. */
+unsigned virtio_mmio_poll(struct virtio_dev *vdev, unsigned max_calls, unsigned wait_ms);
 
 /* Writes /soc/virtio_mmio@<base>: compatible "virtio,mmio", reg,
  * interrupt-parent, interrupts. Returns 0 or -errno. */

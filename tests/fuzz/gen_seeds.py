@@ -137,6 +137,120 @@ put("fdt", "no_append", fdt_cfg(1, 100, 0x80, 0, b""))
 put("fdt", "long_append_smp64", fdt_cfg(63, 1000, 0, 0, bytes(range(1, 256)) * 12))
 
 
+# ---- virtqueue: ring layout + operations + RAM (see fuzz_virtqueue.c) ----
+
+def vq_desc(addr, length, flags=0, nxt=0):
+    return struct.pack("<QIHH", addr, length, flags, nxt)
+
+
+def vq_input(sel, flags, ops, descs, avail, data, offs=(0x0, 0x1000, 0x2000)):
+    """sel: queue size selector; ops: (kind, param) pairs; descs: the
+    descriptor table's bytes; avail: (flags, idx, [heads], used_event)."""
+    num = 1 << (sel % 9)
+    table = b"".join(descs).ljust(16 * num, b"\0")
+    fl, idx, heads, ev = avail
+    ring = struct.pack("<HH", fl, idx) + b"".join(struct.pack("<H", h) for h in heads)
+    ring = ring.ljust(4 + 2 * num, b"\0") + struct.pack("<H", ev)
+    return (struct.pack("<BBHHHB", sel, flags, *offs, len(ops))
+            + b"".join(bytes(op) for op in ops) + table + ring + data)
+
+
+VQ_RAM, VQ_DATA = 0x10000, 0x18000
+POP, PUSH, PUSHN, UNPOP, HAS, IDX, EVT, ENT = range(8)
+put("virtqueue", "direct_chains", vq_input(4, 0, [(HAS, 0), (POP, 1), (POP, 2), (PUSH, 1),
+                                                  (POP, 3), (PUSHN, 1), (HAS, 0)],
+    [vq_desc(VQ_DATA, 16, 1, 1), vq_desc(VQ_DATA + 16, 512, 3, 2), vq_desc(VQ_DATA + 528, 1, 2),
+     vq_desc(VQ_DATA + 600, 64, 0), vq_desc(VQ_DATA + 700, 32, 2)],
+    (0, 3, [0, 3, 4], 0), b"request header!!" + bytes(range(64))))
+put("virtqueue", "indirect_event_idx", vq_input(3, 3, [(POP, 5), (PUSH, 1), (POP, 0), (IDX, 1),
+                                                       (POP, 0), (EVT, 17), (PUSH, 1)],
+    [vq_desc(VQ_DATA + 0x100, 48, 4), vq_desc(VQ_DATA, 8, 2)],
+    (0, 2, [0, 1], 1),
+    bytes(0x100) + vq_desc(VQ_DATA, 16, 1, 1) + vq_desc(VQ_DATA + 16, 100, 3, 2)
+    + vq_desc(VQ_DATA + 200, 1, 2)))
+put("virtqueue", "loop_and_unpop", vq_input(2, 0, [(POP, 0), (UNPOP, 1), (POP, 0), (POP, 0),
+                                                   (HAS, 0), (PUSH, 0)],
+    [vq_desc(VQ_DATA, 4, 1, 1), vq_desc(VQ_DATA, 4, 1, 0)],
+    (0, 2, [0, 1], 0), b"abcd"))
+put("virtqueue", "hostile_layouts", vq_input(8, 2, [(POP, 0), (ENT, 3), (IDX, 0xff), (POP, 0)],
+    [vq_desc(VQ_RAM + 0x10000 - 8, 16, 0), vq_desc(VQ_DATA, 16, 6), vq_desc(2**64 - 4, 8, 2)],
+    (0, 1, [1], 0), b""))
+
+
+# ---- virtio devices: fuzz_virtio.h's hostile driver ----
+
+def fv_setup(nq, flags=0, features=2**64 - 1, sizes=None):
+    sizes = sizes if sizes is not None else [4] * nq
+    return struct.pack("<BQ", flags, features) + bytes(sizes)
+
+
+def fv_buf(length, content=b"", write=False, where=0, zero=False):
+    fl = (1 if write else 0) | (2 if zero else 0) | (where << 2)
+    return struct.pack("<BHB", fl, length, len(content)) + content
+
+
+def fv_chain(q, bufs, indirect=False, notify=True, hostile=0, variant=0):
+    n = len(bufs)
+    nsel = n - 1 if n <= 8 else 0xf8 | ((n - 9) // 16)
+    mode = (1 if indirect else 0) | (0 if notify else 2) | (hostile << 2) | (variant << 5)
+    return bytes([0, q, nsel, mode]) + b"".join(bufs)
+
+
+def fv_notify(q):
+    return bytes([1, q])
+
+
+def fv_host(payload):
+    return bytes([9]) + payload
+
+
+def blk_req(t, sector, data=b"", out_len=None):
+    hdr = struct.pack("<IIQ", t, 0, sector)
+    return fv_buf(16, hdr), (fv_buf(out_len if out_len is not None else len(data), data[:255])
+                             if (data or out_len) else None)
+
+
+def blk_chain(q, t, sector, out=None, in_len=0, indirect=False):
+    bufs = [fv_buf(16, struct.pack("<IIQ", t, 0, sector))]
+    if out is not None:
+        bufs.append(fv_buf(len(out) if len(out) > 255 else len(out), out[:255]))
+    if in_len:
+        bufs.append(fv_buf(in_len, write=True))
+    bufs.append(fv_buf(1, write=True))
+    return fv_chain(q, bufs, indirect=indirect)
+
+
+def blk(opts, cap, nq, ops, setup_flags=0):
+    return bytes([opts | ((nq - 1) << 1), cap]) + fv_setup(nq, setup_flags) + b"".join(ops)
+
+
+SECT = bytes(range(256)) * 2
+put("virtio_blk", "write_read", blk(0, 15, 1, [blk_chain(0, 1, 2, SECT), blk_chain(0, 0, 2, in_len=512),
+                                               blk_chain(0, 0, 0, in_len=1024)]))
+put("virtio_blk", "flush_get_id", blk(0, 7, 1, [blk_chain(0, 4, 0), blk_chain(0, 8, 0, in_len=20),
+                                                blk_chain(0, 8, 0, in_len=7)]))
+put("virtio_blk", "discard_write_zeroes", blk(0, 63, 2, [
+    blk_chain(0, 1, 8, SECT * 2),
+    blk_chain(1, 11, 0, struct.pack("<QII", 8, 1, 0) + struct.pack("<QII", 20, 4, 0)),
+    blk_chain(1, 13, 0, struct.pack("<QII", 9, 2, 1)),
+    blk_chain(0, 13, 0, struct.pack("<QII", 30, 1, 0)),
+    blk_chain(0, 0, 8, in_len=2048)]))
+put("virtio_blk", "indirect_multiqueue", blk(0, 31, 4, [
+    blk_chain(3, 1, 30, SECT, indirect=True), blk_chain(2, 0, 30, in_len=1024, indirect=True),
+    blk_chain(1, 99, 0)]))
+put("virtio_blk", "readonly_errors", blk(1 | 8, 3, 1, [
+    blk_chain(0, 1, 0, SECT), blk_chain(0, 0, 3, in_len=1024), blk_chain(0, 0, 0, in_len=100),
+    blk_chain(0, 11, 0, struct.pack("<QII", 0, 1, 0))]))
+put("virtio_blk", "hostile_chains", blk(0, 15, 1, [
+    fv_chain(0, [fv_buf(16, struct.pack("<IIQ", 0, 0, 0)), fv_buf(512, write=True),
+                 fv_buf(1, write=True)], hostile=1),
+    bytes([2]) + fv_setup(1),
+    fv_chain(0, [fv_buf(16), fv_buf(1, write=True, where=2)]),
+    bytes([2]) + fv_setup(1),
+    fv_chain(0, [fv_buf(8, b"short"), fv_buf(1, write=True)]),
+    bytes([2]) + fv_setup(1, flags=4, sizes=[0xf3])]))
+
+
 # ---- regressions: minimal inputs for the bugs in tests/fuzz/known-bugs ----
 
 def regression(target, name, data):
