@@ -36,6 +36,7 @@ enum {
 struct vq_slot {
     pthread_mutex_t lock;
     struct virtqueue vq;
+    uint32_t gen;                /* bumped when the queue starts, stops or resets */
 };
 
 struct virtio_dev {
@@ -123,6 +124,7 @@ static void reset_locked(struct virtio_dev *d)
     for (unsigned q = 0; q < d->p.num_queues; q++) {
         pthread_mutex_lock(&d->queues[q].lock);
         vq_reset(&d->queues[q].vq, d->mem);
+        d->queues[q].gen++;
         pthread_mutex_unlock(&d->queues[q].lock);
     }
     d->driver_features = 0;
@@ -170,6 +172,7 @@ int virtio_dev_pop(struct virtio_dev *d, unsigned q, struct vq_elem *elem)
     struct vq_slot *s = &d->queues[q];
     pthread_mutex_lock(&s->lock);
     int r = vq_pop(&s->vq, elem);
+    elem->gen = s->gen;
     pthread_mutex_unlock(&s->lock);
     if (r < 0) {
         virtio_dev_needs_reset(d);
@@ -184,7 +187,11 @@ void virtio_dev_push(struct virtio_dev *d, unsigned q, const struct vq_elem *ele
         return;
     struct vq_slot *s = &d->queues[q];
     pthread_mutex_lock(&s->lock);
-    bool notify = vq_push(&s->vq, elem->head, len);
+    /* A chain a device kept (the balloon's statistics buffer) while the
+     * driver stopped and restarted the queue belongs to the old ring: the
+     * driver gets nothing back for it (§2.6.1: a reset queue has no
+     * buffers in use). */
+    bool notify = elem->gen == s->gen && vq_push(&s->vq, elem->head, len);
     pthread_mutex_unlock(&s->lock);
     if (notify) {
         pthread_mutex_lock(&d->lock);
@@ -399,6 +406,7 @@ static void queue_ready_locked(struct virtio_dev *d, struct vq_slot *s, uint32_t
         pthread_mutex_lock(&s->lock);
         int r = vq_start(&s->vq, d->driver_features & (1ull << VIRTIO_F_EVENT_IDX),
                          d->driver_features & (1ull << VIRTIO_F_INDIRECT_DESC));
+        s->gen++;
         pthread_mutex_unlock(&s->lock);
         if (r)
             needs_reset_locked(d);
@@ -407,6 +415,7 @@ static void queue_ready_locked(struct virtio_dev *d, struct vq_slot *s, uint32_t
         quiesce_locked(d);
         pthread_mutex_lock(&s->lock);
         s->vq.ready = false;
+        s->gen++;
         pthread_mutex_unlock(&s->lock);
         resume_locked(d);
     }

@@ -154,7 +154,8 @@ int virtio_mmio_fdt(struct virtio_dev *vdev, struct fdt_ctx *ctx);
 int virtio_dev_pop(struct virtio_dev *vdev, unsigned q, struct vq_elem *elem);
 
 /* Returns `elem` with `len` bytes written, interrupting the driver if it
- * wants that. */
+ * wants that. An element popped before the queue was last stopped, started
+ * or reset is dropped: its ring is gone. */
 void virtio_dev_push(struct virtio_dev *vdev, unsigned q, const struct vq_elem *elem, uint32_t len);
 
 /* Returns several chains with one used-index update (vq_push_many). */

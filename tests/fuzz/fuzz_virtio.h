@@ -74,7 +74,7 @@
 #define FV_MAX_Q      4u
 #define FV_MAX_ENT    256u      /* entries out with the device, per queue */
 #define FV_MAX_CALLS  10000u    /* handler calls per step before it counts as a livelock */
-#define FV_MAX_SECONDS 5.0
+#define FV_MAX_SECONDS 2.0
 
 enum {
     FV_R_DEV_FEATURES = 0x010, FV_R_DEV_FEATURES_SEL = 0x014, FV_R_DRV_FEATURES = 0x020,
@@ -124,6 +124,8 @@ struct fv_dev {
     int (*keeps)(struct fv *f, unsigned q);
     /* Optional: a valid chain the device must refuse with NEEDS_RESET. */
     bool (*rule_broken)(struct fv *f, unsigned q, const struct vqm_chain *c);
+    /* Optional: a chain is about to be made available (e->c walked). */
+    void (*avail)(struct fv *f, unsigned q, const struct fv_entry *e);
     /* Optional: a used entry came back (generic checks passed). */
     void (*used)(struct fv *f, unsigned q, const struct fv_entry *e, uint32_t len);
     /* Optional: a host-side action from the input. */
@@ -500,12 +502,19 @@ static inline uint64_t fv_alloc_data(struct fv *f, uint32_t len)
     return 0;
 }
 
+/* A free entry, unless `num` chains are out already: the ring has room
+ * for no more (§2.7.6: avail - used never exceeds the queue size). */
 static inline struct fv_entry *fv_new_entry(struct fv_queue *q)
 {
-    for (unsigned i = 0; i < FV_MAX_ENT; i++)
-        if (!q->ent[i].live)
-            return &q->ent[i];
-    return NULL;
+    struct fv_entry *e = NULL;
+    unsigned live = 0;
+    for (unsigned i = 0; i < FV_MAX_ENT; i++) {
+        if (q->ent[i].live)
+            live++;
+        else if (!e)
+            e = &q->ent[i];
+    }
+    return live < q->num ? e : NULL;
 }
 
 /* Makes entry e's chain available on queue qi (walking the model first)
@@ -525,6 +534,8 @@ static inline void fv_make_available(struct fv *f, unsigned qi, struct fv_entry 
                 (unsigned long long)e->c.out_len, (unsigned long long)e->c.in_len);
     if (!e->valid || e->rule_broken)
         f->reason = true;
+    if (f->dev->avail)
+        f->dev->avail(f, qi, e);
     if (e->valid)
         for (unsigned b = 0; b < e->c.nbuf; b++)
             if (e->c.buf[b].write)

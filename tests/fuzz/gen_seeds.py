@@ -172,7 +172,7 @@ put("virtqueue", "loop_and_unpop", vq_input(2, 0, [(POP, 0), (UNPOP, 1), (POP, 0
                                                    (HAS, 0), (PUSH, 0)],
     [vq_desc(VQ_DATA, 4, 1, 1), vq_desc(VQ_DATA, 4, 1, 0)],
     (0, 2, [0, 1], 0), b"abcd"))
-put("virtqueue", "hostile_layouts", vq_input(8, 2, [(POP, 0), (ENT, 3), (IDX, 0xff), (POP, 0)],
+put("virtqueue", "hostile_layouts", vq_input(4, 2, [(POP, 0), (ENT, 3), (IDX, 0xff), (POP, 0)],
     [vq_desc(VQ_RAM + 0x10000 - 8, 16, 0), vq_desc(VQ_DATA, 16, 6), vq_desc(2**64 - 4, 8, 2)],
     (0, 1, [1], 0), b""))
 
@@ -186,6 +186,7 @@ def fv_setup(nq, flags=0, features=2**64 - 1, sizes=None):
 
 def fv_buf(length, content=b"", write=False, where=0, zero=False):
     fl = (1 if write else 0) | (2 if zero else 0) | (where << 2)
+    content = content[:min(length, 255)]   # the rest of the buffer keeps what RAM held
     return struct.pack("<BHB", fl, length, len(content)) + content
 
 
@@ -202,12 +203,6 @@ def fv_notify(q):
 
 def fv_host(payload):
     return bytes([9]) + payload
-
-
-def blk_req(t, sector, data=b"", out_len=None):
-    hdr = struct.pack("<IIQ", t, 0, sector)
-    return fv_buf(16, hdr), (fv_buf(out_len if out_len is not None else len(data), data[:255])
-                             if (data or out_len) else None)
 
 
 def blk_chain(q, t, sector, out=None, in_len=0, indirect=False):
@@ -251,6 +246,126 @@ put("virtio_blk", "hostile_chains", blk(0, 15, 1, [
     bytes([2]) + fv_setup(1, flags=4, sizes=[0xf3])]))
 
 
+def net_hdr(flags=0, gso=0, hdr_len=0, gso_size=0, start=0, off=0):
+    return struct.pack("<BBHHHHH", flags, gso, hdr_len, gso_size, start, off, 0)
+
+
+ETH = bytes.fromhex("525400123456") + bytes.fromhex("525400abcdef") + b"\x08\x00"
+IP_UDP = (bytes.fromhex("4500002e000040004011") + b"\0\0" + bytes([10, 0, 2, 15, 10, 0, 2, 2])
+          + struct.pack(">HHHH", 1234, 53, 26, 0x1234) + b"hello, udp world!!")
+
+
+def net_tx(q, hdr, frame, indirect=False, split=False):
+    if split:
+        bufs = [fv_buf(len(hdr), hdr), fv_buf(len(frame), frame)]
+    else:
+        bufs = [fv_buf(len(hdr + frame), hdr + frame)]
+    return fv_chain(q, bufs, indirect=indirect)
+
+
+def net_rxbufs(n, size, indirect=False):
+    return b"".join(fv_chain(0, [fv_buf(size, write=True)], indirect=indirect) for _ in range(n))
+
+
+def net_frame(length, content=b""):
+    content = content[:255]
+    return fv_host(struct.pack("<BHB", 0, length, len(content)) + content)
+
+
+NO_MRG = (2**64 - 1) & ~(1 << 15)
+put("virtio_net", "tx_rx_mergeable", bytes([0]) + fv_setup(2, sizes=[4, 4]) + net_rxbufs(3, 256)
+    + net_tx(1, net_hdr(), ETH + IP_UDP) + net_frame(600, ETH + IP_UDP)
+    + net_frame(60, ETH) + net_tx(1, net_hdr(1, start=34, off=6), ETH + IP_UDP, split=True))
+put("virtio_net", "tx_rx_plain", bytes([0]) + fv_setup(2, features=NO_MRG) + net_rxbufs(2, 1526)
+    + net_frame(1514, ETH) + net_frame(100, ETH + IP_UDP) + net_rxbufs(1, 40)
+    + net_frame(100, ETH) + net_tx(1, net_hdr(), ETH + b"x" * 50, indirect=True))
+put("virtio_net", "vnet_tso", bytes([1]) + fv_setup(2) + net_rxbufs(2, 2048, indirect=True)
+    + net_tx(1, net_hdr(1, 1, 54, 1448, 34, 16), ETH + IP_UDP + b"y" * 100)
+    + net_frame(80, net_hdr() + ETH) + net_tx(1, net_hdr(0, 3), ETH)
+    + net_tx(1, net_hdr(), ETH + b"z" * 2000))
+put("virtio_net", "hostile", bytes([2]) + fv_setup(2) + net_rxbufs(1, 8)
+    + net_frame(300, ETH) + fv_chain(1, [fv_buf(12, net_hdr()), fv_buf(14, ETH, write=True),
+                                         fv_buf(20, ETH)])
+    + fv_chain(0, [fv_buf(100, write=True), fv_buf(4, write=True, where=2)])
+    + net_tx(1, net_hdr(), ETH) + bytes([8, 1, 0]))
+
+
+def dev(sel, opts, nq, ops, features=2**64 - 1, sizes=None):
+    return bytes([sel, opts]) + fv_setup(nq, features=features, sizes=sizes) + b"".join(ops)
+
+
+def typed(data):
+    return fv_host(bytes([len(data)]) + data)
+
+
+put("virtio_dev", "console_io", dev(0, 0, 2, [
+    fv_chain(1, [fv_buf(6, b"hello\n")]), typed(b"early "), fv_chain(0, [fv_buf(4, write=True)]),
+    fv_chain(0, [fv_buf(64, write=True)]), typed(b"ls -l\n"),
+    fv_chain(1, [fv_buf(3, b"abc"), fv_buf(2, b"de"), fv_buf(5, write=True)], indirect=True)]))
+put("virtio_dev", "console_flood", dev(0, 0, 2, [
+    fv_host(b"\xff"), fv_chain(0, [fv_buf(4000, write=True)]), fv_chain(0, [fv_buf(1000, write=True)]),
+    bytes([4, 0]), bytes([2]) + fv_setup(2), fv_chain(0, [fv_buf(200, write=True)], indirect=True)]))
+
+VS_CID = 3
+
+
+def vs_pkt(op, src_port, dst_port, payload=b"", flags=0, fwd_cnt=0, cid=VS_CID):
+    return struct.pack("<QQIIIHHIII", cid, 2, src_port, dst_port, len(payload), 1, op, flags,
+                       65536, fwd_cnt) + payload
+
+
+def vs_tx(pkt, indirect=False):
+    return fv_chain(1, [fv_buf(len(pkt), pkt)], indirect=indirect)
+
+
+def vs_rx(n, size=44 + 4096):
+    return b"".join(fv_chain(0, [fv_buf(size, write=True)]) for _ in range(n))
+
+
+def vs_host(kind, arg, data=b""):
+    return fv_host(bytes([kind, arg, len(data)]) + data)
+
+
+REQ, RESP, RST, SHUT, RW, CUPD, CREQ = 1, 2, 3, 4, 5, 6, 7
+put("virtio_dev", "vsock_guest_connect", dev(1, VS_CID - 3, 3, [
+    vs_rx(4), fv_chain(2, [fv_buf(8, write=True)]),
+    vs_tx(vs_pkt(REQ, 5000, 1024)), vs_tx(vs_pkt(RW, 5000, 1024, b"hello host")),
+    vs_host(0, 0, b"hello guest"), vs_host(3, 7), vs_rx(2),
+    vs_tx(vs_pkt(CREQ, 5000, 1024)), vs_tx(vs_pkt(CUPD, 5000, 1024, fwd_cnt=11)),
+    vs_host(2, 0), vs_tx(vs_pkt(SHUT, 5000, 1024, flags=3)), vs_host(3, 5), vs_rx(2),
+    vs_tx(vs_pkt(REQ, 5001, 999)), vs_tx(vs_pkt(RW, 5002, 1025, b"no such connection"))]))
+put("virtio_dev", "vsock_host_connect", dev(1, 4, 3, [
+    vs_rx(3, 44 + 64), vs_host(1, 2 * 24 + 1), vs_host(3, 7),
+    vs_tx(vs_pkt(RESP, 1024, 0x40000000, cid=7)), vs_host(3, 3),
+    vs_tx(vs_pkt(RW, 1024, 0x40000000, b"from the guest", cid=7)), vs_host(2, 0),
+    vs_host(2, 0x40), vs_host(3, 5), vs_rx(2), bytes([4, 0]), bytes([2]) + fv_setup(3),
+    fv_chain(2, [fv_buf(4, write=True)]), vs_rx(1, 20)]))
+
+
+def pfns(*p):
+    return struct.pack("<%dI" % len(p), *p)
+
+
+DATA_PFN = (0x80000000 + 0x30000) >> 12
+put("virtio_dev", "balloon_inflate_deflate", dev(2, 0, 3, [
+    fv_chain(0, [fv_buf(24, pfns(DATA_PFN + 40, DATA_PFN + 41, DATA_PFN + 42, 0x10, 0xffffffff,
+                                 DATA_PFN + 100))]),
+    fv_chain(1, [fv_buf(8, pfns(DATA_PFN + 40, DATA_PFN + 41))]),
+    fv_chain(2, [fv_buf(20, struct.pack("<HQHQ", 4, 1 << 30, 5, 2 << 30))]),
+    fv_host(bytes([1, 0, 0, 0, 0])), fv_chain(2, [fv_buf(10, struct.pack("<HQ", 6, 12345))]),
+    fv_host(bytes([0, 0, 1, 0, 0])), bytes([5, 4, 2, 1]) + struct.pack("<Q", 256),
+    fv_host(bytes([2, 0, 0, 0, 0]))]))
+put("virtio_dev", "balloon_reporting", dev(2, 3, 4, [
+    fv_chain(3, [fv_buf(8192, write=True)]), fv_chain(3, [fv_buf(4096, write=True),
+                                                          fv_buf(100, write=True)], indirect=True),
+    fv_chain(0, [fv_buf(7, pfns(DATA_PFN + 60) + b"\x01\x02\x03")]),
+    fv_chain(2, [fv_buf(10, struct.pack("<HQ", 4, 7))]), fv_host(bytes([1, 0, 0, 0, 0]))]))
+put("virtio_dev", "balloon_reporting_no_stats", dev(2, 2, 4, [
+    fv_chain(2, [fv_buf(12288, write=True)]), fv_chain(2, [fv_buf(5000, b"free")]),
+    fv_chain(1, [fv_buf(4, pfns(DATA_PFN + 3))]), fv_host(bytes([1, 0, 0, 0, 0])),
+    fv_chain(3, [fv_buf(10, write=True)])], features=(2**64 - 1) & ~2))
+
+
 # ---- regressions: minimal inputs for the bugs in tests/fuzz/known-bugs ----
 
 def regression(target, name, data):
@@ -267,5 +382,12 @@ regression("sbi", "sbi-hsm-start-clobber", bytes([1])
            + sbi_call(1, 0, 0, extra=1))
 # DBCN function 3 (none) with a2 != 0: SBI_ERR_INVALID_PARAM, not NOT_SUPPORTED.
 regression("sbi", "sbi-dbcn-unknown-fid", bytes([0]) + sbi_call(0, DBCN, 3, 0, 0, 1))
+
+# The balloon kept its statistics buffer across a stop and restart of the
+# statistics queue (QueueReady 0, then 1 on fresh rings) and, asked for
+# statistics, pushed the old ring's head into the new used ring.
+regression("virtio_dev", "balloon-stale-stats-elem", dev(2, 0, 3, [
+    fv_chain(2, [fv_buf(10, struct.pack("<HQ", 4, 1))]), bytes([3, 2]),
+    fv_host(bytes([1, 0, 0, 0, 0]))]))
 
 sys.exit(0)
