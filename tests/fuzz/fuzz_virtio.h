@@ -572,7 +572,8 @@ static inline void fv_set_desc(struct fv *f, uint64_t at, uint64_t addr, uint32_
  * bits 2-4 hostility, bits 5-7 its variant), then per buffer u8 flags
  * (bit 0 writable, bit 1 zero length, bits 2-3 where: 0/1 data area,
  * 2 outside RAM, 3 over the rings), u16 length, u8 n and n bytes of
- * content (readable buffers). */
+ * content (readable buffers); a writable buffer over the rings needs bits
+ * 4-5 set too. */
 static inline void fv_op_chain(struct fv *f, struct fuzz_in *in)
 {
     unsigned qi = fuzz_u8(in) % (f->nq ? f->nq : 1);
@@ -601,7 +602,10 @@ static inline void fv_op_chain(struct fv *f, struct fuzz_in *in)
             b[i].pa = where[(fl >> 4) & 3];
             break;
         }
-        case 3:     /* over queue 0's descriptors and avail ring: readable, or chaos */
+        case 3:     /* over queue 0's descriptors and avail ring: readable, or
+                       (rarely: it ends the model's checks) writable */
+            if ((fl & 1) && ((fl >> 4) & 3) != 3)
+                goto data;
             b[i].pa = FV_RAM_BASE + FV_RINGS + ((uint32_t)(nlit ? lit[0] : 0) << 4);
             if (b[i].pa + len > FV_RAM_BASE + FV_RINGS + 0x2000)
                 b[i].len = len = (uint32_t)(FV_RAM_BASE + FV_RINGS + 0x2000 - b[i].pa);
@@ -609,6 +613,7 @@ static inline void fv_op_chain(struct fv *f, struct fuzz_in *in)
                 f->chaos = true;
             break;
         default:
+        data:
             b[i].pa = len ? fv_alloc_data(f, len) : FV_RAM_BASE + FV_DATA;
             if (!b[i].pa)
                 return;   /* no room now */

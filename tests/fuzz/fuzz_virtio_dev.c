@@ -160,6 +160,7 @@ static struct {
     int fds[VS_MAX_FDS];
     unsigned nfds;
     uint64_t cid;
+    unsigned wait_ms;            /* left for this input: bounds its time */
 } vs = { .listen = { -1, -1 } };
 
 static void vs_keep(int fd)
@@ -186,6 +187,18 @@ static void vs_accept_all(bool keep)
     }
 }
 
+/* At exit: the temporary directory and its sockets go. */
+static void vs_cleanup(void)
+{
+    for (int l = 0; l < 2; l++) {
+        char p[160];
+        snprintf(p, sizeof(p), "%s_%d", vs.path, 1024 + l);
+        unlink(p);
+    }
+    unlink(vs.path);
+    rmdir(vs.dir);
+}
+
 static int vs_create(struct fv *f, struct fuzz_in *in)
 {
     if (!vs.dir[0]) {
@@ -200,9 +213,11 @@ static int vs_create(struct fv *f, struct fuzz_in *in)
             FUZZ_SETUP(bind(vs.listen[l], (struct sockaddr *)&sa, sizeof(sa)) == 0);
             FUZZ_SETUP(listen(vs.listen[l], 64) == 0);
         }
+        atexit(vs_cleanup);
     }
     vs.cid = 3 + fuzz_u8(in);
     vs.nfds = 0;
+    vs.wait_ms = 200;
     char err[256];
     int r = virtio_vsock_create(&f->mem, FV_MMIO_BASE, (struct irq_line){ 0 }, vs.cid, vs.path,
                                 &f->vdev, err, sizeof(err));
@@ -315,7 +330,11 @@ static void vs_host(struct fv *f, struct fuzz_in *in)
         break;
     }
     /* The device's thread serves the sockets: give it a moment to kick. */
-    fv_settle(f, -1, false, 2 + (kind % 4 == 3 ? arg % 8 : 0));
+    unsigned wait = 2 + (kind % 4 == 3 ? arg % 8 : 0);
+    if (wait > vs.wait_ms)
+        wait = vs.wait_ms;
+    vs.wait_ms -= wait;
+    fv_settle(f, -1, false, wait);
 }
 
 /* ---- virtio-balloon ---- */

@@ -29,7 +29,9 @@
  * flag); avail_event is written when an EVENT_IDX pop finds the ring empty;
  * after every operation all of RAM equals a shadow copy the target keeps
  * (so nothing is written but the used ring and the writable buffers), and
- * the bytes read through the readable iovecs are those in RAM. */
+ * the bytes read through the readable iovecs are those in RAM; vq_iov_slice
+ * of the readable part gives the model's pieces (or -1 when they do not
+ * fit or the range runs past the end). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -163,6 +165,51 @@ static void consume(uint8_t seed)
 /* One pop, against the model (virtqueue.h: vq_pop). */
 static void do_push(unsigned n, uint8_t param);
 
+/* Guest address of byte `off` of the chain's readable part (the model's). */
+static uint64_t model_out_addr(size_t off)
+{
+    for (unsigned i = 0; i < chain.nbuf && !chain.buf[i].write; i++) {
+        if (off < chain.buf[i].len)
+            return chain.buf[i].pa + off;
+        off -= chain.buf[i].len;
+    }
+    return 0;
+}
+
+/* vq_iov_slice of the readable part from `seed`-chosen offset to the end,
+ * into at most `max` pieces: -1 exactly when more are needed or the range
+ * runs past the end; else the pieces cover the range in order. */
+static void check_slice(uint8_t seed)
+{
+    static struct iovec sl[VQ_MAX_SIZE];
+    size_t from = elem.out_len ? seed % (elem.out_len + 1) : 0, len = elem.out_len - from;
+    unsigned max = seed & 0x80 ? 1u + seed % 4 : VQ_MAX_SIZE;
+    FUZZ_CHECK(vq_iov_slice(elem.iov, elem.out_num, from, len + 1, sl, VQ_MAX_SIZE) == -1,
+               "a slice past the end");
+    int cnt = vq_iov_slice(elem.iov, elem.out_num, from, len, sl, max);
+    size_t at = from;
+    unsigned need = 0;
+    /* Pieces needed: the readable buffers the range touches. */
+    size_t off = 0;
+    for (unsigned i = 0; i < chain.nbuf && !chain.buf[i].write; i++) {
+        if (off + chain.buf[i].len > from && len)
+            need++;
+        off += chain.buf[i].len;
+    }
+    if (need > max) {
+        FUZZ_CHECK(cnt == -1, "slice into %u pieces of %u room gave %d", need, max, cnt);
+        return;
+    }
+    FUZZ_CHECK(cnt == (int)need, "slice gave %d pieces, %u expected", cnt, need);
+    for (int k = 0; k < cnt; k++) {
+        FUZZ_CHECK(sl[k].iov_len > 0 && (uint8_t *)sl[k].iov_base ==
+                                            ram + (model_out_addr(at) - RAM_BASE),
+                   "slice piece %d at the wrong place", k);
+        at += sl[k].iov_len;
+    }
+    FUZZ_CHECK(at == from + len, "slice pieces cover %zu bytes, not %zu", at - from, len);
+}
+
 static void do_pop(uint8_t seed)
 {
     if (nheld == MAX_HELD)
@@ -215,6 +262,7 @@ static void do_pop(uint8_t seed)
                    "iov %u is %p+%zu, the model 0x%llx+%u", i, elem.iov[i].iov_base,
                    elem.iov[i].iov_len, (unsigned long long)chain.buf[i].pa, chain.buf[i].len);
     }
+    check_slice(seed);
     consume(seed);
     held[nheld++] = (typeof(held[0])){ elem.head, (uint32_t)elem.in_len };
 }
@@ -240,12 +288,15 @@ static void do_push(unsigned n, uint8_t param)
         }
         shadow16(m.used + 2, new);
         m.used_idx = new;
-        if (m.event_idx) {
-            uint16_t event = rd16(m.avail + 4 + 2ull * m.num);
+        /* Read after the used ring is written (rings may overlap): from the
+         * shadow, which RAM must equal then. */
+        uint16_t event, flags;
+        memcpy(&event, shadow + (m.avail + 4 + 2ull * m.num - RAM_BASE), 2);
+        memcpy(&flags, shadow + (m.avail - RAM_BASE), 2);
+        if (m.event_idx)
             want = (uint16_t)(new - event - 1) < (uint16_t)(new - old);
-        } else {
-            want = !(rd16(m.avail) & VRING_AVAIL_F_NO_INTERRUPT);
-        }
+        else
+            want = !(flags & VRING_AVAIL_F_NO_INTERRUPT);
     }
     bool got = n == 1 && (param & 2) ? vq_push(&vq, used[0].head, used[0].len)
                                      : vq_push_many(&vq, used, n);
