@@ -147,6 +147,7 @@ struct fv {
     bool chaos;       /* a writable buffer over the rings: the device may
                          rewrite them, so only the sanitizers judge */
     bool reason;      /* a rule was broken: NEEDS_RESET is allowed */
+    bool nr_seen;     /* NEEDS_RESET already checked for its interrupt */
     uint32_t seq;
     uint64_t data_cur;
     unsigned npend;                    /* buffers of the chain being built */
@@ -264,11 +265,11 @@ static inline void fv_release(struct fv *f, struct fv_queue *q, struct fv_entry 
 
 /* New used entries of queue qi: each must be a live, valid chain's, with no
  * more bytes than it had writable. */
-static inline void fv_check_used(struct fv *f, unsigned qi)
+static inline unsigned fv_check_used(struct fv *f, unsigned qi)
 {
     struct fv_queue *q = &f->q[qi];
     if (!q->configured || f->chaos)
-        return;
+        return 0;
     uint16_t idx = __atomic_load_n((uint16_t *)(void *)(f->ram + (q->used + 2 - FV_RAM_BASE)),
                                    __ATOMIC_ACQUIRE);
     uint16_t n = (uint16_t)(idx - q->used_seen);
@@ -299,6 +300,7 @@ static inline void fv_check_used(struct fv *f, unsigned qi)
         fv_release(f, q, e);
     }
     q->used_seen = idx;
+    return n;
 }
 
 /* Runs the handlers, then checks every queue. `notified` is the queue a
@@ -308,12 +310,24 @@ static inline void fv_settle(struct fv *f, int notified, bool was_live, unsigned
 {
     unsigned calls = virtio_mmio_poll(f->vdev, FV_MAX_CALLS, wait_ms);
     FUZZ_CHECK(calls < FV_MAX_CALLS, "handlers still busy after %u calls (livelock)", calls);
+    unsigned used = 0;
     for (unsigned q = 0; q < f->nq && q < FV_MAX_Q; q++)
-        fv_check_used(f, q);
-    uint32_t status = fv_rd(f, FV_R_STATUS);
+        used += fv_check_used(f, q);
+    uint32_t status = fv_rd(f, FV_R_STATUS), isr = fv_rd(f, FV_R_INT_STATUS);
     bool nr = status & VIRTIO_STATUS_DEVICE_NEEDS_RESET;
     FUZZ_CHECK(!nr || f->reason || f->chaos, "DEVICE_NEEDS_RESET (status 0x%x) but no rule broken",
                status);
+    /* §2.1.2: NEEDS_RESET while DRIVER_OK comes with a configuration
+     * change interrupt. */
+    if (nr && !f->nr_seen) {
+        f->nr_seen = true;
+        FUZZ_CHECK(!(status & VIRTIO_STATUS_DRIVER_OK) || (isr & VIRTIO_INT_CONFIG),
+                   "DEVICE_NEEDS_RESET without a configuration interrupt (0x%x)", isr);
+    }
+    /* §2.7.7: without EVENT_IDX, and the driver not asking for silence
+     * (its avail flags are 0), every used buffer interrupts. */
+    if (used && !(f->features & (1ull << VIRTIO_F_EVENT_IDX)))
+        FUZZ_CHECK(isr & VIRTIO_INT_USED, "%u buffers used and no interrupt (0x%x)", used, isr);
     if (notified < 0 || (unsigned)notified >= f->nq || notified >= (int)FV_MAX_Q || !was_live ||
         f->chaos)
         return;
@@ -373,6 +387,7 @@ static inline void fv_forget_queues(struct fv *f)
     }
     memset(f->pool_pin, 0, sizeof(f->pool_pin));
     f->reason = false;
+    f->nr_seen = false;
 }
 
 /* Lays out fresh rings for queue qi of `num` entries and enables it. */
@@ -402,8 +417,10 @@ static inline void fv_queue_start(struct fv *f, unsigned qi, unsigned num, bool 
     q->configured = fv_rd(f, FV_R_QUEUE_READY) == 1;
     if (q->configured)
         fv_allow(f, q->used, 6 + 8ull * num);   /* §2.7.8: the used ring and avail_event */
-    if (hostile && !q->configured)
+    if (hostile && !q->configured) {
         f->reason = true;   /* vq_start refused it: NEEDS_RESET (§2.1.2) */
+        f->nr_seen = true;  /* before DRIVER_OK: no interrupt is due */
+    }
 }
 
 /* SETUP: u8 flags (bit 0 features as given, bit 1 no DRIVER_OK, bit 2
@@ -534,8 +551,6 @@ static inline void fv_make_available(struct fv *f, unsigned qi, struct fv_entry 
                 (unsigned long long)e->c.out_len, (unsigned long long)e->c.in_len);
     if (!e->valid || e->rule_broken)
         f->reason = true;
-    if (f->dev->avail)
-        f->dev->avail(f, qi, e);
     if (e->valid)
         for (unsigned b = 0; b < e->c.nbuf; b++)
             if (e->c.buf[b].write)
@@ -550,6 +565,9 @@ static inline void fv_make_available(struct fv *f, unsigned qi, struct fv_entry 
     q->avail_idx++;
     __atomic_thread_fence(__ATOMIC_RELEASE);
     fv_write(f, q->avail + 2, &q->avail_idx, 2);
+    /* After the ring writes: a readable buffer may lie over the avail ring. */
+    if (f->dev->avail)
+        f->dev->avail(f, qi, e);
     if (notify) {
         bool live = fv_live(f);
         fv_wr(f, FV_R_QUEUE_NOTIFY, qi);
