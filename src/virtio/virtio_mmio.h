@@ -17,7 +17,8 @@
  * A handler completes every element it popped before it returns: reset
  * waits for the handlers to return and then forgets the rings. (A device
  * may keep an element across calls, as the balloon's statistics buffer,
- * if its reset op forgets it.) A QueueNotify after FEATURES_OK but before
+ * if its reset op forgets it; if the driver stops and restarts that queue
+ * meanwhile, the transport drops the element's push.) A QueueNotify after FEATURES_OK but before
  * DRIVER_OK is remembered and served when DRIVER_OK is set. (The fuzz
  * targets switch a device to polled mode instead, virtio_mmio_set_polled:
  * no workers, the caller runs the handlers.)
