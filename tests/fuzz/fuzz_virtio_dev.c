@@ -14,7 +14,9 @@
  *      buffers is from CID 2 to the guest's CID, a stream packet of a
  *      known op, its len the used length less the header (at most
  *      VIRTIO_VSOCK_MAX_PKT), buf_alloc the device's; an event is
- *      TRANSPORT_RESET.
+ *      TRANSPORT_RESET. The device's own thread serves the unix sockets:
+ *      the target waits for its kicks (at most 200 ms per input), so a
+ *      vsock input is deterministic only up to that thread's timing.
  *   2  virtio-balloon (src/virtio/balloon.c), options from the input.
  *      HOST: set the target, ask for statistics, read the info. Checks:
  *      inflate/deflate chains come back with length 0 and every PFN they
@@ -161,6 +163,7 @@ static struct {
     unsigned nfds;
     uint64_t cid;
     unsigned wait_ms;            /* left for this input: bounds its time */
+    unsigned tx_chains;          /* made available on tx this input */
 } vs = { .listen = { -1, -1 } };
 
 static void vs_keep(int fd)
@@ -218,6 +221,7 @@ static int vs_create(struct fv *f, struct fuzz_in *in)
     vs.cid = 3 + fuzz_u8(in);
     vs.nfds = 0;
     vs.wait_ms = 200;
+    vs.tx_chains = 0;
     char err[256];
     int r = virtio_vsock_create(&f->mem, FV_MMIO_BASE, (struct irq_line){ 0 }, vs.cid, vs.path,
                                 &f->vdev, err, sizeof(err));
@@ -239,10 +243,18 @@ static void vs_destroy(struct fv *f)
 
 static int vs_keeps(struct fv *f, unsigned q)
 {
-    (void)f, (void)q;
-    /* rx and event wait for packets; tx waits while its RST replies have
-     * nowhere to go (vsock.h): no queue must drain. */
-    return -1;
+    (void)f;
+    /* rx and event wait for packets. tx waits while its ring of RST replies
+     * is full (vsock.h); each tx packet adds at most one, so before
+     * VIRTIO_VSOCK_RST_RING of them it must drain. */
+    return q == VS_TX && vs.tx_chains < VIRTIO_VSOCK_RST_RING ? 0 : -1;
+}
+
+static void vs_avail(struct fv *f, unsigned q, const struct fv_entry *e)
+{
+    (void)f, (void)e;
+    if (q == VS_TX)
+        vs.tx_chains++;
 }
 
 static void vs_used(struct fv *f, unsigned q, const struct fv_entry *e, uint32_t len)
@@ -476,7 +488,7 @@ static const struct fv_dev devs[3] = {
     { .name = "console", .create = con_create, .destroy = con_destroy, .keeps = con_keeps,
       .used = con_used, .host = con_host, .finish = con_finish },
     { .name = "vsock", .create = vs_create, .destroy = vs_destroy, .keeps = vs_keeps,
-      .used = vs_used, .host = vs_host },
+      .avail = vs_avail, .used = vs_used, .host = vs_host },
     { .name = "balloon", .create = bal_create, .destroy = bal_destroy, .keeps = bal_keeps,
       .avail = bal_avail, .used = bal_used, .host = bal_host, .finish = bal_finish },
 };
