@@ -91,6 +91,10 @@ $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
 
+# The objects are prerequisites of a pattern rule only: keep make from
+# deleting them as intermediates (every fuzz-build would rebuild all of src/).
+.SECONDARY: $(FUZZ_OBJS)
+
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -Itests/fuzz -o $@ $< $(FUZZ_OBJS) $(LDLIBS)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Register offsets (§4.2.2). */
 enum {
@@ -35,6 +36,7 @@ enum {
 struct vq_slot {
     pthread_mutex_t lock;
     struct virtqueue vq;
+    uint32_t gen;                /* bumped when the queue starts, stops or resets */
 };
 
 struct virtio_dev {
@@ -62,6 +64,7 @@ struct virtio_dev {
     bool paused;                 /* reset in progress: take no work */
     bool halted;                 /* DEVICE_NEEDS_RESET: take no work */
     bool quit;
+    bool polled;                 /* no workers: virtio_mmio_poll serves */
     unsigned nworkers;
     pthread_t workers[VIRTIO_MAX_WORKERS];
 
@@ -121,6 +124,7 @@ static void reset_locked(struct virtio_dev *d)
     for (unsigned q = 0; q < d->p.num_queues; q++) {
         pthread_mutex_lock(&d->queues[q].lock);
         vq_reset(&d->queues[q].vq, d->mem);
+        d->queues[q].gen++;
         pthread_mutex_unlock(&d->queues[q].lock);
     }
     d->driver_features = 0;
@@ -168,6 +172,7 @@ int virtio_dev_pop(struct virtio_dev *d, unsigned q, struct vq_elem *elem)
     struct vq_slot *s = &d->queues[q];
     pthread_mutex_lock(&s->lock);
     int r = vq_pop(&s->vq, elem);
+    elem->gen = s->gen;
     pthread_mutex_unlock(&s->lock);
     if (r < 0) {
         virtio_dev_needs_reset(d);
@@ -182,7 +187,11 @@ void virtio_dev_push(struct virtio_dev *d, unsigned q, const struct vq_elem *ele
         return;
     struct vq_slot *s = &d->queues[q];
     pthread_mutex_lock(&s->lock);
-    bool notify = vq_push(&s->vq, elem->head, len);
+    /* A chain a device kept (the balloon's statistics buffer) while the
+     * driver stopped and restarted the queue belongs to the old ring: the
+     * driver gets nothing back for it (§2.6.1: a reset queue has no
+     * buffers in use). */
+    bool notify = elem->gen == s->gen && vq_push(&s->vq, elem->head, len);
     pthread_mutex_unlock(&s->lock);
     if (notify) {
         pthread_mutex_lock(&d->lock);
@@ -397,6 +406,7 @@ static void queue_ready_locked(struct virtio_dev *d, struct vq_slot *s, uint32_t
         pthread_mutex_lock(&s->lock);
         int r = vq_start(&s->vq, d->driver_features & (1ull << VIRTIO_F_EVENT_IDX),
                          d->driver_features & (1ull << VIRTIO_F_INDIRECT_DESC));
+        s->gen++;
         pthread_mutex_unlock(&s->lock);
         if (r)
             needs_reset_locked(d);
@@ -405,6 +415,7 @@ static void queue_ready_locked(struct virtio_dev *d, struct vq_slot *s, uint32_t
         quiesce_locked(d);
         pthread_mutex_lock(&s->lock);
         s->vq.ready = false;
+        s->gen++;
         pthread_mutex_unlock(&s->lock);
         resume_locked(d);
     }
@@ -601,6 +612,49 @@ void virtio_mmio_destroy(struct virtio_dev *d)
     stop_workers(d);
     d->p.ops->destroy(d->p.dev);
     free_dev(d);
+}
+
+void virtio_mmio_set_polled(struct virtio_dev *d)
+{
+    stop_workers(d);
+    pthread_mutex_lock(&d->lock);
+    d->quit = false;   /* stop_workers set it for the workers it joined */
+    d->polled = true;
+    pthread_mutex_unlock(&d->lock);
+}
+
+unsigned virtio_mmio_poll(struct virtio_dev *d, unsigned max_calls, unsigned wait_ms)
+{
+    unsigned calls = 0;
+
+    pthread_mutex_lock(&d->lock);
+    if (!d->polled) {
+        pthread_mutex_unlock(&d->lock);
+        return 0;
+    }
+    if (wait_ms && !d->pending) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);   /* work_cond's clock */
+        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+        ts.tv_sec += wait_ms / 1000 + ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        while (!d->pending && pthread_cond_timedwait(&d->work_cond, &d->lock, &ts) == 0)
+            ;
+    }
+    /* The loop of worker_main, on this thread. */
+    while (calls < max_calls && !d->paused && !d->halted && d->pending) {
+        unsigned q = (unsigned)__builtin_ctzll(d->pending);
+        d->pending &= ~(1ull << q);
+        d->active++;
+        pthread_mutex_unlock(&d->lock);
+        d->p.ops->queue_notify(d->p.dev, d, q);
+        calls++;
+        pthread_mutex_lock(&d->lock);
+        if (--d->active == 0)
+            pthread_cond_broadcast(&d->idle_cond);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return calls;
 }
 
 void virtio_mmio_reset(struct virtio_dev *d)

@@ -17,8 +17,11 @@
  * A handler completes every element it popped before it returns: reset
  * waits for the handlers to return and then forgets the rings. (A device
  * may keep an element across calls, as the balloon's statistics buffer,
- * if its reset op forgets it.) A QueueNotify after FEATURES_OK but before
- * DRIVER_OK is remembered and served when DRIVER_OK is set.
+ * if its reset op forgets it; if the driver stops and restarts that queue
+ * meanwhile, the transport drops the element's push.) A QueueNotify after FEATURES_OK but before
+ * DRIVER_OK is remembered and served when DRIVER_OK is set. (The fuzz
+ * targets switch a device to polled mode instead, virtio_mmio_set_polled:
+ * no workers, the caller runs the handlers.)
  *
  * A driver that breaks the rules (bad descriptors, bad ring addresses)
  * makes the device set DEVICE_NEEDS_RESET and raise a configuration change
@@ -124,6 +127,23 @@ void virtio_mmio_destroy(struct virtio_dev *vdev);
  * (a Status=0 write from a hart does the same from its thread). */
 void virtio_mmio_reset(struct virtio_dev *vdev);
 
+/* Polled mode, for the fuzz targets (tests/fuzz/fuzz_virtio_*.c): makes
+ * the device's handling deterministic and single-threaded. Stops the worker
+ * threads; from then on QueueNotify, DRIVER_OK and virtio_dev_kick() only
+ * mark queues pending, and virtio_mmio_poll() runs the handlers on the
+ * caller's thread. Call it right after creating the device, before the
+ * driver touches it. Thread: the one that created the device. */
+void virtio_mmio_set_polled(struct virtio_dev *vdev);
+
+/* Polled mode: serves pending queues on the calling thread, one handler
+ * call at a time as a worker would, until none is pending (nor halted or
+ * paused) or `max_calls` calls were made. When nothing is pending at first,
+ * waits up to `wait_ms` for a kick from another thread (a backend's). Returns
+ * the number of handler calls; max_calls means work was still pending (a
+ * handler that keeps re-kicking itself). Thread: the one driving the
+ * device's registers, never inside a handler. */
+unsigned virtio_mmio_poll(struct virtio_dev *vdev, unsigned max_calls, unsigned wait_ms);
+
 /* Writes /soc/virtio_mmio@<base>: compatible "virtio,mmio", reg,
  * interrupt-parent, interrupts. Returns 0 or -errno. */
 int virtio_mmio_fdt(struct virtio_dev *vdev, struct fdt_ctx *ctx);
@@ -135,7 +155,8 @@ int virtio_mmio_fdt(struct virtio_dev *vdev, struct fdt_ctx *ctx);
 int virtio_dev_pop(struct virtio_dev *vdev, unsigned q, struct vq_elem *elem);
 
 /* Returns `elem` with `len` bytes written, interrupting the driver if it
- * wants that. */
+ * wants that. An element popped before the queue was last stopped, started
+ * or reset is dropped: its ring is gone. */
 void virtio_dev_push(struct virtio_dev *vdev, unsigned q, const struct vq_elem *elem, uint32_t len);
 
 /* Returns several chains with one used-index update (vq_push_many). */

@@ -59,6 +59,9 @@ struct virtqueue {
  * host pointer into guest RAM. */
 struct vq_elem {
     uint16_t head;
+    uint32_t gen;              /* virtio_dev_pop: the transport's generation of
+                                  the queue, so a chain kept across a queue stop
+                                  or reset is never pushed into the new ring */
     unsigned out_num, in_num;
     size_t out_len, in_len;    /* byte totals */
     struct iovec iov[VQ_MAX_SIZE];
