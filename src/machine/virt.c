@@ -563,9 +563,6 @@ static int create_net(struct virt_machine *m, unsigned i, unsigned slot, char *e
     return 0;
 }
 
-/* hvc0's output. Unlike the UART, the virtio console does not yet hold its
- * transmit buffers back while the console's buffer is full: what does not
- * fit is dropped (the UART path applies back-pressure instead). */
 /* The virtio-mmio slots: disks from slot 0 in the order given, then the
  * network cards in the order given, then the console, vsock and balloon
  * devices, the entropy device in the last slot (every cloud VM has one; it costs nothing
