@@ -1,11 +1,15 @@
 /* Unit tests for virtio-console, driven through the transport like the
  * guest's driver: device id and (empty) configuration space; transmit
  * chains reach the output callback in order (writable buffers in them are
- * ignored); input typed before the driver posts receive buffers waits and
+ * ignored); a backend that takes only part of a chain holds the chain
+ * (not used) until virtio_console_output_ready(), then the rest follows in
+ * order (back-pressure, nothing lost); input typed before the driver posts
+ * receive buffers waits and
  * is split over small buffers in order; input beyond the bounded buffer is
  * refused, not stored; a receive chain with no writable buffer takes
  * nothing; the input survives a device reset. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,21 +28,26 @@ static struct guest_mem mem;
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static char out[8192];
 static size_t out_len;
+static size_t out_room = SIZE_MAX;   /* bytes the backend takes before it is full */
 
 static void noop_irq(void *c, unsigned irq, bool level)
 {
     (void)c, (void)irq, (void)level;
 }
 
-static void output(void *opaque, const uint8_t *buf, size_t n)
+static size_t output(void *opaque, const uint8_t *buf, size_t n)
 {
     (void)opaque;
     pthread_mutex_lock(&out_lock);
+    if (n > out_room)
+        n = out_room;
+    out_room -= n;
     if (n > sizeof(out) - out_len)
         n = sizeof(out) - out_len;
     memcpy(out + out_len, buf, n);
     out_len += n;
     pthread_mutex_unlock(&out_lock);
+    return n;
 }
 
 static void setup(struct drv *d)
@@ -92,6 +101,36 @@ int main(void)
     CHECK_EQ(len, 0);
     pthread_mutex_lock(&out_lock);
     CHECK(out_len == 12 && !memcmp(out, "hello world!", 12));
+    pthread_mutex_unlock(&out_lock);
+
+    /* Back-pressure: the backend takes 3 bytes, then is full. The chain is
+     * held (not used), and so is the one after it; output_ready resumes. */
+    pthread_mutex_lock(&out_lock);
+    out_room = 3;
+    pthread_mutex_unlock(&out_lock);
+    memcpy(drv_ram(&d, BUF(24)), "slow ", 5);
+    memcpy(drv_ram(&d, BUF(25)), "reader", 6);
+    struct drv_buf t3[2] = { { BUF(24), 5, false }, { BUF(25), 6, false } };
+    drv_add(&d, TXQ, t3, 2);
+    memcpy(drv_ram(&d, BUF(26)), ".", 1);
+    struct drv_buf t4 = { BUF(26), 1, false };
+    drv_add(&d, TXQ, &t4, 1);
+    drv_sleep_ms(50);
+    CHECK_EQ(drv_used_idx(&d, TXQ), 2);
+    pthread_mutex_lock(&out_lock);
+    CHECK(out_len == 15 && !memcmp(out + 12, "slo", 3));
+    out_room = 4;   /* room again, but not for all of it */
+    pthread_mutex_unlock(&out_lock);
+    virtio_console_output_ready(con);
+    drv_sleep_ms(50);
+    CHECK_EQ(drv_used_idx(&d, TXQ), 2);
+    pthread_mutex_lock(&out_lock);
+    out_room = SIZE_MAX;
+    pthread_mutex_unlock(&out_lock);
+    virtio_console_output_ready(con);
+    CHECK(drv_wait_used(&d, TXQ, 4));
+    pthread_mutex_lock(&out_lock);
+    CHECK(out_len == 24 && !memcmp(out, "hello world!slow reader.", 24));
     pthread_mutex_unlock(&out_lock);
 
     /* The typed bytes fill small buffers in order. */
