@@ -125,15 +125,21 @@ struct decoded_block {
 #define HART_BLOCK_SLOT(blocks, code) \
     (&(blocks)[((uintptr_t)(code) >> 1) & ((1u << BLOCK_CACHE_BITS) - 1)])
 
-struct hart {
-    /* ---- architectural state (saved by snapshots) ---- */
+/* The hart's architectural state: everything a snapshot saves
+ * (hart_save(), field by field), and nothing else - no host pointers,
+ * caches or identity. Plain data; mip and the SBI HSM state are atomics
+ * because devices and other harts change them. Not here: mhartid (fixed by
+ * the board), mtimecmp (the ACLINT's register, mirrored in struct hart),
+ * the retired-instruction count (a monitor statistic; the counters are
+ * saved as their values). WFI needs no state: the hart resumes after it, and
+ * the spec lets WFI return at any time (privileged spec 3.3.3). */
+struct hart_arch {
     /* x[0] is always 0; x[32] is a sink the interpreter writes results with
-     * rd = x0 to, so it never has to re-zero x[0]. Not architectural. */
+     * rd = x0 to, so it never has to re-zero x[0]. Not architectural, not saved. */
     uint64_t x[33];
     uint64_t pc;
     struct fp_regs fp;
     enum priv_mode priv;
-    uint64_t hartid;
 
     uint64_t mstatus;  /* also backs sstatus */
     uint64_t misa;
@@ -146,7 +152,6 @@ struct hart {
     uint64_t stvec, sscratch, sepc, scause, stval, satp;
     uint64_t scounteren, senvcfg;
     uint64_t stimecmp;     /* Sstc */
-    _Atomic uint64_t mtimecmp; /* owned by the ACLINT, read here for MTIP */
     int64_t mcycle_offset, minstret_offset; /* counters = insn_count + offset */
     uint8_t pmpcfg[16];
     uint64_t pmpaddr[16];
@@ -161,6 +166,15 @@ struct hart {
     /* SBI HSM start parameters, written by the starting hart before
      * state becomes STARTED. */
     uint64_t start_addr, start_opaque;
+};
+
+struct hart {
+    /* First, so the hot registers sit at small fixed offsets (the binary
+     * translator addresses them from the hart pointer). */
+    struct hart_arch arch;
+
+    uint64_t hartid;
+    _Atomic uint64_t mtimecmp; /* owned by the ACLINT, read here for MTIP */
 
     /* ---- monitor state (not saved; rebuilt) ---- */
     struct guest_mem *mem;
