@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cpu/fpu.h"
@@ -236,6 +237,30 @@ int hart_csr_read(struct hart *hart, unsigned csr, uint64_t *value);
 int hart_csr_write(struct hart *hart, unsigned csr, uint64_t value);
 /* Same threads: puts the hart in `mode` (boot code, firmware emulation). */
 void hart_set_priv(struct hart *hart, enum priv_mode mode);
+
+struct state_writer;
+struct state_reader;
+
+#define HART_STATE_TAG   "hart"
+#define HART_STATE_MAJOR 1
+#define HART_STATE_MINOR 0
+
+/* Saves struct hart_arch as section "hart"[hartid], field by field: the
+ * integer and FP registers, privilege mode, every CSR (mcycle/minstret as
+ * their values, mip as its software-owned bits), PMP, the LR reservation
+ * and the SBI HSM state and start parameters. Returns the writer's error,
+ * or -EBUSY while a hart_start is claiming this hart. Any thread while the
+ * hart is not running. */
+int hart_save(struct hart *hart, struct state_writer *w);
+/* Loads section "hart"[hartid]. Every field is checked before anything
+ * changes: HSM state, privilege mode, an even pc, fflags/frm in range, and
+ * each CSR must be a value the CSR write path keeps (reserved and WARL bits
+ * as an instruction would leave them). mip's device bits (MSIP, MTIP, MEIP,
+ * SEIP) stay as the devices drive them: load the ACLINT and PLIC too. Then
+ * the TLB, decoded blocks and translations are dropped. Returns 0, or
+ * -errno with a one-line message naming the section. Any thread while the
+ * hart is not running. */
+int hart_load(struct hart *hart, const struct state_reader *r, char *err, size_t errlen);
 
 /* Hart's thread: flush all cached translations. */
 void hart_flush_tlb(struct hart *hart);

@@ -16,6 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpu/csr.h"
+#include "cpu/hart.h"
+#include "cpu/jit/jit.h"
 #include "dev/aclint.h"
 #include "dev/goldfish_rtc.h"
 #include "dev/plic.h"
@@ -637,6 +640,183 @@ static void test_sifive(struct stream *seed)
     *seed = s;
 }
 
+/* ---- hart ---- */
+
+#define RAM_BASE 0x80000000ull
+
+static struct hart *new_hart(struct guest_mem *mem, struct timebase *tb, uint64_t id)
+{
+    struct hart *h = NULL;
+    if (posix_memalign((void **)&h, 4096, sizeof(*h)) || hart_init(h, id, mem, tb, RAM_BASE)) {
+        printf("cannot set up a hart\n");
+        exit(1);
+    }
+    atomic_store(&h->arch.state, HART_STARTED);
+    return h;
+}
+
+static void free_hart(struct hart *h)
+{
+    jit_destroy(h);
+    hart_destroy(h);
+    free(h);
+}
+
+static void same_arch(struct hart *a, struct hart *b)
+{
+    const struct hart_arch *x = &a->arch, *y = &b->arch;
+    CHECK(!memcmp(x->x, y->x, 32 * sizeof(x->x[0])));
+    CHECK(!memcmp(&x->fp, &y->fp, sizeof(x->fp)));
+    CHECK_EQ(x->pc, y->pc);
+    CHECK_EQ(x->priv, y->priv);
+    static const unsigned csrs[] = {
+        CSR_MSTATUS, CSR_MISA, CSR_MEDELEG, CSR_MIDELEG, CSR_MIE, CSR_MIP, CSR_MTVEC,
+        CSR_MSCRATCH, CSR_MEPC, CSR_MCAUSE, CSR_MTVAL, CSR_MCOUNTEREN, CSR_MENVCFG,
+        CSR_MCOUNTINHIBIT, CSR_STVEC, CSR_SSCRATCH, CSR_SEPC, CSR_SCAUSE, CSR_STVAL, CSR_SATP,
+        CSR_SCOUNTEREN, CSR_SENVCFG, CSR_STIMECMP, CSR_MCYCLE, CSR_MINSTRET, CSR_FCSR,
+        CSR_PMPCFG0, CSR_PMPCFG0 + 2, CSR_PMPADDR0, CSR_PMPADDR0 + 15,
+    };
+    for (size_t i = 0; i < sizeof(csrs) / sizeof(csrs[0]); i++) {
+        uint64_t va = 1, vb = 2;
+        CHECK_EQ(hart_csr_read(a, csrs[i], &va), 0);
+        CHECK_EQ(hart_csr_read(b, csrs[i], &vb), 0);
+        CHECK_MSG(va == vb, "csr 0x%x: 0x%llx vs 0x%llx", csrs[i], (unsigned long long)va,
+                  (unsigned long long)vb);
+    }
+    CHECK_EQ(x->mip_sw_seip, y->mip_sw_seip);
+    CHECK_EQ(x->resv_valid, y->resv_valid);
+    CHECK_EQ(x->resv_addr, y->resv_addr);
+    CHECK_EQ(x->resv_value, y->resv_value);
+    CHECK_EQ(x->start_addr, y->start_addr);
+    CHECK_EQ(x->start_opaque, y->start_opaque);
+    CHECK_EQ(atomic_load(&x->state), atomic_load(&y->state));
+    CHECK_EQ(a->pmp_active, b->pmp_active);
+}
+
+static void test_hart(struct stream *seed)
+{
+    static const uint32_t code[] = {
+        0x00150513, /* addi a0, a0, 1 */
+        0x00a585b3, /* add a1, a1, a0 */
+        0xff9ff06f, /* j -8 */
+    };
+    struct guest_mem mem;
+    struct timebase tb;
+    struct state_writer w;
+    struct state_reader rd;
+    struct stream s;
+
+    timebase_init(&tb);
+    if (guest_mem_init(&mem, RAM_BASE, 16ull << 20)) {
+        printf("no guest memory\n");
+        exit(1);
+    }
+    CHECK_EQ(guest_mem_write(&mem, RAM_BASE, code, sizeof(code)), 0);
+    struct hart *a = new_hart(&mem, &tb, 0);
+    hart_csr_write(a, CSR_MSTATUS, MSTATUS_FS_INITIAL | (1ull << 11) | (1ull << 18));
+    hart_csr_write(a, CSR_MEDELEG, 0xb1ff);
+    hart_csr_write(a, CSR_MIDELEG, 0x222);
+    hart_csr_write(a, CSR_MIE, 0x2a);
+    hart_csr_write(a, CSR_MTVEC, RAM_BASE + 0x100);
+    hart_csr_write(a, CSR_STVEC, RAM_BASE + 0x201);
+    hart_csr_write(a, CSR_MSCRATCH, 0x1234567890abcdefull);
+    hart_csr_write(a, CSR_SSCRATCH, 0xfedcba0987654321ull);
+    hart_csr_write(a, CSR_MENVCFG, MENVCFG_STCE);
+    hart_csr_write(a, CSR_STIMECMP, 0x7fffffffffffull);
+    hart_csr_write(a, CSR_MCOUNTEREN, 7);
+    hart_csr_write(a, CSR_MCYCLE, 1ull << 40);
+    hart_csr_write(a, CSR_MIP, MIP_SSIP | MIP_SEIP);
+    hart_csr_write(a, CSR_PMPADDR0 + 3, 0x3ffffffffull);
+    hart_csr_write(a, CSR_PMPCFG0, (uint64_t)(PMPCFG_NAPOT | PMPCFG_R | PMPCFG_W | PMPCFG_X) << 24);
+    hart_csr_write(a, CSR_FCSR, 0x5f);
+    a->arch.fp.f[7] = 0x400921fb54442d18ull;
+    a->arch.x[5] = 0x5555;
+    a->arch.resv_valid = true;
+    a->arch.resv_addr = RAM_BASE + 0x1000;
+    a->arch.resv_value = 42;
+    a->arch.start_addr = RAM_BASE + 0x2000;
+    CHECK_EQ(hart_run(a, 1000), HART_EXIT_BUDGET);
+    CHECK(a->arch.x[10] > 300);
+    state_writer_init_mem(&w);
+    CHECK_EQ(hart_save(a, &w), 0);
+    stream_take(&w, &s);
+
+    /* A hart that ran first (TLB, decoded blocks, translations) then loads. */
+    struct hart *b = new_hart(&mem, &tb, 0);
+    if (jit_create(b, JIT_MIN_CACHE, 0) && jit_create(b, JIT_MIN_CACHE, 0) != -ENOTSUP)
+        CHECK(false);
+    b->arch.pc = RAM_BASE + 4;
+    CHECK_EQ(hart_run(b, 777), HART_EXIT_BUDGET);
+    uint64_t epoch = b->code_epoch;
+    if (!open_stream(&s, &rd)) {
+        CHECK_EQ(hart_load(b, &rd, err, sizeof(err)), 0);
+        state_reader_free(&rd);
+    }
+    CHECK(b->code_epoch != epoch);
+    same_arch(a, b);
+    /* And both go on alike (the loaded one through the translator). */
+    CHECK_EQ(hart_run(a, 500), HART_EXIT_BUDGET);
+    CHECK_EQ(hart_run(b, 500), HART_EXIT_BUDGET);
+    same_arch(a, b);
+
+    /* Bad fields: each refused, naming the section; the hart unchanged. */
+    const size_t csr0 = 2 + 8 + 31 * 8 + 32 * 8 + 2; /* mstatus, then csr_fields order */
+    struct { size_t off; uint8_t val; const char *what; int rc; } bad[] = {
+        { 0, 3, "HSM", -EINVAL },
+        { 1, 2, "privilege", -EINVAL },
+        { 2, 0x01, "odd", -EINVAL },
+        { csr0 - 2, 0x20, "fflags", -EINVAL },
+        { csr0 - 1, 8, "frm", -EINVAL },
+        { csr0 + 1, 0x10, "mstatus", -EINVAL },          /* MPP = 2 */
+        { csr0 + 5, 0x01, "mstatus", -EINVAL },          /* UXL is read-only */
+        { csr0 + 8, 0x00, "misa", -EINVAL },
+        { csr0 + 18 * 8 + 7, 0x10, "satp", -EINVAL },    /* mode 1 */
+        { csr0 + 2 * 8 + 1, 0x08, "medeleg", -EINVAL },  /* ecall from M */
+        { csr0 + 22 * 8 + 1, 0x08, "mip", -EINVAL },     /* MEIP belongs to the PLIC */
+        { csr0 + 22 * 8, 0x20, "mip", -EINVAL },         /* STIP while Sstc owns it */
+        { csr0 + 23 * 8, 0x01, "SEIP", -EINVAL },
+        { csr0 + 26 * 8 + 3, 0x60, "PMP", -EINVAL },     /* reserved pmpcfg bits */
+        { csr0 + 26 * 8 + 16 + 16 * 8, 2, "flag", -EBADMSG },
+    };
+    uint64_t pc = b->arch.pc;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct stream p = patch(&s, "hart", 0, bad[i].off, bad[i].val, 0);
+        if (!open_stream(&p, &rd)) {
+            CHECK_EQ(hart_load(b, &rd, err, sizeof(err)), bad[i].rc);
+            CHECK_MSG(strstr(err, "hart[0]") && strstr(err, bad[i].what), "%zu: %s", i, err);
+            state_reader_free(&rd);
+        }
+        free(p.data);
+    }
+    for (int d = -1; d <= 1; d += 2) {
+        struct stream p = patch(&s, "hart", 0, SIZE_MAX, 0, d);
+        if (!open_stream(&p, &rd)) {
+            CHECK_EQ(hart_load(b, &rd, err, sizeof(err)), -EBADMSG);
+            state_reader_free(&rd);
+        }
+        free(p.data);
+    }
+    CHECK_EQ(b->arch.pc, pc);
+    CHECK_EQ(b->arch.priv, PRIV_M);
+    /* Another hart's section is not this one's. */
+    struct hart *c = new_hart(&mem, &tb, 1);
+    if (!open_stream(&s, &rd)) {
+        CHECK_EQ(hart_load(c, &rd, err, sizeof(err)), -ENOENT);
+        CHECK(strstr(err, "hart[1]") != NULL);
+        state_reader_free(&rd);
+    }
+    /* A hart being claimed by hart_start cannot be saved. */
+    atomic_store(&c->arch.state, HART_START_CLAIMED);
+    state_writer_init_mem(&w);
+    CHECK_EQ(hart_save(c, &w), -EBUSY);
+    state_writer_free(&w);
+    free_hart(a);
+    free_hart(b);
+    free_hart(c);
+    guest_mem_destroy(&mem);
+    *seed = s;
+}
+
 /* ---- seeds ---- */
 
 static void append(struct state_writer *w, const struct stream *s)
@@ -668,19 +848,21 @@ static void write_file(const char *dir, const char *name, const struct stream *s
 
 int main(int argc, char **argv)
 {
-    struct stream seeds[5];
+    struct stream seeds[6];
     test_plic(&seeds[0]);
     test_aclint(&seeds[1]);
     test_uart(&seeds[2]);
     test_rtc(&seeds[3]);
     test_sifive(&seeds[4]);
+    test_hart(&seeds[5]);
 
     if (argc == 3 && !strcmp(argv[1], "--write-seeds")) {
-        static const char *names[] = { "plic", "aclint", "uart16550", "goldfish_rtc", "sifive_test" };
+        static const char *names[] = { "plic", "aclint", "uart16550", "goldfish_rtc", "sifive_test",
+                                       "hart" };
         struct state_writer w;
         struct stream all;
         state_writer_init_mem(&w);
-        for (int i = 0; i < 5; i++) {
+        for (int i = 0; i < 6; i++) {
             write_file(argv[2], names[i], &seeds[i]);
             append(&w, &seeds[i]);
         }
@@ -688,7 +870,7 @@ int main(int argc, char **argv)
         write_file(argv[2], "machine", &all);
         free(all.data);
     }
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         free(seeds[i].data);
     return check_summary("test_state_devices");
 }
