@@ -174,6 +174,7 @@ struct hart {
      * translator addresses them from the hart pointer). */
     struct hart_arch arch;
 
+    /* ---- identity and a device's mirror (not in the hart's section) ---- */
     uint64_t hartid;
     _Atomic uint64_t mtimecmp; /* owned by the ACLINT, read here for MTIP */
 

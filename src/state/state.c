@@ -161,7 +161,7 @@ void state_begin(struct state_writer *w, const char *tag, uint32_t instance,
                  uint16_t major, uint16_t minor)
 {
     char t[STATE_TAG_LEN] = { 0 };
-    if (!tag_valid(tag)) {
+    if (!tag_valid(tag) || major == 0) {
         fail(w, -EINVAL);
         return;
     }
@@ -356,6 +356,9 @@ static int parse(struct state_reader *r, char *err, size_t errlen)
             padded = padded && h[i] == 0;
         if (!tag_valid(name) || !padded)
             return errmsg(err, errlen, -EBADMSG, "state: section at offset %zu has an invalid tag", off);
+        if (rd16(h + 20) == 0)
+            return errmsg(err, errlen, -EBADMSG, "state: section %s[%u] has major version 0 (majors start at 1)",
+                          name, rd32(h + 16));
         struct state_section_info *s = &r->sections[r->nsections];
         memcpy(s->tag, name, STATE_TAG_LEN);
         s->instance = rd32(h + 16);

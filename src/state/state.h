@@ -63,7 +63,8 @@ int state_writer_init_mem(struct state_writer *w);
 /* Frees the buffer (does not close the fd). */
 void state_writer_free(struct state_writer *w);
 
-/* Opens a section; `tag` is 1..15 characters of [a-z0-9_-]. */
+/* Opens a section; `tag` is 1..15 characters of [a-z0-9_-]; majors start
+ * at 1 (0 marks the end record). */
 void state_begin(struct state_writer *w, const char *tag, uint32_t instance,
                  uint16_t major, uint16_t minor);
 void state_put_u8(struct state_writer *w, uint8_t v);

@@ -341,6 +341,11 @@ static void test_corruption(void)
     CHECK_EQ(open_err(c, len, err, sizeof(err)), -EBADMSG);
     CHECK(strstr(err, "invalid tag") != NULL);
     memcpy(c, d, len);
+    c[STATE_HEADER_SIZE + 20] = 0; /* section major 0 */
+    fix_crcs(c, len);
+    CHECK_EQ(open_err(c, len, err, sizeof(err)), -EBADMSG);
+    CHECK(strstr(err, "alpha[0] has major version 0") != NULL);
+    memcpy(c, d, len);
     c[STATE_HEADER_SIZE + 10] = 'x'; /* a byte after the tag's NUL */
     fix_crcs(c, len);
     CHECK_EQ(open_err(c, len, err, sizeof(err)), -EBADMSG);
@@ -379,6 +384,11 @@ static void test_writer_misuse(void)
     state_writer_init_mem(&w);
     state_begin(&w, "a", 0, 1, 0);
     state_begin(&w, "b", 0, 1, 0); /* nested */
+    CHECK_EQ(state_end(&w), -EINVAL);
+    state_writer_free(&w);
+
+    state_writer_init_mem(&w);
+    state_begin(&w, "zero", 0, 0, 1); /* major 0 is the end record's */
     CHECK_EQ(state_end(&w), -EINVAL);
     state_writer_free(&w);
 
