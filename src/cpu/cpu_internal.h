@@ -66,15 +66,15 @@ int mmu_translate(struct hart *h, uint64_t va, enum access_type type, uint64_t *
 
 static inline enum priv_mode hart_data_priv(const struct hart *h)
 {
-    if (h->priv == PRIV_M && (h->mstatus & MSTATUS_MPRV))
-        return (enum priv_mode)((h->mstatus & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT);
-    return h->priv;
+    if (h->arch.priv == PRIV_M && (h->arch.mstatus & MSTATUS_MPRV))
+        return (enum priv_mode)((h->arch.mstatus & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT);
+    return h->arch.priv;
 }
 
 /* mip as software sees it: device lines plus the software-written SEIP. */
 static inline uint64_t hart_mip(const struct hart *h)
 {
-    return atomic_load_explicit(&h->mip, memory_order_relaxed) | h->mip_sw_seip;
+    return atomic_load_explicit(&h->arch.mip, memory_order_relaxed) | h->arch.mip_sw_seip;
 }
 
 static inline uint64_t hart_counter_base(const struct hart *h)

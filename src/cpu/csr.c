@@ -21,7 +21,7 @@
 
 static uint64_t mstatus_read(const struct hart *h)
 {
-    uint64_t s = h->mstatus;
+    uint64_t s = h->arch.mstatus;
     if ((s & MSTATUS_FS) == MSTATUS_FS)
         s |= MSTATUS_SD;
     return s | (2ull << 32) | (2ull << 34); /* UXL = SXL = 64 */
@@ -29,12 +29,12 @@ static uint64_t mstatus_read(const struct hart *h)
 
 static void mstatus_write(struct hart *h, uint64_t value, uint64_t mask)
 {
-    uint64_t old = h->mstatus;
+    uint64_t old = h->arch.mstatus;
     uint64_t s = (old & ~mask) | (value & mask);
     /* MPP is WARL: the reserved encoding 2 keeps the previous mode. */
     if (((s & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT) == 2)
         s = (s & ~MSTATUS_MPP) | (old & MSTATUS_MPP);
-    h->mstatus = s & ~MSTATUS_SD;
+    h->arch.mstatus = s & ~MSTATUS_SD;
     if ((old ^ s) & (MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_SUM | MSTATUS_MXR)) {
         /* SUM/MXR change what a cached translation allows. */
         if ((old ^ s) & (MSTATUS_SUM | MSTATUS_MXR))
@@ -47,43 +47,43 @@ static void mstatus_write(struct hart *h, uint64_t value, uint64_t mask)
 static bool counter_allowed(const struct hart *h, unsigned csr)
 {
     uint64_t bit = 1ull << (csr & 31);
-    if (h->priv < PRIV_M && !(h->mcounteren & bit))
+    if (h->arch.priv < PRIV_M && !(h->arch.mcounteren & bit))
         return false;
-    if (h->priv == PRIV_U && !(h->scounteren & bit))
+    if (h->arch.priv == PRIV_U && !(h->arch.scounteren & bit))
         return false;
     return true;
 }
 
 static bool fs_enabled(const struct hart *h)
 {
-    return (h->mstatus & MSTATUS_FS) != 0;
+    return (h->arch.mstatus & MSTATUS_FS) != 0;
 }
 
 static void fs_dirty(struct hart *h)
 {
-    h->mstatus |= MSTATUS_FS;
+    h->arch.mstatus |= MSTATUS_FS;
 }
 
 static void pmp_recompute(struct hart *h)
 {
     h->pmp_active = false;
     for (int i = 0; i < 16; i++)
-        if (h->pmpcfg[i] & 0x18)
+        if (h->arch.pmpcfg[i] & 0x18)
             h->pmp_active = true;
     hart_flush_tlb(h);
 }
 
 int csr_read(struct hart *h, unsigned csr, uint64_t *v)
 {
-    if (((csr >> 8) & 3) > h->priv)
+    if (((csr >> 8) & 3) > h->arch.priv)
         return -1;
     switch (csr) {
-    case CSR_FFLAGS: if (!fs_enabled(h)) return -1; *v = h->fp.fflags; return 0;
-    case CSR_FRM: if (!fs_enabled(h)) return -1; *v = h->fp.frm; return 0;
-    case CSR_FCSR: if (!fs_enabled(h)) return -1; *v = h->fp.frm << 5 | h->fp.fflags; return 0;
+    case CSR_FFLAGS: if (!fs_enabled(h)) return -1; *v = h->arch.fp.fflags; return 0;
+    case CSR_FRM: if (!fs_enabled(h)) return -1; *v = h->arch.fp.frm; return 0;
+    case CSR_FCSR: if (!fs_enabled(h)) return -1; *v = h->arch.fp.frm << 5 | h->arch.fp.fflags; return 0;
     case CSR_CYCLE:
         if (!counter_allowed(h, csr)) return -1;
-        *v = hart_counter_base(h) + (uint64_t)h->mcycle_offset;
+        *v = hart_counter_base(h) + (uint64_t)h->arch.mcycle_offset;
         return 0;
     case CSR_TIME:
         if (!counter_allowed(h, csr)) return -1;
@@ -91,47 +91,47 @@ int csr_read(struct hart *h, unsigned csr, uint64_t *v)
         return 0;
     case CSR_INSTRET:
         if (!counter_allowed(h, csr)) return -1;
-        *v = hart_counter_base(h) + (uint64_t)h->minstret_offset;
+        *v = hart_counter_base(h) + (uint64_t)h->arch.minstret_offset;
         return 0;
     case CSR_SSTATUS: *v = mstatus_read(h) & SSTATUS_MASK; return 0;
-    case CSR_SIE: *v = h->mie & h->mideleg; return 0;
-    case CSR_STVEC: *v = h->stvec; return 0;
-    case CSR_SCOUNTEREN: *v = h->scounteren; return 0;
-    case CSR_SENVCFG: *v = h->senvcfg; return 0;
-    case CSR_SSCRATCH: *v = h->sscratch; return 0;
-    case CSR_SEPC: *v = h->sepc; return 0;
-    case CSR_SCAUSE: *v = h->scause; return 0;
-    case CSR_STVAL: *v = h->stval; return 0;
-    case CSR_SIP: *v = hart_mip(h) & h->mideleg; return 0;
+    case CSR_SIE: *v = h->arch.mie & h->arch.mideleg; return 0;
+    case CSR_STVEC: *v = h->arch.stvec; return 0;
+    case CSR_SCOUNTEREN: *v = h->arch.scounteren; return 0;
+    case CSR_SENVCFG: *v = h->arch.senvcfg; return 0;
+    case CSR_SSCRATCH: *v = h->arch.sscratch; return 0;
+    case CSR_SEPC: *v = h->arch.sepc; return 0;
+    case CSR_SCAUSE: *v = h->arch.scause; return 0;
+    case CSR_STVAL: *v = h->arch.stval; return 0;
+    case CSR_SIP: *v = hart_mip(h) & h->arch.mideleg; return 0;
     case CSR_STIMECMP:
-        if (h->priv < PRIV_M && (!(h->mcounteren & 2) || !(h->menvcfg & MENVCFG_STCE)))
+        if (h->arch.priv < PRIV_M && (!(h->arch.mcounteren & 2) || !(h->arch.menvcfg & MENVCFG_STCE)))
             return -1;
-        *v = h->stimecmp;
+        *v = h->arch.stimecmp;
         return 0;
     case CSR_SATP:
-        if (h->priv == PRIV_S && (h->mstatus & MSTATUS_TVM)) return -1;
-        *v = h->satp;
+        if (h->arch.priv == PRIV_S && (h->arch.mstatus & MSTATUS_TVM)) return -1;
+        *v = h->arch.satp;
         return 0;
     case CSR_MVENDORID: case CSR_MARCHID: case CSR_MIMPID: case CSR_MCONFIGPTR:
         *v = 0;
         return 0;
     case CSR_MHARTID: *v = h->hartid; return 0;
     case CSR_MSTATUS: *v = mstatus_read(h); return 0;
-    case CSR_MISA: *v = h->misa; return 0;
-    case CSR_MEDELEG: *v = h->medeleg; return 0;
-    case CSR_MIDELEG: *v = h->mideleg; return 0;
-    case CSR_MIE: *v = h->mie; return 0;
-    case CSR_MTVEC: *v = h->mtvec; return 0;
-    case CSR_MCOUNTEREN: *v = h->mcounteren; return 0;
-    case CSR_MENVCFG: *v = h->menvcfg; return 0;
-    case CSR_MCOUNTINHIBIT: *v = h->mcountinhibit; return 0;
-    case CSR_MSCRATCH: *v = h->mscratch; return 0;
-    case CSR_MEPC: *v = h->mepc; return 0;
-    case CSR_MCAUSE: *v = h->mcause; return 0;
-    case CSR_MTVAL: *v = h->mtval; return 0;
+    case CSR_MISA: *v = h->arch.misa; return 0;
+    case CSR_MEDELEG: *v = h->arch.medeleg; return 0;
+    case CSR_MIDELEG: *v = h->arch.mideleg; return 0;
+    case CSR_MIE: *v = h->arch.mie; return 0;
+    case CSR_MTVEC: *v = h->arch.mtvec; return 0;
+    case CSR_MCOUNTEREN: *v = h->arch.mcounteren; return 0;
+    case CSR_MENVCFG: *v = h->arch.menvcfg; return 0;
+    case CSR_MCOUNTINHIBIT: *v = h->arch.mcountinhibit; return 0;
+    case CSR_MSCRATCH: *v = h->arch.mscratch; return 0;
+    case CSR_MEPC: *v = h->arch.mepc; return 0;
+    case CSR_MCAUSE: *v = h->arch.mcause; return 0;
+    case CSR_MTVAL: *v = h->arch.mtval; return 0;
     case CSR_MIP: *v = hart_mip(h); return 0;
-    case CSR_MCYCLE: *v = hart_counter_base(h) + (uint64_t)h->mcycle_offset; return 0;
-    case CSR_MINSTRET: *v = hart_counter_base(h) + (uint64_t)h->minstret_offset; return 0;
+    case CSR_MCYCLE: *v = hart_counter_base(h) + (uint64_t)h->arch.mcycle_offset; return 0;
+    case CSR_MINSTRET: *v = hart_counter_base(h) + (uint64_t)h->arch.minstret_offset; return 0;
     }
     if (csr >= CSR_HPMCOUNTER3 && csr <= CSR_HPMCOUNTER31) {
         if (!counter_allowed(h, csr)) return -1;
@@ -149,12 +149,12 @@ int csr_read(struct hart *h, unsigned csr, uint64_t *v)
         *v = 0;
         for (unsigned i = 0; i < 8; i++)
             if (first + i < 16)
-                *v |= (uint64_t)h->pmpcfg[first + i] << (8 * i);
+                *v |= (uint64_t)h->arch.pmpcfg[first + i] << (8 * i);
         return 0;
     }
     if (csr >= CSR_PMPADDR0 && csr <= CSR_PMPADDR63) {
         unsigned i = csr - CSR_PMPADDR0;
-        *v = i < 16 ? h->pmpaddr[i] : 0;
+        *v = i < 16 ? h->arch.pmpaddr[i] : 0;
         return 0;
     }
     return -1;
@@ -164,58 +164,58 @@ static void pmpcfg_write(struct hart *h, unsigned first, uint64_t value)
 {
     for (unsigned i = 0; i < 8 && first + i < 16; i++) {
         uint8_t cfg = (uint8_t)(value >> (8 * i));
-        if (h->pmpcfg[first + i] & 0x80)
+        if (h->arch.pmpcfg[first + i] & 0x80)
             continue; /* locked */
         cfg &= 0x9f;  /* L, A, X, W, R */
         if ((cfg & 3) == 2)
             cfg &= ~3; /* R=0 W=1 is reserved: drop W */
-        h->pmpcfg[first + i] = cfg;
+        h->arch.pmpcfg[first + i] = cfg;
     }
     pmp_recompute(h);
 }
 
 int csr_write(struct hart *h, unsigned csr, uint64_t v)
 {
-    if (((csr >> 8) & 3) > h->priv || (csr >> 10) == 3)
+    if (((csr >> 8) & 3) > h->arch.priv || (csr >> 10) == 3)
         return -1;
     switch (csr) {
-    case CSR_FFLAGS: if (!fs_enabled(h)) return -1; h->fp.fflags = v & 0x1f; fs_dirty(h); return 0;
-    case CSR_FRM: if (!fs_enabled(h)) return -1; h->fp.frm = v & 7; fs_dirty(h); return 0;
+    case CSR_FFLAGS: if (!fs_enabled(h)) return -1; h->arch.fp.fflags = v & 0x1f; fs_dirty(h); return 0;
+    case CSR_FRM: if (!fs_enabled(h)) return -1; h->arch.fp.frm = v & 7; fs_dirty(h); return 0;
     case CSR_FCSR:
         if (!fs_enabled(h)) return -1;
-        h->fp.fflags = v & 0x1f;
-        h->fp.frm = (v >> 5) & 7;
+        h->arch.fp.fflags = v & 0x1f;
+        h->arch.fp.frm = (v >> 5) & 7;
         fs_dirty(h);
         return 0;
     case CSR_SSTATUS: mstatus_write(h, v, SSTATUS_MASK & MSTATUS_WRITABLE); return 0;
-    case CSR_SIE: h->mie = (h->mie & ~h->mideleg) | (v & h->mideleg & MIE_MASK); return 0;
-    case CSR_STVEC: h->stvec = v & ~2ull; return 0;
-    case CSR_SCOUNTEREN: h->scounteren = v & COUNTEREN_MASK; return 0;
-    case CSR_SENVCFG: h->senvcfg = v & 1; return 0;
-    case CSR_SSCRATCH: h->sscratch = v; return 0;
-    case CSR_SEPC: h->sepc = v & ~1ull; return 0;
-    case CSR_SCAUSE: h->scause = v; return 0;
-    case CSR_STVAL: h->stval = v; return 0;
+    case CSR_SIE: h->arch.mie = (h->arch.mie & ~h->arch.mideleg) | (v & h->arch.mideleg & MIE_MASK); return 0;
+    case CSR_STVEC: h->arch.stvec = v & ~2ull; return 0;
+    case CSR_SCOUNTEREN: h->arch.scounteren = v & COUNTEREN_MASK; return 0;
+    case CSR_SENVCFG: h->arch.senvcfg = v & 1; return 0;
+    case CSR_SSCRATCH: h->arch.sscratch = v; return 0;
+    case CSR_SEPC: h->arch.sepc = v & ~1ull; return 0;
+    case CSR_SCAUSE: h->arch.scause = v; return 0;
+    case CSR_STVAL: h->arch.stval = v; return 0;
     case CSR_SIP: {
-        uint64_t mask = MIP_SSIP & h->mideleg;
-        if (v & mask) atomic_fetch_or(&h->mip, mask);
-        else atomic_fetch_and(&h->mip, ~mask);
+        uint64_t mask = MIP_SSIP & h->arch.mideleg;
+        if (v & mask) atomic_fetch_or(&h->arch.mip, mask);
+        else atomic_fetch_and(&h->arch.mip, ~mask);
         return 0;
     }
     case CSR_STIMECMP:
-        if (h->priv < PRIV_M && (!(h->mcounteren & 2) || !(h->menvcfg & MENVCFG_STCE)))
+        if (h->arch.priv < PRIV_M && (!(h->arch.mcounteren & 2) || !(h->arch.menvcfg & MENVCFG_STCE)))
             return -1;
-        h->stimecmp = v;
+        h->arch.stimecmp = v;
         trap_update_timers(h);
         return 0;
     case CSR_SATP: {
-        if (h->priv == PRIV_S && (h->mstatus & MSTATUS_TVM)) return -1;
+        if (h->arch.priv == PRIV_S && (h->arch.mstatus & MSTATUS_TVM)) return -1;
         uint64_t mode = v >> SATP_MODE_SHIFT;
         /* Unsupported modes make the whole write have no effect (4.1.11). */
         if (mode != 0 && mode != 8 && mode != 9 && mode != 10)
             return 0;
         /* ASIDLEN = 16; the physical page number is 44 bits. */
-        h->satp = v & ((0xfull << 60) | (0xffffull << 44) | ((1ull << 44) - 1));
+        h->arch.satp = v & ((0xfull << 60) | (0xffffull << 44) | ((1ull << 44) - 1));
         /* The TLB is not ASID-tagged, so any satp change drops it. */
         hart_flush_tlb(h);
         mmu_update_regime(h);
@@ -223,35 +223,35 @@ int csr_write(struct hart *h, unsigned csr, uint64_t v)
     }
     case CSR_MSTATUS: mstatus_write(h, v, MSTATUS_WRITABLE); return 0;
     case CSR_MISA: return 0; /* WARL: extensions cannot be turned off */
-    case CSR_MEDELEG: h->medeleg = v & MEDELEG_MASK; return 0;
-    case CSR_MIDELEG: h->mideleg = v & MIDELEG_MASK; return 0;
-    case CSR_MIE: h->mie = v & MIE_MASK; return 0;
-    case CSR_MTVEC: h->mtvec = v & ~2ull; return 0;
-    case CSR_MCOUNTEREN: h->mcounteren = v & COUNTEREN_MASK; return 0;
+    case CSR_MEDELEG: h->arch.medeleg = v & MEDELEG_MASK; return 0;
+    case CSR_MIDELEG: h->arch.mideleg = v & MIDELEG_MASK; return 0;
+    case CSR_MIE: h->arch.mie = v & MIE_MASK; return 0;
+    case CSR_MTVEC: h->arch.mtvec = v & ~2ull; return 0;
+    case CSR_MCOUNTEREN: h->arch.mcounteren = v & COUNTEREN_MASK; return 0;
     case CSR_MENVCFG:
-        h->menvcfg = v & (MENVCFG_STCE | 1);
+        h->arch.menvcfg = v & (MENVCFG_STCE | 1);
         trap_update_timers(h);
         return 0;
-    case CSR_MCOUNTINHIBIT: h->mcountinhibit = v & 5; return 0;
-    case CSR_MSCRATCH: h->mscratch = v; return 0;
-    case CSR_MEPC: h->mepc = v & ~1ull; return 0;
-    case CSR_MCAUSE: h->mcause = v; return 0;
-    case CSR_MTVAL: h->mtval = v; return 0;
+    case CSR_MCOUNTINHIBIT: h->arch.mcountinhibit = v & 5; return 0;
+    case CSR_MSCRATCH: h->arch.mscratch = v; return 0;
+    case CSR_MEPC: h->arch.mepc = v & ~1ull; return 0;
+    case CSR_MCAUSE: h->arch.mcause = v; return 0;
+    case CSR_MTVAL: h->arch.mtval = v; return 0;
     case CSR_MIP: {
         /* SSIP is always writable; STIP only while Sstc does not own it;
          * SEIP writes set the software copy, ORed with the PLIC's line.
          * MEIP/MTIP/MSIP come from devices and are read-only here. */
-        h->mip_sw_seip = v & MIP_SEIP;
-        uint64_t mask = MIP_SSIP | ((h->menvcfg & MENVCFG_STCE) ? 0 : MIP_STIP);
+        h->arch.mip_sw_seip = v & MIP_SEIP;
+        uint64_t mask = MIP_SSIP | ((h->arch.menvcfg & MENVCFG_STCE) ? 0 : MIP_STIP);
         uint64_t set = v & mask, clear = ~v & mask;
-        if (set) atomic_fetch_or(&h->mip, set);
-        if (clear) atomic_fetch_and(&h->mip, ~clear);
+        if (set) atomic_fetch_or(&h->arch.mip, set);
+        if (clear) atomic_fetch_and(&h->arch.mip, ~clear);
         return 0;
     }
-    case CSR_MCYCLE: h->mcycle_offset = (int64_t)(v - hart_counter_base(h)); return 0;
+    case CSR_MCYCLE: h->arch.mcycle_offset = (int64_t)(v - hart_counter_base(h)); return 0;
     case CSR_MINSTRET:
         /* The write happens instead of this instruction's own increment. */
-        h->minstret_offset = (int64_t)(v - hart_counter_base(h) - 1);
+        h->arch.minstret_offset = (int64_t)(v - hart_counter_base(h) - 1);
         return 0;
     }
     if ((csr >= CSR_MHPMCOUNTER3 && csr <= CSR_MHPMCOUNTER31) ||
@@ -266,12 +266,12 @@ int csr_write(struct hart *h, unsigned csr, uint64_t v)
         unsigned i = csr - CSR_PMPADDR0;
         if (i >= 16)
             return 0;
-        bool locked = h->pmpcfg[i] & 0x80;
+        bool locked = h->arch.pmpcfg[i] & 0x80;
         /* A locked TOR entry above also locks this address. */
-        if (i + 1 < 16 && (h->pmpcfg[i + 1] & 0x80) && ((h->pmpcfg[i + 1] >> 3) & 3) == 1)
+        if (i + 1 < 16 && (h->arch.pmpcfg[i + 1] & 0x80) && ((h->arch.pmpcfg[i + 1] >> 3) & 3) == 1)
             locked = true;
         if (!locked) {
-            h->pmpaddr[i] = v & ((1ull << 54) - 1);
+            h->arch.pmpaddr[i] = v & ((1ull << 54) - 1);
             pmp_recompute(h);
         }
         return 0;
@@ -282,32 +282,32 @@ int csr_write(struct hart *h, unsigned csr, uint64_t v)
 int hart_csr_write(struct hart *h, unsigned csr, uint64_t value)
 {
     /* As M-mode firmware: the access itself runs at M, the hart stays put. */
-    enum priv_mode saved = h->priv;
-    h->priv = PRIV_M;
+    enum priv_mode saved = h->arch.priv;
+    h->arch.priv = PRIV_M;
     int r = csr_write(h, csr, value);
-    h->priv = saved;
+    h->arch.priv = saved;
     mmu_update_regime(h);
     return r;
 }
 
 int hart_csr_read(struct hart *h, unsigned csr, uint64_t *value)
 {
-    enum priv_mode saved = h->priv;
-    h->priv = PRIV_M;
+    enum priv_mode saved = h->arch.priv;
+    h->arch.priv = PRIV_M;
     int r = csr_read(h, csr, value);
-    h->priv = saved;
+    h->arch.priv = saved;
     return r;
 }
 
 void hart_set_priv(struct hart *h, enum priv_mode mode)
 {
-    h->priv = mode;
+    h->arch.priv = mode;
     mmu_update_regime(h);
 }
 
 uint64_t csr_rmw_base(const struct hart *h, unsigned csr, uint64_t read_value)
 {
     if (csr == CSR_MIP)
-        return (read_value & ~MIP_SEIP) | h->mip_sw_seip;
+        return (read_value & ~MIP_SEIP) | h->arch.mip_sw_seip;
     return read_value;
 }

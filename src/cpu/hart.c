@@ -53,26 +53,26 @@ void hart_destroy(struct hart *h)
 
 void hart_reset(struct hart *h, uint64_t reset_pc)
 {
-    memset(h->x, 0, sizeof(h->x));
-    memset(&h->fp, 0, sizeof(h->fp));
-    h->pc = reset_pc;
-    h->priv = PRIV_M;
-    h->mstatus = 0;
-    h->misa = MISA_VALUE;
-    h->medeleg = h->mideleg = h->mie = 0;
-    atomic_store(&h->mip, 0);
-    h->mip_sw_seip = 0;
-    h->mtvec = h->mscratch = h->mepc = h->mcause = h->mtval = 0;
-    h->mcounteren = h->menvcfg = h->mcountinhibit = 0;
-    h->stvec = h->sscratch = h->sepc = h->scause = h->stval = h->satp = 0;
-    h->scounteren = h->senvcfg = 0;
-    h->stimecmp = ~0ull;
+    memset(h->arch.x, 0, sizeof(h->arch.x));
+    memset(&h->arch.fp, 0, sizeof(h->arch.fp));
+    h->arch.pc = reset_pc;
+    h->arch.priv = PRIV_M;
+    h->arch.mstatus = 0;
+    h->arch.misa = MISA_VALUE;
+    h->arch.medeleg = h->arch.mideleg = h->arch.mie = 0;
+    atomic_store(&h->arch.mip, 0);
+    h->arch.mip_sw_seip = 0;
+    h->arch.mtvec = h->arch.mscratch = h->arch.mepc = h->arch.mcause = h->arch.mtval = 0;
+    h->arch.mcounteren = h->arch.menvcfg = h->arch.mcountinhibit = 0;
+    h->arch.stvec = h->arch.sscratch = h->arch.sepc = h->arch.scause = h->arch.stval = h->arch.satp = 0;
+    h->arch.scounteren = h->arch.senvcfg = 0;
+    h->arch.stimecmp = ~0ull;
     atomic_store(&h->mtimecmp, ~0ull);
-    h->mcycle_offset = h->minstret_offset = 0;
-    memset(h->pmpcfg, 0, sizeof(h->pmpcfg));
-    memset(h->pmpaddr, 0, sizeof(h->pmpaddr));
+    h->arch.mcycle_offset = h->arch.minstret_offset = 0;
+    memset(h->arch.pmpcfg, 0, sizeof(h->arch.pmpcfg));
+    memset(h->arch.pmpaddr, 0, sizeof(h->arch.pmpaddr));
     h->pmp_active = false;
-    h->resv_valid = false;
+    h->arch.resv_valid = false;
     atomic_store(&h->requests, 0);
     hart_flush_tlb(h);
     mmu_update_regime(h);
@@ -88,19 +88,19 @@ void hart_fence_i(struct hart *h)
 
 bool hart_wfi_wakeup(struct hart *h)
 {
-    return (hart_mip(h) & h->mie) != 0;
+    return (hart_mip(h) & h->arch.mie) != 0;
 }
 
 int64_t hart_timer_deadline_ns(struct hart *h)
 {
     int64_t deadline = INT64_MAX;
-    if (h->mie & MIP_MTIP) {
+    if (h->arch.mie & MIP_MTIP) {
         int64_t t = timebase_ticks_to_host_ns(h->timebase, atomic_load(&h->mtimecmp));
         if (t < deadline)
             deadline = t;
     }
-    if ((h->mie & MIP_STIP) && (h->menvcfg & MENVCFG_STCE)) {
-        int64_t t = timebase_ticks_to_host_ns(h->timebase, h->stimecmp);
+    if ((h->arch.mie & MIP_STIP) && (h->arch.menvcfg & MENVCFG_STCE)) {
+        int64_t t = timebase_ticks_to_host_ns(h->timebase, h->arch.stimecmp);
         if (t < deadline)
             deadline = t;
     }
@@ -113,7 +113,7 @@ void hart_park(struct hart *h)
     for (;;) {
         if (atomic_load(&h->requests))
             break;
-        int state = atomic_load(&h->state);
+        int state = atomic_load(&h->arch.state);
         int64_t deadline = INT64_MAX;
         if (state == HART_START_PENDING)
             break;
@@ -142,7 +142,7 @@ void hart_kick(struct hart *h)
 
 void hart_set_irq(struct hart *h, uint64_t bits, bool level)
 {
-    uint64_t old = level ? atomic_fetch_or(&h->mip, bits) : atomic_fetch_and(&h->mip, ~bits);
+    uint64_t old = level ? atomic_fetch_or(&h->arch.mip, bits) : atomic_fetch_and(&h->arch.mip, ~bits);
     if (level && (old & bits) != bits)
         hart_kick(h);
 }

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cpu/fpu.h"
@@ -125,15 +126,21 @@ struct decoded_block {
 #define HART_BLOCK_SLOT(blocks, code) \
     (&(blocks)[((uintptr_t)(code) >> 1) & ((1u << BLOCK_CACHE_BITS) - 1)])
 
-struct hart {
-    /* ---- architectural state (saved by snapshots) ---- */
+/* The hart's architectural state: everything a snapshot saves
+ * (hart_save(), field by field), and nothing else - no host pointers,
+ * caches or identity. Plain data; mip and the SBI HSM state are atomics
+ * because devices and other harts change them. Not here: mhartid (fixed by
+ * the board), mtimecmp (the ACLINT's register, mirrored in struct hart),
+ * the retired-instruction count (a monitor statistic; the counters are
+ * saved as their values). WFI needs no state: the hart resumes after it, and
+ * the spec lets WFI return at any time (privileged spec 3.3.3). */
+struct hart_arch {
     /* x[0] is always 0; x[32] is a sink the interpreter writes results with
-     * rd = x0 to, so it never has to re-zero x[0]. Not architectural. */
+     * rd = x0 to, so it never has to re-zero x[0]. Not architectural, not saved. */
     uint64_t x[33];
     uint64_t pc;
     struct fp_regs fp;
     enum priv_mode priv;
-    uint64_t hartid;
 
     uint64_t mstatus;  /* also backs sstatus */
     uint64_t misa;
@@ -146,7 +153,6 @@ struct hart {
     uint64_t stvec, sscratch, sepc, scause, stval, satp;
     uint64_t scounteren, senvcfg;
     uint64_t stimecmp;     /* Sstc */
-    _Atomic uint64_t mtimecmp; /* owned by the ACLINT, read here for MTIP */
     int64_t mcycle_offset, minstret_offset; /* counters = insn_count + offset */
     uint8_t pmpcfg[16];
     uint64_t pmpaddr[16];
@@ -161,6 +167,16 @@ struct hart {
     /* SBI HSM start parameters, written by the starting hart before
      * state becomes STARTED. */
     uint64_t start_addr, start_opaque;
+};
+
+struct hart {
+    /* First, so the hot registers sit at small fixed offsets (the binary
+     * translator addresses them from the hart pointer). */
+    struct hart_arch arch;
+
+    /* ---- identity and a device's mirror (not in the hart's section) ---- */
+    uint64_t hartid;
+    _Atomic uint64_t mtimecmp; /* owned by the ACLINT, read here for MTIP */
 
     /* ---- monitor state (not saved; rebuilt) ---- */
     struct guest_mem *mem;
@@ -222,6 +238,30 @@ int hart_csr_read(struct hart *hart, unsigned csr, uint64_t *value);
 int hart_csr_write(struct hart *hart, unsigned csr, uint64_t value);
 /* Same threads: puts the hart in `mode` (boot code, firmware emulation). */
 void hart_set_priv(struct hart *hart, enum priv_mode mode);
+
+struct state_writer;
+struct state_reader;
+
+#define HART_STATE_TAG   "hart"
+#define HART_STATE_MAJOR 1
+#define HART_STATE_MINOR 0
+
+/* Saves struct hart_arch as section "hart"[hartid], field by field: the
+ * integer and FP registers, privilege mode, every CSR (mcycle/minstret as
+ * their values, mip as its software-owned bits), PMP, the LR reservation
+ * and the SBI HSM state and start parameters. Returns the writer's error,
+ * or -EBUSY while a hart_start is claiming this hart. Any thread while the
+ * hart is not running. */
+int hart_save(struct hart *hart, struct state_writer *w);
+/* Loads section "hart"[hartid]. Every field is checked before anything
+ * changes: HSM state, privilege mode, an even pc, fflags/frm in range, and
+ * each CSR must be a value the CSR write path keeps (reserved and WARL bits
+ * as an instruction would leave them). mip's device bits (MSIP, MTIP, MEIP,
+ * SEIP) stay as the devices drive them: load the ACLINT and PLIC too. Then
+ * the TLB, decoded blocks and translations are dropped. Returns 0, or
+ * -errno with a one-line message naming the section. Any thread while the
+ * hart is not running. */
+int hart_load(struct hart *hart, const struct state_reader *r, char *err, size_t errlen);
 
 /* Hart's thread: flush all cached translations. */
 void hart_flush_tlb(struct hart *hart);

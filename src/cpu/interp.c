@@ -70,7 +70,7 @@ enum slice_result { SLICE_DONE, SLICE_EVENT, SLICE_WFI, SLICE_STOPPED };
 
 static bool fs_off(const struct hart *h)
 {
-    return (h->mstatus & MSTATUS_FS) == 0;
+    return (h->arch.mstatus & MSTATUS_FS) == 0;
 }
 
 /* Decodes into a cache entry and prepares it for threaded dispatch. */
@@ -147,15 +147,15 @@ static bool build_block(struct decoded_block *blk, const uint8_t *code, unsigned
  * deliverable or stop the hart.
  *
  * pc, the step counts, the code epoch and the TLB arrays live in locals;
- * h->pc is written back before anything that can trap or look at it. */
+ * h->arch.pc is written back before anything that can trap or look at it. */
 static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
 {
 #define HANDLER(name) [OP_##name] = &&L_##name,
     static const void *const handlers[OP_COUNT] = { OPS(HANDLER) };
 #undef HANDLER
-    uint64_t *const x = h->x;
+    uint64_t *const x = h->arch.x;
     struct decoded_block *const blocks = h->blocks;
-    uint64_t pc = h->pc, npc = 0, a = 0, b = 0;
+    uint64_t pc = h->arch.pc, npc = 0, a = 0, b = 0;
     /* Steps so far: retired instructions plus taken traps. The budget is
      * checked when entering a block and on traps: a slice overshoots `n` by
      * at most one block. */
@@ -171,7 +171,7 @@ static enum slice_result run_slice(struct hart *h, uint64_t n, uint64_t *steps)
     const struct decoded_insn *d;
     enum slice_result result = SLICE_DONE;
 
-#define SYNC_PC() (h->pc = pc)
+#define SYNC_PC() (h->arch.pc = pc)
 #define SYNC_COUNT() (h->insn_count = count_base + retired)
 #define BUDGET_LEFT() (retired + traps < n)
 /* Start the decoded instruction `d` at `pc`. */
@@ -277,7 +277,7 @@ jit_check:
     {
         /* The binary translator's hook: run the block's translation if it
          * has one (it may go on through other translations), else
-         * interpret it. Translated code keeps h->pc and h->insn_count. */
+         * interpret it. Translated code keeps h->arch.pc and h->insn_count. */
         jit_code = jit_block_entry(jit, jit_blk, pc);
         if (!jit_code) {
             d = jit_blk->insns;
@@ -290,7 +290,7 @@ jit_run:
         SYNC_COUNT();
         int r = jit_exec(jit, jit_code, count_base + n - traps);
         retired = h->insn_count - count_base;
-        pc = h->pc;
+        pc = h->arch.pc;
         if (r == JIT_EXIT_TRAP) {
             tlb_fetch = h->tlb_fetch;
             tlb_read = h->tlb_read;
@@ -409,9 +409,9 @@ L_LR_D: {
         goto trapped;
     uint64_t v = size == 4 ? sext32(__atomic_load_n((uint32_t *)p, __ATOMIC_SEQ_CST))
                            : __atomic_load_n((uint64_t *)p, __ATOMIC_SEQ_CST);
-    h->resv_addr = a;
-    h->resv_value = v;
-    h->resv_valid = true;
+    h->arch.resv_addr = a;
+    h->arch.resv_value = v;
+    h->arch.resv_valid = true;
     RD = v;
     NEXT();
 }
@@ -422,7 +422,7 @@ L_SC_D: {
     SYNC_PC();
     if (mmu_atomic_ptr(h, a, size, false, &p))
         goto trapped;
-    bool ok = amo_store_conditional(&h->resv_valid, h->resv_addr, h->resv_value, a, p, b, size == 4);
+    bool ok = amo_store_conditional(&h->arch.resv_valid, h->arch.resv_addr, h->arch.resv_value, a, p, b, size == 4);
     RD = !ok;
     NEXT();
 }
@@ -478,11 +478,11 @@ L_FENCE_I:
     epoch = h->code_epoch;
     NEXT();
 L_ECALL: {
-    enum exc_cause cause = h->priv == PRIV_U ? EXC_ECALL_U
-                           : h->priv == PRIV_S ? EXC_ECALL_S : EXC_ECALL_M;
+    enum exc_cause cause = h->arch.priv == PRIV_U ? EXC_ECALL_U
+                           : h->arch.priv == PRIV_S ? EXC_ECALL_S : EXC_ECALL_M;
     SYNC_PC();
     SYNC_COUNT();
-    if (h->priv != PRIV_M && h->hooks.ecall && !((h->medeleg >> cause) & 1) &&
+    if (h->arch.priv != PRIV_M && h->hooks.ecall && !((h->arch.medeleg >> cause) & 1) &&
         h->hooks.ecall(h, h->hooks.opaque))
         goto event;
     hart_raise_exception(h, cause, 0);
@@ -493,19 +493,19 @@ L_EBREAK:
     hart_raise_exception(h, EXC_BREAKPOINT, pc);
     goto trapped;
 L_MRET:
-    if (h->priv < PRIV_M)
+    if (h->arch.priv < PRIV_M)
         goto illegal;
     trap_mret(h);
-    npc = h->pc;
+    npc = h->arch.pc;
     goto event;
 L_SRET:
-    if (h->priv < PRIV_S || (h->priv == PRIV_S && (h->mstatus & MSTATUS_TSR)))
+    if (h->arch.priv < PRIV_S || (h->arch.priv == PRIV_S && (h->arch.mstatus & MSTATUS_TSR)))
         goto illegal;
     trap_sret(h);
-    npc = h->pc;
+    npc = h->arch.pc;
     goto event;
 L_WFI:
-    if (h->priv == PRIV_U || (h->priv == PRIV_S && (h->mstatus & MSTATUS_TW)))
+    if (h->arch.priv == PRIV_U || (h->arch.priv == PRIV_S && (h->arch.mstatus & MSTATUS_TW)))
         goto illegal;
     pc = npc;
     retired++;
@@ -513,7 +513,7 @@ L_WFI:
     result = hart_wfi_wakeup(h) ? SLICE_EVENT : SLICE_WFI;
     goto out;
 L_SFENCE_VMA:
-    if (h->priv == PRIV_U || (h->priv == PRIV_S && (h->mstatus & MSTATUS_TVM)))
+    if (h->arch.priv == PRIV_U || (h->arch.priv == PRIV_S && (h->arch.mstatus & MSTATUS_TVM)))
         goto illegal;
     if (d->rs1 == 0)
         hart_flush_tlb(h);
@@ -525,31 +525,31 @@ L_FLW: {
     if (fs_off(h))
         goto illegal;
     uint64_t v = LOAD(4, a + IMM);
-    h->fp.f[d->rd] = fpu_box32((uint32_t)v);
-    h->mstatus |= MSTATUS_FS;
+    h->arch.fp.f[d->rd] = fpu_box32((uint32_t)v);
+    h->arch.mstatus |= MSTATUS_FS;
     NEXT();
 }
 L_FLD: {
     if (fs_off(h))
         goto illegal;
-    h->fp.f[d->rd] = LOAD(8, a + IMM);
-    h->mstatus |= MSTATUS_FS;
+    h->arch.fp.f[d->rd] = LOAD(8, a + IMM);
+    h->arch.mstatus |= MSTATUS_FS;
     NEXT();
 }
 L_FSW:
     if (fs_off(h))
         goto illegal;
-    STORE(4, a + IMM, h->fp.f[d->rs2]);
+    STORE(4, a + IMM, h->arch.fp.f[d->rs2]);
     NEXT();
 L_FSD:
     if (fs_off(h))
         goto illegal;
-    STORE(8, a + IMM, h->fp.f[d->rs2]);
+    STORE(8, a + IMM, h->arch.fp.f[d->rs2]);
     NEXT();
 L_FP:
-    if (fs_off(h) || fpu_execute(&h->fp, x, d->raw))
+    if (fs_off(h) || fpu_execute(&h->arch.fp, x, d->raw))
         goto illegal;
-    h->mstatus |= MSTATUS_FS;
+    h->arch.mstatus |= MSTATUS_FS;
     NEXT();
 
 L_ADD_UW: RD = b + (uint32_t)a; NEXT();
@@ -599,7 +599,7 @@ illegal:
     hart_raise_exception(h, EXC_ILLEGAL_INSN, d->raw);
 trapped:
     /* A trap was taken (pc, privilege and maybe the regime changed). */
-    pc = h->pc;
+    pc = h->arch.pc;
     tlb_fetch = h->tlb_fetch;
     tlb_read = h->tlb_read;
     tlb_write = h->tlb_write;
@@ -610,10 +610,10 @@ event:
     /* The instruction retired and may have changed what is deliverable. */
     pc = npc;
     retired++;
-    result = atomic_load_explicit(&h->state, memory_order_relaxed) != HART_STARTED
+    result = atomic_load_explicit(&h->arch.state, memory_order_relaxed) != HART_STARTED
              ? SLICE_STOPPED : SLICE_EVENT;
 out:
-    h->pc = pc;
+    h->arch.pc = pc;
     SYNC_COUNT();
     *steps = retired + traps;
     return result;
@@ -635,18 +635,18 @@ static void apply_start(struct hart *h)
 {
     /* SBI HSM hart_start (SBI spec 9.1): S-mode, a0 = hartid, a1 = opaque,
      * translation and interrupts off. */
-    h->priv = PRIV_S;
-    h->pc = h->start_addr;
-    h->x[10] = h->hartid;
-    h->x[11] = h->start_opaque;
-    h->satp = 0;
-    h->mstatus &= ~MSTATUS_SIE;
+    h->arch.priv = PRIV_S;
+    h->arch.pc = h->arch.start_addr;
+    h->arch.x[10] = h->hartid;
+    h->arch.x[11] = h->arch.start_opaque;
+    h->arch.satp = 0;
+    h->arch.mstatus &= ~MSTATUS_SIE;
     hart_flush_tlb(h);
     mmu_update_regime(h);
     /* Code written while the hart was stopped must be what it runs: remote
      * fence.i requests skip stopped harts, so start in a new code epoch. */
     hart_fence_i(h);
-    atomic_store(&h->state, HART_STARTED);
+    atomic_store(&h->arch.state, HART_STARTED);
 }
 
 /* Serves cross-thread requests; true if the hart must return to its caller. */
@@ -664,7 +664,7 @@ enum hart_exit hart_run(struct hart *h, uint64_t budget)
 {
     if (atomic_load(&h->requests) && serve_requests(h))
         return HART_EXIT_REQUEST;
-    int state = atomic_load(&h->state);
+    int state = atomic_load(&h->arch.state);
     if (state == HART_START_PENDING)
         apply_start(h);
     else if (state != HART_STARTED)

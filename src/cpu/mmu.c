@@ -31,7 +31,7 @@ static const enum exc_cause access_fault_cause[] = {
 
 static bool translation_on(const struct hart *h, enum priv_mode mode)
 {
-    return mode != PRIV_M && (h->satp >> SATP_MODE_SHIFT) != 0;
+    return mode != PRIV_M && (h->arch.satp >> SATP_MODE_SHIFT) != 0;
 }
 
 static enum tlb_regime regime_of(enum priv_mode mode)
@@ -42,7 +42,7 @@ static enum tlb_regime regime_of(enum priv_mode mode)
 void mmu_update_regime(struct hart *h)
 {
     enum tlb_regime data = regime_of(hart_data_priv(h));
-    h->tlb_fetch = h->tlb.set[regime_of(h->priv)].fetch;
+    h->tlb_fetch = h->tlb.set[regime_of(h->arch.priv)].fetch;
     h->tlb_read = h->tlb.set[data].read;
     h->tlb_write = h->tlb.set[data].write;
 }
@@ -60,10 +60,10 @@ static bool pmp_allows(const struct hart *h, uint64_t pa, uint64_t len, enum acc
         return mode == PRIV_M;
     uint64_t prev_top = 0;
     for (int i = 0; i < 16; i++) {
-        uint8_t cfg = h->pmpcfg[i];
+        uint8_t cfg = h->arch.pmpcfg[i];
         unsigned a = (cfg >> 3) & 3;
         uint64_t lo, hi;
-        uint64_t addr = h->pmpaddr[i];
+        uint64_t addr = h->arch.pmpaddr[i];
         if (a == 0) {
             prev_top = addr << 2;
             continue;
@@ -100,14 +100,14 @@ static bool pmp_allows(const struct hart *h, uint64_t pa, uint64_t len, enum acc
 static int page_walk(struct hart *h, uint64_t va, enum access_type type, enum priv_mode mode,
                      uint64_t *pa)
 {
-    unsigned satp_mode = (unsigned)(h->satp >> SATP_MODE_SHIFT);
+    unsigned satp_mode = (unsigned)(h->arch.satp >> SATP_MODE_SHIFT);
     int levels = satp_mode == 8 ? 3 : satp_mode == 9 ? 4 : 5;
     int va_bits = 12 + 9 * levels;
     /* VA bits above the top level must equal the top bit (4.3.1). */
     if ((int64_t)(va << (64 - va_bits)) >> (64 - va_bits) != (int64_t)va)
         return page_fault_cause[type];
 
-    uint64_t table = (h->satp & PTE_PPN_MASK) << 12;
+    uint64_t table = (h->arch.satp & PTE_PPN_MASK) << 12;
     for (int level = levels - 1; level >= 0; level--) {
         uint64_t pte_pa = table + ((va >> (12 + 9 * level)) & 0x1ff) * 8;
         if (!pmp_allows(h, pte_pa, 8, ACCESS_LOAD, PRIV_S))
@@ -125,7 +125,7 @@ static int page_walk(struct hart *h, uint64_t va, enum access_type type, enum pr
             continue;
         }
         /* Leaf: permissions (4.3.2 step 5). */
-        bool mxr = h->mstatus & MSTATUS_MXR;
+        bool mxr = h->arch.mstatus & MSTATUS_MXR;
         bool ok;
         switch (type) {
         case ACCESS_FETCH: ok = pte & PTE_X; break;
@@ -133,7 +133,7 @@ static int page_walk(struct hart *h, uint64_t va, enum access_type type, enum pr
         default: ok = pte & PTE_W; break;
         }
         if (pte & PTE_U) {
-            if (mode == PRIV_S && (type == ACCESS_FETCH || !(h->mstatus & MSTATUS_SUM)))
+            if (mode == PRIV_S && (type == ACCESS_FETCH || !(h->arch.mstatus & MSTATUS_SUM)))
                 ok = false;
         } else if (mode == PRIV_U) {
             ok = false;
@@ -162,7 +162,7 @@ static int page_walk(struct hart *h, uint64_t va, enum access_type type, enum pr
 
 static int translate(struct hart *h, uint64_t va, enum access_type type, uint64_t *pa)
 {
-    enum priv_mode mode = type == ACCESS_FETCH ? h->priv : hart_data_priv(h);
+    enum priv_mode mode = type == ACCESS_FETCH ? h->arch.priv : hart_data_priv(h);
     if (!translation_on(h, mode)) {
         *pa = va;
         return 0;
@@ -185,7 +185,7 @@ static int access_page(struct hart *h, uint64_t va, unsigned len, enum access_ty
     int cause = translate(h, va, type, &pa);
     if (cause)
         return cause;
-    enum priv_mode mode = type == ACCESS_FETCH ? h->priv : hart_data_priv(h);
+    enum priv_mode mode = type == ACCESS_FETCH ? h->arch.priv : hart_data_priv(h);
     if (!pmp_allows(h, pa, len, type, mode))
         return access_fault_cause[type];
     *pa_out = pa;

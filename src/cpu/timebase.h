@@ -12,8 +12,14 @@
 #define TIMEBASE_NS_PER_TICK (1000000000ull / TIMEBASE_HZ)
 
 struct timebase {
-    int64_t offset_ns; /* host monotonic ns at which guest time was 0 */
+    /* host monotonic ns at which guest time was 0; negative after a restore
+     * of a guest older than the host's uptime (timebase_set_now) */
+    int64_t offset_ns;
 };
+
+/* Guest time saved in a snapshot is below this (about 146 years at 10 MHz),
+ * so every conversion below stays within int64 ns. */
+#define TIMEBASE_MAX_RESTORE_TICKS ((uint64_t)INT64_MAX / TIMEBASE_NS_PER_TICK / 2)
 
 static inline int64_t timebase_host_ns(void)
 {
@@ -39,10 +45,20 @@ static inline uint64_t timebase_now(const struct timebase *tb)
  * parked hart spin. */
 static inline int64_t timebase_ticks_to_host_ns(const struct timebase *tb, uint64_t ticks)
 {
-    uint64_t room = (uint64_t)(INT64_MAX - tb->offset_ns); /* offset_ns >= 0 */
-    if (ticks > room / TIMEBASE_NS_PER_TICK)
+    if (ticks > (uint64_t)INT64_MAX / TIMEBASE_NS_PER_TICK)
         return INT64_MAX;
-    return tb->offset_ns + (int64_t)(ticks * TIMEBASE_NS_PER_TICK);
+    int64_t ns = (int64_t)(ticks * TIMEBASE_NS_PER_TICK);
+    if (tb->offset_ns > 0 && ns > INT64_MAX - tb->offset_ns)
+        return INT64_MAX;
+    ns += tb->offset_ns;
+    return ns < 0 ? 0 : ns;
+}
+
+/* Restore: guest time continues from `ticks` (<= TIMEBASE_MAX_RESTORE_TICKS)
+ * as of now. Only while no hart runs (harts read offset_ns unlocked). */
+static inline void timebase_set_now(struct timebase *tb, uint64_t ticks)
+{
+    tb->offset_ns = timebase_host_ns() - (int64_t)(ticks * TIMEBASE_NS_PER_TICK);
 }
 
 #endif

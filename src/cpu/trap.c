@@ -4,35 +4,35 @@
 
 void trap_take(struct hart *h, uint64_t cause, uint64_t tval, bool interrupt)
 {
-    uint64_t deleg = interrupt ? h->mideleg : h->medeleg;
-    enum priv_mode from = h->priv;
+    uint64_t deleg = interrupt ? h->arch.mideleg : h->arch.medeleg;
+    enum priv_mode from = h->arch.priv;
 
     /* An LR/SC sequence never survives a trap. */
-    h->resv_valid = false;
+    h->arch.resv_valid = false;
 
     if (from <= PRIV_S && cause < 64 && ((deleg >> cause) & 1)) {
-        h->scause = cause | ((uint64_t)interrupt << 63);
-        h->sepc = h->pc;
-        h->stval = tval;
-        uint64_t s = h->mstatus & ~(MSTATUS_SPP | MSTATUS_SPIE | MSTATUS_SIE);
-        if (h->mstatus & MSTATUS_SIE)
+        h->arch.scause = cause | ((uint64_t)interrupt << 63);
+        h->arch.sepc = h->arch.pc;
+        h->arch.stval = tval;
+        uint64_t s = h->arch.mstatus & ~(MSTATUS_SPP | MSTATUS_SPIE | MSTATUS_SIE);
+        if (h->arch.mstatus & MSTATUS_SIE)
             s |= MSTATUS_SPIE;
         if (from == PRIV_S)
             s |= MSTATUS_SPP;
-        h->mstatus = s;
-        h->pc = (h->stvec & ~3ull) + ((interrupt && (h->stvec & 1)) ? 4 * cause : 0);
-        h->priv = PRIV_S;
+        h->arch.mstatus = s;
+        h->arch.pc = (h->arch.stvec & ~3ull) + ((interrupt && (h->arch.stvec & 1)) ? 4 * cause : 0);
+        h->arch.priv = PRIV_S;
     } else {
-        h->mcause = cause | ((uint64_t)interrupt << 63);
-        h->mepc = h->pc;
-        h->mtval = tval;
-        uint64_t s = h->mstatus & ~(MSTATUS_MPP | MSTATUS_MPIE | MSTATUS_MIE);
-        if (h->mstatus & MSTATUS_MIE)
+        h->arch.mcause = cause | ((uint64_t)interrupt << 63);
+        h->arch.mepc = h->arch.pc;
+        h->arch.mtval = tval;
+        uint64_t s = h->arch.mstatus & ~(MSTATUS_MPP | MSTATUS_MPIE | MSTATUS_MIE);
+        if (h->arch.mstatus & MSTATUS_MIE)
             s |= MSTATUS_MPIE;
         s |= (uint64_t)from << MSTATUS_MPP_SHIFT;
-        h->mstatus = s;
-        h->pc = (h->mtvec & ~3ull) + ((interrupt && (h->mtvec & 1)) ? 4 * cause : 0);
-        h->priv = PRIV_M;
+        h->arch.mstatus = s;
+        h->arch.pc = (h->arch.mtvec & ~3ull) + ((interrupt && (h->arch.mtvec & 1)) ? 4 * cause : 0);
+        h->arch.priv = PRIV_M;
     }
     mmu_update_regime(h);
 }
@@ -47,14 +47,14 @@ static const uint8_t irq_priority[] = { IRQ_MEI, IRQ_MSI, IRQ_MTI, IRQ_SEI, IRQ_
 
 static uint64_t enabled_interrupts(const struct hart *h)
 {
-    uint64_t pending = hart_mip(h) & h->mie;
+    uint64_t pending = hart_mip(h) & h->arch.mie;
     if (!pending)
         return 0;
-    uint64_t m = pending & ~h->mideleg;
-    if (m && (h->priv < PRIV_M || (h->mstatus & MSTATUS_MIE)))
+    uint64_t m = pending & ~h->arch.mideleg;
+    if (m && (h->arch.priv < PRIV_M || (h->arch.mstatus & MSTATUS_MIE)))
         return m;
-    uint64_t s = pending & h->mideleg;
-    if (s && (h->priv < PRIV_S || (h->priv == PRIV_S && (h->mstatus & MSTATUS_SIE))))
+    uint64_t s = pending & h->arch.mideleg;
+    if (s && (h->arch.priv < PRIV_S || (h->arch.priv == PRIV_S && (h->arch.mstatus & MSTATUS_SIE))))
         return s;
     return 0;
 }
@@ -75,26 +75,26 @@ bool trap_check_interrupts(struct hart *h)
 
 static void set_mip_bit(struct hart *h, uint64_t bit, bool level)
 {
-    uint64_t cur = atomic_load_explicit(&h->mip, memory_order_relaxed);
+    uint64_t cur = atomic_load_explicit(&h->arch.mip, memory_order_relaxed);
     if (!!(cur & bit) == level)
         return;
     if (level)
-        atomic_fetch_or(&h->mip, bit);
+        atomic_fetch_or(&h->arch.mip, bit);
     else
-        atomic_fetch_and(&h->mip, ~bit);
+        atomic_fetch_and(&h->arch.mip, ~bit);
 }
 
 void trap_update_timers(struct hart *h)
 {
     uint64_t now = timebase_now(h->timebase);
     set_mip_bit(h, MIP_MTIP, now >= atomic_load_explicit(&h->mtimecmp, memory_order_relaxed));
-    if (h->menvcfg & MENVCFG_STCE)
-        set_mip_bit(h, MIP_STIP, now >= h->stimecmp);
+    if (h->arch.menvcfg & MENVCFG_STCE)
+        set_mip_bit(h, MIP_STIP, now >= h->arch.stimecmp);
 }
 
 void trap_mret(struct hart *h)
 {
-    uint64_t s = h->mstatus;
+    uint64_t s = h->arch.mstatus;
     enum priv_mode to = (enum priv_mode)((s & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT);
     s &= ~(MSTATUS_MIE | MSTATUS_MPP);
     if (s & MSTATUS_MPIE)
@@ -102,22 +102,22 @@ void trap_mret(struct hart *h)
     s |= MSTATUS_MPIE;
     if (to != PRIV_M)
         s &= ~MSTATUS_MPRV;
-    h->mstatus = s;
-    h->priv = to;
-    h->pc = h->mepc;
+    h->arch.mstatus = s;
+    h->arch.priv = to;
+    h->arch.pc = h->arch.mepc;
     mmu_update_regime(h);
 }
 
 void trap_sret(struct hart *h)
 {
-    uint64_t s = h->mstatus;
+    uint64_t s = h->arch.mstatus;
     enum priv_mode to = (s & MSTATUS_SPP) ? PRIV_S : PRIV_U;
     s &= ~(MSTATUS_SIE | MSTATUS_SPP | MSTATUS_MPRV);
     if (s & MSTATUS_SPIE)
         s |= MSTATUS_SIE;
     s |= MSTATUS_SPIE;
-    h->mstatus = s;
-    h->priv = to;
-    h->pc = h->sepc;
+    h->arch.mstatus = s;
+    h->arch.priv = to;
+    h->arch.pc = h->arch.sepc;
     mmu_update_regime(h);
 }

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "state/state.h"
+
 #define IRQ_M_SOFT  3
 #define IRQ_M_TIMER 7
 
@@ -16,7 +18,7 @@ struct aclint {
     pthread_mutex_t lock;
     uint64_t base;
     unsigned nharts;
-    const struct timebase *tb;
+    struct timebase *tb; /* the VM's; written only by aclint_load() */
     struct aclint_host host;
     uint8_t *msip;       /* [nharts], 0 or 1 */
     uint64_t *mtimecmp;  /* [nharts] */
@@ -112,7 +114,7 @@ static const struct mmio_ops aclint_mmio_ops = {
 };
 
 int aclint_create(struct guest_mem *mem, uint64_t base, unsigned nharts,
-                  const struct timebase *tb, const struct aclint_host *host,
+                  struct timebase *tb, const struct aclint_host *host,
                   struct aclint **out)
 {
     int ret;
@@ -178,6 +180,66 @@ void aclint_reset(struct aclint *a)
         a->host.set_mtimecmp(a->host.opaque, h, UINT64_MAX);
     }
     pthread_mutex_unlock(&a->lock);
+}
+
+int aclint_save(struct aclint *a, struct state_writer *w)
+{
+    pthread_mutex_lock(&a->lock);
+    state_begin(w, ACLINT_STATE_TAG, 0, ACLINT_STATE_MAJOR, ACLINT_STATE_MINOR);
+    state_put_u32(w, a->nharts);
+    state_put_u64(w, timebase_now(a->tb));
+    for (unsigned h = 0; h < a->nharts; h++) {
+        state_put_u8(w, a->msip[h]);
+        state_put_u64(w, a->mtimecmp[h]);
+    }
+    pthread_mutex_unlock(&a->lock);
+    return state_end(w);
+}
+
+int aclint_load(struct aclint *a, const struct state_reader *r, char *err, size_t errlen)
+{
+    struct state_section s;
+    uint32_t nharts;
+    uint64_t mtime;
+    int ret = state_reader_section(r, ACLINT_STATE_TAG, 0, ACLINT_STATE_MAJOR, &s, err, errlen);
+    if (ret)
+        return ret;
+    state_get_u32(&s, &nharts);
+    state_get_u64(&s, &mtime);
+    if (nharts != a->nharts)
+        return state_section_error(&s, err, errlen, -EINVAL, "saved for %u harts, this ACLINT has %u",
+                                   nharts, a->nharts);
+    bool *msip = calloc(nharts, sizeof(*msip));
+    uint64_t *cmp = calloc(nharts, sizeof(*cmp));
+    if (!msip || !cmp) {
+        ret = state_section_error(&s, err, errlen, -ENOMEM, "out of memory");
+        goto out;
+    }
+    for (unsigned h = 0; h < nharts; h++) {
+        state_get_bool(&s, &msip[h]);
+        state_get_u64(&s, &cmp[h]);
+    }
+    if ((ret = state_section_done(&s, err, errlen)))
+        goto out;
+    if (mtime > TIMEBASE_MAX_RESTORE_TICKS) {
+        ret = state_section_error(&s, err, errlen, -EINVAL, "mtime 0x%llx is beyond 0x%llx",
+                                  (unsigned long long)mtime, (unsigned long long)TIMEBASE_MAX_RESTORE_TICKS);
+        goto out;
+    }
+
+    pthread_mutex_lock(&a->lock);
+    timebase_set_now(a->tb, mtime);
+    for (unsigned h = 0; h < nharts; h++) {
+        a->msip[h] = msip[h];
+        a->mtimecmp[h] = cmp[h];
+        a->host.set_msip(a->host.opaque, h, msip[h]);
+        a->host.set_mtimecmp(a->host.opaque, h, cmp[h]);
+    }
+    pthread_mutex_unlock(&a->lock);
+out:
+    free(msip);
+    free(cmp);
+    return ret;
 }
 
 int aclint_fdt(struct aclint *a, struct fdt_ctx *ctx)

@@ -24,6 +24,7 @@
 #define NIMBUS_DEV_ACLINT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cpu/timebase.h"
@@ -55,7 +56,7 @@ struct aclint_host {
  * expected to start the same way (aclint_reset() pushes the state to them).
  * Returns 0 or -errno. Thread: machine setup. */
 int aclint_create(struct guest_mem *mem, uint64_t base, unsigned nharts,
-                  const struct timebase *tb, const struct aclint_host *host,
+                  struct timebase *tb, const struct aclint_host *host,
                   struct aclint **out);
 
 /* Frees the device; no access may be in flight. Accepts NULL. */
@@ -64,6 +65,26 @@ void aclint_destroy(struct aclint *a);
 /* Clears every msip and sets every mtimecmp to UINT64_MAX, calling both
  * callbacks for every hart. Thread: any. */
 void aclint_reset(struct aclint *a);
+
+struct state_writer;
+struct state_reader;
+
+#define ACLINT_STATE_TAG   "aclint"
+#define ACLINT_STATE_MAJOR 1
+#define ACLINT_STATE_MINOR 0
+
+/* Saves section "aclint"[0]: mtime (guest ticks, from the timebase), then
+ * msip and mtimecmp of every hart. Returns the writer's error.
+ * Thread: any, while no hart runs. */
+int aclint_save(struct aclint *a, struct state_writer *w);
+/* Loads section "aclint"[0] saved by an ACLINT with the same number of
+ * harts. Sets the VM's timebase so that guest time continues from the saved
+ * mtime (the time spent saved does not exist for the guest), then pushes
+ * msip and mtimecmp of every hart through the callbacks, as reset does.
+ * Refuses msip values other than 0/1 and an mtime beyond
+ * TIMEBASE_MAX_RESTORE_TICKS. Returns 0, or -errno with a one-line message.
+ * Thread: any, while no hart runs. */
+int aclint_load(struct aclint *a, const struct state_reader *r, char *err, size_t errlen);
 
 /* Writes /soc/clint@<base>: compatible "sifive,clint0", "riscv,clint0", reg,
  * interrupts-extended = <intc[h] 3 intc[h] 7> for each hart. Needs

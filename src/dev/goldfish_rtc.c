@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "state/state.h"
+
 enum {
     RTC_TIME_LOW        = 0x00,
     RTC_TIME_HIGH       = 0x04,
@@ -280,4 +282,51 @@ int goldfish_rtc_fdt(struct goldfish_rtc *r, struct fdt_ctx *ctx)
             return device_fdt_errno(err);
     }
     return device_fdt_errno(fdt_end_node(fdt));
+}
+
+int goldfish_rtc_save(struct goldfish_rtc *r, struct state_writer *w)
+{
+    pthread_mutex_lock(&r->lock);
+    state_begin(w, GOLDFISH_RTC_STATE_TAG, 0, GOLDFISH_RTC_STATE_MAJOR, GOLDFISH_RTC_STATE_MINOR);
+    state_put_u64(w, r->tick_offset);
+    state_put_u64(w, r->alarm_next);
+    state_put_u32(w, r->time_high);
+    state_put_u8(w, r->alarm_running);
+    state_put_u8(w, r->irq_pending);
+    state_put_u8(w, r->irq_enabled);
+    pthread_mutex_unlock(&r->lock);
+    return state_end(w);
+}
+
+int goldfish_rtc_load(struct goldfish_rtc *r, const struct state_reader *rd, char *err,
+                      size_t errlen)
+{
+    struct state_section s;
+    uint64_t offset, alarm;
+    uint32_t time_high;
+    bool running, pending, enabled;
+    int ret = state_reader_section(rd, GOLDFISH_RTC_STATE_TAG, 0, GOLDFISH_RTC_STATE_MAJOR, &s,
+                                   err, errlen);
+    if (ret)
+        return ret;
+    state_get_u64(&s, &offset);
+    state_get_u64(&s, &alarm);
+    state_get_u32(&s, &time_high);
+    state_get_bool(&s, &running);
+    state_get_bool(&s, &pending);
+    state_get_bool(&s, &enabled);
+    if ((ret = state_section_done(&s, err, errlen)))
+        return ret;
+
+    pthread_mutex_lock(&r->lock);
+    r->tick_offset = offset;
+    r->alarm_next = alarm;
+    r->time_high = time_high;
+    r->alarm_running = running;
+    r->irq_pending = pending;
+    r->irq_enabled = enabled;
+    update_irq_locked(r);
+    deadline_changed_locked(r);
+    pthread_mutex_unlock(&r->lock);
+    return 0;
 }

@@ -25,6 +25,7 @@
 #ifndef NIMBUS_DEV_GOLDFISH_RTC_H
 #define NIMBUS_DEV_GOLDFISH_RTC_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dev/device.h"
@@ -64,6 +65,25 @@ int64_t goldfish_rtc_next_deadline_ns(struct goldfish_rtc *r);
 /* Fires the alarm if it is armed and due; harmless to call early or often.
  * Thread: I/O thread (any). */
 void goldfish_rtc_poll(struct goldfish_rtc *r);
+
+struct state_writer;
+struct state_reader;
+
+#define GOLDFISH_RTC_STATE_TAG   "goldfish_rtc"
+#define GOLDFISH_RTC_STATE_MAJOR 1
+#define GOLDFISH_RTC_STATE_MINOR 0
+
+/* Saves section "goldfish_rtc"[0]. The RTC is a wall clock: what is saved
+ * is the guest's offset from host CLOCK_REALTIME, so a restored guest reads
+ * the current date (plus whatever offset it set), not the date it was saved
+ * at; the alarm is saved as its absolute guest time. Thread: any. */
+int goldfish_rtc_save(struct goldfish_rtc *r, struct state_writer *w);
+/* Loads section "goldfish_rtc"[0] (flags must be 0/1), drives the line to
+ * match and calls deadline_changed. An armed alarm that fell due while the
+ * VM was saved fires at the next goldfish_rtc_poll(). Returns 0, or -errno
+ * with a one-line message. Thread: any, while no hart runs. */
+int goldfish_rtc_load(struct goldfish_rtc *r, const struct state_reader *rd, char *err,
+                      size_t errlen);
 
 /* Writes /soc/rtc@<base>: compatible "google,goldfish-rtc", reg,
  * interrupt-parent = ctx->plic_phandle, interrupts = <irq>. Returns 0 or

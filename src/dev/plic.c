@@ -8,6 +8,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "state/state.h"
 
 #define WORDS            ((PLIC_NUM_SOURCES + 31) / 32)
 #define PRIORITY_BASE    0x0u
@@ -296,4 +299,114 @@ int plic_fdt(struct plic *p, struct fdt_ctx *ctx)
         (err = fdt_end_node(fdt)))
         return device_fdt_errno(err);
     return 0;
+}
+
+int plic_save(struct plic *p, struct state_writer *w)
+{
+    pthread_mutex_lock(&p->lock);
+    state_begin(w, PLIC_STATE_TAG, 0, PLIC_STATE_MAJOR, PLIC_STATE_MINOR);
+    state_put_u32(w, p->nharts);
+    state_put_u32(w, PLIC_NUM_SOURCES);
+    state_put_bytes(w, p->priority, PLIC_NUM_SOURCES);
+    for (unsigned i = 0; i < WORDS; i++) {
+        state_put_u32(w, p->level[i]);
+        state_put_u32(w, p->pending[i]);
+        state_put_u32(w, p->claimed[i]);
+    }
+    for (unsigned c = 0; c < p->nctx; c++) {
+        for (unsigned i = 0; i < WORDS; i++)
+            state_put_u32(w, p->enable[c * WORDS + i]);
+        state_put_u8(w, p->threshold[c]);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return state_end(w);
+}
+
+int plic_load(struct plic *p, const struct state_reader *r, char *err, size_t errlen)
+{
+    struct state_section s;
+    uint32_t nharts, nsources;
+    uint8_t priority[PLIC_NUM_SOURCES];
+    uint32_t level[WORDS], pending[WORDS], claimed[WORDS];
+    int ret = state_reader_section(r, PLIC_STATE_TAG, 0, PLIC_STATE_MAJOR, &s, err, errlen);
+    if (ret)
+        return ret;
+    state_get_u32(&s, &nharts);
+    state_get_u32(&s, &nsources);
+    if (nharts != p->nharts || nsources != PLIC_NUM_SOURCES)
+        return state_section_error(&s, err, errlen, -EINVAL,
+                                   "saved for %u harts and %u sources, this PLIC has %u and %u",
+                                   nharts, nsources, p->nharts, PLIC_NUM_SOURCES);
+    uint32_t *enable = calloc((size_t)p->nctx * WORDS, sizeof(*enable));
+    uint8_t *threshold = calloc(p->nctx, 1);
+    if (!enable || !threshold) {
+        ret = state_section_error(&s, err, errlen, -ENOMEM, "out of memory");
+        goto out;
+    }
+    state_get_bytes(&s, priority, sizeof(priority));
+    for (unsigned i = 0; i < WORDS; i++) {
+        state_get_u32(&s, &level[i]);
+        state_get_u32(&s, &pending[i]);
+        state_get_u32(&s, &claimed[i]);
+    }
+    for (unsigned c = 0; c < p->nctx; c++) {
+        for (unsigned i = 0; i < WORDS; i++)
+            state_get_u32(&s, &enable[c * WORDS + i]);
+        state_get_u8(&s, &threshold[c]);
+    }
+    if ((ret = state_section_done(&s, err, errlen)))
+        goto out;
+
+    ret = -EINVAL;
+    if (priority[0]) {
+        state_section_error(&s, err, errlen, ret, "source 0 has a priority");
+        goto out;
+    }
+    for (unsigned i = 1; i < PLIC_NUM_SOURCES; i++)
+        if (priority[i] > PLIC_MAX_PRIORITY) {
+            state_section_error(&s, err, errlen, ret, "source %u priority %u above %u", i,
+                                priority[i], PLIC_MAX_PRIORITY);
+            goto out;
+        }
+    if ((level[0] | pending[0] | claimed[0]) & 1) {
+        state_section_error(&s, err, errlen, ret, "source 0 is pending, claimed or raised");
+        goto out;
+    }
+    for (unsigned i = 0; i < WORDS; i++)
+        if (pending[i] != (level[i] & ~claimed[i])) {
+            state_section_error(&s, err, errlen, ret,
+                                "pending bits 0x%08x (word %u) disagree with levels 0x%08x and claims 0x%08x",
+                                pending[i], i, level[i], claimed[i]);
+            goto out;
+        }
+    for (unsigned c = 0; c < p->nctx; c++) {
+        if (threshold[c] > PLIC_MAX_PRIORITY) {
+            state_section_error(&s, err, errlen, ret, "context %u threshold %u above %u", c,
+                                threshold[c], PLIC_MAX_PRIORITY);
+            goto out;
+        }
+        if (enable[c * WORDS] & 1) {
+            state_section_error(&s, err, errlen, ret, "context %u enables source 0", c);
+            goto out;
+        }
+    }
+
+    pthread_mutex_lock(&p->lock);
+    memcpy(p->priority, priority, sizeof(priority));
+    memcpy(p->level, level, sizeof(level));
+    memcpy(p->pending, pending, sizeof(pending));
+    memcpy(p->claimed, claimed, sizeof(claimed));
+    memcpy(p->enable, enable, (size_t)p->nctx * WORDS * sizeof(*enable));
+    memcpy(p->threshold, threshold, p->nctx);
+    /* Push every output: the harts' MEIP/SEIP follow this PLIC, not the snapshot's mip. */
+    for (unsigned c = 0; c < p->nctx; c++) {
+        p->out[c] = best_locked(p, c) != 0;
+        p->host.set_external(p->host.opaque, c / 2, c & 1, p->out[c]);
+    }
+    pthread_mutex_unlock(&p->lock);
+    ret = 0;
+out:
+    free(enable);
+    free(threshold);
+    return ret;
 }

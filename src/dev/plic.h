@@ -21,7 +21,7 @@
  *
  * Threads: MMIO ops run on hart threads, plic_set_irq() on any thread. State
  * is under one mutex. set_external is called with the plic lock held, only
- * when a context's output changes (and for every context on reset), so the
+ * when a context's output changes (and for every context on reset and load), so the
  * calls for one context arrive in order. Lock order: device locks -> plic
  * lock -> set_external's (hart) locks; set_external must not call back into
  * the plic. */
@@ -29,6 +29,7 @@
 #define NIMBUS_DEV_PLIC_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dev/device.h"
@@ -75,6 +76,25 @@ static inline struct irq_line plic_irq_line(struct plic *p, unsigned irq)
 {
     return (struct irq_line){ .set_level = plic_set_irq, .controller = p, .irq = irq };
 }
+
+struct state_writer;
+struct state_reader;
+
+#define PLIC_STATE_TAG   "plic"
+#define PLIC_STATE_MAJOR 1
+#define PLIC_STATE_MINOR 0
+
+/* Saves section "plic"[0]: priorities, input levels, pending and claimed
+ * bits, and each context's enables and threshold. Returns the writer's
+ * error (0 or -errno). Thread: any, while no hart runs. */
+int plic_save(struct plic *p, struct state_writer *w);
+/* Loads section "plic"[0] saved by a PLIC with the same number of harts.
+ * Every field is checked (priorities and thresholds in 0..7, nothing for
+ * source 0, pending == level & ~claimed, as the gateways keep it) before
+ * anything changes; then set_external is called for every context with its
+ * recomputed output. Returns 0, or -errno with a one-line message in `err`.
+ * Thread: any, while no hart runs. */
+int plic_load(struct plic *p, const struct state_reader *r, char *err, size_t errlen);
 
 /* Writes /soc/plic@<base> with phandle = ctx->plic_phandle: compatible
  * "sifive,plic-1.0.0", "riscv,plic0", #interrupt-cells 1, #address-cells 0,

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "state/state.h"
+
 struct sifive_test {
     uint64_t base;
     struct sifive_test_host host;
@@ -132,4 +134,21 @@ int sifive_test_fdt_syscon(struct fdt_ctx *ctx, uint32_t phandle)
         (err = syscon_node(ctx->fdt, "reboot", "syscon-reboot", phandle, FINISHER_RESET_MAGIC)))
         return device_fdt_errno(err);
     return 0;
+}
+
+int sifive_test_save(struct sifive_test *t, struct state_writer *w)
+{
+    (void)t;
+    state_begin(w, SIFIVE_TEST_STATE_TAG, 0, SIFIVE_TEST_STATE_MAJOR, SIFIVE_TEST_STATE_MINOR);
+    return state_end(w);
+}
+
+int sifive_test_load(struct sifive_test *t, const struct state_reader *r, char *err,
+                     size_t errlen)
+{
+    struct state_section s;
+    (void)t;
+    int ret = state_reader_section(r, SIFIVE_TEST_STATE_TAG, 0, SIFIVE_TEST_STATE_MAJOR, &s,
+                                   err, errlen);
+    return ret ? ret : state_section_done(&s, err, errlen);
 }

@@ -14,6 +14,7 @@
 #ifndef NIMBUS_DEV_SIFIVE_TEST_H
 #define NIMBUS_DEV_SIFIVE_TEST_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dev/device.h"
@@ -49,6 +50,21 @@ void sifive_test_destroy(struct sifive_test *t);
 
 /* Nothing to reset (kept for the uniform device interface). */
 void sifive_test_reset(struct sifive_test *t);
+
+struct state_writer;
+struct state_reader;
+
+#define SIFIVE_TEST_STATE_TAG   "sifive_test"
+#define SIFIVE_TEST_STATE_MAJOR 1
+#define SIFIVE_TEST_STATE_MINOR 0
+
+/* Saves section "sifive_test"[0], empty: the device has no guest-visible
+ * state, but a snapshot records that it was there. */
+int sifive_test_save(struct sifive_test *t, struct state_writer *w);
+/* Checks that section "sifive_test"[0] exists and is empty. Returns 0, or
+ * -errno with a one-line message. */
+int sifive_test_load(struct sifive_test *t, const struct state_reader *r, char *err,
+                     size_t errlen);
 
 /* Writes the finisher's node, in the open /soc (a simple-bus):
  *   test@<base> { compatible = "sifive,test1", "sifive,test0", "syscon";

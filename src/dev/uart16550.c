@@ -9,6 +9,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "state/state.h"
 
 /* Register offsets (reg-shift 0). */
 enum {
@@ -450,4 +453,96 @@ int uart16550_fdt(struct uart16550 *u, struct fdt_ctx *ctx)
             return device_fdt_errno(err);
     }
     return device_fdt_errno(fdt_end_node(fdt));
+}
+
+int uart16550_save(struct uart16550 *u, struct state_writer *w, uint32_t instance)
+{
+    uint8_t fifo[UART16550_FIFO_SIZE] = { 0 };
+
+    pthread_mutex_lock(&u->lock);
+    for (unsigned i = 0; i < u->rx_count; i++)
+        fifo[i] = u->rx[(u->rx_head + i) % UART16550_FIFO_SIZE];
+    state_begin(w, UART16550_STATE_TAG, instance, UART16550_STATE_MAJOR, UART16550_STATE_MINOR);
+    state_put_u8(w, u->ier);
+    state_put_u8(w, u->fcr);
+    state_put_u8(w, u->lcr);
+    state_put_u8(w, u->mcr);
+    state_put_u8(w, u->scr);
+    state_put_u8(w, u->msr);
+    state_put_u8(w, u->lsr_err);
+    state_put_u8(w, u->rbr);
+    state_put_u16(w, u->divisor);
+    state_put_u8(w, u->thr_ipending);
+    state_put_u8(w, (uint8_t)u->rx_count);
+    state_put_bytes(w, fifo, sizeof(fifo));
+    pthread_mutex_unlock(&u->lock);
+    return state_end(w);
+}
+
+int uart16550_load(struct uart16550 *u, const struct state_reader *r, uint32_t instance,
+                   char *err, size_t errlen)
+{
+    struct state_section s;
+    struct uart16550 v; /* the loaded registers, checked before use */
+    uint8_t fifo[UART16550_FIFO_SIZE], count;
+    bool thr;
+    int ret = state_reader_section(r, UART16550_STATE_TAG, instance, UART16550_STATE_MAJOR,
+                                   &s, err, errlen);
+    if (ret)
+        return ret;
+    memset(&v, 0, sizeof(v));
+    state_get_u8(&s, &v.ier);
+    state_get_u8(&s, &v.fcr);
+    state_get_u8(&s, &v.lcr);
+    state_get_u8(&s, &v.mcr);
+    state_get_u8(&s, &v.scr);
+    state_get_u8(&s, &v.msr);
+    state_get_u8(&s, &v.lsr_err);
+    state_get_u8(&s, &v.rbr);
+    state_get_u16(&s, &v.divisor);
+    state_get_bool(&s, &thr);
+    state_get_u8(&s, &count);
+    state_get_bytes(&s, fifo, sizeof(fifo));
+    if ((ret = state_section_done(&s, err, errlen)))
+        return ret;
+
+    /* The values the register writes can produce (uart_write and friends). */
+    if (v.ier & ~0x0fu)
+        return state_section_error(&s, err, errlen, -EINVAL, "IER 0x%02x has reserved bits", v.ier);
+    if (v.fcr & ~(FCR_FIFOE | FCR_DMA | FCR_TRIG) || (v.fcr && !(v.fcr & FCR_FIFOE)))
+        return state_section_error(&s, err, errlen, -EINVAL, "FCR 0x%02x is not a stored FCR", v.fcr);
+    if (v.mcr & ~0x1fu)
+        return state_section_error(&s, err, errlen, -EINVAL, "MCR 0x%02x has reserved bits", v.mcr);
+    if ((v.msr & 0xf0) != msr_lines_locked(&v))
+        return state_section_error(&s, err, errlen, -EINVAL,
+                                   "MSR 0x%02x disagrees with MCR 0x%02x", v.msr, v.mcr);
+    if (v.lsr_err & ~LSR_OE)
+        return state_section_error(&s, err, errlen, -EINVAL, "LSR errors 0x%02x", v.lsr_err);
+    if (count > rx_capacity_locked(&v))
+        return state_section_error(&s, err, errlen, -EINVAL, "%u bytes in a %u-byte RX FIFO",
+                                   count, rx_capacity_locked(&v));
+    for (unsigned i = count; i < UART16550_FIFO_SIZE; i++)
+        if (fifo[i])
+            return state_section_error(&s, err, errlen, -EINVAL, "data past the RX FIFO's end");
+
+    pthread_mutex_lock(&u->lock);
+    u->ier = v.ier;
+    u->fcr = v.fcr;
+    u->lcr = v.lcr;
+    u->mcr = v.mcr;
+    u->scr = v.scr;
+    u->msr = v.msr;
+    u->lsr_err = v.lsr_err;
+    u->rbr = v.rbr;
+    u->divisor = v.divisor;
+    u->thr_ipending = thr;
+    memcpy(u->rx, fifo, sizeof(fifo));
+    u->rx_head = 0;
+    u->rx_count = count;
+    update_irq_locked(u);
+    /* The new host may hold input it could not give a fresh device. */
+    u->rx_blocked = true;
+    notify_rx_room_locked(u);
+    pthread_mutex_unlock(&u->lock);
+    return 0;
 }

@@ -84,6 +84,26 @@ void uart16550_tx_ready(struct uart16550 *u);
 /* How many bytes uart16550_receive() would accept now. Thread: any. */
 size_t uart16550_can_receive(struct uart16550 *u);
 
+struct state_writer;
+struct state_reader;
+
+#define UART16550_STATE_TAG   "uart16550"
+#define UART16550_STATE_MAJOR 1
+#define UART16550_STATE_MINOR 0
+
+/* Saves section "uart16550"[instance]: the registers, the RX FIFO's bytes
+ * in order and the latched THRE interrupt. Returns the writer's error.
+ * Thread: any, while no hart runs. */
+int uart16550_save(struct uart16550 *u, struct state_writer *w, uint32_t instance);
+/* Loads section "uart16550"[instance]. Every register is checked against
+ * what the guest could have written (reserved IER/MCR bits clear, FCR as
+ * fcr_write keeps it, MSR status lines consistent with MCR, RX FIFO within
+ * its capacity) before anything changes; then the interrupt line is driven
+ * to match and the host's rx_ready is called if the FIFO has room.
+ * Returns 0, or -errno with a one-line message. Thread: any, while no hart runs. */
+int uart16550_load(struct uart16550 *u, const struct state_reader *r, uint32_t instance,
+                   char *err, size_t errlen);
+
 /* Writes /soc/serial@<base>: compatible "ns16550a", reg, clock-frequency,
  * interrupt-parent = ctx->plic_phandle, interrupts = <irq>. The caller has
  * /soc open with #address-cells = #size-cells = 2 (and may point

@@ -114,7 +114,7 @@ static void post_fence(struct hart *target, struct hart *self, unsigned req)
 {
     if (target == self)
         fence_locally(self, req);
-    else if (atomic_load(&target->state) == HART_STARTED)
+    else if (atomic_load(&target->arch.state) == HART_STARTED)
         hart_post_request(target, req);
 }
 
@@ -125,7 +125,7 @@ static void wait_fence(struct hart *target, struct hart *self, unsigned req)
      * cannot deadlock. */
     const unsigned fences = HART_REQ_TLB_FLUSH | HART_REQ_FENCE_I;
     while ((atomic_load(&target->requests) & req) &&
-           atomic_load(&target->state) == HART_STARTED) {
+           atomic_load(&target->arch.state) == HART_STARTED) {
         /* The VM is stopping: the target's thread may already be gone. */
         if (atomic_load(&self->requests) & HART_REQ_EXIT)
             return;
@@ -143,7 +143,7 @@ static struct sbi_ret sbi_base(struct hart *h, unsigned fid)
     case 1: return ok(SBI_IMPL_ID);
     case 2: return ok(SBI_IMPL_VERSION);
     case 3:
-        switch (h->x[10]) {
+        switch (h->arch.x[10]) {
         case SBI_EXT_BASE: case SBI_EXT_TIME: case SBI_EXT_IPI: case SBI_EXT_RFENCE:
         case SBI_EXT_HSM: case SBI_EXT_SRST: case SBI_EXT_DBCN:
         case SBI_EXT_LEGACY_PUTCHAR: case SBI_EXT_LEGACY_GETCHAR:
@@ -157,39 +157,39 @@ static struct sbi_ret sbi_base(struct hart *h, unsigned fid)
 
 static struct sbi_ret sbi_hsm(struct hart *h, const struct sbi_platform *p, unsigned fid)
 {
-    uint64_t id = h->x[10];
+    uint64_t id = h->arch.x[10];
     switch (fid) {
     case 0: { /* hart_start(hartid, start_addr, opaque) */
         if (id >= p->nharts)
             return err(SBI_ERR_INVALID_PARAM);
         struct hart *t = p->harts[id];
-        if (!guest_mem_ram_ptr(h->mem, h->x[11], 2))
+        if (!guest_mem_ram_ptr(h->mem, h->arch.x[11], 2))
             return err(SBI_ERR_INVALID_ADDRESS);
         /* Claim the stopped hart before touching its start parameters: a
          * losing hart_start (SBI_ERR_ALREADY_AVAILABLE) must not change
          * where a hart that is already starting will start. The target
          * reads them only once it sees START_PENDING. */
         int expected = HART_STOPPED;
-        if (!atomic_compare_exchange_strong(&t->state, &expected, HART_START_CLAIMED))
+        if (!atomic_compare_exchange_strong(&t->arch.state, &expected, HART_START_CLAIMED))
             return err(SBI_ERR_ALREADY_AVAILABLE);
-        t->start_addr = h->x[11];
-        t->start_opaque = h->x[12];
-        atomic_store(&t->state, HART_START_PENDING);
+        t->arch.start_addr = h->arch.x[11];
+        t->arch.start_opaque = h->arch.x[12];
+        atomic_store(&t->arch.state, HART_START_PENDING);
         hart_kick(t);
         return ok(0);
     }
     case 1: /* hart_stop */
-        atomic_store(&h->state, HART_STOPPED);
+        atomic_store(&h->arch.state, HART_STOPPED);
         return ok(0);
     case 2: { /* hart_get_status */
         if (id >= p->nharts)
             return err(SBI_ERR_INVALID_PARAM);
-        int s = atomic_load(&p->harts[id]->state);
+        int s = atomic_load(&p->harts[id]->arch.state);
         return ok(s == HART_STARTED ? HSM_STARTED : s == HART_STOPPED ? HSM_STOPPED
                                                                       : HSM_START_PENDING); /* or claimed */
     }
     case 3: /* hart_suspend: only the default retentive type, served like WFI */
-        if ((uint32_t)h->x[10] == 0)
+        if ((uint32_t)h->arch.x[10] == 0)
             return ok(0);
         return err(SBI_ERR_NOT_SUPPORTED);
     }
@@ -200,7 +200,7 @@ static struct sbi_ret sbi_dbcn(struct hart *h, const struct sbi_platform *p, uns
 {
     /* base_hi (a2) is for RV32 only: on RV64 an address with it set is not
      * one we can reach. */
-    uint64_t n = h->x[10], addr = h->x[11], base_hi = h->x[12];
+    uint64_t n = h->arch.x[10], addr = h->arch.x[11], base_hi = h->arch.x[12];
     switch (fid) {
     case 0: { /* console_write(num_bytes, base_lo, base_hi): physical address */
         const uint8_t *buf = guest_mem_ram_ptr(h->mem, addr, n);
@@ -217,7 +217,7 @@ static struct sbi_ret sbi_dbcn(struct hart *h, const struct sbi_platform *p, uns
         return ok(p->console_read ? p->console_read(p->opaque, buf, n) : 0);
     }
     case 2: { /* console_write_byte */
-        uint8_t c = (uint8_t)h->x[10];
+        uint8_t c = (uint8_t)h->arch.x[10];
         if (p->console_write)
             p->console_write(p->opaque, &c, 1);
         return ok(0);
@@ -229,34 +229,34 @@ static struct sbi_ret sbi_dbcn(struct hart *h, const struct sbi_platform *p, uns
 bool sbi_handle_ecall(struct hart *h, void *opaque)
 {
     const struct sbi_platform *p = opaque;
-    uint64_t eid = h->x[17];
-    unsigned fid = (unsigned)h->x[16];
+    uint64_t eid = h->arch.x[17];
+    unsigned fid = (unsigned)h->arch.x[16];
     struct sbi_ret r = err(SBI_ERR_NOT_SUPPORTED);
 
     switch (eid) {
     case SBI_EXT_LEGACY_PUTCHAR: {
-        uint8_t c = (uint8_t)h->x[10];
+        uint8_t c = (uint8_t)h->arch.x[10];
         if (p->console_write)
             p->console_write(p->opaque, &c, 1);
-        h->x[10] = 0;
+        h->arch.x[10] = 0;
         return true;
     }
     case SBI_EXT_LEGACY_GETCHAR: {
         uint8_t c;
-        h->x[10] = (p->console_read && p->console_read(p->opaque, &c, 1) == 1) ? c : (uint64_t)-1;
+        h->arch.x[10] = (p->console_read && p->console_read(p->opaque, &c, 1) == 1) ? c : (uint64_t)-1;
         return true;
     }
     case SBI_EXT_BASE: r = sbi_base(h, fid); break;
     case SBI_EXT_TIME:
         if (fid == 0) {
             /* set_timer: Sstc does the work; the pending STIP follows stimecmp. */
-            hart_csr_write(h, CSR_STIMECMP, h->x[10]);
+            hart_csr_write(h, CSR_STIMECMP, h->arch.x[10]);
             r = ok(0);
         }
         break;
     case SBI_EXT_IPI:
         if (fid == 0) {
-            int64_t e = for_each_hart(p, h->x[10], h->x[11], send_ipi, h, 0);
+            int64_t e = for_each_hart(p, h->arch.x[10], h->arch.x[11], send_ipi, h, 0);
             r = e ? err(e) : ok(0);
         }
         break;
@@ -265,16 +265,16 @@ bool sbi_handle_ecall(struct hart *h, void *opaque)
             /* 0: remote fence.i; 1, 2: sfence.vma (with or without ASID),
              * done as a flush of each target's whole TLB. */
             unsigned req = fid == 0 ? HART_REQ_FENCE_I : HART_REQ_TLB_FLUSH;
-            int64_t e = for_each_hart(p, h->x[10], h->x[11], post_fence, h, req);
+            int64_t e = for_each_hart(p, h->arch.x[10], h->arch.x[11], post_fence, h, req);
             if (!e)
-                for_each_hart(p, h->x[10], h->x[11], wait_fence, h, req);
+                for_each_hart(p, h->arch.x[10], h->arch.x[11], wait_fence, h, req);
             r = e ? err(e) : ok(0);
         }
         break;
     case SBI_EXT_HSM: r = sbi_hsm(h, p, fid); break;
     case SBI_EXT_SRST:
         if (fid == 0) {
-            uint32_t type = (uint32_t)h->x[10], reason = (uint32_t)h->x[11];
+            uint32_t type = (uint32_t)h->arch.x[10], reason = (uint32_t)h->arch.x[11];
             if (type > SBI_RESET_WARM) {
                 r = err(SBI_ERR_INVALID_PARAM);
                 break;
@@ -286,7 +286,7 @@ bool sbi_handle_ecall(struct hart *h, void *opaque)
         break;
     case SBI_EXT_DBCN: r = sbi_dbcn(h, p, fid); break;
     }
-    h->x[10] = (uint64_t)r.error;
-    h->x[11] = r.value;
+    h->arch.x[10] = (uint64_t)r.error;
+    h->arch.x[11] = r.value;
     return true;
 }

@@ -77,7 +77,7 @@ static void set_mtimecmp(void *opaque, unsigned hart, uint64_t value)
      * moved mtimecmp forward does not see a stale interrupt, and wake the
      * hart so a parked one re-arms its deadline. */
     if (timebase_now(&m->timebase) < value)
-        atomic_fetch_and(&h->mip, ~MIP_MTIP);
+        atomic_fetch_and(&h->arch.mip, ~MIP_MTIP);
     hart_kick(h);
 }
 
@@ -517,10 +517,10 @@ static int load_and_boot(struct virt_machine *m, char *err, size_t errlen)
             /* Firmware (or a bare-metal program) starts on every hart in
              * M-mode, as on real boards; it picks its boot hart itself. */
             hart_reset(h, fw.entry);
-            h->x[10] = i;
-            h->x[11] = fdt_addr;
-            h->x[12] = info_addr;
-            atomic_store(&h->state, HART_STARTED);
+            h->arch.x[10] = i;
+            h->arch.x[11] = fdt_addr;
+            h->arch.x[12] = info_addr;
+            atomic_store(&h->arch.state, HART_STARTED);
         } else {
             /* Built-in SBI: hart 0 enters the kernel in S-mode with
              * a0 = hartid, a1 = DTB (Linux boot protocol); the others wait
@@ -528,9 +528,9 @@ static int load_and_boot(struct virt_machine *m, char *err, size_t errlen)
             hart_reset(h, kernel.entry);
             sbi_prepare_hart(h);
             hart_set_priv(h, PRIV_S);
-            h->x[10] = i;
-            h->x[11] = fdt_addr;
-            atomic_store(&h->state, i == 0 ? HART_STARTED : HART_STOPPED);
+            h->arch.x[10] = i;
+            h->arch.x[11] = fdt_addr;
+            atomic_store(&h->arch.state, i == 0 ? HART_STARTED : HART_STOPPED);
         }
     }
     return 0;

@@ -226,7 +226,7 @@ static void check_machine(struct virt_machine *m, const struct virt_config *cfg,
     check_phandles(fdt);
 
     /* the blob in guest RAM, where a1 of the boot hart points */
-    uint64_t fdt_addr = m->harts[0]->x[11];
+    uint64_t fdt_addr = m->harts[0]->arch.x[11];
     const uint8_t *g = guest_mem_ram_ptr(&m->mem, fdt_addr, m->fdt_size);
     FUZZ_CHECK(g && memcmp(g, fdt, m->fdt_size) == 0, "no device tree at a1 = 0x%llx",
                (unsigned long long)fdt_addr);
@@ -240,15 +240,15 @@ static void check_machine(struct virt_machine *m, const struct virt_config *cfg,
 
     for (unsigned i = 0; i < cfg->nharts; i++) {
         struct hart *h = m->harts[i];
-        int state = atomic_load(&h->state);
-        FUZZ_CHECK(h->x[10] == i && h->x[11] == fdt_addr, "hart %u a0/a1", i);
+        int state = atomic_load(&h->arch.state);
+        FUZZ_CHECK(h->arch.x[10] == i && h->arch.x[11] == fdt_addr, "hart %u a0/a1", i);
         if (bios)
-            FUZZ_CHECK(state == HART_STARTED && h->priv == PRIV_M && h->pc == VIRT_RAM_BASE,
-                       "bios: hart %u state %d priv %d", i, state, h->priv);
+            FUZZ_CHECK(state == HART_STARTED && h->arch.priv == PRIV_M && h->arch.pc == VIRT_RAM_BASE,
+                       "bios: hart %u state %d priv %d", i, state, h->arch.priv);
         else
-            FUZZ_CHECK(state == (i == 0 ? HART_STARTED : HART_STOPPED) && h->priv == PRIV_S &&
-                       h->pc == VIRT_KERNEL_ADDR, "kernel: hart %u state %d priv %d", i, state,
-                       h->priv);
+            FUZZ_CHECK(state == (i == 0 ? HART_STARTED : HART_STOPPED) && h->arch.priv == PRIV_S &&
+                       h->arch.pc == VIRT_KERNEL_ADDR, "kernel: hart %u state %d priv %d", i, state,
+                       h->arch.priv);
     }
 }
 

@@ -145,7 +145,7 @@ static void *helper_main(void *arg)
                 struct hart *h = harts[i];
                 /* A running hart serves requests at its next instruction:
                  * hart_run with no budget does just that. */
-                if (i != caller && atomic_load(&h->state) == HART_STARTED &&
+                if (i != caller && atomic_load(&h->arch.state) == HART_STARTED &&
                     atomic_load(&h->requests))
                     hart_run(h, 0);
             }
@@ -205,9 +205,9 @@ static void reset_machine(unsigned nharts)
         sbi_prepare_hart(h);
         hart_set_priv(h, PRIV_S);
         for (unsigned r = 1; r < 32; r++)
-            h->x[r] = 0x1111111111111111ull * r; /* recognisable values */
-        atomic_store(&h->state, i == 0 ? HART_STARTED : HART_STOPPED);
-        model[i].state = atomic_load(&h->state);
+            h->arch.x[r] = 0x1111111111111111ull * r; /* recognisable values */
+        atomic_store(&h->arch.state, i == 0 ? HART_STARTED : HART_STOPPED);
+        model[i].state = atomic_load(&h->arch.state);
         model[i].start_addr = model[i].start_opaque = 0;
     }
 }
@@ -254,20 +254,20 @@ static void do_ecall(unsigned self, unsigned nharts, uint64_t eid, unsigned fid,
                      uint64_t a1, uint64_t a2)
 {
     struct hart *h = harts[self];
-    h->x[17] = eid;
-    h->x[16] = fid;
-    h->x[10] = a0;
-    h->x[11] = a1;
-    h->x[12] = a2;
+    h->arch.x[17] = eid;
+    h->arch.x[16] = fid;
+    h->arch.x[10] = a0;
+    h->arch.x[11] = a1;
+    h->arch.x[12] = a2;
 
     uint64_t before[MAX_HARTS][33], mip_before[MAX_HARTS], epoch_before[MAX_HARTS];
     for (unsigned i = 0; i < MAX_HARTS; i++) {
-        memcpy(before[i], harts[i]->x, sizeof(before[i]));
-        mip_before[i] = atomic_load(&harts[i]->mip);
+        memcpy(before[i], harts[i]->arch.x, sizeof(before[i]));
+        mip_before[i] = atomic_load(&harts[i]->arch.mip);
         epoch_before[i] = harts[i]->code_epoch;
     }
-    uint64_t pc = h->pc;
-    enum priv_mode priv = h->priv;
+    uint64_t pc = h->arch.pc;
+    enum priv_mode priv = h->arch.priv;
     size_t pending = seen.console_pending;
     memset(&seen, 0, sizeof(seen));
     seen.console_pending = pending;
@@ -284,19 +284,19 @@ static void do_ecall(unsigned self, unsigned nharts, uint64_t eid, unsigned fid,
     if (getenv("NIMBUS_FUZZ_VERBOSE"))
         fprintf(stderr, "sbi: hart %u eid 0x%llx fid %u a0 0x%llx a1 0x%llx a2 0x%llx -> %lld 0x%llx\n",
                 self, (unsigned long long)eid, fid, (unsigned long long)a0, (unsigned long long)a1,
-                (unsigned long long)a2, (long long)h->x[10], (unsigned long long)h->x[11]);
+                (unsigned long long)a2, (long long)h->arch.x[10], (unsigned long long)h->arch.x[11]);
     FUZZ_CHECK(handled, "ecall not handled");
-    FUZZ_CHECK(h->pc == pc && h->priv == priv, "pc or privilege changed");
+    FUZZ_CHECK(h->arch.pc == pc && h->arch.priv == priv, "pc or privilege changed");
     bool legacy = eid == EXT_LEGACY_PUTCHAR || eid == EXT_LEGACY_GETCHAR;
     for (unsigned i = 0; i < MAX_HARTS; i++)
         for (unsigned r = 0; r < 32; r++) {
             if (i == self && (r == 10 || (r == 11 && !legacy)))
                 continue;
-            FUZZ_CHECK(harts[i]->x[r] == before[i][r], "hart %u x%u changed by hart %u's call", i,
+            FUZZ_CHECK(harts[i]->arch.x[r] == before[i][r], "hart %u x%u changed by hart %u's call", i,
                        r, self);
         }
-    int64_t err = (int64_t)h->x[10];
-    uint64_t val = h->x[11];
+    int64_t err = (int64_t)h->arch.x[10];
+    uint64_t val = h->arch.x[11];
     if (!legacy)
         FUZZ_CHECK(err <= 0 && err >= ERR_NO_SHMEM, "error %lld is not an SBI error code",
                    (long long)err);
@@ -304,12 +304,12 @@ static void do_ecall(unsigned self, unsigned nharts, uint64_t eid, unsigned fid,
     bool targets[MAX_HARTS];
     switch (eid) {
     case EXT_LEGACY_PUTCHAR:
-        FUZZ_CHECK(h->x[10] == 0 && seen.writes == 1 && seen.wlen == 1 &&
+        FUZZ_CHECK(h->arch.x[10] == 0 && seen.writes == 1 && seen.wlen == 1 &&
                    seen.wbyte == (uint8_t)a0, "legacy putchar");
         return;
     case EXT_LEGACY_GETCHAR:
         FUZZ_CHECK(seen.reads == 1 && seen.rlen == 1, "legacy getchar");
-        FUZZ_CHECK(h->x[10] == (seen.rgot ? (uint64_t)'a' : ~0ull), "legacy getchar value");
+        FUZZ_CHECK(h->arch.x[10] == (seen.rgot ? (uint64_t)'a' : ~0ull), "legacy getchar value");
         return;
     case EXT_BASE:
         if (fid > 6) {
@@ -346,7 +346,7 @@ static void do_ecall(unsigned self, unsigned nharts, uint64_t eid, unsigned fid,
         for (unsigned i = 0; i < MAX_HARTS; i++) {
             struct hart *t = harts[i];
             if (ipi) {
-                bool ssip = atomic_load(&t->mip) & MIP_SSIP;
+                bool ssip = atomic_load(&t->arch.mip) & MIP_SSIP;
                 bool want = (mip_before[i] & MIP_SSIP) || (ok && targets[i]);
                 FUZZ_CHECK(ssip == want, "IPI: hart %u SSIP %d, expected %d", i, ssip, want);
                 continue;
@@ -412,8 +412,8 @@ static void do_ecall(unsigned self, unsigned nharts, uint64_t eid, unsigned fid,
             return;
         }
         for (unsigned i = 0; i < MAX_HARTS; i++)
-            FUZZ_CHECK(atomic_load(&harts[i]->state) == model[i].state,
-                       "HSM: hart %u state %d, expected %d", i, atomic_load(&harts[i]->state),
+            FUZZ_CHECK(atomic_load(&harts[i]->arch.state) == model[i].state,
+                       "HSM: hart %u state %d, expected %d", i, atomic_load(&harts[i]->arch.state),
                        model[i].state);
         return;
     case EXT_SRST:
@@ -475,20 +475,20 @@ static void do_ecall(unsigned self, unsigned nharts, uint64_t eid, unsigned fid,
 static void run_hart(unsigned i)
 {
     struct hart *h = harts[i];
-    int state = atomic_load(&h->state);
+    int state = atomic_load(&h->arch.state);
     hart_run(h, 0);
     FUZZ_CHECK(atomic_load(&h->requests) == 0, "hart %u kept requests after running", i);
     if (state != HART_START_PENDING) {
-        FUZZ_CHECK(atomic_load(&h->state) == state, "hart %u changed state by running", i);
+        FUZZ_CHECK(atomic_load(&h->arch.state) == state, "hart %u changed state by running", i);
         return;
     }
-    FUZZ_CHECK(atomic_load(&h->state) == HART_STARTED, "hart %u did not start", i);
-    FUZZ_CHECK(h->x[10] == i && h->priv == PRIV_S && h->satp == 0, "hart %u start state", i);
+    FUZZ_CHECK(atomic_load(&h->arch.state) == HART_STARTED, "hart %u did not start", i);
+    FUZZ_CHECK(h->arch.x[10] == i && h->arch.priv == PRIV_S && h->arch.satp == 0, "hart %u start state", i);
     /* A failed hart_start must leave a pending start alone. */
     FUZZ_CHECK_KNOWN("sbi-hsm-start-clobber",
-               h->pc == model[i].start_addr && h->x[11] == model[i].start_opaque,
+               h->arch.pc == model[i].start_addr && h->arch.x[11] == model[i].start_opaque,
                "hart %u started at 0x%llx opaque 0x%llx; hart_start asked for 0x%llx opaque 0x%llx",
-               i, (unsigned long long)h->pc, (unsigned long long)h->x[11],
+               i, (unsigned long long)h->arch.pc, (unsigned long long)h->arch.x[11],
                (unsigned long long)model[i].start_addr, (unsigned long long)model[i].start_opaque);
     model[i].state = HART_STARTED;
 }

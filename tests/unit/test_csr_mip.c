@@ -36,19 +36,19 @@ int main(void)
         return 1;
     }
     CHECK_EQ(guest_mem_write(&mem, RAM_BASE, code, sizeof(code)), 0);
-    atomic_store(&h->state, HART_STARTED);
+    atomic_store(&h->arch.state, HART_STARTED);
 
     hart_set_irq(h, MIP_SEIP, true);     /* the PLIC asserts SEIP ... */
     CHECK_EQ(hart_run(h, 1000), HART_EXIT_WFI);
     hart_set_irq(h, MIP_SEIP, false);    /* ... and drops it again */
     CHECK_EQ(hart_run(h, 1000), HART_EXIT_WFI);
-    CHECK_EQ(h->x[10] & (MIP_SEIP | MIP_SSIP), MIP_SSIP);
+    CHECK_EQ(h->arch.x[10] & (MIP_SEIP | MIP_SSIP), MIP_SSIP);
 
     hart_set_irq(h, MIP_SEIP, true);     /* the same for csrrc */
     CHECK_EQ(hart_run(h, 1000), HART_EXIT_WFI);
     hart_set_irq(h, MIP_SEIP, false);
     CHECK_EQ(hart_run(h, 1000), HART_EXIT_WFI);
-    CHECK_EQ(h->x[10] & (MIP_SEIP | MIP_SSIP), 0);
+    CHECK_EQ(h->arch.x[10] & (MIP_SEIP | MIP_SSIP), 0);
 
     hart_destroy(h);
     free(h);

@@ -101,12 +101,12 @@ static void randomize_state(struct hart *h)
 {
     static const enum priv_mode modes[] = { PRIV_U, PRIV_S, PRIV_M };
     for (int i = 1; i < 32; i++)
-        h->x[i] = (rnd() & 1) ? RAM_BASE + (rnd() % RAM_SIZE) : rnd();
+        h->arch.x[i] = (rnd() & 1) ? RAM_BASE + (rnd() % RAM_SIZE) : rnd();
     for (int i = 0; i < 32; i++)
-        h->fp.f[i] = rnd();
-    h->pc = RAM_BASE + (rnd() % RAM_SIZE & ~1ull);
-    h->mtvec = RAM_BASE + (rnd() % RAM_SIZE) + (rnd() & 1);
-    h->stvec = RAM_BASE + (rnd() % RAM_SIZE) + (rnd() & 1);
+        h->arch.fp.f[i] = rnd();
+    h->arch.pc = RAM_BASE + (rnd() % RAM_SIZE & ~1ull);
+    h->arch.mtvec = RAM_BASE + (rnd() % RAM_SIZE) + (rnd() & 1);
+    h->arch.stvec = RAM_BASE + (rnd() % RAM_SIZE) + (rnd() & 1);
     csr_write(h, 0x300, rnd());          /* mstatus */
     csr_write(h, 0x302, rnd());          /* medeleg */
     csr_write(h, 0x303, rnd());          /* mideleg */
@@ -119,7 +119,7 @@ static void randomize_state(struct hart *h)
     static const uint64_t satp_modes[] = { 0, 8, 9, 10 };
     uint64_t root = (rnd() & 3) ? (RAM_BASE + (rnd() % RAM_SIZE)) >> 12 : rnd() & ((1ull << 44) - 1);
     csr_write(h, 0x180, satp_modes[rnd() & 3] << 60 | root);
-    h->priv = modes[rnd() % 3];
+    h->arch.priv = modes[rnd() % 3];
     mmu_update_regime(h);
 }
 
@@ -166,14 +166,14 @@ int main(void)
             /* A slice may overshoot by one basic block (< a page of code). */
             if (ran > STEPS / 8 + 2048)
                 budget_violations++;
-            if (b.hart->x[0] != 0)
+            if (b.hart->arch.x[0] != 0)
                 x0_violations++;
-            if (b.hart->pc & 1)
+            if (b.hart->arch.pc & 1)
                 pc_violations++;
             if (e == HART_EXIT_STOPPED)
                 break;
             if (e == HART_EXIT_WFI)
-                atomic_fetch_or(&b.hart->mip, MIP_SSIP); /* something to wake on */
+                atomic_fetch_or(&b.hart->arch.mip, MIP_SSIP); /* something to wake on */
         }
     }
     CHECK_EQ(budget_violations, 0);

@@ -259,14 +259,14 @@ static void build_image(uint8_t *ram)
 static void setup_hart(struct hart *h, const uint64_t *regs)
 {
     hart_reset(h, CODE_VA);
-    memcpy(h->x, regs, 32 * sizeof(uint64_t));
-    h->x[0] = 0;
+    memcpy(h->arch.x, regs, 32 * sizeof(uint64_t));
+    h->arch.x[0] = 0;
     CHECK_EQ(csr_write(h, 0x305, HANDLER_PA), 0);             /* mtvec */
     CHECK_EQ(csr_write(h, 0x306, 7), 0);                      /* mcounteren */
     CHECK_EQ(csr_write(h, 0x3b0, ~0ull >> 10), 0);            /* pmpaddr0: everything */
     CHECK_EQ(csr_write(h, 0x3a0, 0x1f), 0);                   /* pmpcfg0: NAPOT, RWX */
     CHECK_EQ(csr_write(h, 0x180, 8ull << 60 | ROOT_PA >> 12), 0); /* satp: Sv39 */
-    h->priv = PRIV_S;
+    h->arch.priv = PRIV_S;
     mmu_update_regime(h);
 }
 
@@ -274,19 +274,19 @@ static bool same_state(const struct board *a, const struct board *b, char *why, 
 {
     const struct hart *x = a->hart, *y = b->hart;
     for (int i = 0; i < 32; i++)
-        if (x->x[i] != y->x[i])
-            return snprintf(why, len, "x%d %llx vs %llx", i, (unsigned long long)x->x[i],
-                            (unsigned long long)y->x[i]), false;
+        if (x->arch.x[i] != y->arch.x[i])
+            return snprintf(why, len, "x%d %llx vs %llx", i, (unsigned long long)x->arch.x[i],
+                            (unsigned long long)y->arch.x[i]), false;
 #define SAME(f) if (x->f != y->f) return snprintf(why, len, #f " %llx vs %llx", \
         (unsigned long long)x->f, (unsigned long long)y->f), false
-    SAME(pc);
+    SAME(arch.pc);
     SAME(insn_count);
-    SAME(priv);
-    SAME(mstatus);
-    SAME(mepc);
-    SAME(mcause);
-    SAME(mtval);
-    SAME(resv_valid);
+    SAME(arch.priv);
+    SAME(arch.mstatus);
+    SAME(arch.mepc);
+    SAME(arch.mcause);
+    SAME(arch.mtval);
+    SAME(arch.resv_valid);
 #undef SAME
     if (memcmp(a->mem.ram, b->mem.ram, RAM_SIZE))
         return snprintf(why, len, "memory differs"), false;
@@ -338,17 +338,17 @@ int main(void)
             enum hart_exit e1 = hart_run(b[1].hart, steps);
             /* Loops with nothing to break them are common in random
              * code: now and then move both harts elsewhere in the program. */
-            if (c % 4 == 3 && b[0].hart->priv == PRIV_S) {
+            if (c % 4 == 3 && b[0].hart->arch.priv == PRIV_S) {
                 uint64_t pc = CODE_VA + 4 * (rnd() % CODE_INSNS);
-                b[0].hart->pc = b[1].hart->pc = pc;
+                b[0].hart->arch.pc = b[1].hart->arch.pc = pc;
             }
-            traps += b[0].hart->mcause != 0;
-            b[0].hart->mcause = b[1].hart->mcause = 0;
+            traps += b[0].hart->arch.mcause != 0;
+            b[0].hart->arch.mcause = b[1].hart->arch.mcause = 0;
             if (e0 != e1 || !same_state(&b[0], &b[1], why, sizeof(why))) {
                 if (e0 != e1)
                     snprintf(why, sizeof(why), "exit %d vs %d", e0, e1);
                 CHECK_MSG(false, "round %u chunk %u (pc %llx, %llu insns): %s", round, c,
-                          (unsigned long long)b[0].hart->pc,
+                          (unsigned long long)b[0].hart->arch.pc,
                           (unsigned long long)b[0].hart->insn_count, why);
                 mismatches++;
                 break;

@@ -157,19 +157,19 @@ static uint64_t *map(const struct mode *m, uint64_t root, uint64_t va, int level
 /* Sets the translation regime directly, as the CSR code would. */
 static void enter(const struct mode *m, uint64_t root, enum priv_mode priv, uint64_t mstatus)
 {
-    h->satp = m ? ((uint64_t)m->satp_mode << SATP_MODE_SHIFT) | (root >> 12) : 0;
-    h->priv = priv;
-    h->mstatus = mstatus;
+    h->arch.satp = m ? ((uint64_t)m->satp_mode << SATP_MODE_SHIFT) | (root >> 12) : 0;
+    h->arch.priv = priv;
+    h->arch.mstatus = mstatus;
     hart_flush_tlb(h);
     mmu_update_regime(h);
 }
 
 static void open_pmp(void)
 {
-    memset(h->pmpcfg, 0, sizeof(h->pmpcfg));
-    memset(h->pmpaddr, 0, sizeof(h->pmpaddr));
-    h->pmpaddr[0] = (1ull << 54) - 1; /* NAPOT, all of memory */
-    h->pmpcfg[0] = 0x18 | 0x7;        /* RWX */
+    memset(h->arch.pmpcfg, 0, sizeof(h->arch.pmpcfg));
+    memset(h->arch.pmpaddr, 0, sizeof(h->arch.pmpaddr));
+    h->arch.pmpaddr[0] = (1ull << 54) - 1; /* NAPOT, all of memory */
+    h->arch.pmpcfg[0] = 0x18 | 0x7;        /* RWX */
     h->pmp_active = true;
     hart_flush_tlb(h);
 }
@@ -445,14 +445,14 @@ static void test_access_faults(const struct mode *m)
     map(m, root, va, 0, RAM_BASE + 0x400000, PTE_V | PTE_R | PTE_W | PTE_X | PTE_A | PTE_D);
     enter(m, root, PRIV_S, 0);
     expect_pa("PMP open", va, ACCESS_LOAD, RAM_BASE + 0x400020);
-    h->pmpaddr[0] = PT_BASE >> 2; /* TOR [0, PT_BASE): page tables outside */
-    h->pmpcfg[0] = 0x08 | 0x7;
+    h->arch.pmpaddr[0] = PT_BASE >> 2; /* TOR [0, PT_BASE): page tables outside */
+    h->arch.pmpcfg[0] = 0x08 | 0x7;
     expect_af_all("PMP denies the page table", va);
-    h->pmpaddr[0] = PT_END >> 2;  /* TOR [0, PT_END): read-only is enough */
-    h->pmpcfg[0] = 0x08 | 0x1;
+    h->arch.pmpaddr[0] = PT_END >> 2;  /* TOR [0, PT_END): read-only is enough */
+    h->arch.pmpcfg[0] = 0x08 | 0x1;
     expect_pa("PMP allows reading the page table", va, ACCESS_LOAD, RAM_BASE + 0x400020);
     h->pmp_active = false;        /* no entry active: S-mode gets nothing */
-    memset(h->pmpcfg, 0, sizeof(h->pmpcfg));
+    memset(h->arch.pmpcfg, 0, sizeof(h->arch.pmpcfg));
     expect_af_all("PMP all off", va);
     open_pmp();
     expect_pa("PMP reopened", va, ACCESS_LOAD, RAM_BASE + 0x400020);
@@ -565,10 +565,10 @@ static void test_bare(void)
                 expect_pa(priv ? "bare S" : "bare U", vas[i], (enum access_type)t, vas[i]);
     }
     /* A root PPN with mode 0 means nothing. */
-    h->satp = 0x1234;
-    h->priv = PRIV_S;
+    h->arch.satp = 0x1234;
+    h->arch.priv = PRIV_S;
     expect_pa("bare with a PPN", 0x5000, ACCESS_LOAD, 0x5000);
-    h->satp = 0;
+    h->arch.satp = 0;
 }
 
 /* ---- the TLB, through hart_run() ---- */
@@ -628,16 +628,16 @@ static enum hart_exit run(void)
 static void start_s(const struct mode *m, uint64_t root, uint64_t pc, uint64_t mstatus)
 {
     enter(m, root, PRIV_S, mstatus);
-    h->pc = pc;
+    h->arch.pc = pc;
 }
 
 static void expect_m_trap(const char *what, int cause, uint64_t tval, uint64_t epc)
 {
-    CHECK(h->priv == PRIV_M && h->mcause == (uint64_t)cause && h->mtval == tval &&
-          h->mepc == epc && h->pc == STUB_PA + 4,
+    CHECK(h->arch.priv == PRIV_M && h->arch.mcause == (uint64_t)cause && h->arch.mtval == tval &&
+          h->arch.mepc == epc && h->arch.pc == STUB_PA + 4,
           "%s %s: priv %d mcause %llu mtval 0x%llx mepc 0x%llx pc 0x%llx, want cause %d tval "
-          "0x%llx epc 0x%llx", cur->name, what, h->priv, (unsigned long long)h->mcause,
-          (unsigned long long)h->mtval, (unsigned long long)h->mepc, (unsigned long long)h->pc,
+          "0x%llx epc 0x%llx", cur->name, what, h->arch.priv, (unsigned long long)h->arch.mcause,
+          (unsigned long long)h->arch.mtval, (unsigned long long)h->arch.mepc, (unsigned long long)h->arch.pc,
           cause, (unsigned long long)tval, (unsigned long long)epc);
 }
 
@@ -653,18 +653,18 @@ static void test_tlb_run(const struct mode *m)
     uint64_t *data = map(m, root, DATA_VA, 0, P1, PTE_V | PTE_R | PTE_W);
     map(m, root, USER_VA, 0, PU, PTE_V | PTE_R | PTE_W | PTE_U | PTE_A | PTE_D);
     map(m, root, NX_VA, 0, PN, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D);
-    h->mtvec = STUB_PA;
-    h->medeleg = 0;
-    memset(h->x, 0, sizeof(h->x));
+    h->arch.mtvec = STUB_PA;
+    h->arch.medeleg = 0;
+    memset(h->arch.x, 0, sizeof(h->arch.x));
 
     /* p1: load through a fresh translation. */
     start_s(m, root, CODE_VA, 0);
-    h->x[A0] = DATA_VA;
+    h->arch.x[A0] = DATA_VA;
     enum hart_exit e = run();
-    CHECK(e == HART_EXIT_WFI && h->priv == PRIV_S && h->pc == CODE_VA + 8,
-          "%s p1 step 1: exit %d priv %d pc 0x%llx mcause %llu", m->name, e, h->priv,
-          (unsigned long long)h->pc, (unsigned long long)h->mcause);
-    CHECK(h->x[A1] == V1, "%s first load: 0x%llx", m->name, (unsigned long long)h->x[A1]);
+    CHECK(e == HART_EXIT_WFI && h->arch.priv == PRIV_S && h->arch.pc == CODE_VA + 8,
+          "%s p1 step 1: exit %d priv %d pc 0x%llx mcause %llu", m->name, e, h->arch.priv,
+          (unsigned long long)h->arch.pc, (unsigned long long)h->arch.mcause);
+    CHECK(h->arch.x[A1] == V1, "%s first load: 0x%llx", m->name, (unsigned long long)h->arch.x[A1]);
     CHECK(*data == pte_make(P1, PTE_V | PTE_R | PTE_W | PTE_A),
           "%s: load through hart_run sets A only: pte 0x%llx", m->name, (unsigned long long)*data);
 
@@ -672,20 +672,20 @@ static void test_tlb_run(const struct mode *m)
      * mapping must be used (before it, either may be). */
     *data = pte_make(P2, PTE_V | PTE_R | PTE_W | PTE_A);
     e = run();
-    CHECK(e == HART_EXIT_WFI && h->pc == CODE_VA + 0x18, "%s p1 step 2: exit %d pc 0x%llx",
-          m->name, e, (unsigned long long)h->pc);
-    CHECK(h->x[A2] == V1 || h->x[A2] == V2, "%s load before sfence: 0x%llx", m->name,
-          (unsigned long long)h->x[A2]);
-    CHECK(h->x[A3] == V2, "%s load after sfence.vma: 0x%llx, want the new page's 0x%llx",
-          m->name, (unsigned long long)h->x[A3], (unsigned long long)V2);
+    CHECK(e == HART_EXIT_WFI && h->arch.pc == CODE_VA + 0x18, "%s p1 step 2: exit %d pc 0x%llx",
+          m->name, e, (unsigned long long)h->arch.pc);
+    CHECK(h->arch.x[A2] == V1 || h->arch.x[A2] == V2, "%s load before sfence: 0x%llx", m->name,
+          (unsigned long long)h->arch.x[A2]);
+    CHECK(h->arch.x[A3] == V2, "%s load after sfence.vma: 0x%llx, want the new page's 0x%llx",
+          m->name, (unsigned long long)h->arch.x[A3], (unsigned long long)V2);
 
     /* Store through the new mapping: D gets set, RAM of P2 changes. */
-    h->x[A4] = V4;
+    h->arch.x[A4] = V4;
     e = run();
-    CHECK(e == HART_EXIT_WFI && h->pc == CODE_VA + 0x24, "%s p1 step 3: exit %d pc 0x%llx",
-          m->name, e, (unsigned long long)h->pc);
-    CHECK(h->x[A5] == V4 && *ram64(P2 + 8) == V4 && *ram64(P1 + 8) == V1B,
-          "%s store: a5 0x%llx P2+8 0x%llx P1+8 0x%llx", m->name, (unsigned long long)h->x[A5],
+    CHECK(e == HART_EXIT_WFI && h->arch.pc == CODE_VA + 0x24, "%s p1 step 3: exit %d pc 0x%llx",
+          m->name, e, (unsigned long long)h->arch.pc);
+    CHECK(h->arch.x[A5] == V4 && *ram64(P2 + 8) == V4 && *ram64(P1 + 8) == V1B,
+          "%s store: a5 0x%llx P2+8 0x%llx P1+8 0x%llx", m->name, (unsigned long long)h->arch.x[A5],
           (unsigned long long)*ram64(P2 + 8), (unsigned long long)*ram64(P1 + 8));
     CHECK(*data == pte_make(P2, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D),
           "%s: store through hart_run sets D: pte 0x%llx", m->name, (unsigned long long)*data);
@@ -693,34 +693,34 @@ static void test_tlb_run(const struct mode *m)
     /* Back to P1, flushed with the address form of sfence.vma. */
     *data = pte_make(P1, PTE_V | PTE_R | PTE_W | PTE_A | PTE_D);
     e = run();
-    CHECK(e == HART_EXIT_WFI && h->pc == CODE_VA + 0x34, "%s p1 step 4: exit %d pc 0x%llx",
-          m->name, e, (unsigned long long)h->pc);
-    CHECK(h->x[A6] == V1 && h->x[A7] == V1B,
+    CHECK(e == HART_EXIT_WFI && h->arch.pc == CODE_VA + 0x34, "%s p1 step 4: exit %d pc 0x%llx",
+          m->name, e, (unsigned long long)h->arch.pc);
+    CHECK(h->arch.x[A6] == V1 && h->arch.x[A7] == V1B,
           "%s after sfence.vma a0: a6 0x%llx a7 0x%llx, want the old page", m->name,
-          (unsigned long long)h->x[A6], (unsigned long long)h->x[A7]);
+          (unsigned long long)h->arch.x[A6], (unsigned long long)h->arch.x[A7]);
 
     /* A load from an unmapped address traps to M with the VA. */
-    h->x[S0] = UNMAP_VA + 0x18;
+    h->arch.x[S0] = UNMAP_VA + 0x18;
     e = run();
     CHECK(e == HART_EXIT_WFI, "%s p1 step 5: exit %d", m->name, e);
     expect_m_trap("unmapped load", EXC_LOAD_PAGE_FAULT, UNMAP_VA + 0x18, CODE_VA + 0x34);
-    CHECK(((h->mstatus & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT) == PRIV_S, "%s MPP after trap",
+    CHECK(((h->arch.mstatus & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT) == PRIV_S, "%s MPP after trap",
           m->name);
 
     /* p2: clearing SUM must drop the cached U-page translation. */
     start_s(m, root, CODE_VA + 0x3c, MSTATUS_SUM);
-    h->x[T0] = MSTATUS_SUM;
-    h->x[S2] = USER_VA + 0x10;
+    h->arch.x[T0] = MSTATUS_SUM;
+    h->arch.x[S2] = USER_VA + 0x10;
     *ram64(PU + 0x10) = VU;
     e = run();
-    CHECK(e == HART_EXIT_WFI && h->x[T1] == VU, "%s p2: exit %d t1 0x%llx", m->name, e,
-          (unsigned long long)h->x[T1]);
+    CHECK(e == HART_EXIT_WFI && h->arch.x[T1] == VU, "%s p2: exit %d t1 0x%llx", m->name, e,
+          (unsigned long long)h->arch.x[T1]);
     expect_m_trap("U page after SUM cleared", EXC_LOAD_PAGE_FAULT, USER_VA + 0x10,
                   CODE_VA + 0x44);
 
     /* p3: jumping to a non-executable page is an instruction page fault. */
     start_s(m, root, CODE_VA + 0x4c, 0);
-    h->x[S3] = NX_VA + 0x100;
+    h->arch.x[S3] = NX_VA + 0x100;
     e = run();
     CHECK(e == HART_EXIT_WFI, "%s p3: exit %d", m->name, e);
     expect_m_trap("fetch from NX page", EXC_INSN_PAGE_FAULT, NX_VA + 0x100, NX_VA + 0x100);

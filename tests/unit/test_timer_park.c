@@ -71,7 +71,7 @@ static int64_t parked_cpu_ns(struct guest_mem *mem, const struct timebase *tb, b
         CHECK(!"hart_init");
         return -1;
     }
-    atomic_store(&h->state, HART_STARTED);
+    atomic_store(&h->arch.state, HART_STARTED);
     if (sstc) {
         hart_csr_write(h, CSR_MENVCFG, 1ull << 63); /* STCE */
         hart_csr_write(h, CSR_STIMECMP, cmp);

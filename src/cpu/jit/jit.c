@@ -52,7 +52,7 @@ static void flush(struct jit *j)
         emit_jump_abs(&e, (const void *)j->exit_code);
     }
 
-    /* dispatch: h->pc is set; find the unit there or return to C. */
+    /* dispatch: h->arch.pc is set; find the unit there or return to C. */
     j->dispatch = emit_here(&e);
     emit_store(&e, 8, JR_COUNT, JR_HART, count_off);
     emit_mov(&e, JR_ARG0, JR_CTX);
@@ -193,7 +193,7 @@ int jit_exec(struct jit *j, const void *code, uint64_t limit)
 const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc)
 {
     struct hart *h = j->hart;
-    uint64_t pc = h->pc;
+    uint64_t pc = h->arch.pc;
     if (h->insn_count >= j->limit)
         return NULL;
     const uint8_t *code = tlb_lookup(h->tlb_fetch, pc, 2);

@@ -38,8 +38,8 @@
 
 /* How translated code returned. */
 enum jit_exit {
-    JIT_EXIT_NORMAL = 0, /* h->pc is the next instruction to run */
-    JIT_EXIT_TRAP = 1,   /* an exception was taken: h->pc is the handler */
+    JIT_EXIT_NORMAL = 0, /* h->arch.pc is the next instruction to run */
+    JIT_EXIT_TRAP = 1,   /* an exception was taken: h->arch.pc is the handler */
     JIT_EXIT_RESUME = 2, /* stopped inside a block at an instruction it does
                           * not translate: jit_resume_insn() says where */
 };
@@ -75,16 +75,16 @@ const void *jit_lookup(struct jit *j, uintptr_t code, uint64_t pc);
 /* Interpreter hook: the interpreter is about to run the valid decoded block
  * `blk` at guest pc `pc`. Returns translated code to run instead, or NULL. */
 const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t pc);
-/* Runs translated code from `code` (h->pc and h->insn_count in sync) until
+/* Runs translated code from `code` (h->arch.pc and h->insn_count in sync) until
  * it leaves translated code or h->insn_count reaches `limit`. On return
- * h->pc and h->insn_count are exact. Returns enum jit_exit. */
+ * h->arch.pc and h->insn_count are exact. Returns enum jit_exit. */
 int jit_exec(struct jit *j, const void *code, uint64_t limit);
 
 /* After JIT_EXIT_RESUME: where the interpreter goes on, exactly where it
  * would have been within a decoded block (no extra block boundary, so no
  * extra budget check): the block whose code is at the returned host
  * address, its instruction number *index, which starts *offset bytes into
- * the block (h->pc). */
+ * the block (h->arch.pc). */
 uintptr_t jit_resume_point(const struct jit *j, unsigned *index, unsigned *offset);
 
 void jit_get_stats(const struct jit *j, struct jit_stats *out);

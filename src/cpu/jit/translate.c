@@ -1,10 +1,10 @@
 /* The front end: one decoded block -> one unit of host code, through the
  * emitter only (no host ISA here).
  *
- * Guest registers live in the hart (h->x); the three a block uses most are
+ * Guest registers live in the hart (h->arch.x); the three a block uses most are
  * held in host registers (S0-S2) within the unit, loaded at its entry and
  * stored back, if written, at every exit. Other operands are loaded into
- * scratch registers per instruction, results stored at once. h->pc and h->insn_count are written
+ * scratch registers per instruction, results stored at once. h->arch.pc and h->insn_count are written
  * at exits and before helpers that can trap: an exception in the middle of
  * a unit leaves pc, x[] and insn_count exactly as the interpreter would.
  * Semantics follow interp.c, the reference; helpers below mirror it.
@@ -18,7 +18,7 @@
 #include "cpu/jit/emit.h"
 #include "cpu/jit/jit_internal.h"
 
-#define XOFF(r) ((int32_t)(offsetof(struct hart, x) + 8 * (size_t)(r)))
+#define XOFF(r) ((int32_t)(offsetof(struct hart, arch.x) + 8 * (size_t)(r)))
 #define HOFF(f) ((int32_t)offsetof(struct hart, f))
 #define JOFF(f) ((int32_t)offsetof(struct jit, f))
 #define LOAD_SIGNED 16
@@ -40,7 +40,7 @@ static int load_slow(struct hart *h, uint64_t va, uint64_t info, uint64_t rd)
     if (info & LOAD_SIGNED)
         v = size == 1 ? (uint64_t)(int64_t)(int8_t)v
             : size == 2 ? (uint64_t)(int64_t)(int16_t)v : (uint64_t)(int64_t)(int32_t)v;
-    h->x[rd] = v;
+    h->arch.x[rd] = v;
     return 0;
 }
 
@@ -65,15 +65,15 @@ static int atomic_op(struct hart *h, uint64_t a, uint64_t b, uint64_t info)
     if (is_lr) {
         uint64_t v = word ? sext32(__atomic_load_n((uint32_t *)p, __ATOMIC_SEQ_CST))
                           : __atomic_load_n((uint64_t *)p, __ATOMIC_SEQ_CST);
-        h->resv_addr = a;
-        h->resv_value = v;
-        h->resv_valid = true;
-        h->x[rd] = v;
+        h->arch.resv_addr = a;
+        h->arch.resv_value = v;
+        h->arch.resv_valid = true;
+        h->arch.x[rd] = v;
     } else if (op == OP_SC_W || op == OP_SC_D) {
-        bool ok = amo_store_conditional(&h->resv_valid, h->resv_addr, h->resv_value, a, p, b, word);
-        h->x[rd] = !ok;
+        bool ok = amo_store_conditional(&h->arch.resv_valid, h->arch.resv_addr, h->arch.resv_value, a, p, b, word);
+        h->arch.x[rd] = !ok;
     } else {
-        h->x[rd] = word ? sext32(amo32(p, funct, (uint32_t)b)) : amo64(p, funct, b);
+        h->arch.x[rd] = word ? sext32(amo32(p, funct, (uint32_t)b)) : amo64(p, funct, b);
     }
     return 0;
 }
@@ -227,7 +227,7 @@ static void set_x(struct tr *t, enum jreg r, unsigned x)
     }
 }
 
-/* A helper wrote h->x[x] itself: refresh its cached copy. The copy counts
+/* A helper wrote h->arch.x[x] itself: refresh its cached copy. The copy counts
  * as dirty from here on, as on the path that did not call the helper. */
 static void reload_x(struct tr *t, unsigned x)
 {
@@ -255,7 +255,7 @@ static void add_count(struct tr *t, unsigned n)
 static void set_pc_imm(struct tr *t, uint64_t pc)
 {
     emit_mov_imm(&t->e, JR_T0, pc);
-    emit_store(&t->e, 8, JR_T0, JR_HART, HOFF(pc));
+    emit_store(&t->e, 8, JR_T0, JR_HART, HOFF(arch.pc));
 }
 
 /* Leaves the unit for a known pc after `count` instructions. Within the
@@ -501,7 +501,7 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
             emit_mov_imm(e, JR_T0, pc + d->len);
             set_x(t, JR_T0, d->rd);
         }
-        emit_store(e, 8, JR_T2, JR_HART, HOFF(pc));
+        emit_store(e, 8, JR_T2, JR_HART, HOFF(arch.pc));
         write_back(t);
         add_count(t, after);
         emit_mov_imm(e, JR_ARG1, 0);

@@ -1,0 +1,262 @@
+/* Fuzz target: the state format's reader (src/state) and every component's
+ * load (PLIC, ACLINT, UART, goldfish RTC, test finisher, harts 0 and 1).
+ *
+ * Input: a state stream. It is opened as it is (from memory and from a
+ * memfd: both must agree), and again with every section CRC and the end
+ * record recomputed, so that mutated payloads reach the loads past the
+ * checksums. Seeds (tests/fuzz/corpus/state/) are snapshots written by
+ * `build/tests/test_state_devices --write-seeds DIR` of PLICs and ACLINTs
+ * with 2 harts, the rest single instances.
+ *
+ * Checks:
+ *   - the reader fails only with -EBADMSG / -ENOTSUP / -EFBIG and a
+ *     one-line message; never reads out of bounds (ASan);
+ *   - each load returns 0 or a negative errno with a one-line "state: "
+ *     message;
+ *   - a load that succeeds is canonical: saving the component again gives
+ *     the same payload bytes (the ACLINT's mtime excepted: it must not go
+ *     backwards and not jump by more than a minute);
+ *   - a loaded hart then runs (a small budget) without crashing. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "cpu/hart.h"
+#include "dev/aclint.h"
+#include "dev/goldfish_rtc.h"
+#include "dev/plic.h"
+#include "dev/sifive_test.h"
+#include "dev/uart16550.h"
+#include "fuzz_util.h"
+#include "mem/guest_mem.h"
+#include "state/state.h"
+
+#define RAM_BASE 0x80000000ull
+#define RAM_SIZE (1ull << 20)
+#define NHARTS   2
+
+static struct guest_mem mem;
+static struct timebase tb;
+static struct hart *harts[NHARTS];
+static int memfd = -1;
+
+static void setup(void)
+{
+    if (harts[0])
+        return;
+    FUZZ_SETUP(guest_mem_init(&mem, RAM_BASE, RAM_SIZE) == 0);
+    timebase_init(&tb);
+    for (unsigned i = 0; i < NHARTS; i++) {
+        FUZZ_SETUP(posix_memalign((void **)&harts[i], 4096, sizeof(*harts[i])) == 0);
+        FUZZ_SETUP(hart_init(harts[i], i, &mem, &tb, RAM_BASE) == 0);
+    }
+    char path[64];
+    memfd = fuzz_memfd("state", path, sizeof(path));
+}
+
+static void check_msg(int ret, const char *err, const char *what)
+{
+    FUZZ_CHECK(ret < 0, "%s: %d", what, ret);
+    FUZZ_CHECK(err[0] && !strchr(err, '\n') && !strncmp(err, "state: ", 7),
+               "%s: bad message '%s'", what, err);
+}
+
+/* The payload of tag[inst] in a stream the writer just made. */
+static void resaved(struct state_writer *w, const char *tag, uint32_t inst,
+                    const struct state_section *orig, size_t skip_from, size_t skip_len)
+{
+    char err[256] = "";
+    struct state_reader r;
+    struct state_section s;
+    size_t len;
+    FUZZ_CHECK(state_writer_finish(w, err, sizeof(err)) == 0, "%s: save: %s", tag, err);
+    const uint8_t *d = state_writer_data(w, &len);
+    FUZZ_CHECK(state_reader_open_mem(&r, d, len, err, sizeof(err)) == 0, "%s: reopen: %s", tag, err);
+    FUZZ_CHECK(state_reader_section(&r, tag, inst, UINT16_MAX, &s, err, sizeof(err)) == 0, "%s", err);
+    FUZZ_CHECK(s.len == orig->len, "%s[%u]: saved %u bytes, loaded %u", tag, inst, s.len, orig->len);
+    for (uint32_t i = 0; i < s.len; i++)
+        if (i < skip_from || i >= skip_from + skip_len)
+            FUZZ_CHECK(s.data[i] == orig->data[i], "%s[%u]: byte %u saved 0x%02x, loaded 0x%02x",
+                       tag, inst, i, s.data[i], orig->data[i]);
+    state_reader_free(&r);
+    state_writer_free(w);
+}
+
+static void noop_irq(void *c, unsigned irq, bool level) { (void)c; (void)irq; (void)level; }
+static void noop_ext(void *o, unsigned h, bool s, bool l) { (void)o; (void)h; (void)s; (void)l; }
+static void noop_msip(void *o, unsigned h, bool l) { (void)o; (void)h; (void)l; }
+static void noop_cmp(void *o, unsigned h, uint64_t v) { (void)o; (void)h; (void)v; }
+static void noop_tx(void *o, const uint8_t *b, size_t n) { (void)o; (void)b; (void)n; }
+static void noop_fin(void *o, enum finisher_action a, int c) { (void)o; (void)a; (void)c; }
+
+static bool section_of(const struct state_reader *r, const char *tag, uint32_t inst,
+                       struct state_section *s)
+{
+    char err[256];
+    return state_reader_section(r, tag, inst, UINT16_MAX, s, err, sizeof(err)) == 0;
+}
+
+static void load_all(const struct state_reader *r)
+{
+    char err[256];
+    struct state_writer w;
+    struct state_section orig;
+    struct irq_line line = { .set_level = noop_irq };
+    int ret;
+
+    struct plic_host ph = { .set_external = noop_ext };
+    struct plic *p;
+    FUZZ_SETUP(plic_create(NULL, PLIC_VIRT_BASE, NHARTS, &ph, &p) == 0);
+    err[0] = 0;
+    if ((ret = plic_load(p, r, err, sizeof(err))) == 0 && section_of(r, "plic", 0, &orig)) {
+        state_writer_init_mem(&w);
+        FUZZ_CHECK(plic_save(p, &w) == 0, "plic save");
+        resaved(&w, "plic", 0, &orig, 0, 0);
+    } else if (ret) {
+        check_msg(ret, err, "plic");
+    }
+    plic_destroy(p);
+
+    struct aclint_host ah = { .set_msip = noop_msip, .set_mtimecmp = noop_cmp };
+    struct aclint *a;
+    FUZZ_SETUP(aclint_create(NULL, 0x2000000, NHARTS, &tb, &ah, &a) == 0);
+    err[0] = 0;
+    if ((ret = aclint_load(a, r, err, sizeof(err))) == 0 && section_of(r, "aclint", 0, &orig)) {
+        uint64_t t0 = 0;
+        for (int i = 0; i < 8; i++)
+            t0 |= (uint64_t)orig.data[4 + i] << (8 * i);
+        uint64_t now = timebase_now(&tb);
+        FUZZ_CHECK(now >= t0 && now - t0 < 60 * TIMEBASE_HZ, "mtime %llu after loading %llu",
+                   (unsigned long long)now, (unsigned long long)t0);
+        state_writer_init_mem(&w);
+        FUZZ_CHECK(aclint_save(a, &w) == 0, "aclint save");
+        resaved(&w, "aclint", 0, &orig, 4, 8);
+    } else if (ret) {
+        check_msg(ret, err, "aclint");
+    }
+    aclint_destroy(a);
+
+    struct uart16550_host uh = { .tx = noop_tx };
+    struct uart16550 *u;
+    FUZZ_SETUP(uart16550_create(NULL, 0x10000000, line, &uh, &u) == 0);
+    err[0] = 0;
+    if ((ret = uart16550_load(u, r, 0, err, sizeof(err))) == 0 && section_of(r, "uart16550", 0, &orig)) {
+        state_writer_init_mem(&w);
+        FUZZ_CHECK(uart16550_save(u, &w, 0) == 0, "uart save");
+        resaved(&w, "uart16550", 0, &orig, 0, 0);
+        uint8_t in[20] = { 0 };
+        uart16550_receive(u, in, sizeof(in));
+    } else if (ret) {
+        check_msg(ret, err, "uart16550");
+    }
+    uart16550_destroy(u);
+
+    struct goldfish_rtc *rtc;
+    FUZZ_SETUP(goldfish_rtc_create(NULL, 0x101000, line, NULL, &rtc) == 0);
+    err[0] = 0;
+    if ((ret = goldfish_rtc_load(rtc, r, err, sizeof(err))) == 0 &&
+        section_of(r, "goldfish_rtc", 0, &orig)) {
+        state_writer_init_mem(&w);
+        FUZZ_CHECK(goldfish_rtc_save(rtc, &w) == 0, "rtc save");
+        resaved(&w, "goldfish_rtc", 0, &orig, 0, 0);
+        goldfish_rtc_next_deadline_ns(rtc);
+        goldfish_rtc_poll(rtc);
+    } else if (ret) {
+        check_msg(ret, err, "goldfish_rtc");
+    }
+    goldfish_rtc_destroy(rtc);
+
+    struct sifive_test_host th = { .finish = noop_fin };
+    struct sifive_test *t;
+    FUZZ_SETUP(sifive_test_create(NULL, 0x100000, &th, &t) == 0);
+    err[0] = 0;
+    if ((ret = sifive_test_load(t, r, err, sizeof(err))))
+        check_msg(ret, err, "sifive_test");
+    sifive_test_destroy(t);
+
+    for (unsigned i = 0; i < NHARTS; i++) {
+        struct hart *h = harts[i];
+        hart_reset(h, RAM_BASE);
+        atomic_store(&h->arch.state, HART_STARTED);
+        err[0] = 0;
+        if ((ret = hart_load(h, r, err, sizeof(err))) == 0 && section_of(r, "hart", i, &orig)) {
+            state_writer_init_mem(&w);
+            FUZZ_CHECK(hart_save(h, &w) == 0, "hart save");
+            resaved(&w, "hart", i, &orig, 0, 0);
+            hart_run(h, 64);
+        } else if (ret) {
+            check_msg(ret, err, "hart");
+        }
+    }
+}
+
+/* The same stream with every section CRC and the end record made right,
+ * as far as the section lengths allow. */
+static void fix_crcs(uint8_t *d, size_t len)
+{
+    size_t off = STATE_HEADER_SIZE;
+    uint32_t n = 0;
+    while (off + STATE_SECTION_MIN <= len) {
+        uint32_t plen = d[off + 24] | d[off + 25] << 8 | d[off + 26] << 16 | (uint32_t)d[off + 27] << 24;
+        if (plen > len - off - STATE_SECTION_MIN)
+            return;
+        size_t rec = STATE_SECTION_HDR + (size_t)plen;
+        bool end = true;
+        for (int i = 0; i < STATE_TAG_LEN; i++)
+            end = end && d[off + i] == 0;
+        if (end && plen == 8) {
+            uint32_t t = (uint32_t)crc32(0, d, (uInt)off);
+            for (int i = 0; i < 4; i++) {
+                d[off + STATE_SECTION_HDR + i] = (uint8_t)(n >> (8 * i));
+                d[off + STATE_SECTION_HDR + 4 + i] = (uint8_t)(t >> (8 * i));
+            }
+        }
+        uint32_t c = (uint32_t)crc32(0, d + off, (uInt)rec);
+        for (int i = 0; i < 4; i++)
+            d[off + rec + i] = (uint8_t)(c >> (8 * i));
+        off += rec + 4;
+        n++;
+    }
+}
+
+static void one(const uint8_t *data, size_t size, bool via_fd)
+{
+    char err[256] = "", err2[256] = "";
+    struct state_reader r, r2;
+
+    int ret = state_reader_open_mem(&r, data, size, err, sizeof(err));
+    if (via_fd) {
+        fuzz_memfd_set(memfd, data, size);
+        FUZZ_SETUP(lseek(memfd, 0, SEEK_SET) == 0);
+        int ret2 = state_reader_open_fd(&r2, memfd, err2, sizeof(err2));
+        FUZZ_CHECK(ret2 == ret && !strcmp(err, err2), "fd %d '%s' vs memory %d '%s'", ret2, err2,
+                   ret, err);
+        if (!ret2)
+            state_reader_free(&r2);
+    }
+    if (ret) {
+        FUZZ_CHECK(ret == -EBADMSG || ret == -ENOTSUP || ret == -EFBIG, "open: %d", ret);
+        check_msg(ret, err, "open");
+        return;
+    }
+    load_all(&r);
+    state_reader_free(&r);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    setup();
+    one(data, size, true);
+    if (size >= STATE_HEADER_SIZE) {
+        uint8_t *copy = malloc(size);
+        FUZZ_SETUP(copy);
+        memcpy(copy, data, size);
+        fix_crcs(copy, size);
+        if (memcmp(copy, data, size))
+            one(copy, size, false);
+        free(copy);
+    }
+    return 0;
+}
