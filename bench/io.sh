@@ -125,6 +125,20 @@ cpu_profile() {
         sort -k2 -nr | tr '\n' ' '
 }
 
+# vm_failed WHAT LOG: says so, with the end of the VM's console.
+vm_failed() {
+    echo "$1; end of its console:"
+    tr -d '\r' <"$2" | grep -v '^\[' | tail -n 8 | sed 's/^/    /'
+}
+
+# vm_stop: ends the VM and removes its root overlay.
+vm_stop() {
+    kill "$VM_PID" 2>/dev/null
+    wait "$VM_PID" 2>/dev/null
+    VM_PID=""
+    rm -f "$W/root.qcow2"
+}
+
 # one KIND FORMAT RUN: one boot; writes "KEY VALUE" lines to $W/KIND-FORMAT-RUN.res.
 one() {
     local kind=$1 fmt=$2 run=$3 log=$W/$1-$2.log res=$W/$1-$2-$3.res port
@@ -175,13 +189,10 @@ one() {
         fi
         wait_line "$log" '^IO_DONE'
     else
-        echo "$kind ($fmt): the guest did not get through its fio jobs; end of its console:"
-        tr -d '\r' <"$log" | grep -v '^\[' | tail -n 8 | sed 's/^/    /'
+        vm_failed "$kind ($fmt): the guest did not get through its fio jobs" "$log"
     fi
-    kill "$VM_PID" 2>/dev/null
-    wait "$VM_PID" 2>/dev/null
-    VM_PID=""
-    rm -f "$W/root.qcow2" "$W/data.img"
+    vm_stop
+    rm -f "$W/data.img"
 }
 
 # The tap: a namespace with a persistent tap device both VMMs open.
@@ -220,13 +231,9 @@ one_tap() {
         wait_line "$log" '^IPERF_READY 2' && echo "tap-g2h $(IPERF_NS=$TAP_NS iperf_gbps 192.168.78.2 5201 -R)" >>"$res"
         wait_line "$log" '^IO_DONE'
     else
-        echo "$kind (tap): the guest's iperf3 server did not come up; end of its console:"
-        tr -d '\r' <"$log" | grep -v '^\[' | tail -n 8 | sed 's/^/    /'
+        vm_failed "$kind (tap): the guest's iperf3 server did not come up" "$log"
     fi
-    kill "$VM_PID" 2>/dev/null
-    wait "$VM_PID" 2>/dev/null
-    VM_PID=""
-    rm -f "$W/root.qcow2"
+    vm_stop
 }
 
 # get KIND-FORMAT KEY: the median over the runs.

@@ -4,10 +4,21 @@
 # address is taken from the host's apt sources (the entry that serves the
 # `debian` archive); none is written here.
 #
-# Needs: CACHE, SUITE, ARCH, KEYRING set; die() and say() defined.
+# Needs: ROOT (the repository) set; die() and say() defined by the time a
+# function here runs.
+# Sets: the settings the guest scripts share (BUILD, OUT, CACHE, SUITE, ARCH,
+# KEYRING; from the environment: BUILD, NIMBUS_GUEST_CACHE, NIMBUS_GUEST_SUITE).
 # Gives: apt_select_archive PACKAGE, which points APT_CONFIG at the first
 # archive (NIMBUS_GUEST_MIRROR, else the host's candidates) whose package
 # lists for SUITE/ARCH have PACKAGE.
+
+BUILD=${BUILD:-build}
+case $BUILD in /*) OUT=$BUILD/guest ;; *) OUT=$ROOT/$BUILD/guest ;; esac
+CACHE=${NIMBUS_GUEST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/nimbus/guest}
+SUITE=${NIMBUS_GUEST_SUITE:-trixie}
+ARCH=riscv64
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+
 # --- The Debian archive, from the host's apt sources ---------------------------
 # Prints "URI SUITE COMPONENTS..." for every enabled `deb` entry of the host.
 host_sources() {

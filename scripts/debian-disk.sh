@@ -33,12 +33,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${BUILD:-build}
-case $BUILD in /*) OUT=$BUILD/guest ;; *) OUT=$ROOT/$BUILD/guest ;; esac
-CACHE=${NIMBUS_GUEST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/nimbus/guest}
-SUITE=${NIMBUS_GUEST_SUITE:-trixie}
-ARCH=riscv64
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+# BUILD, OUT, CACHE, SUITE, ARCH, KEYRING and the private apt (debian-apt.sh).
+# shellcheck source=debian-apt.sh
+. "$ROOT/scripts/debian-apt.sh"
 RV_CC=${RV_CC:-riscv64-linux-gnu-gcc}
 DISK_SIZE=${NIMBUS_DEBIAN_DISK_SIZE:-4G}
 PACKAGES="bash coreutils util-linux iproute2 e2fsprogs fio iperf3 7zip busybox kmod procps
@@ -85,9 +82,6 @@ if [ "${NIMBUS_GUEST_REFRESH:-0}" != 1 ] && [ -s "$OUT/debian.qcow2" ] && [ -r "
 fi
 
 # --- Resolve and download --------------------------------------------------------
-# shellcheck source=debian-apt.sh
-. "$ROOT/scripts/debian-apt.sh"
-
 fetch() {
     apt_select_archive bash
     mkdir -p "$DEBDIR/partial"

@@ -27,12 +27,9 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BUILD=${BUILD:-build}
-case $BUILD in /*) OUT=$BUILD/guest ;; *) OUT=$ROOT/$BUILD/guest ;; esac
-CACHE=${NIMBUS_GUEST_CACHE:-${XDG_CACHE_HOME:-${HOME:-/var/tmp}/.cache}/nimbus/guest}
-SUITE=${NIMBUS_GUEST_SUITE:-trixie}
-ARCH=riscv64
-KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+# BUILD, OUT, CACHE, SUITE, ARCH, KEYRING and the private apt (debian-apt.sh).
+# shellcheck source=debian-apt.sh
+. "$ROOT/scripts/debian-apt.sh"
 INIT_SRC=$ROOT/guest/init
 AGENT_SRC=$ROOT/guest/agent.c
 RV_CC=${RV_CC:-riscv64-linux-gnu-gcc}
@@ -97,10 +94,6 @@ exit_if_up_to_date() {
     say "up to date ($OUT)"
     exit 0
 }
-
-# --- The Debian archive and a private apt (scripts/debian-apt.sh) -------------
-# shellcheck source=debian-apt.sh
-. "$ROOT/scripts/debian-apt.sh"
 
 fetch() {
     local kpkg tmp
