@@ -215,6 +215,10 @@ static const struct virtio_device_ops blk_ops = {
     .device_id = VIRTIO_ID_BLOCK,
     .config_read = blk_config_read,
     .queue_notify = blk_queue_notify,
+    /* Nothing beyond the transport: quiesce waits for the requests in
+     * flight (a handler completes what it pops); the backend is the
+     * configuration's, not the snapshot's. */
+    .no_device_state = true,
     .destroy = blk_destroy,
 };
 

@@ -7,13 +7,17 @@
 #include "virtio/console.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/state.h"
+
 /* Queues of port 0 (§5.3.2; no MULTIPORT, so no control queues). */
 #define Q_RX 0u
 #define Q_TX 1u
+#define CONSOLE_QUEUE_MAX 64u
 
 /* struct virtio_console_config (§5.3.4); all zero without F_SIZE/MULTIPORT. */
 struct console_config {
@@ -35,6 +39,12 @@ struct virtio_console {
      * its readable bytes are out already. */
     struct vq_elem *tx_held;
     size_t tx_done;
+    /* A held chain given back to the ring by a save (worker's, like
+     * tx_held): when the chain `resume_head` is popped again, its first
+     * `resume_done` bytes are out already. */
+    bool resume;
+    uint16_t resume_head;
+    uint64_t resume_done;
 };
 
 static void con_config_read(void *dev, uint32_t offset, void *buf, uint32_t len)
@@ -87,6 +97,14 @@ static void con_tx(struct virtio_console *c, struct virtio_dev *vdev)
                 return;
             }
             c->tx_done = 0;
+            /* The chain a save gave back: go on where it stopped. The
+             * driver does not reuse a chain before it is used, so the
+             * same head with more bytes than were out is the same chain;
+             * anything else is sent whole. */
+            if (c->resume && c->tx_held->head == c->resume_head &&
+                c->resume_done < c->tx_held->out_len)
+                c->tx_done = (size_t)c->resume_done;
+            c->resume = false;
         }
         c->tx_done = con_tx_chain(c, c->tx_held, c->tx_done);
         if (c->tx_done < c->tx_held->out_len)
@@ -160,6 +178,99 @@ static void con_reset(void *dev)
     free(c->tx_held);
     c->tx_held = NULL;
     c->tx_done = 0;
+    c->resume = false;
+}
+
+/* Section "virtio-console"[instance] v1.0: u32 input length, the input
+ * bytes, u8 resume, u16 head, u64 bytes of it already out.
+ *
+ * A transmit chain held for back-pressure is given back to the ring
+ * (virtio_dev_give_back) rather than saved: the transport's ring indices
+ * then have nothing outstanding, the loaded device pops the chain again
+ * from guest RAM, and only its head and progress are saved, so no byte is
+ * output twice or lost. The source goes on the same way after resume. */
+static int con_save(void *dev, struct virtio_dev *vdev, struct state_writer *w, uint32_t instance)
+{
+    struct virtio_console *c = dev;
+    if (c->tx_held) {
+        if (virtio_dev_give_back(vdev, Q_TX, c->tx_held)) {
+            c->resume = true;
+            c->resume_head = c->tx_held->head;
+            c->resume_done = c->tx_done;
+            virtio_dev_kick(vdev, Q_TX);   /* served at resume */
+        }
+        /* Otherwise it belongs to a ring the driver restarted since: its
+         * push would be dropped, nothing in this ring waits for it. */
+        free(c->tx_held);
+        c->tx_held = NULL;
+        c->tx_done = 0;
+    }
+    pthread_mutex_lock(&c->lock);
+    state_begin(w, VIRTIO_CONSOLE_STATE_TAG, instance, VIRTIO_CONSOLE_STATE_MAJOR,
+                VIRTIO_CONSOLE_STATE_MINOR);
+    state_put_u32(w, (uint32_t)c->in_len);
+    state_put_bytes(w, c->in, c->in_len);
+    pthread_mutex_unlock(&c->lock);
+    state_put_u8(w, c->resume);
+    state_put_u16(w, c->resume ? c->resume_head : 0);
+    state_put_u64(w, c->resume ? c->resume_done : 0);
+    return state_end(w);
+}
+
+static int con_load(void *dev, struct virtio_dev *vdev, const struct state_reader *r,
+                    uint32_t instance, char *err, size_t errlen)
+{
+    struct virtio_console *c = dev;
+    struct state_section s;
+    uint32_t in_len;
+    uint8_t *in = NULL;
+    bool resume;
+    uint16_t head;
+    uint64_t done;
+    (void)vdev;
+    int ret = state_reader_section(r, VIRTIO_CONSOLE_STATE_TAG, instance,
+                                   VIRTIO_CONSOLE_STATE_MAJOR, &s, err, errlen);
+    if (ret)
+        return ret;
+    state_get_u32(&s, &in_len);
+    if (in_len > VIRTIO_CONSOLE_INPUT_MAX)
+        return state_section_error(&s, err, errlen, -EINVAL, "%u input bytes, at most %u", in_len,
+                                   VIRTIO_CONSOLE_INPUT_MAX);
+    in = malloc(in_len ? in_len : 1);
+    if (!in)
+        return state_section_error(&s, err, errlen, -ENOMEM, "out of memory");
+    state_get_bytes(&s, in, in_len);
+    state_get_bool(&s, &resume);
+    state_get_u16(&s, &head);
+    state_get_u64(&s, &done);
+    if ((ret = state_section_done(&s, err, errlen)))
+        goto out;
+    ret = -EINVAL;
+    /* A held chain has some but not all of its bytes out; its head is an
+     * index of the transmit queue (at most CONSOLE_QUEUE_MAX entries). */
+    if (resume && (head >= CONSOLE_QUEUE_MAX || done == 0)) {
+        state_section_error(&s, err, errlen, ret, "held chain %u with %" PRIu64 " bytes out", head, done);
+        goto out;
+    }
+    if (!resume && (head || done)) {
+        state_section_error(&s, err, errlen, ret, "no held chain but head %u, %" PRIu64 " bytes", head, done);
+        goto out;
+    }
+
+    free(c->tx_held);   /* the old ring's: gone with it */
+    c->tx_held = NULL;
+    c->tx_done = 0;
+    c->resume = resume;
+    c->resume_head = head;
+    c->resume_done = done;
+    pthread_mutex_lock(&c->lock);
+    memcpy(c->in, in, in_len);
+    c->in_len = in_len;
+    pthread_mutex_unlock(&c->lock);
+    ret = 0;
+out:
+    free(in);
+    return ret;
 }
 
 static void con_destroy(void *dev)
@@ -177,6 +288,8 @@ static const struct virtio_device_ops con_ops = {
     .queue_notify = con_queue_notify,
     .reset = con_reset,
     .destroy = con_destroy,
+    .save = con_save,
+    .load = con_load,
 };
 
 int virtio_console_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
@@ -194,7 +307,7 @@ int virtio_console_create(struct guest_mem *mem, uint64_t base, struct irq_line 
         c->host = *host;
     struct virtio_device_params p = {
         .ops = &con_ops, .dev = c, .features = 0, .config_size = sizeof(struct console_config),
-        .num_queues = 2, .queue_max = 64, .nworkers = 1,
+        .num_queues = 2, .queue_max = CONSOLE_QUEUE_MAX, .nworkers = 1,
     };
     int ret = virtio_mmio_create(mem, base, irq, &p, out);
     if (ret) {

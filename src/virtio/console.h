@@ -19,6 +19,14 @@
 #define VIRTIO_ID_CONSOLE        3u
 #define VIRTIO_CONSOLE_INPUT_MAX 4096u
 
+/* Its snapshot section, saved and loaded through virtio_mmio_save/_load:
+ * the typed input not yet delivered, and a transmit chain held for
+ * back-pressure as "chain HEAD, N bytes out" (given back to the ring at
+ * save and popped again, see console.c). */
+#define VIRTIO_CONSOLE_STATE_TAG   "virtio-console"
+#define VIRTIO_CONSOLE_STATE_MAJOR 1
+#define VIRTIO_CONSOLE_STATE_MINOR 0
+
 struct virtio_console_host {
     /* Guest output, on the worker thread; never blocks. Returns how many
      * bytes it took: fewer than n when the backend is full, and then the

@@ -60,6 +60,8 @@ static const struct virtio_device_ops rng_ops = {
     .device_id = VIRTIO_ID_ENTROPY,
     .config_read = rng_config_read,
     .queue_notify = rng_queue_notify,
+    /* Nothing beyond the transport: a handler pushes every chain it pops. */
+    .no_device_state = true,
     .destroy = rng_destroy,
 };
 

@@ -6,6 +6,7 @@
 #include "virtio/virtio_mmio.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <libfdt.h>
 #include <pthread.h>
 #include <signal.h>
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "state/state.h"
 
 /* Register offsets (§4.2.2). */
 enum {
@@ -62,6 +65,7 @@ struct virtio_dev {
     uint64_t early;              /* notified before DRIVER_OK: served at DRIVER_OK */
     unsigned active;             /* handlers running */
     bool paused;                 /* reset in progress: take no work */
+    bool frozen;                 /* virtio_mmio_quiesce: take no work */
     bool halted;                 /* DEVICE_NEEDS_RESET: take no work */
     bool quit;
     bool polled;                 /* no workers: virtio_mmio_poll serves */
@@ -110,7 +114,7 @@ static void quiesce_locked(struct virtio_dev *d)
 static void resume_locked(struct virtio_dev *d)
 {
     d->paused = false;
-    if (d->pending)
+    if (d->pending && !d->frozen)
         pthread_cond_broadcast(&d->work_cond);
 }
 
@@ -144,7 +148,7 @@ static void *worker_main(void *arg)
 
     pthread_mutex_lock(&d->lock);
     for (;;) {
-        while (!d->quit && (d->paused || d->halted || !d->pending))
+        while (!d->quit && (d->paused || d->frozen || d->halted || !d->pending))
             pthread_cond_wait(&d->work_cond, &d->lock);
         if (d->quit)
             break;
@@ -214,6 +218,19 @@ void virtio_dev_push_many(struct virtio_dev *d, unsigned q, const struct vq_used
         raise_locked(d, VIRTIO_INT_USED);
         pthread_mutex_unlock(&d->lock);
     }
+}
+
+bool virtio_dev_give_back(struct virtio_dev *d, unsigned q, const struct vq_elem *elem)
+{
+    if (q >= d->p.num_queues)
+        return false;
+    struct vq_slot *s = &d->queues[q];
+    pthread_mutex_lock(&s->lock);
+    /* A chain of an earlier ring (the queue restarted since) is not in
+     * this one: nothing to give back. */
+    bool ok = elem->gen == s->gen && vq_unpop_head(&s->vq, elem->head);
+    pthread_mutex_unlock(&s->lock);
+    return ok;
 }
 
 void virtio_dev_unpop(struct virtio_dev *d, unsigned q, unsigned n)
@@ -642,7 +659,7 @@ unsigned virtio_mmio_poll(struct virtio_dev *d, unsigned max_calls, unsigned wai
             ;
     }
     /* The loop of worker_main, on this thread. */
-    while (calls < max_calls && !d->paused && !d->halted && d->pending) {
+    while (calls < max_calls && !d->paused && !d->frozen && !d->halted && d->pending) {
         unsigned q = (unsigned)__builtin_ctzll(d->pending);
         d->pending &= ~(1ull << q);
         d->active++;
@@ -662,6 +679,282 @@ void virtio_mmio_reset(struct virtio_dev *d)
     pthread_mutex_lock(&d->lock);
     reset_locked(d);
     pthread_mutex_unlock(&d->lock);
+}
+
+/* ---- snapshots ---- */
+
+void virtio_mmio_quiesce(struct virtio_dev *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->frozen = true;
+    while (d->active)
+        pthread_cond_wait(&d->idle_cond, &d->lock);
+    pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_mmio_resume(struct virtio_dev *d)
+{
+    pthread_mutex_lock(&d->lock);
+    d->frozen = false;
+    if (d->pending)
+        pthread_cond_broadcast(&d->work_cond);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* One queue as saved (no host pointers). */
+struct vq_saved {
+    uint16_t num;
+    bool ready, broken, event_idx, indirect;
+    uint64_t desc, avail, used;
+    uint16_t last_avail, used_idx;
+};
+
+struct mmio_saved {
+    uint32_t device_id, num_queues;
+    uint8_t status;
+    uint64_t driver_features;
+    uint32_t device_features_sel, driver_features_sel, queue_sel;
+    uint32_t int_status, config_generation;
+    uint64_t early;
+    struct vq_saved q[VIRTIO_MAX_QUEUES];
+};
+
+static bool quiesced_locked(const struct virtio_dev *d)
+{
+    return d->frozen && !d->active;
+}
+
+int virtio_mmio_save(struct virtio_dev *d, struct state_writer *w, uint32_t instance)
+{
+    const struct virtio_device_ops *ops = d->p.ops;
+    int ret;
+
+    pthread_mutex_lock(&d->lock);
+    bool ok = quiesced_locked(d);
+    pthread_mutex_unlock(&d->lock);
+    if (!ok)
+        return -EBUSY;
+    if (!ops->no_device_state && !ops->save)
+        return -ENOTSUP;
+    /* First the device: it may give back chains it holds, which the ring
+     * indices saved below must include. */
+    if (ops->save && (ret = ops->save(d->p.dev, d, w, instance)))
+        return ret;
+
+    pthread_mutex_lock(&d->lock);
+    for (unsigned q = 0; q < d->p.num_queues; q++) {
+        const struct virtqueue *vq = &d->queues[q].vq;
+        if (vq->ready && vq->last_avail != vq->used_idx) {
+            pthread_mutex_unlock(&d->lock);
+            return -EBUSY;   /* a chain the device holds and did not give back */
+        }
+    }
+    state_begin(w, VIRTIO_MMIO_STATE_TAG, instance, VIRTIO_MMIO_STATE_MAJOR,
+                VIRTIO_MMIO_STATE_MINOR);
+    state_put_u32(w, ops->device_id);
+    state_put_u32(w, d->p.num_queues);
+    state_put_u8(w, d->status);
+    state_put_u64(w, d->driver_features);
+    state_put_u32(w, d->device_features_sel);
+    state_put_u32(w, d->driver_features_sel);
+    state_put_u32(w, d->queue_sel);
+    state_put_u32(w, d->int_status);
+    state_put_u32(w, d->config_generation);
+    state_put_u64(w, d->early);
+    for (unsigned q = 0; q < d->p.num_queues; q++) {
+        /* Quiesced: no handler touches the queue, its lock is not needed
+         * for reading, but the order stays the documented one. */
+        pthread_mutex_lock(&d->queues[q].lock);
+        const struct virtqueue *vq = &d->queues[q].vq;
+        state_put_u16(w, vq->num);
+        state_put_u8(w, vq->ready);
+        state_put_u8(w, vq->broken);
+        state_put_u8(w, vq->event_idx);
+        state_put_u8(w, vq->indirect);
+        state_put_u64(w, vq->desc_addr);
+        state_put_u64(w, vq->avail_addr);
+        state_put_u64(w, vq->used_addr);
+        state_put_u16(w, vq->last_avail);
+        state_put_u16(w, vq->used_idx);
+        pthread_mutex_unlock(&d->queues[q].lock);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return state_end(w);
+}
+
+/* Checks what a guest could not have produced through the registers. */
+static int check_saved(const struct virtio_dev *d, const struct mmio_saved *m,
+                       const struct state_section *s, char *err, size_t errlen)
+{
+    const uint8_t st = m->status;
+    const bool fok = st & VIRTIO_STATUS_FEATURES_OK;
+
+    if ((st & VIRTIO_STATUS_DRIVER_OK) && !fok)
+        return state_section_error(s, err, errlen, -EINVAL, "status 0x%02x: DRIVER_OK without FEATURES_OK", st);
+    /* §3.1.1: FEATURES_OK only sticks for offered features with VERSION_1.
+     * Before it, the register holds whatever the driver wrote. */
+    if (fok && (m->driver_features & ~d->offered))
+        return state_section_error(s, err, errlen, -EINVAL,
+                                   "driver features 0x%016" PRIx64 " not offered by this device (0x%016" PRIx64 ")",
+                                   m->driver_features, d->offered);
+    if (fok && !(m->driver_features & (1ull << VIRTIO_F_VERSION_1)))
+        return state_section_error(s, err, errlen, -EINVAL, "FEATURES_OK without VERSION_1");
+    if ((st & VIRTIO_STATUS_DEVICE_NEEDS_RESET) && !fok)
+        return state_section_error(s, err, errlen, -EINVAL, "status 0x%02x: DEVICE_NEEDS_RESET without FEATURES_OK", st);
+    if (m->int_status & ~(VIRTIO_INT_USED | VIRTIO_INT_CONFIG))
+        return state_section_error(s, err, errlen, -EINVAL, "interrupt status 0x%x", m->int_status);
+    uint64_t qmask = d->p.num_queues == 64 ? ~0ull : (1ull << d->p.num_queues) - 1;
+    if ((m->early & ~qmask) || (m->early && !fok))
+        return state_section_error(s, err, errlen, -EINVAL, "early notifications 0x%" PRIx64, m->early);
+
+    for (unsigned q = 0; q < d->p.num_queues; q++) {
+        const struct vq_saved *v = &m->q[q];
+        if (v->num > d->p.queue_max)
+            return state_section_error(s, err, errlen, -EINVAL, "queue %u: size %u above %u", q,
+                                       v->num, d->p.queue_max);
+        if (v->broken && !(st & VIRTIO_STATUS_DEVICE_NEEDS_RESET))
+            return state_section_error(s, err, errlen, -EINVAL, "queue %u: broken without DEVICE_NEEDS_RESET", q);
+        if (!v->ready)
+            continue;
+        if (!fok)
+            return state_section_error(s, err, errlen, -EINVAL, "queue %u: ready without FEATURES_OK", q);
+        if (v->num == 0 || (v->num & (v->num - 1)))
+            return state_section_error(s, err, errlen, -EINVAL, "queue %u: size %u is not a power of two", q, v->num);
+        if (v->event_idx != !!(m->driver_features & (1ull << VIRTIO_F_EVENT_IDX)) ||
+            v->indirect != !!(m->driver_features & (1ull << VIRTIO_F_INDIRECT_DESC)))
+            return state_section_error(s, err, errlen, -EINVAL,
+                                       "queue %u: event_idx %d, indirect %d disagree with the features", q,
+                                       v->event_idx, v->indirect);
+        /* The very checks the driver's QueueReady went through. */
+        struct virtqueue tmp;
+        vq_reset(&tmp, d->mem);
+        tmp.num = v->num;
+        tmp.desc_addr = v->desc;
+        tmp.avail_addr = v->avail;
+        tmp.used_addr = v->used;
+        if (vq_start(&tmp, v->event_idx, v->indirect))
+            return state_section_error(s, err, errlen, -EINVAL,
+                                       "queue %u: rings (desc 0x%" PRIx64 ", avail 0x%" PRIx64 ", used 0x%" PRIx64
+                                       ", size %u) misaligned or outside RAM", q, v->desc, v->avail, v->used, v->num);
+        if (v->last_avail != v->used_idx)
+            return state_section_error(s, err, errlen, -EINVAL,
+                                       "queue %u: %u chains outstanding (last_avail %u, used_idx %u)", q,
+                                       (uint16_t)(v->last_avail - v->used_idx), v->last_avail, v->used_idx);
+    }
+    return 0;
+}
+
+int virtio_mmio_load(struct virtio_dev *d, const struct state_reader *r, uint32_t instance,
+                     char *err, size_t errlen)
+{
+    const struct virtio_device_ops *ops = d->p.ops;
+    struct state_section s;
+    int ret;
+
+    pthread_mutex_lock(&d->lock);
+    bool ok = quiesced_locked(d);
+    pthread_mutex_unlock(&d->lock);
+    if (!ok) {
+        snprintf(err, errlen, "state: virtio-mmio[%u]: device not quiesced", instance);
+        return -EBUSY;
+    }
+    if (!ops->no_device_state && !ops->load) {
+        snprintf(err, errlen, "state: virtio-mmio[%u]: virtio-%s cannot be restored yet", instance,
+                 ops->name ? ops->name : "?");
+        return -ENOTSUP;
+    }
+    ret = state_reader_section(r, VIRTIO_MMIO_STATE_TAG, instance, VIRTIO_MMIO_STATE_MAJOR, &s,
+                               err, errlen);
+    if (ret)
+        return ret;
+
+    struct mmio_saved *m = calloc(1, sizeof(*m));
+    if (!m)
+        return state_section_error(&s, err, errlen, -ENOMEM, "out of memory");
+    state_get_u32(&s, &m->device_id);
+    state_get_u32(&s, &m->num_queues);
+    if (m->device_id != ops->device_id || m->num_queues != d->p.num_queues) {
+        ret = state_section_error(&s, err, errlen, -EINVAL,
+                                  "saved for device id %u with %u queues, this one is %u with %u",
+                                  m->device_id, m->num_queues, ops->device_id, d->p.num_queues);
+        goto out;
+    }
+    state_get_u8(&s, &m->status);
+    state_get_u64(&s, &m->driver_features);
+    state_get_u32(&s, &m->device_features_sel);
+    state_get_u32(&s, &m->driver_features_sel);
+    state_get_u32(&s, &m->queue_sel);
+    state_get_u32(&s, &m->int_status);
+    state_get_u32(&s, &m->config_generation);
+    state_get_u64(&s, &m->early);
+    for (unsigned q = 0; q < d->p.num_queues; q++) {
+        struct vq_saved *v = &m->q[q];
+        state_get_u16(&s, &v->num);
+        state_get_bool(&s, &v->ready);
+        state_get_bool(&s, &v->broken);
+        state_get_bool(&s, &v->event_idx);
+        state_get_bool(&s, &v->indirect);
+        state_get_u64(&s, &v->desc);
+        state_get_u64(&s, &v->avail);
+        state_get_u64(&s, &v->used);
+        state_get_u16(&s, &v->last_avail);
+        state_get_u16(&s, &v->used_idx);
+    }
+    if ((ret = state_section_done(&s, err, errlen)) || (ret = check_saved(d, m, &s, err, errlen)))
+        goto out;
+    /* The device's part last among the checks: it applies itself when it
+     * accepts, and nothing below can fail. */
+    if (ops->load && (ret = ops->load(d->p.dev, d, r, instance, err, errlen)))
+        goto out;
+
+    pthread_mutex_lock(&d->lock);
+    uint8_t old_status = d->status;
+    d->driver_features = m->driver_features;
+    d->device_features_sel = m->device_features_sel;
+    d->driver_features_sel = m->driver_features_sel;
+    d->queue_sel = m->queue_sel;
+    d->status = m->status;
+    d->halted = m->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET;
+    d->int_status = m->int_status;
+    d->config_generation = m->config_generation;
+    d->early = m->early;
+    d->pending = 0;
+    for (unsigned q = 0; q < d->p.num_queues; q++) {
+        const struct vq_saved *v = &m->q[q];
+        struct vq_slot *slot = &d->queues[q];
+        pthread_mutex_lock(&slot->lock);
+        struct virtqueue *vq = &slot->vq;
+        vq_reset(vq, d->mem);
+        vq->num = v->num;
+        vq->desc_addr = v->desc;
+        vq->avail_addr = v->avail;
+        vq->used_addr = v->used;
+        /* Host pointers come back through vq_start, checked above. */
+        if (v->ready)
+            vq_start(vq, v->event_idx, v->indirect);   /* cannot fail: checked */
+        vq->event_idx = v->event_idx;
+        vq->indirect = v->indirect;
+        vq->broken = v->broken;
+        vq->last_avail = v->last_avail;
+        vq->used_idx = v->used_idx;
+        /* Chains popped before the load belong to the old rings. */
+        slot->gen++;
+        /* Buffers the driver made available and the device had not taken
+         * yet: served at resume (a notification may have been pending). */
+        if (vq->ready && (m->status & VIRTIO_STATUS_DRIVER_OK) && !d->halted && vq_has_avail(vq))
+            d->pending |= 1ull << q;
+        pthread_mutex_unlock(&slot->lock);
+    }
+    update_irq_locked(d);
+    if ((d->status & VIRTIO_STATUS_FEATURES_OK) && ops->features_ok)
+        ops->features_ok(d->p.dev, d->driver_features);
+    if (d->status != old_status && ops->status_changed)
+        ops->status_changed(d->p.dev, d->status);
+    pthread_mutex_unlock(&d->lock);
+    ret = 0;
+out:
+    free(m);
+    return ret;
 }
 
 int virtio_mmio_fdt(struct virtio_dev *d, struct fdt_ctx *ctx)

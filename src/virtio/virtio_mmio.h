@@ -40,6 +40,7 @@
 #define NIMBUS_VIRTIO_VIRTIO_MMIO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dev/device.h"
@@ -70,6 +71,8 @@
 #define VIRTIO_INT_CONFIG 2u
 
 struct virtio_dev;
+struct state_writer;
+struct state_reader;
 
 struct virtio_device_ops {
     const char *name;           /* "blk", "rng": for messages and threads */
@@ -93,9 +96,24 @@ struct virtio_device_ops {
     void (*reset)(void *dev);
     /* Frees the device and closes its backend; no handler is running. */
     void (*destroy)(void *dev);
-    /* Reserved for the snapshot issue: versioned device state sections. */
-    int (*save)(void *dev, void *state_writer);
-    int (*load)(void *dev, void *state_reader);
+    /* Snapshots (virtio_mmio_save/_load). A device whose state, once
+     * quiesced, is all in the transport and guest RAM (rng, blk: a handler
+     * completes what it pops) sets no_device_state and has no save/load; a
+     * device with neither can't be saved (-ENOTSUP), so a device whose
+     * state nobody wrote down is never silently lost.
+     * save: writes the device's own section(s) with `instance`. The device
+     * is quiesced. A chain it holds (popped, not used) it gives back with
+     * virtio_dev_unpop() and records what it needs to go on with it when it
+     * pops it again; the transport refuses to save a queue with chains
+     * still outstanding. Returns the writer's error.
+     * load: reads and checks the device's section(s), then applies them;
+     * on refusal (-errno, one line in err) nothing changed. The device is
+     * quiesced; the transport applies its own state right after, and
+     * serves every queue with buffers available. */
+    bool no_device_state;
+    int (*save)(void *dev, struct virtio_dev *vdev, struct state_writer *w, uint32_t instance);
+    int (*load)(void *dev, struct virtio_dev *vdev, const struct state_reader *r,
+                uint32_t instance, char *err, size_t errlen);
 };
 
 /* What one instance offers. */
@@ -144,6 +162,48 @@ void virtio_mmio_set_polled(struct virtio_dev *vdev);
  * device's registers, never inside a handler. */
 unsigned virtio_mmio_poll(struct virtio_dev *vdev, unsigned max_calls, unsigned wait_ms);
 
+/* ---- snapshots (docs/architecture.md "State format") ---- */
+
+#define VIRTIO_MMIO_STATE_TAG   "virtio-mmio"
+#define VIRTIO_MMIO_STATE_MAJOR 1
+#define VIRTIO_MMIO_STATE_MINOR 0
+
+/* Stops the device taking work: waits until no handler runs and keeps new
+ * ones from starting (notifications and kicks are remembered) until
+ * virtio_mmio_resume(). Save and load need it; the VM is paused as well
+ * (no hart touches the registers). Thread: the machine's control thread,
+ * never a handler. */
+void virtio_mmio_quiesce(struct virtio_dev *vdev);
+void virtio_mmio_resume(struct virtio_dev *vdev);
+
+/* Saves the device's section(s) (ops->save) and then section
+ * "virtio-mmio"[instance]: device id and queue count, status (with
+ * DEVICE_NEEDS_RESET), feature selects, driver features, ConfigGeneration,
+ * InterruptStatus, QueueSel, the notifications kept for DRIVER_OK, and per
+ * queue: num, ready, broken, event_idx, indirect, the three ring addresses,
+ * last_avail and used_idx. No host pointers. Precondition: quiesced, no
+ * chain outstanding after the device's save (a ready queue's last_avail ==
+ * used_idx). Returns 0, -EBUSY (not quiesced, chains outstanding), -ENOTSUP
+ * (a device that can't be saved) or the writer's error. A device op may
+ * give back held chains (see struct virtio_device_ops), so the device goes
+ * on correctly after resume too. */
+int virtio_mmio_save(struct virtio_dev *vdev, struct state_writer *w, uint32_t instance);
+
+/* Loads section "virtio-mmio"[instance] (and the device's) into a device of
+ * the same type and queue count over the same guest RAM. Every field is
+ * checked before anything changes: status bits reachable through the
+ * registers (DRIVER_OK needs FEATURES_OK; FEATURES_OK needs driver features
+ * offered by this device, VERSION_1 among them; NEEDS_RESET and ready
+ * queues need FEATURES_OK), InterruptStatus bits, and per ready queue the
+ * checks vq_start makes (num a power of two <= QueueNumMax, alignment, every
+ * ring byte in RAM), event_idx/indirect as negotiated, and last_avail ==
+ * used_idx (nothing outstanding). Then the rings are restarted, the
+ * indices restored, queues with available buffers marked for the workers
+ * (served at resume) and the interrupt line set from InterruptStatus.
+ * Precondition: quiesced. Returns 0 or -errno with a one-line message. */
+int virtio_mmio_load(struct virtio_dev *vdev, const struct state_reader *r, uint32_t instance,
+                     char *err, size_t errlen);
+
 /* Writes /soc/virtio_mmio@<base>: compatible "virtio,mmio", reg,
  * interrupt-parent, interrupts. Returns 0 or -errno. */
 int virtio_mmio_fdt(struct virtio_dev *vdev, struct fdt_ctx *ctx);
@@ -169,6 +229,13 @@ void virtio_dev_unpop(struct virtio_dev *vdev, unsigned q, unsigned n);
 
 /* Marks queue `q` pending and wakes a worker. Any thread. */
 void virtio_dev_kick(struct virtio_dev *vdev, unsigned q);
+
+/* Gives back `elem`, the last chain popped from queue `q` and not pushed,
+ * so the next pop takes it again (a device's save, see struct
+ * virtio_device_ops). False, and nothing changed, when it is not the last
+ * chain popped from the current ring (the queue restarted since, say).
+ * Only on a quiesced device or from the queue's one handler. */
+bool virtio_dev_give_back(struct virtio_dev *vdev, unsigned q, const struct vq_elem *elem);
 
 /* virtio_dev_kick() only if queue `q` has buffers nobody took yet: what a
  * handler calls after popping one request it will block on, so another

@@ -212,6 +212,19 @@ void vq_unpop(struct virtqueue *vq, unsigned n)
     vq->last_avail = (uint16_t)(vq->last_avail - n);
 }
 
+bool vq_unpop_head(struct virtqueue *vq, uint16_t head)
+{
+    if (!vq->ready || vq->broken || vq->last_avail == vq->used_idx)
+        return false;
+    uint16_t prev = (uint16_t)(vq->last_avail - 1);
+    uint16_t h = __atomic_load_n(avail_word(vq, AVAIL_RING + 2 * (size_t)(prev % vq->num)),
+                                 __ATOMIC_RELAXED);
+    if (h != head)
+        return false;
+    vq->last_avail = prev;
+    return true;
+}
+
 /* Copies between `buf` and bytes [offset, offset + len) of an iovec array,
  * into the iovecs when `to_iov`; returns the bytes copied. */
 static size_t iov_copy(const struct iovec *iov, unsigned cnt, size_t offset, uint8_t *buf,

@@ -102,6 +102,12 @@ bool vq_push_many(struct virtqueue *vq, const struct vq_used *used, unsigned n);
  * takes them again (a frame that did not fit in the buffers there were). */
 void vq_unpop(struct virtqueue *vq, unsigned n);
 
+/* Gives back the last chain popped if it is `head` and has not been
+ * pushed (the queue is ready, not broken, a chain is outstanding and the
+ * available entry just before last_avail names `head`). Returns whether it
+ * did. */
+bool vq_unpop_head(struct virtqueue *vq, uint16_t head);
+
 /* Helpers over iovec arrays: copy out of / into them starting `offset`
  * bytes in; return the bytes copied (less than `len` at the end). */
 size_t vq_iov_read(const struct iovec *iov, unsigned cnt, size_t offset, void *buf, size_t len);

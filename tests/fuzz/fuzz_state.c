@@ -1,5 +1,6 @@
 /* Fuzz target: the state format's reader (src/state) and every component's
- * load (PLIC, ACLINT, UART, goldfish RTC, test finisher, harts 0 and 1).
+ * load (PLIC, ACLINT, UART, goldfish RTC, test finisher, harts 0 and 1,
+ * virtio-mmio with virtio-rng as instance 0 and virtio-console as 1).
  *
  * Input: a state stream. It is opened as it is (from memory and from a
  * memfd: both must agree), and again with every section CRC and the end
@@ -16,7 +17,9 @@
  *   - a load that succeeds is canonical: saving the component again gives
  *     the same payload bytes (the ACLINT's mtime excepted: it must not go
  *     backwards and not jump by more than a minute);
- *   - a loaded hart then runs (a small budget) without crashing. */
+ *   - a loaded hart then runs (a small budget) without crashing;
+ *   - a loaded virtio device (polled, created once over the fuzz RAM and
+ *     reset before each input) then serves its rings as restored. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,6 +35,8 @@
 #include "fuzz_util.h"
 #include "mem/guest_mem.h"
 #include "state/state.h"
+#include "virtio/console.h"
+#include "virtio/rng.h"
 
 #define RAM_BASE 0x80000000ull
 #define RAM_SIZE (1ull << 20)
@@ -41,6 +46,11 @@ static struct guest_mem mem;
 static struct timebase tb;
 static struct hart *harts[NHARTS];
 static int memfd = -1;
+static struct virtio_dev *vrng, *vcon;
+static struct virtio_console *con;
+
+static void noop_irq(void *c, unsigned irq, bool level);
+static size_t take_all(void *o, const uint8_t *b, size_t n) { (void)o; (void)b; return n; }
 
 static void setup(void)
 {
@@ -54,6 +64,13 @@ static void setup(void)
     }
     char path[64];
     memfd = fuzz_memfd("state", path, sizeof(path));
+    /* Created once: the MMIO table only grows. Polled: deterministic. */
+    struct irq_line line = { .set_level = noop_irq };
+    struct virtio_console_host ch = { .output = take_all };
+    FUZZ_SETUP(virtio_rng_create(&mem, 0x10001000, line, &vrng) == 0);
+    FUZZ_SETUP(virtio_console_create(&mem, 0x10002000, line, &ch, &vcon, &con) == 0);
+    virtio_mmio_set_polled(vrng);
+    virtio_mmio_set_polled(vcon);
 }
 
 static void check_msg(int ret, const char *err, const char *what)
@@ -96,6 +113,49 @@ static bool section_of(const struct state_reader *r, const char *tag, uint32_t i
 {
     char err[256];
     return state_reader_section(r, tag, inst, UINT16_MAX, s, err, sizeof(err)) == 0;
+}
+
+/* Transport instance `inst` into `dev` (reset first: every input starts
+ * from power-up). */
+static void load_virtio(const struct state_reader *r, struct virtio_dev *dev, uint32_t inst,
+                        const char *dev_tag)
+{
+    char err[256] = "";
+    struct state_writer w;
+    struct state_section orig, orig_dev;
+    virtio_mmio_reset(dev);
+    virtio_mmio_quiesce(dev);
+    int ret = virtio_mmio_load(dev, r, inst, err, sizeof(err));
+    if (ret == 0 && section_of(r, VIRTIO_MMIO_STATE_TAG, inst, &orig)) {
+        bool has_dev = dev_tag && section_of(r, dev_tag, inst, &orig_dev);
+        FUZZ_CHECK(!dev_tag || has_dev, "%s loaded without its section", dev_tag);
+        state_writer_init_mem(&w);
+        FUZZ_CHECK(virtio_mmio_save(dev, &w, inst) == 0, "virtio save");
+        if (has_dev) {
+            /* The device section too: copy the writer's stream first. */
+            char e2[256];
+            struct state_reader r2;
+            size_t len;
+            FUZZ_CHECK(state_writer_finish(&w, e2, sizeof(e2)) == 0, "virtio finish: %s", e2);
+            const uint8_t *d = state_writer_data(&w, &len);
+            FUZZ_CHECK(state_reader_open_mem(&r2, d, len, e2, sizeof(e2)) == 0, "reopen: %s", e2);
+            struct state_section s2;
+            FUZZ_CHECK(section_of(&r2, dev_tag, inst, &s2) && s2.len == orig_dev.len &&
+                       !memcmp(s2.data, orig_dev.data, s2.len), "%s[%u] saved differently", dev_tag, inst);
+            FUZZ_CHECK(section_of(&r2, VIRTIO_MMIO_STATE_TAG, inst, &s2) && s2.len == orig.len &&
+                       !memcmp(s2.data, orig.data, s2.len), "virtio-mmio[%u] saved differently", inst);
+            state_reader_free(&r2);
+            state_writer_free(&w);
+        } else {
+            resaved(&w, VIRTIO_MMIO_STATE_TAG, inst, &orig, 0, 0);
+        }
+        virtio_mmio_resume(dev);
+        virtio_mmio_poll(dev, 16, 0);
+    } else {
+        if (ret)
+            check_msg(ret, err, "virtio");
+        virtio_mmio_resume(dev);
+    }
 }
 
 static void load_all(const struct state_reader *r)
@@ -175,6 +235,9 @@ static void load_all(const struct state_reader *r)
     if ((ret = sifive_test_load(t, r, err, sizeof(err))))
         check_msg(ret, err, "sifive_test");
     sifive_test_destroy(t);
+
+    load_virtio(r, vrng, 0, NULL);
+    load_virtio(r, vcon, 1, VIRTIO_CONSOLE_STATE_TAG);
 
     for (unsigned i = 0; i < NHARTS; i++) {
         struct hart *h = harts[i];
