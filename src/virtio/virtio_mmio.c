@@ -248,8 +248,14 @@ void virtio_dev_kick(struct virtio_dev *d, unsigned q)
     if (q >= d->p.num_queues)
         return;
     pthread_mutex_lock(&d->lock);
-    d->pending |= 1ull << q;
-    pthread_cond_signal(&d->work_cond);
+    if (d->status & VIRTIO_STATUS_DRIVER_OK) {
+        d->pending |= 1ull << q;
+        pthread_cond_signal(&d->work_cond);
+    } else if (d->status & VIRTIO_STATUS_FEATURES_OK) {
+        /* Host-side work (typed input, say) before DRIVER_OK waits for it,
+         * as a driver's early notify does: §3.1, no buffers used before. */
+        d->early |= 1ull << q;
+    }
     pthread_mutex_unlock(&d->lock);
 }
 

@@ -7,7 +7,8 @@
  * receive buffers waits and
  * is split over small buffers in order; input beyond the bounded buffer is
  * refused, not stored; a receive chain with no writable buffer takes
- * nothing; the input survives a device reset. */
+ * nothing; the input survives a device reset; input typed after the queues
+ * are set up but before DRIVER_OK waits for DRIVER_OK. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -178,6 +179,21 @@ int main(void)
     CHECK_EQ(len, VIRTIO_CONSOLE_INPUT_MAX);
     CHECK(!memcmp(drv_ram(&d, BUF(4)), big, VIRTIO_CONSOLE_INPUT_MAX));
     CHECK(!(drv_rd(&d, R_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET));
+
+    /* Typed input while the queues are set up but DRIVER_OK is not: no
+     * buffer is used before DRIVER_OK (§3.1), then the input arrives. */
+    d = (struct drv){ .mem = &mem, .base = BASE };
+    CHECK(drv_negotiate(&d, 1ull << VIRTIO_F_VERSION_1) & VIRTIO_STATUS_FEATURES_OK);
+    drv_queue_setup(&d, RXQ, 16);
+    drv_queue_setup(&d, TXQ, 16);
+    rx_post(&d, 6, 64);
+    CHECK_EQ(virtio_console_input(con, (const uint8_t *)"early", 5), 5);
+    drv_sleep_ms(50);
+    CHECK_EQ(drv_used_idx(&d, RXQ), 0);
+    drv_driver_ok(&d);
+    CHECK(drv_wait_used(&d, RXQ, 1));
+    drv_used_entry(&d, RXQ, 0, &id, &len);
+    CHECK(len == 5 && !memcmp(drv_ram(&d, BUF(6)), "early", 5));
 
     virtio_mmio_destroy(dev);
     drv_mem_free(&mem);
