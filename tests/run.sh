@@ -131,6 +131,10 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
         NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/$t.sh >"$log" 2>&1
         report "guest-asan/$t" $? "$log"
     done
+    # Pause and resume: harts waiting, devices quiesced, under the sanitizers.
+    log="$log_dir/guest-asan_pause_resume.log"
+    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/pause_resume.sh >"$log" 2>&1
+    report "guest-asan/pause_resume" $? "$log"
     # The virtio console holding output for a slow reader.
     log="$log_dir/guest-asan_virtio_console_slow.log"
     NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/virtio_console_slow.sh >"$log" 2>&1

@@ -45,6 +45,8 @@ static const struct {
     { "balloon", CONTROL_CMD_BALLOON, { "target_mib", NULL } },
     { "balloon-stats", CONTROL_CMD_BALLOON_STATS, { NULL } },
     { "status", CONTROL_CMD_STATUS, { NULL } },
+    { "pause", CONTROL_CMD_PAUSE, { NULL } },
+    { "resume", CONTROL_CMD_RESUME, { NULL } },
 };
 
 int control_parse(const char *line, size_t len, struct control_request *req, char *err,
@@ -61,7 +63,7 @@ int control_parse(const char *line, size_t len, struct control_request *req, cha
     }
     const char *name = json_string_value(json_object_get(root, "cmd"));
     if (!name) {
-        errmsg(err, errlen, -EINVAL, "\"cmd\" must be a string (balloon, balloon-stats, status)");
+        errmsg(err, errlen, -EINVAL, "\"cmd\" must be a string (balloon, balloon-stats, status, pause, resume)");
         goto out;
     }
     size_t i;
@@ -69,7 +71,7 @@ int control_parse(const char *line, size_t len, struct control_request *req, cha
         if (!strcmp(commands[i].name, name))
             break;
     if (i == sizeof(commands) / sizeof(commands[0])) {
-        errmsg(err, errlen, -EINVAL, "unknown command \"%.64s\" (balloon, balloon-stats, status)",
+        errmsg(err, errlen, -EINVAL, "unknown command \"%.64s\" (balloon, balloon-stats, status, pause, resume)",
                name);
         goto out;
     }

@@ -37,6 +37,8 @@ enum control_cmd {
     CONTROL_CMD_BALLOON,          /* target_mib */
     CONTROL_CMD_BALLOON_STATS,
     CONTROL_CMD_STATUS,
+    CONTROL_CMD_PAUSE,
+    CONTROL_CMD_RESUME,
 };
 
 struct control_request {

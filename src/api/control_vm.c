@@ -82,8 +82,16 @@ int control_vm_handle(void *opaque, const struct control_request *req, json_t *r
             return set_target(m, req->target_mib, reply, err, errlen);
         balloon_stats(m, reply);
         return 0;
+    case CONTROL_CMD_PAUSE:
+    case CONTROL_CMD_RESUME: {
+        int r = req->cmd == CONTROL_CMD_PAUSE ? virt_pause(m, err, errlen) : virt_resume(m, err, errlen);
+        if (r)
+            return r;
+        json_object_set_new(reply, "state", json_string(req->cmd == CONTROL_CMD_PAUSE ? "paused" : "running"));
+        return 0;
+    }
     case CONTROL_CMD_STATUS:
-        json_object_set_new(reply, "state", json_string("running"));
+        json_object_set_new(reply, "state", json_string(virt_is_paused(m) ? "paused" : "running"));
         json_object_set_new(reply, "harts", json_integer(m->nharts));
         json_object_set_new(reply, "ram_mib", json_integer((json_int_t)(m->config.ram_size >> 20)));
         json_object_set_new(reply, "rss_kib", json_integer(rss_kib()));

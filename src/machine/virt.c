@@ -54,6 +54,10 @@ void virt_request_stop(struct virt_machine *m, enum virt_stop why, int64_t exit_
         m->exit_code = exit_code;
     for (unsigned i = 0; i < m->nharts; i++)
         hart_post_request(m->harts[i], HART_REQ_EXIT);
+    /* Paused harts (and a virt_pause() waiting for them) look at `stop`. */
+    pthread_mutex_lock(&m->pause_lock);
+    pthread_cond_broadcast(&m->pause_cond);
+    pthread_mutex_unlock(&m->pause_lock);
     wake_io(m);
 }
 
@@ -689,6 +693,8 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
     m->wake_fd = -1;
     m->quit_request = -1;
     pthread_mutex_init(&m->htif_lock, NULL);
+    pthread_mutex_init(&m->pause_lock, NULL);
+    pthread_cond_init(&m->pause_cond, NULL);
     pthread_mutex_init(&m->input_lock, NULL);
     timebase_init(&m->timebase);
 
@@ -807,6 +813,8 @@ void virt_destroy(struct virt_machine *m)
         close(m->wake_fd);
     free(m->fdt);
     pthread_mutex_destroy(&m->htif_lock);
+    pthread_mutex_destroy(&m->pause_lock);
+    pthread_cond_destroy(&m->pause_cond);
     pthread_mutex_destroy(&m->input_lock);
     free(m);
 }

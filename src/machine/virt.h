@@ -134,6 +134,16 @@ struct virt_machine {
                                       survives virt_reset(), so a quit wins over a reboot */
     void *fdt;                     /* the device tree blob */
     size_t fdt_size;
+
+    /* Pause (virt_pause.c): harts wait at virt_pause_point() while
+     * pause_request is set; `paused` once all of them do and the devices
+     * are quiesced. Guest time stands still meanwhile (paused_ticks). */
+    pthread_mutex_t pause_lock;
+    pthread_cond_t pause_cond;
+    _Atomic bool pause_request;
+    unsigned harts_waiting;        /* under pause_lock */
+    bool paused;                   /* under pause_lock */
+    uint64_t paused_ticks;
 };
 
 /* Builds the machine: RAM, devices, harts, images, device tree. On failure
@@ -144,6 +154,21 @@ void virt_destroy(struct virt_machine *m);
 /* Puts every hart and device back to power-on state and reloads the images
  * (used for a guest reboot). Harts must not be running. */
 int virt_reset(struct virt_machine *m, char *err, size_t errlen);
+
+/* Pauses the VM (VM lifecycle: running -> paused): every hart stops at an
+ * instruction boundary, the virtio devices finish what they were doing and
+ * take no new work, and guest time stops. Returns 0, -EALREADY when paused
+ * already, or -ESHUTDOWN when the VM stopped meanwhile; err says so. Not
+ * from a hart thread. */
+int virt_pause(struct virt_machine *m, char *err, size_t errlen);
+/* Resumes a paused VM: guest time goes on from where it stopped. Returns 0
+ * or -EINVAL when the VM is not paused. Not from a hart thread. */
+int virt_resume(struct virt_machine *m, char *err, size_t errlen);
+/* True while paused. Any thread. */
+bool virt_is_paused(struct virt_machine *m);
+/* A hart thread's stop while pause_request is set: waits until resumed or
+ * the VM stops. */
+void virt_pause_point(struct virt_machine *m);
 
 /* Records why the machine stops (the first reason wins) and tells every
  * hart and the I/O thread. A VIRT_STOP_QUIT is also recorded in

@@ -36,6 +36,10 @@ static void *hart_thread_main(void *arg)
     struct hart_thread *t = arg;
     struct virt_machine *m = t->machine;
     while (atomic_load(&m->stop) == VIRT_RUNNING) {
+        if (atomic_load(&m->pause_request)) {
+            virt_pause_point(m);
+            continue;
+        }
         enum hart_exit e = hart_run(t->hart, HART_BUDGET);
         virt_htif_poll(m);
         if (e == HART_EXIT_WFI || e == HART_EXIT_STOPPED)
