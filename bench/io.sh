@@ -73,6 +73,7 @@ serve() {
 }
 serve 1
 serve 2
+sleep 2 # (the host samples the VMM's threads before it powers off)
 echo IO_DONE
 EOF
 GUEST_ARG="echo $(printf '%s\n' "$GUEST_CMD" | gzip -9n | base64 -w0) | base64 -d | gunzip | sh"
@@ -110,8 +111,9 @@ thread_ticks() {
     local t
     for t in /proc/"$1"/task/*; do
         # The name may hold spaces ("CPU 0/TCG"): the fields follow its ')'.
-        printf '%s %s\n' "$(tr -d ' 0-9' <"$t/comm" 2>/dev/null)" \
-            "$(sed 's/.*) //' "$t/stat" 2>/dev/null | awk '{ print $12 + $13 }')"
+        # (A thread may end meanwhile: its files are gone.)
+        printf '%s %s\n' "$(tr -d ' 0-9' 2>/dev/null <"$t/comm")" \
+            "$(sed 's/.*) //' 2>/dev/null <"$t/stat" | awk '{ print $12 + $13 }')"
     done | awk 'NF == 2 { s[$1] += $2 } END { for (k in s) print k, s[k] }'
 }
 
