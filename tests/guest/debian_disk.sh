@@ -8,8 +8,9 @@
 #  2. the host sees the marker in the overlay, the base disk is unchanged,
 #     `qemu-img check` is clean and the file system is fsck-clean (the init
 #     remounts / read-only before powering off);
-#  3. without a command the disk's init gives a bash login shell on the
-#     console, which answers and powers off on `poweroff`.
+#  3. booted by its label (root=LABEL=nimbus-root), without a command the
+#     disk's init gives a bash login shell on the console, which answers
+#     and powers off on `poweroff`.
 set -u
 . "$(dirname "$0")/lib.sh"
 guest_test debian_disk
@@ -56,7 +57,7 @@ e2fsck -fn "$fs" >"$T/fsck.log" 2>&1 || { LAST_LOG=$T/fsck.log; fail "the root f
 rm -f "$T/root.raw"
 
 # The login shell.
-start_vm shell --disk "$OV" --mem 1G --append "root=/dev/vda1 rw console=ttyS0"
+start_vm shell --disk "$OV" --mem 1G --append "root=LABEL=nimbus-root rw console=ttyS0"
 wait_for "$UP_LINE"
 wait_for 'bash-5[^ ]*# ' 60
 # (bash starts its output with an escape: bracketed paste off)
