@@ -9,10 +9,8 @@
 #   4. hostile guests (tests/hostile): programs that attack the monitor, and
 #      signal/terminal checks on pseudo-terminals (optimised build; a subset
 #      under the sanitizers);
-#   5. guest tests that boot Debian's kernel (optimised build; one under the
-#      sanitizers too, with a two-disk run, two network runs, the vsock test and the control-socket/balloon
-#      test; the boot
-#      test again with --jit on);
+#   5. guest tests that boot Debian's kernel (optimised build; eight again
+#      under the sanitizers, listed below; the boot test again with --jit on);
 #   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
 #      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each.
 # Prints one line per test and ends with "N passed, N failed".
@@ -118,35 +116,19 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
     NIMBUS=build/nimbus NIMBUS_ARGS="--jit on" timeout 900 \
         bash tests/guest/boot_command.sh >"$log" 2>&1
     report "guest-jit/boot_command" $? "$log"
-    log="$log_dir/guest-asan_boot_command.log"
-    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/boot_command.sh >"$log" 2>&1
-    report "guest-asan/boot_command" $? "$log"
-    # Two disks: the virtio workers and the backends under the sanitizers.
-    log="$log_dir/guest-asan_disk_raw.log"
-    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 2400 bash tests/guest/disk_raw.sh >"$log" 2>&1
-    report "guest-asan/disk_raw" $? "$log"
-    # Networking: slirp's thread and the tap offloads under the sanitizers.
-    for t in net_user_http net_tap; do
+    # Under the sanitizers (test and why): the boot; two disks (the virtio
+    # workers and the backends); slirp's thread and the tap offloads; pause
+    # and resume (harts waiting, devices quiesced); the virtio console holding
+    # output for a slow reader; vsock and the agent (the device's epoll thread
+    # and sockets); the control socket and the balloon's worker and timer threads.
+    for t in boot_command disk_raw net_user_http net_tap pause_resume virtio_console_slow vsock \
+        balloon_control; do
         log="$log_dir/guest-asan_$t.log"
-        NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/$t.sh >"$log" 2>&1
+        limit=1200
+        [ $t = disk_raw ] && limit=2400
+        NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout $limit bash tests/guest/$t.sh >"$log" 2>&1
         report "guest-asan/$t" $? "$log"
     done
-    # Pause and resume: harts waiting, devices quiesced, under the sanitizers.
-    log="$log_dir/guest-asan_pause_resume.log"
-    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/pause_resume.sh >"$log" 2>&1
-    report "guest-asan/pause_resume" $? "$log"
-    # The virtio console holding output for a slow reader.
-    log="$log_dir/guest-asan_virtio_console_slow.log"
-    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/virtio_console_slow.sh >"$log" 2>&1
-    report "guest-asan/virtio_console_slow" $? "$log"
-    # vsock and the agent: the device's epoll thread and sockets under the sanitizers.
-    log="$log_dir/guest-asan_vsock.log"
-    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/vsock.sh >"$log" 2>&1
-    report "guest-asan/vsock" $? "$log"
-    # The control socket and the balloon's worker and timer threads.
-    log="$log_dir/guest-asan_balloon_control.log"
-    NIMBUS=build/asan/nimbus NIMBUS_TEST_TIMEOUT=600 timeout 1200 bash tests/guest/balloon_control.sh >"$log" 2>&1
-    report "guest-asan/balloon_control" $? "$log"
 else
     report "guest/build-images" 1 "$log_dir/guest-build.log"
 fi
