@@ -9,6 +9,7 @@ struct cli_command {
 };
 
 int cmd_run(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 /* Parses a memory size: a number with an optional K, M, G or T suffix
  * (powers of 1024); a bare number means MiB, as in QEMU's -m. Returns 0 or

@@ -8,6 +8,7 @@
 
 static const struct cli_command commands[] = {
     { "run", "boot a virtual machine (a Linux kernel, or a bare-metal program)", cmd_run },
+    { "restore", "run a virtual machine from a snapshot", cmd_restore },
 };
 
 static void usage(FILE *out)

@@ -651,9 +651,9 @@ int virt_reset(struct virt_machine *m, char *err, size_t errlen)
         if (m->virtio[i])
             virtio_mmio_reset(m->virtio[i]);
     /* Fresh RAM: drop every page, as a power cycle would. */
-    if (madvise(m->mem.ram, m->mem.ram_size, MADV_DONTNEED)) {
-        return errmsg(err, errlen, -errno, "resetting guest memory: %s", strerror(errno));
-    }
+    int r = guest_mem_clear(&m->mem);
+    if (r)
+        return errmsg(err, errlen, r, "resetting guest memory: %s", strerror(-r));
     plic_reset(m->plic);
     aclint_reset(m->aclint);
     uart16550_reset(m->uart);
@@ -670,7 +670,7 @@ int virt_reset(struct virt_machine *m, char *err, size_t errlen)
 int virt_create(const struct virt_config *config, struct virt_machine **out, char *err, size_t errlen)
 {
     int r;
-    if (!config->kernel && !config->bios) {
+    if (!config->kernel && !config->bios && !config->no_boot) {
         return errmsg(err, errlen, -EINVAL, "nothing to run: give --kernel or --bios");
     }
     if (config->nharts < 1 || config->nharts > VIRT_MAX_HARTS) {
@@ -774,8 +774,7 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
     if (r)
         goto fail;
 
-    r = load_and_boot(m, err, errlen);
-    if (r)
+    if (!config->no_boot && (r = load_and_boot(m, err, errlen)))
         goto fail;
     *out = m;
     return 0;

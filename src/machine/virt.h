@@ -81,6 +81,11 @@ struct virt_config {
     unsigned nnets;
     bool balloon;                              /* virtio-balloon, after the disks */
     struct virtio_balloon_options balloon_opts;
+    /* The caller fills RAM and every component's state itself (a snapshot
+     * restore, virt_state.c): virt_create loads no image and starts no
+     * hart. The kernel, initrd and firmware are still named for a later
+     * guest reboot. */
+    bool no_boot;
 };
 
 /* How a run of the machine ended. */

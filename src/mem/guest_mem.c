@@ -1,8 +1,10 @@
 #include "mem/guest_mem.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int guest_mem_init(struct guest_mem *mem, uint64_t base, uint64_t size)
@@ -29,6 +31,71 @@ void guest_mem_destroy(struct guest_mem *mem)
     mem->ram = NULL;
     mem->ram_size = 0;
     mem->mmio_count = 0;
+}
+
+int guest_mem_map_file(struct guest_mem *mem, int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st))
+        return -errno;
+    if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size < mem->ram_size)
+        return -EINVAL;
+    void *p = mmap(mem->ram, mem->ram_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    mem->file_backed = true;
+    return 0;
+}
+
+/* /proc/self/pagemap entries (Documentation/admin-guide/mm/pagemap.rst):
+ * bit 63 page present, bit 62 swapped. Readable without privileges (only
+ * the frame numbers are hidden then). */
+#define PAGEMAP_PRESENT (1ull << 63)
+#define PAGEMAP_SWAPPED (1ull << 62)
+
+int guest_mem_backed_pages(const struct guest_mem *mem, uint64_t *bitmap)
+{
+    uint64_t npages = mem->ram_size / GUEST_PAGE_SIZE;
+    long hp = sysconf(_SC_PAGESIZE);
+    if (mem->file_backed || hp != (long)GUEST_PAGE_SIZE) {
+        for (uint64_t p = 0; p < npages; p++)
+            bitmap[p / 64] |= 1ull << (p % 64);
+        return 0;
+    }
+    int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    uint64_t entries[512];
+    uint64_t first = (uintptr_t)mem->ram / GUEST_PAGE_SIZE;
+    int r = 0;
+    for (uint64_t p = 0; p < npages && !r;) {
+        uint64_t n = npages - p < 512 ? npages - p : 512;
+        ssize_t got = pread(fd, entries, n * 8, (off_t)((first + p) * 8));
+        if (got <= 0 || got % 8) {
+            r = got < 0 ? -errno : -EIO;
+            break;
+        }
+        for (uint64_t i = 0; i < (uint64_t)got / 8; i++, p++)
+            if (entries[i] & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED))
+                bitmap[p / 64] |= 1ull << (p % 64);
+    }
+    close(fd);
+    return r;
+}
+
+int guest_mem_clear(struct guest_mem *mem)
+{
+    if (!mem->file_backed)
+        return madvise(mem->ram, mem->ram_size, MADV_DONTNEED) ? -errno : 0;
+    /* MADV_DONTNEED on a private file mapping would bring back the file's
+     * contents: map fresh anonymous memory in its place instead. */
+    void *p = mmap(mem->ram, mem->ram_size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    mem->file_backed = false;
+    return 0;
 }
 
 static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -128,7 +195,8 @@ int guest_mem_zero(struct guest_mem *mem, uint64_t pa, uint64_t len)
     uintptr_t page = host_page_size();
     uintptr_t start = (uintptr_t)p, end = start + len;
     uintptr_t first = (start + page - 1) & ~(page - 1), last = end & ~(page - 1);
-    if (first >= last) {          /* no whole host page inside */
+    if (first >= last || mem->file_backed) { /* no whole host page inside, or
+                                                 DONTNEED would not zero */
         memset(p, 0, len);
         return 0;
     }

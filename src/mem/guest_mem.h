@@ -35,6 +35,7 @@ struct guest_mem {
     uint64_t ram_base;
     uint64_t ram_size;
     uint8_t *ram;              /* host mapping of guest RAM */
+    bool file_backed;          /* RAM is a private mapping of a snapshot's memory file */
     struct mmio_region mmio[GUEST_MMIO_MAX];
     int mmio_count;
 };
@@ -43,6 +44,27 @@ struct guest_mem {
  * guest physical `base`. Returns 0 or -errno. */
 int guest_mem_init(struct guest_mem *mem, uint64_t base, uint64_t size);
 void guest_mem_destroy(struct guest_mem *mem);
+
+/* Replaces all of RAM with a private (copy-on-write) mapping of `fd`, whose
+ * first ram_size bytes are the RAM's contents: pages load from the file on
+ * first touch, writes stay in this process, so several VMs can share one
+ * snapshot's memory file (Firecracker's "file" memory backend). The mapping
+ * keeps its address. Before any hart runs. Returns 0 or -errno (-EINVAL for
+ * a file shorter than RAM). */
+int guest_mem_map_file(struct guest_mem *mem, int fd);
+
+/* Sets, in `bitmap` (one bit per 4 KiB page of RAM, zeroed by the caller),
+ * the pages that may hold something other than zeros: on anonymous RAM the
+ * ones the host has backed (present or swapped out, from
+ * /proc/self/pagemap), so a save never touches - and never backs - a page
+ * the guest never wrote; on file-backed RAM every page. Returns 0 or -errno
+ * (then treat every page as possibly non-zero). Any thread. */
+int guest_mem_backed_pages(const struct guest_mem *mem, uint64_t *bitmap);
+
+/* All of RAM reads as zero again and holds no host memory (a power cycle),
+ * whether it was anonymous or a file's mapping. No hart may run. Returns 0
+ * or -errno. */
+int guest_mem_clear(struct guest_mem *mem);
 
 /* Registers an MMIO region; regions must not overlap RAM or each other.
  * Returns 0 or -errno (-EEXIST on overlap, -ENOSPC when the table is full). */
@@ -73,6 +95,7 @@ int guest_mem_read(const struct guest_mem *mem, uint64_t pa, void *dst, size_t l
 /* Makes [pa, pa+len) of RAM read as zero. Whole pages are handed back to the
  * host (MADV_DONTNEED on the private anonymous mapping), so clearing a large
  * range never touches or backs memory; partial pages are cleared in place.
+ * On file-backed RAM (guest_mem_map_file) the range is cleared in place.
  * Returns 0, -EFAULT if any byte is not RAM, or -errno from madvise. */
 int guest_mem_zero(struct guest_mem *mem, uint64_t pa, uint64_t len);
 
@@ -81,7 +104,9 @@ int guest_mem_zero(struct guest_mem *mem, uint64_t pa, uint64_t len);
  * RSS falls, and the guest reads zeros there afterwards. Partial host pages
  * at the ends keep their contents. Used by the balloon (inflated and
  * reported free pages). Returns 0, -EFAULT if any byte is not RAM, or the
- * madvise error.
+ * madvise error. On file-backed RAM the pages read what the memory file
+ * holds afterwards, not zeros: the balloon's pages are the driver's to
+ * refill (VIRTIO 1.2 §5.5.6), and their private copies are still freed.
  *
  * Any thread, while harts run: the mapping itself stays, so the host
  * pointers harts hold in their software TLBs (and virtqueue iovecs) stay

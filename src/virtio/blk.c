@@ -263,3 +263,9 @@ int virtio_blk_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
         free(b);   /* the caller still owns the backend */
     return ret;
 }
+
+int virtio_blk_flush(struct virtio_dev *vdev)
+{
+    struct virtio_blk *b = virtio_dev_priv(vdev);
+    return b->backend->readonly ? 0 : b->backend->ops->flush(b->backend);
+}

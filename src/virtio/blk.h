@@ -32,4 +32,9 @@ int virtio_blk_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
                       struct block_backend *backend, unsigned num_queues, const char *serial,
                       struct virtio_dev **out);
 
+/* Makes every write the disk completed durable (the backend's flush), as a
+ * snapshot needs before it records the disk. Returns 0 or -errno. Any
+ * thread; the device quiesced, so no request is in flight. */
+int virtio_blk_flush(struct virtio_dev *vdev);
+
 #endif

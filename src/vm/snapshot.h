@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "machine/virt.h"
+#include "machine/virt_state.h"
 
 struct vm_snapshot_options {
     const char *path;   /* the snapshot directory (created; must not exist or be empty) */
@@ -40,5 +41,38 @@ struct vm_snapshot_result {
  * stopped), or an I/O error. A failed save leaves the VM as it was. */
 int vm_snapshot_save(struct virt_machine *m, const struct vm_snapshot_options *opts,
                      struct vm_snapshot_result *res, char *err, size_t errlen);
+
+enum vm_restore_memory {
+    VM_RESTORE_LAZY,    /* map the memory file privately: pages load on first touch */
+    VM_RESTORE_EAGER,   /* read all of it into fresh RAM before the guest runs */
+};
+
+struct vm_restore_options {
+    const char *path;                     /* the snapshot directory */
+    /* Disks in place of the saved ones, in slot order (NULL: the saved
+     * path): an overlay over the saved disk, say. Only its size is
+     * checked against the saved disk's. */
+    const char *disks[VIRT_MAX_DISKS];
+    unsigned ndisks;
+    bool force_disks;                     /* restore even if a disk is not the one saved */
+    enum vm_restore_memory memory;
+    /* Host-side settings of the new process (not guest-visible). */
+    enum console_kind console_kind;
+    char console_path[4096];
+    bool jit;
+    uint64_t jit_cache;
+    unsigned jit_threshold;
+};
+
+/* Builds a machine from a snapshot, paused at the saved instant (virt_resume
+ * runs it). The saved disks must be the same files (size and a checksum of
+ * their first 64 KiB, a qcow2 header's dirty bit aside) unless
+ * opts->force_disks. `strs` holds the loaded configuration's strings: free
+ * it with virt_config_strings_free() after virt_destroy(). Returns 0, or
+ * -errno with a one-line message (-ENOENT: no snapshot there, -EBADMSG: a
+ * damaged file, -ENOTSUP: a newer format, -EINVAL: a field or a file that
+ * does not fit, -ESTALE: a disk that changed). */
+int vm_snapshot_restore(const struct vm_restore_options *opts, struct virt_machine **out,
+                        struct virt_config_strings *strs, char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,167 @@
+/* nimbus restore: run a VM from a snapshot directory (vm/snapshot.h). */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/control.h"
+#include "api/control_vm.h"
+#include "cli/cli.h"
+#include "cpu/jit/jit.h"
+#include "vm/snapshot.h"
+#include "vm/vm.h"
+
+static void restore_usage(FILE *out)
+{
+    fprintf(out,
+        "usage: nimbus restore SNAPSHOT [options]\n"
+        "\n"
+        "Runs the VM saved in the directory SNAPSHOT (made by 'nimbus snapshot' or the\n"
+        "API's PUT /vm/snapshot) from the instant it was saved. The machine (RAM,\n"
+        "harts, devices, MACs) is the saved one; the options below are the host side.\n"
+        "\n"
+        "  --disk PATH       the first saved disk is PATH instead (repeatable, in slot\n"
+        "                    order; an empty PATH keeps that slot's saved disk): a qcow2\n"
+        "                    overlay over the saved disk, so that clones write apart.\n"
+        "                    Only its size is checked against the saved disk's\n"
+        "  --force-disks     restore even when a saved disk changed since the save (its\n"
+        "                    size or the checksum of its first 64 KiB differs); the\n"
+        "                    guest may then see a file system it does not expect\n"
+        "  --memory lazy|eager\n"
+        "                    lazy (default): guest RAM is the memory file mapped\n"
+        "                    copy-on-write, loaded page by page as the guest touches it\n"
+        "                    (clones of one snapshot share its pages); eager: read it\n"
+        "                    all before the guest runs. A compressed snapshot\n"
+        "                    (memory.zst) is always read eagerly\n"
+        "  --paused          stay paused after the restore (resume through the API)\n"
+        "  --console WHERE   stdio (default), file:PATH or socket:PATH\n"
+        "  --control PATH    serve the control socket at PATH (see 'nimbus run --help')\n"
+        "  --jit on|off, --jit-cache SIZE, --jit-threshold N\n"
+        "                    the binary translator, as for 'nimbus run'\n"
+        "\n"
+        "Exit status: as for 'nimbus run'; 1 with a message when the snapshot can't be\n"
+        "restored (damaged, from a newer Nimbus, a disk that changed).\n");
+}
+
+static int fail(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "nimbus restore: ");
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    return 1;
+}
+
+int cmd_restore(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "disk", required_argument, NULL, 'D' },
+        { "force-disks", no_argument, NULL, 'f' },
+        { "memory", required_argument, NULL, 'M' },
+        { "paused", no_argument, NULL, 'p' },
+        { "console", required_argument, NULL, 'c' },
+        { "control", required_argument, NULL, 'K' },
+        { "jit", required_argument, NULL, 'J' },
+        { "jit-cache", required_argument, NULL, 'C' },
+        { "jit-threshold", required_argument, NULL, 'T' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct vm_restore_options o = { .memory = VM_RESTORE_LAZY, .console_kind = CONSOLE_STDIO,
+                                    .jit_threshold = JIT_THRESHOLD };
+    const char *control_path = NULL;
+    bool paused = false;
+    char err[1024];
+    int opt;
+
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'D':
+            if (o.ndisks >= VIRT_MAX_DISKS)
+                return fail("too many --disk options (at most %s)", "7");
+            o.disks[o.ndisks++] = *optarg ? optarg : NULL;
+            break;
+        case 'f': o.force_disks = true; break;
+        case 'M':
+            if (!strcmp(optarg, "lazy"))
+                o.memory = VM_RESTORE_LAZY;
+            else if (!strcmp(optarg, "eager"))
+                o.memory = VM_RESTORE_EAGER;
+            else
+                return fail("invalid --memory '%s' (lazy or eager)", optarg);
+            break;
+        case 'p': paused = true; break;
+        case 'c':
+            if (console_parse(optarg, &o.console_kind, o.console_path, sizeof(o.console_path),
+                              err, sizeof(err)))
+                return fail("%s", err);
+            break;
+        case 'K':
+            if (!*optarg)
+                return fail("%s", "--control needs a path");
+            control_path = optarg;
+            break;
+        case 'J':
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                return fail("invalid --jit '%s' (on or off)", optarg);
+            o.jit = !strcmp(optarg, "on");
+            break;
+        case 'C': {
+            unsigned long long bytes;
+            if (cli_parse_size(optarg, &bytes) || bytes < JIT_MIN_CACHE || bytes > (1ull << 31))
+                return fail("invalid --jit-cache '%s' (64K to 2G)", optarg);
+            o.jit_cache = bytes;
+            break;
+        }
+        case 'T': {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (errno || *end || end == optarg || *optarg == '-' || v > JIT_MAX_THRESHOLD)
+                return fail("invalid --jit-threshold '%s' (0 to 65535)", optarg);
+            o.jit_threshold = (unsigned)v;
+            break;
+        }
+        case 'h':
+            restore_usage(stdout);
+            return 0;
+        case ':':
+            return fail("option '%s' needs an argument", argv[optind - 1]);
+        default:
+            return fail("unknown option '%s' (try 'nimbus restore --help')", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return fail("%s", "which snapshot? (nimbus restore SNAPSHOT-DIRECTORY)");
+    o.path = argv[optind++];
+    if (optind < argc)
+        return fail("unexpected argument '%s' (try 'nimbus restore --help')", argv[optind]);
+
+    struct virt_machine *m;
+    struct virt_config_strings strs;
+    if (vm_snapshot_restore(&o, &m, &strs, err, sizeof(err)))
+        return fail("%s", err);
+    struct control *ctl = NULL;
+    if (control_path) {
+        struct control_ops ops = { .handle = control_vm_handle, .opaque = m };
+        if (control_open(control_path, &ops, &ctl, err, sizeof(err))) {
+            virt_destroy(m);
+            virt_config_strings_free(&strs);
+            return fail("%s", err);
+        }
+    }
+    if (!paused && virt_resume(m, err, sizeof(err))) {
+        control_close(ctl);
+        virt_destroy(m);
+        virt_config_strings_free(&strs);
+        return fail("%s", err);
+    }
+    struct vm_io_source src = ctl ? control_io_source(ctl) : (struct vm_io_source){ 0 };
+    int status = vm_run_io(m, ctl ? &src : NULL);
+    control_close(ctl);
+    virt_destroy(m);
+    virt_config_strings_free(&strs);
+    return status;
+}
