@@ -550,6 +550,15 @@ static int net_load(void *dev, struct virtio_dev *vdev, const struct state_reade
         return state_section_error(&s, err, errlen, -EINVAL,
                                    "features 0x%llx not offered by this card (0x%llx; another backend?)",
                                    (unsigned long long)feat, (unsigned long long)n->offered);
+    /* The device's copy is the driver's features from FEATURES_OK on, 0
+     * before (net_features_ok, net_reset). */
+    uint8_t tst = 0;
+    uint64_t tfeat = 0;
+    if (virtio_mmio_saved_features(r, instance, &tst, &tfeat) == 0 &&
+        feat != ((tst & VIRTIO_STATUS_FEATURES_OK) ? tfeat : 0))
+        return state_section_error(&s, err, errlen, -EINVAL,
+                                   "features 0x%llx disagree with the transport's (0x%llx, status 0x%x)",
+                                   (unsigned long long)feat, (unsigned long long)tfeat, tst);
     if (nframes > VIRTIO_NET_RXQ_FRAMES)
         return state_section_error(&s, err, errlen, -EINVAL, "%u frames held, at most %u", nframes,
                                    VIRTIO_NET_RXQ_FRAMES);

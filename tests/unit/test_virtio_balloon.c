@@ -31,6 +31,8 @@
 #define F(bit) (1ull << (bit))
 
 static struct guest_mem mem;
+static const char *seed_dir;
+#define BALLOON_INST 4u   /* as tests/fuzz/fuzz_state.c loads it */
 static atomic_int irq_level, irq_raises;
 
 static void fake_set_level(void *controller, unsigned irq, bool level)
@@ -369,7 +371,7 @@ static int load_stream(struct virtio_dev *vd, const uint8_t *data, size_t len, c
     CHECK_EQ(state_reader_open_mem(&r, data, len, err, 256), 0);
     virtio_mmio_quiesce(vd);
     err[0] = 0;
-    int ret = virtio_mmio_load(vd, &r, 0, err, 256);
+    int ret = virtio_mmio_load(vd, &r, BALLOON_INST, err, 256);
     state_reader_free(&r);
     return ret;
 }
@@ -399,9 +401,17 @@ static void test_snapshot(void)
     size_t len;
     CHECK_EQ(state_writer_init_mem(&w), 0);
     virtio_mmio_quiesce(va);
-    CHECK_EQ(virtio_mmio_save(va, &w, 0), 0);   /* -EBUSY if the buffer stayed held */
+    CHECK_EQ(virtio_mmio_save(va, &w, BALLOON_INST), 0);   /* -EBUSY if the buffer stayed held */
     CHECK_EQ(state_writer_finish(&w, err, sizeof(err)), 0);
     const uint8_t *blob = state_writer_data(&w, &len);
+    if (seed_dir) {
+        char sp[512];
+        snprintf(sp, sizeof(sp), "%s/virtio_balloon", seed_dir);
+        FILE *f = fopen(sp, "wb");
+        CHECK(f && fwrite(blob, 1, len, f) == len);
+        if (f)
+            fclose(f);
+    }
 
     /* Options without deflate-on-oom: the negotiated feature is refused. */
     struct virtio_balloon *c = NULL;
@@ -415,7 +425,7 @@ static void test_snapshot(void)
     struct state_reader r;
     struct state_section sec;
     CHECK_EQ(state_reader_open_mem(&r, blob, len, err, sizeof(err)), 0);
-    CHECK_EQ(state_reader_section(&r, VIRTIO_BALLOON_STATE_TAG, 0, 1, &sec, err, sizeof(err)), 0);
+    CHECK_EQ(state_reader_section(&r, VIRTIO_BALLOON_STATE_TAG, BALLOON_INST, 1, &sec, err, sizeof(err)), 0);
     copy[sec.info->offset + 9] = 0;   /* stats_valid */
     struct state_writer w2;
     CHECK_EQ(state_writer_init_mem(&w2), 0);
@@ -478,8 +488,10 @@ static void test_snapshot(void)
     destroy(va);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--write-seeds"))
+        seed_dir = argv[2];   /* tests/fuzz/corpus/state */
     if (guest_mem_init(&mem, DRV_RAM_BASE, DRV_RAM_SIZE)) {
         fprintf(stderr, "cannot map guest RAM\n");
         return 1;

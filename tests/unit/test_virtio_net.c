@@ -458,6 +458,7 @@ static void test_rx(void)
 /* ---- snapshots ---- */
 
 #define BASE2 0x10002000ull
+#define NET_INST 2u   /* as tests/fuzz/fuzz_state.c loads it */
 #define BASE3 0x10003000ull
 
 struct blob {
@@ -483,7 +484,7 @@ static int save_card(struct virtio_dev *dev, struct blob *b)
     struct state_writer w;
     CHECK_EQ(state_writer_init_mem(&w), 0);
     virtio_mmio_quiesce(dev);
-    int ret = virtio_mmio_save(dev, &w, 0);
+    int ret = virtio_mmio_save(dev, &w, NET_INST);
     if (ret) {
         state_writer_free(&w);
         return ret;
@@ -498,7 +499,7 @@ static int load_card(struct virtio_dev *dev, const struct blob *b)
     err[0] = 0;
     CHECK_EQ(state_reader_open_mem(&r, b->data, b->len, err, sizeof(err)), 0);
     virtio_mmio_quiesce(dev);
-    int ret = virtio_mmio_load(dev, &r, 0, err, sizeof(err));
+    int ret = virtio_mmio_load(dev, &r, NET_INST, err, sizeof(err));
     state_reader_free(&r);
     return ret;
 }
@@ -516,7 +517,7 @@ static struct blob patch(const struct blob *b, const char *tag, size_t off, uint
         state_reader_section_at(&r, i, &s);
         uint8_t *p = malloc(s.len + 1);
         memcpy(p, s.data, s.len);
-        if (!strcmp(s.info->tag, tag) && off < s.len)
+        if (!strcmp(s.info->tag, tag) && s.info->instance == NET_INST && off < s.len)
             p[off] = v;
         state_begin(&w, s.info->tag, s.info->instance, s.info->major, s.info->minor);
         state_put_bytes(&w, p, s.len);
@@ -536,6 +537,20 @@ static bool mac_is(uint64_t base, const uint8_t *want)
             return false;
     }
     return true;
+}
+
+static const char *seed_dir;
+
+static void write_seed(const char *name, const struct blob *b)
+{
+    if (!seed_dir)
+        return;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", seed_dir, name);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(b->data, 1, b->len, f) == b->len);
+    if (f)
+        fclose(f);
 }
 
 static void test_snapshot(void)
@@ -564,6 +579,7 @@ static void test_snapshot(void)
     CHECK(drv_wait_used(&d, TXQ, 1));
     struct blob s;
     CHECK_EQ(save_card(a, &s), 0);
+    write_seed("virtio_net", &s);
 
     /* B: a fresh card, another MAC and backend; the saved MAC comes back. */
     fake_init(&fb, true);
@@ -710,7 +726,7 @@ static int user_state(struct net_backend *u, struct blob *out)
 {
     struct state_writer w;
     CHECK_EQ(state_writer_init_mem(&w), 0);
-    int ret = u->ops->save(u, &w, 0);
+    int ret = u->ops->save(u, &w, NET_INST);
     if (ret) {
         state_writer_free(&w);
         return ret;
@@ -724,7 +740,7 @@ static int user_load(struct net_backend *u, const struct blob *b)
     struct state_reader r;
     err[0] = 0;
     CHECK_EQ(state_reader_open_mem(&r, b->data, b->len, err, sizeof(err)), 0);
-    int ret = u->ops->load(u, &r, 0, err, sizeof(err));
+    int ret = u->ops->load(u, &r, NET_INST, err, sizeof(err));
     state_reader_free(&r);
     return ret;
 }
@@ -767,6 +783,7 @@ static void test_user_backend_state(void)
     CHECK(offered);
     CHECK_EQ(user_state(u1, &leased), 0);
     CHECK(contains(&leased, cmac, 6));   /* the lease, by the client's MAC */
+    write_seed("net_user", &leased);
     /* Into a fresh backend (running: its thread is parked meanwhile). */
     CHECK_EQ(user_load(u2, &leased), 0);
     CHECK_EQ(user_state(u2, &moved), 0);
@@ -788,8 +805,10 @@ static void test_user_backend_state(void)
     free(p1.data), free(p2.data), free(p3.data);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--write-seeds"))
+        seed_dir = argv[2];   /* tests/fuzz/corpus/state */
     drv_mem_init(&mem);
     test_config_and_features();
     test_tx();

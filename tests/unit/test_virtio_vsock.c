@@ -50,6 +50,8 @@
 
 static struct guest_mem mem;
 static uint32_t cid = 3;
+static const char *seed_dir;
+#define VSOCK_INST 3u   /* as tests/fuzz/fuzz_state.c loads it */
 static char dir[] = "/tmp/nimbus-test-vsock.XXXXXX";
 static char sock_path[200];
 static struct drv d;
@@ -549,7 +551,7 @@ static int load_blob(struct virtio_dev *dev, const uint8_t *data, size_t len, ch
     struct state_reader r;
     CHECK_EQ(state_reader_open_mem(&r, data, len, err, errlen), 0);
     virtio_mmio_quiesce(dev);
-    int ret = virtio_mmio_load(dev, &r, 0, err, errlen);
+    int ret = virtio_mmio_load(dev, &r, VSOCK_INST, err, errlen);
     state_reader_free(&r);
     return ret;
 }
@@ -574,10 +576,18 @@ static void test_snapshot(struct virtio_dev *a)
     size_t len;
     CHECK_EQ(state_writer_init_mem(&w), 0);
     virtio_mmio_quiesce(a);
-    CHECK_EQ(virtio_mmio_save(a, &w, 0), 0);
+    CHECK_EQ(virtio_mmio_save(a, &w, VSOCK_INST), 0);
     CHECK_EQ(state_writer_finish(&w, err, sizeof(err)), 0);
     const uint8_t *blob = state_writer_data(&w, &len);
     CHECK_EQ(drv_used_idx(&d, EVQ), ev0);   /* nothing owed at save */
+    if (seed_dir) {
+        char sp[512];
+        snprintf(sp, sizeof(sp), "%s/virtio_vsock", seed_dir);
+        FILE *f = fopen(sp, "wb");
+        CHECK(f && fwrite(blob, 1, len, f) == len);
+        if (f)
+            fclose(f);
+    }
 
     /* A new process: another CID and socket path. */
     snprintf(path_a, sizeof(path_a), "%s", sock_path);
@@ -595,7 +605,7 @@ static void test_snapshot(struct virtio_dev *a)
         struct state_reader r;
         CHECK_EQ(state_reader_open_mem(&r, copy, len, err, sizeof(err)), 0);
         struct state_section s;
-        CHECK_EQ(state_reader_section(&r, VIRTIO_VSOCK_STATE_TAG, 0, 1, &s, err, sizeof(err)), 0);
+        CHECK_EQ(state_reader_section(&r, VIRTIO_VSOCK_STATE_TAG, VSOCK_INST, 1, &s, err, sizeof(err)), 0);
         size_t at = s.info->offset;
         state_reader_free(&r);
         copy[at + bad[i].off] = bad[i].v;
@@ -670,8 +680,10 @@ static void test_snapshot(struct virtio_dev *a)
     snprintf(sock_path, sizeof(sock_path), "%s", path_a);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--write-seeds"))
+        seed_dir = argv[2];   /* tests/fuzz/corpus/state */
     if (!mkdtemp(dir))
         return 1;
     snprintf(sock_path, sizeof(sock_path), "%s/v.sock", dir);
