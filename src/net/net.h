@@ -57,6 +57,8 @@ struct net_rx_port {
 };
 
 struct net_backend;
+struct state_writer;
+struct state_reader;
 
 struct net_backend_ops {
     const char *name;   /* "user", "tap" */
@@ -72,6 +74,18 @@ struct net_backend_ops {
     int (*set_offload)(struct net_backend *b, unsigned offloads);
     /* Stops the thread, closes everything, frees the backend. */
     void (*close)(struct net_backend *b);
+    /* Snapshots (optional: NULL for a backend with nothing guest-visible,
+     * tap). Called by virtio-net's save/load on the control thread with
+     * the device quiesced; the backend's thread may be running and is
+     * kept out of the backend's state meanwhile.
+     * save: writes the backend's section `state_tag`[instance]; returns
+     * the writer's error.
+     * load: checks section `state_tag`[instance] and applies it; on
+     * refusal (-errno, one line in err) nothing changed. */
+    const char *state_tag;
+    int (*save)(struct net_backend *b, struct state_writer *w, uint32_t instance);
+    int (*load)(struct net_backend *b, const struct state_reader *r, uint32_t instance,
+                char *err, size_t errlen);
 };
 
 /* What every backend starts with; backends embed it first. */
@@ -101,6 +115,12 @@ struct net_user_options {
  * address; give 0.0.0.0 for that), an empty GUESTADDR is 10.0.2.15. Returns 0
  * or -EINVAL with a message in err. Any thread. */
 int net_parse_hostfwd(const char *s, struct net_hostfwd *out, char *err, size_t errlen);
+
+/* Snapshot section of the user backend (docs/architecture.md "State
+ * format"): libslirp's own state (slirp_state_save: DHCP leases, IP id). */
+#define NET_USER_STATE_TAG   "net-user"
+#define NET_USER_STATE_MAJOR 1
+#define NET_USER_STATE_MINOR 0
 
 /* User-mode networking through libslirp (QEMU's addresses: network
  * 10.0.2.0/24, gateway and host 10.0.2.2, DNS 10.0.2.3, DHCP from

@@ -13,6 +13,11 @@
  * host's loopback, 10.0.2.3 forwards to the host's resolver), and "emulation"
  * of legacy protocols (ftp, irc port rewriting) stays off.
  *
+ * Snapshots (user_save/user_load, the control thread): the backend's
+ * thread is parked (it waits on u->lock between two rounds, having touched
+ * nothing of slirp's since its poll) while the control thread uses the
+ * Slirp instance, so the one-thread-at-a-time rule holds.
+ *
  * Lock order: u->lock only, never held across a slirp call or a call into
  * the device. */
 #include "net/net.h"
@@ -33,6 +38,7 @@
 #include <libslirp.h>
 
 #include "base/errmsg.h"
+#include "state/state.h"
 
 #define TXQ_MAX_FRAMES 256u
 #define TXQ_MAX_BYTES  (1u << 20)
@@ -64,6 +70,8 @@ struct user_backend {
     unsigned txq_frames;
     size_t txq_bytes;
     bool quit;
+    bool park, parked;               /* snapshots: the thread waits (park_cond) */
+    pthread_cond_t park_cond;
 
     /* The thread's own (no lock). */
     struct user_timer *timers;
@@ -249,6 +257,20 @@ static void run_timers(struct user_backend *u)
     }
 }
 
+/* Waits here while the control thread uses slirp (a snapshot). */
+static void park_point(struct user_backend *u)
+{
+    pthread_mutex_lock(&u->lock);
+    if (u->park && !u->quit) {
+        u->parked = true;
+        pthread_cond_broadcast(&u->park_cond);
+        while (u->park && !u->quit)
+            pthread_cond_wait(&u->park_cond, &u->lock);
+        u->parked = false;
+    }
+    pthread_mutex_unlock(&u->lock);
+}
+
 static void *user_thread(void *arg)
 {
     struct user_backend *u = arg;
@@ -276,15 +298,18 @@ static void *user_thread(void *arg)
             ssize_t r = read(u->evfd, &v, sizeof(v));
             (void)r;
         }
+        park_point(u);
         if (!drain_tx(u))
             break;
         slirp_pollfds_poll(u->slirp, n < 0, get_revents, u);
         run_timers(u);
     }
-    /* Gone (asked to, or poll failed): senders must not wait for room. */
+    /* Gone (asked to, or poll failed): senders must not wait for room, a
+     * snapshot not for the thread to park. */
     pthread_mutex_lock(&u->lock);
     u->quit = true;
     pthread_cond_broadcast(&u->room);
+    pthread_cond_broadcast(&u->park_cond);
     pthread_mutex_unlock(&u->lock);
     return NULL;
 }
@@ -382,9 +407,163 @@ static void user_close(struct net_backend *b)
     free(u->pfd);
     if (u->evfd >= 0)
         close(u->evfd);
+    pthread_cond_destroy(&u->park_cond);
     pthread_cond_destroy(&u->room);
     pthread_mutex_destroy(&u->lock);
     free(u);
+}
+
+/* ---- snapshots ---- */
+
+/* Keeps the backend's thread out of slirp until unpark(). Returns once it
+ * waits (or is gone). */
+static void park(struct user_backend *u)
+{
+    if (!u->started)
+        return;
+    pthread_mutex_lock(&u->lock);
+    u->park = true;
+    pthread_mutex_unlock(&u->lock);
+    wake(u);
+    pthread_mutex_lock(&u->lock);
+    while (!u->parked && !u->quit)
+        pthread_cond_wait(&u->park_cond, &u->lock);
+    pthread_mutex_unlock(&u->lock);
+}
+
+static void unpark(struct user_backend *u)
+{
+    if (!u->started)
+        return;
+    pthread_mutex_lock(&u->lock);
+    u->park = false;
+    pthread_cond_broadcast(&u->park_cond);
+    pthread_mutex_unlock(&u->lock);
+}
+
+struct blob {
+    uint8_t *data;
+    size_t len, cap, pos;
+    bool oom;
+};
+
+static ssize_t blob_write(const void *buf, size_t len, void *opaque)
+{
+    struct blob *b = opaque;
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? 2 * b->cap : 256;
+        while (cap < b->len + len)
+            cap *= 2;
+        uint8_t *p = realloc(b->data, cap);
+        if (!p) {
+            b->oom = true;
+            return -1;
+        }
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, buf, len);
+    b->len += len;
+    return (ssize_t)len;
+}
+
+static ssize_t blob_read(void *buf, size_t len, void *opaque)
+{
+    struct blob *b = opaque;
+    if (len > b->len - b->pos)
+        len = b->len - b->pos;   /* never past the end: slirp sees a short read */
+    memcpy(buf, b->data + b->pos, len);
+    b->pos += len;
+    return (ssize_t)len;
+}
+
+/* libslirp's own state (slirp_state_save): with no guest forwards (we add
+ * none) it is the IP id counter and the DHCP leases (client MAC -> address),
+ * a fixed-size record. TCP/UDP connections to host sockets are not in it
+ * (libslirp saves only guestfwd sockets): they cannot follow into another
+ * process, and the guest's side of them times out or is reset. Parked. */
+static int slirp_blob(struct user_backend *u, struct blob *b)
+{
+    memset(b, 0, sizeof(*b));
+    slirp_state_save(u->slirp, blob_write, b);
+    if (b->oom) {
+        free(b->data);
+        b->data = NULL;
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Section "net-user"[instance] v1.0: u32 slirp_state_version(), u32 length,
+ * libslirp's state bytes. */
+static int user_save(struct net_backend *nb, struct state_writer *w, uint32_t instance)
+{
+    struct user_backend *u = (struct user_backend *)nb;
+    struct blob b;
+    park(u);
+    int r = slirp_blob(u, &b);
+    unpark(u);
+    state_begin(w, NET_USER_STATE_TAG, instance, NET_USER_STATE_MAJOR, NET_USER_STATE_MINOR);
+    state_put_u32(w, (uint32_t)slirp_state_version());
+    state_put_u32(w, (uint32_t)b.len);
+    state_put_bytes(w, b.data, b.len);
+    int e = state_end(w);
+    free(b.data);
+    return r ? r : e;
+}
+
+static int user_load(struct net_backend *nb, const struct state_reader *r, uint32_t instance,
+                     char *err, size_t errlen)
+{
+    struct user_backend *u = (struct user_backend *)nb;
+    struct state_section s;
+    struct blob in = { 0 }, mine = { 0 };
+    uint32_t version, len;
+    int ret = state_reader_section(r, NET_USER_STATE_TAG, instance, NET_USER_STATE_MAJOR, &s, err,
+                                   errlen);
+    if (ret)
+        return ret;
+    state_get_u32(&s, &version);
+    state_get_u32(&s, &len);
+    if (len > s.len)
+        return state_section_error(&s, err, errlen, -EBADMSG, "libslirp state of %u bytes in %u",
+                                   len, s.len);
+    in.data = malloc(len ? len : 1);
+    if (!in.data)
+        return state_section_error(&s, err, errlen, -ENOMEM, "out of memory");
+    in.len = len;
+    state_get_bytes(&s, in.data, len);
+    if ((ret = state_section_done(&s, err, errlen)))
+        goto out;
+    if (version != (uint32_t)slirp_state_version()) {
+        ret = state_section_error(&s, err, errlen, -ENOTSUP,
+                                  "libslirp state version %u, this libslirp (%s) reads %d", version,
+                                  slirp_version_string(), slirp_state_version());
+        goto out;
+    }
+    park(u);
+    /* Only the shape this libslirp writes without guest forwards: no socket
+     * records (a leading 0), and as long as its own state. libslirp's loader
+     * would otherwise attach half-read sockets to the live instance. */
+    ret = slirp_blob(u, &mine);
+    if (ret) {
+        state_section_error(&s, err, errlen, ret, "out of memory");
+    } else if (len != mine.len || len == 0 || in.data[0] != 0) {
+        ret = state_section_error(&s, err, errlen, -EINVAL,
+                                  "libslirp state of %u bytes (first byte %u), expected %zu starting with 0",
+                                  len, len ? in.data[0] : 0u, mine.len);
+    } else if ((ret = slirp_state_load(u->slirp, (int)version, blob_read, &in)) < 0) {
+        /* Cannot happen for the fixed-size record checked above. */
+        state_section_error(&s, err, errlen, -EINVAL, "libslirp refused its state (%d)", ret);
+        ret = -EINVAL;
+    } else {
+        ret = 0;
+    }
+    unpark(u);
+out:
+    free(in.data);
+    free(mine.data);
+    return ret;
 }
 
 static const struct net_backend_ops user_ops = {
@@ -394,6 +573,9 @@ static const struct net_backend_ops user_ops = {
     .rx_ready = user_rx_ready,
     .set_offload = user_set_offload,
     .close = user_close,
+    .state_tag = NET_USER_STATE_TAG,
+    .save = user_save,
+    .load = user_load,
 };
 
 /* ---- options and opening ---- */
@@ -492,6 +674,7 @@ int net_user_open(const struct net_user_options *opts, struct net_backend **out,
     u->tail = &u->head;
     pthread_mutex_init(&u->lock, NULL);
     pthread_cond_init(&u->room, NULL);
+    pthread_cond_init(&u->park_cond, NULL);
     u->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     u->cap_pfd = 64;   /* the thread's first slot, the eventfd, always exists */
     u->pfd = calloc(u->cap_pfd, sizeof(*u->pfd));

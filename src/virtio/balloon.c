@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "state/state.h"
+
 /* struct virtio_balloon_config (§5.5.4). */
 struct balloon_config {
     uint32_t num_pages;
@@ -57,6 +59,11 @@ struct virtio_balloon {
      * no handler runs). */
     bool held;
     struct vq_elem held_elem;
+    /* The held buffer a save gave back to the ring (worker's, like held):
+     * when chain `resume_head` is popped again it is held, not taken as
+     * fresh figures. */
+    bool resume;
+    uint16_t resume_head;
 };
 
 static const char *const stat_names[VIRTIO_BALLOON_S_NR] = {
@@ -216,7 +223,13 @@ static void serve_stats(struct virtio_balloon *b, struct virtio_dev *vdev, unsig
                         struct vq_elem *e)
 {
     while (virtio_dev_pop(vdev, q, e) == 1) {
-        take_stats(b, e);
+        /* The buffer a save gave back: the driver does not reuse a chain
+         * before it is used, so the same head is the same buffer, with the
+         * figures already taken. */
+        bool again = b->resume && e->head == b->resume_head && !b->held;
+        b->resume = false;
+        if (!again)
+            take_stats(b, e);
         /* §5.5.6.3: the driver keeps one buffer in the queue; one more is
          * its mistake: hand the older back rather than lose it. */
         if (b->held)
@@ -261,6 +274,7 @@ static void balloon_reset(void *dev)
     /* No handler runs: the held statistics buffer belongs to rings the
      * transport forgets now. The host's target stays for the next driver. */
     b->held = false;
+    b->resume = false;
     pthread_mutex_lock(&b->lock);
     b->actual = 0;
     b->stats_wanted = false;
@@ -295,6 +309,126 @@ static void balloon_destroy(void *dev)
     free_balloon(b);
 }
 
+/* ---- snapshots ---- */
+
+#define STATS_Q 2u   /* with STATS_VQ (§5.5.2), the only way to hold a buffer */
+
+/* Section "virtio-balloon"[instance] v1.0:
+ *   u32 target, u32 actual,
+ *   u8 statistics wanted, u8 statistics valid, u64 their age in ns,
+ *   u64 statistics updates, u16 bitmap of the tags present, u64 stat[16],
+ *   u64 inflated, deflated, ignored PFNs, reported bytes (totals),
+ *   u8 a held statistics buffer was given back, u16 its head.
+ * The held statistics buffer is given back to the ring (the transport
+ * saves no outstanding chain); the loaded device - and the source, if it
+ * goes on - holds it again when it pops it, without counting it as new
+ * figures. Deflate-on-oom and free page reporting are negotiated features:
+ * the transport's section has them, and its load refuses options that no
+ * longer offer a negotiated one (reporting also changes the queue count). */
+static int balloon_save(void *dev, struct virtio_dev *vdev, struct state_writer *w,
+                        uint32_t instance)
+{
+    struct virtio_balloon *b = dev;
+    if (b->held) {
+        if (virtio_dev_give_back(vdev, STATS_Q, &b->held_elem)) {
+            b->resume = true;
+            b->resume_head = b->held_elem.head;
+            virtio_dev_kick(vdev, STATS_Q);   /* held again at resume */
+        }
+        /* Otherwise it belongs to a ring the driver restarted since. */
+        b->held = false;
+    }
+    uint64_t now = now_ns();
+    pthread_mutex_lock(&b->lock);
+    state_begin(w, VIRTIO_BALLOON_STATE_TAG, instance, VIRTIO_BALLOON_STATE_MAJOR,
+                VIRTIO_BALLOON_STATE_MINOR);
+    state_put_u32(w, b->target);
+    state_put_u32(w, b->actual);
+    state_put_u8(w, b->stats_wanted);
+    state_put_u8(w, b->stats_valid);
+    state_put_u64(w, b->stats_valid ? now - b->stats_ns : 0);
+    state_put_u64(w, b->stats_updates);
+    uint16_t present = 0;
+    for (unsigned i = 0; i < VIRTIO_BALLOON_S_NR; i++)
+        present |= (uint16_t)(b->stat_present[i] << i);
+    state_put_u16(w, present);
+    for (unsigned i = 0; i < VIRTIO_BALLOON_S_NR; i++)
+        state_put_u64(w, b->stat[i]);
+    state_put_u64(w, b->inflated);
+    state_put_u64(w, b->deflated);
+    state_put_u64(w, b->ignored);
+    state_put_u64(w, b->reported);
+    pthread_mutex_unlock(&b->lock);
+    state_put_u8(w, b->resume);
+    state_put_u16(w, b->resume ? b->resume_head : 0);
+    return state_end(w);
+}
+
+static int balloon_load(void *dev, struct virtio_dev *vdev, const struct state_reader *r,
+                        uint32_t instance, char *err, size_t errlen)
+{
+    struct virtio_balloon *b = dev;
+    struct state_section s;
+    uint32_t target, actual;
+    bool wanted, valid, resume;
+    uint64_t age, updates, stat[VIRTIO_BALLOON_S_NR], tot[4];
+    uint16_t present, head;
+    (void)vdev;
+    int ret = state_reader_section(r, VIRTIO_BALLOON_STATE_TAG, instance,
+                                   VIRTIO_BALLOON_STATE_MAJOR, &s, err, errlen);
+    if (ret)
+        return ret;
+    state_get_u32(&s, &target);
+    state_get_u32(&s, &actual);
+    state_get_bool(&s, &wanted);
+    state_get_bool(&s, &valid);
+    state_get_u64(&s, &age);
+    state_get_u64(&s, &updates);
+    state_get_u16(&s, &present);
+    for (unsigned i = 0; i < VIRTIO_BALLOON_S_NR; i++)
+        state_get_u64(&s, &stat[i]);
+    for (unsigned i = 0; i < 4; i++)
+        state_get_u64(&s, &tot[i]);
+    state_get_bool(&s, &resume);
+    state_get_u16(&s, &head);
+    if ((ret = state_section_done(&s, err, errlen)))
+        return ret;
+    /* What take_stats and reset leave: tags present and an age only with
+     * valid statistics, valid statistics only after an update (a reset
+     * keeps the old values but not their tags). */
+    if ((!valid && (present || age)) || (valid && !updates))
+        return state_section_error(&s, err, errlen, -EINVAL,
+                                   "statistics valid %d with tags 0x%x, age %llu, %llu updates", valid,
+                                   present, (unsigned long long)age, (unsigned long long)updates);
+    if (resume && head >= VIRTIO_BALLOON_QUEUE_SIZE)
+        return state_section_error(&s, err, errlen, -EINVAL, "held statistics buffer %u", head);
+    if (!resume && head)
+        return state_section_error(&s, err, errlen, -EINVAL, "no held buffer but head %u", head);
+
+    b->held = false;   /* the old ring's: gone with it */
+    b->resume = resume;
+    b->resume_head = head;
+    uint64_t now = now_ns();
+    pthread_mutex_lock(&b->lock);
+    b->target = target;
+    b->actual = actual;
+    b->stats_wanted = wanted;
+    b->stats_valid = valid;
+    /* Ages carry over, clocks do not (another host, another boot). */
+    b->stats_ns = valid && age < now ? now - age : 0;
+    b->stats_updates = updates;
+    for (unsigned i = 0; i < VIRTIO_BALLOON_S_NR; i++) {
+        b->stat_present[i] = present & (1u << i);
+        b->stat[i] = stat[i];
+    }
+    b->inflated = tot[0];
+    b->deflated = tot[1];
+    b->ignored = tot[2];
+    b->reported = tot[3];
+    pthread_mutex_unlock(&b->lock);
+    return 0;
+}
+
 static const struct virtio_device_ops balloon_ops = {
     .name = "balloon",
     .device_id = VIRTIO_ID_BALLOON,
@@ -303,6 +437,8 @@ static const struct virtio_device_ops balloon_ops = {
     .queue_notify = balloon_queue_notify,
     .reset = balloon_reset,
     .destroy = balloon_destroy,
+    .save = balloon_save,
+    .load = balloon_load,
 };
 
 /* ---- host side ---- */

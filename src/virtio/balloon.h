@@ -80,6 +80,11 @@ struct virtio_balloon_info {
 
 struct virtio_balloon;
 
+/* Snapshots (docs/architecture.md "State format"). */
+#define VIRTIO_BALLOON_STATE_TAG   "virtio-balloon"
+#define VIRTIO_BALLOON_STATE_MAJOR 1
+#define VIRTIO_BALLOON_STATE_MINOR 0
+
 /* Creates the balloon at `base`; *bal is the device for the calls below,
  * owned by the transport (*out), which frees it. Returns 0 or -errno. */
 int virtio_balloon_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,

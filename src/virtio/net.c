@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/state.h"
+
 /* Feature bits (§5.1.3). */
 #define F_CSUM        0
 #define F_GUEST_CSUM  1
@@ -66,6 +68,8 @@ struct virtio_net {
     struct net_backend *backend;
     struct virtio_dev *vdev;
     struct net_config config;
+    uint64_t offered;                /* device features offered */
+    _Atomic bool keep_mac;           /* a load keeps config.mac (a clone's) */
 
     _Atomic uint64_t features;       /* set at FEATURES_OK */
     _Atomic bool driver_ok;
@@ -427,6 +431,211 @@ static void net_destroy(void *dev)
     free(n);
 }
 
+/* ---- snapshots ---- */
+
+/* Section "virtio-net"[instance] v1.0:
+ *   mac[6], u16 status, u64 negotiated features (the device's copy),
+ *   u64 tx_frames, tx_dropped, rx_frames, rx_dropped,
+ *   u8 n + n chars: the backend's name ("user", "tap"),
+ *   u8 the backend wrote its own section (ops->state_tag, same instance),
+ *   u32 frames held for the guest, then each: u32 length, the bytes (a
+ *   virtio_net_hdr_v1 and the frame).
+ * Nothing else is held between handler calls: a receive handler fills a
+ * frame's buffers (mergeable or not) and pushes them in one call, or gives
+ * them all back (virtio_dev_unpop); the transmit handler completes each
+ * chain. So no chain is outstanding and no buffer partly filled. */
+static int net_save(void *dev, struct virtio_dev *vdev, struct state_writer *w, uint32_t instance)
+{
+    struct virtio_net *n = dev;
+    const struct net_backend_ops *bops = n->backend->ops;
+    (void)vdev;
+    bool bsec = bops->save != NULL;
+    int ret = bsec ? bops->save(n->backend, w, instance) : 0;
+    if (ret)
+        return ret;
+    state_begin(w, VIRTIO_NET_STATE_TAG, instance, VIRTIO_NET_STATE_MAJOR, VIRTIO_NET_STATE_MINOR);
+    state_put_bytes(w, n->config.mac, 6);
+    state_put_u16(w, n->config.status);
+    state_put_u64(w, n->features);
+    state_put_u64(w, n->tx_frames);
+    state_put_u64(w, n->tx_dropped);
+    state_put_u64(w, n->rx_frames);
+    state_put_u64(w, n->rx_dropped);
+    size_t nl = strlen(bops->name);
+    state_put_u8(w, (uint8_t)nl);
+    state_put_bytes(w, bops->name, nl);
+    state_put_u8(w, bsec);
+    /* The backend's thread may still queue frames: those after this point
+     * are, for the snapshot, frames the wire lost. */
+    pthread_mutex_lock(&n->rxq_lock);
+    state_put_u32(w, n->rxq_frames);
+    for (const struct rx_frame *f = n->rx_head; f; f = f->next) {
+        state_put_u32(w, (uint32_t)f->len);
+        state_put_bytes(w, f->data, f->len);
+    }
+    pthread_mutex_unlock(&n->rxq_lock);
+    return state_end(w);
+}
+
+/* Could this device have queued header `h` for a `len`-byte frame with
+ * `feat` negotiated (port_receive; a vnet_hdr backend offloads only what
+ * set_offload allowed)? */
+static bool rx_hdr_ok(uint64_t feat, const struct net_hdr *h, size_t len)
+{
+    if (h->flags & ~(HDR_F_NEEDS_CSUM | HDR_F_DATA_VALID))
+        return false;
+    if (h->flags && !has(feat, F_GUEST_CSUM))
+        return false;
+    if ((h->flags & HDR_F_NEEDS_CSUM) && (size_t)h->csum_start + h->csum_offset + 2 > len)
+        return false;
+    switch (h->gso_type) {
+    case GSO_NONE: return true;
+    case GSO_TCPV4: return has(feat, F_GUEST_TSO4);
+    case GSO_TCPV6: return has(feat, F_GUEST_TSO6);
+    default: return false;
+    }
+}
+
+static void free_frames(struct rx_frame *f)
+{
+    while (f) {
+        struct rx_frame *next = f->next;
+        free(f);
+        f = next;
+    }
+}
+
+static int net_load(void *dev, struct virtio_dev *vdev, const struct state_reader *r,
+                    uint32_t instance, char *err, size_t errlen)
+{
+    struct virtio_net *n = dev;
+    const struct net_backend_ops *bops = n->backend->ops;
+    struct state_section s;
+    uint8_t mac[6];
+    uint16_t status;
+    uint64_t feat, cnt[4];
+    uint8_t nl;
+    char bname[16] = "";
+    bool bsec;
+    uint32_t nframes;
+    struct rx_frame *head = NULL, **tail = &head;
+    size_t bytes = 0;
+    (void)vdev;
+    int ret = state_reader_section(r, VIRTIO_NET_STATE_TAG, instance, VIRTIO_NET_STATE_MAJOR, &s,
+                                   err, errlen);
+    if (ret)
+        return ret;
+    state_get_bytes(&s, mac, 6);
+    state_get_u16(&s, &status);
+    state_get_u64(&s, &feat);
+    for (int i = 0; i < 4; i++)
+        state_get_u64(&s, &cnt[i]);
+    state_get_u8(&s, &nl);
+    if (nl == 0 || nl >= sizeof(bname))
+        return state_section_error(&s, err, errlen, -EINVAL, "backend name of %u characters", nl);
+    state_get_bytes(&s, bname, nl);
+    for (unsigned i = 0; i < nl; i++)
+        if (bname[i] < 'a' || bname[i] > 'z')
+            return state_section_error(&s, err, errlen, -EINVAL, "backend name is not [a-z]+");
+    state_get_bool(&s, &bsec);
+    state_get_u32(&s, &nframes);
+    if (s.overrun || s.bad_bool)
+        return state_section_done(&s, err, errlen);
+    if (mac[0] & 1)
+        return state_section_error(&s, err, errlen, -EINVAL, "multicast MAC %02x:%02x:%02x:%02x:%02x:%02x",
+                                   mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    if (status != NET_S_LINK_UP)
+        return state_section_error(&s, err, errlen, -EINVAL, "link status 0x%x", status);
+    if (feat & ~n->offered)
+        return state_section_error(&s, err, errlen, -EINVAL,
+                                   "features 0x%llx not offered by this card (0x%llx; another backend?)",
+                                   (unsigned long long)feat, (unsigned long long)n->offered);
+    /* The device's copy is the driver's features from FEATURES_OK on, 0
+     * before (net_features_ok, net_reset). */
+    uint8_t tst = 0;
+    uint64_t tfeat = 0;
+    if (virtio_mmio_saved_features(r, instance, &tst, &tfeat) == 0 &&
+        feat != ((tst & VIRTIO_STATUS_FEATURES_OK) ? tfeat : 0))
+        return state_section_error(&s, err, errlen, -EINVAL,
+                                   "features 0x%llx disagree with the transport's (0x%llx, status 0x%x)",
+                                   (unsigned long long)feat, (unsigned long long)tfeat, tst);
+    if (nframes > VIRTIO_NET_RXQ_FRAMES)
+        return state_section_error(&s, err, errlen, -EINVAL, "%u frames held, at most %u", nframes,
+                                   VIRTIO_NET_RXQ_FRAMES);
+    ret = -EINVAL;
+    for (uint32_t i = 0; i < nframes; i++) {
+        uint32_t len;
+        state_get_u32(&s, &len);
+        if (s.overrun) {
+            ret = state_section_done(&s, err, errlen);
+            goto fail;
+        }
+        if (len < NET_VNET_HDR_LEN + ETH_HLEN || len > NET_VNET_HDR_LEN + NET_MAX_FRAME ||
+            bytes + len > VIRTIO_NET_RXQ_BYTES || len > s.len - s.pos) {
+            state_section_error(&s, err, errlen, ret, "held frame %u: %u bytes", i, len);
+            goto fail;
+        }
+        struct rx_frame *f = malloc(sizeof(*f) + len);
+        if (!f) {
+            ret = state_section_error(&s, err, errlen, -ENOMEM, "out of memory");
+            goto fail;
+        }
+        f->next = NULL;
+        f->len = len;
+        *tail = f;
+        tail = &f->next;
+        bytes += len;
+        state_get_bytes(&s, f->data, len);
+        struct net_hdr h;
+        memcpy(&h, f->data, sizeof(h));
+        if (!rx_hdr_ok(feat, &h, len - NET_VNET_HDR_LEN)) {
+            state_section_error(&s, err, errlen, ret,
+                                "held frame %u: header (flags 0x%x, gso %u) not allowed by features 0x%llx",
+                                i, h.flags, h.gso_type, (unsigned long long)feat);
+            goto fail;
+        }
+    }
+    if ((ret = state_section_done(&s, err, errlen)))
+        goto fail;
+    /* The backend's state last among the checks: it applies itself when it
+     * accepts. A different backend (the options changed) starts afresh. */
+    if (bsec && bops->load && !strcmp(bname, bops->name) &&
+        (ret = bops->load(n->backend, r, instance, err, errlen)))
+        goto fail;
+
+    if (!n->keep_mac)
+        memcpy(n->config.mac, mac, 6);
+    n->config.status = status;
+    n->tx_frames = cnt[0];
+    n->tx_dropped = cnt[1];
+    n->rx_frames = cnt[2];
+    n->rx_dropped = cnt[3];
+    pthread_mutex_lock(&n->rx_lock);   /* no handler runs: quiesced */
+    pthread_mutex_lock(&n->rxq_lock);
+    struct rx_frame *old = n->rx_head;
+    n->rx_head = head;
+    n->rx_tail = head ? tail : &n->rx_head;
+    n->rxq_frames = nframes;
+    n->rxq_bytes = bytes;
+    n->backend_waiting = true;   /* rx_ready once there is room */
+    pthread_mutex_unlock(&n->rxq_lock);
+    pthread_mutex_unlock(&n->rx_lock);
+    free_frames(old);
+    /* The offloads the guest accepted, on the (new) host side: the transport
+     * calls features_ok again when FEATURES_OK is set. */
+    net_features_ok(n, feat);
+    return 0;
+fail:
+    free_frames(head);
+    return ret;
+}
+
+void virtio_net_keep_mac_on_load(struct virtio_dev *vdev, bool keep)
+{
+    struct virtio_net *n = virtio_dev_priv(vdev);
+    n->keep_mac = keep;
+}
+
 static const struct virtio_device_ops net_ops = {
     .name = "net",
     .device_id = VIRTIO_ID_NET,
@@ -436,6 +645,8 @@ static const struct virtio_device_ops net_ops = {
     .features_ok = net_features_ok,
     .reset = net_reset,
     .destroy = net_destroy,
+    .save = net_save,
+    .load = net_load,
 };
 
 void virtio_net_get_stats(struct virtio_dev *vdev, struct virtio_net_stats *out)
@@ -480,6 +691,8 @@ int virtio_net_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
     if (backend->vnet_hdr)
         features |= (1ull << F_CSUM) | (1ull << F_GUEST_CSUM) | (1ull << F_HOST_TSO4) |
                     (1ull << F_HOST_TSO6) | (1ull << F_GUEST_TSO4) | (1ull << F_GUEST_TSO6);
+    n->offered = features | (1ull << VIRTIO_F_VERSION_1) | (1ull << VIRTIO_F_INDIRECT_DESC) |
+                 (1ull << VIRTIO_F_EVENT_IDX);
     struct virtio_device_params p = {
         .ops = &net_ops, .dev = n, .features = features, .config_size = sizeof(n->config),
         .num_queues = 2, .queue_max = VQ_MAX_SIZE, .nworkers = 2,

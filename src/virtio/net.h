@@ -45,6 +45,22 @@ struct virtio_net_stats {
 int virtio_net_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
                       struct net_backend *backend, const uint8_t mac[6], struct virtio_dev **out);
 
+/* Snapshots (docs/architecture.md "State format"): section "virtio-net"
+ * (the card and the frames it holds for the guest) and the backend's own
+ * ("net-user": libslirp's DHCP leases and IP id; a tap has none, its
+ * offloads are set again from the negotiated features). */
+#define VIRTIO_NET_STATE_TAG   "virtio-net"
+#define VIRTIO_NET_STATE_MAJOR 1
+#define VIRTIO_NET_STATE_MINOR 0
+
+/* A load normally restores the saved MAC address. With `keep` set, it keeps
+ * the card's own (the one it was created with: a clone's fresh address)
+ * and only checks the saved one. The guest's driver read the MAC at probe
+ * and goes on using the old one until it probes again (a reboot, or
+ * unbinding the driver); the configuration space shows the new one at
+ * once. Thread: the control thread, before the load. */
+void virtio_net_keep_mac_on_load(struct virtio_dev *vdev, bool keep);
+
 /* Counters, for tests. Any thread. */
 void virtio_net_get_stats(struct virtio_dev *vdev, struct virtio_net_stats *out);
 

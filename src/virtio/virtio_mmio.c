@@ -963,6 +963,22 @@ out:
     return ret;
 }
 
+int virtio_mmio_saved_features(const struct state_reader *r, uint32_t instance, uint8_t *status,
+                               uint64_t *features)
+{
+    struct state_section s;
+    uint32_t id, nq;
+    int ret = state_reader_section(r, VIRTIO_MMIO_STATE_TAG, instance, VIRTIO_MMIO_STATE_MAJOR, &s,
+                                   NULL, 0);
+    if (ret)
+        return ret;
+    state_get_u32(&s, &id);
+    state_get_u32(&s, &nq);
+    state_get_u8(&s, status);
+    state_get_u64(&s, features);
+    return s.overrun ? -EBADMSG : 0;
+}
+
 int virtio_mmio_fdt(struct virtio_dev *d, struct fdt_ctx *ctx)
 {
     char name[48];

@@ -204,6 +204,13 @@ int virtio_mmio_save(struct virtio_dev *vdev, struct state_writer *w, uint32_t i
 int virtio_mmio_load(struct virtio_dev *vdev, const struct state_reader *r, uint32_t instance,
                      char *err, size_t errlen);
 
+/* For a device's load op, to check its own section against the
+ * transport's: the status and driver features section "virtio-mmio"
+ * [instance] holds (already checked by virtio_mmio_load when the device's
+ * load runs). Returns 0, or -ENOENT/-EBADMSG. */
+int virtio_mmio_saved_features(const struct state_reader *r, uint32_t instance, uint8_t *status,
+                               uint64_t *features);
+
 /* Writes /soc/virtio_mmio@<base>: compatible "virtio,mmio", reg,
  * interrupt-parent, interrupts. Returns 0 or -errno. */
 int virtio_mmio_fdt(struct virtio_dev *vdev, struct fdt_ctx *ctx);

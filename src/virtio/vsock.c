@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "base/errmsg.h"
+#include "state/state.h"
 
 #define Q_RX    0u
 #define Q_TX    1u
@@ -902,6 +903,74 @@ static void vsock_destroy(void *dev)
     vsock_free(dev);
 }
 
+/* ---- snapshots ---- */
+
+/* Section "virtio-vsock"[instance] v1.0: u64 the guest CID at save, u8 a
+ * TRANSPORT_RESET still owed, u32 the next host port of host-initiated
+ * connections.
+ *
+ * The connections are not saved: their host side is unix sockets of this
+ * process. A load drops every connection the device has (as a reset does)
+ * and always owes the driver a TRANSPORT_RESET event (§5.10.6.6), as
+ * Firecracker does after a restore: the Linux driver then resets every
+ * socket it has and re-reads guest_cid, which is the loading device's own
+ * (a clone gets a new CID), not the saved one. */
+static int vsock_save(void *dev, struct virtio_dev *vdev, struct state_writer *w, uint32_t instance)
+{
+    struct virtio_vsock *v = dev;
+    (void)vdev;
+    pthread_mutex_lock(&v->lock);
+    state_begin(w, VIRTIO_VSOCK_STATE_TAG, instance, VIRTIO_VSOCK_STATE_MAJOR,
+                VIRTIO_VSOCK_STATE_MINOR);
+    state_put_u64(w, v->config_cid);
+    state_put_u8(w, v->event_pending);
+    state_put_u32(w, v->next_host_port);
+    pthread_mutex_unlock(&v->lock);
+    return state_end(w);
+}
+
+static int vsock_load(void *dev, struct virtio_dev *vdev, const struct state_reader *r,
+                      uint32_t instance, char *err, size_t errlen)
+{
+    struct virtio_vsock *v = dev;
+    struct state_section s;
+    uint64_t cid;
+    bool pending;
+    uint32_t port;
+    (void)vdev;
+    int ret = state_reader_section(r, VIRTIO_VSOCK_STATE_TAG, instance, VIRTIO_VSOCK_STATE_MAJOR,
+                                   &s, err, errlen);
+    if (ret)
+        return ret;
+    state_get_u64(&s, &cid);
+    state_get_bool(&s, &pending);
+    state_get_u32(&s, &port);
+    if ((ret = state_section_done(&s, err, errlen)))
+        return ret;
+    if (cid < 3 || cid >= 0xffffffffull)
+        return state_section_error(&s, err, errlen, -EINVAL, "guest CID %llu is reserved",
+                                   (unsigned long long)cid);
+    if (port < VIRTIO_VSOCK_HOST_PORT0)
+        return state_section_error(&s, err, errlen, -EINVAL, "next host port 0x%x below 0x%x", port,
+                                   VIRTIO_VSOCK_HOST_PORT0);
+
+    pthread_mutex_lock(&v->lock);
+    for (unsigned i = 0; i < VIRTIO_VSOCK_MAX_CONNS; i++) {
+        struct conn *c = &v->conns[i];
+        /* A host client of this process still typing CONNECT may stay. */
+        if (c->state != C_FREE && c->state != C_PENDING)
+            conn_end(v, c, false);
+    }
+    v->rst_len = v->rst_head = 0;
+    v->tx_stalled = false;
+    v->config_cid = v->cid;        /* this process's CID */
+    v->next_host_port = port;      /* host ports go on from the saved ones */
+    v->event_pending = true;       /* whatever `pending` was: reset is owed now */
+    pthread_mutex_unlock(&v->lock);
+    wake_thread(v);
+    return 0;
+}
+
 static const struct virtio_device_ops vsock_ops = {
     .name = "vsock",
     .device_id = VIRTIO_ID_VSOCK,
@@ -909,6 +978,8 @@ static const struct virtio_device_ops vsock_ops = {
     .queue_notify = vsock_queue_notify,
     .reset = vsock_reset,
     .destroy = vsock_destroy,
+    .save = vsock_save,
+    .load = vsock_load,
 };
 
 /* Binds the host socket at v->path, replacing a stale socket file. */

@@ -77,6 +77,14 @@ enum {
 #define VIRTIO_VSOCK_SHUTDOWN_SEND 2u
 #define VIRTIO_VSOCK_EVENT_TRANSPORT_RESET 0u
 
+/* Snapshots (docs/architecture.md "State format"): connections do not
+ * follow (their host side is this process's unix sockets); a load drops
+ * them all and sends the driver VIRTIO_VSOCK_EVENT_TRANSPORT_RESET, after
+ * which it re-reads guest_cid: the loading device's own CID. */
+#define VIRTIO_VSOCK_STATE_TAG   "virtio-vsock"
+#define VIRTIO_VSOCK_STATE_MAJOR 1
+#define VIRTIO_VSOCK_STATE_MINOR 0
+
 /* Creates the device for guest CID `cid` with its host socket at `path`
  * (a stale socket file there is replaced; a live one is -EADDRINUSE).
  * Returns 0 or -errno with a one-line message in err. */

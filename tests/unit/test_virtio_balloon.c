@@ -6,7 +6,11 @@
  * resident; neighbours kept; PFNs outside RAM ignored), deflate (nothing
  * changes), free page reporting (ranges discarded; its queue index follows
  * the negotiated features), the statistics queue (parsed, held, returned on
- * request, a buffer primed before DRIVER_OK, the interval timer), reset. */
+ * request, a buffer primed before DRIVER_OK, the interval timer), reset;
+ * snapshots: save -> load into a fresh balloon keeps target, actual, the
+ * statistics, the totals and the held statistics buffer (given back at
+ * save, held again without counting as new figures); options that no
+ * longer offer a negotiated feature and bad sections are refused. */
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -15,6 +19,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "state/state.h"
 #include "virtio/balloon.h"
 
 #include "check.h"
@@ -26,6 +31,8 @@
 #define F(bit) (1ull << (bit))
 
 static struct guest_mem mem;
+static const char *seed_dir;
+#define BALLOON_INST 4u   /* as tests/fuzz/fuzz_state.c loads it */
 static atomic_int irq_level, irq_raises;
 
 static void fake_set_level(void *controller, unsigned irq, bool level)
@@ -358,8 +365,133 @@ static void test_stats_timer(void)
     destroy(vd);
 }
 
-int main(void)
+static int load_stream(struct virtio_dev *vd, const uint8_t *data, size_t len, char *err)
 {
+    struct state_reader r;
+    CHECK_EQ(state_reader_open_mem(&r, data, len, err, 256), 0);
+    virtio_mmio_quiesce(vd);
+    err[0] = 0;
+    int ret = virtio_mmio_load(vd, &r, BALLOON_INST, err, 256);
+    state_reader_free(&r);
+    return ret;
+}
+
+static void test_snapshot(void)
+{
+    char err[256];
+    struct virtio_dev *va, *vb, *vc;
+    struct virtio_balloon_options o = { .deflate_on_oom = true, .reporting = true };
+    struct virtio_balloon *a = make(&o, &va);
+    struct drv d = { .mem = &mem, .base = BASE };
+    const uint64_t feat = F(VIRTIO_BALLOON_F_STATS_VQ) | F(VIRTIO_BALLOON_F_DEFLATE_ON_OOM) |
+                          F(VIRTIO_BALLOON_F_REPORTING);
+    bring_up(&d, feat, 4, true);
+    virtio_balloon_set_target(a, 100);
+    guest_mem_mmio_write(&mem, BASE + R_CONFIG + 4, 4, 40);   /* actual */
+    uint32_t base_pfn = (uint32_t)(PAGES_AT / PAGE);
+    uint32_t pfns[3] = { base_pfn, base_pfn + 1, base_pfn + 5 };
+    send_pfns(&d, 0, pfns, 3, DRV_DATA + PAGE);
+    put_stats(DRV_DATA, 1234, 9999);
+    struct drv_buf sb = { DRV_DATA, 30, false };
+    drv_add(&d, 2, &sb, 1);
+    CHECK(wait_updates(a, 1));
+    CHECK_EQ(drv_used_idx(&d, 2), 0);   /* held */
+
+    struct state_writer w;
+    size_t len;
+    CHECK_EQ(state_writer_init_mem(&w), 0);
+    virtio_mmio_quiesce(va);
+    CHECK_EQ(virtio_mmio_save(va, &w, BALLOON_INST), 0);   /* -EBUSY if the buffer stayed held */
+    CHECK_EQ(state_writer_finish(&w, err, sizeof(err)), 0);
+    const uint8_t *blob = state_writer_data(&w, &len);
+    if (seed_dir) {
+        char sp[512];
+        snprintf(sp, sizeof(sp), "%s/virtio_balloon", seed_dir);
+        FILE *f = fopen(sp, "wb");
+        CHECK(f && fwrite(blob, 1, len, f) == len);
+        if (f)
+            fclose(f);
+    }
+
+    /* Options without deflate-on-oom: the negotiated feature is refused. */
+    struct virtio_balloon *c = NULL;
+    struct virtio_balloon_options oc = { .reporting = true };
+    struct irq_line irq = { .set_level = fake_set_level };
+    CHECK_EQ(virtio_balloon_create(&mem, BASE + 0x2000, irq, &oc, &c, &vc), 0);
+    CHECK(load_stream(vc, blob, len, err) == -EINVAL && strstr(err, "not offered"));
+    /* A bad balloon section: tags present without valid statistics. */
+    uint8_t *copy = malloc(len);
+    memcpy(copy, blob, len);
+    struct state_reader r;
+    struct state_section sec;
+    CHECK_EQ(state_reader_open_mem(&r, blob, len, err, sizeof(err)), 0);
+    CHECK_EQ(state_reader_section(&r, VIRTIO_BALLOON_STATE_TAG, BALLOON_INST, 1, &sec, err, sizeof(err)), 0);
+    copy[sec.info->offset + 9] = 0;   /* stats_valid */
+    struct state_writer w2;
+    CHECK_EQ(state_writer_init_mem(&w2), 0);
+    for (uint32_t k = 0; k < r.nsections; k++) {
+        state_reader_section_at(&r, k, &sec);
+        state_begin(&w2, sec.info->tag, sec.info->instance, sec.info->major, sec.info->minor);
+        state_put_bytes(&w2, copy + sec.info->offset, sec.len);
+        state_end(&w2);
+    }
+    CHECK_EQ(state_writer_finish(&w2, err, sizeof(err)), 0);
+    size_t l2;
+    const uint8_t *d2 = state_writer_data(&w2, &l2);
+
+    struct virtio_balloon *b = NULL;
+    CHECK_EQ(virtio_balloon_create(&mem, BASE + 0x1000, irq, &o, &b, &vb), 0);
+    CHECK(load_stream(vb, d2, l2, err) == -EINVAL && strstr(err, "virtio-balloon"));
+    CHECK_EQ(load_stream(vb, blob, len, err), 0);
+    virtio_mmio_resume(vb);
+    d.base = BASE + 0x1000;
+
+    struct virtio_balloon_info info;
+    virtio_balloon_get_info(b, &info);
+    CHECK_EQ(info.target_pages, 100);
+    CHECK_EQ(info.actual_pages, 40);
+    CHECK_EQ(info.inflated_pages, 3);
+    CHECK_EQ(info.features & feat, feat);
+    CHECK(info.stats_valid);
+    CHECK(info.stat_present[VIRTIO_BALLOON_S_MEMFREE] && info.stat[VIRTIO_BALLOON_S_MEMFREE] == 1234);
+    CHECK(info.stat[VIRTIO_BALLOON_S_MEMTOT] == 9999);
+    CHECK(info.stats_age_ms < 60000);
+    uint64_t v = 0;
+    CHECK(guest_mem_mmio_read(&mem, d.base + R_CONFIG, 4, &v));
+    CHECK_EQ(v, 100);
+    CHECK(guest_mem_mmio_read(&mem, d.base + R_CONFIG + 4, 4, &v));
+    CHECK_EQ(v, 40);
+    /* The loaded balloon holds the buffer again: a request returns it, and
+     * taking it again was not counted as new figures. */
+    virtio_balloon_request_stats(b);
+    CHECK(drv_wait_used(&d, 2, 1));
+    virtio_balloon_get_info(b, &info);
+    CHECK_EQ(info.stats_updates, 1);
+    put_stats(DRV_DATA, 4321, 9999);
+    drv_add(&d, 2, &sb, 1);
+    CHECK(wait_updates(b, 2));
+    virtio_balloon_get_info(b, &info);
+    CHECK_EQ(info.stat[VIRTIO_BALLOON_S_MEMFREE], 4321);
+    /* Inflating goes on from the saved total. */
+    uint32_t more[1] = { base_pfn + 9 };
+    send_pfns(&d, 0, more, 1, DRV_DATA + PAGE);
+    virtio_balloon_get_info(b, &info);
+    CHECK_EQ(info.inflated_pages, 4);
+    CHECK(!(drv_rd(&d, R_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET));
+
+    state_writer_free(&w2);
+    state_reader_free(&r);
+    free(copy);
+    state_writer_free(&w);
+    virtio_mmio_destroy(vc);
+    virtio_mmio_destroy(vb);
+    destroy(va);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--write-seeds"))
+        seed_dir = argv[2];   /* tests/fuzz/corpus/state */
     if (guest_mem_init(&mem, DRV_RAM_BASE, DRV_RAM_SIZE)) {
         fprintf(stderr, "cannot map guest RAM\n");
         return 1;
@@ -370,6 +502,7 @@ int main(void)
     test_reporting();
     test_stats();
     test_stats_timer();
+    test_snapshot();
 
     /* guest_mem_discard: inside RAM only, whole host pages. */
     memset(ram(PAGES_AT), 0xaa, 3 * PAGE);

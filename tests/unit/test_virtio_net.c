@@ -8,13 +8,19 @@
  * across mergeable buffers (num_buffers, all used entries at once), frames
  * waiting for buffers, the bounded receive queue with the backend told to
  * stop and to resume, and a frame too large for a driver without
- * MRG_RXBUF dropped while its buffer serves the next frame. */
+ * MRG_RXBUF dropped while its buffer serves the next frame.
+ * Snapshots: frames held for the guest, the counters and the offloads go
+ * through save -> load into a fresh card (frames then flow both ways); the
+ * MAC is the saved one, or the new card's with virtio_net_keep_mac_on_load;
+ * bad sections are refused; the user backend's libslirp state carries a
+ * DHCP lease into a fresh backend, and a tampered one is refused. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "state/state.h"
 #include "virtio/net.h"
 
 #include "check.h"
@@ -449,12 +455,366 @@ static void test_rx(void)
     destroy_card(dev);
 }
 
-int main(void)
+/* ---- snapshots ---- */
+
+#define BASE2 0x10002000ull
+#define NET_INST 2u   /* as tests/fuzz/fuzz_state.c loads it */
+#define BASE3 0x10003000ull
+
+struct blob {
+    uint8_t *data;
+    size_t len;
+};
+
+static char err[256];
+
+static void blob_take(struct state_writer *w, struct blob *b)
 {
+    size_t len;
+    CHECK_EQ(state_writer_finish(w, err, sizeof(err)), 0);
+    const uint8_t *d = state_writer_data(w, &len);
+    b->data = malloc(len);
+    memcpy(b->data, d, len);
+    b->len = len;
+    state_writer_free(w);
+}
+
+static int save_card(struct virtio_dev *dev, struct blob *b)
+{
+    struct state_writer w;
+    CHECK_EQ(state_writer_init_mem(&w), 0);
+    virtio_mmio_quiesce(dev);
+    int ret = virtio_mmio_save(dev, &w, NET_INST);
+    if (ret) {
+        state_writer_free(&w);
+        return ret;
+    }
+    blob_take(&w, b);
+    return 0;
+}
+
+static int load_card(struct virtio_dev *dev, const struct blob *b)
+{
+    struct state_reader r;
+    err[0] = 0;
+    CHECK_EQ(state_reader_open_mem(&r, b->data, b->len, err, sizeof(err)), 0);
+    virtio_mmio_quiesce(dev);
+    int ret = virtio_mmio_load(dev, &r, NET_INST, err, sizeof(err));
+    state_reader_free(&r);
+    return ret;
+}
+
+/* `b` with section tag[0]'s payload byte `off` set to `v`. */
+static struct blob patch(const struct blob *b, const char *tag, size_t off, uint8_t v)
+{
+    struct state_reader r;
+    struct state_writer w;
+    struct blob out;
+    CHECK_EQ(state_reader_open_mem(&r, b->data, b->len, err, sizeof(err)), 0);
+    CHECK_EQ(state_writer_init_mem(&w), 0);
+    for (uint32_t i = 0; i < r.nsections; i++) {
+        struct state_section s;
+        state_reader_section_at(&r, i, &s);
+        uint8_t *p = malloc(s.len + 1);
+        memcpy(p, s.data, s.len);
+        if (!strcmp(s.info->tag, tag) && s.info->instance == NET_INST && off < s.len)
+            p[off] = v;
+        state_begin(&w, s.info->tag, s.info->instance, s.info->major, s.info->minor);
+        state_put_bytes(&w, p, s.len);
+        state_end(&w);
+        free(p);
+    }
+    blob_take(&w, &out);
+    state_reader_free(&r);
+    return out;
+}
+
+static bool mac_is(uint64_t base, const uint8_t *want)
+{
+    for (int i = 0; i < 6; i++) {
+        uint64_t v;
+        if (!guest_mem_mmio_read(&mem, base + R_CONFIG + i, 1, &v) || v != want[i])
+            return false;
+    }
+    return true;
+}
+
+static const char *seed_dir;
+
+static void write_seed(const char *name, const struct blob *b)
+{
+    if (!seed_dir)
+        return;
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", seed_dir, name);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(b->data, 1, b->len, f) == b->len);
+    if (f)
+        fclose(f);
+}
+
+static void test_snapshot(void)
+{
+    static const uint8_t mac2[6] = { 0x52, 0x54, 0x00, 0x11, 0x22, 0x33 };
+    struct irq_line line = { .set_level = noop_irq, .irq = 1 };
+    struct fake fa, fb, fc;
+    struct drv d;
+    static uint8_t frame[1500];
+    uint32_t id, len;
+
+    /* A: offloads on, 3 frames waiting for buffers, one frame sent. */
+    fake_init(&fa, true);
+    const uint64_t feat = F_VERSION_1 | F_MAC | F_MRG_RXBUF | F_CSUM | F_GUEST_CSUM | F_GUEST_TSO4;
+    struct virtio_dev *a = make_card(&fa, &d, feat);
+    for (unsigned i = 0; i < 3; i++) {
+        uint8_t buf[NET_VNET_HDR_LEN + 200] = { 0 };
+        fill_frame(buf + NET_VNET_HDR_LEN, 200, (uint8_t)(10 + i));
+        CHECK_EQ(receive(&fa, buf, sizeof(buf)), 0);
+    }
+    uint8_t *t = drv_ram(&d, TXBUF);
+    memset(t, 0, NET_VNET_HDR_LEN);
+    fill_frame(t + NET_VNET_HDR_LEN, 60, 1);
+    struct drv_buf tb = { TXBUF, NET_VNET_HDR_LEN + 60, false };
+    drv_add(&d, TXQ, &tb, 1);
+    CHECK(drv_wait_used(&d, TXQ, 1));
+    struct blob s;
+    CHECK_EQ(save_card(a, &s), 0);
+    write_seed("virtio_net", &s);
+
+    /* B: a fresh card, another MAC and backend; the saved MAC comes back. */
+    fake_init(&fb, true);
+    struct virtio_dev *b = NULL;
+    CHECK_EQ(virtio_net_create(&mem, BASE2, line, &fb.base, mac2, &b), 0);
+    CHECK(mac_is(BASE2, mac2));
+    CHECK_EQ(load_card(b, &s), 0);
+    virtio_mmio_resume(b);
+    CHECK(mac_is(BASE2, mac));
+    CHECK_EQ(fb.offloads, NET_OFFLOAD_CSUM | NET_OFFLOAD_TSO4);   /* re-applied */
+    d.base = BASE2;
+    CHECK_EQ(drv_rd(&d, R_STATUS) & VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_DRIVER_OK);
+    /* The held frames, in order, once the driver gives buffers. */
+    post_rx(&d, 3, 2048, RXBUF);
+    CHECK(drv_wait_used(&d, RXQ, 3));
+    for (unsigned i = 0; i < 3; i++) {
+        drv_used_entry(&d, RXQ, (uint16_t)i, &id, &len);
+        CHECK_EQ(len, NET_VNET_HDR_LEN + 200);
+        fill_frame(frame, 200, (uint8_t)(10 + i));
+        CHECK(!memcmp((uint8_t *)drv_ram(&d, RXBUF + 2048ull * i) + NET_VNET_HDR_LEN, frame, 200));
+    }
+    /* And new traffic both ways. */
+    post_rx(&d, 1, 2048, RXBUF + 3 * 2048);
+    uint8_t nb[NET_VNET_HDR_LEN + 100] = { 0 };
+    fill_frame(nb + NET_VNET_HDR_LEN, 100, 77);
+    CHECK_EQ(receive(&fb, nb, sizeof(nb)), 0);
+    CHECK(drv_wait_used(&d, RXQ, 4));
+    CHECK(!memcmp((uint8_t *)drv_ram(&d, RXBUF + 3 * 2048) + NET_VNET_HDR_LEN,
+                  nb + NET_VNET_HDR_LEN, 100));
+    tb.addr = TXBUF + 0x1000;
+    memcpy(drv_ram(&d, tb.addr), t, tb.len);
+    drv_add(&d, TXQ, &tb, 1);
+    CHECK(drv_wait_used(&d, TXQ, 2));
+    CHECK_EQ(fake_sent(&fb), 1);
+    struct virtio_net_stats st;
+    virtio_net_get_stats(b, &st);
+    CHECK_EQ(st.tx_frames, 2);   /* counters go on */
+    CHECK_EQ(st.rx_frames, 4);
+
+    /* C: keeps its own MAC when told to; the same stream loads. */
+    fake_init(&fc, true);
+    struct virtio_dev *c = NULL;
+    CHECK_EQ(virtio_net_create(&mem, BASE3, line, &fc.base, mac2, &c), 0);
+    virtio_net_keep_mac_on_load(c, true);
+    CHECK_EQ(load_card(c, &s), 0);
+    CHECK(mac_is(BASE3, mac2));
+    /* Refusals, C unchanged: a multicast MAC, a link status, a held
+     * frame's length, a GSO type the driver did not take, a backend name,
+     * another section major. */
+    /* Payload: mac 0, status 6, features 8, counters 16, name length 48,
+     * "fake" 49, backend section 53, frame count 54, first frame 58. */
+    static const struct { size_t off; uint8_t v; const char *what, *msg; } bad[] = {
+        { 0, 0x01, "multicast", "multicast" }, { 6, 0x03, "status", "link status" },
+        { 59, 0x40, "frame length", "held frame 0:" },
+        { 63, 4, "gso TCPV6 not negotiated", "not allowed by features" },
+        { 49, 'X', "backend name", "backend name" }, { 56, 1, "frame count", "frames held" },
+        { 8 + 4, 0x80, "feature 36", "not offered" },
+    };
+    for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct blob p = patch(&s, VIRTIO_NET_STATE_TAG, bad[i].off, bad[i].v);
+        CHECK_MSG(load_card(c, &p) < 0 && !strncmp(err, "state: ", 7) && strstr(err, bad[i].msg),
+                  "%s: '%s'", bad[i].what, err);
+        free(p.data);
+    }
+    CHECK(mac_is(BASE3, mac2));
+
+    virtio_mmio_destroy(c);
+    virtio_mmio_destroy(b);
+    virtio_mmio_destroy(a);
+    mem.mmio_count = 0;
+    free(s.data);
+}
+
+/* ---- the user backend's libslirp state ---- */
+
+struct port_count {
+    pthread_mutex_t lock;
+    unsigned frames;
+};
+
+static int count_receive(void *opaque, const struct iovec *iov, int iovcnt)
+{
+    struct port_count *p = opaque;
+    (void)iov, (void)iovcnt;
+    pthread_mutex_lock(&p->lock);
+    p->frames++;
+    pthread_mutex_unlock(&p->lock);
+    return 0;
+}
+
+static bool count_can(void *opaque)
+{
+    (void)opaque;
+    return true;
+}
+
+static uint16_t ip_csum(const uint8_t *p, size_t n)
+{
+    uint32_t sum = 0;
+    for (size_t i = 0; i + 1 < n; i += 2)
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+/* A DHCPDISCOVER from `cmac`: slirp allocates it a lease (its bootp
+ * client table, part of slirp_state_save) and answers with an offer. */
+static size_t dhcp_discover(uint8_t *f, const uint8_t *cmac)
+{
+    const size_t bootp = 548;   /* struct bootp_t without the IP/UDP headers */
+    size_t len = 14 + 20 + 8 + bootp;
+    memset(f, 0, len);
+    memset(f, 0xff, 6);
+    memcpy(f + 6, cmac, 6);
+    f[12] = 0x08;
+    uint8_t *ip = f + 14;
+    ip[0] = 0x45;
+    ip[2] = (uint8_t)((20 + 8 + bootp) >> 8);
+    ip[3] = (uint8_t)(20 + 8 + bootp);
+    ip[8] = 64;
+    ip[9] = 17;
+    memset(ip + 16, 0xff, 4);
+    uint16_t c = ip_csum(ip, 20);
+    ip[10] = (uint8_t)(c >> 8);
+    ip[11] = (uint8_t)c;
+    uint8_t *udp = ip + 20;
+    udp[1] = 68;
+    udp[3] = 67;
+    udp[4] = (uint8_t)((8 + bootp) >> 8);
+    udp[5] = (uint8_t)(8 + bootp);
+    uint8_t *bp = udp + 8;
+    bp[0] = 1;   /* BOOTREQUEST */
+    bp[1] = 1;
+    bp[2] = 6;
+    bp[4] = 0x12;   /* xid */
+    memcpy(bp + 28, cmac, 6);
+    static const uint8_t opts[] = { 99, 130, 83, 99, 53, 1, 1, 255 };
+    memcpy(bp + 236, opts, sizeof(opts));
+    return len;
+}
+
+static int user_state(struct net_backend *u, struct blob *out)
+{
+    struct state_writer w;
+    CHECK_EQ(state_writer_init_mem(&w), 0);
+    int ret = u->ops->save(u, &w, NET_INST);
+    if (ret) {
+        state_writer_free(&w);
+        return ret;
+    }
+    blob_take(&w, out);
+    return 0;
+}
+
+static int user_load(struct net_backend *u, const struct blob *b)
+{
+    struct state_reader r;
+    err[0] = 0;
+    CHECK_EQ(state_reader_open_mem(&r, b->data, b->len, err, sizeof(err)), 0);
+    int ret = u->ops->load(u, &r, NET_INST, err, sizeof(err));
+    state_reader_free(&r);
+    return ret;
+}
+
+static bool contains(const struct blob *b, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i + n <= b->len; i++)
+        if (!memcmp(b->data + i, p, n))
+            return true;
+    return false;
+}
+
+static void test_user_backend_state(void)
+{
+    static const uint8_t cmac[6] = { 0x52, 0x54, 0x00, 0x99, 0x88, 0x77 };
+    struct net_user_options opts = { .nfwd = 0 };
+    struct net_backend *u1, *u2;
+    CHECK_EQ(net_user_open(&opts, &u1, err, sizeof(err)), 0);
+    CHECK_EQ(net_user_open(&opts, &u2, err, sizeof(err)), 0);
+    CHECK(u1->ops->save && u1->ops->load && !strcmp(u1->ops->state_tag, NET_USER_STATE_TAG));
+    struct port_count pc = { PTHREAD_MUTEX_INITIALIZER, 0 };
+    struct net_rx_port port = { .receive = count_receive, .can_receive = count_can, .opaque = &pc };
+    CHECK_EQ(u1->ops->start(u1, &port), 0);
+    CHECK_EQ(u2->ops->start(u2, &port), 0);
+
+    struct blob fresh, leased, moved, again;
+    CHECK_EQ(user_state(u2, &fresh), 0);
+    CHECK(!contains(&fresh, cmac, 6));
+    static uint8_t f[600];
+    struct iovec iov = { .iov_base = f, .iov_len = dhcp_discover(f, cmac) };
+    CHECK_EQ(u1->ops->send(u1, &iov, 1), 0);
+    bool offered = false;
+    for (int i = 0; i < 5000 && !offered; i++) {   /* slirp answers at once; 5 s at most */
+        pthread_mutex_lock(&pc.lock);
+        offered = pc.frames > 0;
+        pthread_mutex_unlock(&pc.lock);
+        if (!offered)
+            drv_sleep_ms(1);
+    }
+    CHECK(offered);
+    CHECK_EQ(user_state(u1, &leased), 0);
+    CHECK(contains(&leased, cmac, 6));   /* the lease, by the client's MAC */
+    write_seed("net_user", &leased);
+    /* Into a fresh backend (running: its thread is parked meanwhile). */
+    CHECK_EQ(user_load(u2, &leased), 0);
+    CHECK_EQ(user_state(u2, &moved), 0);
+    CHECK(moved.len == leased.len && !memcmp(moved.data, leased.data, leased.len));
+    /* Tampered: a socket record (libslirp would attach it half-read), a
+     * libslirp state version from elsewhere, a short record. u2 unchanged. */
+    struct blob p1 = patch(&leased, NET_USER_STATE_TAG, 8, 42);
+    CHECK(user_load(u2, &p1) == -EINVAL && strstr(err, "net-user"));
+    struct blob p2 = patch(&leased, NET_USER_STATE_TAG, 0, 99);
+    CHECK(user_load(u2, &p2) == -ENOTSUP && strstr(err, "version"));
+    struct blob p3 = patch(&leased, NET_USER_STATE_TAG, 4, 3);
+    CHECK(user_load(u2, &p3) < 0);
+    CHECK_EQ(user_state(u2, &again), 0);
+    CHECK(again.len == leased.len && !memcmp(again.data, leased.data, leased.len));
+
+    net_backend_close(u1);
+    net_backend_close(u2);
+    free(fresh.data), free(leased.data), free(moved.data), free(again.data);
+    free(p1.data), free(p2.data), free(p3.data);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--write-seeds"))
+        seed_dir = argv[2];   /* tests/fuzz/corpus/state */
     drv_mem_init(&mem);
     test_config_and_features();
     test_tx();
     test_rx();
+    test_snapshot();
+    test_user_backend_state();
     drv_mem_free(&mem);
     return check_summary("virtio_net");
 }

@@ -15,7 +15,11 @@
  *    ring fills, the transmit queue waits, nothing is lost once buffers
  *    come), more REQUESTs than connection slots (the rest get RST), more
  *    silent host clients than pending slots (the rest are closed);
- *  - reset: host sockets are closed, the driver gets TRANSPORT_RESET. */
+ *  - reset: host sockets are closed, the driver gets TRANSPORT_RESET;
+ *  - snapshot: save with a connection open, load into a fresh device with
+ *    another CID and socket: the driver gets TRANSPORT_RESET and reads the
+ *    new CID, the old connection is unknown (RST), new connections work
+ *    both ways; bad sections are refused. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -26,13 +30,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "state/state.h"
 #include "virtio/vsock.h"
 
 #include "check.h"
 #include "virtio_driver.h"
 
 #define BASE 0x10001000ull
-#define CID  3u
+#define CID  cid   /* the guest's; a loaded device has another */
 #define RXQ  0u
 #define TXQ  1u
 #define EVQ  2u
@@ -44,6 +49,9 @@
 #define EV_BUF     (DRV_DATA + 0xc0000ull)
 
 static struct guest_mem mem;
+static uint32_t cid = 3;
+static const char *seed_dir;
+#define VSOCK_INST 3u   /* as tests/fuzz/fuzz_state.c loads it */
 static char dir[] = "/tmp/nimbus-test-vsock.XXXXXX";
 static char sock_path[200];
 static struct drv d;
@@ -537,8 +545,145 @@ static void test_create_errors(void)
              -EEXIST);
 }
 
-int main(void)
+static int load_blob(struct virtio_dev *dev, const uint8_t *data, size_t len, char *err,
+                     size_t errlen)
 {
+    struct state_reader r;
+    CHECK_EQ(state_reader_open_mem(&r, data, len, err, errlen), 0);
+    virtio_mmio_quiesce(dev);
+    int ret = virtio_mmio_load(dev, &r, VSOCK_INST, err, errlen);
+    state_reader_free(&r);
+    return ret;
+}
+
+static void test_snapshot(struct virtio_dev *a)
+{
+    struct irq_line line = { .set_level = noop_irq, .irq = 2 };
+    char err[256], path_a[200], path_b[200];
+    uint32_t hp;
+    struct virtio_vsock_hdr h;
+    /* test_reset closed its host client: the SHUTDOWN for it comes first. */
+    CHECK(rx_next(&h, NULL, 5000));
+    CHECK(h.op == VIRTIO_VSOCK_OP_SHUTDOWN && h.dst_port == 889);
+    int fd = host_connect(900, &hp);
+    /* The driver keeps an event buffer posted, as Linux does. */
+    uint16_t ev0 = drv_used_idx(&d, EVQ);
+    *(uint32_t *)drv_ram(&d, EV_BUF) = 0xffffffffu;
+    struct drv_buf eb = { EV_BUF, 8, true };
+    drv_add(&d, EVQ, &eb, 1);
+
+    struct state_writer w;
+    size_t len;
+    CHECK_EQ(state_writer_init_mem(&w), 0);
+    virtio_mmio_quiesce(a);
+    CHECK_EQ(virtio_mmio_save(a, &w, VSOCK_INST), 0);
+    CHECK_EQ(state_writer_finish(&w, err, sizeof(err)), 0);
+    const uint8_t *blob = state_writer_data(&w, &len);
+    CHECK_EQ(drv_used_idx(&d, EVQ), ev0);   /* nothing owed at save */
+    if (seed_dir) {
+        char sp[512];
+        snprintf(sp, sizeof(sp), "%s/virtio_vsock", seed_dir);
+        FILE *f = fopen(sp, "wb");
+        CHECK(f && fwrite(blob, 1, len, f) == len);
+        if (f)
+            fclose(f);
+    }
+
+    /* A new process: another CID and socket path. */
+    snprintf(path_a, sizeof(path_a), "%s", sock_path);
+    snprintf(path_b, sizeof(path_b), "%s/w.sock", dir);
+    struct virtio_dev *b = NULL;
+    CHECK_EQ(virtio_vsock_create(&mem, BASE + 0x1000, line, 7, path_b, &b, err, sizeof(err)), 0);
+    /* Refusals first: a reserved CID, a host port below the range, a newer
+     * section major; each names the section. */
+    static const struct { size_t off; uint8_t v; const char *msg; } bad[] = {
+        { 0, 2, "CID" }, { 12, 0x00, "host port" },
+    };
+    for (unsigned i = 0; i < 2; i++) {
+        uint8_t *copy = malloc(len);
+        memcpy(copy, blob, len);
+        struct state_reader r;
+        CHECK_EQ(state_reader_open_mem(&r, copy, len, err, sizeof(err)), 0);
+        struct state_section s;
+        CHECK_EQ(state_reader_section(&r, VIRTIO_VSOCK_STATE_TAG, VSOCK_INST, 1, &s, err, sizeof(err)), 0);
+        size_t at = s.info->offset;
+        state_reader_free(&r);
+        copy[at + bad[i].off] = bad[i].v;
+        /* Rewrite with right CRCs: through a writer section by section. */
+        CHECK_EQ(state_reader_open_mem(&r, blob, len, err, sizeof(err)), 0);
+        struct state_writer w2;
+        CHECK_EQ(state_writer_init_mem(&w2), 0);
+        for (uint32_t k = 0; k < r.nsections; k++) {
+            state_reader_section_at(&r, k, &s);
+            state_begin(&w2, s.info->tag, s.info->instance, s.info->major, s.info->minor);
+            state_put_bytes(&w2, copy + s.info->offset, s.len);
+            state_end(&w2);
+        }
+        CHECK_EQ(state_writer_finish(&w2, err, sizeof(err)), 0);
+        size_t l2;
+        const uint8_t *d2 = state_writer_data(&w2, &l2);
+        err[0] = 0;
+        CHECK(load_blob(b, d2, l2, err, sizeof(err)) == -EINVAL);
+        CHECK_MSG(strstr(err, "virtio-vsock") && strstr(err, bad[i].msg), "'%s'", err);
+        state_writer_free(&w2);
+        state_reader_free(&r);
+        free(copy);
+    }
+    CHECK_EQ(load_blob(b, blob, len, err, sizeof(err)), 0);
+    virtio_mmio_resume(b);
+    state_writer_free(&w);
+
+    d.base = BASE + 0x1000;
+    cid = 7;
+    snprintf(sock_path, sizeof(sock_path), "%s", path_b);
+    /* TRANSPORT_RESET, and the new CID for the driver to re-read. */
+    CHECK(drv_wait_used(&d, EVQ, (uint16_t)(ev0 + 1)));
+    CHECK_EQ(*(uint32_t *)drv_ram(&d, EV_BUF), VIRTIO_VSOCK_EVENT_TRANSPORT_RESET);
+    uint64_t v = 0;
+    CHECK(guest_mem_mmio_read(&mem, d.base + R_CONFIG, 8, &v));
+    CHECK_EQ(v, 7);
+    /* The old connection is not known here: RST. */
+    struct virtio_vsock_hdr rw = mk(900, hp, VIRTIO_VSOCK_OP_RW, 3);
+    tx(&rw, "old");
+    CHECK(rx_next(&h, NULL, 5000));
+    CHECK_EQ(h.op, VIRTIO_VSOCK_OP_RST);
+    CHECK_EQ(h.dst_port, 900);
+    CHECK_EQ(h.dst_cid, 7);
+    /* New connections, both ways. */
+    int fd2 = host_connect(901, &hp);
+    CHECK(hp >= VIRTIO_VSOCK_HOST_PORT0);
+    CHECK(write(fd2, "new", 3) == 3);
+    uint8_t buf[16];
+    CHECK(rx_next(&h, buf, 5000));
+    CHECK(h.op == VIRTIO_VSOCK_OP_RW && h.len == 3 && !memcmp(buf, "new", 3));
+    char p[300];
+    snprintf(p, sizeof(p), "%s_5001", path_b);
+    int l = unix_listen(p);
+    struct virtio_vsock_hdr q = mk(41000, 5001, VIRTIO_VSOCK_OP_REQUEST, 0);
+    tx(&q, NULL);
+    CHECK(rx_next(&h, NULL, 5000));
+    CHECK_EQ(h.op, VIRTIO_VSOCK_OP_RESPONSE);
+    int fd3 = accept(l, NULL, NULL);
+    CHECK(fd3 >= 0);
+    struct virtio_vsock_hdr w3 = mk(41000, 5001, VIRTIO_VSOCK_OP_RW, 2);
+    tx(&w3, "hi");
+    CHECK_EQ(read_exact(fd3, buf, 2), 2);
+    CHECK(!memcmp(buf, "hi", 2));
+    CHECK(no_needs_reset());
+    close(fd3);
+    close(l);
+    close(fd2);
+    close(fd);
+    virtio_mmio_destroy(b);
+    CHECK(access(path_b, F_OK) != 0);
+    /* A (quiesced since the save) shares the rings: it goes away too. */
+    snprintf(sock_path, sizeof(sock_path), "%s", path_a);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && !strcmp(argv[1], "--write-seeds"))
+        seed_dir = argv[2];   /* tests/fuzz/corpus/state */
     if (!mkdtemp(dir))
         return 1;
     snprintf(sock_path, sizeof(sock_path), "%s/v.sock", dir);
@@ -558,6 +703,7 @@ int main(void)
     test_floods();
     test_reset();
     test_create_errors();
+    test_snapshot(dev);
     virtio_mmio_destroy(dev);
     CHECK(access(sock_path, F_OK) != 0);   /* the socket file is removed */
     drv_mem_free(&mem);
