@@ -18,6 +18,7 @@
 #include "dev/plic.h"
 #include "dev/sifive_test.h"
 #include "dev/uart16550.h"
+#include "dev/vmgenid.h"
 #include "base/errmsg.h"
 #include "machine/loader.h"
 #include "virtio/balloon.h"
@@ -348,6 +349,7 @@ static int fdt_build(struct virt_machine *m, uint64_t initrd_start, uint64_t ini
     FDT_CHECK(fdt_property(fdt, "ranges", NULL, 0));
     FDT_CHECK(sifive_test_fdt(m->finisher, &ctx, test_phandle));
     FDT_CHECK(goldfish_rtc_fdt(m->rtc, &ctx));
+    FDT_CHECK(vmgenid_fdt(m->genid, &ctx));
     FDT_CHECK(aclint_fdt(m->aclint, &ctx));
     FDT_CHECK(plic_fdt(m->plic, &ctx));
     FDT_CHECK(uart16550_fdt(m->uart, &ctx));
@@ -756,7 +758,9 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
                               &uart_host, &m->uart)) ||
         (r = goldfish_rtc_create(&m->mem, GOLDFISH_RTC_VIRT_BASE,
                                  plic_irq_line(m->plic, GOLDFISH_RTC_VIRT_IRQ), &rtc_host, &m->rtc)) ||
-        (r = sifive_test_create(&m->mem, SIFIVE_TEST_VIRT_BASE, &test_host, &m->finisher))) {
+        (r = sifive_test_create(&m->mem, SIFIVE_TEST_VIRT_BASE, &test_host, &m->finisher)) ||
+        (r = vmgenid_create(&m->mem, VMGENID_VIRT_BASE, plic_irq_line(m->plic, VMGENID_VIRT_IRQ),
+                            &m->genid))) {
         snprintf(err, errlen, "cannot create the board's devices: %s", strerror(-r));
         goto fail;
     }
@@ -793,6 +797,7 @@ void virt_destroy(struct virt_machine *m)
     if (m->console)
         console_close(m->console);
     sifive_test_destroy(m->finisher);
+    vmgenid_destroy(m->genid);
     goldfish_rtc_destroy(m->rtc);
     if (m->uart)
         uart16550_destroy(m->uart);

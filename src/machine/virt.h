@@ -3,6 +3,7 @@
  *
  *   0x0010_0000  sifive_test finisher     0x0c00_0000  PLIC
  *   0x0010_1000  goldfish RTC (IRQ 11)    0x1000_0000  NS16550A UART (IRQ 10)
+ *   0x0010_2000  VM generation ID (IRQ 12)
  *   0x0200_0000  ACLINT (CLINT layout)    0x1000_1000+ virtio-mmio slots (IRQ 1+n)
  *   0x8000_0000  RAM
  *
@@ -103,6 +104,7 @@ struct aclint;
 struct uart16550;
 struct goldfish_rtc;
 struct sifive_test;
+struct vmgenid;
 struct virtio_dev;
 struct virtio_console;
 
@@ -118,6 +120,7 @@ struct virt_machine {
     struct uart16550 *uart;
     struct goldfish_rtc *rtc;
     struct sifive_test *finisher;
+    struct vmgenid *genid;
     struct console *console;
     struct sbi_platform sbi;
     struct virtio_dev *virtio[VIRT_VIRTIO_SLOTS];   /* NULL: empty slot */

@@ -11,6 +11,7 @@
 #include "dev/plic.h"
 #include "dev/sifive_test.h"
 #include "dev/uart16550.h"
+#include "dev/vmgenid.h"
 #include "virtio/virtio_mmio.h"
 
 #define BOARD_PATH_MAX 4095u
@@ -282,6 +283,8 @@ int virt_save(struct virt_machine *m, struct state_writer *w, char *err, size_t 
         r = goldfish_rtc_save(m->rtc, w);
     if (!r)
         r = sifive_test_save(m->finisher, w);
+    if (!r)
+        r = vmgenid_save(m->genid, w);
     if (r)
         return errmsg(err, errlen, r, "saving the board: %s", strerror(-r));
     for (unsigned slot = 0; slot < VIRT_VIRTIO_SLOTS; slot++) {
@@ -312,6 +315,8 @@ int virt_load(struct virt_machine *m, const struct state_reader *r, char *err, s
         rc = goldfish_rtc_load(m->rtc, r, err, errlen);
     if (!rc)
         rc = sifive_test_load(m->finisher, r, err, errlen);
+    if (!rc)
+        rc = vmgenid_load(m->genid, r, err, errlen);
     for (unsigned slot = 0; slot < VIRT_VIRTIO_SLOTS && !rc; slot++) {
         if (!m->virtio[slot])
             continue;

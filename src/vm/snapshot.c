@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "base/errmsg.h"
+#include "dev/vmgenid.h"
 #include "virtio/blk.h"
 #include "vm/snapshot_mem.h"
 
@@ -348,6 +349,12 @@ int vm_snapshot_restore(const struct vm_restore_options *o, struct virt_machine 
         goto fail;
     if ((r = virt_load(m, &rd, why, sizeof(why))))
         goto fail_why;
+    /* This VM may now run more than once (each restore of the snapshot):
+     * a new generation ID makes the guest reseed its RNG (dev/vmgenid.h). */
+    if ((r = vmgenid_new_generation(m->genid))) {
+        errmsg(err, errlen, r, "a new VM generation ID: %s", strerror(-r));
+        goto fail;
+    }
     state_reader_free(&rd);
     close(dirfd);
     *out = m;
