@@ -2,6 +2,9 @@
 #ifndef NIMBUS_CLI_CLI_H
 #define NIMBUS_CLI_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 struct cli_command {
     const char *name;
     const char *summary;
@@ -15,5 +18,13 @@ int cmd_restore(int argc, char **argv);
  * (powers of 1024); a bare number means MiB, as in QEMU's -m. Returns 0 or
  * -EINVAL. */
 int cli_parse_size(const char *s, unsigned long long *bytes);
+
+/* A card's MAC, "52:54:00:12:34:56" (not multicast). Returns 0 or -EINVAL. */
+int cli_parse_mac(const char *s, uint8_t mac[6]);
+
+/* --vsock CID[,path=PATH]: the CID (3..2^32-2) and the host socket path
+ * (default nimbus-vsock-CID.sock). Returns 0 or -EINVAL with a message. */
+int cli_parse_vsock(const char *arg, uint64_t *cid, char *path, size_t pathlen, char *err,
+                    size_t errlen);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "api/control.h"
 #include "api/control_vm.h"
@@ -34,6 +35,16 @@ static void restore_usage(FILE *out)
         "                    (clones of one snapshot share its pages); eager: read it\n"
         "                    all before the guest runs. A compressed snapshot\n"
         "                    (memory.zst) is always read eagerly\n"
+        "  --clone           run as a clone of the saved VM, beside it and its other\n"
+        "                    clones: each network card gets a fresh random MAC\n"
+        "                    (52:54:00:xx:xx:xx) and a vsock device a random CID, unless\n"
+        "                    --mac / --vsock say which. Every restore also gives the guest\n"
+        "                    a new VM generation ID, so its kernel reseeds its RNG and\n"
+        "                    its init takes the new MAC (docs/snapshots.md)\n"
+        "  --mac MAC         the next network card's MAC (repeatable, in card order)\n"
+        "  --vsock CID[,path=PATH]\n"
+        "                    the vsock device's new CID and host socket (see 'nimbus run\n"
+        "                    --help'; default path nimbus-vsock-CID.sock)\n"
         "  --paused          stay paused after the restore (resume through the API)\n"
         "  --console WHERE   stdio (default), file:PATH or socket:PATH\n"
         "  --control PATH    serve the control socket at PATH (see 'nimbus run --help')\n"
@@ -52,6 +63,31 @@ static int fail(const char *fmt, const char *arg)
     return 1;
 }
 
+/* --clone: random MACs for the cards --mac did not name, and a random CID
+ * unless --vsock gave one. How many cards there are, and whether there is a
+ * vsock device, only the snapshot knows: the restore takes what it needs. */
+static int fill_clone_identity(struct vm_restore_options *o)
+{
+    uint8_t rnd[VIRT_MAX_NETS * 3 + 4];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        return -1;
+    o->clone_macs = true;
+    for (unsigned i = o->nmacs; i < VIRT_MAX_NETS; i++) {
+        /* QEMU's locally administered prefix, three random bytes. */
+        uint8_t mac[6] = { 0x52, 0x54, 0x00, rnd[3 * i], rnd[3 * i + 1], rnd[3 * i + 2] };
+        memcpy(o->macs[i], mac, 6);
+    }
+    if (!o->vsock_cid) {
+        uint32_t v;
+        memcpy(&v, rnd + VIRT_MAX_NETS * 3, 4);
+        o->vsock_cid = 3 + v % (0xfffffffeu - 3);
+        snprintf(o->vsock_path, sizeof(o->vsock_path), "nimbus-vsock-%llu.sock",
+                 (unsigned long long)o->vsock_cid);
+        o->vsock_cid_optional = true;
+    }
+    return 0;
+}
+
 int cmd_restore(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -59,6 +95,9 @@ int cmd_restore(int argc, char **argv)
         { "force-disks", no_argument, NULL, 'f' },
         { "memory", required_argument, NULL, 'M' },
         { "paused", no_argument, NULL, 'p' },
+        { "clone", no_argument, NULL, 'L' },
+        { "mac", required_argument, NULL, 'A' },
+        { "vsock", required_argument, NULL, 'V' },
         { "console", required_argument, NULL, 'c' },
         { "control", required_argument, NULL, 'K' },
         { "jit", required_argument, NULL, 'J' },
@@ -70,7 +109,7 @@ int cmd_restore(int argc, char **argv)
     struct vm_restore_options o = { .memory = VM_RESTORE_LAZY, .console_kind = CONSOLE_STDIO,
                                     .jit_threshold = JIT_THRESHOLD };
     const char *control_path = NULL;
-    bool paused = false;
+    bool paused = false, clone = false;
     char err[1024];
     int opt;
 
@@ -93,6 +132,19 @@ int cmd_restore(int argc, char **argv)
                 return fail("invalid --memory '%s' (lazy or eager)", optarg);
             break;
         case 'p': paused = true; break;
+        case 'L': clone = true; break;
+        case 'A':
+            if (o.nmacs >= VIRT_MAX_NETS)
+                return fail("too many --mac options (one per network card, at most %s)", "7");
+            if (cli_parse_mac(optarg, o.macs[o.nmacs]))
+                return fail("invalid --mac '%s' (e.g. 52:54:00:12:34:56, not multicast)", optarg);
+            o.nmacs++;
+            break;
+        case 'V':
+            if (cli_parse_vsock(optarg, &o.vsock_cid, o.vsock_path, sizeof(o.vsock_path), err,
+                                sizeof(err)))
+                return fail("%s", err);
+            break;
         case 'c':
             if (console_parse(optarg, &o.console_kind, o.console_path, sizeof(o.console_path),
                               err, sizeof(err)))
@@ -138,6 +190,9 @@ int cmd_restore(int argc, char **argv)
     o.path = argv[optind++];
     if (optind < argc)
         return fail("unexpected argument '%s' (try 'nimbus restore --help')", argv[optind]);
+
+    if (clone && fill_clone_identity(&o))
+        return fail("%s", "no randomness from the host for the clone's MACs and CID");
 
     struct virt_machine *m;
     struct virt_config_strings strs;

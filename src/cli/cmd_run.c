@@ -182,18 +182,6 @@ static int parse_disk(char *arg, struct virt_disk *d)
     return 0;
 }
 
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-    unsigned v[6];
-    char end;
-    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-               &end) != 6 || strlen(s) != 17)
-        return -1;
-    for (int i = 0; i < 6; i++)
-        mac[i] = (uint8_t)v[i];
-    return (mac[0] & 1) ? -1 : 0;   /* a multicast address can't be a card's */
-}
-
 /* user[,hostfwd=...]...[,mac=...] or tap,ifname=NAME[,mac=...] into `n`. */
 static int parse_net(char *arg, struct virt_net *n)
 {
@@ -210,7 +198,7 @@ static int parse_net(char *arg, struct virt_net *n)
                           "tap,ifname=NAME[,mac=...]");
     for (char *o; (o = strtok_r(NULL, ",", &save));) {
         if (!strncmp(o, "mac=", 4)) {
-            if (parse_mac(o + 4, n->mac))
+            if (cli_parse_mac(o + 4, n->mac))
                 return fail("bad --net mac '%s' (six hex bytes like 52:54:00:12:34:56, "
                             "not multicast)", o + 4);
             n->has_mac = true;
@@ -240,26 +228,10 @@ static int parse_net(char *arg, struct virt_net *n)
 /* CID[,path=PATH] into the config. */
 static int parse_vsock(const char *arg, struct virt_config *c)
 {
-    char *end;
-    errno = 0;
-    unsigned long long cid = strtoull(arg, &end, 10);
-    if (errno || end == arg || (*end && *end != ',') || arg[0] == '-')
-        return fail("invalid --vsock '%s' (CID[,path=PATH])", arg);
-    /* 0, 1 and 2 are the hypervisor, local and host; -1U is VMADDR_CID_ANY. */
-    if (cid < 3 || cid >= 0xffffffffull)
-        return fail("--vsock CID must be between 3 and 4294967294 (got '%s')", arg);
-    c->vsock_cid = cid;
-    if (*end == '\0') {
-        snprintf(c->vsock_path, sizeof(c->vsock_path), "nimbus-vsock-%llu.sock", cid);
-        return 0;
-    }
-    const char *opt = end + 1;
-    if (strncmp(opt, "path=", 5) || !opt[5])
-        return fail("unknown --vsock option '%s' (path=PATH)", opt);
-    /* PATH_PORT must fit too: room for "_4294967295". */
-    if (strlen(opt + 5) + 11 >= sizeof(c->vsock_path))
-        return fail("--vsock path too long (at most 96 bytes): %s", opt + 5);
-    snprintf(c->vsock_path, sizeof(c->vsock_path), "%s", opt + 5);
+    char err[256];
+    if (cli_parse_vsock(arg, &c->vsock_cid, c->vsock_path, sizeof(c->vsock_path), err,
+                        sizeof(err)))
+        return fail("%s", err);
     return 0;
 }
 

@@ -16,6 +16,7 @@
 #include "base/errmsg.h"
 #include "dev/vmgenid.h"
 #include "virtio/blk.h"
+#include "virtio/net.h"
 #include "vm/snapshot_mem.h"
 
 #define STATE_FILE      "vm.state"
@@ -335,6 +336,22 @@ int vm_snapshot_restore(const struct vm_restore_options *o, struct virt_machine 
             c.disks[i].path = o->disks[i];
     if ((r = check_disks(&rd, &c, o, err, errlen)))
         goto fail;
+    unsigned nmacs = o->clone_macs ? c.nnets : o->nmacs;
+    bool new_cid = o->vsock_cid && c.vsock_cid;
+    if (o->nmacs > c.nnets || (o->vsock_cid && !c.vsock_cid && !o->vsock_cid_optional)) {
+        r = errmsg(err, errlen, -EINVAL, "the snapshot has %u network cards and %s vsock device: "
+                   "%u MACs%s given", c.nnets, c.vsock_cid ? "a" : "no", o->nmacs,
+                   o->vsock_cid ? " and a vsock CID" : "");
+        goto fail;
+    }
+    for (unsigned i = 0; i < nmacs; i++) {
+        c.nets[i].has_mac = true;
+        memcpy(c.nets[i].mac, o->macs[i], 6);
+    }
+    if (new_cid) {
+        c.vsock_cid = o->vsock_cid;
+        memcpy(c.vsock_path, o->vsock_path, sizeof(c.vsock_path));
+    }
     c.no_boot = true;
     c.console_kind = o->console_kind;
     memcpy(c.console_path, o->console_path, sizeof(c.console_path));
@@ -345,6 +362,9 @@ int vm_snapshot_restore(const struct vm_restore_options *o, struct virt_machine 
         goto fail;
     m->tohost = tohost;
     m->fromhost = fromhost;
+    /* Network cards sit right after the disks (virt.h). */
+    for (unsigned i = 0; i < nmacs; i++)
+        virtio_net_keep_mac_on_load(m->virtio[c.ndisks + i], true);
     if ((r = load_memory(m, dirfd, o->memory, err, errlen)))
         goto fail;
     if ((r = virt_load(m, &rd, why, sizeof(why))))

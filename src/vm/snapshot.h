@@ -56,6 +56,15 @@ struct vm_restore_options {
     unsigned ndisks;
     bool force_disks;                     /* restore even if a disk is not the one saved */
     enum vm_restore_memory memory;
+    /* Guest-visible identity of a clone: network cards 0..nmacs-1 get
+     * macs[i] instead of the saved MAC, and a vsock device gets vsock_cid
+     * (non-zero) and the host socket vsock_path. */
+    uint8_t macs[VIRT_MAX_NETS][6];
+    unsigned nmacs;
+    bool clone_macs;           /* macs[] holds one for every card the snapshot may have */
+    uint64_t vsock_cid;
+    bool vsock_cid_optional;   /* ignore vsock_cid if the snapshot has no vsock device */
+    char vsock_path[108];
     /* Host-side settings of the new process (not guest-visible). */
     enum console_kind console_kind;
     char console_path[4096];

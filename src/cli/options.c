@@ -1,0 +1,48 @@
+/* Option values that several commands take (run, restore). See cli.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/errmsg.h"
+#include "cli/cli.h"
+
+int cli_parse_mac(const char *s, uint8_t mac[6])
+{
+    unsigned v[6];
+    char end;
+    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+               &end) != 6 || strlen(s) != 17)
+        return -EINVAL;
+    for (int i = 0; i < 6; i++)
+        mac[i] = (uint8_t)v[i];
+    return (mac[0] & 1) ? -EINVAL : 0;   /* a multicast address can't be a card's */
+}
+
+int cli_parse_vsock(const char *arg, uint64_t *cid_out, char *path, size_t pathlen, char *err,
+                    size_t errlen)
+{
+    char *end;
+    errno = 0;
+    unsigned long long cid = strtoull(arg, &end, 10);
+    if (errno || end == arg || (*end && *end != ',') || arg[0] == '-')
+        return errmsg(err, errlen, -EINVAL, "invalid --vsock '%s' (CID[,path=PATH])", arg);
+    /* 0, 1 and 2 are the hypervisor, local and host; -1U is VMADDR_CID_ANY. */
+    if (cid < 3 || cid >= 0xffffffffull)
+        return errmsg(err, errlen, -EINVAL, "--vsock CID must be between 3 and 4294967294 "
+                      "(got '%s')", arg);
+    *cid_out = cid;
+    if (*end == '\0') {
+        snprintf(path, pathlen, "nimbus-vsock-%llu.sock", cid);
+        return 0;
+    }
+    const char *opt = end + 1;
+    if (strncmp(opt, "path=", 5) || !opt[5])
+        return errmsg(err, errlen, -EINVAL, "unknown --vsock option '%s' (path=PATH)", opt);
+    /* PATH_PORT must fit too: room for "_4294967295". */
+    if (strlen(opt + 5) + 11 >= pathlen)
+        return errmsg(err, errlen, -EINVAL, "--vsock path too long (at most %zu bytes): %s",
+                      pathlen - 12, opt + 5);
+    snprintf(path, pathlen, "%s", opt + 5);
+    return 0;
+}
