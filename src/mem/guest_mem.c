@@ -16,6 +16,11 @@ int guest_mem_init(struct guest_mem *mem, uint64_t base, uint64_t size)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return -errno;
+    int err = dirty_log_init(&mem->dirty, size >> GUEST_PAGE_SHIFT);
+    if (err) {
+        munmap(p, size);
+        return err;
+    }
     mem->ram = p;
     mem->ram_base = base;
     mem->ram_size = size;
@@ -26,6 +31,7 @@ void guest_mem_destroy(struct guest_mem *mem)
 {
     if (mem->ram)
         munmap(mem->ram, mem->ram_size);
+    dirty_log_destroy(&mem->dirty);
     mem->ram = NULL;
     mem->ram_size = 0;
     mem->mmio_count = 0;
@@ -86,6 +92,7 @@ int guest_mem_write(struct guest_mem *mem, uint64_t pa, const void *src, size_t 
     if (!dst)
         return -EFAULT;
     memcpy(dst, src, len);
+    guest_mem_mark_dirty(mem, pa, len);
     return 0;
 }
 
@@ -117,6 +124,7 @@ int guest_mem_discard(struct guest_mem *mem, uint64_t pa, uint64_t len)
         return 0;
     if (madvise((void *)start, end - start, MADV_DONTNEED))
         return -errno;
+    guest_mem_mark_dirty_host(mem, (void *)start, end - start);
     return 0;
 }
 
@@ -130,9 +138,12 @@ int guest_mem_zero(struct guest_mem *mem, uint64_t pa, uint64_t len)
     uintptr_t first = (start + page - 1) & ~(page - 1), last = end & ~(page - 1);
     if (first >= last) {          /* no whole host page inside */
         memset(p, 0, len);
+        guest_mem_mark_dirty(mem, pa, len);
         return 0;
     }
     memset(p, 0, first - start);
     memset((void *)last, 0, end - last);
-    return guest_mem_discard(mem, pa + (first - start), last - first);
+    int r = guest_mem_discard(mem, pa + (first - start), last - first);
+    guest_mem_mark_dirty(mem, pa, len);  /* after the writes it records */
+    return r;
 }
