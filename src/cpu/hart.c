@@ -75,6 +75,9 @@ void hart_reset(struct hart *h, uint64_t reset_pc)
     h->arch.resv_valid = false;
     atomic_store(&h->requests, 0);
     hart_flush_tlb(h);
+    /* A dirty-logging request dropped with the others above is served by
+     * the flush: acknowledge it, or its collector would wait for nothing. */
+    hart_drop_writes(h);
     mmu_update_regime(h);
     /* New memory contents may be loaded: no decoded block stays valid. */
     h->code_epoch++;
@@ -151,4 +154,28 @@ void hart_post_request(struct hart *h, unsigned req)
 {
     atomic_fetch_or(&h->requests, req);
     hart_kick(h);
+}
+
+uint64_t hart_request_drop_writes(struct hart *h)
+{
+    uint64_t ticket = atomic_fetch_add(&h->drop_writes_req, 1) + 1;
+    hart_post_request(h, HART_REQ_DROP_WRITES);
+    return ticket;
+}
+
+bool hart_drop_writes_done(struct hart *h, uint64_t ticket)
+{
+    return atomic_load_explicit(&h->drop_writes_ack, memory_order_acquire) >= ticket;
+}
+
+void hart_drop_writes(struct hart *h)
+{
+    /* The ticket is read before the flush: a request that comes later gets
+     * a later ticket and another flush. The acknowledgement is published
+     * after the flush and after every store made through the dropped
+     * entries (program order, seq_cst), then a waiting collector is woken. */
+    uint64_t ticket = atomic_load(&h->drop_writes_req);
+    tlb_flush_writes(&h->tlb);
+    atomic_store(&h->drop_writes_ack, ticket);
+    dirty_log_wake(&h->mem->dirty);
 }

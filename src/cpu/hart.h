@@ -74,6 +74,7 @@ enum hart_state { HART_STARTED = 0, HART_STOPPED = 1, HART_START_PENDING = 2, HA
 #define HART_REQ_EXIT      (1u << 0) /* return from hart_run */
 #define HART_REQ_TLB_FLUSH (1u << 1) /* remote sfence.vma: flush the TLB */
 #define HART_REQ_FENCE_I   (1u << 2) /* remote fence.i: drop decoded code */
+#define HART_REQ_DROP_WRITES (1u << 3) /* dirty logging: drop write TLB entries */
 
 struct hart;
 
@@ -187,6 +188,10 @@ struct hart {
     pthread_mutex_t park_lock;
     pthread_cond_t park_cond;
 
+    /* Dirty logging's handshake (hart_request_drop_writes): tickets asked
+     * for and the last one served, after the write entries were dropped. */
+    _Atomic uint64_t drop_writes_req, drop_writes_ack;
+
     struct tlb tlb;
     /* The arrays of `tlb` for the current regime: fetch follows priv, loads
      * and stores follow the effective mode (mstatus.MPRV). */
@@ -265,6 +270,20 @@ int hart_load(struct hart *hart, const struct state_reader *r, char *err, size_t
 
 /* Hart's thread: flush all cached translations. */
 void hart_flush_tlb(struct hart *hart);
+
+/* Dirty logging (mem/dirty_log.h), step (2) of a collect. Any thread: asks
+ * the hart to drop its write TLB entries at its next instruction boundary
+ * (between slices of hart_run, or at once when parked: the request wakes
+ * it) and returns a ticket for hart_drop_writes_done(). */
+uint64_t hart_request_drop_writes(struct hart *hart);
+/* Any thread: true once the hart dropped its write entries after the
+ * request that gave `ticket`; its stores before that are visible to the
+ * caller then (acquire). */
+bool hart_drop_writes_done(struct hart *hart, uint64_t ticket);
+/* The hart's thread, or any thread while the hart is not running (paused,
+ * before its thread starts): drops the write entries now and serves every
+ * ticket asked so far. */
+void hart_drop_writes(struct hart *hart);
 /* Hart's thread: forget all decoded code, as fence.i does. */
 void hart_fence_i(struct hart *hart);
 

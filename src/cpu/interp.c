@@ -657,6 +657,8 @@ static bool serve_requests(struct hart *h)
         hart_flush_tlb(h);
     if (req & HART_REQ_FENCE_I)
         hart_fence_i(h);
+    if (req & HART_REQ_DROP_WRITES)
+        hart_drop_writes(h);
     return req & HART_REQ_EXIT;
 }
 

@@ -153,6 +153,7 @@ static int page_walk(struct hart *h, uint64_t va, enum access_type type, enum pr
             if (!__atomic_compare_exchange_n(pte_ptr, &pte, want, false, __ATOMIC_ACQ_REL,
                                              __ATOMIC_ACQUIRE))
                 goto retry;
+            guest_mem_mark_dirty(h->mem, pte_pa, 8);  /* a write to the page table */
         }
         *pa = ((ppn & ~low_mask) << 12) | (va & ((1ull << (12 + 9 * level)) - 1));
         return 0;
@@ -195,6 +196,12 @@ static int access_page(struct hart *h, uint64_t va, unsigned len, enum access_ty
         return type == ACCESS_FETCH ? EXC_INSN_ACCESS : 0;
     }
     *host = page + (pa & 0xfff);
+    /* Dirty logging: every store that gets here is about to write the page,
+     * through the entry installed below or *host; marking first is safe
+     * because a collect makes the hart drop its write entries after
+     * clearing the bits (mem/dirty_log.h). */
+    if (type == ACCESS_STORE)
+        guest_mem_mark_dirty(h->mem, pa & ~0xfffull, GUEST_PAGE_SIZE);
     if (pmp_allows(h, pa & ~0xfffull, GUEST_PAGE_SIZE, type, mode)) {
         struct tlb_entry *array = type == ACCESS_FETCH ? h->tlb_fetch
                                   : type == ACCESS_LOAD ? h->tlb_read : h->tlb_write;

@@ -5,8 +5,11 @@
  * privilege switch needs no flush; each mode's entries also carry that
  * mode's PMP verdict. A write entry
  * is only installed once the page's PTE is dirty and the page is plain RAM:
- * anything that must see writes (MMIO, dirty logging) simply gets no write
- * entry and takes the slow path.
+ * anything that must see writes (MMIO) simply gets no write entry and takes
+ * the slow path. Dirty logging (mem/dirty_log.h) marks a page when its
+ * write entry is installed and makes harts drop all write entries
+ * (tlb_flush_writes) at each collect, so the next store to the page takes
+ * the slow path and marks it again.
  *
  * Only RAM is ever cached here; MMIO accesses always take the slow path. */
 #ifndef NIMBUS_CPU_TLB_H
@@ -39,6 +42,13 @@ struct tlb {
 static inline void tlb_flush_all(struct tlb *tlb)
 {
     memset(tlb, 0xff, sizeof(*tlb)); /* every tag becomes TLB_INVALID_TAG */
+}
+
+/* Drops every write entry (dirty logging); reads and fetches stay. */
+static inline void tlb_flush_writes(struct tlb *tlb)
+{
+    for (int r = 0; r < TLB_REGIMES; r++)
+        memset(tlb->set[r].write, 0xff, sizeof(tlb->set[r].write));
 }
 
 static inline unsigned tlb_index(uint64_t va)

@@ -143,6 +143,7 @@ static int copy_to_ram(struct guest_mem *mem, const struct image_file *f, uint64
     if (!dst || filesz > memsz)  /* callers checked; keep the invariant local */
         return errmsg(err, errlen, -EINVAL, "internal: bad copy of %s to 0x%" PRIx64, f->path, addr);
     int rc = read_at(f, dst, filesz, off, err, errlen);
+    guest_mem_mark_dirty(mem, addr, filesz);  /* even a partial read wrote */
     if (rc)
         return rc;
     /* Zero the rest without touching pages that are already zero: an image

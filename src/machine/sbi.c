@@ -214,7 +214,9 @@ static struct sbi_ret sbi_dbcn(struct hart *h, const struct sbi_platform *p, uns
         uint8_t *buf = guest_mem_ram_ptr(h->mem, addr, n);
         if (!buf || base_hi)
             return err(SBI_ERR_INVALID_PARAM);
-        return ok(p->console_read ? p->console_read(p->opaque, buf, n) : 0);
+        uint64_t got = p->console_read ? p->console_read(p->opaque, buf, n) : 0;
+        guest_mem_mark_dirty(h->mem, addr, got);
+        return ok(got);
     }
     case 2: { /* console_write_byte */
         uint8_t c = (uint8_t)h->arch.x[10];

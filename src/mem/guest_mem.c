@@ -18,6 +18,11 @@ int guest_mem_init(struct guest_mem *mem, uint64_t base, uint64_t size)
                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (p == MAP_FAILED)
         return -errno;
+    int err = dirty_log_init(&mem->dirty, size >> GUEST_PAGE_SHIFT);
+    if (err) {
+        munmap(p, size);
+        return err;
+    }
     mem->ram = p;
     mem->ram_base = base;
     mem->ram_size = size;
@@ -28,6 +33,7 @@ void guest_mem_destroy(struct guest_mem *mem)
 {
     if (mem->ram)
         munmap(mem->ram, mem->ram_size);
+    dirty_log_destroy(&mem->dirty);
     mem->ram = NULL;
     mem->ram_size = 0;
     mem->mmio_count = 0;
@@ -86,6 +92,8 @@ int guest_mem_backed_pages(const struct guest_mem *mem, uint64_t *bitmap)
 
 int guest_mem_clear(struct guest_mem *mem)
 {
+    /* Every page changes (to zero): a dirty log must resend them all. */
+    dirty_log_mark(&mem->dirty, 0, mem->ram_size / GUEST_PAGE_SIZE);
     if (!mem->file_backed)
         return madvise(mem->ram, mem->ram_size, MADV_DONTNEED) ? -errno : 0;
     /* MADV_DONTNEED on a private file mapping would bring back the file's
@@ -153,6 +161,7 @@ int guest_mem_write(struct guest_mem *mem, uint64_t pa, const void *src, size_t 
     if (!dst)
         return -EFAULT;
     memcpy(dst, src, len);
+    guest_mem_mark_dirty(mem, pa, len);
     return 0;
 }
 
@@ -184,6 +193,7 @@ int guest_mem_discard(struct guest_mem *mem, uint64_t pa, uint64_t len)
         return 0;
     if (madvise((void *)start, end - start, MADV_DONTNEED))
         return -errno;
+    guest_mem_mark_dirty_host(mem, (void *)start, end - start);
     return 0;
 }
 
@@ -198,9 +208,12 @@ int guest_mem_zero(struct guest_mem *mem, uint64_t pa, uint64_t len)
     if (first >= last || mem->file_backed) { /* no whole host page inside, or
                                                  DONTNEED would not zero */
         memset(p, 0, len);
+        guest_mem_mark_dirty(mem, pa, len);
         return 0;
     }
     memset(p, 0, first - start);
     memset((void *)last, 0, end - last);
-    return guest_mem_discard(mem, pa + (first - start), last - first);
+    int r = guest_mem_discard(mem, pa + (first - start), last - first);
+    guest_mem_mark_dirty(mem, pa, len);  /* after the writes it records */
+    return r;
 }

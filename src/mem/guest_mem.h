@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mem/dirty_log.h"
+
 #define GUEST_PAGE_SHIFT 12
 #define GUEST_PAGE_SIZE  (1ull << GUEST_PAGE_SHIFT)
 #define GUEST_MMIO_MAX   32
@@ -38,10 +40,11 @@ struct guest_mem {
     bool file_backed;          /* RAM is a private mapping of a snapshot's memory file */
     struct mmio_region mmio[GUEST_MMIO_MAX];
     int mmio_count;
+    struct dirty_log dirty;    /* dirty pages of RAM (mem/dirty_log.h) */
 };
 
 /* Maps `size` bytes of anonymous, lazily backed host memory as guest RAM at
- * guest physical `base`. Returns 0 or -errno. */
+ * guest physical `base`, with its dirty log (off). Returns 0 or -errno. */
 int guest_mem_init(struct guest_mem *mem, uint64_t base, uint64_t size);
 void guest_mem_destroy(struct guest_mem *mem);
 
@@ -80,6 +83,25 @@ static inline void *guest_mem_ram_ptr(const struct guest_mem *mem, uint64_t pa, 
     return mem->ram + off;
 }
 
+/* Records a write to RAM [pa, pa+len) in the dirty log, if logging is on
+ * (one predictable branch when off). Every writer of RAM that does not go
+ * through the functions below calls it after writing. Any thread. */
+static inline void guest_mem_mark_dirty(struct guest_mem *mem, uint64_t pa, uint64_t len)
+{
+    if (__builtin_expect(dirty_log_on(&mem->dirty), 0) && len && pa >= mem->ram_base) {
+        uint64_t first = (pa - mem->ram_base) >> GUEST_PAGE_SHIFT;
+        uint64_t last = (pa - mem->ram_base + len - 1) >> GUEST_PAGE_SHIFT;
+        dirty_log_mark(&mem->dirty, first, last - first + 1);
+    }
+}
+
+/* The same for a host pointer into RAM (as guest_mem_ram_ptr gave). */
+static inline void guest_mem_mark_dirty_host(struct guest_mem *mem, const void *p, size_t len)
+{
+    if (__builtin_expect(dirty_log_on(&mem->dirty), 0))
+        guest_mem_mark_dirty(mem, mem->ram_base + (uint64_t)((const uint8_t *)p - mem->ram), len);
+}
+
 const struct mmio_region *guest_mem_find_mmio(const struct guest_mem *mem, uint64_t pa);
 
 /* Device access for one naturally sized access (1, 2, 4, 8). Returns false
@@ -88,7 +110,8 @@ bool guest_mem_mmio_read(const struct guest_mem *mem, uint64_t pa, unsigned size
 bool guest_mem_mmio_write(const struct guest_mem *mem, uint64_t pa, unsigned size, uint64_t value);
 
 /* Copies between host buffers and guest physical memory (RAM only), as used by
- * loaders and DMA-style devices. Return 0 or -EFAULT if any byte is not RAM. */
+ * loaders and DMA-style devices; writes are marked in the dirty log. Return 0
+ * or -EFAULT if any byte is not RAM. */
 int guest_mem_write(struct guest_mem *mem, uint64_t pa, const void *src, size_t len);
 int guest_mem_read(const struct guest_mem *mem, uint64_t pa, void *dst, size_t len);
 
@@ -96,14 +119,16 @@ int guest_mem_read(const struct guest_mem *mem, uint64_t pa, void *dst, size_t l
  * host (MADV_DONTNEED on the private anonymous mapping), so clearing a large
  * range never touches or backs memory; partial pages are cleared in place.
  * On file-backed RAM (guest_mem_map_file) the range is cleared in place.
- * Returns 0, -EFAULT if any byte is not RAM, or -errno from madvise. */
+ * The range is marked in the dirty log. Returns 0, -EFAULT if any byte is
+ * not RAM, or -errno from madvise. */
 int guest_mem_zero(struct guest_mem *mem, uint64_t pa, uint64_t len);
 
 /* Gives the host pages wholly inside [pa, pa+len) back to the host kernel
  * (madvise MADV_DONTNEED on the private anonymous mapping): the process's
  * RSS falls, and the guest reads zeros there afterwards. Partial host pages
  * at the ends keep their contents. Used by the balloon (inflated and
- * reported free pages). Returns 0, -EFAULT if any byte is not RAM, or the
+ * reported free pages). The discarded pages (their contents changed) are
+ * marked in the dirty log. Returns 0, -EFAULT if any byte is not RAM, or the
  * madvise error. On file-backed RAM the pages read what the memory file
  * holds afterwards, not zeros: the balloon's pages are the driver's to
  * refill (VIRTIO 1.2 §5.5.6), and their private copies are still freed.

@@ -194,7 +194,8 @@ void virtio_dev_push(struct virtio_dev *d, unsigned q, const struct vq_elem *ele
     /* A chain a device kept (the balloon's statistics buffer) while the
      * driver stopped and restarted the queue belongs to the old ring: the
      * driver gets nothing back for it (§2.6.1: a reset queue has no
-     * buffers in use). */
+     * buffers in use). Its writes are marked for dirty logging either way. */
+    vq_mark_written(&s->vq, elem);
     bool notify = elem->gen == s->gen && vq_push(&s->vq, elem->head, len);
     pthread_mutex_unlock(&s->lock);
     if (notify) {

@@ -154,6 +154,7 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *elem)
          * then look again in case it arrived meanwhile. */
         __atomic_store_n(used_word(vq, USED_RING + 8 * (size_t)vq->num), vq->last_avail,
                          __ATOMIC_RELAXED);
+        guest_mem_mark_dirty_host(vq->mem, used_word(vq, USED_RING + 8 * (size_t)vq->num), 2);
         __atomic_thread_fence(__ATOMIC_SEQ_CST);
         avail = avail_idx_acquire(vq);
         if (avail == vq->last_avail)
@@ -167,7 +168,34 @@ int vq_pop(struct virtqueue *vq, struct vq_elem *elem)
     if (walk_chain(vq, head, elem))
         return broken(vq);
     vq->last_avail++;
+    /* Dirty logging: the writable buffers are marked when mapped, for a
+     * chain that is never pushed (its queue reset meanwhile), and again at
+     * completion, after the device wrote them (vq_push_many). */
+    vq_mark_written(vq, elem);
     return 1;
+}
+
+void vq_mark_written(struct virtqueue *vq, const struct vq_elem *elem)
+{
+    if (!dirty_log_on(&vq->mem->dirty))
+        return;
+    for (unsigned i = elem->out_num; i < elem->out_num + elem->in_num; i++)
+        guest_mem_mark_dirty_host(vq->mem, elem->iov[i].iov_base, elem->iov[i].iov_len);
+}
+
+/* Completion of chain `head` under dirty logging: the device has written
+ * its buffers, so they are marked now; a collect that cleared them since
+ * the pop cannot lose the writes. The chain is walked again from the
+ * descriptor table, which the driver must leave alone until the device
+ * has used the chain (VIRTIO 1.2 §2.7): a driver that rewrites it only
+ * hides writes to its own memory from its own snapshot. A chain that no
+ * longer walks keeps the marks of its pop. Not on the hot path: only while
+ * logging is on. */
+static void mark_completed(struct virtqueue *vq, uint16_t head)
+{
+    struct vq_elem e;
+    if (head < vq->num && walk_chain(vq, head, &e) == 0)
+        vq_mark_written(vq, &e);
 }
 
 bool vq_has_avail(const struct virtqueue *vq)
@@ -188,6 +216,11 @@ bool vq_push_many(struct virtqueue *vq, const struct vq_used *used, unsigned n)
     }
     vq->used_idx = new;
     __atomic_store_n(used_word(vq, USED_IDX), new, __ATOMIC_RELEASE);
+    if (dirty_log_on(&vq->mem->dirty)) {
+        for (unsigned i = 0; i < n; i++)
+            mark_completed(vq, used[i].head);
+        guest_mem_mark_dirty_host(vq->mem, vq->used, 6 + 8 * (size_t)vq->num);
+    }
     /* The driver writes used_event and then reads used->idx; we did the
      * reverse: a full fence keeps either side from missing the other. */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -20,7 +20,10 @@
  * Threads: a virtqueue has no lock of its own; the transport serialises
  * vq_pop()/vq_push() on one queue with the queue's mutex (virtio_mmio.h).
  * Descriptor words are copied once and used from the copy, so a guest that
- * rewrites them concurrently cannot make the checks and the use disagree. */
+ * rewrites them concurrently cannot make the checks and the use disagree.
+ *
+ * Dirty logging: every write to guest RAM here, and the device's writes
+ * into a chain's writable buffers, are marked (vq_mark_written). */
 #ifndef NIMBUS_VIRTIO_VIRTQUEUE_H
 #define NIMBUS_VIRTIO_VIRTQUEUE_H
 
@@ -97,6 +100,12 @@ struct vq_used {
     uint32_t len;
 };
 bool vq_push_many(struct virtqueue *vq, const struct vq_used *used, unsigned n);
+
+/* Dirty logging (mem/dirty_log.h): marks the device-writable buffers of
+ * `elem` dirty, if logging is on. vq_pop does it when it maps a chain,
+ * vq_push/vq_push_many again at completion, with the used ring; a device
+ * that drops a written chain without pushing it calls it itself. */
+void vq_mark_written(struct virtqueue *vq, const struct vq_elem *elem);
 
 /* Gives back the last `n` chains popped and not pushed: the next vq_pop()
  * takes them again (a frame that did not fit in the buffers there were). */

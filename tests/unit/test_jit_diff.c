@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "rv_encode.h"
 #include "cpu/cpu_internal.h"
 #include "cpu/jit/jit.h"
 #include "mem/guest_mem.h"
@@ -49,32 +50,7 @@ static uint64_t rnd(void)
     return z ^ (z >> 31);
 }
 
-/* ---- instruction encoders ---- */
-static uint32_t r_type(unsigned f7, unsigned rs2, unsigned rs1, unsigned f3, unsigned rd, unsigned opc)
-{
-    return f7 << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | rd << 7 | opc;
-}
-static uint32_t i_type(int32_t imm, unsigned rs1, unsigned f3, unsigned rd, unsigned opc)
-{
-    return (uint32_t)(imm & 0xfff) << 20 | rs1 << 15 | f3 << 12 | rd << 7 | opc;
-}
-static uint32_t s_type(int32_t imm, unsigned rs2, unsigned rs1, unsigned f3)
-{
-    uint32_t u = (uint32_t)imm;
-    return ((u >> 5) & 0x7f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 | (u & 31) << 7 | 0x23;
-}
-static uint32_t b_type(int32_t imm, unsigned rs2, unsigned rs1, unsigned f3)
-{
-    uint32_t u = (uint32_t)imm;
-    return ((u >> 12) & 1) << 31 | ((u >> 5) & 0x3f) << 25 | rs2 << 20 | rs1 << 15 | f3 << 12 |
-           ((u >> 1) & 0xf) << 8 | ((u >> 11) & 1) << 7 | 0x63;
-}
-static uint32_t j_type(int32_t imm, unsigned rd)
-{
-    uint32_t u = (uint32_t)imm;
-    return ((u >> 20) & 1) << 31 | ((u >> 1) & 0x3ff) << 21 | ((u >> 11) & 1) << 20 |
-           ((u >> 12) & 0xff) << 12 | rd << 7 | 0x6f;
-}
+/* ---- instruction encoders (rv_encode.h), and: ---- */
 static uint32_t csrrs(unsigned rd, unsigned csr) { return i_type((int32_t)csr, 0, 2, rd, 0x73) | (csr & 0x800 ? 0 : 0); }
 
 /* Registers: x8-x11 hold data pointers the stream never overwrites;
