@@ -93,7 +93,7 @@ int guest_mem_backed_pages(const struct guest_mem *mem, uint64_t *bitmap)
 int guest_mem_clear(struct guest_mem *mem)
 {
     /* Every page changes (to zero): a dirty log must resend them all. */
-    dirty_log_mark(&mem->dirty, 0, mem->ram_size / GUEST_PAGE_SIZE);
+    guest_mem_mark_dirty(mem, mem->ram_base, mem->ram_size);
     if (!mem->file_backed)
         return madvise(mem->ram, mem->ram_size, MADV_DONTNEED) ? -errno : 0;
     /* MADV_DONTNEED on a private file mapping would bring back the file's
