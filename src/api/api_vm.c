@@ -184,9 +184,14 @@ static int snapshot(struct virt_machine *m, const struct vm_snapshot_options *o,
     return 0;
 }
 
+/* vm_state_of, except that a reboot under way (the harts stopped for
+ * virt_reset, no quit pending) is still a running VM, not a shutdown. */
 static enum vm_state vm_state(void *opaque)
 {
-    return vm_state_of(opaque);
+    struct virt_machine *m = opaque;
+    if (atomic_load(&m->stop) == VIRT_STOP_RESET && atomic_load(&m->quit_request) < 0)
+        return VM_STATE_RUNNING;
+    return vm_state_of(m);
 }
 
 static int vm_handle(void *opaque, const struct api_request *req, json_t *reply, char *err,
@@ -203,9 +208,10 @@ static int vm_handle(void *opaque, const struct api_request *req, json_t *reply,
     case API_BALLOON_STATS:
         if (!m->balloon)
             return errmsg(err, errlen, -ENODEV, "no balloon device (start the VM with --balloon)");
-        if (req->action == API_BALLOON)
-            return set_target(m, req->target_mib, reply, err, errlen);
-        balloon_stats(m, reply);
+        if (req->action == API_BALLOON && (r = set_target(m, req->target_mib, reply, err, errlen)))
+            return r;
+        if (req->action == API_BALLOON_STATS)
+            balloon_stats(m, reply);
         break;
     case API_PAUSE:
         if ((r = virt_pause(m, err, errlen)))
@@ -238,7 +244,7 @@ static int vm_handle(void *opaque, const struct api_request *req, json_t *reply,
         return errmsg(err, errlen, -EINVAL, "not a VM request");
     }
     if (!json_object_get(reply, "state"))
-        json_object_set_new(reply, "state", json_string(vm_state_name(vm_state_of(m))));
+        json_object_set_new(reply, "state", json_string(vm_state_name(vm_state(m))));
     return 0;
 }
 
