@@ -73,7 +73,7 @@ struct api_ops {
 
 struct api;
 
-/* Listens on `path` (mode 0600) and serves `m`. An existing socket there
+/* Listens on `path` (the owner only) and serves `m`. An existing socket there
  * that nobody serves is replaced; a live one, or anything that is not a
  * socket, is refused. Returns 0 or -errno with a one-line message naming
  * the path. */

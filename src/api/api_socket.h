@@ -1,4 +1,4 @@
-/* The API's unix socket file: made with mode 0600, a stale one (its server
+/* The API's unix socket file: made for its owner only, a stale one (its server
  * gone) replaced, a live one or a non-socket refused; removed at the end
  * only if it is still the one we made.
  * Threads: the thread that opens and closes the API. */

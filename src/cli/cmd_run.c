@@ -91,7 +91,7 @@ static void run_usage(FILE *out)
         "                    stats=SECONDS       ask the guest for memory statistics this\n"
         "                                        often (default 2; 0: only on request)\n"
         "  --api PATH        serve the VM's control API at PATH: HTTP/1.1 + JSON on a\n"
-        "                    unix socket (mode 0600): state, pause, resume, shutdown,\n"
+        "                    unix socket (owner only): state, pause, resume, shutdown,\n"
         "                    destroy, reset, snapshot, balloon, counters, an event\n"
         "                    stream (docs/api.md; 'nimbus status --api PATH' and the\n"
         "                    other commands speak it). A stale socket at PATH is\n"
