@@ -9,7 +9,7 @@
 #   4. hostile guests (tests/hostile): programs that attack the monitor, and
 #      signal/terminal checks on pseudo-terminals (optimised build; a subset
 #      under the sanitizers);
-#   5. guest tests that boot Debian's kernel (optimised build; eight again
+#   5. guest tests that boot Debian's kernel (optimised build; nine again
 #      under the sanitizers, listed below; the boot test again with --jit on);
 #   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
 #      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each.
