@@ -187,8 +187,23 @@ int api_cmd_call(const char *name, const struct api_cmd_args *a, const char *met
     return 1;
 }
 
-int api_cmd_action(int argc, char **argv, const char *usage, const char *method,
-                   const char *path)
+void api_cmd_print(const struct api_cmd_args *a, json_t *reply, void (*human)(json_t *reply))
+{
+    if (a->json) {
+        api_print_json(reply);
+        return;
+    }
+    if (human) {
+        human(reply);
+    } else {
+        const char *st = json_string_value(json_object_get(reply, "state"));
+        printf("state: %s\n", st ? st : "?");
+    }
+    json_decref(reply);
+}
+
+int api_cmd_simple(int argc, char **argv, const char *usage, const char *method,
+                   const char *path, void (*human)(json_t *reply))
 {
     struct api_cmd_args a;
     bool done;
@@ -202,12 +217,6 @@ int api_cmd_action(int argc, char **argv, const char *usage, const char *method,
     json_t *reply;
     if ((r = api_cmd_call(argv[0], &a, method, path, NULL, &reply)))
         return r;
-    if (!a.json) {
-        const char *st = json_string_value(json_object_get(reply, "state"));
-        printf("state: %s\n", st ? st : "?");
-        json_decref(reply);
-    } else {
-        api_print_json(reply);
-    }
+    api_cmd_print(&a, reply, human);
     return 0;
 }

@@ -46,9 +46,14 @@ int api_cmd_call(const char *name, const struct api_cmd_args *a, const char *met
 /* Prints the reply as one JSON line (--json). Frees it. */
 void api_print_json(json_t *reply);
 
-/* A command that is one request with no body and no options of its own
- * (pause, resume, destroy, reset): prints "state: STATE" (or the JSON). */
-int api_cmd_action(int argc, char **argv, const char *usage, const char *method,
-                   const char *path);
+/* Prints a reply: as it is under --json, else with `human` (NULL: "state:
+ * STATE"). Frees it. */
+void api_cmd_print(const struct api_cmd_args *a, json_t *reply, void (*human)(json_t *reply));
+
+/* A command that is one request with no body and no options or operands
+ * of its own (pause, resume, destroy, reset, status, counters): does it
+ * and prints the reply with api_cmd_print. */
+int api_cmd_simple(int argc, char **argv, const char *usage, const char *method,
+                   const char *path, void (*human)(json_t *reply));
 
 #endif

@@ -20,6 +20,11 @@ static void print_stats(json_t *r)
         printf("guest %s: %lld\n", key, (long long)json_integer_value(v));
 }
 
+static void print_target(json_t *r)
+{
+    printf("balloon target: %lld MiB\n", (long long)json_integer_value(json_object_get(r, "target_mib")));
+}
+
 int cmd_balloon(int argc, char **argv)
 {
     static const char usage[] =
@@ -38,12 +43,7 @@ int cmd_balloon(int argc, char **argv)
     if (a.first_arg == argc) {
         if ((r = api_cmd_call(argv[0], &a, "GET", "/vm/balloon/stats", NULL, &reply)))
             return r;
-        if (a.json)
-            api_print_json(reply);
-        else {
-            print_stats(reply);
-            json_decref(reply);
-        }
+        api_cmd_print(&a, reply, print_stats);
         return 0;
     }
     char *end;
@@ -58,11 +58,6 @@ int cmd_balloon(int argc, char **argv)
     snprintf(body, sizeof(body), "{\"target_mib\":%llu}", mib);
     if ((r = api_cmd_call(argv[0], &a, "PUT", "/vm/balloon", body, &reply)))
         return r;
-    if (a.json)
-        api_print_json(reply);
-    else {
-        printf("balloon target: %lld MiB\n", (long long)json_integer_value(json_object_get(reply, "target_mib")));
-        json_decref(reply);
-    }
+    api_cmd_print(&a, reply, print_target);
     return 0;
 }

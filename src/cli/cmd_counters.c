@@ -55,19 +55,5 @@ int cmd_counters(int argc, char **argv)
         "this machine's VM exits) and WFI waits; per device what it counts.\n"
         "  --api PATH   the VM's API socket (nimbus run --api PATH)\n"
         "  --json       print the server's JSON reply (GET /vm/counters)\n";
-    struct api_cmd_args a;
-    bool done;
-    int r = api_cmd_parse(argc, argv, usage, NULL, NULL, NULL, &a, &done);
-    if (r || done)
-        return r;
-    json_t *reply;
-    if ((r = api_cmd_call(argv[0], &a, "GET", "/vm/counters", NULL, &reply)))
-        return r;
-    if (a.json) {
-        api_print_json(reply);
-        return 0;
-    }
-    print_human(reply);
-    json_decref(reply);
-    return 0;
+    return api_cmd_simple(argc, argv, usage, "GET", "/vm/counters", print_human);
 }

@@ -11,5 +11,5 @@ int cmd_reset(int argc, char **argv)
         "  --json       print the server's JSON reply\n"
         "Prints the VM's state after it; on an error (a VM in the wrong state, say)\n"
         "prints the server's message and exits with status 1.\n";
-    return api_cmd_action(argc, argv, usage, "PUT", "/vm/reset");
+    return api_cmd_simple(argc, argv, usage, "PUT", "/vm/reset", NULL);
 }

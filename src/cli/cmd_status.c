@@ -36,19 +36,5 @@ int cmd_status(int argc, char **argv)
         "Shows a VM's state (running, paused), uptime and configuration.\n"
         "  --api PATH   the VM's API socket (nimbus run --api PATH)\n"
         "  --json       print the server's JSON reply (GET /vm)\n";
-    struct api_cmd_args a;
-    bool done;
-    int r = api_cmd_parse(argc, argv, usage, NULL, NULL, NULL, &a, &done);
-    if (r || done)
-        return r;
-    json_t *reply;
-    if ((r = api_cmd_call(argv[0], &a, "GET", "/vm", NULL, &reply)))
-        return r;
-    if (a.json) {
-        api_print_json(reply);
-        return 0;
-    }
-    print_human(reply);
-    json_decref(reply);
-    return 0;
+    return api_cmd_simple(argc, argv, usage, "GET", "/vm", print_human);
 }
