@@ -7,12 +7,15 @@ SAN     ?=
 # libslirp (user-mode networking): its .pc file names glib, hence libglib2.0-dev.
 SLIRP_CFLAGS := $(shell pkg-config --cflags slirp 2>/dev/null || echo -I/usr/include/slirp)
 SLIRP_LIBS   := $(shell pkg-config --libs slirp 2>/dev/null || echo -lslirp)
-# jansson: the control socket's JSON (pkg-config, with a fallback).
+# jansson: the API's JSON; libmicrohttpd: its HTTP server; libcurl: the
+# CLI's client of it (pkg-config, with fallbacks).
 JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
 JANSSON_LIBS   := $(or $(shell pkg-config --libs jansson 2>/dev/null),-ljansson)
+MHD_LIBS       := $(or $(shell pkg-config --libs libmicrohttpd 2>/dev/null),-lmicrohttpd)
+CURL_LIBS      := $(or $(shell pkg-config --libs libcurl 2>/dev/null),-lcurl)
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(JANSSON_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN)
-LDLIBS  := -lfdt -lz -lzstd $(SLIRP_LIBS) -lpthread -lm $(JANSSON_LIBS)
+LDLIBS  := -lfdt -lz -lzstd $(SLIRP_LIBS) -lpthread -lm $(JANSSON_LIBS) $(MHD_LIBS) $(CURL_LIBS)
 
 # Only the slirp backend sees libslirp's (and glib's) headers.
 $(BUILD)/obj/src/net/slirp.o: CFLAGS += $(SLIRP_CFLAGS)

@@ -4,7 +4,7 @@
 # file (the memory stays backed on the host), then the host sets a balloon
 # of 256 MiB; printed: the VMM's RSS before and after the inflation and the
 # time the guest took to inflate, for nimbus (--balloon=reporting=off, through
-# --control) and QEMU (-device virtio-balloon-device, through QMP `balloon`),
+# --api) and QEMU (-device virtio-balloon-device, through QMP `balloon`),
 # both without free page reporting so only the balloon gives memory back.
 #
 # Environment: NIMBUS (default build/nimbus), QEMU (qemu-system-riscv64),
@@ -35,8 +35,14 @@ wait_ready() {
     done
 }
 
-# ask KIND: the guest's balloon size in MiB, through the control socket or QMP.
+# ask KIND: the guest's balloon size in MiB, through the API (nimbus balloon) or QMP.
 ask() {
+    if [ "$1" = nimbus ]; then   # the per-VM API (docs/api.md)
+        [ -n "${2:-}" ] && "$NIMBUS" balloon --api "$W/sock" "$2" >/dev/null
+        "$NIMBUS" balloon --api "$W/sock" --json |
+            python3 -c 'import json, sys; print(json.load(sys.stdin).get("actual_mib", -1))'
+        return
+    fi
     python3 - "$1" "$W/sock" "${2:-}" <<'PY'
 import json, socket, sys
 kind, path, target = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -47,17 +53,12 @@ def call(obj):
         r = json.loads(f.readline())
         if "event" not in r:
             return r
-if kind == "nimbus":
-    if target:
-        call({"cmd": "balloon", "target_mib": int(target)})
-    print(call({"cmd": "balloon-stats"}).get("actual_mib", -1))
-else:
-    json.loads(f.readline())            # greeting
-    call({"execute": "qmp_capabilities"})
-    if target:                           # QEMU's value is the guest's memory, not the balloon
-        call({"execute": "balloon", "arguments": {"value": (512 - int(target)) << 20}})
-    r = call({"execute": "query-balloon"})
-    print(512 - (r.get("return", {}).get("actual", 512 << 20) >> 20))
+json.loads(f.readline())            # QMP's greeting
+call({"execute": "qmp_capabilities"})
+if target:                           # QEMU's value is the guest's memory, not the balloon
+    call({"execute": "balloon", "arguments": {"value": (512 - int(target)) << 20}})
+r = call({"execute": "query-balloon"})
+print(512 - (r.get("return", {}).get("actual", 512 << 20) >> 20))
 PY
 }
 
@@ -67,7 +68,7 @@ run() { # KIND
     : >"$log"
     case $kind in
         nimbus) "$NIMBUS" run --kernel "$KERNEL" --initrd "$INITRD" --mem 512M --balloon=reporting=off \
-                    --control "$W/sock" --append "console=ttyS0 -- $CMD" </dev/null >"$log" 2>&1 & ;;
+                    --api "$W/sock" --append "console=ttyS0 -- $CMD" </dev/null >"$log" 2>&1 & ;;
         qemu) "$QEMU" -M virt -m 512M -smp 1 -bios default -nographic -kernel "$KERNEL" -initrd "$INITRD" \
                   -device virtio-balloon-device -qmp "unix:$W/sock,server=on,wait=off" \
                   -append "console=ttyS0 -- $CMD" </dev/null >"$log" 2>&1 & ;;

@@ -7,7 +7,9 @@ packages=(
     gcc make libfdt-dev pkg-config     # the monitor
     libslirp-dev libglib2.0-dev        # --net user (slirp.pc requires glib-2.0.pc)
     iproute2 python3                   # network tests: namespaces, tap, an HTTP server
-    libjansson-dev                     # the control socket's JSON
+    libjansson-dev                     # the API's JSON
+    libmicrohttpd-dev                  # the API's HTTP server (nimbus run --api)
+    libcurl4-openssl-dev curl          # the CLI's API client; curl --unix-socket in the API tests
     device-tree-compiler               # dtc: checks the generated device tree
     gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu  # bare-metal test programs
     libc6-dev-riscv64-cross            # static libc for the guest agent (guest/agent.c)

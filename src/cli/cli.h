@@ -13,6 +13,17 @@ struct cli_command {
 
 int cmd_run(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+/* The API's commands (each over --api PATH, src/cli/api_client.h). */
+int cmd_status(int argc, char **argv);
+int cmd_pause(int argc, char **argv);
+int cmd_resume(int argc, char **argv);
+int cmd_shutdown(int argc, char **argv);
+int cmd_destroy(int argc, char **argv);
+int cmd_reset(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_balloon(int argc, char **argv);
+int cmd_counters(int argc, char **argv);
+int cmd_events(int argc, char **argv);
 
 /* Parses a memory size: a number with an optional K, M, G or T suffix
  * (powers of 1024); a bare number means MiB, as in QEMU's -m. Returns 0 or

@@ -6,8 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "api/control.h"
-#include "api/control_vm.h"
+#include "api/api.h"
 #include "cli/cli.h"
 #include "cpu/jit/jit.h"
 #include "vm/snapshot.h"
@@ -47,7 +46,7 @@ static void restore_usage(FILE *out)
         "                    --help'; default path nimbus-vsock-CID.sock)\n"
         "  --paused          stay paused after the restore (resume through the API)\n"
         "  --console WHERE   stdio (default), file:PATH or socket:PATH\n"
-        "  --control PATH    serve the control socket at PATH (see 'nimbus run --help')\n"
+        "  --api PATH        serve the VM's control API at PATH (docs/api.md)\n"
         "  --jit on|off, --jit-cache SIZE, --jit-threshold N\n"
         "                    the binary translator, as for 'nimbus run'\n"
         "\n"
@@ -99,7 +98,7 @@ int cmd_restore(int argc, char **argv)
         { "mac", required_argument, NULL, 'A' },
         { "vsock", required_argument, NULL, 'V' },
         { "console", required_argument, NULL, 'c' },
-        { "control", required_argument, NULL, 'K' },
+        { "api", required_argument, NULL, 'K' },
         { "jit", required_argument, NULL, 'J' },
         { "jit-cache", required_argument, NULL, 'C' },
         { "jit-threshold", required_argument, NULL, 'T' },
@@ -108,7 +107,7 @@ int cmd_restore(int argc, char **argv)
     };
     struct vm_restore_options o = { .memory = VM_RESTORE_LAZY, .console_kind = CONSOLE_STDIO,
                                     .jit_threshold = JIT_THRESHOLD };
-    const char *control_path = NULL;
+    const char *api_path = NULL;
     bool paused = false, clone = false;
     char err[1024];
     int opt;
@@ -119,7 +118,7 @@ int cmd_restore(int argc, char **argv)
         switch (opt) {
         case 'D':
             if (o.ndisks >= VIRT_MAX_DISKS)
-                return fail("too many --disk options (at most %s)", "7");
+                return fail("too many --disk options (at most %s)", "one per saved disk");
             o.disks[o.ndisks++] = *optarg ? optarg : NULL;
             break;
         case 'f': o.force_disks = true; break;
@@ -135,7 +134,7 @@ int cmd_restore(int argc, char **argv)
         case 'L': clone = true; break;
         case 'A':
             if (o.nmacs >= VIRT_MAX_NETS)
-                return fail("too many --mac options (one per network card, at most %s)", "7");
+                return fail("too many --mac options (%s)", "one per network card");
             if (cli_parse_mac(optarg, o.macs[o.nmacs]))
                 return fail("invalid --mac '%s' (e.g. 52:54:00:12:34:56, not multicast)", optarg);
             o.nmacs++;
@@ -152,8 +151,8 @@ int cmd_restore(int argc, char **argv)
             break;
         case 'K':
             if (!*optarg)
-                return fail("%s", "--control needs a path");
-            control_path = optarg;
+                return fail("%s", "--api needs a path");
+            api_path = optarg;
             break;
         case 'J':
             if (strcmp(optarg, "on") && strcmp(optarg, "off"))
@@ -198,24 +197,21 @@ int cmd_restore(int argc, char **argv)
     struct virt_config_strings strs;
     if (vm_snapshot_restore(&o, &m, &strs, err, sizeof(err)))
         return fail("%s", err);
-    struct control *ctl = NULL;
-    if (control_path) {
-        struct control_ops ops = { .handle = control_vm_handle, .opaque = m };
-        if (control_open(control_path, &ops, &ctl, err, sizeof(err))) {
-            virt_destroy(m);
-            virt_config_strings_free(&strs);
-            return fail("%s", err);
-        }
-    }
-    if (!paused && virt_resume(m, err, sizeof(err))) {
-        control_close(ctl);
+    struct api *api = NULL;
+    if (api_path && api_open(api_path, m, &api, err, sizeof(err))) {
         virt_destroy(m);
         virt_config_strings_free(&strs);
         return fail("%s", err);
     }
-    struct vm_io_source src = ctl ? control_io_source(ctl) : (struct vm_io_source){ 0 };
-    int status = vm_run_io(m, ctl ? &src : NULL);
-    control_close(ctl);
+    if (!paused && virt_resume(m, err, sizeof(err))) {
+        api_close(api);
+        virt_destroy(m);
+        virt_config_strings_free(&strs);
+        return fail("%s", err);
+    }
+    struct vm_io_source src = api ? api_io_source(api) : (struct vm_io_source){ 0 };
+    int status = vm_run_io(m, api ? &src : NULL);
+    api_close(api);
     virt_destroy(m);
     virt_config_strings_free(&strs);
     return status;

@@ -7,8 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "api/control.h"
-#include "api/control_vm.h"
+#include "api/api.h"
 #include "cli/cli.h"
 #include "cpu/jit/jit.h"
 #include "machine/virt.h"
@@ -81,7 +80,7 @@ static void run_usage(FILE *out)
         "                    52:54:00:12:34:56+n (QEMU's). At most %u --disk and\n"
         "                    --net options together.\n"
         "  --balloon[=OPTS]  a virtio-balloon device: the host sets a target through\n"
-        "                    --control and the guest gives that much memory back (the\n"
+        "                    --api and the guest gives that much memory back (the\n"
         "                    VMM's RSS falls). OPTS, comma-separated (note the '='):\n"
         "                    reporting=on|off    free page reporting: memory the guest\n"
         "                                        frees goes back to the host within\n"
@@ -91,14 +90,13 @@ static void run_usage(FILE *out)
         "                                        (default on)\n"
         "                    stats=SECONDS       ask the guest for memory statistics this\n"
         "                                        often (default 2; 0: only on request)\n"
-        "  --control PATH    serve a control socket (unix stream) at PATH: one JSON\n"
-        "                    request per line, one JSON reply per line:\n"
-        "                      {\"cmd\":\"status\"}  harts, RAM, the VMM's RSS\n"
-        "                      {\"cmd\":\"balloon\",\"target_mib\":N}  balloon target\n"
-        "                      {\"cmd\":\"balloon-stats\"}  balloon size, guest statistics\n"
-        "                    errors are {\"error\":\"...\"}; lines are limited to 4 KiB.\n"
-        "                    A stale socket at PATH is replaced, any other file refused;\n"
-        "                    the socket is removed on exit\n"
+        "  --api PATH        serve the VM's control API at PATH: HTTP/1.1 + JSON on a\n"
+        "                    unix socket (owner only): state, pause, resume, shutdown,\n"
+        "                    destroy, reset, snapshot, balloon, counters, an event\n"
+        "                    stream (docs/api.md; 'nimbus status --api PATH' and the\n"
+        "                    other commands speak it). A stale socket at PATH is\n"
+        "                    replaced, a live one or any other file refused; the\n"
+        "                    socket is removed on exit\n"
         "  --dump-dtb FILE   also write the generated device tree blob to FILE\n"
         "  --jit on|off      binary translator: hot code runs as x86-64 host code\n"
         "                    (default off; the interpreter is the reference)\n"
@@ -294,7 +292,7 @@ int cmd_run(int argc, char **argv)
         { "net", required_argument, NULL, 'N' },
         { "vsock", required_argument, NULL, 'V' },
         { "balloon", optional_argument, NULL, 'B' },
-        { "control", required_argument, NULL, 'K' },
+        { "api", required_argument, NULL, 'K' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -304,7 +302,7 @@ int cmd_run(int argc, char **argv)
         .console_kind = CONSOLE_STDIO,
         .jit_threshold = JIT_THRESHOLD,
     };
-    const char *control_path = NULL;
+    const char *api_path = NULL;
     char err[512];
     int opt;
     bool jit_stats = false;
@@ -351,8 +349,8 @@ int cmd_run(int argc, char **argv)
             break;
         case 'K':
             if (!*optarg)
-                return fail("%s", "--control needs a path");
-            control_path = optarg;
+                return fail("%s", "--api needs a path");
+            api_path = optarg;
             break;
         case 'm': {
             unsigned long long bytes;
@@ -451,18 +449,15 @@ int cmd_run(int argc, char **argv)
         fprintf(stderr, "nimbus run: %s\n", err);
         return 1;
     }
-    struct control *ctl = NULL;
-    if (control_path) {
-        struct control_ops ops = { .handle = control_vm_handle, .opaque = m };
-        if (control_open(control_path, &ops, &ctl, err, sizeof(err))) {
-            fprintf(stderr, "nimbus run: %s\n", err);
-            virt_destroy(m);
-            return 1;
-        }
+    struct api *api = NULL;
+    if (api_path && api_open(api_path, m, &api, err, sizeof(err))) {
+        fprintf(stderr, "nimbus run: %s\n", err);
+        virt_destroy(m);
+        return 1;
     }
-    struct vm_io_source src = ctl ? control_io_source(ctl) : (struct vm_io_source){ 0 };
-    int status = vm_run_io(m, ctl ? &src : NULL);
-    control_close(ctl);
+    struct vm_io_source src = api ? api_io_source(api) : (struct vm_io_source){ 0 };
+    int status = vm_run_io(m, api ? &src : NULL);
+    api_close(api);
     for (unsigned i = 0; jit_stats && i < m->nharts; i++) {
         char name[32];
         snprintf(name, sizeof(name), "hart %u", i);

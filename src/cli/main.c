@@ -9,6 +9,16 @@
 static const struct cli_command commands[] = {
     { "run", "boot a virtual machine (a Linux kernel, or a bare-metal program)", cmd_run },
     { "restore", "run a virtual machine from a snapshot", cmd_restore },
+    { "status", "a running VM's state, uptime and configuration (--api PATH)", cmd_status },
+    { "pause", "pause a VM: harts, devices and guest time stand still", cmd_pause },
+    { "resume", "resume a paused VM", cmd_resume },
+    { "shutdown", "ask the guest (its agent) to power off; destroy it after a timeout", cmd_shutdown },
+    { "destroy", "stop a VM at once", cmd_destroy },
+    { "reset", "reboot a VM", cmd_reset },
+    { "snapshot", "save a VM to a directory", cmd_snapshot },
+    { "balloon", "set the balloon's target, or show its figures", cmd_balloon },
+    { "counters", "per-hart and per-device counters", cmd_counters },
+    { "events", "follow a VM's events (state changes, ...)", cmd_events },
 };
 
 static void usage(FILE *out)
@@ -20,8 +30,10 @@ static void usage(FILE *out)
             "\n"
             "commands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "\n'nimbus <command> --help' describes a command's options;\n"
+        fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\nEvery command but run speaks to a running VM's API: --api PATH, the\n"
+                 "socket of 'nimbus run --api PATH' (docs/api.md).\n"
+                 "'nimbus <command> --help' describes a command's options;\n"
                  "'nimbus --version' prints the version.\n");
 }
 

@@ -78,6 +78,28 @@ enum hart_state { HART_STARTED = 0, HART_STOPPED = 1, HART_START_PENDING = 2, HA
 
 struct hart;
 
+/* Monitor statistics (the API's GET /vm/counters): written only by the
+ * hart's thread, with relaxed atomic load+store (plain moves on x86-64, no
+ * lock prefix on the hot path, since there is one writer); read by any
+ * thread. Not architectural, not saved. */
+struct hart_stats {
+    _Atomic uint64_t insns;        /* instructions retired, published when hart_run returns */
+    _Atomic uint64_t tlb_misses;   /* slow-path translations: software-TLB misses, and every
+                                      MMIO access (never cached) */
+    _Atomic uint64_t exceptions;   /* synchronous traps taken (including ecalls to the guest) */
+    _Atomic uint64_t interrupts;   /* interrupts taken */
+    _Atomic uint64_t sbi_calls;    /* ecalls the monitor served: hypercalls, the VM exits
+                                      of this machine */
+    _Atomic uint64_t wfi_exits;    /* hart_run returns because the hart waits (WFI) */
+};
+
+/* One more to a hart_stats counter; the hart's thread only. */
+static inline void hart_stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
 /* The monitor's hooks into a hart. The built-in SBI uses `ecall` to serve
  * S-mode ecalls that would otherwise trap to an absent M-mode firmware. */
 struct hart_hooks {
@@ -202,6 +224,7 @@ struct hart {
     uint64_t code_epoch;                /* see struct decoded_block */
     struct decoded_insn single_step[2]; /* an instruction straddling two pages, + end */
     uint64_t insn_count;   /* instructions retired since creation */
+    struct hart_stats stats;
     uint64_t next_timer_check;
 };
 

@@ -483,8 +483,10 @@ L_ECALL: {
     SYNC_PC();
     SYNC_COUNT();
     if (h->arch.priv != PRIV_M && h->hooks.ecall && !((h->arch.medeleg >> cause) & 1) &&
-        h->hooks.ecall(h, h->hooks.opaque))
+        h->hooks.ecall(h, h->hooks.opaque)) {
+        hart_stat_add(&h->stats.sbi_calls, 1);
         goto event;
+    }
     hart_raise_exception(h, cause, 0);
     goto trapped;
 }
@@ -662,7 +664,7 @@ static bool serve_requests(struct hart *h)
     return req & HART_REQ_EXIT;
 }
 
-enum hart_exit hart_run(struct hart *h, uint64_t budget)
+static enum hart_exit run(struct hart *h, uint64_t budget)
 {
     if (atomic_load(&h->requests) && serve_requests(h))
         return HART_EXIT_REQUEST;
@@ -693,4 +695,15 @@ enum hart_exit hart_run(struct hart *h, uint64_t budget)
 
     }
     return HART_EXIT_BUDGET;
+}
+
+enum hart_exit hart_run(struct hart *h, uint64_t budget)
+{
+    enum hart_exit e = run(h, budget);
+    /* Published once per call, not per instruction (the counters' readers
+     * are the API's, which want figures, not cycle accuracy). */
+    atomic_store_explicit(&h->stats.insns, h->insn_count, memory_order_relaxed);
+    if (e == HART_EXIT_WFI)
+        hart_stat_add(&h->stats.wfi_exits, 1);
+    return e;
 }

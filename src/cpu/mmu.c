@@ -164,6 +164,7 @@ static int page_walk(struct hart *h, uint64_t va, enum access_type type, enum pr
 static int translate(struct hart *h, uint64_t va, enum access_type type, uint64_t *pa)
 {
     enum priv_mode mode = type == ACCESS_FETCH ? h->arch.priv : hart_data_priv(h);
+    hart_stat_add(&h->stats.tlb_misses, 1);
     if (!translation_on(h, mode)) {
         *pa = va;
         return 0;

@@ -7,6 +7,7 @@ void trap_take(struct hart *h, uint64_t cause, uint64_t tval, bool interrupt)
     uint64_t deleg = interrupt ? h->arch.mideleg : h->arch.medeleg;
     enum priv_mode from = h->arch.priv;
 
+    hart_stat_add(interrupt ? &h->stats.interrupts : &h->stats.exceptions, 1);
     /* An LR/SC sequence never survives a trap. */
     h->arch.resv_valid = false;
 

@@ -7,7 +7,7 @@
 
 #include "machine/virt.h"
 
-/* More descriptors for the I/O thread to serve (the control socket, say),
+/* More descriptors for the I/O thread to serve (the API, say),
  * given by a higher layer. Both callbacks run on the I/O thread. */
 struct vm_io_source {
     /* Puts up to `max` descriptors to poll in `fds`; returns how many. */

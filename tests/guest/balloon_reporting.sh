@@ -6,14 +6,15 @@
 # falls by at least 150 MiB within a minute.
 set -u
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/balloon_lib.bash"
+. "$(dirname "$0")/api_lib.bash"
 guest_test balloon_reporting
 
-CTL=$T/ctl.sock
-start_vm vm --mem 512M --balloon --control "$CTL"
+API=$T/api.sock
+start_vm vm --mem 512M --balloon --api "$API"
 wait_for "$UP_LINE"
-wait_ctl_socket
-feat=$(ctl '{"cmd":"balloon-stats"}')
+wait_api_socket
+api_ok GET /vm/balloon/stats
+feat=$API_REPLY
 [ "$(jget "$feat" features.reporting)" = True ] || fail "free page reporting not negotiated: $feat"
 grep -q 'Free page reporting enabled' <(tr -d '\r' <"$VM_LOG") || fail "the guest did not enable free page reporting"
 
@@ -24,7 +25,8 @@ filled=$GUEST_VALUE
 [ "$filled" = ok ] || fail "guest could not fill a 200 MiB tmpfs file: $filled"
 rss_full=$(vm_rss_mib)
 [ $((rss_full - rss_idle)) -ge 150 ] || fail "VMM RSS $rss_idle -> $rss_full MiB after the guest wrote 200 MiB"
-reported0=$(jget "$(ctl '{"cmd":"balloon-stats"}')" reported_mib)
+api_ok GET /vm/balloon/stats
+reported0=$(jget "$API_REPLY" reported_mib)
 
 guest_value REMOVED "rm /mnt/f && echo ok"
 removed=$GUEST_VALUE
@@ -35,7 +37,8 @@ while rss=$(vm_rss_mib) && [ $((rss_full - rss)) -lt 150 ]; do
     [ $SECONDS -lt $end ] || fail "VMM RSS $rss_full -> $rss MiB 60 s after the guest freed 200 MiB"
     sleep 0.5
 done
-stats=$(ctl '{"cmd":"balloon-stats"}')
+api_ok GET /vm/balloon/stats
+stats=$API_REPLY
 [ "$(jget "$stats" actual_mib)" = 0 ] && [ "$(jget "$stats" target_mib)" = 0 ] || fail "balloon moved: $stats"
 reported1=$(jget "$stats" reported_mib)
 [ $((reported1 - reported0)) -ge 150 ] || fail "reported $reported0 -> $reported1 MiB"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Pause and resume through the control socket (VM lifecycle: running <->
+# Pause and resume through the API (VM lifecycle: running <->
 # paused), on an SMP guest that prints its uptime (CLOCK_MONOTONIC, from
 # /proc/uptime) every 0.2 s and writes to a disk:
-#  - pause: the reply says paused, status says paused, the console stays
+#  - pause: the reply says paused, GET /vm says paused, the console stays
 #    silent and the VMM uses (almost) no CPU for 3 s;
-#  - a second pause, and a resume while running, are refused with a
-#    wrong-state error, and the VM runs on;
+#  - a second pause, and a resume while running, are refused with 409
+#    wrong_state naming the state, and the VM runs on;
 #  - resume: the output goes on, and guest time did not advance while paused
 #    (no step of a second or more between two uptime lines: guest time
 #    stops, as under QEMU's stop/cont);
@@ -14,12 +14,12 @@
 #  - a quit (SIGTERM) while paused ends the VM at once.
 set -u
 . "$(dirname "$0")/lib.sh"
-. "$(dirname "$0")/balloon_lib.bash"
+. "$(dirname "$0")/api_lib.bash"
 guest_test pause_resume
-CTL=$T/ctl.sock
+API=$T/api.sock
 truncate -s 16M "$T/disk.img"
 
-start_vm vm --smp 2 --disk "$T/disk.img" --control "$CTL" --append "console=ttyS0 quiet -- $(guest_cmd_arg '
+start_vm vm --smp 2 --disk "$T/disk.img" --api "$API" --append "console=ttyS0 quiet -- $(guest_cmd_arg '
 i=0
 while [ $i -lt 100000 ]; do
     i=$((i + 1))
@@ -28,11 +28,12 @@ while [ $i -lt 100000 ]; do
     sleep 0.2
 done')"
 wait_for '^tick 5 '
-wait_ctl_socket
+wait_api_socket
 
-reply=$(ctl '{"cmd":"pause"}')
-[ "$(jget "$reply" state)" = paused ] || fail "pause: $reply"
-[ "$(jget "$(ctl '{"cmd":"status"}')" state)" = paused ] || fail "status does not say paused"
+api_ok PUT /vm/pause
+[ "$(jget "$API_REPLY" state)" = paused ] || fail "pause: $API_REPLY"
+api_ok GET /vm
+[ "$(jget "$API_REPLY" state)" = paused ] || fail "GET /vm does not say paused"
 lines=$(log_lines)
 cpu0=$(cpu_ns "$VM_PID")
 sleep 3
@@ -41,11 +42,12 @@ cpu1=$(cpu_ns "$VM_PID")
 cpu_ms=$(((cpu1 - cpu0) / 1000000))
 [ "$cpu_ms" -lt 300 ] || fail "the paused VMM used ${cpu_ms} ms of CPU in 3 s"
 
-reply=$(ctl '{"cmd":"pause"}')
-case $(jget "$reply" error) in *"wrong state"*) ;; *) fail "a second pause: $reply" ;; esac
-ctl '{"cmd":"resume"}' | grep -q '"running"' || fail "resume failed"
-reply=$(ctl '{"cmd":"resume"}')
-case $(jget "$reply" error) in *"wrong state"*) ;; *) fail "resume while running: $reply" ;; esac
+api_err 409 wrong_state PUT /vm/pause
+[ "$(jget "$API_REPLY" state)" = paused ] || fail "a second pause: $API_REPLY"
+api_ok PUT /vm/resume
+[ "$(jget "$API_REPLY" state)" = running ] || fail "resume: $API_REPLY"
+api_err 409 wrong_state PUT /vm/resume
+[ "$(jget "$API_REPLY" state)" = running ] || fail "resume while running: $API_REPLY"
 from=$lines
 wait_for '^tick ' 30 "$from"
 sleep 1
@@ -58,8 +60,8 @@ tr -d '\r' <"$VM_LOG" | awk '/^tick [0-9]+ [0-9.]+$/ {
 
 # 20 quick pause/resume cycles.
 for _ in $(seq 20); do
-    ctl '{"cmd":"pause"}' | grep -q '"paused"' || fail "pause in the loop failed"
-    ctl '{"cmd":"resume"}' | grep -q '"running"' || fail "resume in the loop failed"
+    api_ok PUT /vm/pause
+    api_ok PUT /vm/resume
 done
 last=$(tr -d '\r' <"$VM_LOG" | awk '/^tick / { n = $2 } END { print n }')
 wait_for "^tick $((last + 3)) " 30
@@ -67,7 +69,7 @@ tr -d '\r' <"$VM_LOG" | awk '/^tick [0-9]+ / { if (n && $2 != n + 1) { print "ga
     END { exit bad }' >"$T/gaps" || fail "the counter has gaps: $(head -n 3 "$T/gaps")"
 
 # A quit while paused ends the VM at once.
-ctl '{"cmd":"pause"}' | grep -q '"paused"' || fail "the last pause failed"
+api_ok PUT /vm/pause
 kill -TERM "$VM_PID"
 wait_exit 10
 [ "$VM_STATUS" -eq $((128 + 15)) ] || fail "SIGTERM while paused: $(status_text "$VM_STATUS")"

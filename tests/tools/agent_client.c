@@ -1,4 +1,4 @@
-/* nimbus-agent-client: a test tool over src/cli/agent_client.c (until
+/* nimbus-agent-client: a test tool over src/vm/agent_client.c (until
  * `nimbus exec` exists) and a tiny unix socket server for guest-initiated
  * vsock connections.
  *
@@ -18,7 +18,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "cli/agent_client.h"
+#include "vm/agent_client.h"
 
 static int serve(const char *path)
 {
@@ -72,7 +72,7 @@ int main(int argc, char **argv)
             return 2;
         }
         int fd, status = 0;
-        if (agent_vsock_connect(argv[2], (uint32_t)port, &fd, err, sizeof(err)) ||
+        if (agent_vsock_connect(argv[2], (uint32_t)port, 0, &fd, err, sizeof(err)) ||
             agent_exec(fd, argc - 4, argv + 4, 0, 1, 2, &status, err, sizeof(err))) {
             fprintf(stderr, "nimbus-agent-client: %s\n", err);
             return 1;

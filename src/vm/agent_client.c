@@ -1,5 +1,5 @@
 /* Guest agent client. See agent_client.h. */
-#include "cli/agent_client.h"
+#include "vm/agent_client.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -59,7 +60,8 @@ static int send_frame(int fd, char type, const void *buf, uint32_t len)
     return r;
 }
 
-int agent_vsock_connect(const char *uds_path, uint32_t port, int *fd_out, char *err, size_t errlen)
+int agent_vsock_connect(const char *uds_path, uint32_t port, int timeout_ms, int *fd_out,
+                        char *err, size_t errlen)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     if (strlen(uds_path) >= sizeof(sa.sun_path))
@@ -69,6 +71,13 @@ int agent_vsock_connect(const char *uds_path, uint32_t port, int *fd_out, char *
     if (fd < 0)
         return errmsg(err, errlen, -errno, "socket: %s", strerror(errno));
     int r;
+    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+    if (timeout_ms > 0 && (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+                           setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))) {
+        r = -errno;
+        errmsg(err, errlen, r, "setsockopt: %s", strerror(-r));
+        goto fail;
+    }
     if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         r = -errno;
         errmsg(err, errlen, r, "cannot connect to %s: %s", uds_path, strerror(-r));
@@ -87,6 +96,11 @@ int agent_vsock_connect(const char *uds_path, uint32_t port, int *fd_out, char *
         ssize_t k = read(fd, &ch, 1);
         if (k < 0 && errno == EINTR)
             continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            r = -ETIMEDOUT;
+            errmsg(err, errlen, r, "guest port %u did not answer in %d ms", port, timeout_ms);
+            goto fail;
+        }
         if (k <= 0) {
             r = -ECONNREFUSED;
             errmsg(err, errlen, r, "guest port %u refused the connection (no listener?)", port);
@@ -107,6 +121,10 @@ int agent_vsock_connect(const char *uds_path, uint32_t port, int *fd_out, char *
         errmsg(err, errlen, r, "%s: unexpected answer '%s'", uds_path, line);
         goto fail;
     }
+    /* The limit was for the handshake; the guest's command takes its time. */
+    tv = (struct timeval){ 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     *fd_out = fd;
     return 0;
 fail:
@@ -114,8 +132,8 @@ fail:
     return r;
 }
 
-int agent_exec(int fd, int argc, char *const argv[], int in_fd, int out_fd, int err_fd,
-               int *status, char *err, size_t errlen)
+/* The argv frames and `x`. */
+static int send_command(int fd, int argc, char *const argv[], char *err, size_t errlen)
 {
     size_t total = 0;
     int r;
@@ -132,6 +150,23 @@ int agent_exec(int fd, int argc, char *const argv[], int in_fd, int out_fd, int 
     }
     if ((r = send_frame(fd, 'x', NULL, 0)))
         return errmsg(err, errlen, r, "agent: sending the command: %s", strerror(-r));
+    return 0;
+}
+
+int agent_start(int fd, int argc, char *const argv[], char *err, size_t errlen)
+{
+    int r = send_command(fd, argc, argv, err, errlen);
+    if (r == 0 && (r = send_frame(fd, 'i', NULL, 0)))
+        errmsg(err, errlen, r, "agent: closing stdin: %s", strerror(-r));
+    return r;
+}
+
+int agent_exec(int fd, int argc, char *const argv[], int in_fd, int out_fd, int err_fd,
+               int *status, char *err, size_t errlen)
+{
+    int r = send_command(fd, argc, argv, err, errlen);
+    if (r)
+        return r;
     if (in_fd < 0 && (r = send_frame(fd, 'i', NULL, 0)))
         return errmsg(err, errlen, r, "agent: closing stdin: %s", strerror(-r));
 

@@ -1,0 +1,286 @@
+/* The API's requests served on a virt machine. See api_vm.h. */
+#include "api/api_vm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/errmsg.h"
+#include "virtio/net.h"
+#include "vm/snapshot.h"
+
+/* The VmRSS line of /proc/self/status, in KiB; -1 if unreadable. */
+static long long rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    if (!f)
+        return -1;
+    char line[256];
+    long long kib = -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %lld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+#define MIB_PAGES (1ull << (20 - VIRTIO_BALLOON_PFN_SHIFT))
+
+static int set_target(struct virt_machine *m, uint64_t mib, json_t *reply, char *err,
+                      size_t errlen)
+{
+    uint64_t ram_mib = m->config.ram_size >> 20;
+    if (mib > ram_mib)
+        return errmsg(err, errlen, -EINVAL, "target_mib %llu is more than the guest's RAM "
+                      "(%llu MiB)", (unsigned long long)mib, (unsigned long long)ram_mib);
+    virtio_balloon_set_target(m->balloon, (uint32_t)(mib * MIB_PAGES));
+    json_object_set_new(reply, "target_mib", json_integer((json_int_t)mib));
+    return 0;
+}
+
+static void balloon_stats(struct virt_machine *m, json_t *reply)
+{
+    struct virtio_balloon_info info;
+    virtio_balloon_get_info(m->balloon, &info);
+    /* The figures in this reply are the last ones; ask for fresh ones for
+     * the next (when the interval timer is slow or off). */
+    virtio_balloon_request_stats(m->balloon);
+    json_object_set_new(reply, "target_mib", json_integer((json_int_t)(info.target_pages / MIB_PAGES)));
+    json_object_set_new(reply, "actual_mib", json_integer((json_int_t)(info.actual_pages / MIB_PAGES)));
+    json_object_set_new(reply, "actual_pages", json_integer((json_int_t)info.actual_pages));
+    json_t *feat = json_object();
+    json_object_set_new(feat, "stats", json_boolean(info.features & (1ull << VIRTIO_BALLOON_F_STATS_VQ)));
+    json_object_set_new(feat, "deflate_on_oom",
+                        json_boolean(info.features & (1ull << VIRTIO_BALLOON_F_DEFLATE_ON_OOM)));
+    json_object_set_new(feat, "reporting", json_boolean(info.features & (1ull << VIRTIO_BALLOON_F_REPORTING)));
+    json_object_set_new(reply, "features", feat);
+    json_object_set_new(reply, "inflated_pages", json_integer((json_int_t)info.inflated_pages));
+    json_object_set_new(reply, "deflated_pages", json_integer((json_int_t)info.deflated_pages));
+    json_object_set_new(reply, "reported_mib", json_integer((json_int_t)(info.reported_bytes >> 20)));
+    if (!info.stats_valid) {
+        json_object_set_new(reply, "stats", json_null());
+        return;
+    }
+    json_t *stats = json_object();
+    for (unsigned t = 0; t < VIRTIO_BALLOON_S_NR; t++)
+        if (info.stat_present[t])
+            json_object_set_new(stats, virtio_balloon_stat_name(t), json_integer((json_int_t)info.stat[t]));
+    json_object_set_new(reply, "stats", stats);
+    json_object_set_new(reply, "stats_age_ms", json_integer((json_int_t)info.stats_age_ms));
+    json_object_set_new(reply, "stats_updates", json_integer((json_int_t)info.stats_updates));
+}
+
+static json_t *config_summary(const struct virt_machine *m)
+{
+    const struct virt_config *c = &m->config;
+    json_t *o = json_object();
+    json_object_set_new(o, "harts", json_integer(m->nharts));
+    json_object_set_new(o, "ram_mib", json_integer((json_int_t)(c->ram_size >> 20)));
+    json_object_set_new(o, "kernel", c->kernel ? json_string(c->kernel) : json_null());
+    json_object_set_new(o, "initrd", c->initrd ? json_string(c->initrd) : json_null());
+    json_object_set_new(o, "append", c->append ? json_string(c->append) : json_null());
+    json_object_set_new(o, "bios", c->bios ? json_string(c->bios) : json_null());
+    json_object_set_new(o, "jit", json_boolean(c->jit));
+    json_t *disks = json_array();
+    for (unsigned i = 0; i < c->ndisks; i++)
+        json_array_append_new(disks, json_pack("{s:s, s:b}", "path", c->disks[i].path,
+                                               "readonly", c->disks[i].opts.readonly));
+    json_object_set_new(o, "disks", disks);
+    json_t *nets = json_array();
+    for (unsigned i = 0; i < c->nnets; i++)
+        json_array_append_new(nets, json_pack("{s:s}", "kind",
+                                              c->nets[i].kind == VIRT_NET_TAP ? "tap" : "user"));
+    json_object_set_new(o, "nets", nets);
+    json_object_set_new(o, "balloon", json_boolean(m->balloon != NULL));
+    json_object_set_new(o, "vsock_cid", c->vsock_cid ? json_integer((json_int_t)c->vsock_cid)
+                                                     : json_null());
+    json_object_set_new(o, "console_virtio", json_boolean(c->console_virtio));
+    return o;
+}
+
+static json_t *hart_counters(struct hart *h, json_t *totals)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } f[] = {
+        { "instructions", offsetof(struct hart_stats, insns) },
+        { "tlb_misses", offsetof(struct hart_stats, tlb_misses) },
+        { "exceptions", offsetof(struct hart_stats, exceptions) },
+        { "interrupts", offsetof(struct hart_stats, interrupts) },
+        { "sbi_calls", offsetof(struct hart_stats, sbi_calls) },
+        { "wfi_exits", offsetof(struct hart_stats, wfi_exits) },
+    };
+    json_t *o = json_pack("{s:I}", "hart", (json_int_t)h->hartid);
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        _Atomic uint64_t *c = (_Atomic uint64_t *)((char *)&h->stats + f[i].off);
+        uint64_t v = atomic_load_explicit(c, memory_order_relaxed);
+        json_object_set_new(o, f[i].name, json_integer((json_int_t)v));
+        json_t *t = json_object_get(totals, f[i].name);
+        json_object_set_new(totals, f[i].name,
+                            json_integer((t ? json_integer_value(t) : 0) + (json_int_t)v));
+    }
+    return o;
+}
+
+/* Each device's counters where the device keeps them (the network cards'
+ * frames, the balloon's pages); the disks and the rest are listed by kind. */
+static json_t *device_counters(struct virt_machine *m)
+{
+    const struct virt_config *c = &m->config;
+    json_t *list = json_array();
+    for (unsigned i = 0; i < c->ndisks; i++)
+        json_array_append_new(list, json_pack("{s:s, s:i, s:s}", "kind", "blk", "slot", i,
+                                              "path", c->disks[i].path));
+    for (unsigned i = 0; i < c->nnets; i++) {
+        unsigned slot = c->ndisks + i;
+        struct virtio_net_stats st = { 0 };
+        if (m->virtio[slot])
+            virtio_net_get_stats(m->virtio[slot], &st);
+        json_array_append_new(list, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I}", "kind", "net",
+                                              "slot", slot,
+                                              "tx_frames", (json_int_t)st.tx_frames,
+                                              "tx_dropped", (json_int_t)st.tx_dropped,
+                                              "rx_frames", (json_int_t)st.rx_frames,
+                                              "rx_dropped", (json_int_t)st.rx_dropped));
+    }
+    if (m->balloon) {
+        struct virtio_balloon_info info;
+        virtio_balloon_get_info(m->balloon, &info);
+        json_array_append_new(list, json_pack("{s:s, s:I, s:I, s:I}", "kind", "balloon",
+                                              "inflated_pages", (json_int_t)info.inflated_pages,
+                                              "deflated_pages", (json_int_t)info.deflated_pages,
+                                              "reported_mib",
+                                              (json_int_t)(info.reported_bytes >> 20)));
+    }
+    return list;
+}
+
+static void counters(struct virt_machine *m, json_t *reply)
+{
+    json_t *harts = json_array(), *totals = json_object();
+    for (unsigned i = 0; i < m->nharts; i++)
+        json_array_append_new(harts, hart_counters(m->harts[i], totals));
+    json_object_set_new(reply, "harts", harts);
+    json_object_set_new(reply, "totals", totals);
+    json_object_set_new(reply, "devices", device_counters(m));
+    json_object_set_new(reply, "rss_kib", json_integer(rss_kib()));
+}
+
+static int snapshot(struct virt_machine *m, const struct vm_snapshot_options *o, json_t *reply,
+                    char *err, size_t errlen)
+{
+    struct vm_snapshot_result res = { 0 };
+    int r = vm_snapshot_save(m, o, &res, err, errlen);
+    if (r)
+        return r;
+    json_object_set_new(reply, "path", json_string(o->path));
+    json_object_set_new(reply, "pause_us", json_integer((json_int_t)res.pause_us));
+    json_object_set_new(reply, "save_us", json_integer((json_int_t)res.save_us));
+    json_object_set_new(reply, "state_bytes", json_integer((json_int_t)res.state_bytes));
+    json_object_set_new(reply, "memory_bytes", json_integer((json_int_t)res.memory_bytes));
+    json_object_set_new(reply, "pages_written", json_integer((json_int_t)res.pages_written));
+    return 0;
+}
+
+/* vm_state_of, except that a reboot under way (the harts stopped for
+ * virt_reset, no quit pending) is still a running VM, not a shutdown. */
+static enum vm_state vm_state(void *opaque)
+{
+    struct virt_machine *m = opaque;
+    if (atomic_load(&m->stop) == VIRT_STOP_RESET && atomic_load(&m->quit_request) < 0)
+        return VM_STATE_RUNNING;
+    return vm_state_of(m);
+}
+
+static int vm_handle(void *opaque, const struct api_request *req, json_t *reply, char *err,
+                     size_t errlen)
+{
+    struct virt_machine *m = opaque;
+    int r;
+    switch (req->action) {
+    case API_GET_VM:
+        json_object_set_new(reply, "config", config_summary(m));
+        json_object_set_new(reply, "rss_kib", json_integer(rss_kib()));
+        break;
+    case API_BALLOON:
+    case API_BALLOON_STATS:
+        if (!m->balloon)
+            return errmsg(err, errlen, -ENODEV, "no balloon device (start the VM with --balloon)");
+        if (req->action == API_BALLOON && (r = set_target(m, req->target_mib, reply, err, errlen)))
+            return r;
+        if (req->action == API_BALLOON_STATS)
+            balloon_stats(m, reply);
+        break;
+    case API_PAUSE:
+        if ((r = virt_pause(m, err, errlen)))
+            return r;
+        break;
+    case API_RESUME:
+        if ((r = virt_resume(m, err, errlen)))
+            return r == -EINVAL ? -EALREADY : r;   /* not paused: a wrong state, not a bad request */
+        break;
+    case API_DESTROY:
+        /* As a user's quit: the process ends with status 0. */
+        virt_request_stop(m, VIRT_STOP_QUIT, 0);
+        break;
+    case API_RESET:
+        /* A paused VM is resumed first: the reboot starts it running
+         * (harts waiting at the pause point would keep the devices
+         * quiesced across virt_reset). */
+        if (virt_is_paused(m) && (r = virt_resume(m, err, errlen)))
+            return r;
+        virt_request_stop(m, VIRT_STOP_RESET, 0);
+        break;
+    case API_SNAPSHOT:
+        if ((r = snapshot(m, &req->snapshot, reply, err, errlen)))
+            return r;
+        break;
+    case API_COUNTERS:
+        counters(m, reply);
+        break;
+    default:
+        return errmsg(err, errlen, -EINVAL, "not a VM request");
+    }
+    if (!json_object_get(reply, "state"))
+        json_object_set_new(reply, "state", json_string(vm_state_name(vm_state(m))));
+    return 0;
+}
+
+/* The agent is there when the VM has a vsock device and the kernel command
+ * line starts it (nimbus.agent=PORT, guest/init). */
+static int vm_agent(void *opaque, char *uds, size_t udslen, uint32_t *port, char *err,
+                    size_t errlen)
+{
+    struct virt_machine *m = opaque;
+    const char *a = m->config.append;
+    const char *p = NULL;
+    for (const char *q = a; q && (q = strstr(q, "nimbus.agent=")); q++)
+        if (q == a || q[-1] == ' ')
+            p = q + strlen("nimbus.agent=");
+    if (!m->config.vsock_cid || !p)
+        return errmsg(err, errlen, -ENOTSUP, "the guest has no agent to ask for a power-off "
+                      "(start it with --vsock and nimbus.agent=PORT); PUT /vm/destroy stops it");
+    char *end;
+    unsigned long v = strtoul(p, &end, 10);
+    if (end == p || (*end && *end != ' ') || v == 0 || v > UINT32_MAX)
+        return errmsg(err, errlen, -ENOTSUP, "nimbus.agent= on the kernel command line is "
+                      "not a port");
+    snprintf(uds, udslen, "%s", m->config.vsock_path);
+    *port = (uint32_t)v;
+    return 0;
+}
+
+struct api_ops api_vm_ops(struct virt_machine *m)
+{
+    return (struct api_ops){ .state = vm_state, .handle = vm_handle, .agent = vm_agent,
+                             .opaque = m };
+}
+
+int api_open(const char *path, struct virt_machine *m, struct api **out, char *err,
+             size_t errlen)
+{
+    struct api_ops ops = api_vm_ops(m);
+    return api_open_ops(path, &ops, out, err, errlen);
+}

@@ -1,0 +1,222 @@
+/* The CLI's API client. See api_client.h. */
+#include "cli/api_client.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/errmsg.h"
+
+#define MAX_REPLY (4u << 20)   /* a reply bigger than this is not our server's */
+
+struct buf {
+    char *data;
+    size_t len;
+    bool (*line)(void *opaque, const char *s);   /* streaming: hand out lines */
+    void *opaque;
+    bool stopped;
+};
+
+static size_t on_data(char *p, size_t size, size_t n, void *opaque)
+{
+    struct buf *b = opaque;
+    size_t k = size * n;
+    if (b->len + k > MAX_REPLY)
+        return 0;
+    char *d = realloc(b->data, b->len + k + 1);
+    if (!d)
+        return 0;
+    memcpy(d + b->len, p, k);
+    b->data = d;
+    b->len += k;
+    d[b->len] = '\0';
+    if (!b->line)
+        return k;
+    char *nl;
+    while ((nl = memchr(b->data, '\n', b->len))) {
+        *nl = '\0';
+        if (!b->line(b->opaque, b->data)) {
+            b->stopped = true;
+            return 0;
+        }
+        size_t used = (size_t)(nl - b->data) + 1;
+        memmove(b->data, nl + 1, b->len - used + 1);
+        b->len -= used;
+    }
+    return k;
+}
+
+static int request(const char *sock, const char *method, const char *path, const char *body,
+                   struct buf *b, long *status, char *err, size_t errlen)
+{
+    CURL *c = curl_easy_init();
+    if (!c)
+        return errmsg(err, errlen, -ENOMEM, "cannot start libcurl");
+    char url[256];
+    snprintf(url, sizeof(url), "http://localhost%s", path);
+    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    struct curl_slist *h = NULL;
+    if (body) {
+        h = curl_slist_append(h, "Content-Type: application/json");
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    }
+    CURLcode rc = curl_easy_perform(c);
+    int r = 0;
+    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && b->stopped)) {
+        bool gone = rc == CURLE_COULDNT_CONNECT;
+        r = errmsg(err, errlen, gone ? -ECONNREFUSED : -EIO, "%s: %s", sock,
+                   gone ? "no VM serves its API there" : curl_easy_strerror(rc));
+    }
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+int api_call(const char *sock, const char *method, const char *path, const char *body,
+             long *status, json_t **reply, char *err, size_t errlen)
+{
+    struct buf b = { 0 };
+    *reply = NULL;
+    *status = 0;
+    int r = request(sock, method, path, body, &b, status, err, errlen);
+    if (r == 0 && b.len)
+        *reply = json_loadb(b.data, b.len, 0, NULL);
+    if (r == 0 && !*reply)
+        r = errmsg(err, errlen, -EPROTO, "%s: HTTP %ld without a JSON reply", sock, *status);
+    free(b.data);
+    return r;
+}
+
+int api_stream(const char *sock, const char *path, bool (*line)(void *opaque, const char *s),
+               void *opaque, char *err, size_t errlen)
+{
+    struct buf b = { .line = line, .opaque = opaque };
+    long status = 0;
+    int r = request(sock, "GET", path, NULL, &b, &status, err, errlen);
+    if (r == 0 && status != 200 && !b.stopped)
+        r = errmsg(err, errlen, -EPROTO, "%s: HTTP %ld: %.200s", sock, status,
+                   b.data ? b.data : "");
+    free(b.data);
+    return r;
+}
+
+int api_cmd_parse(int argc, char **argv, const char *usage, const struct option *extra,
+                  int (*on_extra)(void *opaque, int opt, const char *arg), void *opaque,
+                  struct api_cmd_args *a, bool *done)
+{
+    struct option opts[16] = {
+        { "api", required_argument, NULL, 'A' },
+        { "json", no_argument, NULL, 'J' },
+        { "help", no_argument, NULL, 'h' },
+    };
+    size_t n = 3;
+    for (const struct option *o = extra; o && o->name && n < 15; o++)
+        opts[n++] = *o;
+    *a = (struct api_cmd_args){ 0 };
+    *done = false;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'A':
+            a->sock = optarg;
+            break;
+        case 'J':
+            a->json = true;
+            break;
+        case 'h':
+            fputs(usage, stdout);
+            *done = true;
+            return 0;
+        case '?':
+            fputs(usage, stderr);
+            return 2;
+        default:
+            if (!on_extra || on_extra(opaque, c, optarg)) {
+                fputs(usage, stderr);
+                return 2;
+            }
+        }
+    }
+    if (!a->sock || !*a->sock) {
+        fprintf(stderr, "nimbus %s: --api PATH is required (the socket of 'nimbus run --api')\n",
+                argv[0]);
+        return 2;
+    }
+    a->first_arg = optind;
+    return 0;
+}
+
+void api_print_json(json_t *reply)
+{
+    char *s = json_dumps(reply, JSON_COMPACT);
+    if (s)
+        puts(s);
+    free(s);
+    json_decref(reply);
+}
+
+int api_cmd_call(const char *name, const struct api_cmd_args *a, const char *method,
+                 const char *path, const char *body, json_t **reply)
+{
+    char err[256];
+    long status;
+    if (api_call(a->sock, method, path, body, &status, reply, err, sizeof(err))) {
+        fprintf(stderr, "nimbus %s: %s\n", name, err);
+        return 1;
+    }
+    if (status >= 200 && status < 300)
+        return 0;
+    const char *msg = json_string_value(json_object_get(*reply, "error"));
+    fprintf(stderr, "nimbus %s: %s (HTTP %ld)\n", name, msg ? msg : "error", status);
+    if (a->json)
+        api_print_json(*reply);
+    else
+        json_decref(*reply);
+    *reply = NULL;
+    return 1;
+}
+
+void api_cmd_print(const struct api_cmd_args *a, json_t *reply, void (*human)(json_t *reply))
+{
+    if (a->json) {
+        api_print_json(reply);
+        return;
+    }
+    if (human) {
+        human(reply);
+    } else {
+        const char *st = json_string_value(json_object_get(reply, "state"));
+        printf("state: %s\n", st ? st : "?");
+    }
+    json_decref(reply);
+}
+
+int api_cmd_simple(int argc, char **argv, const char *usage, const char *method,
+                   const char *path, void (*human)(json_t *reply))
+{
+    struct api_cmd_args a;
+    bool done;
+    int r = api_cmd_parse(argc, argv, usage, NULL, NULL, NULL, &a, &done);
+    if (r || done)
+        return r;
+    if (a.first_arg < argc) {
+        fprintf(stderr, "nimbus %s: unexpected argument '%s'\n", argv[0], argv[a.first_arg]);
+        return 2;
+    }
+    json_t *reply;
+    if ((r = api_cmd_call(argv[0], &a, method, path, NULL, &reply)))
+        return r;
+    api_cmd_print(&a, reply, human);
+    return 0;
+}

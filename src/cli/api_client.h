@@ -1,0 +1,59 @@
+/* The CLI's client of the per-VM API (docs/api.md): libcurl over the unix
+ * socket of `nimbus run --api PATH`, and what every API command shares:
+ * --api PATH, --json, --help, the error line and the exit status.
+ * Threads: the command's (main) thread. */
+#ifndef NIMBUS_CLI_API_CLIENT_H
+#define NIMBUS_CLI_API_CLIENT_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* One request: METHOD PATH with `body` (NULL: none) to the socket `sock`.
+ * *status gets the HTTP status and *reply the JSON reply (NULL if it was
+ * none). Returns 0, or -errno with a one-line message when no reply came
+ * (no server at sock, say). */
+int api_call(const char *sock, const char *method, const char *path, const char *body,
+             long *status, json_t **reply, char *err, size_t errlen);
+
+/* GET PATH as a stream: `line` gets each line (without its newline) as it
+ * comes; it returns false to stop. Returns 0 at the end of the stream (or
+ * when stopped), -errno with a message otherwise. */
+int api_stream(const char *sock, const char *path, bool (*line)(void *opaque, const char *s),
+               void *opaque, char *err, size_t errlen);
+
+/* What an API command was given. */
+struct api_cmd_args {
+    const char *sock;       /* --api */
+    bool json;              /* --json: print the server's JSON reply as it is */
+    int first_arg;          /* argv index of the first operand */
+};
+
+/* The options every API command has, plus `extra` (getopt_long form, may
+ * be NULL; `on_extra` gets each of them with optarg). Prints `usage` on
+ * --help (returns 0 with *done set) and to stderr on errors (returns 2). */
+struct option;
+int api_cmd_parse(int argc, char **argv, const char *usage, const struct option *extra,
+                  int (*on_extra)(void *opaque, int opt, const char *arg), void *opaque,
+                  struct api_cmd_args *a, bool *done);
+
+/* Does the request and reports: 0 with *reply set (the caller prints it
+ * and frees it) for a 2xx; otherwise prints "nimbus NAME: message" to
+ * stderr (and the JSON error to stdout under --json) and returns 1. */
+int api_cmd_call(const char *name, const struct api_cmd_args *a, const char *method,
+                 const char *path, const char *body, json_t **reply);
+
+/* Prints the reply as one JSON line (--json). Frees it. */
+void api_print_json(json_t *reply);
+
+/* Prints a reply: as it is under --json, else with `human` (NULL: "state:
+ * STATE"). Frees it. */
+void api_cmd_print(const struct api_cmd_args *a, json_t *reply, void (*human)(json_t *reply));
+
+/* A command that is one request with no body and no options or operands
+ * of its own (pause, resume, destroy, reset, status, counters): does it
+ * and prints the reply with api_cmd_print. */
+int api_cmd_simple(int argc, char **argv, const char *usage, const char *method,
+                   const char *path, void (*human)(json_t *reply));
+
+#endif

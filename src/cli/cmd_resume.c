@@ -1,0 +1,15 @@
+/* nimbus resume: PUT /vm/resume on the VM's API (docs/api.md). */
+#include "cli/api_client.h"
+#include "cli/cli.h"
+
+int cmd_resume(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: nimbus resume --api PATH [--json]\n"
+        "Resumes a paused VM; guest time goes on from where it stopped.\n"
+        "  --api PATH   the VM's API socket (nimbus run --api PATH)\n"
+        "  --json       print the server's JSON reply\n"
+        "Prints the VM's state after it; on an error (a VM in the wrong state, say)\n"
+        "prints the server's message and exits with status 1.\n";
+    return api_cmd_simple(argc, argv, usage, "PUT", "/vm/resume", NULL);
+}
