@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Snapshots (docs/snapshots.md): save a running guest in the middle of a
+# workload and restore it in a new process.
+#  - The guest counts, printing each tick and writing it to its disk. A
+#    snapshot with --stop through the API ends the first VM; `nimbus
+#    restore` goes on from there: the two consoles together show every tick
+#    once (no gap, no repeat), and the disk holds the restored guest's writes.
+#  - The restore gives the guest a new VM generation ID: its kernel says it
+#    reseeded its RNG ("virtual machine fork").
+#  - Clones: three restores of one snapshot (--clone) run at once; each reads
+#    16 bytes from /dev/urandom after the restore, and all differ. Their
+#    memory (RSS) together is reported; a lazy restore shares the snapshot's
+#    pages, so it must stay well under three times the first VM's.
+#  - Broken snapshots are refused with a clear message, never a crash: a
+#    truncated vm.state, a flipped bit, a memory file of the wrong size, a
+#    changed disk (unless --force-disks), a missing directory.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/api_lib.bash"
+guest_test snapshot
+API=$T/api.sock
+SNAP=$T/snap
+truncate -s 16M "$T/disk.img"
+
+# Each tick also prints 16 bytes read from /dev/urandom at that moment.
+start_vm vm --smp 2 --disk "$T/disk.img" --api "$API" --append "console=ttyS0 quiet -- $(guest_cmd_arg '
+i=0
+while [ $i -lt 100000 ]; do
+    i=$((i + 1))
+    echo "tick $i rnd $(head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n")"
+    echo $i | dd of=/dev/vda bs=512 seek=$((i % 1000)) conv=notrunc,sync 2>/dev/null
+    sleep 0.2
+done')"
+wait_for '^tick 8 '
+wait_api_socket
+rss_first=$(vm_rss_mib)
+out=$("$NIMBUS" snapshot --api "$API" --stop --json "$SNAP" 2>&1) || fail "nimbus snapshot: $out"
+pause_us=$(jget "$out" pause_us)
+mem_bytes=$(jget "$out" memory_bytes)
+wait_exit 30
+[ "$VM_STATUS" -eq 0 ] || fail "the VM saved with --stop exited with $(status_text "$VM_STATUS")"
+[ -s "$SNAP/vm.state" ] && [ -s "$SNAP/memory" ] || fail "no vm.state or memory in $SNAP: $(ls "$SNAP")"
+first_log=$VM_LOG
+
+# The restore: the workload continues from where it was.
+start_restore() { # name [options...]
+    local name=$1
+    shift
+    VM_LOG=$T/$name.log
+    LAST_LOG=$VM_LOG
+    : >"$VM_LOG"
+    "$NIMBUS" restore "$SNAP" --console "file:$VM_LOG" "$@" </dev/null >"$T/$name.err" 2>&1 &
+    VM_PID=$!
+    BG_PIDS+=("$VM_PID")
+}
+start_restore restored --api "$T/api2.sock"
+last=$(tr -d '\r' <"$first_log" | awk '/^tick [0-9]+ / { n = $2 } END { print n }')
+wait_for "^tick $((last + 10)) " 60
+cat "$first_log" "$VM_LOG" | tr -d '\r' | awk '/^tick [0-9]+ / { if (n && $2 != n + 1) { print "after", n, "came", $2; bad = 1 } n = $2 }
+    END { exit bad }' >"$T/gaps" || fail "the ticks across the restore: $(head -n 3 "$T/gaps")"
+API=$T/api2.sock
+api_ok GET /vm
+[ "$(jget "$API_REPLY" state)" = running ] || fail "the restored VM's state: $API_REPLY"
+out=$("$NIMBUS" snapshot --api "$API" "$T/snap2" 2>&1) || fail "a snapshot of the restored VM: $out"
+api_ok PUT /vm/destroy
+wait_exit 30
+n=$(tr -d '\r' <"$VM_LOG" | awk '/^tick [0-9]+ / { n = $2 } END { print n - 1 }')
+got=$(dd if="$T/disk.img" bs=512 skip=$((n % 1000)) count=1 2>/dev/null | tr -d '\0' | head -n 1)
+[ "$got" = "$n" ] || fail "disk block $((n % 1000)) holds '$got', want $n (the restored guest's write)"
+# The guest's kernel took the new generation ID: its log (in the second
+# snapshot's RAM) says so.
+grep -aq 'crng reseeded due to virtual machine fork' "$T/snap2/memory" ||
+    fail "the restored guest's kernel did not reseed its RNG (no 'virtual machine fork' in its log)"
+
+# Broken snapshots.
+refuse() { # what expected-message-regex [restore options...]
+    local what=$1 re=$2
+    shift 2
+    if out=$(timeout 30 "$NIMBUS" restore "$@" --console "file:$T/refused.log" 2>&1); then
+        fail "$what: restored anyway"
+    fi
+    grep -Eq -- "$re" <<<"$out" || fail "$what: unclear message: $out"
+}
+# The disk changed after the save (the restored guest wrote to it).
+refuse "a changed disk" "changed since the snapshot" "$SNAP"
+bad=$T/bad
+cp -r --sparse=always "$SNAP" "$bad"
+size=$(stat -c %s "$SNAP/vm.state")
+head -c $((size / 2)) "$SNAP/vm.state" >"$bad/vm.state"
+refuse "a truncated vm.state" "vm.state" "$bad" --force-disks
+cp "$SNAP/vm.state" "$bad/vm.state"
+printf '\xff' | dd of="$bad/vm.state" bs=1 seek=$((size / 3)) conv=notrunc 2>/dev/null
+refuse "a flipped byte" "crc|CRC|damaged" "$bad" --force-disks
+cp "$SNAP/vm.state" "$bad/vm.state"
+printf '\x09' | dd of="$bad/vm.state" bs=1 seek=8 conv=notrunc 2>/dev/null
+refuse "a newer major version" "version|newer" "$bad" --force-disks
+cp "$SNAP/vm.state" "$bad/vm.state"
+truncate -s -4096 "$bad/memory"
+refuse "a short memory file" "memory file" "$bad" --force-disks
+refuse "no snapshot" "No such file" "$T/nowhere"
+
+# Clones: three at once from the first snapshot, each with its own random
+# numbers after the restore.
+for c in 1 2 3; do
+    start_restore "clone$c" --clone --force-disks
+    eval "pid$c=\$VM_PID log$c=\$VM_LOG"
+done
+rss_total=0
+for c in 1 2 3; do
+    eval "VM_PID=\$pid$c VM_LOG=\$log$c"
+    wait_for "^tick $((last + 3)) " 60
+    rss_total=$((rss_total + $(vm_rss_mib)))
+done
+for c in 1 2 3; do
+    eval "VM_LOG=\$log$c"
+    tr -d '\r' <"$VM_LOG" | awk -v t="$((last + 2))" '$1 == "tick" && $2 == t { print $4 }'
+done >"$T/rnd"
+[ "$(sort -u "$T/rnd" | grep -c .)" -eq 3 ] || fail "the clones' random numbers repeat: $(tr '\n' ' ' <"$T/rnd")"
+[ "$rss_total" -lt $((3 * rss_first)) ] ||
+    fail "three clones use $rss_total MiB, the first VM $rss_first MiB: the memory file is not shared"
+echo "snapshot: pause ${pause_us} us, memory ${mem_bytes} bytes; 3 clones ${rss_total} MiB RSS in all (first VM ${rss_first} MiB)" >&2
+pass
