@@ -152,6 +152,12 @@ struct virt_machine {
     unsigned harts_waiting;        /* under pause_lock */
     bool paused;                   /* under pause_lock */
     uint64_t paused_ticks;
+
+    /* The snapshot this VM last saved or was restored from (vm/snapshot.c):
+     * a diff snapshot records only the pages written since, and names it as
+     * its parent. Empty: none. */
+    char last_snapshot[4096];
+    uint32_t last_snapshot_crc;    /* CRC-32 of its vm.state */
 };
 
 /* Builds the machine: RAM, devices, harts, images, device tree. On failure

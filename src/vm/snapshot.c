@@ -15,6 +15,7 @@
 
 #include "base/errmsg.h"
 #include "dev/vmgenid.h"
+#include "machine/virt_dirty.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "vm/snapshot_mem.h"
@@ -127,6 +128,121 @@ static int check_disks(const struct state_reader *rd, const struct virt_config *
     return 0;
 }
 
+/* ---- the chain of snapshots: diffs and their parents ---- */
+
+#define DIFF_MAJOR     1
+#define DIFF_MAX_DEPTH 32u
+
+/* CRC-32 of a whole file (a vm.state: at most STATE_MAX_SIZE). */
+static int file_crc(int dirfd, const char *name, uint32_t *crc)
+{
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    uint8_t buf[65536];
+    uLong c = crc32(0, NULL, 0);
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        c = crc32(c, buf, (uInt)n);
+    int e = n < 0 ? -errno : 0;
+    close(fd);
+    *crc = (uint32_t)c;
+    return e;
+}
+
+/* From now on the VM's writes are logged, relative to the snapshot in `dir`
+ * (just saved, or restored from): the next diff snapshot names it as its
+ * parent. The VM is paused; `restored`: its harts have never run (no TLB
+ * entry to drop, no hart thread to ask). On failure diffs are simply not
+ * possible. */
+static void track_from(struct virt_machine *m, const char *dir, int dirfd, bool restored)
+{
+    m->last_snapshot[0] = '\0';
+    char *abs = realpath(dir, NULL);
+    uint32_t crc;
+    if (!abs || strlen(abs) >= sizeof(m->last_snapshot) || file_crc(dirfd, STATE_FILE, &crc)) {
+        free(abs);
+        return;
+    }
+    size_t words = virt_dirty_bitmap_words(m);
+    uint64_t *scratch = calloc(words, 8);
+    char err[256];
+    if (dirty_log_on(&m->mem.dirty) || virt_dirty_start(m, err, sizeof(err)) == 0) {
+        /* Starting marks every page; the snapshot holds them all. */
+        int64_t n = !scratch ? -ENOMEM
+                    : restored ? dirty_log_collect(&m->mem.dirty, scratch, words)
+                               : virt_dirty_collect(m, scratch, words, err, sizeof(err));
+        if (n >= 0) {
+            strcpy(m->last_snapshot, abs);
+            m->last_snapshot_crc = crc;
+        }
+    }
+    free(scratch);
+    free(abs);
+}
+
+/* Section "memory-diff"[0] of a diff snapshot: its parent (a path, absolute
+ * or relative to the diff's directory), the CRC-32 of the parent's vm.state,
+ * and the bitmap of the pages its memory file holds. */
+static int save_diff_section(struct state_writer *w, const struct virt_machine *m,
+                             const uint64_t *bitmap, size_t words)
+{
+    size_t n = strlen(m->last_snapshot);
+    state_begin(w, "memory-diff", 0, DIFF_MAJOR, 0);
+    state_put_u16(w, (uint16_t)n);
+    state_put_bytes(w, m->last_snapshot, n);
+    state_put_u32(w, m->last_snapshot_crc);
+    state_put_u64(w, m->mem.ram_size / GUEST_PAGE_SIZE);
+    for (size_t i = 0; i < words; i++)
+        state_put_u64(w, bitmap[i]);
+    return state_end(w);
+}
+
+struct diff_info {
+    char parent[4096];
+    uint32_t parent_crc;
+    uint64_t *bitmap;   /* owned */
+};
+
+/* 1 and `d` filled for a diff snapshot, 0 for a full one, or -errno. */
+static int read_diff_section(const struct state_reader *rd, uint64_t ram_size,
+                             struct diff_info *d, char *err, size_t errlen)
+{
+    struct state_section s;
+    memset(d, 0, sizeof(*d));
+    int r = state_reader_section(rd, "memory-diff", 0, DIFF_MAJOR, &s, err, errlen);
+    if (r == -ENOENT)
+        return 0;
+    if (r)
+        return r;
+    uint16_t n = 0;
+    uint64_t npages = 0;
+    state_get_u16(&s, &n);
+    if (n == 0 || n >= sizeof(d->parent))
+        return state_section_error(&s, err, errlen, -EINVAL, "parent path of %u bytes", n);
+    state_get_bytes(&s, d->parent, n);
+    state_get_u32(&s, &d->parent_crc);
+    state_get_u64(&s, &npages);
+    if (s.overrun)
+        return state_section_done(&s, err, errlen);
+    if (memchr(d->parent, 0, n) || npages != ram_size / GUEST_PAGE_SIZE)
+        return state_section_error(&s, err, errlen, -EINVAL, "a parent path with a NUL, or "
+                                   "%llu pages for %llu MiB of RAM", (unsigned long long)npages,
+                                   (unsigned long long)(ram_size >> 20));
+    size_t words = (size_t)((npages + 63) / 64);
+    d->bitmap = calloc(words, 8);
+    if (!d->bitmap)
+        return errmsg(err, errlen, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < words; i++)
+        state_get_u64(&s, &d->bitmap[i]);
+    if ((r = state_section_done(&s, err, errlen))) {
+        free(d->bitmap);
+        d->bitmap = NULL;
+        return r;
+    }
+    return 1;
+}
+
 /* ---- save ---- */
 
 static int open_in(int dirfd, const char *name, int flags)
@@ -154,7 +270,8 @@ static int make_dir(const char *path, char *err, size_t errlen)
              : 0;
 }
 
-static int write_state(struct virt_machine *m, int dirfd, uint64_t *bytes, char *err, size_t errlen)
+static int write_state(struct virt_machine *m, int dirfd, const uint64_t *diff, size_t words,
+                       uint64_t *bytes, char *err, size_t errlen)
 {
     int fd = open_in(dirfd, STATE_FILE ".tmp", O_WRONLY | O_CREAT | O_TRUNC);
     if (fd < 0)
@@ -168,6 +285,8 @@ static int write_state(struct virt_machine *m, int dirfd, uint64_t *bytes, char 
     r = virt_save(m, &w, err, errlen);
     if (!r)
         r = save_disks(m, &w, err, errlen);
+    if (!r && diff && (r = save_diff_section(&w, m, diff, words)))
+        errmsg(err, errlen, r, "writing %s: %s", STATE_FILE, strerror(-r));
     if (!r)
         r = state_writer_finish(&w, err, errlen);
     state_writer_free(&w);
@@ -180,7 +299,7 @@ static int write_state(struct virt_machine *m, int dirfd, uint64_t *bytes, char 
     return r;
 }
 
-static int write_memory(struct virt_machine *m, int dirfd, bool compress,
+static int write_memory(struct virt_machine *m, int dirfd, bool compress, const uint64_t *diff,
                         struct vm_snapshot_result *res, char *err, size_t errlen)
 {
     const char *name = compress ? MEMORY_ZST_FILE : MEMORY_FILE;
@@ -191,7 +310,7 @@ static int write_memory(struct virt_machine *m, int dirfd, bool compress,
         return errmsg(err, errlen, -errno, "cannot create %s: %s", name, strerror(errno));
     int r = compress ? snapshot_mem_write_zstd(&m->mem, fd, ZSTD_LEVEL, &res->memory_bytes,
                                                &res->pages_written)
-                     : snapshot_mem_write_sparse(&m->mem, NULL, fd, &res->memory_bytes,
+                     : snapshot_mem_write_sparse(&m->mem, diff, fd, &res->memory_bytes,
                                                  &res->pages_written);
     if (!r && fsync(fd))
         r = -errno;
@@ -207,8 +326,11 @@ int vm_snapshot_save(struct virt_machine *m, const struct vm_snapshot_options *o
     memset(res, 0, sizeof(*res));
     if (!opts->path || !*opts->path)
         return errmsg(err, errlen, -EINVAL, "a snapshot needs a path");
-    if (opts->diff)
-        return errmsg(err, errlen, -ENOTSUP, "diff snapshots need dirty logging, not built yet");
+    if (opts->diff && opts->compress)
+        return errmsg(err, errlen, -EINVAL, "a diff snapshot is not compressed");
+    if (opts->diff && !m->last_snapshot[0])
+        return errmsg(err, errlen, -EINVAL, "a diff snapshot needs a full one first: this VM has "
+                      "neither saved a snapshot nor been restored from one");
     if (atomic_load(&m->stop) != VIRT_RUNNING)
         return errmsg(err, errlen, -ESHUTDOWN, "wrong state: the VM is shut down");
     int r = make_dir(opts->path, err, errlen);
@@ -225,11 +347,22 @@ int vm_snapshot_save(struct virt_machine *m, const struct vm_snapshot_options *o
         return r;
     }
     uint64_t t1 = now_us();
+    uint64_t *diff = NULL;
+    size_t words = virt_dirty_bitmap_words(m);
+    if (opts->diff) {
+        int64_t n;
+        diff = calloc(words, 8);
+        if (!diff)
+            r = errmsg(err, errlen, -ENOMEM, "out of memory");
+        else if ((n = virt_dirty_collect(m, diff, words, err, errlen)) < 0)
+            r = (int)n;
+    }
     /* Memory first, the state last: a directory with vm.state in it is a
      * whole snapshot. */
-    r = write_memory(m, dirfd, opts->compress, res, err, errlen);
     if (!r)
-        r = write_state(m, dirfd, &res->state_bytes, err, errlen);
+        r = write_memory(m, dirfd, opts->compress, diff, res, err, errlen);
+    if (!r)
+        r = write_state(m, dirfd, diff, words, &res->state_bytes, err, errlen);
     if (!r && renameat(dirfd, STATE_FILE ".tmp", dirfd, STATE_FILE))
         r = errmsg(err, errlen, -errno, "writing %s: %s", STATE_FILE, strerror(errno));
     if (!r && fsync(dirfd))
@@ -239,6 +372,13 @@ int vm_snapshot_save(struct virt_machine *m, const struct vm_snapshot_options *o
         unlinkat(dirfd, opts->compress ? MEMORY_ZST_FILE : MEMORY_FILE, 0);
         unlinkat(dirfd, opts->compress ? MEMORY_ZST_FILE ".tmp" : MEMORY_FILE ".tmp", 0);
     }
+    if (!r)
+        track_from(m, opts->path, dirfd, false);
+    else if (diff)
+        /* The pages this diff collected are still unsaved: the next one
+         * must take them (all of RAM: the simple superset). */
+        guest_mem_mark_dirty(&m->mem, m->mem.ram_base, m->mem.ram_size);
+    free(diff);
     close(dirfd);
     uint64_t t2 = now_us();
     res->save_us = t2 - t1;
@@ -295,6 +435,86 @@ static int load_memory(struct virt_machine *m, int dirfd, enum vm_restore_memory
                       MEMORY_FILE, MEMORY_ZST_FILE);
     int r = snapshot_mem_read_zstd(&m->mem, fd, err, errlen);
     close(fd);
+    return r;
+}
+
+/* Reads the pages `bitmap` names from the diff's memory file into RAM. */
+static int apply_diff(struct virt_machine *m, int dirfd, const uint64_t *bitmap, char *err,
+                      size_t errlen)
+{
+    int fd = open_in(dirfd, MEMORY_FILE, O_RDONLY);
+    if (fd < 0)
+        return errmsg(err, errlen, -errno, "diff memory file: %s", strerror(errno));
+    struct stat st;
+    int r = 0;
+    if (fstat(fd, &st) || (uint64_t)st.st_size != m->mem.ram_size)
+        r = errmsg(err, errlen, -EINVAL, "diff memory file: %llu bytes, but the VM has %llu MiB "
+                   "of RAM", (unsigned long long)st.st_size,
+                   (unsigned long long)(m->mem.ram_size >> 20));
+    uint64_t npages = m->mem.ram_size / GUEST_PAGE_SIZE;
+    for (uint64_t p = 0; p < npages && !r;) {
+        if (!(bitmap[p / 64] >> (p % 64) & 1)) {
+            p++;
+            continue;
+        }
+        uint64_t q = p;
+        while (q < npages && (bitmap[q / 64] >> (q % 64) & 1) && q - p < 1024)
+            q++;
+        size_t len = (size_t)((q - p) * GUEST_PAGE_SIZE);
+        ssize_t n = pread(fd, m->mem.ram + p * GUEST_PAGE_SIZE, len, (off_t)(p * GUEST_PAGE_SIZE));
+        if (n != (ssize_t)len)
+            r = errmsg(err, errlen, n < 0 ? -errno : -EIO, "reading the diff memory file: %s",
+                       n < 0 ? strerror(errno) : "short read");
+        p = q;
+    }
+    close(fd);
+    return r;
+}
+
+/* RAM from the snapshot in `dir` (its vm.state already open as `rd`): a full
+ * snapshot's memory file, or, for a diff, its parent's RAM (recursively,
+ * checked against the CRC the diff recorded) with the diff's pages on top. */
+static int load_memory_chain(struct virt_machine *m, const char *dir, int dirfd,
+                             const struct state_reader *rd, enum vm_restore_memory how,
+                             unsigned depth, char *err, size_t errlen)
+{
+    struct diff_info d;
+    char why[512];
+    int r = read_diff_section(rd, m->mem.ram_size, &d, why, sizeof(why));
+    if (r < 0)
+        return errmsg(err, errlen, r, "%s/%s: %s", dir, STATE_FILE, why);
+    if (r == 0)
+        return load_memory(m, dirfd, how, err, errlen);
+    r = 0;
+    int pdirfd = -1;
+    uint32_t crc = 0;
+    struct state_reader prd = { 0 };
+    if (depth >= DIFF_MAX_DEPTH)
+        r = errmsg(err, errlen, -ELOOP, "%s: more than %u diff snapshots in a chain", dir,
+                   DIFF_MAX_DEPTH);
+    /* A relative parent is relative to the diff's directory. */
+    if (!r && (pdirfd = openat(dirfd, d.parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        r = errmsg(err, errlen, -errno, "%s: its parent snapshot %s: %s", dir, d.parent,
+                   strerror(errno));
+    if (!r && (file_crc(pdirfd, STATE_FILE, &crc) || crc != d.parent_crc))
+        r = errmsg(err, errlen, -ESTALE, "%s: its parent snapshot %s is not the one it was taken "
+                   "after (vm.state differs)", dir, d.parent);
+    if (!r) {
+        int fd = open_in(pdirfd, STATE_FILE, O_RDONLY);
+        r = fd < 0 ? -errno : state_reader_open_fd(&prd, fd, why, sizeof(why));
+        if (fd >= 0)
+            close(fd);
+        if (r)
+            r = errmsg(err, errlen, r, "%s/%s: %s", d.parent, STATE_FILE, why);
+    }
+    if (!r)
+        r = load_memory_chain(m, d.parent, pdirfd, &prd, how, depth + 1, err, errlen);
+    if (!r)
+        r = apply_diff(m, dirfd, d.bitmap, err, errlen);
+    state_reader_free(&prd);
+    if (pdirfd >= 0)
+        close(pdirfd);
+    free(d.bitmap);
     return r;
 }
 
@@ -365,7 +585,7 @@ int vm_snapshot_restore(const struct vm_restore_options *o, struct virt_machine 
     /* Network cards sit right after the disks (virt.h). */
     for (unsigned i = 0; i < nmacs; i++)
         virtio_net_keep_mac_on_load(m->virtio[c.ndisks + i], true);
-    if ((r = load_memory(m, dirfd, o->memory, err, errlen)))
+    if ((r = load_memory_chain(m, o->path, dirfd, &rd, o->memory, 0, err, errlen)))
         goto fail;
     if ((r = virt_load(m, &rd, why, sizeof(why))))
         goto fail_why;
@@ -375,6 +595,7 @@ int vm_snapshot_restore(const struct vm_restore_options *o, struct virt_machine 
         errmsg(err, errlen, r, "a new VM generation ID: %s", strerror(-r));
         goto fail;
     }
+    track_from(m, o->path, dirfd, true);
     state_reader_free(&rd);
     close(dirfd);
     *out = m;

@@ -7,8 +7,8 @@
 #    replaced, a live one (another VM's) refused;
 #  - the server serves exactly the documented routes;
 #  - every endpoint: status, counters (instructions grow), pause, resume,
-#    balloon, balloon stats, snapshot (its result, or 501 until snapshots
-#    are built), reset (the guest boots again), shutdown (the agent powers
+#    balloon, balloon stats, snapshot (full, diff; a diff before any full
+#    one, an existing directory, diff + compress refused), reset (the guest boots again), shutdown (the agent powers
 #    the guest off: exit status 0), destroy (a second VM, paused: ends at once);
 #  - every wrong state: pause when paused, resume when running, shutdown
 #    when paused, each 409 wrong_state naming the state; shutdown without
@@ -99,18 +99,19 @@ assert [(e["kind"], e.get("old"), e["new"]) for e in ev] == [
 assert all(isinstance(e["time_ms"], int) for e in ev), ev
 PY
 
-# The balloon, and a snapshot (501 until snapshots are built).
+# The balloon, and snapshots (docs/snapshots.md).
 out=$("$N" balloon --api "$API" 16) && [ "$out" = "balloon target: 16 MiB" ] || fail "nimbus balloon 16: $out"
 api_ok PUT /vm/balloon '{"target_mib":0}'
 [ "$(jget "$API_REPLY" target_mib)" = 0 ] || fail "balloon: $API_REPLY"
 api_ok GET /vm/balloon/stats
 [ "$(jget "$API_REPLY" target_mib)" = 0 ] || fail "balloon stats: $API_REPLY"
-api PUT /vm/snapshot "{\"path\":\"$T/snap\"}"
-case $API_STATUS in
-    200) [ -d "$T/snap" ] && [ "$(jget "$API_REPLY" state)" = running ] || fail "snapshot: $API_REPLY" ;;
-    501) [ "$(jget "$API_REPLY" code)" = unsupported ] || fail "snapshot: $API_REPLY" ;;
-    *) fail "snapshot: HTTP $API_STATUS: $API_REPLY" ;;
-esac
+api_err 400 bad_request PUT /vm/snapshot "{\"path\":\"$T/snap0\",\"diff\":true}"
+api_ok PUT /vm/snapshot "{\"path\":\"$T/snap\"}"
+[ -s "$T/snap/vm.state" ] && [ "$(jget "$API_REPLY" state)" = running ] || fail "snapshot: $API_REPLY"
+api_err 409 exists PUT /vm/snapshot "{\"path\":\"$T/snap\"}"
+api_ok PUT /vm/snapshot "{\"path\":\"$T/snap-diff\",\"diff\":true}"
+[ -s "$T/snap-diff/vm.state" ] || fail "diff snapshot: $API_REPLY"
+api_err 400 bad_request PUT /vm/snapshot "{\"path\":\"$T/snap-z\",\"diff\":true,\"compress\":true}"
 
 # Bad requests: each a 4xx JSON error; the VM runs on.
 api_err 400 bad_request PUT /vm/balloon '{bad'

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Snapshots (docs/snapshots.md): save a running guest in the middle of a
 # workload and restore it in a new process.
-#  - The guest counts, printing each tick and writing it to its disk. A
-#    snapshot with --stop through the API ends the first VM; `nimbus
-#    restore` goes on from there: the two consoles together show every tick
-#    once (no gap, no repeat), and the disk holds the restored guest's writes.
+#  - The guest counts, printing each tick and writing it to its disk. A full
+#    snapshot through the API lets it go on; a diff snapshot (only the pages
+#    written since) with --stop ends it. `nimbus restore` of the diff (its
+#    parent's memory with the diff's pages on top) goes on from there: the
+#    two consoles together show every tick once (no gap, no repeat), and the
+#    disk holds the restored guest's writes.
 #  - The restore gives the guest a new VM generation ID: its kernel says it
 #    reseeded its RNG ("virtual machine fork").
 #  - Clones: three restores of one snapshot (--clone) run at once; each reads
@@ -34,26 +36,33 @@ done')"
 wait_for '^tick 8 '
 wait_api_socket
 rss_first=$(vm_rss_mib)
-out=$("$NIMBUS" snapshot --api "$API" --stop --json "$SNAP" 2>&1) || fail "nimbus snapshot: $out"
+out=$("$NIMBUS" snapshot --api "$API" --json "$SNAP" 2>&1) || fail "nimbus snapshot: $out"
 pause_us=$(jget "$out" pause_us)
 mem_bytes=$(jget "$out" memory_bytes)
+[ -s "$SNAP/vm.state" ] && [ -s "$SNAP/memory" ] || fail "no vm.state or memory in $SNAP: $(ls "$SNAP")"
+wait_for "^tick $(($(tr -d '\r' <"$VM_LOG" | awk '/^tick [0-9]+ / { n = $2 } END { print n }') + 5)) " 30
+DIFF=$T/diff
+out=$("$NIMBUS" snapshot --api "$API" --diff --stop --json "$DIFF" 2>&1) || fail "diff snapshot: $out"
+diff_bytes=$(jget "$out" memory_bytes)
+[ "$diff_bytes" -lt $((mem_bytes / 4)) ] || fail "the diff snapshot wrote $diff_bytes bytes of memory, the full one $mem_bytes"
 wait_exit 30
 [ "$VM_STATUS" -eq 0 ] || fail "the VM saved with --stop exited with $(status_text "$VM_STATUS")"
-[ -s "$SNAP/vm.state" ] && [ -s "$SNAP/memory" ] || fail "no vm.state or memory in $SNAP: $(ls "$SNAP")"
 first_log=$VM_LOG
 
 # The restore: the workload continues from where it was.
-start_restore() { # name [options...]
+start_restore() { # name snapshot [options...]
     local name=$1
     shift
     VM_LOG=$T/$name.log
     LAST_LOG=$VM_LOG
     : >"$VM_LOG"
-    "$NIMBUS" restore "$SNAP" --console "file:$VM_LOG" "$@" </dev/null >"$T/$name.err" 2>&1 &
+    local from=$1
+    shift
+    "$NIMBUS" restore "$from" --console "file:$VM_LOG" "$@" </dev/null >"$T/$name.err" 2>&1 &
     VM_PID=$!
     BG_PIDS+=("$VM_PID")
 }
-start_restore restored --api "$T/api2.sock"
+start_restore restored "$DIFF" --api "$T/api2.sock"
 last=$(tr -d '\r' <"$first_log" | awk '/^tick [0-9]+ / { n = $2 } END { print n }')
 wait_for "^tick $((last + 10)) " 60
 cat "$first_log" "$VM_LOG" | tr -d '\r' | awk '/^tick [0-9]+ / { if (n && $2 != n + 1) { print "after", n, "came", $2; bad = 1 } n = $2 }
@@ -102,21 +111,31 @@ refuse "no snapshot" "No such file" "$T/nowhere"
 # Clones: three at once from the first snapshot, each with its own random
 # numbers after the restore.
 for c in 1 2 3; do
-    start_restore "clone$c" --clone --force-disks
+    start_restore "clone$c" "$SNAP" --clone --force-disks
     eval "pid$c=\$VM_PID log$c=\$VM_LOG"
 done
 rss_total=0
 for c in 1 2 3; do
     eval "VM_PID=\$pid$c VM_LOG=\$log$c"
-    wait_for "^tick $((last + 3)) " 60
+    # A clone's log holds only what it printed after the restore: its third
+    # tick line read /dev/urandom well after the new generation ID.
+    end=$((SECONDS + 60))
+    until [ "$(grep -c '^tick [0-9]* rnd [0-9a-f]*' "$VM_LOG")" -ge 3 ]; do
+        kill -0 "$VM_PID" 2>/dev/null || fail "clone $c exited"
+        [ $SECONDS -lt $end ] || fail "clone $c printed no three ticks in 60 s"
+        sleep 0.2
+    done
     rss_total=$((rss_total + $(vm_rss_mib)))
 done
 for c in 1 2 3; do
     eval "VM_LOG=\$log$c"
-    tr -d '\r' <"$VM_LOG" | awk -v t="$((last + 2))" '$1 == "tick" && $2 == t { print $4 }'
+    tr -d '\r' <"$VM_LOG" | grep '^tick [0-9]* rnd [0-9a-f]*' | sed -n 3p
 done >"$T/rnd"
-[ "$(sort -u "$T/rnd" | grep -c .)" -eq 3 ] || fail "the clones' random numbers repeat: $(tr '\n' ' ' <"$T/rnd")"
+[ "$(awk '{ print $2 }' "$T/rnd" | sort -u | grep -c .)" -eq 1 ] ||
+    fail "the clones' third ticks after the restore differ: $(tr '\n' ' ' <"$T/rnd")"
+[ "$(awk '{ print $4 }' "$T/rnd" | sort -u | grep -c .)" -eq 3 ] ||
+    fail "the clones' random numbers repeat: $(tr '\n' ' ' <"$T/rnd")"
 [ "$rss_total" -lt $((3 * rss_first)) ] ||
     fail "three clones use $rss_total MiB, the first VM $rss_first MiB: the memory file is not shared"
-echo "snapshot: pause ${pause_us} us, memory ${mem_bytes} bytes; 3 clones ${rss_total} MiB RSS in all (first VM ${rss_first} MiB)" >&2
+echo "snapshot: pause ${pause_us} us, memory ${mem_bytes} bytes, diff ${diff_bytes} bytes; 3 clones ${rss_total} MiB RSS in all (first VM ${rss_first} MiB)" >&2
 pass
