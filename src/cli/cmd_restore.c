@@ -28,12 +28,14 @@ static void restore_usage(FILE *out)
         "  --force-disks     restore even when a saved disk changed since the save (its\n"
         "                    size or the checksum of its first 64 KiB differs); the\n"
         "                    guest may then see a file system it does not expect\n"
-        "  --memory lazy|eager\n"
+        "  --memory lazy|eager|uffd\n"
         "                    lazy (default): guest RAM is the memory file mapped\n"
         "                    copy-on-write, loaded page by page as the guest touches it\n"
         "                    (clones of one snapshot share its pages); eager: read it\n"
-        "                    all before the guest runs. A compressed snapshot\n"
-        "                    (memory.zst) is always read eagerly\n"
+        "                    all before the guest runs; uffd: RAM is filled through\n"
+        "                    userfaultfd, a page when first touched and the rest in the\n"
+        "                    background (needs root or vm.unprivileged_userfaultfd=1).\n"
+        "                    A compressed snapshot (memory.zst) is always read eagerly\n"
         "  --clone           run as a clone of the saved VM, beside it and its other\n"
         "                    clones: each network card gets a fresh random MAC\n"
         "                    (52:54:00:xx:xx:xx) and a vsock device a random CID, unless\n"
@@ -127,8 +129,10 @@ int cmd_restore(int argc, char **argv)
                 o.memory = VM_RESTORE_LAZY;
             else if (!strcmp(optarg, "eager"))
                 o.memory = VM_RESTORE_EAGER;
+            else if (!strcmp(optarg, "uffd"))
+                o.memory = VM_RESTORE_UFFD;
             else
-                return fail("invalid --memory '%s' (lazy or eager)", optarg);
+                return fail("invalid --memory '%s' (lazy, eager or uffd)", optarg);
             break;
         case 'p': paused = true; break;
         case 'L': clone = true; break;

@@ -1,5 +1,7 @@
 #include "mem/guest_mem.h"
 
+#include "mem/ram_fill.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -31,6 +33,8 @@ int guest_mem_init(struct guest_mem *mem, uint64_t base, uint64_t size)
 
 void guest_mem_destroy(struct guest_mem *mem)
 {
+    ram_fill_stop(mem->filler);
+    mem->filler = NULL;
     if (mem->ram)
         munmap(mem->ram, mem->ram_size);
     dirty_log_destroy(&mem->dirty);
@@ -92,6 +96,9 @@ int guest_mem_backed_pages(const struct guest_mem *mem, uint64_t *bitmap)
 
 int guest_mem_clear(struct guest_mem *mem)
 {
+    /* Fresh RAM is zero, not what a filler would fetch. */
+    ram_fill_stop(mem->filler);
+    mem->filler = NULL;
     /* Every page changes (to zero): a dirty log must resend them all. */
     guest_mem_mark_dirty(mem, mem->ram_base, mem->ram_size);
     if (!mem->file_backed)

@@ -33,6 +33,8 @@ struct mmio_region {
     const char *name;
 };
 
+struct ram_filler;
+
 struct guest_mem {
     uint64_t ram_base;
     uint64_t ram_size;
@@ -41,6 +43,7 @@ struct guest_mem {
     struct mmio_region mmio[GUEST_MMIO_MAX];
     int mmio_count;
     struct dirty_log dirty;    /* dirty pages of RAM (mem/dirty_log.h) */
+    struct ram_filler *filler; /* RAM still being filled on demand (mem/ram_fill.h), or NULL */
 };
 
 /* Maps `size` bytes of anonymous, lazily backed host memory as guest RAM at

@@ -16,6 +16,7 @@
 #include "base/errmsg.h"
 #include "dev/vmgenid.h"
 #include "machine/virt_dirty.h"
+#include "mem/ram_fill.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "vm/snapshot_mem.h"
@@ -397,16 +398,72 @@ int vm_snapshot_save(struct virt_machine *m, const struct vm_snapshot_options *o
 
 /* ---- restore ---- */
 
+/* The sparse memory file as a page source for the userfaultfd filler. */
+struct file_source {
+    int fd;
+    uint64_t npages;
+};
+
+static int file_source_read(void *opaque, uint64_t pfn, uint64_t npages, void *buf)
+{
+    struct file_source *s = opaque;
+    size_t len = (size_t)(npages * GUEST_PAGE_SIZE);
+    ssize_t n = pread(s->fd, buf, len, (off_t)(pfn * GUEST_PAGE_SIZE));
+    return n == (ssize_t)len ? 0 : n < 0 ? -errno : -EIO;
+}
+
+static uint64_t file_source_next_data(void *opaque, uint64_t pfn)
+{
+    struct file_source *s = opaque;
+    off_t data = lseek(s->fd, (off_t)(pfn * GUEST_PAGE_SIZE), SEEK_DATA);
+    if (data < 0)
+        return errno == ENXIO ? s->npages : pfn;   /* no data after pfn; or unknown */
+    return (uint64_t)data / GUEST_PAGE_SIZE;
+}
+
+static void file_source_release(void *opaque)
+{
+    struct file_source *s = opaque;
+    close(s->fd);
+    free(s);
+}
+
+static int start_filler(struct virt_machine *m, int fd, char *err, size_t errlen)
+{
+    struct file_source *s = malloc(sizeof(*s));
+    if (!s)
+        return errmsg(err, errlen, -ENOMEM, "out of memory");
+    s->fd = dup(fd);
+    s->npages = m->mem.ram_size / GUEST_PAGE_SIZE;
+    struct ram_page_source src = { .read = file_source_read, .next_data = file_source_next_data,
+                                   .release = file_source_release, .opaque = s };
+    int r = s->fd < 0 ? errmsg(err, errlen, -errno, "dup: %s", strerror(errno))
+                      : ram_fill_start(&m->mem, &src, &m->mem.filler, err, errlen);
+    if (r) {
+        if (s->fd >= 0)
+            close(s->fd);
+        free(s);
+    }
+    return r;
+}
+
 static int load_memory(struct virt_machine *m, int dirfd, enum vm_restore_memory how, char *err,
                        size_t errlen)
 {
     int fd = open_in(dirfd, MEMORY_FILE, O_RDONLY);
     if (fd >= 0) {
         int r;
-        if (how == VM_RESTORE_LAZY) {
+        struct stat st;
+        if (how == VM_RESTORE_UFFD) {
+            if (fstat(fd, &st) || (uint64_t)st.st_size != m->mem.ram_size)
+                r = errmsg(err, errlen, -EINVAL, "memory file: %llu bytes, but the VM has %llu "
+                           "MiB of RAM", (unsigned long long)st.st_size,
+                           (unsigned long long)(m->mem.ram_size >> 20));
+            else
+                r = start_filler(m, fd, err, errlen);
+        } else if (how == VM_RESTORE_LAZY) {
             r = guest_mem_map_file(&m->mem, fd);
             if (r == -EINVAL) {
-                struct stat st;
                 fstat(fd, &st);
                 r = errmsg(err, errlen, r, "memory file: %llu bytes, but the VM has %llu MiB of RAM",
                            (unsigned long long)st.st_size,
@@ -415,7 +472,6 @@ static int load_memory(struct virt_machine *m, int dirfd, enum vm_restore_memory
                 r = errmsg(err, errlen, r, "mapping the memory file: %s", strerror(-r));
             } else {
                 /* The mapping must be exactly RAM: a longer file is not ours. */
-                struct stat st;
                 if (fstat(fd, &st) == 0 && (uint64_t)st.st_size != m->mem.ram_size)
                     r = errmsg(err, errlen, -EINVAL, "memory file: %llu bytes, but the VM has "
                                "%llu MiB of RAM", (unsigned long long)st.st_size,

@@ -45,6 +45,8 @@ int vm_snapshot_save(struct virt_machine *m, const struct vm_snapshot_options *o
 enum vm_restore_memory {
     VM_RESTORE_LAZY,    /* map the memory file privately: pages load on first touch */
     VM_RESTORE_EAGER,   /* read all of it into fresh RAM before the guest runs */
+    VM_RESTORE_UFFD,    /* fresh RAM filled on first touch by userfaultfd, the rest in
+                           the background (mem/ram_fill.h) */
 };
 
 struct vm_restore_options {

@@ -7,6 +7,8 @@
 #    parent's memory with the diff's pages on top) goes on from there: the
 #    two consoles together show every tick once (no gap, no repeat), and the
 #    disk holds the restored guest's writes.
+#  - The same diff restored with --memory eager and --memory uffd continues
+#    the same way.
 #  - The restore gives the guest a new VM generation ID: its kernel says it
 #    reseeded its RNG ("virtual machine fork").
 #  - Clones: three restores of one snapshot (--clone) run at once; each reads
@@ -80,6 +82,25 @@ got=$(dd if="$T/disk.img" bs=512 skip=$((n % 1000)) count=1 2>/dev/null | tr -d 
 # snapshot's RAM) says so.
 grep -aq 'crng reseeded due to virtual machine fork' "$T/snap2/memory" ||
     fail "the restored guest's kernel did not reseed its RNG (no 'virtual machine fork' in its log)"
+
+# The same diff restored with RAM read eagerly, and filled by userfaultfd
+# (the disk has moved on since: --force-disks): the same continuation.
+for how in eager uffd; do
+    if [ "$how" = uffd ] && [ "$(id -u)" != 0 ] &&
+        [ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" != 1 ]; then
+        # Not allowed here: the restore must say so, not fail otherwise.
+        out=$(timeout 30 "$NIMBUS" restore "$DIFF" --memory uffd --force-disks 2>&1) &&
+            fail "--memory uffd restored without userfaultfd"
+        grep -q 'vm.unprivileged_userfaultfd' <<<"$out" || fail "--memory uffd: unclear message: $out"
+        continue
+    fi
+    start_restore "restored-$how" "$DIFF" --memory "$how" --force-disks
+    wait_for "^tick $((last + 3)) " 60
+    cat "$first_log" "$VM_LOG" | tr -d '\r' | awk '/^tick [0-9]+ / { if (n && $2 != n + 1) { print "after", n, "came", $2; bad = 1 } n = $2 }
+        END { exit bad }' >"$T/gaps" || fail "--memory $how: the ticks across the restore: $(head -n 3 "$T/gaps")"
+    kill "$VM_PID"
+    wait_exit 30
+done
 
 # Broken snapshots.
 refuse() { # what expected-message-regex [restore options...]

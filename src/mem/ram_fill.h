@@ -1,0 +1,60 @@
+/* Guest RAM filled on demand through userfaultfd(2): RAM stays anonymous
+ * memory, and a page the guest (or a device, or the kernel on our behalf)
+ * touches for the first time is fetched from a page source - a snapshot's
+ * memory file now, the migration stream later (post-copy) - by the filler's
+ * own thread, which in between fills the rest in the background (sequential
+ * prefetch), so the guest runs at once and all of RAM is soon local.
+ *
+ * Unlike a private mapping of the memory file (guest_mem_map_file), the
+ * pages become ordinary anonymous memory: a reset, the balloon's discards
+ * and a later snapshot see RAM as if it had always been there. Needs
+ * userfaultfd for kernel faults too (a disk write from a guest buffer): root,
+ * or vm.unprivileged_userfaultfd = 1.
+ *
+ * Threads: start/stop on the control thread; the filler runs its own thread
+ * until every page is present (then it unregisters and ends) or stop. */
+#ifndef NIMBUS_MEM_RAM_FILL_H
+#define NIMBUS_MEM_RAM_FILL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mem/guest_mem.h"
+
+struct ram_page_source {
+    /* Copies `npages` pages of RAM starting at page `pfn` into `buf`.
+     * Returns 0, or -errno (the filler then stops, and the faulting access
+     * gets zeros: the source is gone). Filler's thread. */
+    int (*read)(void *opaque, uint64_t pfn, uint64_t npages, void *buf);
+    /* The first page at or after `pfn` that may hold data (a hole's pages
+     * read as zero and are mapped to the zero page in bulk); npages if
+     * none. NULL: every page may. */
+    uint64_t (*next_data)(void *opaque, uint64_t pfn);
+    /* Called once when the filler ends (may be NULL): frees `opaque`. */
+    void (*release)(void *opaque);
+    void *opaque;
+};
+
+struct ram_fill_stats {
+    uint64_t faults;        /* pages fetched because something touched them */
+    uint64_t prefetched;    /* pages filled in the background */
+    uint64_t zero;          /* pages mapped to zero (holes) */
+    uint64_t done_us;       /* from start until every page was present (0: not yet) */
+};
+
+struct ram_filler;
+
+/* Registers all of RAM (which must be untouched: no page present yet) and
+ * starts the filler; on success it owns the source (release). Returns 0, or
+ * -errno with a message (-EPERM: userfaultfd not allowed). */
+int ram_fill_start(struct guest_mem *mem, const struct ram_page_source *src,
+                   struct ram_filler **out, char *err, size_t errlen);
+
+/* Ends the filler, leaving RAM registered no more; pages never fetched read
+ * as zero afterwards, so stop only when RAM is thrown away or reset. NULL
+ * is fine. */
+void ram_fill_stop(struct ram_filler *f);
+
+void ram_fill_get_stats(struct ram_filler *f, struct ram_fill_stats *st);
+
+#endif
