@@ -126,9 +126,13 @@ static int prefetch_step(struct ram_filler *f)
         f->cursor = pfn + n;
         return 1;
     }
+    uint64_t hole = f->src.next_hole ? f->src.next_hole(f->src.opaque, pfn) : f->npages;
     uint64_t n = 0;
-    while (pfn + n < f->npages && !is_filled(f, pfn + n) && n < PREFETCH_PAGES)
+    while (pfn + n < f->npages && pfn + n < hole && !is_filled(f, pfn + n) &&
+           n < PREFETCH_PAGES)
         n++;
+    if (!n)
+        n = 1;
     int r = f->src.read(f->src.opaque, pfn, n, f->buf);
     if (r)
         return r;
@@ -154,7 +158,7 @@ static int prefetch_step(struct ram_filler *f)
 static void *filler_main(void *arg)
 {
     struct ram_filler *f = arg;
-    bool prefetching = true;
+    bool prefetching = !f->src.no_prefetch;
     for (;;) {
         struct pollfd p[2] = { { .fd = f->uffd, .events = POLLIN },
                                { .fd = f->stop_fd, .events = POLLIN } };

@@ -16,6 +16,7 @@
 #ifndef NIMBUS_MEM_RAM_FILL_H
 #define NIMBUS_MEM_RAM_FILL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,12 @@ struct ram_page_source {
      * read as zero and are mapped to the zero page in bulk); npages if
      * none. NULL: every page may. */
     uint64_t (*next_data)(void *opaque, uint64_t pfn);
+    /* The first page at or after `pfn` (a data page) that is in a hole;
+     * npages if none. NULL: none. */
+    uint64_t (*next_hole)(void *opaque, uint64_t pfn);
+    /* Only pages something touches are fetched: no background fill (a
+     * post-copy migration drives its own order). */
+    bool no_prefetch;
     /* Called once when the filler ends (may be NULL): frees `opaque`. */
     void (*release)(void *opaque);
     void *opaque;

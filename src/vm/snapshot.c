@@ -421,6 +421,13 @@ static uint64_t file_source_next_data(void *opaque, uint64_t pfn)
     return (uint64_t)data / GUEST_PAGE_SIZE;
 }
 
+static uint64_t file_source_next_hole(void *opaque, uint64_t pfn)
+{
+    struct file_source *s = opaque;
+    off_t hole = lseek(s->fd, (off_t)(pfn * GUEST_PAGE_SIZE), SEEK_HOLE);
+    return hole < 0 ? s->npages : (uint64_t)hole / GUEST_PAGE_SIZE;
+}
+
 static void file_source_release(void *opaque)
 {
     struct file_source *s = opaque;
@@ -436,7 +443,7 @@ static int start_filler(struct virt_machine *m, int fd, char *err, size_t errlen
     s->fd = dup(fd);
     s->npages = m->mem.ram_size / GUEST_PAGE_SIZE;
     struct ram_page_source src = { .read = file_source_read, .next_data = file_source_next_data,
-                                   .release = file_source_release, .opaque = s };
+                                   .next_hole = file_source_next_hole, .release = file_source_release, .opaque = s };
     int r = s->fd < 0 ? errmsg(err, errlen, -errno, "dup: %s", strerror(errno))
                       : ram_fill_start(&m->mem, &src, &m->mem.filler, err, errlen);
     if (r) {
