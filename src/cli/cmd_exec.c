@@ -51,6 +51,10 @@
  * differ from the command's statuses 126/127; 124 is the timeout's. */
 #define EXIT_FAILED        125
 #define EXIT_TIMEOUT       124
+/* When the agent's connection ends without a status, the guest may be on
+ * its way down (a command that powers it off): it gets this long to stop
+ * by itself, so the message can say what happened. */
+#define GRACE_MS           1000
 
 static void exec_usage(FILE *out)
 {
@@ -111,6 +115,7 @@ struct exec_run {
     int in_fd;
     int done_fd;        /* eventfd: the worker is done */
     int timer_fd;       /* timerfd of --timeout, or -1 */
+    int grace_fd;       /* timerfd: GRACE_MS after a failed agent run */
     struct virt_machine *m;
     /* The worker's, read after pthread_join. */
     int result;
@@ -161,6 +166,8 @@ static unsigned exec_fill(void *opaque, struct pollfd *fds, unsigned max)
         fds[n++] = (struct pollfd){ .fd = x->done_fd, .events = POLLIN };
     if (x->timer_fd >= 0 && n < max)
         fds[n++] = (struct pollfd){ .fd = x->timer_fd, .events = POLLIN };
+    if (n < max)
+        fds[n++] = (struct pollfd){ .fd = x->grace_fd, .events = POLLIN };
     return n;
 }
 
@@ -175,6 +182,13 @@ static void exec_handle(void *opaque, const struct pollfd *fds, unsigned n)
             continue;
         if (fds[i].fd == x->timer_fd)
             x->timed_out = true;
+        /* The eventfd's read orders the worker's result before this. */
+        if (fds[i].fd == x->done_fd && x->result) {
+            struct itimerspec its = { .it_value = { .tv_sec = GRACE_MS / 1000,
+                                                    .tv_nsec = GRACE_MS % 1000 * 1000000L } };
+            if (timerfd_settime(x->grace_fd, 0, &its, NULL) == 0)
+                continue;
+        }
         virt_request_stop(x->m, VIRT_STOP_QUIT, 0);
     }
 }
@@ -346,7 +360,7 @@ int cmd_exec(int argc, char **argv)
 
     int status = EXIT_FAILED;
     struct exec_run x = { .argc = argc - optind, .argv = argv + optind, .port = port,
-                          .done_fd = -1, .timer_fd = -1, .in_fd = -1 };
+                          .done_fd = -1, .timer_fd = -1, .grace_fd = -1, .in_fd = -1 };
     struct virt_machine *m = NULL;
     struct virt_config_strings strs = { 0 };
     static char overlay_paths[VIRT_MAX_DISKS][PATH_MAX];   /* main's only: 28 KiB off the stack */
@@ -385,8 +399,9 @@ int cmd_exec(int argc, char **argv)
      * terminal; /dev/null gives an empty stdin). */
     x.in_fd = fcntl(STDIN_FILENO, F_GETFL) >= 0 ? STDIN_FILENO : -1;
     x.done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (x.done_fd < 0) {
-        fprintf(stderr, "nimbus exec: eventfd: %s\n", strerror(errno));
+    x.grace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (x.done_fd < 0 || x.grace_fd < 0) {
+        fprintf(stderr, "nimbus exec: eventfd/timerfd: %s\n", strerror(errno));
         goto out_vm;
     }
     if (timeout_s) {
@@ -450,6 +465,8 @@ out_vm:
         close(x.done_fd);
     if (x.timer_fd >= 0)
         close(x.timer_fd);
+    if (x.grace_fd >= 0)
+        close(x.grace_fd);
 out_dir:
     remove_dir(dir);
 out_mask:
