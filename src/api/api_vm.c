@@ -8,6 +8,7 @@
 
 #include "base/errmsg.h"
 #include "virtio/net.h"
+#include "vm/agent_client.h"
 #include "vm/snapshot.h"
 
 /* The VmRSS line of /proc/self/status, in KiB; -1 if unreadable. */
@@ -254,21 +255,14 @@ static int vm_agent(void *opaque, char *uds, size_t udslen, uint32_t *port, char
                     size_t errlen)
 {
     struct virt_machine *m = opaque;
-    const char *a = m->config.append;
-    const char *p = NULL;
-    for (const char *q = a; q && (q = strstr(q, "nimbus.agent=")); q++)
-        if (q == a || q[-1] == ' ')
-            p = q + strlen("nimbus.agent=");
-    if (!m->config.vsock_cid || !p)
+    int r = agent_port_from_cmdline(m->config.append, port);
+    if (!m->config.vsock_cid || r == -ENOENT)
         return errmsg(err, errlen, -ENOTSUP, "the guest has no agent to ask for a power-off "
                       "(start it with --vsock and nimbus.agent=PORT); PUT /vm/destroy stops it");
-    char *end;
-    unsigned long v = strtoul(p, &end, 10);
-    if (end == p || (*end && *end != ' ') || v == 0 || v > UINT32_MAX)
+    if (r)
         return errmsg(err, errlen, -ENOTSUP, "nimbus.agent= on the kernel command line is "
                       "not a port");
     snprintf(uds, udslen, "%s", m->config.vsock_path);
-    *port = (uint32_t)v;
     return 0;
 }
 

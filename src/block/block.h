@@ -74,6 +74,19 @@ int raw_open(const char *path, const struct block_options *opts, struct block_ba
 int qcow2_open(const char *path, const struct block_options *opts, struct block_backend **out,
                char *err, size_t errlen);
 
+/* A new, empty qcow2 image (version 3, 64 KiB clusters) of `size` bytes of
+ * virtual disk: with `backing`, an overlay whose unwritten clusters read
+ * from that file (its name as stored: relative names are from the image's
+ * directory), of format `backing_format` ("raw", "qcow2"; NULL: probed on
+ * open). The file must not exist; it is not synced. Returns 0 or -errno
+ * with a message (qcow2_create.c). */
+struct qcow2_create_options {
+    uint64_t size;               /* a multiple of 512 */
+    const char *backing;         /* NULL: none */
+    const char *backing_format;
+};
+int qcow2_create(const char *path, const struct qcow2_create_options *o, char *err, size_t errlen);
+
 static inline void block_close(struct block_backend *b)
 {
     if (b)

@@ -13,6 +13,7 @@ struct cli_command {
 
 int cmd_run(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
 /* The API's commands (each over --api PATH, src/cli/api_client.h). */
 int cmd_status(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
@@ -37,5 +38,14 @@ int cli_parse_mac(const char *s, uint8_t mac[6]);
  * (default nimbus-vsock-CID.sock). Returns 0 or -EINVAL with a message. */
 int cli_parse_vsock(const char *arg, uint64_t *cid, char *path, size_t pathlen, char *err,
                     size_t errlen);
+
+/* A clone's identity (restore --clone, exec): a fresh random MAC for each
+ * card from o->nmacs on (those --mac did not name), and a random CID with
+ * the socket nimbus-vsock-CID.sock unless o->vsock_cid is set. How many
+ * cards there are and whether there is a vsock device only the snapshot
+ * knows: the restore takes what it needs. Returns 0, or -1 when the host
+ * gives no randomness. */
+struct vm_restore_options;
+int cli_clone_identity(struct vm_restore_options *o);
 
 #endif

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "api/api.h"
 #include "cli/cli.h"
@@ -62,31 +61,6 @@ static int fail(const char *fmt, const char *arg)
     fprintf(stderr, fmt, arg);
     fputc('\n', stderr);
     return 1;
-}
-
-/* --clone: random MACs for the cards --mac did not name, and a random CID
- * unless --vsock gave one. How many cards there are, and whether there is a
- * vsock device, only the snapshot knows: the restore takes what it needs. */
-static int fill_clone_identity(struct vm_restore_options *o)
-{
-    uint8_t rnd[VIRT_MAX_NETS * 3 + 4];
-    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
-        return -1;
-    o->clone_macs = true;
-    for (unsigned i = o->nmacs; i < VIRT_MAX_NETS; i++) {
-        /* QEMU's locally administered prefix, three random bytes. */
-        uint8_t mac[6] = { 0x52, 0x54, 0x00, rnd[3 * i], rnd[3 * i + 1], rnd[3 * i + 2] };
-        memcpy(o->macs[i], mac, 6);
-    }
-    if (!o->vsock_cid) {
-        uint32_t v;
-        memcpy(&v, rnd + VIRT_MAX_NETS * 3, 4);
-        o->vsock_cid = 3 + v % (0xfffffffeu - 3);
-        snprintf(o->vsock_path, sizeof(o->vsock_path), "nimbus-vsock-%llu.sock",
-                 (unsigned long long)o->vsock_cid);
-        o->vsock_cid_optional = true;
-    }
-    return 0;
 }
 
 int cmd_restore(int argc, char **argv)
@@ -194,7 +168,7 @@ int cmd_restore(int argc, char **argv)
     if (optind < argc)
         return fail("unexpected argument '%s' (try 'nimbus restore --help')", argv[optind]);
 
-    if (clone && fill_clone_identity(&o))
+    if (clone && cli_clone_identity(&o))
         return fail("%s", "no randomness from the host for the clone's MACs and CID");
 
     struct virt_machine *m;

@@ -9,6 +9,7 @@
 static const struct cli_command commands[] = {
     { "run", "boot a virtual machine (a Linux kernel, or a bare-metal program)", cmd_run },
     { "restore", "run a virtual machine from a snapshot", cmd_restore },
+    { "exec", "run a command in a throwaway clone of a snapshot", cmd_exec },
     { "status", "a running VM's state, uptime and configuration (--api PATH)", cmd_status },
     { "pause", "pause a VM: harts, devices and guest time stand still", cmd_pause },
     { "resume", "resume a paused VM", cmd_resume },

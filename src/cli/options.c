@@ -1,11 +1,13 @@
-/* Option values that several commands take (run, restore). See cli.h. */
+/* Option values that several commands take (run, restore, exec). See cli.h. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "base/errmsg.h"
 #include "cli/cli.h"
+#include "vm/snapshot.h"
 
 int cli_parse_mac(const char *s, uint8_t mac[6])
 {
@@ -44,5 +46,27 @@ int cli_parse_vsock(const char *arg, uint64_t *cid_out, char *path, size_t pathl
         return errmsg(err, errlen, -EINVAL, "--vsock path too long (at most %zu bytes): %s",
                       pathlen - 12, opt + 5);
     snprintf(path, pathlen, "%s", opt + 5);
+    return 0;
+}
+
+int cli_clone_identity(struct vm_restore_options *o)
+{
+    uint8_t rnd[VIRT_MAX_NETS * 3 + 4];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+        return -1;
+    o->clone_macs = true;
+    for (unsigned i = o->nmacs; i < VIRT_MAX_NETS; i++) {
+        /* QEMU's locally administered prefix, three random bytes. */
+        uint8_t mac[6] = { 0x52, 0x54, 0x00, rnd[3 * i], rnd[3 * i + 1], rnd[3 * i + 2] };
+        memcpy(o->macs[i], mac, 6);
+    }
+    if (!o->vsock_cid) {
+        uint32_t v;
+        memcpy(&v, rnd + VIRT_MAX_NETS * 3, 4);
+        o->vsock_cid = 3 + v % (0xfffffffeu - 3);
+        snprintf(o->vsock_path, sizeof(o->vsock_path), "nimbus-vsock-%llu.sock",
+                 (unsigned long long)o->vsock_cid);
+        o->vsock_cid_optional = true;
+    }
     return 0;
 }

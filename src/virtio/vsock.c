@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -111,6 +112,13 @@ struct virtio_vsock {
     unsigned rst_head, rst_len;
     bool tx_stalled;               /* tx waits for room in the RST ring */
     bool event_pending;            /* TRANSPORT_RESET owed to the driver */
+    /* After a load, until the driver reads guest_cid again (Linux does on
+     * the TRANSPORT_RESET event): it may still send from its old CID, so a
+     * host-initiated REQUEST waits, or the answer would come from the old
+     * CID and be dropped (a clone's first connection would hang). Atomic:
+     * the config read runs under the transport's lock, not ours. */
+    _Atomic bool cid_unread;
+    _Atomic bool kick_rx_owed;     /* cid_unread ended: held requests may go */
     uint64_t config_cid;           /* config space: guest_cid (§5.10.4) */
     struct vq_elem elem;           /* the worker's (there is one worker) */
 };
@@ -502,6 +510,8 @@ static void *vsock_thread(void *arg)
             if (c->fd >= 0 && c->gen == (uint32_t)(tag >> 32))
                 kick_rx |= conn_service(v, c, e);
         }
+        if (atomic_exchange(&v->kick_rx_owed, false))
+            kick_rx = true;
         /* Connections the worker changed: flow control may let more through. */
         for (unsigned i = 0; i < VIRTIO_VSOCK_MAX_CONNS; i++) {
             struct conn *c = &v->conns[i];
@@ -559,6 +569,8 @@ static uint32_t next_packet(struct virtio_vsock *v, const struct vq_elem *e, boo
         unsigned idx = (v->rr + k) % VIRTIO_VSOCK_MAX_CONNS;
         struct conn *c = &v->conns[idx];
         if (c->state < C_CONNECTING)
+            continue;
+        if (c->pend == P_REQUEST && atomic_load(&v->cid_unread))
             continue;
         /* End of the host's stream once its bytes are all out. */
         if (c->state == C_ESTABLISHED && c->host_eof && !c->h2g.len && !c->shutdown_sent)
@@ -848,6 +860,10 @@ static void vsock_config_read(void *dev, uint32_t offset, void *buf, uint32_t le
 {
     struct virtio_vsock *v = dev;
     memcpy(buf, (const uint8_t *)&v->config_cid + offset, len);
+    if (atomic_exchange(&v->cid_unread, false)) {
+        atomic_store(&v->kick_rx_owed, true);
+        wake_thread(v);
+    }
 }
 
 /* §5.10.6.7-style: every connection is gone; the driver hears of it through
@@ -966,6 +982,7 @@ static int vsock_load(void *dev, struct virtio_dev *vdev, const struct state_rea
     v->config_cid = v->cid;        /* this process's CID */
     v->next_host_port = port;      /* host ports go on from the saved ones */
     v->event_pending = true;       /* whatever `pending` was: reset is owed now */
+    atomic_store(&v->cid_unread, true);
     pthread_mutex_unlock(&v->lock);
     wake_thread(v);
     return 0;

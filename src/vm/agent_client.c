@@ -60,6 +60,23 @@ static int send_frame(int fd, char type, const void *buf, uint32_t len)
     return r;
 }
 
+int agent_port_from_cmdline(const char *append, uint32_t *port)
+{
+    const char *p = NULL;
+    for (const char *q = append; q && (q = strstr(q, "nimbus.agent=")); q++)
+        if (q == append || q[-1] == ' ')
+            p = q + strlen("nimbus.agent=");
+    if (!p)
+        return -ENOENT;
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(p, &end, 10);
+    if (errno || end == p || *p == '-' || (*end && *end != ' ') || v == 0 || v > UINT32_MAX)
+        return -EINVAL;
+    *port = (uint32_t)v;
+    return 0;
+}
+
 int agent_vsock_connect(const char *uds_path, uint32_t port, int timeout_ms, int *fd_out,
                         char *err, size_t errlen)
 {

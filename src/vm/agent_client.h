@@ -17,6 +17,11 @@
 #define AGENT_MAX_ARGS      256
 #define AGENT_MAX_ARG_BYTES (64 * 1024)
 
+/* The agent's vsock port from a kernel command line (`append`, may be
+ * NULL): the last word nimbus.agent=PORT (guest/init starts the agent so).
+ * Returns 0, -ENOENT when there is none, -EINVAL when it is not a port. */
+int agent_port_from_cmdline(const char *append, uint32_t *port);
+
 /* Connects to `uds_path` (the --vsock socket), asks for guest port `port`
  * ("CONNECT PORT\n") and waits for "OK HOSTPORT\n", at most timeout_ms
  * (0: no limit; -ETIMEDOUT after it). On success *fd is the stream to the

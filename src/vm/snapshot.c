@@ -614,9 +614,16 @@ int vm_snapshot_restore(const struct vm_restore_options *o, struct virt_machine 
                    o->ndisks, c.ndisks);
         goto fail;
     }
+    if (o->disks_over_saved &&
+        (r = check_disks(&rd, &c, &(struct vm_restore_options){ .force_disks = o->force_disks },
+                         err, errlen)))
+        goto fail;
     for (unsigned i = 0; i < o->ndisks; i++)
-        if (o->disks[i])
+        if (o->disks[i]) {
             c.disks[i].path = o->disks[i];
+            if (o->disk_formats[i] != BLOCK_FORMAT_PROBE)
+                c.disks[i].opts.format = o->disk_formats[i];
+        }
     if ((r = check_disks(&rd, &c, o, err, errlen)))
         goto fail;
     unsigned nmacs = o->clone_macs ? c.nnets : o->nmacs;

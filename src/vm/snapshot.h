@@ -56,6 +56,12 @@ struct vm_restore_options {
      * checked against the saved disk's. */
     const char *disks[VIRT_MAX_DISKS];
     unsigned ndisks;
+    /* A replacement's format (BLOCK_FORMAT_PROBE: the saved disk's): a
+     * qcow2 overlay over a disk saved with format=raw, say. */
+    enum block_format disk_formats[VIRT_MAX_DISKS];
+    /* The replacements are overlays over the saved disks: the saved disks
+     * get the full check (size and checksum) as if not replaced. */
+    bool disks_over_saved;
     bool force_disks;                     /* restore even if a disk is not the one saved */
     enum vm_restore_memory memory;
     /* Guest-visible identity of a clone: network cards 0..nmacs-1 get
