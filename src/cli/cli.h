@@ -48,4 +48,8 @@ int cli_parse_vsock(const char *arg, uint64_t *cid, char *path, size_t pathlen, 
 struct vm_restore_options;
 int cli_clone_identity(struct vm_restore_options *o);
 
+enum vm_restore_memory;
+/* --memory lazy|eager|uffd of restore and exec. Returns 0 or -EINVAL. */
+int cli_parse_restore_memory(const char *arg, enum vm_restore_memory *how);
+
 #endif

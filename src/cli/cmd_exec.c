@@ -35,6 +35,7 @@
 #include "base/errmsg.h"
 #include "block/block.h"
 #include "cli/cli.h"
+#include "cpu/jit/jit.h"
 #include "machine/virt_state.h"
 #include "state/state.h"
 #include "vm/agent_client.h"
@@ -78,11 +79,13 @@ static void exec_usage(FILE *out)
         "  --from SNAPSHOT   the snapshot directory (made by 'nimbus snapshot')\n"
         "  --timeout SECONDS stop the clone and exit 124 when the command has not\n"
         "                    finished this long after the start (default 0: no limit)\n"
-        "  --memory lazy|eager\n"
+        "  --memory lazy|eager|uffd\n"
         "                    lazy (default): guest RAM is the snapshot's memory file\n"
         "                    mapped copy-on-write, read as the guest touches it; eager:\n"
-        "                    read it all first (see 'nimbus restore --help')\n"
+        "                    read it all first; uffd: filled by userfaultfd (see\n"
+        "                    'nimbus restore --help')\n"
         "  --force-disks     run even when a saved disk changed since the snapshot\n"
+        "  --jit on|off      the binary translator (default off, as for 'nimbus run')\n"
         "  --timings         print how long the steps took, in ms since the start, to\n"
         "                    stderr: restore, agent connected, exit status, clone gone\n"
         "\n"
@@ -282,11 +285,13 @@ int cmd_exec(int argc, char **argv)
         { "timeout", required_argument, NULL, 't' },
         { "memory", required_argument, NULL, 'M' },
         { "force-disks", no_argument, NULL, 'f' },
+        { "jit", required_argument, NULL, 'J' },
         { "timings", no_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    struct vm_restore_options o = { .memory = VM_RESTORE_LAZY, .console_kind = CONSOLE_FILE };
+    struct vm_restore_options o = { .memory = VM_RESTORE_LAZY, .console_kind = CONSOLE_FILE,
+                                    .jit_threshold = JIT_THRESHOLD };
     const char *snap = NULL;
     unsigned long timeout_s = 0;
     bool timings = false;
@@ -309,12 +314,13 @@ int cmd_exec(int argc, char **argv)
             break;
         }
         case 'M':
-            if (!strcmp(optarg, "lazy"))
-                o.memory = VM_RESTORE_LAZY;
-            else if (!strcmp(optarg, "eager"))
-                o.memory = VM_RESTORE_EAGER;
-            else
-                return fail("invalid --memory '%s' (lazy or eager)", optarg);
+            if (cli_parse_restore_memory(optarg, &o.memory))
+                return fail("invalid --memory '%s' (lazy, eager or uffd)", optarg);
+            break;
+        case 'J':
+            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+                return fail("invalid --jit '%s' (on or off)", optarg);
+            o.jit = !strcmp(optarg, "on");
             break;
         case 'f': o.force_disks = true; break;
         case 'T': timings = true; break;

@@ -99,13 +99,7 @@ int cmd_restore(int argc, char **argv)
             break;
         case 'f': o.force_disks = true; break;
         case 'M':
-            if (!strcmp(optarg, "lazy"))
-                o.memory = VM_RESTORE_LAZY;
-            else if (!strcmp(optarg, "eager"))
-                o.memory = VM_RESTORE_EAGER;
-            else if (!strcmp(optarg, "uffd"))
-                o.memory = VM_RESTORE_UFFD;
-            else
+            if (cli_parse_restore_memory(optarg, &o.memory))
                 return fail("invalid --memory '%s' (lazy, eager or uffd)", optarg);
             break;
         case 'p': paused = true; break;

@@ -8,6 +8,7 @@
 #include "base/errmsg.h"
 #include "cli/cli.h"
 #include "vm/snapshot.h"
+#include "vm/snapshot.h"
 
 int cli_parse_mac(const char *s, uint8_t mac[6])
 {
@@ -68,5 +69,18 @@ int cli_clone_identity(struct vm_restore_options *o)
                  (unsigned long long)o->vsock_cid);
         o->vsock_cid_optional = true;
     }
+    return 0;
+}
+
+int cli_parse_restore_memory(const char *arg, enum vm_restore_memory *how)
+{
+    if (!strcmp(arg, "lazy"))
+        *how = VM_RESTORE_LAZY;
+    else if (!strcmp(arg, "eager"))
+        *how = VM_RESTORE_EAGER;
+    else if (!strcmp(arg, "uffd"))
+        *how = VM_RESTORE_UFFD;
+    else
+        return -EINVAL;
     return 0;
 }
