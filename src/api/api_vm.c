@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/errmsg.h"
+#include "virtio/blk.h"
 #include "virtio/net.h"
 #include "vm/agent_client.h"
 #include "vm/snapshot.h"
@@ -125,15 +126,27 @@ static json_t *hart_counters(struct hart *h, json_t *totals)
     return o;
 }
 
-/* Each device's counters where the device keeps them (the network cards'
- * frames, the balloon's pages); the disks and the rest are listed by kind. */
+/* Each device's counters: the disks' requests and bytes, the network cards'
+ * frames, the balloon's pages. */
 static json_t *device_counters(struct virt_machine *m)
 {
     const struct virt_config *c = &m->config;
     json_t *list = json_array();
-    for (unsigned i = 0; i < c->ndisks; i++)
-        json_array_append_new(list, json_pack("{s:s, s:i, s:s}", "kind", "blk", "slot", i,
-                                              "path", c->disks[i].path));
+    for (unsigned i = 0; i < c->ndisks; i++) {
+        struct virtio_blk_stats st = { 0 };
+        if (m->virtio[i])
+            virtio_blk_get_stats(m->virtio[i], &st);
+        json_t *d = json_pack("{s:s, s:i, s:s}", "kind", "blk", "slot", i, "path",
+                              c->disks[i].path);
+        json_object_set_new(d, "reads", json_integer((json_int_t)st.reads));
+        json_object_set_new(d, "writes", json_integer((json_int_t)st.writes));
+        json_object_set_new(d, "flushes", json_integer((json_int_t)st.flushes));
+        json_object_set_new(d, "discards", json_integer((json_int_t)st.discards));
+        json_object_set_new(d, "errors", json_integer((json_int_t)st.errors));
+        json_object_set_new(d, "read_bytes", json_integer((json_int_t)st.read_bytes));
+        json_object_set_new(d, "written_bytes", json_integer((json_int_t)st.written_bytes));
+        json_array_append_new(list, d);
+    }
     for (unsigned i = 0; i < c->nnets; i++) {
         unsigned slot = c->ndisks + i;
         struct virtio_net_stats st = { 0 };

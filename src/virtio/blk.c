@@ -2,6 +2,7 @@
 #include "virtio/blk.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,6 +70,8 @@ struct virtio_blk {
     struct blk_config config;   /* fixed after create */
     uint64_t capacity;          /* sectors */
     char serial[VIRTIO_BLK_SERIAL_LEN];
+    /* Monitor statistics (not guest-visible state), by the workers. */
+    _Atomic uint64_t reads, writes, flushes, discards, errors, read_bytes, written_bytes;
 };
 
 static void blk_config_read(void *dev, uint32_t offset, void *buf, uint32_t len)
@@ -185,6 +188,28 @@ static void handle(struct virtio_blk *b, struct virtio_dev *vdev, unsigned q, st
         status = VIRTIO_BLK_S_UNSUPP;
         break;
     }
+    switch (h.type) {
+    case VIRTIO_BLK_T_IN:
+        atomic_fetch_add_explicit(&b->reads, 1, memory_order_relaxed);
+        if (status == VIRTIO_BLK_S_OK)
+            atomic_fetch_add_explicit(&b->read_bytes, written, memory_order_relaxed);
+        break;
+    case VIRTIO_BLK_T_OUT:
+        atomic_fetch_add_explicit(&b->writes, 1, memory_order_relaxed);
+        if (status == VIRTIO_BLK_S_OK)
+            atomic_fetch_add_explicit(&b->written_bytes, e->out_len - sizeof(h),
+                                      memory_order_relaxed);
+        break;
+    case VIRTIO_BLK_T_FLUSH:
+        atomic_fetch_add_explicit(&b->flushes, 1, memory_order_relaxed);
+        break;
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES:
+        atomic_fetch_add_explicit(&b->discards, 1, memory_order_relaxed);
+        break;
+    }
+    if (status == VIRTIO_BLK_S_IOERR)
+        atomic_fetch_add_explicit(&b->errors, 1, memory_order_relaxed);
     /* The status byte is the last byte of the last writable buffer, and is
      * written after the data. */
     vq_iov_write(e->iov + e->out_num, e->in_num, e->in_len - 1, &status, 1);
@@ -268,4 +293,16 @@ int virtio_blk_flush(struct virtio_dev *vdev)
 {
     struct virtio_blk *b = virtio_dev_priv(vdev);
     return b->backend->readonly ? 0 : b->backend->ops->flush(b->backend);
+}
+
+void virtio_blk_get_stats(struct virtio_dev *vdev, struct virtio_blk_stats *st)
+{
+    struct virtio_blk *b = virtio_dev_priv(vdev);
+    st->reads = atomic_load(&b->reads);
+    st->writes = atomic_load(&b->writes);
+    st->flushes = atomic_load(&b->flushes);
+    st->discards = atomic_load(&b->discards);
+    st->errors = atomic_load(&b->errors);
+    st->read_bytes = atomic_load(&b->read_bytes);
+    st->written_bytes = atomic_load(&b->written_bytes);
 }

@@ -37,4 +37,12 @@ int virtio_blk_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
  * thread; the device quiesced, so no request is in flight. */
 int virtio_blk_flush(struct virtio_dev *vdev);
 
+/* Requests served since the device was created (monitor statistics for
+ * GET /vm/counters; discards count write-zeroes too; errors are IOERR
+ * replies). Any thread. */
+struct virtio_blk_stats {
+    uint64_t reads, writes, flushes, discards, errors, read_bytes, written_bytes;
+};
+void virtio_blk_get_stats(struct virtio_dev *vdev, struct virtio_blk_stats *st);
+
 #endif

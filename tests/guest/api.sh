@@ -36,7 +36,8 @@ grep -q "$T/file exists and is not a socket" "$T/file.log" || fail "message: $(c
 
 # A stale socket (its server is gone) is replaced.
 python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$API"
-start_vm vm --smp 2 --mem 256M --balloon --vsock "3,path=$T/v.sock" --api "$API" \
+truncate -s 8M "$T/d.img"
+start_vm vm --smp 2 --mem 256M --disk "$T/d.img" --balloon --vsock "3,path=$T/v.sock" --api "$API" \
     --append "console=ttyS0 nimbus.agent=1024"
 wait_for "$UP_LINE"
 wait_api_socket
@@ -58,8 +59,12 @@ api_ok GET /vm/counters
 i0=$(jget "$API_REPLY" harts.0.instructions)
 [ "$i0" -gt 1000000 ] && [ "$(jget "$API_REPLY" totals.tlb_misses)" -gt 0 ] &&
     [ "$(jget "$API_REPLY" totals.sbi_calls)" -gt 0 ] || fail "counters: $API_REPLY"
+# The disk: Linux read its partition table when it probed it.
+[ "$(jget "$API_REPLY" devices.0.kind)" = blk ] && [ "$(jget "$API_REPLY" devices.0.reads)" -gt 0 ] &&
+    [ "$(jget "$API_REPLY" devices.0.read_bytes)" -ge 512 ] || fail "disk counters: $API_REPLY"
 out=$("$N" counters --api "$API") || fail "nimbus counters failed"
-grep -q '^total ' <<<"$out" && grep -q 'device balloon:' <<<"$out" || fail "nimbus counters: $out"
+grep -q '^total ' <<<"$out" && grep -q 'device balloon:' <<<"$out" &&
+    grep -q 'device blk:.* reads=[1-9]' <<<"$out" || fail "nimbus counters: $out"
 guest_value BUSY "i=0; while [ \$i -lt 20000 ]; do i=\$((i+1)); done; echo \$i"
 api_ok GET /vm/counters
 [ "$(jget "$API_REPLY" totals.instructions)" -gt "$i0" ] || fail "instructions did not grow: $API_REPLY"
