@@ -303,7 +303,7 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, const c
         break;
     }
     if (req->action == API_PAUSE || req->action == API_RESUME || req->action == API_DESTROY ||
-        req->action == API_RESET)
+        req->action == API_RESET || req->action == API_SNAPSHOT)
         note_state(a);   /* a change nobody saw yet comes before ours */
     json_t *reply = json_object();
     char err[256] = "";
@@ -318,6 +318,24 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, const c
         json_object_set_new(reply, "uptime_ms", json_integer((mono_ns() - a->start_ns) / 1000000));
     if (req->action == API_DESTROY || req->action == API_RESET)
         emit(a, req->action == API_DESTROY ? "destroy" : "reset", NULL);
+    if (req->action == API_SNAPSHOT) {
+        /* running/paused -> saving -> back, or -> saved with stop. The save
+         * ran on this thread, so the stream tells it once it is done; a save
+         * refused at once (a bad path, no base for a diff) tells nothing. */
+        emit(a, "state", json_pack("{s:s, s:s}", "old", vm_state_name(a->last_state), "new",
+                                   vm_state_name(VM_STATE_SAVING)));
+        a->last_state = VM_STATE_SAVING;
+        emit(a, "snapshot", json_pack("{s:s, s:O, s:O, s:O}", "path", req->snapshot.path,
+                                      "pause_us", json_object_get(reply, "pause_us"),
+                                      "memory_bytes", json_object_get(reply, "memory_bytes"),
+                                      "state_bytes", json_object_get(reply, "state_bytes")));
+        if (req->snapshot.stop) {
+            /* The VM lives on as the snapshot; the process ends. */
+            emit(a, "state", json_pack("{s:s, s:s}", "old", vm_state_name(VM_STATE_SAVING),
+                                       "new", vm_state_name(VM_STATE_SAVED)));
+            a->last_state = a->ops.state(a->ops.opaque);
+        }
+    }
     note_state(a);
     ret = reply_json(c, 200, reply);
 out:

@@ -174,9 +174,14 @@ python3 - "$T/ev.raw" <<'PY' || fail "raw event stream: $(cat "$T/ev.raw")"
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]
 kinds = [(e["kind"], e.get("new") or e.get("phase")) for e in ev]
-for want in [("state", "paused"), ("state", "running"), ("reset", None), ("shutdown", "requested"),
-             ("shutdown", "agent_asked"), ("state", "shutdown")]:
+for want in [("state", "paused"), ("state", "running"), ("state", "saving"), ("snapshot", None),
+             ("reset", None), ("shutdown", "requested"), ("shutdown", "agent_asked"),
+             ("state", "shutdown")]:
     assert want in kinds, (want, kinds)
+# A snapshot: running -> saving, the snapshot's figures, saving -> running.
+i = kinds.index(("state", "saving"))
+assert ev[i]["old"] == "running" and kinds[i + 1] == ("snapshot", None), kinds
+assert ev[i + 1]["memory_bytes"] > 0 and ev[i + 2]["old"] == "saving", ev[i:i + 3]
 assert kinds[-1] == ("state", "shutdown"), kinds
 PY
 
