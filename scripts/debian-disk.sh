@@ -63,7 +63,7 @@ fi
 
 # --- Up to date? ---------------------------------------------------------------
 inputs() {
-    cat "$ROOT/guest/init" "$ROOT/guest/udhcpc.script" "$ROOT/guest/uevent.script" "$ROOT/guest/agent.c" "${BASH_SOURCE[0]}" \
+    cat "$ROOT/guest/init" "$ROOT/guest/udhcpc.script" "$ROOT/guest/new-generation.script" "$ROOT/guest/agent.c" "${BASH_SOURCE[0]}" \
         "$OUT/vmlinux" "$OUT/initramfs.cpio.gz" | sha256sum | cut -d' ' -f1
     echo "size $DISK_SIZE packages $(echo $PACKAGES)"
 }
@@ -162,7 +162,7 @@ chmod 1777 "$R/tmp"
 install -m 0755 "$ROOT/guest/init" "$R/usr/sbin/init"
 echo root >"$R/etc/nimbus/role"
 install -m 0755 "$ROOT/guest/udhcpc.script" "$R/etc/udhcpc/default.script"
-install -m 0755 "$ROOT/guest/uevent.script" "$R/etc/nimbus/uevent"
+install -m 0755 "$ROOT/guest/new-generation.script" "$R/etc/nimbus/new-generation"
 "$RV_CC" -static -O2 -Wall -Wextra -Werror -o "$R/usr/bin/nimbus-agent" "$ROOT/guest/agent.c" ||
     die "cannot build guest/agent.c (is libc6-dev-riscv64-cross installed?)"
 # No init daemon runs to be asked to power off: do it at once, with the file

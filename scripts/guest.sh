@@ -77,7 +77,7 @@ have_debs() {
 # The stamp names every input: the two .debs, /init, this script, the modules.
 inputs_local() {
     printf 'init %s %s\nscript %s\nmodules %s | %s\n' \
-        "$(cat "$INIT_SRC" "$ROOT/guest/udhcpc.script" "$ROOT/guest/uevent.script" | sha256sum | cut -d' ' -f1)" "$(sha256sum <"$AGENT_SRC" | cut -d' ' -f1)" \
+        "$(cat "$INIT_SRC" "$ROOT/guest/udhcpc.script" "$ROOT/guest/new-generation.script" | sha256sum | cut -d' ' -f1)" "$(sha256sum <"$AGENT_SRC" | cut -d' ' -f1)" \
         "$(sha256sum <"${BASH_SOURCE[0]}" | cut -d' ' -f1)" \
         "$MODULES_REQUIRED" "$MODULES_OPTIONAL $MODULES_ON_DEMAND"
 }
@@ -229,9 +229,9 @@ EOF
 mkdir -p "$R/etc/udhcpc" "$R/usr/share/udhcpc"
 ln -s ../../../etc/udhcpc/default.script "$R/usr/share/udhcpc/default.script"
 install -m 0755 "$ROOT/guest/udhcpc.script" "$R/etc/udhcpc/default.script"
-# What the guest does on a kernel uevent (guest/uevent.script: a new VM
-# generation after a snapshot restore), run by `busybox uevent` from /init.
-install -m 0755 "$ROOT/guest/uevent.script" "$R/etc/nimbus/uevent"
+# What the guest does when its VM generation ID changes (a snapshot
+# restore): guest/new-generation.script, run by /init's watcher.
+install -m 0755 "$ROOT/guest/new-generation.script" "$R/etc/nimbus/new-generation"
 echo nimbus >"$R/etc/hostname"
 : >"$R/etc/fstab"
 

@@ -90,9 +90,17 @@ static json_t *config_summary(const struct virt_machine *m)
                                                "readonly", c->disks[i].opts.readonly));
     json_object_set_new(o, "disks", disks);
     json_t *nets = json_array();
-    for (unsigned i = 0; i < c->nnets; i++)
-        json_array_append_new(nets, json_pack("{s:s}", "kind",
-                                              c->nets[i].kind == VIRT_NET_TAP ? "tap" : "user"));
+    for (unsigned i = 0; i < c->nnets; i++) {
+        uint8_t mac[6] = { 0 };
+        char macs[18];
+        if (m->virtio[c->ndisks + i])
+            virtio_net_get_mac(m->virtio[c->ndisks + i], mac);
+        snprintf(macs, sizeof(macs), "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
+                 mac[3], mac[4], mac[5]);
+        json_array_append_new(nets, json_pack("{s:s, s:s}", "kind",
+                                              c->nets[i].kind == VIRT_NET_TAP ? "tap" : "user",
+                                              "mac", macs));
+    }
     json_object_set_new(o, "nets", nets);
     json_object_set_new(o, "balloon", json_boolean(m->balloon != NULL));
     json_object_set_new(o, "vsock_cid", c->vsock_cid ? json_integer((json_int_t)c->vsock_cid)

@@ -636,6 +636,12 @@ void virtio_net_keep_mac_on_load(struct virtio_dev *vdev, bool keep)
     n->keep_mac = keep;
 }
 
+void virtio_net_get_mac(struct virtio_dev *vdev, uint8_t mac[6])
+{
+    struct virtio_net *n = virtio_dev_priv(vdev);
+    memcpy(mac, n->config.mac, 6);   /* fixed after create or load */
+}
+
 static const struct virtio_device_ops net_ops = {
     .name = "net",
     .device_id = VIRTIO_ID_NET,

@@ -61,6 +61,10 @@ int virtio_net_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
  * once. Thread: the control thread, before the load. */
 void virtio_net_keep_mac_on_load(struct virtio_dev *vdev, bool keep);
 
+/* The MAC in the card's configuration space (what the guest's driver reads
+ * when it probes the card). Any thread. */
+void virtio_net_get_mac(struct virtio_dev *vdev, uint8_t mac[6]);
+
 /* Counters, for tests. Any thread. */
 void virtio_net_get_stats(struct virtio_dev *vdev, struct virtio_net_stats *out);
 

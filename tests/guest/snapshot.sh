@@ -11,10 +11,13 @@
 #    the same way.
 #  - The restore gives the guest a new VM generation ID: its kernel says it
 #    reseeded its RNG ("virtual machine fork").
-#  - Clones: three restores of one snapshot (--clone) run at once; each reads
-#    16 bytes from /dev/urandom after the restore, and all differ. Their
-#    memory (RSS) together is reported; a lazy restore shares the snapshot's
-#    pages, so it must stay well under three times the first VM's.
+#  - Clones: ten restores of one snapshot (--clone) run at once. Each reads
+#    16 bytes from /dev/urandom after the restore, and all differ; each
+#    card's MAC, as the guest sees it once its init has re-probed the card
+#    for the new VM generation, is the one its monitor reports (GET /vm), and
+#    all ten differ. Their memory (RSS) together is reported; a lazy restore
+#    shares the snapshot's pages, so it must stay far under ten times the
+#    first VM's.
 #  - Broken snapshots are refused with a clear message, never a crash: a
 #    truncated vm.state, a flipped bit, a memory file of the wrong size, a
 #    changed disk (unless --force-disks), a missing directory.
@@ -26,14 +29,18 @@ API=$T/api.sock
 SNAP=$T/snap
 truncate -s 16M "$T/disk.img"
 
-# Each tick also prints 16 bytes read from /dev/urandom at that moment.
-start_vm vm --smp 2 --disk "$T/disk.img" --api "$API" --append "console=ttyS0 quiet -- $(guest_cmd_arg '
+# Each tick also prints 16 bytes read from /dev/urandom at that moment (two
+# words of hex) and the MAC of eth0 as the guest sees it. Few processes per
+# tick: ten clones of this guest run at once below.
+start_vm vm --smp 2 --disk "$T/disk.img" --net user --api "$API" --append "console=ttyS0 quiet -- $(guest_cmd_arg '
 i=0
 while [ $i -lt 100000 ]; do
     i=$((i + 1))
-    echo "tick $i rnd $(head -c 16 /dev/urandom | od -An -tx1 | tr -d " \n")"
+    mac=
+    read -r mac </sys/class/net/eth0/address 2>/dev/null
+    echo "tick $i rnd $(od -An -N16 -tx8 /dev/urandom) mac $mac"
     echo $i | dd of=/dev/vda bs=512 seek=$((i % 1000)) conv=notrunc,sync 2>/dev/null
-    sleep 0.2
+    sleep 0.5
 done')"
 wait_for '^tick 8 '
 wait_api_socket
@@ -129,34 +136,45 @@ truncate -s -4096 "$bad/memory"
 refuse "a short memory file" "memory file" "$bad" --force-disks
 refuse "no snapshot" "No such file" "$T/nowhere"
 
-# Clones: three at once from the first snapshot, each with its own random
-# numbers after the restore.
-for c in 1 2 3; do
-    start_restore "clone$c" "$SNAP" --clone --force-disks
+# Clones: ten at once from the first snapshot.
+NCLONES=10
+for c in $(seq $NCLONES); do
+    start_restore "clone$c" "$SNAP" --clone --force-disks --api "$T/clone$c.sock"
     eval "pid$c=\$VM_PID log$c=\$VM_LOG"
 done
 rss_total=0
-for c in 1 2 3; do
+orig_mac=52:54:00:12:34:56
+for c in $(seq $NCLONES); do
     eval "VM_PID=\$pid$c VM_LOG=\$log$c"
-    # A clone's log holds only what it printed after the restore: its third
-    # tick line read /dev/urandom well after the new generation ID.
-    end=$((SECONDS + 60))
-    until [ "$(grep -c '^tick [0-9]* rnd [0-9a-f]*' "$VM_LOG")" -ge 3 ]; do
+    # A clone's log holds only what it printed after the restore. Wait for
+    # three tick lines (the third read /dev/urandom well after the new
+    # generation ID) and one that shows a MAC other than the saved one (the
+    # init re-probed the card).
+    end=$((SECONDS + 120))
+    until [ "$(grep -c '^tick [0-9]* rnd [0-9a-f]*' "$VM_LOG")" -ge 3 ] &&
+        grep -q "^tick .* mac [0-9a-f:]\{17\}" <(grep -v "mac $orig_mac" "$VM_LOG"); do
         kill -0 "$VM_PID" 2>/dev/null || fail "clone $c exited"
-        [ $SECONDS -lt $end ] || fail "clone $c printed no three ticks in 60 s"
-        sleep 0.2
+        [ $SECONDS -lt $end ] || fail "clone $c: no three ticks, or no new MAC, in 120 s"
+        sleep 0.3
     done
     rss_total=$((rss_total + $(vm_rss_mib)))
+    API=$T/clone$c.sock
+    api_ok GET /vm
+    want=$(jget "$API_REPLY" config.nets.0.mac)
+    got=$(tr -d '\r' <"$VM_LOG" | grep -v "mac $orig_mac" | grep -o "^tick .* mac [0-9a-f:]\{17\}" | tail -n 1)
+    [ "${got##* }" = "$want" ] || fail "clone $c: the guest's MAC is ${got##* }, its card's $want"
+    echo "$want" >>"$T/macs"
 done
-for c in 1 2 3; do
+for c in $(seq $NCLONES); do
     eval "VM_LOG=\$log$c"
     tr -d '\r' <"$VM_LOG" | grep '^tick [0-9]* rnd [0-9a-f]*' | sed -n 3p
 done >"$T/rnd"
 [ "$(awk '{ print $2 }' "$T/rnd" | sort -u | grep -c .)" -eq 1 ] ||
-    fail "the clones' third ticks after the restore differ: $(tr '\n' ' ' <"$T/rnd")"
-[ "$(awk '{ print $4 }' "$T/rnd" | sort -u | grep -c .)" -eq 3 ] ||
-    fail "the clones' random numbers repeat: $(tr '\n' ' ' <"$T/rnd")"
-[ "$rss_total" -lt $((3 * rss_first)) ] ||
-    fail "three clones use $rss_total MiB, the first VM $rss_first MiB: the memory file is not shared"
-echo "snapshot: pause ${pause_us} us, memory ${mem_bytes} bytes, diff ${diff_bytes} bytes; 3 clones ${rss_total} MiB RSS in all (first VM ${rss_first} MiB)" >&2
+    fail "the clones' third ticks after the restore differ: $(awk '{ print $2 }' "$T/rnd" | tr '\n' ' ')"
+[ "$(awk '{ print $4 $5 }' "$T/rnd" | sort -u | grep -c .)" -eq $NCLONES ] ||
+    fail "the clones' random numbers repeat: $(awk '{ print $4 $5 }' "$T/rnd" | tr '\n' ' ')"
+[ "$(sort -u "$T/macs" | grep -c .)" -eq $NCLONES ] || fail "the clones' MACs repeat: $(tr '\n' ' ' <"$T/macs")"
+[ "$rss_total" -lt $((NCLONES * rss_first / 2)) ] ||
+    fail "$NCLONES clones use $rss_total MiB, the first VM $rss_first MiB: the memory file is not shared"
+echo "snapshot: pause ${pause_us} us, memory ${mem_bytes} bytes, diff ${diff_bytes} bytes; $NCLONES clones ${rss_total} MiB RSS in all (first VM ${rss_first} MiB)" >&2
 pass
