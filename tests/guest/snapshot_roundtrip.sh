@@ -62,7 +62,7 @@ done
 # save, a timeout) is retried, at most 30 times; one that succeeds is not
 # retried, its hash is the tick's (checked by the host below).
 URL=http://10.0.2.2:$port
-start_vm vm --disk "$IMG" --net user --api "$T/api0.sock" --append "console=ttyS0 quiet -- $(guest_cmd_arg "
+start_vm vm ${RT_SMP:+--smp $RT_SMP} --disk "$IMG" --net user --api "$T/api0.sock" --append "console=ttyS0 quiet -- $(guest_cmd_arg "
 modprobe crc32c_generic; modprobe ext4 || exit 3
 mount -t ext4 /dev/vda /mnt || exit 4
 mkdir -p /mnt/w
@@ -111,7 +111,7 @@ wait_for '^tick 2 ' "$BOOT_TIMEOUT"
 ticks() { tr -d '\r' <"$1" | grep -c '^tick [0-9]* '; }
 
 t_start=$SECONDS
-saves=0 diffs=0 early=0 pause_total=0 chain=()
+saves=0 diffs=0 early=0 jits=0 eagers=0 pause_total=0 chain=()
 for round in $(seq 1 "$ROUNDS"); do
     # The moment: mostly after the lifetime's first tick plus 0-1.5 s; one
     # in four at once after the restore (0-0.3 s, maybe before any tick).
@@ -149,7 +149,12 @@ for round in $(seq 1 "$ROUNDS"); do
     VM_LOG=$T/r$round.log
     LAST_LOG=$VM_LOG
     API=$T/api$round.sock
-    "$NIMBUS" restore "$snap" --console "file:$VM_LOG" --api "$API" </dev/null >"$T/r$round.err" 2>&1 &
+    # Each lifetime runs interpreted or translated, from a lazily mapped or an
+    # eagerly read memory file.
+    ropts=(--jit off --memory lazy)
+    [ $((RANDOM % 2)) -eq 0 ] && ropts[1]=on && jits=$((jits + 1))
+    [ $((RANDOM % 3)) -eq 0 ] && ropts[3]=eager && eagers=$((eagers + 1))
+    "$NIMBUS" restore "$snap" "${ropts[@]}" --console "file:$VM_LOG" --api "$API" </dev/null >"$T/r$round.err" 2>&1 &
     VM_PID=$!
     BG_PIDS+=("$VM_PID")
     LOGS+=("$VM_LOG")
@@ -165,6 +170,11 @@ t_rounds=$((SECONDS - t_start))
 : >"$T/www/stop"
 wait_exit 120
 [ "$VM_STATUS" -eq 0 ] || fail "the last restore exited with $(status_text "$VM_STATUS"): $(tail -n 3 "$T/r$ROUNDS.err")"
+
+# The monitor said nothing on its stderr in any restored lifetime.
+for round in $(seq 1 "$ROUNDS"); do
+    [ ! -s "$T/r$round.err" ] || fail "restore $round printed: $(head -n 2 "$T/r$round.err" | tr '\n' ' ')"
+done
 
 # The console: every tick once, in order, across all lifetimes.
 for l in "${LOGS[@]}"; do tr -d '\r' <"$l"; done >"$T/all.log"
@@ -205,5 +215,5 @@ done
 
 retries=$(grep -c '^retry ' "$T/all.log")
 per_life=$(for l in "${LOGS[@]}"; do ticks "$l"; done | tr '\n' ' ')
-echo "snapshot_roundtrip: seed $SEED: $saves saves ($diffs diff, $early early), $n ticks (per lifetime: $per_life), $retries fetch retries, pause $((pause_total / saves / 1000)) ms on average, rounds ${t_rounds}s" >&2
+echo "snapshot_roundtrip: seed $SEED: $saves saves ($diffs diff, $early early), restores $jits with --jit on, $eagers --memory eager, $n ticks (per lifetime: $per_life), $retries fetch retries, pause $((pause_total / saves / 1000)) ms on average, rounds ${t_rounds}s" >&2
 pass
