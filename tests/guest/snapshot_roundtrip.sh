@@ -45,7 +45,7 @@ mkdir -p "$T/www"
 NBLOBS=4
 blob_sum=()
 for b in $(seq 0 $((NBLOBS - 1))); do
-    head -c $((96 * 1024 + b * 4096)) /dev/urandom >"$T/www/b$b"
+    head -c $((192 * 1024 + b * 4096)) /dev/urandom >"$T/www/b$b"
     blob_sum[b]=$(sha256sum <"$T/www/b$b" | cut -c1-64)
 done
 python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$T/www" >"$T/http.log" 2>&1 &
@@ -58,50 +58,65 @@ for _ in $(seq 100); do
 done
 [ -n "$port" ] || fail "the HTTP server did not start: $(head -c 300 "$T/http.log")"
 
-# The guest. A fetch that fails (wget's exit status: a connection cut by a
-# save, a timeout) is retried, at most 30 times; one that succeeds is not
-# retried, its hash is the tick's (checked by the host below).
-URL=http://10.0.2.2:$port
-start_vm vm ${RT_SMP:+--smp $RT_SMP} --disk "$IMG" --net user --api "$T/api0.sock" --append "console=ttyS0 quiet -- $(guest_cmd_arg "
+# The guest's workload, fetched by the guest from the HTTP server (it is too
+# long for the kernel command line). A fetch that fails (wget's exit status:
+# a connection cut by a save, a timeout) is retried, at most 30 times; one
+# that succeeds is not retried: its hash is the tick's, checked by the host.
+# The disk write runs beside the fetch, so both queues are busy at a save.
+cat >"$T/www/w.sh" <<'EOF'
+url=$1 nblobs=$2
 modprobe crc32c_generic; modprobe ext4 || exit 3
 mount -t ext4 /dev/vda /mnt || exit 4
 mkdir -p /mnt/w
-udhcpc -i eth0 -q -n -t 5 -T 2 >/dev/null 2>&1 || exit 5
 acc=start
 i=0
 while :; do
-    i=\$((i + 1))
-    f=/mnt/w/f\$((i % 8))
-    seq \$((i * 1000)) \$((i * 1000 + 1999)) | dd of=\$f conv=fsync 2>/dev/null || exit 6
-    ds=\$(sha256sum <\$f | cut -c1-64)
-    echo \"\$i \$ds\" >>/mnt/log
-    b=\$((i % $NBLOBS))
+    i=$((i + 1))
+    f=/mnt/w/f$((i % 8))
+    (seq $((i * 1000)) $((i * 1000 + 1999)) | dd of=$f conv=fsync 2>/dev/null &&
+        sha256sum <$f | cut -c1-64 >/tmp/ds) &
+    disk=$!
+    k=1
+    while [ $k -le 8 ]; do
+        echo "con $i $k ....:....|....:....|....:....|....:....|....:....|"
+        k=$((k + 1))
+    done
     tries=0
-    until wget -q -T 4 -O /tmp/blob $URL/b\$b; do
-        tries=\$((tries + 1))
-        echo \"retry \$i \$tries\"
-        [ \$tries -lt 30 ] || { echo \"net \$i GAVE UP\"; exit 7; }
+    until wget -q -T 4 -O /tmp/blob $url/b$((i % nblobs)); do
+        tries=$((tries + 1))
+        echo "retry $i $tries"
+        [ $tries -lt 30 ] || { echo "net $i GAVE UP"; exit 7; }
         sleep 0.3
     done
-    ns=\$(sha256sum </tmp/blob | cut -c1-64)
-    acc=\$(echo \"\$acc \$i \$ds \$ns\" | sha256sum | cut -c1-64)
-    echo \"tick \$i d=\$ds n=\$ns a=\$acc\"
-    wget -q -T 4 -O /dev/null $URL/stop 2>/dev/null && break
+    ns=$(sha256sum </tmp/blob | cut -c1-64)
+    wait $disk || exit 6
+    ds=$(cat /tmp/ds)
+    echo "$i $ds" >>/mnt/log
+    acc=$(echo "$acc $i $ds $ns" | sha256sum | cut -c1-64)
+    echo "tick $i d=$ds n=$ns a=$acc"
+    wget -q -T 4 -O /dev/null $url/stop 2>/dev/null && break
 done
+# Read everything back from the disk, not from the page cache.
 sync
 echo 3 >/proc/sys/vm/drop_caches
 bad=0
 for k in 0 1 2 3 4 5 6 7; do
-    j=\$i
-    while [ \$((j % 8)) -ne \$k ]; do j=\$((j - 1)); done
-    [ \$j -ge 1 ] || continue
-    [ \"\$(sha256sum </mnt/w/f\$k | cut -c1-64)\" = \"\$(seq \$((j * 1000)) \$((j * 1000 + 1999)) | sha256sum | cut -c1-64)\" ] ||
-        { echo \"readback f\$k BAD\"; bad=1; }
+    j=$i
+    while [ $((j % 8)) -ne $k ]; do j=$((j - 1)); done
+    [ $j -ge 1 ] || continue
+    [ "$(sha256sum </mnt/w/f$k | cut -c1-64)" = "$(seq $((j * 1000)) $((j * 1000 + 1999)) | sha256sum | cut -c1-64)" ] ||
+        { echo "readback f$k BAD"; bad=1; }
 done
-[ \"\$(cut -d' ' -f1 /mnt/log | tr '\\n' ' ')\" = \"\$(seq -s ' ' 1 \$i) \" ] || { echo 'readback log BAD'; bad=1; }
+[ "$(cut -d' ' -f1 /mnt/log | tr '\n' ' ')" = "$(seq -s ' ' 1 $i) " ] || { echo 'readback log BAD'; bad=1; }
 umount /mnt || exit 8
-echo \"done \$i a=\$acc bad=\$bad\"
-exit \$bad")"
+echo "done $i a=$acc bad=$bad"
+exit $bad
+EOF
+URL=http://10.0.2.2:$port
+start_vm vm ${RT_SMP:+--smp $RT_SMP} --disk "$IMG" --net user --api "$T/api0.sock" --append "console=ttyS0 quiet -- $(guest_cmd_arg "
+udhcpc -i eth0 -q -n -t 5 -T 2 >/dev/null 2>&1 || exit 5;
+wget -q -O /tmp/w.sh $URL/w.sh || exit 6;
+sh /tmp/w.sh $URL $NBLOBS")"
 LOGS=("$VM_LOG")
 API=$T/api0.sock
 wait_api_socket
@@ -188,6 +203,13 @@ n=$(awk '{ print $2 }' <<<"$done_line")
 [ "$done_line" = "done $n $(grep "^tick $n " "$T/all.log" | grep -o 'a=[0-9a-f]*') bad=0" ] ||
     fail "the guest's last line: $done_line"
 
+# Every console line of every tick, once, whole, in order (the UART's and
+# the kernel's buffers across the saves).
+grep '^con ' "$T/all.log" >"$T/con"
+for i in $(seq 1 "$n"); do
+    for k in 1 2 3 4 5 6 7 8; do echo "con $i $k ....:....|....:....|....:....|....:....|....:....|"; done
+done | diff - "$T/con" >"$T/condiff" || fail "the console lines differ (lost, repeated or damaged): $(head -n 3 "$T/condiff" | tr '\n' ' ')"
+
 # The host's own account of each tick: disk hash, network hash, the chain.
 acc=start
 for i in $(seq 1 "$n"); do
@@ -203,7 +225,7 @@ grep '^tick ' "$T/all.log" | diff "$T/want" - >"$T/diff" ||
 e2fsck -fn "$IMG" >"$T/fsck.log" 2>&1 || { LAST_LOG=$T/fsck.log; fail "e2fsck -fn found problems"; }
 debugfs -R 'cat /log' "$IMG" 2>/dev/null >"$T/disklog"
 cut -d' ' -f1 "$T/disklog" | cmp -s - <(seq 1 "$n") || fail "the guest's log on the disk does not list ticks 1..$n"
-grep '^tick ' "$T/all.log" | awk '{ print substr($2, 1), substr($3, 3) }' | cmp -s - "$T/disklog" ||
+grep '^tick ' "$T/all.log" | awk '{ print $2, substr($3, 3) }' | cmp -s - "$T/disklog" ||
     fail "the disk hashes in the guest's log on the disk differ from its console"
 for k in 0 1 2 3 4 5 6 7; do
     j=$n
