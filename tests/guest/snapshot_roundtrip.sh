@@ -82,9 +82,9 @@ while :; do
         k=$((k + 1))
     done
     tries=0
-    until wget -q -T 4 -O /tmp/blob $url/b$((i % nblobs)); do
+    until err=$(wget -q -T 4 -O /tmp/blob $url/b$((i % nblobs)) 2>&1); do
         tries=$((tries + 1))
-        echo "retry $i $tries"
+        echo "retry $i $tries at $(cut -d' ' -f1 /proc/uptime): $err"
         [ $tries -lt 30 ] || { echo "net $i GAVE UP"; exit 7; }
         sleep 0.3
     done
@@ -109,6 +109,7 @@ for k in 0 1 2 3 4 5 6 7; do
 done
 [ "$(cut -d' ' -f1 /mnt/log | tr '\n' ' ')" = "$(seq -s ' ' 1 $i) " ] || { echo 'readback log BAD'; bad=1; }
 umount /mnt || exit 8
+echo "generations $(dmesg | grep -c 'nimbus-guest: new VM generation')"
 echo "done $i a=$acc bad=$bad"
 exit $bad
 EOF
@@ -236,6 +237,7 @@ for k in 0 1 2 3 4 5 6 7; do
 done
 
 retries=$(grep -c '^retry ' "$T/all.log")
+generations=$(sed -n 's/^generations //p' "$T/all.log")
 per_life=$(for l in "${LOGS[@]}"; do ticks "$l"; done | tr '\n' ' ')
-echo "snapshot_roundtrip: seed $SEED: $saves saves ($diffs diff, $early early), restores $jits with --jit on, $eagers --memory eager, $n ticks (per lifetime: $per_life), $retries fetch retries, pause $((pause_total / saves / 1000)) ms on average, rounds ${t_rounds}s" >&2
+echo "snapshot_roundtrip: seed $SEED: $saves saves ($diffs diff, $early early), restores $jits with --jit on, $eagers --memory eager, $n ticks (per lifetime: $per_life), $retries fetch retries, $generations new VM generations seen by the guest's init, pause $((pause_total / saves / 1000)) ms on average, rounds ${t_rounds}s" >&2
 pass
