@@ -48,15 +48,8 @@ for b in $(seq 0 $((NBLOBS - 1))); do
     head -c $((192 * 1024 + b * 4096)) /dev/urandom >"$T/www/b$b"
     blob_sum[b]=$(sha256sum <"$T/www/b$b" | cut -c1-64)
 done
-python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$T/www" >"$T/http.log" 2>&1 &
-BG_PIDS+=($!)
-port=""
-for _ in $(seq 100); do
-    port=$(sed -n 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$T/http.log")
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "$port" ] || fail "the HTTP server did not start: $(head -c 300 "$T/http.log")"
+http_server "$T/www"
+port=$HTTP_PORT
 
 # The guest's workload, fetched by the guest from the HTTP server (it is too
 # long for the kernel command line). A fetch that fails (wget's exit status:
