@@ -25,6 +25,8 @@
 #
 # The moments come from a seed the test prints; NIMBUS_TEST_SEED=N replays
 # the same choices (the guest's own timing still varies).
+# NIMBUS_ROUNDTRIP_ROUNDS=N: N saves and restores instead of 20;
+# NIMBUS_ROUNDTRIP_SMP=N: a guest with N harts (default 1).
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/api_lib.bash"
@@ -107,7 +109,7 @@ echo "done $i a=$acc bad=$bad"
 exit $bad
 EOF
 URL=http://10.0.2.2:$port
-start_vm vm ${RT_SMP:+--smp $RT_SMP} --disk "$IMG" --net user --api "$T/api0.sock" --append "console=ttyS0 quiet -- $(guest_cmd_arg "
+start_vm vm ${NIMBUS_ROUNDTRIP_SMP:+--smp $NIMBUS_ROUNDTRIP_SMP} --disk "$IMG" --net user --api "$T/api0.sock" --append "console=ttyS0 quiet -- $(guest_cmd_arg "
 udhcpc -i eth0 -q -n -t 5 -T 2 >/dev/null 2>&1 || exit 5;
 wget -q -O /tmp/w.sh $URL/w.sh || exit 6;
 sh /tmp/w.sh $URL $NBLOBS")"
