@@ -133,6 +133,22 @@ status_text() {
     esac
 }
 
+# http_server DIR: serves DIR over HTTP on host loopback (python3
+# http.server on 127.0.0.1, log in $T/http.log) on a port the kernel picks
+# (port 0: no race with other tests), left in HTTP_PORT; guests reach it
+# through slirp at 10.0.2.2.
+http_server() {
+    python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$1" >"$T/http.log" 2>&1 &
+    BG_PIDS+=($!)
+    HTTP_PORT=""
+    for _ in $(seq 100); do
+        HTTP_PORT=$(sed -n 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$T/http.log")
+        [ -n "$HTTP_PORT" ] && return 0
+        sleep 0.1
+    done
+    fail "the HTTP server did not start: $(head -c 300 "$T/http.log")"
+}
+
 # --- Driving a running VM's console --------------------------------------------
 # start_vm NAME [nimbus run options...]: starts a VM in the background with its
 # console on stdio: input from the FIFO $T/NAME.in (written with `send`),

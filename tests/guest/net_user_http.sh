@@ -11,16 +11,8 @@ command -v python3 >/dev/null || fail "python3 not found (scripts/deps.sh instal
 mkdir -p "$T/www"
 head -c 4M /dev/urandom >"$T/www/blob"
 want=$(sha256sum <"$T/www/blob" | cut -d' ' -f1)
-# Port 0: the server binds a free port and prints it; no race with others.
-python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$T/www" >"$T/http.log" 2>&1 &
-BG_PIDS+=($!)
-port=""
-for _ in $(seq 100); do
-    port=$(sed -n 's/^Serving HTTP on 127\.0\.0\.1 port \([0-9]*\).*/\1/p' "$T/http.log")
-    [ -n "$port" ] && break
-    sleep 0.1
-done
-[ -n "$port" ] || fail "the HTTP server did not start: $(head -c 300 "$T/http.log")"
+http_server "$T/www"
+port=$HTTP_PORT
 
 run_cmd "$T/run.log" "
 udhcpc -i eth0 -q -n -t 5 -T 2 >/dev/null 2>&1 || exit 3;
