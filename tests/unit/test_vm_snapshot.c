@@ -23,47 +23,9 @@
 #include "vm/snapshot.h"
 
 #include "check.h"
+#include "vm_threads.h"
 
 static const char *seed_dir;
-
-struct vm_thread {
-    struct virt_machine *m;
-    struct hart *hart;
-    pthread_t thread;
-};
-
-/* The loop of vm.c's hart threads. */
-static void *hart_thread(void *arg)
-{
-    struct vm_thread *t = arg;
-    struct virt_machine *m = t->m;
-    while (atomic_load(&m->stop) == VIRT_RUNNING) {
-        if (atomic_load(&m->pause_request)) {
-            virt_pause_point(m);
-            continue;
-        }
-        enum hart_exit e = hart_run(t->hart, 4096);
-        virt_htif_poll(m);
-        if (e == HART_EXIT_WFI || e == HART_EXIT_STOPPED)
-            hart_park(t->hart);
-    }
-    return NULL;
-}
-
-static void start_harts(struct virt_machine *m, struct vm_thread *t)
-{
-    for (unsigned i = 0; i < m->nharts; i++) {
-        t[i] = (struct vm_thread){ .m = m, .hart = m->harts[i] };
-        CHECK_EQ(pthread_create(&t[i].thread, NULL, hart_thread, &t[i]), 0);
-    }
-}
-
-static void stop_harts(struct virt_machine *m, struct vm_thread *t)
-{
-    virt_request_stop(m, VIRT_STOP_QUIT, 0);
-    for (unsigned i = 0; i < m->nharts; i++)
-        pthread_join(t[i].thread, NULL);
-}
 
 static void sleep_ms(long ms)
 {
@@ -177,7 +139,7 @@ static void check_restore(const char *snap, const struct saved *sv, enum vm_rest
     /* Saved again while paused (hart threads waiting at their pause point,
      * as in a real restore): the devices' sections are the same bytes. */
     struct vm_thread t[4];
-    start_harts(m, t);
+    CHECK_EQ(vm_threads_start(m, t), 0);
     char again[512];
     snprintf(again, sizeof(again), "%s/again-%u", tmp, nagain++);
     struct vm_snapshot_options so = { .path = again };
@@ -187,7 +149,7 @@ static void check_restore(const char *snap, const struct saved *sv, enum vm_rest
     CHECK(same_section(snap, again, "goldfish_rtc", 0));
     CHECK(same_section(snap, again, "board", 0));
     CHECK(res.save_us < 10 * 1000000);
-    stop_harts(m, t);
+    vm_threads_stop(m, t);
     virt_destroy(m);
     virt_config_strings_free(&strs);
 }
@@ -227,7 +189,7 @@ static void test_machine(const char *name, struct virt_config cfg, const char *t
     if (r)
         return;
     struct vm_thread t[4];
-    start_harts(m, t);
+    CHECK_EQ(vm_threads_start(m, t), 0);
     sleep_ms(20);
 
     struct vm_snapshot_options o = { .path = full };
@@ -255,7 +217,7 @@ static void test_machine(const char *name, struct virt_config cfg, const char *t
     CHECK_MSG(vm_snapshot_save(m, &o, &res, err, sizeof(err)) == 0, "%s: zst: %s", name, err);
     CHECK(virt_is_paused(m));
     CHECK_EQ(virt_resume(m, err, sizeof(err)), 0);
-    stop_harts(m, t);
+    vm_threads_stop(m, t);
     virt_destroy(m);
 
     check_restore(diff, &sv, VM_RESTORE_LAZY, tmp);
