@@ -21,7 +21,9 @@
 #             file). QEMU: `stop`, `migrate "exec:cat > FILE"`, until
 #             query-migrate says completed, `cont` (a non-live save: QEMU's
 #             migration speed limit raised to 100 GiB/s first), and the
-#             file's size. The same thing measured: the ratio is printed.
+#             file's size. The same thing measured: the ratio is printed
+#             (but Nimbus fsyncs the memory file, vm.state and the directory;
+#             `cat > FILE` leaves QEMU's stream in the page cache).
 #  diff       Nimbus only (QEMU has no diff snapshot of RAM): PUT
 #             /vm/snapshot {"diff": true} of the idle guest 3 s after a full
 #             one: pause_us and size.
@@ -39,8 +41,9 @@
 #             eager restore.
 #  exec       `nimbus exec --from SNAPSHOT -- true` (measure_exec below:
 #             skipped while `nimbus exec` does not exist).
-# Medians of NIMBUS_BENCH_RUNS runs (default 3), Nimbus and QEMU taking
-# turns. Ratios: qemu / nimbus (above 1.0: Nimbus is faster or smaller).
+# Medians of NIMBUS_BENCH_RUNS runs (default 3; each boots each VMM once),
+# Nimbus and QEMU taking turns: about 7 minutes on the shared 2-core machine
+# at load average 8-14, fewer when it is quiet. Ratios: qemu / nimbus (above 1.0: Nimbus is faster or smaller).
 # Environment: NIMBUS (build/nimbus), QEMU (qemu-system-riscv64), NIMBUS_ARGS,
 # NIMBUS_BENCH_RUNS (3), NIMBUS_BENCH_TIMEOUT (seconds per wait, 600).
 set -u
@@ -284,7 +287,7 @@ restore_runs() {
 # exec_snapshot when `nimbus exec` lands. Until then: skipped, with a message.
 measure_exec() { # SNAPSHOT
     if ! "$NIMBUS" exec --help >/dev/null 2>&1; then
-        echo "  nimbus exec: not built yet (skipped)"
+        [ "$run" = 1 ] && echo "  nimbus exec: not built yet (skipped)"
         return
     fi
     local i t0 t1
