@@ -351,13 +351,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup();
     one(data, size, true);
-    if (size >= STATE_HEADER_SIZE) {
-        uint8_t *copy = malloc(size);
-        FUZZ_SETUP(copy);
-        memcpy(copy, data, size);
-        fuzz_state_fix_crcs(copy, size);
-        if (memcmp(copy, data, size))
-            one(copy, size, false);
+    uint8_t *copy = fuzz_state_fixed_copy(data, size);
+    if (copy) {
+        one(copy, size, false);
         free(copy);
     }
     return 0;

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 #include <zlib.h>
 
 #include "state/state.h"
@@ -38,6 +40,24 @@ static inline void fuzz_state_fix_crcs(uint8_t *d, size_t len)
         off += rec + 4;
         n++;
     }
+}
+
+/* A copy of the input with its CRCs made right (free it), or NULL when that
+ * changes nothing (or the input is too short to hold a section). */
+static inline uint8_t *fuzz_state_fixed_copy(const uint8_t *data, size_t size)
+{
+    if (size < STATE_HEADER_SIZE)
+        return NULL;
+    uint8_t *copy = malloc(size);
+    if (!copy)
+        abort();
+    memcpy(copy, data, size);
+    fuzz_state_fix_crcs(copy, size);
+    if (!memcmp(copy, data, size)) {
+        free(copy);
+        return NULL;
+    }
+    return copy;
 }
 
 #endif
