@@ -131,6 +131,7 @@ bench: deps all bench-elf guest
 	@bench/run.sh
 	@bench/io.sh
 	@bench/balloon.sh
+	@bench/snapshot.sh
 
 clean:
 	rm -rf $(BUILD)

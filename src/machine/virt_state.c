@@ -140,6 +140,13 @@ static int get_str(struct state_section *s, struct virt_config_strings *strs, si
             goto fail;                                                            \
     } while (0)
 
+/* An error after the first string: the strings are freed (fail:). */
+#define FAIL_WITH(e)                                                              \
+    do {                                                                          \
+        rc = (e);                                                                 \
+        goto fail;                                                                \
+    } while (0)
+
 int virt_config_load(const struct state_reader *r, struct virt_config *c, uint64_t *tohost,
                      uint64_t *fromhost, struct virt_config_strings *strs, char *err,
                      size_t errlen)
@@ -168,23 +175,24 @@ int virt_config_load(const struct state_reader *r, struct virt_config *c, uint64
         goto done;
     if (c->ram_size < VIRT_MIN_RAM || c->ram_size > VIRT_MAX_RAM ||
         (c->ram_size & (GUEST_PAGE_SIZE - 1)))
-        return state_section_error(&s, err, errlen, -EINVAL, "RAM size %llu is not a multiple "
-                                   "of 4 KiB between %llu MiB and %llu GiB",
-                                   (unsigned long long)c->ram_size,
-                                   (unsigned long long)(VIRT_MIN_RAM >> 20),
-                                   (unsigned long long)(VIRT_MAX_RAM >> 30));
+        FAIL_WITH(state_section_error(&s, err, errlen, -EINVAL, "RAM size %llu is not a multiple "
+                                      "of 4 KiB between %llu MiB and %llu GiB",
+                                      (unsigned long long)c->ram_size,
+                                      (unsigned long long)(VIRT_MIN_RAM >> 20),
+                                      (unsigned long long)(VIRT_MAX_RAM >> 30)));
     if (nharts < 1 || nharts > VIRT_MAX_HARTS)
-        return state_section_error(&s, err, errlen, -EINVAL, "%u harts (1..%u)", nharts,
-                                   VIRT_MAX_HARTS);
+        FAIL_WITH(state_section_error(&s, err, errlen, -EINVAL, "%u harts (1..%u)", nharts,
+                                      VIRT_MAX_HARTS));
     if (flags & ~(uint32_t)BOARD_FLAGS_ALL)
-        return state_section_error(&s, err, errlen, -EINVAL, "unknown flags 0x%x", flags);
+        FAIL_WITH(state_section_error(&s, err, errlen, -EINVAL, "unknown flags 0x%x", flags));
     if (c->vsock_cid && (c->vsock_cid < 3 || c->vsock_cid > 0xffffffffull || !vsock_path))
-        return state_section_error(&s, err, errlen, -EINVAL, "vsock CID %llu (3..2^32-1, with "
-                                   "a socket path)", (unsigned long long)c->vsock_cid);
+        FAIL_WITH(state_section_error(&s, err, errlen, -EINVAL, "vsock CID %llu (3..2^32-1, with "
+                                      "a socket path)", (unsigned long long)c->vsock_cid));
     if (!c->kernel && !c->bios)
-        return state_section_error(&s, err, errlen, -EINVAL, "neither a kernel nor firmware");
+        FAIL_WITH(state_section_error(&s, err, errlen, -EINVAL, "neither a kernel nor firmware"));
     if ((flags & BOARD_FIRMWARE) != (c->bios ? BOARD_FIRMWARE : 0u))
-        return state_section_error(&s, err, errlen, -EINVAL, "the firmware flag and path disagree");
+        FAIL_WITH(state_section_error(&s, err, errlen, -EINVAL,
+                                      "the firmware flag and path disagree"));
     c->nharts = nharts;
     c->kernel_raw = flags & BOARD_KERNEL_RAW;
     c->console_virtio = flags & BOARD_CONSOLE_VIRTIO;
@@ -197,8 +205,8 @@ int virt_config_load(const struct state_reader *r, struct virt_config *c, uint64
 
     state_get_u32(&s, &ndisks);
     if (ndisks > VIRT_MAX_DISKS)
-        return state_section_error(&s, err, errlen, -EINVAL, "%u disks (at most %u)", ndisks,
-                                   VIRT_MAX_DISKS);
+        FAIL_WITH(state_section_error(&s, err, errlen, -EINVAL, "%u disks (at most %u)", ndisks,
+                                      VIRT_MAX_DISKS));
     c->ndisks = ndisks;
     for (unsigned i = 0; i < ndisks && !s.overrun; i++) {
         struct virt_disk *d = &c->disks[i];
@@ -210,8 +218,9 @@ int virt_config_load(const struct state_reader *r, struct virt_config *c, uint64
         if (s.overrun || s.bad_bool)
             goto done;
         if (!d->path || format > BLOCK_FORMAT_QCOW2 || cache > BLOCK_CACHE_NONE)
-            return state_section_error(&s, err, errlen, -EINVAL, "disk %u: no path, or format %u "
-                                       "or cache mode %u unknown", i, format, cache);
+            FAIL_WITH(state_section_error(&s, err, errlen, -EINVAL, "disk %u: no path, or "
+                                          "format %u or cache mode %u unknown", i, format,
+                                          cache));
         d->opts.format = (enum block_format)format;
         d->opts.cache = (enum block_cache)cache;
     }
@@ -219,8 +228,9 @@ int virt_config_load(const struct state_reader *r, struct virt_config *c, uint64
     if (s.overrun)
         goto done;
     if (nnets > VIRT_MAX_NETS || ndisks + nnets > VIRT_VIRTIO_SLOTS - 1)
-        return state_section_error(&s, err, errlen, -EINVAL, "%u disks and %u network cards "
-                                   "(at most %u together)", ndisks, nnets, VIRT_VIRTIO_SLOTS - 1);
+        FAIL_WITH(state_section_error(&s, err, errlen, -EINVAL, "%u disks and %u network cards "
+                                      "(at most %u together)", ndisks, nnets,
+                                      VIRT_VIRTIO_SLOTS - 1));
     c->nnets = nnets;
     for (unsigned i = 0; i < nnets && !s.overrun; i++) {
         struct virt_net *n = &c->nets[i];
@@ -236,10 +246,12 @@ int virt_config_load(const struct state_reader *r, struct virt_config *c, uint64
             goto done;
         if (kind > VIRT_NET_TAP || (kind == VIRT_NET_TAP) != (ifname != NULL) ||
             (ifname && !*ifname) || nfwd > NET_MAX_HOSTFWD || (kind == VIRT_NET_TAP && nfwd))
-            return state_section_error(&s, err, errlen, -EINVAL, "network card %u: kind %u, "
-                                       "interface or %u host forwards do not fit", i, kind, nfwd);
+            FAIL_WITH(state_section_error(&s, err, errlen, -EINVAL, "network card %u: kind %u, "
+                                          "interface or %u host forwards do not fit", i, kind,
+                                          nfwd));
         if (n->has_mac && (n->mac[0] & 1))
-            return state_section_error(&s, err, errlen, -EINVAL, "network card %u: multicast MAC", i);
+            FAIL_WITH(state_section_error(&s, err, errlen, -EINVAL,
+                                          "network card %u: multicast MAC", i));
         n->kind = (enum virt_net_kind)kind;
         if (ifname)
             strcpy(n->ifname, ifname);

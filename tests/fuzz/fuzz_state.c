@@ -31,7 +31,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "cpu/hart.h"
 #include "dev/aclint.h"
@@ -39,6 +38,7 @@
 #include "dev/plic.h"
 #include "dev/sifive_test.h"
 #include "dev/uart16550.h"
+#include "fuzz_state_util.h"
 #include "fuzz_util.h"
 #include "mem/guest_mem.h"
 #include "state/state.h"
@@ -323,35 +323,6 @@ static void load_all(const struct state_reader *r)
     }
 }
 
-/* The same stream with every section CRC and the end record made right,
- * as far as the section lengths allow. */
-static void fix_crcs(uint8_t *d, size_t len)
-{
-    size_t off = STATE_HEADER_SIZE;
-    uint32_t n = 0;
-    while (off + STATE_SECTION_MIN <= len) {
-        uint32_t plen = d[off + 24] | d[off + 25] << 8 | d[off + 26] << 16 | (uint32_t)d[off + 27] << 24;
-        if (plen > len - off - STATE_SECTION_MIN)
-            return;
-        size_t rec = STATE_SECTION_HDR + (size_t)plen;
-        bool end = true;
-        for (int i = 0; i < STATE_TAG_LEN; i++)
-            end = end && d[off + i] == 0;
-        if (end && plen == 8) {
-            uint32_t t = (uint32_t)crc32(0, d, (uInt)off);
-            for (int i = 0; i < 4; i++) {
-                d[off + STATE_SECTION_HDR + i] = (uint8_t)(n >> (8 * i));
-                d[off + STATE_SECTION_HDR + 4 + i] = (uint8_t)(t >> (8 * i));
-            }
-        }
-        uint32_t c = (uint32_t)crc32(0, d + off, (uInt)rec);
-        for (int i = 0; i < 4; i++)
-            d[off + rec + i] = (uint8_t)(c >> (8 * i));
-        off += rec + 4;
-        n++;
-    }
-}
-
 static void one(const uint8_t *data, size_t size, bool via_fd)
 {
     char err[256] = "", err2[256] = "";
@@ -380,13 +351,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup();
     one(data, size, true);
-    if (size >= STATE_HEADER_SIZE) {
-        uint8_t *copy = malloc(size);
-        FUZZ_SETUP(copy);
-        memcpy(copy, data, size);
-        fix_crcs(copy, size);
-        if (memcmp(copy, data, size))
-            one(copy, size, false);
+    uint8_t *copy = fuzz_state_fixed_copy(data, size);
+    if (copy) {
+        one(copy, size, false);
         free(copy);
     }
     return 0;

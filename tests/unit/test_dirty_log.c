@@ -27,6 +27,7 @@
 #include "machine/virt_dirty.h"
 #include "mem/guest_mem.h"
 #include "virtio/virtqueue.h"
+#include "vm_threads.h"
 
 #define RAM_BASE 0x80000000ull
 
@@ -342,30 +343,6 @@ static void test_virtqueue_dma(void)
 #define VM_RAM     (32ull << 20)
 #define REGION_OFF (16u << 20)      /* the programs write [16 MiB, 17 MiB + 12 KiB) */
 
-struct vm_thread {
-    struct virt_machine *m;
-    struct hart *hart;
-    pthread_t thread;
-};
-
-/* The loop of vm.c's hart threads. */
-static void *hart_thread(void *arg)
-{
-    struct vm_thread *t = arg;
-    struct virt_machine *m = t->m;
-    while (atomic_load(&m->stop) == VIRT_RUNNING) {
-        if (atomic_load(&m->pause_request)) {
-            virt_pause_point(m);
-            continue;
-        }
-        enum hart_exit e = hart_run(t->hart, 65536);
-        virt_htif_poll(m);
-        if (e == HART_EXIT_WFI || e == HART_EXIT_STOPPED)
-            hart_park(t->hart);
-    }
-    return NULL;
-}
-
 /* Every hart: an xorshift generator seeded by its hartid; a window of 4
  * pages that moves one page every 2^15 iterations through the first 1 MiB
  * of the region (so pages stop being written for a while, and a lost mark
@@ -455,10 +432,7 @@ static void test_machine(bool jit)
     if (r)
         return;
     struct vm_thread t[2];
-    for (unsigned i = 0; i < 2; i++) {
-        t[i] = (struct vm_thread){ .m = m, .hart = m->harts[i] };
-        pthread_create(&t[i].thread, NULL, hart_thread, &t[i]);
-    }
+    CHECK_EQ(vm_threads_start(m, t), 0);
 
     size_t words = virt_dirty_bitmap_words(m);
     uint64_t *bm = calloc(words, 8);
@@ -517,9 +491,7 @@ static void test_machine(bool jit)
         jit_get_stats(m->harts[i]->jit, &st);
         CHECK(st.insns_run > 1000);
     }
-    virt_request_stop(m, VIRT_STOP_QUIT, 0);
-    for (unsigned i = 0; i < 2; i++)
-        pthread_join(t[i].thread, NULL);
+    vm_threads_stop(m, t);
     /* Stopped: a collect says so rather than wait for harts that are gone. */
     CHECK_EQ(virt_dirty_start(m, err, sizeof(err)), 0);
     CHECK_EQ(virt_dirty_collect(m, bm, words, err, sizeof(err)), -ESHUTDOWN);
