@@ -120,12 +120,12 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
     # workers and the backends); slirp's thread and the tap offloads; pause
     # and resume (harts waiting, devices quiesced); the virtio console holding
     # output for a slow reader; vsock and the agent (the device's epoll thread
-    # and sockets); the balloon's worker and timer threads, through the API; a
-    # snapshot, restores of clones and their qcow2 overlays (nimbus exec). (The
-    # API's own threads run under the sanitizers in unit/test_api; its guest test
-    # takes 160 s there.)
+    # and sockets); the balloon's worker and timer threads, through the API. (The
+    # API's own threads run under the sanitizers in unit/test_api; snapshots -
+    # saves while harts run, lazy and eager restores - in unit/test_vm_snapshot;
+    # their guest tests take minutes there.)
     for t in boot_command disk_raw net_user_http net_tap pause_resume virtio_console_slow vsock \
-        balloon_stats exec; do
+        balloon_stats; do
         log="$log_dir/guest-asan_$t.log"
         limit=1200
         [ $t = disk_raw ] && limit=2400
