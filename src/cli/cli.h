@@ -2,6 +2,7 @@
 #ifndef NIMBUS_CLI_CLI_H
 #define NIMBUS_CLI_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,13 @@ int cli_parse_vsock(const char *arg, uint64_t *cid, char *path, size_t pathlen, 
  * gives no randomness. */
 struct vm_restore_options;
 int cli_clone_identity(struct vm_restore_options *o);
+
+/* The translator's options, as run, restore and exec take them: --jit on|off,
+ * --jit-cache SIZE (64K..2G), --jit-threshold N (0..65535). Each returns 0
+ * or -EINVAL; the callers' messages name the ranges. */
+int cli_parse_jit(const char *arg, bool *on);
+int cli_parse_jit_cache(const char *arg, uint64_t *bytes);
+int cli_parse_jit_threshold(const char *arg, unsigned *threshold);
 
 enum vm_restore_memory;
 /* --memory lazy|eager|uffd of restore and exec. Returns 0 or -EINVAL. */

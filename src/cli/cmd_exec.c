@@ -318,9 +318,8 @@ int cmd_exec(int argc, char **argv)
                 return fail("invalid --memory '%s' (lazy, eager or uffd)", optarg);
             break;
         case 'J':
-            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+            if (cli_parse_jit(optarg, &o.jit))
                 return fail("invalid --jit '%s' (on or off)", optarg);
-            o.jit = !strcmp(optarg, "on");
             break;
         case 'f': o.force_disks = true; break;
         case 'T': timings = true; break;

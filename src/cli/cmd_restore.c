@@ -127,26 +127,17 @@ int cmd_restore(int argc, char **argv)
             api_path = optarg;
             break;
         case 'J':
-            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+            if (cli_parse_jit(optarg, &o.jit))
                 return fail("invalid --jit '%s' (on or off)", optarg);
-            o.jit = !strcmp(optarg, "on");
             break;
-        case 'C': {
-            unsigned long long bytes;
-            if (cli_parse_size(optarg, &bytes) || bytes < JIT_MIN_CACHE || bytes > (1ull << 31))
+        case 'C':
+            if (cli_parse_jit_cache(optarg, &o.jit_cache))
                 return fail("invalid --jit-cache '%s' (64K to 2G)", optarg);
-            o.jit_cache = bytes;
             break;
-        }
-        case 'T': {
-            char *end;
-            errno = 0;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (errno || *end || end == optarg || *optarg == '-' || v > JIT_MAX_THRESHOLD)
+        case 'T':
+            if (cli_parse_jit_threshold(optarg, &o.jit_threshold))
                 return fail("invalid --jit-threshold '%s' (0 to 65535)", optarg);
-            o.jit_threshold = (unsigned)v;
             break;
-        }
         case 'h':
             restore_usage(stdout);
             return 0;

@@ -376,27 +376,18 @@ int cmd_run(int argc, char **argv)
             break;
         }
         case 'J':
-            if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+            if (cli_parse_jit(optarg, &config.jit))
                 return fail("invalid --jit '%s' (on or off)", optarg);
-            config.jit = !strcmp(optarg, "on");
             break;
-        case 'C': {
-            unsigned long long bytes;
-            if (cli_parse_size(optarg, &bytes) || bytes < JIT_MIN_CACHE || bytes > (1ull << 31))
+        case 'C':
+            if (cli_parse_jit_cache(optarg, &config.jit_cache))
                 return fail("invalid --jit-cache '%s' (64K to 2G)", optarg);
-            config.jit_cache = bytes;
             break;
-        }
         case 'S': jit_stats = true; break;
-        case 'T': {
-            char *end;
-            errno = 0;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (errno || *end || end == optarg || *optarg == '-' || v > JIT_MAX_THRESHOLD)
+        case 'T':
+            if (cli_parse_jit_threshold(optarg, &config.jit_threshold))
                 return fail("invalid --jit-threshold '%s' (0 to 65535)", optarg);
-            config.jit_threshold = (unsigned)v;
             break;
-        }
         case 'V':
             if (parse_vsock(optarg, &config))
                 return 1;

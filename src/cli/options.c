@@ -7,7 +7,9 @@
 
 #include "base/errmsg.h"
 #include "cli/cli.h"
+#include "cpu/jit/jit.h"
 #include "vm/snapshot.h"
+#include "cpu/jit/jit.h"
 #include "vm/snapshot.h"
 
 int cli_parse_mac(const char *s, uint8_t mac[6])
@@ -82,5 +84,33 @@ int cli_parse_restore_memory(const char *arg, enum vm_restore_memory *how)
         *how = VM_RESTORE_UFFD;
     else
         return -EINVAL;
+    return 0;
+}
+
+int cli_parse_jit(const char *arg, bool *on)
+{
+    if (strcmp(arg, "on") && strcmp(arg, "off"))
+        return -EINVAL;
+    *on = !strcmp(arg, "on");
+    return 0;
+}
+
+int cli_parse_jit_cache(const char *arg, uint64_t *bytes)
+{
+    unsigned long long v;
+    if (cli_parse_size(arg, &v) || v < JIT_MIN_CACHE || v > (1ull << 31))
+        return -EINVAL;
+    *bytes = v;
+    return 0;
+}
+
+int cli_parse_jit_threshold(const char *arg, unsigned *threshold)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(arg, &end, 10);
+    if (errno || *end || end == arg || *arg == '-' || v > JIT_MAX_THRESHOLD)
+        return -EINVAL;
+    *threshold = (unsigned)v;
     return 0;
 }
