@@ -7,15 +7,20 @@ SAN     ?=
 # libslirp (user-mode networking): its .pc file names glib, hence libglib2.0-dev.
 SLIRP_CFLAGS := $(shell pkg-config --cflags slirp 2>/dev/null || echo -I/usr/include/slirp)
 SLIRP_LIBS   := $(shell pkg-config --libs slirp 2>/dev/null || echo -lslirp)
-# jansson: the API's JSON; libmicrohttpd: its HTTP server; libcurl: the
-# CLI's client of it (pkg-config, with fallbacks).
+# jansson: the API's JSON; libmicrohttpd: its HTTP server (pkg-config, with
+# fallbacks). libcurl, the CLI's client of it, is loaded with dlopen when a
+# command needs it (src/cli/api_client.c): only its headers at build time.
 JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
 JANSSON_LIBS   := $(or $(shell pkg-config --libs jansson 2>/dev/null),-ljansson)
 MHD_LIBS       := $(or $(shell pkg-config --libs libmicrohttpd 2>/dev/null),-lmicrohttpd)
-CURL_LIBS      := $(or $(shell pkg-config --libs libcurl 2>/dev/null),-lcurl)
+CURL_CFLAGS    := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(JANSSON_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN)
-LDLIBS  := -lfdt -lz -lzstd $(SLIRP_LIBS) -lpthread -lm $(JANSSON_LIBS) $(MHD_LIBS) $(CURL_LIBS)
+LDLIBS  := -lfdt -lz -lzstd $(SLIRP_LIBS) -lpthread -lm $(JANSSON_LIBS) $(MHD_LIBS) -ldl
+
+# Only the API client sees libcurl's headers.
+$(BUILD)/obj/src/cli/api_client.o: CFLAGS += $(CURL_CFLAGS)
+$(BUILD)/fuzz/obj/src/cli/api_client.o: FUZZ_CFLAGS += $(CURL_CFLAGS)
 
 # Only the slirp backend sees libslirp's (and glib's) headers.
 $(BUILD)/obj/src/net/slirp.o: CFLAGS += $(SLIRP_CFLAGS)

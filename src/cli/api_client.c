@@ -2,6 +2,7 @@
 #include "cli/api_client.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -49,39 +50,98 @@ static size_t on_data(char *p, size_t size, size_t n, void *opaque)
     return k;
 }
 
-static int request(const char *sock, const char *method, const char *path, const char *body,
-                   struct buf *b, long *status, char *err, size_t errlen)
+/* libcurl, loaded when a command talks to an API and not linked into the
+ * binary: its dependencies (TLS, Kerberos, LDAP, ... about twenty shared
+ * libraries) cost every nimbus process about 13 ms at start - a third of
+ * what `nimbus exec` may take in all - and `run`, `restore` and `exec`
+ * never use it. Only the functions below are used, through this table. */
+struct curl_lib {
+    void *handle;
+    CURL *(*easy_init)(void);
+    CURLcode (*easy_setopt)(CURL *c, CURLoption opt, ...);
+    CURLcode (*easy_perform)(CURL *c);
+    CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
+    void (*easy_cleanup)(CURL *c);
+    const char *(*easy_strerror)(CURLcode rc);
+    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+    void (*slist_free_all)(struct curl_slist *l);
+};
+
+#define CURL_SONAME "libcurl.so.4"
+
+static int curl_open(struct curl_lib *l, char *err, size_t errlen)
 {
-    CURL *c = curl_easy_init();
+    l->handle = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!l->handle)
+        return errmsg(err, errlen, -ENOENT, "cannot load %s (Debian: libcurl4): %s", CURL_SONAME,
+                      dlerror());
+    /* POSIX: a function pointer goes through dlsym's void * (dlsym(3)). */
+#define CURL_SYM(field, name)                                      \
+    do {                                                           \
+        void *sym_ = dlsym(l->handle, name);                       \
+        if (!sym_) {                                               \
+            dlclose(l->handle);                                    \
+            return errmsg(err, errlen, -ENOENT, "%s has no %s", CURL_SONAME, name); \
+        }                                                          \
+        memcpy(&l->field, &sym_, sizeof(sym_));                    \
+    } while (0)
+    CURL_SYM(easy_init, "curl_easy_init");
+    CURL_SYM(easy_setopt, "curl_easy_setopt");
+    CURL_SYM(easy_perform, "curl_easy_perform");
+    CURL_SYM(easy_getinfo, "curl_easy_getinfo");
+    CURL_SYM(easy_cleanup, "curl_easy_cleanup");
+    CURL_SYM(easy_strerror, "curl_easy_strerror");
+    CURL_SYM(slist_append, "curl_slist_append");
+    CURL_SYM(slist_free_all, "curl_slist_free_all");
+#undef CURL_SYM
+    return 0;
+}
+
+static int request_with(const struct curl_lib *lib, const char *sock, const char *method,
+                        const char *path, const char *body, struct buf *b, long *status,
+                        char *err, size_t errlen)
+{
+    CURL *c = lib->easy_init();
     if (!c)
         return errmsg(err, errlen, -ENOMEM, "cannot start libcurl");
     char url[256];
     snprintf(url, sizeof(url), "http://localhost%s", path);
-    curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, b);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    lib->easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+    lib->easy_setopt(c, CURLOPT_URL, url);
+    lib->easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    lib->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
+    lib->easy_setopt(c, CURLOPT_WRITEDATA, b);
+    lib->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     struct curl_slist *h = NULL;
     if (body) {
-        h = curl_slist_append(h, "Content-Type: application/json");
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+        h = lib->slist_append(h, "Content-Type: application/json");
+        lib->easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        lib->easy_setopt(c, CURLOPT_POSTFIELDS, body);
     }
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = lib->easy_perform(c);
     int r = 0;
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && b->stopped)) {
         bool gone = rc == CURLE_COULDNT_CONNECT;
         r = errmsg(err, errlen, gone ? -ECONNREFUSED : -EIO, "%s: %s", sock,
-                   gone ? "no VM serves its API there" : curl_easy_strerror(rc));
+                   gone ? "no VM serves its API there" : lib->easy_strerror(rc));
     }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
+    lib->easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    lib->slist_free_all(h);
+    lib->easy_cleanup(c);
     return r;
 }
 
+static int request(const char *sock, const char *method, const char *path, const char *body,
+                   struct buf *b, long *status, char *err, size_t errlen)
+{
+    struct curl_lib lib;
+    int r = curl_open(&lib, err, errlen);
+    if (r)
+        return r;
+    /* Not closed: libcurl keeps global state (curl_global_init's) that must
+     * stay mapped, and a later dlopen of it costs a reference count. */
+    return request_with(&lib, sock, method, path, body, b, status, err, errlen);
+}
 int api_call(const char *sock, const char *method, const char *path, const char *body,
              long *status, json_t **reply, char *err, size_t errlen)
 {
