@@ -56,6 +56,9 @@ int cli_parse_jit(const char *arg, bool *on);
 int cli_parse_jit_cache(const char *arg, uint64_t *bytes);
 int cli_parse_jit_threshold(const char *arg, unsigned *threshold);
 
+/* CLOCK_MONOTONIC in ns, for --timings. */
+int64_t cli_now_ns(void);
+
 enum vm_restore_memory;
 /* --memory lazy|eager|uffd of restore and exec. Returns 0 or -EINVAL. */
 int cli_parse_restore_memory(const char *arg, enum vm_restore_memory *how);

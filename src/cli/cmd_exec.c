@@ -102,13 +102,6 @@ static int fail(const char *fmt, const char *arg)
     return EXIT_FAILED;
 }
 
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 struct exec_run {
     /* Set before the worker starts. */
     char uds[108];
@@ -147,10 +140,10 @@ static void *agent_worker(void *arg)
     else if (r)
         errmsg(x->msg, sizeof(x->msg), r, "the guest agent: %s", why);
     if (r == 0) {
-        x->t_connected = now_ns();
+        x->t_connected = cli_now_ns();
         r = agent_exec(fd, x->argc, x->argv, x->in_fd, STDOUT_FILENO, STDERR_FILENO, &x->status,
                        x->msg, sizeof(x->msg));
-        x->t_status = now_ns();
+        x->t_status = cli_now_ns();
         close(fd);
     }
     x->result = r;
@@ -279,7 +272,7 @@ static const char *stop_text(enum virt_stop why)
 
 int cmd_exec(int argc, char **argv)
 {
-    int64_t t0 = now_ns();
+    int64_t t0 = cli_now_ns();
     static const struct option options[] = {
         { "from", required_argument, NULL, 'F' },
         { "timeout", required_argument, NULL, 't' },
@@ -397,7 +390,7 @@ int cmd_exec(int argc, char **argv)
         fprintf(stderr, "nimbus exec: %s\n", err);
         goto out_dir;
     }
-    int64_t t_restored = now_ns();
+    int64_t t_restored = cli_now_ns();
     snprintf(x.uds, sizeof(x.uds), "%s", m->config.vsock_path);
     x.m = m;
     /* Stdin goes to the command when there is one (a file, a pipe, a
@@ -456,7 +449,7 @@ int cmd_exec(int argc, char **argv)
         fprintf(stderr, "nimbus exec: %s\n", x.msg);
     }
     if (timings) {
-        int64_t t_end = now_ns();
+        int64_t t_end = cli_now_ns();
         fprintf(stderr, "nimbus exec: timings (ms since start): restored %.1f, agent "
                 "connected %.1f, exit status %.1f, clone destroyed %.1f\n",
                 (double)(t_restored - t0) / 1e6,

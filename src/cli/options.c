@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/random.h>
 
 #include "base/errmsg.h"
@@ -113,4 +114,11 @@ int cli_parse_jit_threshold(const char *arg, unsigned *threshold)
         return -EINVAL;
     *threshold = (unsigned)v;
     return 0;
+}
+
+int64_t cli_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
