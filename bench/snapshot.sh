@@ -39,8 +39,11 @@
 #             snapshot of the idle guest and of one after `dirty`. QEMU reads
 #             its whole stream before the guest runs: compared with Nimbus'
 #             eager restore.
-#  exec       `nimbus exec --from SNAPSHOT -- true` (measure_exec below:
-#             skipped while `nimbus exec` does not exist).
+#  exec       `nimbus exec --from SNAPSHOT -- true`, start to exit, 20 times
+#             per run, on a guest of its own that runs the agent; and the
+#             restore operation (`nimbus restore --timings`, lazy: from the
+#             command's start until the machine is loaded and resumed, the
+#             measure Firecracker's snapshot-load figure is), 5 times.
 # Medians of NIMBUS_BENCH_RUNS runs (default 3; each boots each VMM once),
 # Nimbus and QEMU taking turns: about 7 minutes on the shared 2-core machine
 # at load average 8-14, fewer when it is quiet. Ratios: qemu / nimbus (above 1.0: Nimbus is faster or smaller).
@@ -281,21 +284,55 @@ restore_runs() {
     done
 }
 
-# >>> nimbus exec (issue 9: start-to-command latency, median of 20) <<<
-# Measures `nimbus exec --from SNAPSHOT -- true` once the command exists;
-# SNAPSHOT must be one exec can use (the guest agent running): adjust
-# exec_snapshot when `nimbus exec` lands. Until then: skipped, with a message.
-measure_exec() { # SNAPSHOT
-    if ! "$NIMBUS" exec --help >/dev/null 2>&1; then
-        [ "$run" = 1 ] && echo "  nimbus exec: not built yet (skipped)"
+# measure_exec: `nimbus exec --from S -- true` (start to exit, 20 times) and
+# the restore operation itself (`nimbus restore --timings`: from the
+# command's start until the machine is rebuilt, loaded and resumed, 5 times
+# lazily), on a guest of its own that runs the guest agent (exec needs it):
+# booted once per run, saved with --stop. Records exec and restore-op.
+measure_exec() {
+    local d=$W/exec p i t0 t1 end
+    rm -rf "$d"
+    mkdir -p "$d"
+    : >"$d/console"
+    "$NIMBUS" run --kernel "$KERNEL" --initrd "$INITRD" --vsock "3,path=$d/v.sock" \
+        --api "$d/sock" --console "file:$d/console" \
+        --append "console=ttyS0 quiet nimbus.agent=1024" </dev/null >"$d/run.err" 2>&1 &
+    p=$!
+    end=$((SECONDS + VM_TIMEOUT))
+    until grep -q 'userspace up' "$d/console"; do
+        if ! kill -0 "$p" 2>/dev/null || [ $SECONDS -ge $end ]; then
+            echo "  nimbus exec: its guest did not boot"
+            kill "$p" 2>/dev/null
+            return
+        fi
+        sleep 0.2
+    done
+    sleep 1   # the agent listening
+    if ! "$NIMBUS" snapshot --api "$d/sock" --stop "$d/snap" >/dev/null 2>&1; then
+        echo "  nimbus exec: cannot snapshot its guest"
+        kill "$p" 2>/dev/null
         return
     fi
-    local i t0 t1
+    wait "$p"
     for i in $(seq 20); do
         t0=$(date +%s%N)
-        "$NIMBUS" exec --from "$1" -- true >/dev/null 2>&1 || { echo "  nimbus exec failed"; return; }
+        "$NIMBUS" exec --from "$d/snap" -- true </dev/null >/dev/null 2>&1 || { echo "  nimbus exec failed"; return; }
         t1=$(date +%s%N)
         rec exec "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }')"
+    done
+    for i in $(seq 5); do
+        : >"$d/timings"
+        "$NIMBUS" restore "$d/snap" --timings --console "file:$d/restore.console" </dev/null \
+            >/dev/null 2>"$d/timings" &
+        p=$!
+        end=$((SECONDS + 30))
+        until grep -q resumed "$d/timings" || [ $SECONDS -ge $end ] || ! kill -0 "$p" 2>/dev/null; do
+            sleep 0.05
+        done
+        kill "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+        t0=$(sed -n 's/.*resumed \([0-9.]*\).*/\1/p' "$d/timings")
+        [ -n "$t0" ] && rec restore-op "$t0"
     done
 }
 
@@ -362,7 +399,7 @@ run_vm() {
                 -kernel "$KERNEL" -initrd "$INITRD" -append "$APPEND" -incoming "exec:cat $W/loop-$s"
         fi
     done
-    [ "$kind" = nimbus ] && measure_exec "$W/idle"
+    [ "$kind" = nimbus ] && measure_exec
     rm -rf "${W:?}"/idle "$W"/diff "$W"/zst "$W"/loop-*
 }
 
@@ -414,6 +451,7 @@ for s in idle dirty; do
     row "restore to running, $s: eager" ms "$(get nimbus restore-$s-eager)" "$q"
     row "restore to running, $s: lazy" ms "$(get nimbus restore-$s-lazy)" ""
 done
-[ -n "$(get nimbus exec)" ] && row "nimbus exec --from S -- true (median of 20)" ms "$(get nimbus exec)" ""
+[ -n "$(get nimbus restore-op)" ] && row "restore operation, lazy (restore --timings)" ms "$(get nimbus restore-op)" ""
+[ -n "$(get nimbus exec)" ] && row "nimbus exec --from S -- true" ms "$(get nimbus exec)" ""
 echo "  (diff, compressed and lazy restore: no QEMU counterpart measured; QEMU's restore reads its"
 echo "  whole stream first. Nimbus' save fsyncs its files and directory; QEMU's cat > FILE does not.)"
