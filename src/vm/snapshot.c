@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -156,12 +157,13 @@ static int file_crc(int dirfd, const char *name, uint32_t *crc)
  * parent. The VM is paused; `restored`: its harts have never run (no TLB
  * entry to drop, no hart thread to ask). On failure diffs are simply not
  * possible. */
-static void track_from(struct virt_machine *m, const char *dir, int dirfd, bool restored)
+static void track_from(struct virt_machine *m, const char *dir, int dirfd, const char *state_file,
+                       bool restored)
 {
     m->last_snapshot[0] = '\0';
     char *abs = realpath(dir, NULL);
     uint32_t crc;
-    if (!abs || strlen(abs) >= sizeof(m->last_snapshot) || file_crc(dirfd, STATE_FILE, &crc)) {
+    if (!abs || strlen(abs) >= sizeof(m->last_snapshot) || file_crc(dirfd, state_file, &crc)) {
         free(abs);
         return;
     }
@@ -300,25 +302,86 @@ static int write_state(struct virt_machine *m, int dirfd, const uint64_t *diff, 
     return r;
 }
 
-static int write_memory(struct virt_machine *m, int dirfd, bool compress, const uint64_t *diff,
-                        struct vm_snapshot_result *res, char *err, size_t errlen)
+/* Writes the memory file under its temporary name, synced. Returns 0 or
+ * -errno (no message: the caller names the file). */
+static int write_memory_tmp(struct virt_machine *m, int dirfd, bool compress, const uint64_t *diff,
+                            uint64_t *bytes, uint64_t *pages)
 {
-    const char *name = compress ? MEMORY_ZST_FILE : MEMORY_FILE;
-    char tmp[32];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+    const char *tmp = compress ? MEMORY_ZST_FILE ".tmp" : MEMORY_FILE ".tmp";
     int fd = open_in(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC);
     if (fd < 0)
-        return errmsg(err, errlen, -errno, "cannot create %s: %s", name, strerror(errno));
-    int r = compress ? snapshot_mem_write_zstd(&m->mem, fd, ZSTD_LEVEL, &res->memory_bytes,
-                                               &res->pages_written)
-                     : snapshot_mem_write_sparse(&m->mem, diff, fd, &res->memory_bytes,
-                                                 &res->pages_written);
+        return -errno;
+    int r = compress ? snapshot_mem_write_zstd(&m->mem, fd, ZSTD_LEVEL, bytes, pages)
+                     : snapshot_mem_write_sparse(&m->mem, diff, fd, bytes, pages);
     if (!r && fsync(fd))
         r = -errno;
     close(fd);
-    if (!r && renameat(dirfd, tmp, dirfd, name))
-        r = -errno;
-    return r ? errmsg(err, errlen, r, "writing %s: %s", name, strerror(-r)) : 0;
+    return r;
+}
+
+/* What the child that writes the memory file reports through its pipe. */
+struct memory_report {
+    int32_t r;
+    uint64_t bytes, pages;
+};
+
+/* Forks a child that writes the memory file from its copy-on-write view
+ * of RAM - RAM as it is now, while the VM is paused - so the parent can
+ * resume the guest at once (`resume`, called in the parent right after
+ * the fork) and only wait for the child. The child uses what glibc keeps
+ * safe after a fork (malloc included) and nothing of the VM's threads.
+ * Returns 0 or -errno; res gets the bytes and pages written. */
+static int write_memory_forked(struct virt_machine *m, int dirfd, bool compress,
+                               const uint64_t *diff, struct vm_snapshot_result *res,
+                               void (*resume)(void *opaque), void *opaque)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC))
+        return -errno;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = -errno;
+        close(pfd[0]);
+        close(pfd[1]);
+        return e;
+    }
+    if (pid == 0) {
+        struct memory_report rep = { 0 };
+        close(pfd[0]);
+        rep.r = write_memory_tmp(m, dirfd, compress, diff, &rep.bytes, &rep.pages);
+        ssize_t w = write(pfd[1], &rep, sizeof(rep));
+        _exit(w == (ssize_t)sizeof(rep) ? 0 : 1);
+    }
+    close(pfd[1]);
+    resume(opaque);
+    struct memory_report rep = { .r = -EIO };
+    ssize_t n;
+    do
+        n = read(pfd[0], &rep, sizeof(rep));
+    while (n < 0 && errno == EINTR);
+    close(pfd[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (n != (ssize_t)sizeof(rep))
+        return -EIO;   /* the child died before it could report */
+    res->memory_bytes = rep.bytes;
+    res->pages_written = rep.pages;
+    return rep.r;
+}
+
+struct resume_ctx {
+    struct virt_machine *m;
+    uint64_t t0, pause_us;
+    bool resumed;
+    char err[256];
+};
+
+static void resume_now(void *opaque)
+{
+    struct resume_ctx *c = opaque;
+    c->resumed = virt_resume(c->m, c->err, sizeof(c->err)) == 0;
+    c->pause_us = now_us() - c->t0;
 }
 
 int vm_snapshot_save(struct virt_machine *m, const struct vm_snapshot_options *opts,
@@ -358,41 +421,65 @@ int vm_snapshot_save(struct virt_machine *m, const struct vm_snapshot_options *o
         else if ((n = virt_dirty_collect(m, diff, words, err, errlen)) < 0)
             r = (int)n;
     }
-    /* Memory first, the state last: a directory with vm.state in it is a
-     * whole snapshot. */
-    if (!r)
-        r = write_memory(m, dirfd, opts->compress, diff, res, err, errlen);
+    /* The device state while paused (small); from now on writes are logged
+     * against this snapshot. */
     if (!r)
         r = write_state(m, dirfd, diff, words, &res->state_bytes, err, errlen);
+    if (!r)
+        track_from(m, opts->path, dirfd, STATE_FILE ".tmp", false);
+    /* The memory: a running VM that goes on is resumed as soon as a child
+     * process holds a copy-on-write view of RAM and writes it; otherwise
+     * (stop, a paused VM, RAM still being filled through userfaultfd,
+     * which a child would not see) it is written here. */
+    struct ram_fill_stats fill = { .done_us = 1 };
+    if (m->mem.filler)
+        ram_fill_get_stats(m->mem.filler, &fill);
+    struct resume_ctx rc = { .m = m, .t0 = t0 };
+    const char *mem_name = opts->compress ? MEMORY_ZST_FILE : MEMORY_FILE;
+    if (!r) {
+        int mr;
+        if (was_running && !opts->stop && fill.done_us)
+            mr = write_memory_forked(m, dirfd, opts->compress, diff, res, resume_now, &rc);
+        else
+            mr = write_memory_tmp(m, dirfd, opts->compress, diff, &res->memory_bytes,
+                                  &res->pages_written);
+        if (mr)
+            r = errmsg(err, errlen, mr, "writing %s: %s", mem_name, strerror(-mr));
+    }
+    /* Memory first, the state last: a directory with vm.state in it is a
+     * whole snapshot. */
+    char mem_tmp[32];
+    snprintf(mem_tmp, sizeof(mem_tmp), "%s.tmp", mem_name);
+    if (!r && renameat(dirfd, mem_tmp, dirfd, mem_name))
+        r = errmsg(err, errlen, -errno, "writing %s: %s", mem_name, strerror(errno));
     if (!r && renameat(dirfd, STATE_FILE ".tmp", dirfd, STATE_FILE))
         r = errmsg(err, errlen, -errno, "writing %s: %s", STATE_FILE, strerror(errno));
     if (!r && fsync(dirfd))
         r = errmsg(err, errlen, -errno, "%s: %s", opts->path, strerror(errno));
     if (r) {
         unlinkat(dirfd, STATE_FILE ".tmp", 0);
-        unlinkat(dirfd, opts->compress ? MEMORY_ZST_FILE : MEMORY_FILE, 0);
-        unlinkat(dirfd, opts->compress ? MEMORY_ZST_FILE ".tmp" : MEMORY_FILE ".tmp", 0);
+        unlinkat(dirfd, STATE_FILE, 0);
+        unlinkat(dirfd, mem_name, 0);
+        unlinkat(dirfd, mem_tmp, 0);
+        /* No parent for a diff any more, and the pages a diff collected
+         * are still unsaved. */
+        m->last_snapshot[0] = '\0';
+        if (diff)
+            guest_mem_mark_dirty(&m->mem, m->mem.ram_base, m->mem.ram_size);
     }
-    if (!r)
-        track_from(m, opts->path, dirfd, false);
-    else if (diff)
-        /* The pages this diff collected are still unsaved: the next one
-         * must take them (all of RAM: the simple superset). */
-        guest_mem_mark_dirty(&m->mem, m->mem.ram_base, m->mem.ram_size);
     free(diff);
     close(dirfd);
-    uint64_t t2 = now_us();
-    res->save_us = t2 - t1;
+    res->save_us = now_us() - t1;
     if (!r && opts->stop) {
         /* running/paused -> saved: the process ends, the snapshot is the VM. */
         virt_request_stop(m, VIRT_STOP_QUIT, 0);
-    } else if (was_running) {
-        char rerr[256];
-        if (virt_resume(m, rerr, sizeof(rerr)) && !r)
-            r = errmsg(err, errlen, -EIO, "resuming after the save: %s", rerr);
+    } else if (was_running && !rc.resumed) {
+        if (rc.err[0] || virt_resume(m, rc.err, sizeof(rc.err)))
+            r = r ? r : errmsg(err, errlen, -EIO, "resuming after the save: %s", rc.err);
+        rc.pause_us = now_us() - t0;
     }
-    if (was_running)
-        res->pause_us = now_us() - t0;
+    if (was_running)   /* with stop, the guest stood still to the end */
+        res->pause_us = rc.pause_us ? rc.pause_us : now_us() - t0;
     return r;
 }
 
@@ -665,7 +752,7 @@ int vm_snapshot_restore(const struct vm_restore_options *o, struct virt_machine 
         errmsg(err, errlen, r, "a new VM generation ID: %s", strerror(-r));
         goto fail;
     }
-    track_from(m, o->path, dirfd, true);
+    track_from(m, o->path, dirfd, STATE_FILE, true);
     state_reader_free(&rd);
     close(dirfd);
     *out = m;
