@@ -546,33 +546,20 @@ static int load_memory(struct virt_machine *m, int dirfd, enum vm_restore_memory
 {
     int fd = open_in(dirfd, MEMORY_FILE, O_RDONLY);
     if (fd >= 0) {
-        int r;
-        struct stat st;
-        if (how == VM_RESTORE_UFFD) {
-            if (fstat(fd, &st) || (uint64_t)st.st_size != m->mem.ram_size)
-                r = errmsg(err, errlen, -EINVAL, "memory file: %llu bytes, but the VM has %llu "
-                           "MiB of RAM", (unsigned long long)st.st_size,
-                           (unsigned long long)(m->mem.ram_size >> 20));
-            else
+        int r = snapshot_mem_check_file(&m->mem, fd, "memory file", err, errlen);
+        if (!r) {
+            switch (how) {
+            case VM_RESTORE_LAZY:
+                if ((r = guest_mem_map_file(&m->mem, fd)))
+                    errmsg(err, errlen, r, "mapping the memory file: %s", strerror(-r));
+                break;
+            case VM_RESTORE_EAGER:
+                r = snapshot_mem_read_sparse(&m->mem, fd, err, errlen);
+                break;
+            case VM_RESTORE_UFFD:
                 r = start_filler(m, fd, err, errlen);
-        } else if (how == VM_RESTORE_LAZY) {
-            r = guest_mem_map_file(&m->mem, fd);
-            if (r == -EINVAL) {
-                fstat(fd, &st);
-                r = errmsg(err, errlen, r, "memory file: %llu bytes, but the VM has %llu MiB of RAM",
-                           (unsigned long long)st.st_size,
-                           (unsigned long long)(m->mem.ram_size >> 20));
-            } else if (r) {
-                r = errmsg(err, errlen, r, "mapping the memory file: %s", strerror(-r));
-            } else {
-                /* The mapping must be exactly RAM: a longer file is not ours. */
-                if (fstat(fd, &st) == 0 && (uint64_t)st.st_size != m->mem.ram_size)
-                    r = errmsg(err, errlen, -EINVAL, "memory file: %llu bytes, but the VM has "
-                               "%llu MiB of RAM", (unsigned long long)st.st_size,
-                               (unsigned long long)(m->mem.ram_size >> 20));
+                break;
             }
-        } else {
-            r = snapshot_mem_read_sparse(&m->mem, fd, err, errlen);
         }
         close(fd);   /* the mapping keeps the file */
         return r;
@@ -595,12 +582,7 @@ static int apply_diff(struct virt_machine *m, int dirfd, const uint64_t *bitmap,
     int fd = open_in(dirfd, MEMORY_FILE, O_RDONLY);
     if (fd < 0)
         return errmsg(err, errlen, -errno, "diff memory file: %s", strerror(errno));
-    struct stat st;
-    int r = 0;
-    if (fstat(fd, &st) || (uint64_t)st.st_size != m->mem.ram_size)
-        r = errmsg(err, errlen, -EINVAL, "diff memory file: %llu bytes, but the VM has %llu MiB "
-                   "of RAM", (unsigned long long)st.st_size,
-                   (unsigned long long)(m->mem.ram_size >> 20));
+    int r = snapshot_mem_check_file(&m->mem, fd, "diff memory file", err, errlen);
     uint64_t npages = m->mem.ram_size / GUEST_PAGE_SIZE;
     for (uint64_t p = 0; p < npages && !r;) {
         if (!(bitmap[p / 64] >> (p % 64) & 1)) {

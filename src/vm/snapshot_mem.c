@@ -201,17 +201,23 @@ done:
     return r;
 }
 
-int snapshot_mem_read_sparse(struct guest_mem *mem, int fd, char *err, size_t errlen)
+int snapshot_mem_check_file(const struct guest_mem *mem, int fd, const char *what, char *err,
+                            size_t errlen)
 {
     struct stat st;
     if (fstat(fd, &st))
-        return errmsg(err, errlen, -errno, "memory file: %s", strerror(errno));
+        return errmsg(err, errlen, -errno, "%s: %s", what, strerror(errno));
     if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size != mem->ram_size)
-        return errmsg(err, errlen, -EINVAL, "memory file: %llu bytes, but the VM has %llu MiB "
-                      "of RAM", (unsigned long long)st.st_size,
+        return errmsg(err, errlen, -EINVAL, "%s: %llu bytes, but the VM has %llu MiB of RAM",
+                      what, (unsigned long long)st.st_size,
                       (unsigned long long)(mem->ram_size >> 20));
+    return 0;
+}
+
+int snapshot_mem_read_sparse(struct guest_mem *mem, int fd, char *err, size_t errlen)
+{
     /* Only the data extents: holes are zero, and fresh RAM is too. */
-    off_t pos = 0, end = st.st_size;
+    off_t pos = 0, end = (off_t)mem->ram_size;
     while (pos < end) {
         off_t data = lseek(fd, pos, SEEK_DATA);
         if (data < 0) {

@@ -34,9 +34,15 @@ int snapshot_mem_write_sparse(const struct guest_mem *mem, const uint64_t *pages
 int snapshot_mem_write_zstd(const struct guest_mem *mem, int fd, int level, uint64_t *written,
                             uint64_t *npages);
 
-/* Reads a sparse memory file into RAM (which must read as zero: fresh),
- * skipping its holes. Returns 0, or -errno with a message (-EINVAL: the
- * file's size is not RAM's). */
+/* Checks that `fd` is a regular file of exactly RAM's size, as a sparse
+ * memory file (or a diff's) must be; `what` names it in the message.
+ * Returns 0, or -errno with a message (-EINVAL: another size). */
+int snapshot_mem_check_file(const struct guest_mem *mem, int fd, const char *what, char *err,
+                            size_t errlen);
+
+/* Reads a sparse memory file, checked with snapshot_mem_check_file, into
+ * RAM (which must read as zero: fresh), skipping its holes. Returns 0, or
+ * -errno with a message. */
 int snapshot_mem_read_sparse(struct guest_mem *mem, int fd, char *err, size_t errlen);
 /* Reads a compressed memory file into fresh RAM, checking every field and
  * frame. Returns 0, or -errno with a message (-EBADMSG: damaged). */
