@@ -361,7 +361,13 @@ int cmd_exec(int argc, char **argv)
                           .done_fd = -1, .timer_fd = -1, .grace_fd = -1, .in_fd = -1 };
     struct virt_machine *m = NULL;
     struct virt_config_strings strs = { 0 };
-    static char overlay_paths[VIRT_MAX_DISKS][PATH_MAX];   /* main's only: 28 KiB off the stack */
+    /* The overlays' paths, which the restore options point to: 28 KiB, on
+     * the heap rather than the stack (and not static: no global state). */
+    char (*overlay_paths)[PATH_MAX] = calloc(VIRT_MAX_DISKS, PATH_MAX);
+    if (!overlay_paths) {
+        fprintf(stderr, "nimbus exec: out of memory\n");
+        goto out_mask;
+    }
     /* The vsock socket's path, and PATH_PORT beside it, must fit a
      * sun_path (108 bytes): a long $TMPDIR is passed over for /tmp. */
     char dir[80];
@@ -468,6 +474,7 @@ out_vm:
 out_dir:
     remove_dir(dir);
 out_mask:
+    free(overlay_paths);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return status;
 }
