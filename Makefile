@@ -17,6 +17,8 @@ CURL_CFLAGS    := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(JANSSON_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN)
 LDLIBS  := -lfdt -lz -lzstd $(SLIRP_LIBS) -lpthread -lm $(JANSSON_LIBS) $(MHD_LIBS) -ldl
+# sqlite3: only nimbusd's database (src/daemon/) - never loaded by a VM process.
+DAEMON_LIBS := -lsqlite3
 
 # Only the API client sees libcurl's headers.
 $(BUILD)/obj/src/cli/api_client.o: CFLAGS += $(CURL_CFLAGS)
@@ -28,7 +30,11 @@ $(BUILD)/fuzz/obj/src/net/slirp.o: FUZZ_CFLAGS += $(SLIRP_CFLAGS)
 
 SRCS      := $(sort $(shell find src -name '*.c'))
 OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o)
-LIB_OBJS  := $(filter-out $(BUILD)/obj/src/cli/main.o,$(OBJS))
+# Two programs: nimbus (the CLI and the VM process) and nimbusd (the host daemon).
+MAINS     := src/cli/main.c src/daemon/main.c
+LIB_OBJS  := $(filter-out $(MAINS:%.c=$(BUILD)/obj/%.o),$(OBJS))
+DAEMON_OBJS := $(filter $(BUILD)/obj/src/daemon/%,$(LIB_OBJS))
+CORE_OBJS := $(filter-out $(DAEMON_OBJS),$(LIB_OBJS))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Host-side helpers the guest tests run (built with the unit tests).
@@ -56,17 +62,20 @@ FUZZ_CC     ?= clang
 FUZZ_DIR    := $(BUILD)/fuzz
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(JANSSON_CFLAGS) $(FUZZ_SAN)
-FUZZ_OBJS   := $(filter-out $(FUZZ_DIR)/obj/src/cli/main.o,$(SRCS:%.c=$(FUZZ_DIR)/obj/%.o))
+FUZZ_OBJS   := $(filter-out $(MAINS:%.c=$(FUZZ_DIR)/obj/%.o),$(SRCS:%.c=$(FUZZ_DIR)/obj/%.o))
 FUZZ_SRCS   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_ALL    := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SECONDS ?= 300
 
-.PHONY: all run guest test unit isa hostile bench bench-elf deps clean fuzz fuzz-build
-all: $(BUILD)/nimbus
+.PHONY: all run guest test unit isa hostile bench bench-elf deps clean fuzz fuzz-build install
+all: $(BUILD)/nimbus $(BUILD)/nimbusd
 
-$(BUILD)/nimbus: $(OBJS)
+$(BUILD)/nimbus: $(CORE_OBJS) $(BUILD)/obj/src/cli/main.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/nimbusd: $(LIB_OBJS) $(BUILD)/obj/src/daemon/main.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DAEMON_LIBS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -74,11 +83,11 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDLIBS) $(DAEMON_LIBS)
 
 $(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) $(DAEMON_LIBS)
 
 $(BUILD)/isa/%.elf: tests/isa/%.S $(wildcard tests/isa/*.h tests/isa/*.inc) tests/isa/link.ld
 	@mkdir -p $(dir $@)
@@ -105,7 +114,7 @@ $(FUZZ_DIR)/obj/%.o: %.c
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -Itests/fuzz -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -Itests/fuzz -o $@ $< $(FUZZ_OBJS) $(LDLIBS) $(DAEMON_LIBS)
 
 unit: $(UNIT_BINS) $(TOOL_BINS)
 isa: $(ISA_ELFS)
@@ -137,6 +146,16 @@ bench: deps all bench-elf guest
 	@bench/io.sh
 	@bench/balloon.sh
 	@bench/snapshot.sh
+
+# `make install`: the two programs, the systemd unit of nimbusd (its VMs
+# survive the daemon's restarts: KillMode=process) and bash completion.
+PREFIX           ?= /usr/local
+SYSTEMD_UNIT_DIR ?= /etc/systemd/system
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	install -m 755 $(BUILD)/nimbus $(BUILD)/nimbusd $(DESTDIR)$(PREFIX)/bin/
+	sed 's|@BINDIR@|$(PREFIX)/bin|' contrib/nimbusd.service >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/nimbusd.service
+	chmod 644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/nimbusd.service
 
 clean:
 	rm -rf $(BUILD)

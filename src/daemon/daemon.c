@@ -1,0 +1,125 @@
+/* nimbusd's start-up and shutdown, and where its files live. */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/errmsg.h"
+#include "daemon/daemon.h"
+
+/* As root: the FHS places (the systemd unit's). Otherwise the XDG ones of
+ * the user, so that anyone can run a daemon of their own. */
+int nimbusd_default_config(struct daemon_config *cfg, char *err, size_t errlen)
+{
+    *cfg = (struct daemon_config){ .sandbox = true, .autostart = true };
+    if (geteuid() == 0) {
+        snprintf(cfg->run_dir, sizeof(cfg->run_dir), "/run/nimbus");
+        snprintf(cfg->data_dir, sizeof(cfg->data_dir), "/var/lib/nimbus");
+    } else {
+        const char *rt = getenv("XDG_RUNTIME_DIR");
+        const char *data = getenv("XDG_DATA_HOME");
+        const char *home = getenv("HOME");
+        if (rt && *rt)
+            snprintf(cfg->run_dir, sizeof(cfg->run_dir), "%s/nimbus", rt);
+        else
+            snprintf(cfg->run_dir, sizeof(cfg->run_dir), "/tmp/nimbus-%u", (unsigned)getuid());
+        if (data && *data)
+            snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s/nimbus", data);
+        else if (home && *home)
+            snprintf(cfg->data_dir, sizeof(cfg->data_dir), "%s/.local/share/nimbus", home);
+        else
+            return errmsg(err, errlen, -EINVAL, "no HOME: give --data-dir");
+    }
+    if (strlen(cfg->run_dir) + sizeof("/nimbusd.sock") > sizeof(cfg->socket_path))
+        return errmsg(err, errlen, -ENAMETOOLONG, "%s: too long for a socket path",
+                      cfg->run_dir);
+    snprintf(cfg->socket_path, sizeof(cfg->socket_path), "%.90s/nimbusd.sock", cfg->run_dir);
+    /* The VM binary sits beside nimbusd (build/ or the install's bin/). */
+    ssize_t n = readlink("/proc/self/exe", cfg->self_bin, sizeof(cfg->self_bin) - 1);
+    if (n <= 0)
+        return errmsg(err, errlen, -errno, "/proc/self/exe: %s", strerror(errno));
+    cfg->self_bin[n] = '\0';
+    char *slash = strrchr(cfg->self_bin, '/');
+    snprintf(cfg->nimbus_bin, sizeof(cfg->nimbus_bin), "%.*s/nimbus",
+             (int)(slash - cfg->self_bin), cfg->self_bin);
+    return 0;
+}
+
+static int make_dir(const char *path, char *err, size_t errlen)
+{
+    char tmp[ND_PATH_MAX];
+    snprintf(tmp, sizeof(tmp), "%s", path);
+    for (char *p = tmp + 1;; p++) {
+        if (*p != '/' && *p)
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(tmp, 0750) && errno != EEXIST)
+            return errmsg(err, errlen, -errno, "%s: %s", tmp, strerror(errno));
+        if (!c)
+            return 0;
+        *p = c;
+    }
+}
+
+int nimbusd_open(const struct daemon_config *cfg, struct nimbusd **out, char *err,
+                 size_t errlen)
+{
+    struct nimbusd *d = calloc(1, sizeof(*d));
+    if (!d)
+        return errmsg(err, errlen, -ENOMEM, "out of memory");
+    d->cfg = *cfg;
+    d->wake_fd = -1;
+    d->http_sock.fd = -1;
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_cond_init(&d->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    char db[ND_PATH_MAX + 16], vms[ND_PATH_MAX + 8];
+    snprintf(db, sizeof(db), "%s/nimbus.db", cfg->data_dir);
+    snprintf(vms, sizeof(vms), "%s/vms", cfg->data_dir);
+    int r;
+    if ((r = make_dir(cfg->run_dir, err, errlen)) || (r = make_dir(vms, err, errlen)) ||
+        (r = store_open(db, &d->store, err, errlen)))
+        goto fail;
+    if ((r = nd_monitor_init(d))) {
+        errmsg(err, errlen, r, "eventfd: %s", strerror(-r));
+        goto fail;
+    }
+    if (access(cfg->nimbus_bin, X_OK)) {
+        r = errmsg(err, errlen, -errno, "%s: %s (the VM binary; --nimbus PATH)",
+                   cfg->nimbus_bin, strerror(errno));
+        goto fail;
+    }
+    /* Find the VMs that ran before, then watch them, then serve. */
+    nd_reattach(d);
+    if ((r = nd_monitor_start(d, err, errlen)) || (r = nd_http_open(d, err, errlen)))
+        goto fail;
+    *out = d;
+    return 0;
+fail:
+    nimbusd_close(d);
+    return r;
+}
+
+void nimbusd_close(struct nimbusd *d)
+{
+    if (!d)
+        return;
+    nd_http_close(d);
+    nd_monitor_stop(d);
+    for (size_t i = 0; i < d->nvms; i++)
+        if (d->vms[i].pidfd >= 0)
+            close(d->vms[i].pidfd);
+    free(d->vms);
+    if (d->wake_fd >= 0)
+        close(d->wake_fd);
+    store_close(d->store);
+    pthread_cond_destroy(&d->changed);
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
