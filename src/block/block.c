@@ -43,6 +43,15 @@ static int probe_qcow2(const char *path, char *err, size_t errlen)
     return ret;
 }
 
+int block_probe(const char *path, enum block_format *format, char *err, size_t errlen)
+{
+    int is_qcow2 = probe_qcow2(path, err, errlen);
+    if (is_qcow2 < 0)
+        return is_qcow2;
+    *format = is_qcow2 ? BLOCK_FORMAT_QCOW2 : BLOCK_FORMAT_RAW;
+    return 0;
+}
+
 int block_open(const char *path, const struct block_options *opts, struct block_backend **out,
                char *err, size_t errlen)
 {

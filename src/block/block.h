@@ -68,6 +68,11 @@ struct block_backend {
 int block_open(const char *path, const struct block_options *opts, struct block_backend **out,
                char *err, size_t errlen);
 
+/* What block_open() would take `path` for: QCOW2 when it starts with the
+ * qcow2 header magic, else RAW. -errno with a message when it cannot be
+ * read, or is neither a regular file nor a block device. */
+int block_probe(const char *path, enum block_format *format, char *err, size_t errlen);
+
 /* The formats, called by block_open() (and by qcow2 for backing files). */
 int raw_open(const char *path, const struct block_options *opts, struct block_backend **out,
              char *err, size_t errlen);

@@ -32,9 +32,6 @@ int cmd_events(int argc, char **argv);
  * -EINVAL. */
 int cli_parse_size(const char *s, unsigned long long *bytes);
 
-/* A card's MAC, "52:54:00:12:34:56" (not multicast). Returns 0 or -EINVAL. */
-int cli_parse_mac(const char *s, uint8_t mac[6]);
-
 /* --vsock CID[,path=PATH]: the CID (3..2^32-2) and the host socket path
  * (default nimbus-vsock-CID.sock). Returns 0 or -EINVAL with a message. */
 int cli_parse_vsock(const char *arg, uint64_t *cid, char *path, size_t pathlen, char *err,

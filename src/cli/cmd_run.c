@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cpu/jit/jit.h"
 #include "machine/virt.h"
+#include "net/mac.h"
 #include "vm/vm.h"
 
 static void run_usage(FILE *out)
@@ -196,7 +197,7 @@ static int parse_net(char *arg, struct virt_net *n)
                           "tap,ifname=NAME[,mac=...]");
     for (char *o; (o = strtok_r(NULL, ",", &save));) {
         if (!strncmp(o, "mac=", 4)) {
-            if (cli_parse_mac(o + 4, n->mac))
+            if (net_parse_mac(o + 4, n->mac))
                 return fail("bad --net mac '%s' (six hex bytes like 52:54:00:12:34:56, "
                             "not multicast)", o + 4);
             n->has_mac = true;

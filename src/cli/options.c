@@ -10,20 +10,6 @@
 #include "cli/cli.h"
 #include "cpu/jit/jit.h"
 #include "vm/snapshot.h"
-#include "cpu/jit/jit.h"
-#include "vm/snapshot.h"
-
-int cli_parse_mac(const char *s, uint8_t mac[6])
-{
-    unsigned v[6];
-    char end;
-    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-               &end) != 6 || strlen(s) != 17)
-        return -EINVAL;
-    for (int i = 0; i < 6; i++)
-        mac[i] = (uint8_t)v[i];
-    return (mac[0] & 1) ? -EINVAL : 0;   /* a multicast address can't be a card's */
-}
 
 int cli_parse_vsock(const char *arg, uint64_t *cid_out, char *path, size_t pathlen, char *err,
                     size_t errlen)
