@@ -597,9 +597,12 @@ int nd_resume(struct nimbusd *d, const char *name, struct nd_err *e)
 /* ---- the operations that end the process ---- */
 
 /* Sends `path` with `body` and waits for the process to end; kills it if it
- * has not after `timeout_ms` (then *killed). Lock held on entry and exit. */
+ * has not after `timeout_ms` (then *killed). A VM that refuses the request
+ * is killed at once if `kill_if_refused`, else left as it is. Lock held on
+ * entry and exit. */
 static int stop_process(struct nimbusd *d, struct dvm *dv, const char *name, const char *path,
-                        const char *body, int timeout_ms, bool *killed, struct nd_err *e)
+                        const char *body, int timeout_ms, bool kill_if_refused, bool *killed,
+                        struct nd_err *e)
 {
     pthread_mutex_unlock(&d->lock);
     json_t *rep = NULL;
@@ -607,6 +610,8 @@ static int stop_process(struct nimbusd *d, struct dvm *dv, const char *name, con
     json_decref(rep);
     pthread_mutex_lock(&d->lock);
     *killed = false;
+    if (r && !kill_if_refused && supervisor_alive(dv->proc.pid, dv->proc.pid_start))
+        return r;
     if (!wait_exit(d, dv, r ? 0 : timeout_ms)) {
         kill_vm(dv);
         *killed = true;
@@ -624,7 +629,7 @@ int nd_destroy(struct nimbusd *d, const char *name, struct nd_err *e)
     if (r)
         return r;
     bool killed;
-    stop_process(d, dv, name, "/vm/destroy", NULL, ND_STOP_TIMEOUT_MS, &killed, e);
+    stop_process(d, dv, name, "/vm/destroy", NULL, ND_STOP_TIMEOUT_MS, true, &killed, e);
     clear_proc(&vm, dv);
     set_str(&vm.exit_reason, killed ? "destroyed (killed)" : "destroyed");
     r = nd_transition(d, &vm, "shutdown", vm.exit_reason, e);
@@ -656,8 +661,8 @@ int nd_shutdown(struct nimbusd *d, const char *name, unsigned timeout_s, struct 
     char body[64];
     snprintf(body, sizeof(body), "{\"timeout_s\": %u}", timeout_s);
     bool killed;
-    r = stop_process(d, dv, name, "/vm/shutdown", body, (int)timeout_s * 1000 + 5000, &killed,
-                     e);
+    r = stop_process(d, dv, name, "/vm/shutdown", body, (int)timeout_s * 1000 + 5000, false,
+                     &killed, e);
     bool gone = !supervisor_alive(dv->proc.pid, dv->proc.pid_start);
     const char *why = killed ? "shut down: killed after the timeout"
                       : dv->exit_clean ? "shut down: the guest powered off"
@@ -692,7 +697,8 @@ int nd_save(struct nimbusd *d, const char *name, struct nd_err *e)
     snprintf(body, sizeof(body), "%s", text ? text : "{}");
     free(text);
     bool killed;
-    r = stop_process(d, dv, name, "/vm/snapshot", body, ND_READY_TIMEOUT_MS * 4, &killed, e);
+    r = stop_process(d, dv, name, "/vm/snapshot", body, ND_READY_TIMEOUT_MS * 4, false, &killed,
+                     e);
     if (r || killed) {
         /* The VM went on (or was lost): its state says which. */
         if (!dv->exited && !killed) {

@@ -159,6 +159,12 @@ static bool collect(struct nimbusd *d, const char *name, struct nd_vm_stats *s, 
     return true;
 }
 
+/* Seconds to the millisecond: what the figures are good for. */
+static double ms(double seconds)
+{
+    return (double)(int64_t)(seconds * 1000 + 0.5) / 1000;
+}
+
 int nd_vm_stats(struct nimbusd *d, const char *name, json_t **stats, struct nd_err *e)
 {
     struct nd_vm_stats s;
@@ -168,8 +174,8 @@ int nd_vm_stats(struct nimbusd *d, const char *name, json_t **stats, struct nd_e
         return nd_fail(e, -ENOENT, "not_found", "no VM named '%s'", name);
     *stats = json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
                        "s:I, s:f}",
-                       "name", name, "state", state, "vcpu_seconds", s.vcpu_seconds,
-                       "steal_seconds", s.steal_seconds, "cpu_seconds", s.cpu_seconds,
+                       "name", name, "state", state, "vcpu_seconds", ms(s.vcpu_seconds),
+                       "steal_seconds", ms(s.steal_seconds), "cpu_seconds", ms(s.cpu_seconds),
                        "rss_bytes", (json_int_t)s.rss_bytes,
                        "balloon_mib", (json_int_t)s.balloon_mib,
                        "disk_read_bytes", (json_int_t)s.disk_read_bytes,
@@ -179,7 +185,7 @@ int nd_vm_stats(struct nimbusd *d, const char *name, json_t **stats, struct nd_e
                        "net_rx_bytes", (json_int_t)s.net_rx_bytes,
                        "net_tx_bytes", (json_int_t)s.net_tx_bytes,
                        "net_rx_frames", (json_int_t)s.net_rx_frames,
-                       "net_tx_frames", (json_int_t)s.net_tx_frames, "uptime_s", s.uptime_s);
+                       "net_tx_frames", (json_int_t)s.net_tx_frames, "uptime_s", ms(s.uptime_s));
     return *stats ? 0 : nd_fail(e, -ENOMEM, "failed", "out of memory");
 }
 
@@ -353,7 +359,7 @@ int nd_metrics(struct nimbusd *d, char **text, struct nd_err *e)
                            (double)s->disk_write_ops,
                            (double)s->net_rx_bytes,
                            (double)s->net_tx_bytes };
-            put(&t, "%s{vm=\"%s\"} %.17g\n", series[k].name, names[i], v[k]);
+            put(&t, "%s{vm=\"%s\"} %.9g\n", series[k].name, names[i], v[k]);
         }
     }
     free(st);
