@@ -28,14 +28,19 @@ failures=()
 log_dir=build/test-logs
 mkdir -p "$log_dir"
 
+# Tests run one after another: the time since the previous report (or the
+# section's start) is the test's, shown so that slow tests stand out.
+last_report=$SECONDS
 report() { # name status logfile
+    local took=$((SECONDS - last_report))
+    last_report=$SECONDS
     if [ "$2" -eq 0 ]; then
         passed=$((passed + 1))
-        echo "PASS $1"
+        echo "PASS $1 (${took}s)"
     else
         failed=$((failed + 1))
         failures+=("$1")
-        echo "FAIL $1 (exit $2; log: $3)"
+        echo "FAIL $1 (exit $2, ${took}s; log: $3)"
         tail -n 5 "$3" | sed 's/^/    /'
     fi
 }
@@ -53,6 +58,7 @@ if ! make -s -j"$JOBS" BUILD=build/asan OPT=-O1 SAN="$SAN_FLAGS" all unit >"$log
 fi
 
 echo "== unit tests"
+last_report=$SECONDS
 for variant in build build/asan; do
     for t in "$variant"/tests/test_*; do
         [ -x "$t" ] || continue
@@ -64,6 +70,7 @@ for variant in build build/asan; do
 done
 
 echo "== bare-metal programs"
+last_report=$SECONDS
 run_isa() { # nimbus elf name [extra nimbus run options]
     local src="tests/isa/$(basename "$2" .elf).S" args=""
     [ -f "$src" ] && args=$(sed -n 's/^.*nimbus-args:[[:space:]]*//p' "$src" | head -n 1)
@@ -87,6 +94,7 @@ for elf in build/isa/*.elf; do
 done
 
 echo "== hostile guests"
+last_report=$SECONDS
 run_hostile() { # nimbus prefix list
     local t log
     for t in $(python3 tests/hostile/hostile.py --list "$3"); do
@@ -100,6 +108,7 @@ run_hostile build/nimbus hostile all
 run_hostile build/asan/nimbus hostile-asan asan
 
 echo "== guest tests"
+last_report=$SECONDS
 if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
     # The Debian root disk (debian_disk, uboot_disk): its failure fails those
     # tests only.
@@ -137,6 +146,7 @@ else
 fi
 
 echo "== fuzz targets"
+last_report=$SECONDS
 FUZZ_SHORT_SECONDS=${FUZZ_SHORT_SECONDS:-15}
 if make -s -j"$JOBS" fuzz-build >"$log_dir/fuzz-build.log" 2>&1; then
     for src in tests/fuzz/fuzz_*.c; do
