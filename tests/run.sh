@@ -10,7 +10,8 @@
 #      signal/terminal checks on pseudo-terminals (optimised build; a subset
 #      under the sanitizers);
 #   5. guest tests that boot Debian's kernel (optimised build; eight again
-#      under the sanitizers, listed below; the boot test again with --jit on);
+#      under the sanitizers, listed below, with the CLI's nimbusd test; the
+#      boot test again with --jit on);
 #   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
 #      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each.
 # Prints one line per test and ends with "N passed, N failed".
@@ -129,12 +130,13 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
     # workers and the backends); slirp's thread and the tap offloads; pause
     # and resume (harts waiting, devices quiesced); the virtio console holding
     # output for a slow reader; vsock and the agent (the device's epoll thread
-    # and sockets); the balloon's worker and timer threads, through the API. (The
+    # and sockets); the balloon's worker and timer threads, through the API; the
+    # CLI's nimbusd commands against a stand-in daemon (no guest). (The
     # API's own threads run under the sanitizers in unit/test_api; snapshots -
     # saves while harts run, lazy and eager restores - in unit/test_vm_snapshot;
     # their guest tests take minutes there.)
     for t in boot_command disk_raw net_user_http net_tap pause_resume virtio_console_slow vsock \
-        balloon_stats; do
+        balloon_stats cli_daemon; do
         log="$log_dir/guest-asan_$t.log"
         limit=1200
         [ $t = disk_raw ] && limit=2400

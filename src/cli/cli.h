@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 struct cli_command {
-    const char *name;
+    const char *name;      /* NULL: a heading in the --help list (summary) */
     const char *summary;
     int (*main)(int argc, char **argv); /* argv[0] is the subcommand name */
 };
@@ -26,6 +26,17 @@ int cmd_snapshot(int argc, char **argv);
 int cmd_balloon(int argc, char **argv);
 int cmd_counters(int argc, char **argv);
 int cmd_events(int argc, char **argv);
+/* nimbusd's commands (src/cli/daemon_client.h); pause, resume, shutdown and
+ * destroy take a VM name for nimbusd as well as --api PATH. */
+int cmd_define(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_undefine(int argc, char **argv);
+int cmd_console(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 
 /* Parses a memory size: a number with an optional K, M, G or T suffix
  * (powers of 1024); a bare number means MiB, as in QEMU's -m. Returns 0 or
