@@ -158,6 +158,69 @@ static enum MHD_Result serve_events(struct nimbusd *d, struct MHD_Connection *c)
 
 /* ---- the VM's log ---- */
 
+/* GET .../log?follow=1: after the last lines, what is added to the file,
+ * until the client goes or the daemon stops. */
+struct log_follow {
+    struct nimbusd *d;
+    int fd;
+    off_t pos;
+};
+
+static ssize_t follow_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct log_follow *f = cls;
+    for (int waits = 0;; waits++) {
+        ssize_t k = pread(f->fd, buf, max, f->pos);
+        if (k > 0) {
+            f->pos += k;
+            return k;
+        }
+        pthread_mutex_lock(&f->d->lock);
+        bool stopping = f->d->stopping;
+        pthread_mutex_unlock(&f->d->lock);
+        if (k < 0 || stopping)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        if (waits == 5)
+            return 0;   /* let MHD see whether the client is still there */
+        /* A log file is written by another process: no event to wait for
+         * but its size. */
+        usleep(100000);
+    }
+}
+
+static void follow_free(void *cls)
+{
+    struct log_follow *f = cls;
+    close(f->fd);
+    free(f);
+}
+
+static enum MHD_Result serve_follow(struct nimbusd *d, struct MHD_Connection *c, char *head,
+                                    int fd, off_t end)
+{
+    struct log_follow *f = calloc(1, sizeof(*f));
+    if (!f) {
+        free(head);
+        close(fd);
+        return MHD_NO;
+    }
+    /* `head` is the end of the file (the lines asked for): the reader
+     * starts where it starts. */
+    *f = (struct log_follow){ .d = d, .fd = fd, .pos = end - (off_t)strlen(head) };
+    free(head);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
+                                                               follow_read, f, follow_free);
+    if (!r) {
+        follow_free(f);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result serve_log(struct nimbusd *d, struct MHD_Connection *c, const char *name)
 {
     json_t *info = NULL;
@@ -175,24 +238,38 @@ static enum MHD_Result serve_log(struct nimbusd *d, struct MHD_Connection *c, co
             return bad_request(c, MHD_HTTP_BAD_REQUEST, "bad_request",
                                "lines: a number of lines, 0 or more");
     }
+    const char *follow = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "follow");
+    if (follow && strcmp(follow, "0") && strcmp(follow, "1"))
+        return bad_request(c, MHD_HTTP_BAD_REQUEST, "bad_request", "follow: 0 or 1");
+    bool follow_on = follow && !strcmp(follow, "1");
     char path[ND_PATH_MAX];
     nd_vm_data_path(d, name, "log", path, sizeof(path));
     int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && follow_on) {
+        /* Not started yet: follow the file once it exists. */
+        int mk = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (mk >= 0)
+            close(mk);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
     struct stat st;
     char *text = NULL;
     size_t n = 0;
+    off_t end = 0;
     if (fd >= 0 && fstat(fd, &st) == 0) {
+        end = st.st_size;
         off_t from = st.st_size > (off_t)MAX_LOG_BYTES ? st.st_size - MAX_LOG_BYTES : 0;
         text = malloc((size_t)(st.st_size - from) + 1);
         ssize_t k = text ? pread(fd, text, (size_t)(st.st_size - from), from) : -1;
         n = k > 0 ? (size_t)k : 0;
     }
-    if (fd >= 0)
-        close(fd);
     if (!text)
         text = malloc(1);
-    if (!text)
+    if (!text) {
+        if (fd >= 0)
+            close(fd);
         return MHD_NO;
+    }
     text[n] = '\0';
     if (want >= 0) {
         /* The last `want` lines (a final newline ends the last one). */
@@ -205,6 +282,10 @@ static enum MHD_Result serve_log(struct nimbusd *d, struct MHD_Connection *c, co
             i = n;
         memmove(text, text + i, n - i + 1);
     }
+    if (follow_on && fd >= 0)
+        return serve_follow(d, c, text, fd, end);
+    if (fd >= 0)
+        close(fd);
     return reply_text(c, MHD_HTTP_OK, text, "text/plain; charset=utf-8");
 }
 

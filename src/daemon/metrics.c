@@ -83,12 +83,14 @@ static uint64_t rss_bytes(pid_t pid)
     return p ? strtoull(p + 6, NULL, 10) * 1024 : 0;
 }
 
+/* Seconds since the process started: its start time is in clock ticks
+ * since boot, as /proc/uptime counts. */
 static double uptime_of(uint64_t start_ticks)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_BOOTTIME, &t);
-    double now = (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-    double up = now - (double)start_ticks / (double)sysconf(_SC_CLK_TCK);
+    char buf[64];
+    if (read_small("/proc/uptime", buf, sizeof(buf)) <= 0)
+        return 0;
+    double up = strtod(buf, NULL) - (double)start_ticks / (double)sysconf(_SC_CLK_TCK);
     return up > 0 ? up : 0;
 }
 
