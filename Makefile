@@ -152,8 +152,11 @@ bench: deps all bench-elf guest
 PREFIX           ?= /usr/local
 SYSTEMD_UNIT_DIR ?= /etc/systemd/system
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(BUILD)/nimbus $(BUILD)/nimbusd $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 docs/man/nimbusd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 scripts/nimbus-completion.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/nimbus
 	sed 's|@BINDIR@|$(PREFIX)/bin|' contrib/nimbusd.service >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/nimbusd.service
 	chmod 644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/nimbusd.service
 
