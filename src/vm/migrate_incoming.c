@@ -110,7 +110,14 @@ static void *receiver_main(void *arg)
     struct vm_migration *g = arg;
     char err[256] = "";
     int r = 0;
+    bool pages_done = false;
     for (;;) {
+        if (pages_done && atomic_load(&g->handed_over)) {
+            r = migrate_send(&g->conn, MIGRATE_COMPLETE, 0, NULL, 0, NULL, 0);
+            if (r)
+                errmsg(err, sizeof(err), r, "sending COMPLETE: %s", strerror(-r));
+            break;
+        }
         struct migrate_frame f;
         if ((r = migrate_recv(&g->conn, &f, err, sizeof(err))))
             break;
@@ -128,7 +135,8 @@ static void *receiver_main(void *arg)
             g->go = true;
             pthread_cond_broadcast(&g->cond);
             pthread_mutex_unlock(&g->lock);
-        } else if (f.type == MIGRATE_PAGES_DONE && f.len == 8 && atomic_load(&g->handed_over)) {
+        } else if (f.type == MIGRATE_PAGES_DONE && f.len == 8 && !pages_done) {
+            /* May come before GO: a small RAM is all sent by then. */
             struct ram_fill_stats st;
             ram_fill_get_stats(g->filler, &st);
             if (!st.done_us) {
@@ -136,10 +144,7 @@ static void *receiver_main(void *arg)
                            "but some never came");
                 break;
             }
-            r = migrate_send(&g->conn, MIGRATE_COMPLETE, 0, NULL, 0, NULL, 0);
-            if (r)
-                errmsg(err, sizeof(err), r, "sending COMPLETE: %s", strerror(-r));
-            break;
+            pages_done = true;
         } else {
             r = errmsg(err, sizeof(err), -EBADMSG, "unexpected %s frame during post-copy",
                        migrate_frame_name(f.type));

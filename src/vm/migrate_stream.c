@@ -391,7 +391,11 @@ int migrate_send(struct migrate_conn *c, uint8_t type, uint8_t flags, const void
     pthread_mutex_lock(&c->wlock);
     int idx = 0;
     while (sent < total) {
-        ssize_t n = writev(c->wfd, iov + idx, 3 - idx);
+        /* MSG_NOSIGNAL: a peer that went away is an error, not SIGPIPE. */
+        struct msghdr mh = { .msg_iov = iov + idx, .msg_iovlen = (size_t)(3 - idx) };
+        ssize_t n = sendmsg(c->wfd, &mh, MSG_NOSIGNAL);
+        if (n < 0 && errno == ENOTSOCK)
+            n = writev(c->wfd, iov + idx, 3 - idx);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
