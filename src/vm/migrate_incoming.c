@@ -184,16 +184,12 @@ static int open_stream(const struct vm_incoming_options *o, struct vm_migration 
         migrate_addr_format(&bound, name, sizeof(name));
         o->listening(o->opaque, name);
     }
-    int fd;
-    do
-        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    while (fd < 0 && errno == EINTR);
-    int e = errno;
+    int fd = migrate_accept(lfd, a.tcp, err, errlen);
     close(lfd);
     if (!a.tcp)
         unlink(a.path);
     if (fd < 0)
-        return errmsg(err, errlen, -e, "accepting the migration: %s", strerror(e));
+        return fd;
     g->fd = fd;
     return migrate_conn_init(&g->conn, fd, fd);
 }

@@ -237,6 +237,18 @@ int migrate_listen(const struct migrate_addr *a, struct migrate_addr *bound, cha
     return fd;
 }
 
+int migrate_accept(int lfd, bool tcp, char *err, size_t errlen)
+{
+    int fd;
+    do
+        fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    while (fd < 0 && errno == EINTR);
+    if (fd < 0)
+        return errmsg(err, errlen, -errno, "accepting the migration: %s", strerror(errno));
+    tune_socket(fd, tcp);
+    return fd;
+}
+
 /* ---- framing ---- */
 
 int migrate_conn_init(struct migrate_conn *c, int rfd, int wfd)

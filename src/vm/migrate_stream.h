@@ -108,6 +108,8 @@ int migrate_connect(const struct migrate_addr *a, int timeout_ms, char *err, siz
  * bound: tcp port 0 becomes the port the kernel chose. */
 int migrate_listen(const struct migrate_addr *a, struct migrate_addr *bound, char *err,
                    size_t errlen);
+/* Accepts one connection (TCP_NODELAY for TCP); the fd or -errno. */
+int migrate_accept(int lfd, bool tcp, char *err, size_t errlen);
 /* The address as the user would write it. */
 void migrate_addr_format(const struct migrate_addr *a, char *buf, size_t len);
 
