@@ -137,6 +137,7 @@ bench: deps all bench-elf guest
 	@bench/io.sh
 	@bench/balloon.sh
 	@bench/snapshot.sh
+	@bench/migrate.sh
 
 clean:
 	rm -rf $(BUILD)

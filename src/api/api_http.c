@@ -21,7 +21,7 @@
 #include "base/errmsg.h"
 
 #define EVENT_RING     64u     /* events kept for the streams; a stream further behind ends */
-#define EVENT_MAX_LINE 512u
+#define EVENT_MAX_LINE 1024u
 #define CLOSE_FLUSH_MS 1000    /* api_close: replies in flight get this long */
 #define IDLE_TIMEOUT_S 60u     /* an idle connection is closed (not the event streams) */
 
@@ -55,6 +55,7 @@ struct api {
     bool closing;
 
     enum vm_state last_state;
+    uint64_t migration_seq;         /* the last migration progress told */
     uint64_t event_seq;             /* events so far; the ring holds the last EVENT_RING */
     char events[EVENT_RING][EVENT_MAX_LINE];
     size_t event_len[EVENT_RING];
@@ -125,6 +126,14 @@ static void emit(struct api *a, const char *kind, json_t *fields)
     a->event_len[slot] = n;
     a->event_seq++;
     wake_streams(a);
+}
+
+/* A "migration" event when the migration's progress moved on. */
+static void note_migration(struct api *a)
+{
+    json_t *fields = a->ops.migration ? a->ops.migration(a->ops.opaque, &a->migration_seq) : NULL;
+    if (fields)
+        emit(a, "migration", fields);
 }
 
 /* A state event if the VM's state changed since the last look. */
@@ -303,7 +312,8 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, const c
         break;
     }
     if (req->action == API_PAUSE || req->action == API_RESUME || req->action == API_DESTROY ||
-        req->action == API_RESET || req->action == API_SNAPSHOT)
+        req->action == API_RESET || req->action == API_SNAPSHOT || req->action == API_MIGRATE ||
+        req->action == API_MIGRATE_CANCEL)
         note_state(a);   /* a change nobody saw yet comes before ours */
     json_t *reply = json_object();
     char err[256] = "";
@@ -437,7 +447,11 @@ static void arm_timer(struct api *a)
 static unsigned source_fill(void *opaque, struct pollfd *fds, unsigned max)
 {
     struct api *a = opaque;
+    uint64_t seq = a->event_seq;
+    note_migration(a);
     note_state(a);   /* the guest's own power-off or reboot, a signal */
+    if (a->event_seq != seq)
+        MHD_run(a->mhd);   /* the streams just resumed send now, not at MHD's next timeout */
     arm_timer(a);
     int want[3] = { a->epoll_fd, a->timer_fd, api_shutdown_fd(a->shutdown) };
     unsigned n = 0;
@@ -563,6 +577,7 @@ void api_close(struct api *a)
     if (!a)
         return;
     a->closing = true;
+    note_migration(a);
     note_state(a);
     wake_streams(a);
     /* The replies in flight (a destroy's own, the streams' last events). */
