@@ -106,8 +106,8 @@ struct exec_run {
     /* Set before the worker starts. */
     char uds[108];
     uint32_t port;
-    int argc;
-    char **argv;
+    uint8_t *cmd;       /* the command's frames (agent_command), sent with CONNECT */
+    size_t cmd_len;
     int in_fd;
     int done_fd;        /* eventfd: the worker is done */
     int timer_fd;       /* timerfd of --timeout, or -1 */
@@ -128,7 +128,10 @@ static void *agent_worker(void *arg)
     int fd = -1, r;
     char why[400];
     for (int backoff_ms = 1, waited = 0;; backoff_ms *= 2) {
-        r = agent_vsock_connect(x->uds, x->port, CONNECT_TIMEOUT_MS, &fd, why, sizeof(why));
+        /* The command goes with the connection request: it reaches the
+         * agent with the connection, not a round trip later. */
+        r = agent_vsock_connect(x->uds, x->port, x->cmd, x->cmd_len, CONNECT_TIMEOUT_MS, &fd, why,
+                                sizeof(why));
         if (r != -ECONNREFUSED || waited >= REFUSED_RETRY_MS)
             break;
         nanosleep(&(struct timespec){ .tv_nsec = backoff_ms * 1000000L }, NULL);
@@ -141,8 +144,8 @@ static void *agent_worker(void *arg)
         errmsg(x->msg, sizeof(x->msg), r, "the guest agent: %s", why);
     if (r == 0) {
         x->t_connected = cli_now_ns();
-        r = agent_exec(fd, x->argc, x->argv, x->in_fd, STDOUT_FILENO, STDERR_FILENO, &x->status,
-                       x->msg, sizeof(x->msg));
+        r = agent_relay(fd, x->in_fd, STDOUT_FILENO, STDERR_FILENO, &x->status, x->msg,
+                        sizeof(x->msg));
         x->t_status = cli_now_ns();
         close(fd);
     }
@@ -357,8 +360,10 @@ int cmd_exec(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);   /* a closed stdout is an error to report, not a death */
 
     int status = EXIT_FAILED;
-    struct exec_run x = { .argc = argc - optind, .argv = argv + optind, .port = port,
-                          .done_fd = -1, .timer_fd = -1, .grace_fd = -1, .in_fd = -1 };
+    /* Stdin goes to the command when there is one (a file, a pipe, a
+     * terminal; /dev/null gives an empty stdin). */
+    struct exec_run x = { .port = port, .done_fd = -1, .timer_fd = -1, .grace_fd = -1,
+                          .in_fd = fcntl(STDIN_FILENO, F_GETFL) >= 0 ? STDIN_FILENO : -1 };
     struct virt_machine *m = NULL;
     struct virt_config_strings strs = { 0 };
     /* The overlays' paths, which the restore options point to: 28 KiB, on
@@ -366,6 +371,11 @@ int cmd_exec(int argc, char **argv)
     char (*overlay_paths)[PATH_MAX] = calloc(VIRT_MAX_DISKS, PATH_MAX);
     if (!overlay_paths) {
         fprintf(stderr, "nimbus exec: out of memory\n");
+        goto out_mask;
+    }
+    if (agent_command(argc - optind, argv + optind, x.in_fd < 0, &x.cmd, &x.cmd_len, err,
+                      sizeof(err))) {
+        fprintf(stderr, "nimbus exec: %s\n", err);
         goto out_mask;
     }
     /* The vsock socket's path, and PATH_PORT beside it, must fit a
@@ -399,9 +409,6 @@ int cmd_exec(int argc, char **argv)
     int64_t t_restored = cli_now_ns();
     snprintf(x.uds, sizeof(x.uds), "%s", m->config.vsock_path);
     x.m = m;
-    /* Stdin goes to the command when there is one (a file, a pipe, a
-     * terminal; /dev/null gives an empty stdin). */
-    x.in_fd = fcntl(STDIN_FILENO, F_GETFL) >= 0 ? STDIN_FILENO : -1;
     x.done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     x.grace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (x.done_fd < 0 || x.grace_fd < 0) {
@@ -474,6 +481,7 @@ out_vm:
 out_dir:
     remove_dir(dir);
 out_mask:
+    free(x.cmd);
     free(overlay_paths);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return status;
