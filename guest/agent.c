@@ -34,6 +34,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -292,6 +293,13 @@ out:
     return NULL;
 }
 
+/* The first connection's thread, ahead of time (see listen_main). */
+static void *warm_up(void *arg)
+{
+    free(malloc(OUT_CHUNK));
+    return arg;
+}
+
 static int listen_main(unsigned port)
 {
     int fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -304,6 +312,14 @@ static int listen_main(unsigned port)
         fprintf(stderr, "nimbus-agent: vsock port %u: %s\n", port, strerror(errno));
         return 1;
     }
+    /* The first connection may come to a clone of this guest, restored
+     * from a snapshot and cold: let it find things ready. One malloc arena
+     * for every thread (none to create per thread), and a thread started
+     * and joined now, whose stack glibc then keeps for the next one. */
+    mallopt(M_ARENA_MAX, 1);
+    pthread_t warm;
+    if (pthread_create(&warm, NULL, warm_up, NULL) == 0)
+        pthread_join(warm, NULL);
     pthread_attr_t attr;
     if (pthread_attr_init(&attr) || pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED)) {
         fprintf(stderr, "nimbus-agent: pthread_attr: out of memory\n");
