@@ -13,25 +13,9 @@
 #include <unistd.h>
 
 #include "base/errmsg.h"
+#include "base/io.h"
 
 #define CHUNK (32 * 1024)
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == ENOTSOCK)
-            w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? -errno : -EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 static int read_all(int fd, void *buf, size_t n)
 {
@@ -92,7 +76,7 @@ int agent_vsock_connect(const char *uds_path, uint32_t port, const void *early, 
     }
     char line[32];
     int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
-    if ((r = write_all(fd, line, (size_t)n)) || (early_len && (r = write_all(fd, early, early_len)))) {
+    if ((r = io_write_all(fd, line, (size_t)n)) || (early_len && (r = io_write_all(fd, early, early_len)))) {
         errmsg(err, errlen, r, "%s: %s", uds_path, strerror(-r));
         goto fail;
     }
@@ -191,7 +175,7 @@ static int send_command(int fd, int argc, char *const argv[], bool no_stdin, cha
     int r = agent_command(argc, argv, no_stdin, &b, &n, err, errlen);
     if (r)
         return r;
-    if ((r = write_all(fd, b, n)))
+    if ((r = io_write_all(fd, b, n)))
         errmsg(err, errlen, r, "agent: sending the command: %s", strerror(-r));
     free(b);
     return r;
@@ -290,7 +274,7 @@ int agent_relay(int fd, int in_fd, int out_fd, int err_fd, int *status, char *er
             break;
         }
         int out = h[0] == 'o' ? out_fd : err_fd;
-        if (out >= 0 && (r = write_all(out, buf, len))) {
+        if (out >= 0 && (r = io_write_all(out, buf, len))) {
             errmsg(err, errlen, r, "agent: writing output: %s", strerror(-r));
             break;
         }

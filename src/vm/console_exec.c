@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/errmsg.h"
+#include "base/io.h"
 
 #define TOKEN_LEN 16
 #define KILL_LINE 0x15   /* ^U: a line left half typed on the console is dropped */
@@ -55,21 +56,6 @@ int console_exec_line(int argc, char *const argv[], const char *token, char *lin
     if ((r = put(line, linelen, &n, marker, strlen(marker))))
         return r;
     return (int)n;
-}
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? -errno : -EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
 }
 
 static int64_t now_ns(void)
@@ -126,7 +112,7 @@ int console_exec(int fd, int argc, char *const argv[], int out_fd, int start_tim
     if (len < 0)
         return errmsg(err, errlen, len, "console: an argument holds a control character "
                       "(a newline, a tab, ...), which a terminal would act on");
-    int r = write_all(fd, line, (size_t)len + 1);
+    int r = io_write_all(fd, line, (size_t)len + 1);
     if (r)
         return errmsg(err, errlen, r, "console: typing the command: %s", strerror(-r));
 
@@ -185,7 +171,7 @@ int console_exec(int fd, int argc, char *const argv[], int out_fd, int start_tim
         if (phase == OUTPUT) {
             long at = find(buf, have, end, end_len);
             size_t out = at >= 0 ? (size_t)at : have > end_len - 1 ? have - (end_len - 1) : 0;
-            if (out && (r = write_all(out_fd, buf, out)))
+            if (out && (r = io_write_all(out_fd, buf, out)))
                 return errmsg(err, errlen, r, "console: writing the output: %s", strerror(-r));
             if (at >= 0) {
                 out += end_len;
