@@ -496,7 +496,7 @@ static unsigned source_fill(void *opaque, struct pollfd *fds, unsigned max)
     note_migration(a);
     note_state(a);   /* the guest's own power-off or reboot, a signal */
     if (a->event_seq != seq)
-        MHD_run(a->mhd);   /* the streams just resumed send now, not at MHD's next timeout */
+        a->lib.run(a->mhd);   /* the streams just resumed send now, not at MHD's next timeout */
     arm_timer(a);
     int want[3] = { a->epoll_fd, a->timer_fd, api_shutdown_fd(a->shutdown) };
     unsigned n = 0;
