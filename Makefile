@@ -4,21 +4,21 @@ CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O2
 SAN     ?=
-# libslirp (user-mode networking): its .pc file names glib, hence libglib2.0-dev.
+# jansson: the API's JSON (linked). libslirp (--net user), libmicrohttpd (the
+# API's HTTP server, --api) and libcurl (the CLI's client of it) are loaded
+# with dlopen when used (src/base/dynlib.h): linked, they and their ~20
+# dependencies cost every process ~10 ms at start. Only their headers are
+# used here (slirp's .pc file names glib's, hence libglib2.0-dev).
 SLIRP_CFLAGS := $(shell pkg-config --cflags slirp 2>/dev/null || echo -I/usr/include/slirp)
-SLIRP_LIBS   := $(shell pkg-config --libs slirp 2>/dev/null || echo -lslirp)
-# jansson: the API's JSON; libmicrohttpd: its HTTP server (pkg-config, with
-# fallbacks). libcurl, the CLI's client of it, is loaded with dlopen when a
-# command needs it (src/cli/api_client.c): only its headers at build time.
 JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
 JANSSON_LIBS   := $(or $(shell pkg-config --libs jansson 2>/dev/null),-ljansson)
-MHD_LIBS       := $(or $(shell pkg-config --libs libmicrohttpd 2>/dev/null),-lmicrohttpd)
 CURL_CFLAGS    := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(JANSSON_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN)
-LDLIBS  := -lfdt -lz -lzstd $(SLIRP_LIBS) -lpthread -lm $(JANSSON_LIBS) $(MHD_LIBS) -ldl
-# sqlite3: only nimbusd's database (src/daemon/) - never loaded by a VM process.
-DAEMON_LIBS := -lsqlite3
+LDLIBS  := -lfdt -lz -lzstd -lpthread -lm $(JANSSON_LIBS) -ldl
+# sqlite3: nimbusd's database; libmicrohttpd: its API server (linked: the VM
+# processes load it with dlopen only when they serve --api).
+DAEMON_LIBS := -lsqlite3 $(MHD_LIBS)
 
 # Only the API client sees libcurl's headers.
 $(BUILD)/obj/src/cli/api_client.o: CFLAGS += $(CURL_CFLAGS)
@@ -146,6 +146,7 @@ bench: deps all bench-elf guest
 	@bench/io.sh
 	@bench/balloon.sh
 	@bench/snapshot.sh
+	@bench/migrate.sh
 
 # `make install`: the two programs, the systemd unit of nimbusd (its VMs
 # survive the daemon's restarts: KillMode=process) and bash completion.

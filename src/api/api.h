@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "machine/virt.h"
+#include "vm/migrate.h"
 #include "vm/snapshot.h"
 #include "vm/vm.h"
 #include "vm/vm_state.h"
@@ -44,6 +45,9 @@ enum api_action {
     API_COUNTERS,
     API_EVENTS,
     API_ROUTES,
+    API_MIGRATE,
+    API_MIGRATION,
+    API_MIGRATE_CANCEL,
 };
 
 struct api_request {
@@ -51,6 +55,7 @@ struct api_request {
     uint64_t target_mib;                    /* API_BALLOON */
     unsigned timeout_s;                     /* API_SHUTDOWN */
     struct vm_snapshot_options snapshot;    /* API_SNAPSHOT; path points into `path` */
+    struct vm_migrate_options migrate;      /* API_MIGRATE */
     char path[4096];
 };
 
@@ -68,6 +73,9 @@ struct api_ops {
      * and the agent's port; -ENOTSUP (with why) when the guest has none. */
     int (*agent)(void *opaque, char *uds, size_t udslen, uint32_t *port, char *err,
                  size_t errlen);
+    /* The migration's progress as an event's fields when it changed since
+     * *seq (updated), else NULL. May be NULL (no migrations). */
+    json_t *(*migration)(void *opaque, uint64_t *seq);
     void *opaque;
 };
 

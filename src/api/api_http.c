@@ -18,10 +18,11 @@
 
 #include "api/api_shutdown.h"
 #include "api/api_socket.h"
+#include "base/dynlib.h"
 #include "base/errmsg.h"
 
 #define EVENT_RING     64u     /* events kept for the streams; a stream further behind ends */
-#define EVENT_MAX_LINE 512u
+#define EVENT_MAX_LINE 1024u
 #define CLOSE_FLUSH_MS 1000    /* api_close: replies in flight get this long */
 #define IDLE_TIMEOUT_S 60u     /* an idle connection is closed (not the event streams) */
 
@@ -42,8 +43,50 @@ struct event_stream {
     bool suspended;
 };
 
+/* libmicrohttpd, loaded by api_open_ops (base/dynlib.h): with gnutls and
+ * its dependencies it would add some 5 ms to the start of every nimbus
+ * process, most of which serve no API. */
+struct mhd_lib {
+    __typeof__(&MHD_start_daemon) start_daemon;
+    __typeof__(&MHD_stop_daemon) stop_daemon;
+    __typeof__(&MHD_get_daemon_info) get_daemon_info;
+    __typeof__(&MHD_get_timeout) get_timeout;
+    __typeof__(&MHD_run) run;
+    __typeof__(&MHD_lookup_connection_value) lookup_connection_value;
+    __typeof__(&MHD_suspend_connection) suspend_connection;
+    __typeof__(&MHD_resume_connection) resume_connection;
+    __typeof__(&MHD_create_response_from_buffer) create_response_from_buffer;
+    __typeof__(&MHD_create_response_from_callback) create_response_from_callback;
+    __typeof__(&MHD_add_response_header) add_response_header;
+    __typeof__(&MHD_queue_response) queue_response;
+    __typeof__(&MHD_destroy_response) destroy_response;
+};
+
+static int mhd_lib_load(struct mhd_lib *l, char *err, size_t errlen)
+{
+    static const struct dynlib_sym syms[] = {
+        DYNLIB_SYM(struct mhd_lib, start_daemon, "MHD_start_daemon"),
+        DYNLIB_SYM(struct mhd_lib, stop_daemon, "MHD_stop_daemon"),
+        DYNLIB_SYM(struct mhd_lib, get_daemon_info, "MHD_get_daemon_info"),
+        DYNLIB_SYM(struct mhd_lib, get_timeout, "MHD_get_timeout"),
+        DYNLIB_SYM(struct mhd_lib, run, "MHD_run"),
+        DYNLIB_SYM(struct mhd_lib, lookup_connection_value, "MHD_lookup_connection_value"),
+        DYNLIB_SYM(struct mhd_lib, suspend_connection, "MHD_suspend_connection"),
+        DYNLIB_SYM(struct mhd_lib, resume_connection, "MHD_resume_connection"),
+        DYNLIB_SYM(struct mhd_lib, create_response_from_buffer, "MHD_create_response_from_buffer"),
+        DYNLIB_SYM(struct mhd_lib, create_response_from_callback,
+                   "MHD_create_response_from_callback"),
+        DYNLIB_SYM(struct mhd_lib, add_response_header, "MHD_add_response_header"),
+        DYNLIB_SYM(struct mhd_lib, queue_response, "MHD_queue_response"),
+        DYNLIB_SYM(struct mhd_lib, destroy_response, "MHD_destroy_response"),
+    };
+    return dynlib_load("libmicrohttpd.so.12", "libmicrohttpd12", syms,
+                       sizeof(syms) / sizeof(syms[0]), l, err, errlen);
+}
+
 struct api {
     struct api_ops ops;
+    struct mhd_lib lib;
     struct api_socket sock;
     struct MHD_Daemon *mhd;
     int epoll_fd;                   /* MHD's */
@@ -55,6 +98,7 @@ struct api {
     bool closing;
 
     enum vm_state last_state;
+    uint64_t migration_seq;         /* the last migration progress told */
     uint64_t event_seq;             /* events so far; the ring holds the last EVENT_RING */
     char events[EVENT_RING][EVENT_MAX_LINE];
     size_t event_len[EVENT_RING];
@@ -86,7 +130,7 @@ static void wake_streams(struct api *a)
         struct event_stream *s = &a->streams[i];
         if (s->conn && s->suspended) {
             s->suspended = false;
-            MHD_resume_connection(s->conn);
+            a->lib.resume_connection(s->conn);
         }
     }
 }
@@ -127,6 +171,14 @@ static void emit(struct api *a, const char *kind, json_t *fields)
     wake_streams(a);
 }
 
+/* A "migration" event when the migration's progress moved on. */
+static void note_migration(struct api *a)
+{
+    json_t *fields = a->ops.migration ? a->ops.migration(a->ops.opaque, &a->migration_seq) : NULL;
+    if (fields)
+        emit(a, "migration", fields);
+}
+
 /* A state event if the VM's state changed since the last look. */
 static void note_state(struct api *a)
 {
@@ -157,7 +209,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         /* Nothing to say: off MHD's event loop until emit() resumes us
          * (returning 0 without this would make MHD ask again at once). */
         s->suspended = true;
-        MHD_suspend_connection(s->conn);
+        a->lib.suspend_connection(s->conn);
         return 0;
     }
     unsigned slot = (unsigned)(s->next % EVENT_RING);
@@ -182,7 +234,8 @@ static void stream_free(void *cls)
 
 /* ---- replies ---- */
 
-static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status, json_t *body)
+static enum MHD_Result reply_json(struct api *a, struct MHD_Connection *c, unsigned status,
+                                  json_t *body)
 {
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -194,21 +247,22 @@ static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status, jso
     }
     buf[n] = '\n';   /* one line, for people and line-reading scripts */
     buf[n + 1] = '\0';
-    struct MHD_Response *r = MHD_create_response_from_buffer(n + 1, buf, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = a->lib.create_response_from_buffer(n + 1, buf,
+                                                                MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(buf);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
+    a->lib.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+    enum MHD_Result ret = a->lib.queue_response(c, status, r);
+    a->lib.destroy_response(r);
     return ret;
 }
 
-static enum MHD_Result reply_error(struct MHD_Connection *c, unsigned status, const char *msg,
-                                   const char *code)
+static enum MHD_Result reply_error(struct api *a, struct MHD_Connection *c, unsigned status,
+                                   const char *msg, const char *code)
 {
-    return reply_json(c, status, api_error_body(msg, code, NULL));
+    return reply_json(a, c, status, api_error_body(msg, code, NULL));
 }
 
 static enum MHD_Result serve_events(struct api *a, struct MHD_Connection *c)
@@ -218,27 +272,27 @@ static enum MHD_Result serve_events(struct api *a, struct MHD_Connection *c)
         if (!a->streams[i].conn)
             s = &a->streams[i];
     if (!s)
-        return reply_error(c, 503, "too many event streams (at most 8)", "busy");
+        return reply_error(a, c, 503, "too many event streams (at most 8)", "busy");
     /* The stream starts with the state as it is now. */
     note_state(a);
     *s = (struct event_stream){ .api = a, .conn = c, .next = a->event_seq };
     s->first_len = event_line(a, "state", json_pack("{s:n, s:s}", "old", "new",
                                                     vm_state_name(a->last_state)), s->first);
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, EVENT_MAX_LINE,
-                                                               stream_read, s, stream_free);
+    struct MHD_Response *r = a->lib.create_response_from_callback(
+        MHD_SIZE_UNKNOWN, EVENT_MAX_LINE, stream_read, s, stream_free);
     if (!r) {
         s->conn = NULL;
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
-    enum MHD_Result ret = MHD_queue_response(c, 200, r);
-    MHD_destroy_response(r);   /* stream_free runs when the connection is done with it */
+    a->lib.add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/x-ndjson");
+    enum MHD_Result ret = a->lib.queue_response(c, 200, r);
+    a->lib.destroy_response(r);   /* stream_free runs when the connection is done with it */
     if (ret != MHD_YES)
         s->conn = NULL;
     return ret;
 }
 
-static enum MHD_Result serve_routes(struct MHD_Connection *c)
+static enum MHD_Result serve_routes(struct api *a, struct MHD_Connection *c)
 {
     size_t n;
     const struct api_route *rt = api_routes(&n);
@@ -246,7 +300,7 @@ static enum MHD_Result serve_routes(struct MHD_Connection *c)
     for (size_t i = 0; i < n; i++)
         json_array_append_new(list, json_pack("{s:s, s:s}", "method", rt[i].method, "path",
                                               rt[i].path));
-    return reply_json(c, 200, json_pack("{s:o}", "routes", list));
+    return reply_json(a, c, 200, json_pack("{s:o}", "routes", list));
 }
 
 static enum MHD_Result serve_shutdown(struct api *a, struct MHD_Connection *c,
@@ -266,11 +320,11 @@ static enum MHD_Result serve_shutdown(struct api *a, struct MHD_Connection *c,
             st = 409;
             e = api_error_body(err, "no_agent", NULL);
         }
-        return reply_json(c, st, e);
+        return reply_json(a, c, st, e);
     }
     emit(a, "shutdown", json_pack("{s:s, s:I}", "phase", "requested", "timeout_s",
                                   (json_int_t)req->timeout_s));
-    return reply_json(c, 202, json_pack("{s:s, s:s, s:I}", "state", vm_state_name(state),
+    return reply_json(a, c, 202, json_pack("{s:s, s:s, s:I}", "state", vm_state_name(state),
                                         "shutdown", "requested", "timeout_s",
                                         (json_int_t)req->timeout_s));
 }
@@ -281,12 +335,12 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, const c
     enum vm_state state = a->ops.state(a->ops.opaque);
     struct api_request *req = malloc(sizeof(*req));
     if (!req)
-        return reply_error(c, 500, "out of memory", "internal");
+        return reply_error(a, c, 500, "out of memory", "internal");
     json_t *e;
     enum MHD_Result ret;
     int st = api_route(method, url, rs->body, rs->len, state, req, &e);
     if (st) {
-        ret = reply_json(c, (unsigned)st, e);
+        ret = reply_json(a, c, (unsigned)st, e);
         goto out;
     }
     switch (req->action) {
@@ -294,7 +348,7 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, const c
         ret = serve_events(a, c);
         goto out;
     case API_ROUTES:
-        ret = serve_routes(c);
+        ret = serve_routes(a, c);
         goto out;
     case API_SHUTDOWN:
         ret = serve_shutdown(a, c, req, state);
@@ -303,7 +357,8 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, const c
         break;
     }
     if (req->action == API_PAUSE || req->action == API_RESUME || req->action == API_DESTROY ||
-        req->action == API_RESET || req->action == API_SNAPSHOT)
+        req->action == API_RESET || req->action == API_SNAPSHOT || req->action == API_MIGRATE ||
+        req->action == API_MIGRATE_CANCEL)
         note_state(a);   /* a change nobody saw yet comes before ours */
     json_t *reply = json_object();
     char err[256] = "";
@@ -311,7 +366,7 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, const c
     if (r) {
         json_decref(reply);
         st = api_error(r, err[0] ? err : strerror(-r), a->ops.state(a->ops.opaque), &e);
-        ret = reply_json(c, (unsigned)st, e);
+        ret = reply_json(a, c, (unsigned)st, e);
         goto out;
     }
     if (req->action == API_GET_VM)
@@ -337,7 +392,7 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, const c
         }
     }
     note_state(a);
-    ret = reply_json(c, 200, reply);
+    ret = reply_json(a, c, 200, reply);
 out:
     free(req);
     return ret;
@@ -356,12 +411,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         *req_cls = rs;
         a->in_flight++;
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl = a->lib.lookup_connection_value(c, MHD_HEADER_KIND,
+                                                        MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > API_MAX_BODY) {
             /* Refused before it is sent; MHD closes the connection after. */
             rs->too_large = rs->replied = true;
-            return reply_error(c, 413, "request body larger than 16384 bytes", "too_large");
+            return reply_error(a, c, 413, "request body larger than 16384 bytes", "too_large");
         }
         return MHD_YES;
     }
@@ -390,7 +445,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     rs->replied = true;
     if (rs->too_large)
-        return reply_error(c, 413, "request body larger than 16384 bytes", "too_large");
+        return reply_error(a, c, 413, "request body larger than 16384 bytes", "too_large");
     return dispatch(a, c, method, url, rs);
 }
 
@@ -416,7 +471,7 @@ static void arm_timer(struct api *a)
 {
     int64_t at = api_shutdown_deadline(a->shutdown);
     MHD_UNSIGNED_LONG_LONG ms;
-    if (MHD_get_timeout(a->mhd, &ms) == MHD_YES) {
+    if (a->lib.get_timeout(a->mhd, &ms) == MHD_YES) {
         int64_t t = mono_ns() + (int64_t)(ms > 3600000 ? 3600000 : ms) * 1000000;
         if (t < at)
             at = t;
@@ -437,7 +492,11 @@ static void arm_timer(struct api *a)
 static unsigned source_fill(void *opaque, struct pollfd *fds, unsigned max)
 {
     struct api *a = opaque;
+    uint64_t seq = a->event_seq;
+    note_migration(a);
     note_state(a);   /* the guest's own power-off or reboot, a signal */
+    if (a->event_seq != seq)
+        a->lib.run(a->mhd);   /* the streams just resumed send now, not at MHD's next timeout */
     arm_timer(a);
     int want[3] = { a->epoll_fd, a->timer_fd, api_shutdown_fd(a->shutdown) };
     unsigned n = 0;
@@ -490,7 +549,7 @@ static void source_handle(void *opaque, const struct pollfd *fds, unsigned n)
     if (!any)
         return;
     shutdown_progress(a);
-    MHD_run(a->mhd);
+    a->lib.run(a->mhd);
 }
 
 struct vm_io_source api_io_source(struct api *a)
@@ -512,6 +571,11 @@ int api_open_ops(const char *path, const struct api_ops *ops, struct api **out, 
     a->timer_fd = -1;
     a->timer_armed_ns = INT64_MAX;
     a->last_state = ops->state(ops->opaque);
+    char why[256];
+    if ((r = mhd_lib_load(&a->lib, why, sizeof(why)))) {
+        free(a);
+        return errmsg(err, errlen, r, "--api: %s", why);
+    }
     if ((r = api_socket_listen(path, "--api", &a->sock, err, errlen))) {
         free(a);
         return r;
@@ -524,20 +588,21 @@ int api_open_ops(const char *path, const struct api_ops *ops, struct api **out, 
         goto fail;
     }
     /* No MHD thread: the I/O thread polls MHD's epoll fd and calls MHD_run. */
-    a->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0,
-                              NULL, NULL, on_request, a,
-                              MHD_OPTION_LISTEN_SOCKET, a->sock.fd,
-                              MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_MAX_CONNECTIONS,
-                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_MAX_HEADERS,
-                              MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
-                              MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
-                              MHD_OPTION_END);
+    a->mhd = a->lib.start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0,
+                                 NULL, NULL, on_request, a,
+                                 MHD_OPTION_LISTEN_SOCKET, a->sock.fd,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)API_MAX_CONNECTIONS,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)API_MAX_HEADERS,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, a,
+                                 MHD_OPTION_END);
     if (!a->mhd) {
         r = errmsg(err, errlen, -EIO, "--api %s: cannot start the HTTP server", path);
         goto fail;
     }
     a->sock.fd = -1;   /* MHD's now: MHD_stop_daemon closes it */
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    const union MHD_DaemonInfo *info = a->lib.get_daemon_info(a->mhd,
+                                                               MHD_DAEMON_INFO_EPOLL_FD);
     if (!info) {
         r = errmsg(err, errlen, -EIO, "--api %s: the HTTP server has no epoll fd", path);
         goto fail;
@@ -547,7 +612,7 @@ int api_open_ops(const char *path, const struct api_ops *ops, struct api **out, 
     return 0;
 fail:
     if (a->mhd)
-        MHD_stop_daemon(a->mhd);
+        a->lib.stop_daemon(a->mhd);
     if (a->sock.fd >= 0)
         close(a->sock.fd);
     api_socket_unlink(&a->sock);
@@ -563,23 +628,24 @@ void api_close(struct api *a)
     if (!a)
         return;
     a->closing = true;
+    note_migration(a);
     note_state(a);
     wake_streams(a);
     /* The replies in flight (a destroy's own, the streams' last events). */
     int64_t end = mono_ns() + (int64_t)CLOSE_FLUSH_MS * 1000000;
     for (int64_t now = mono_ns(); a->in_flight && now < end; now = mono_ns()) {
-        MHD_run(a->mhd);
+        a->lib.run(a->mhd);
         if (!a->in_flight)
             break;
         struct pollfd p = { .fd = a->epoll_fd, .events = POLLIN };
         MHD_UNSIGNED_LONG_LONG ms = 10;
         int wait = (int)((end - now) / 1000000) + 1;
-        if (MHD_get_timeout(a->mhd, &ms) == MHD_YES && ms < (MHD_UNSIGNED_LONG_LONG)wait)
+        if (a->lib.get_timeout(a->mhd, &ms) == MHD_YES && ms < (MHD_UNSIGNED_LONG_LONG)wait)
             wait = (int)ms;
         poll(&p, 1, wait);
     }
     wake_streams(a);   /* MHD must not stop with suspended connections */
-    MHD_stop_daemon(a->mhd);
+    a->lib.stop_daemon(a->mhd);
     api_socket_unlink(&a->sock);
     close(a->timer_fd);
     api_shutdown_free(a->shutdown);

@@ -16,7 +16,7 @@ static const struct api_route routes[] = {
     { "PUT", "/vm/resume", API_RESUME, 1u << VM_STATE_PAUSED },
     /* The guest must run to power itself off. */
     { "PUT", "/vm/shutdown", API_SHUTDOWN, 1u << VM_STATE_RUNNING },
-    { "PUT", "/vm/destroy", API_DESTROY, ANY_LIVE },
+    { "PUT", "/vm/destroy", API_DESTROY, ANY_LIVE | (1u << VM_STATE_MIGRATING) },
     { "PUT", "/vm/reset", API_RESET, ANY_LIVE },
     { "PUT", "/vm/snapshot", API_SNAPSHOT, ANY_LIVE },
     { "PUT", "/vm/balloon", API_BALLOON, ANY_LIVE },
@@ -24,6 +24,9 @@ static const struct api_route routes[] = {
     { "GET", "/vm/counters", API_COUNTERS, 0 },
     { "GET", "/vm/events", API_EVENTS, 0 },
     { "GET", "/routes", API_ROUTES, 0 },
+    { "PUT", "/vm/migrate", API_MIGRATE, ANY_LIVE },
+    { "GET", "/vm/migration", API_MIGRATION, 0 },
+    { "PUT", "/vm/migration/cancel", API_MIGRATE_CANCEL, 1u << VM_STATE_MIGRATING },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -60,6 +63,7 @@ static int wrong_state(json_t **error, const char *what, enum vm_state state)
     char msg[160];
     snprintf(msg, sizeof(msg), "wrong state: %s needs %s; the VM is %s", what,
              !strcmp(what, "resume") ? "a paused VM"
+             : !strcmp(what, "cancel") ? "a migration under way"
              : !strcmp(what, "pause") || !strcmp(what, "shutdown") ? "a running VM"
                                                                     : "a running or paused VM",
              vm_state_name(state));
@@ -113,6 +117,12 @@ static const struct field snapshot_fields[] = {
 };
 static const struct field balloon_fields[] = { { "target_mib", F_UINT, true }, { NULL, 0, false } };
 static const struct field shutdown_fields[] = { { "timeout_s", F_UINT, false }, { NULL, 0, false } };
+static const struct field migrate_fields[] = {
+    { "to", F_STRING, true }, { "max_bandwidth", F_UINT, false },
+    { "downtime_limit_ms", F_UINT, false }, { "max_rounds", F_UINT, false },
+    { "auto_converge", F_BOOL, false }, { "mode", F_STRING, false },
+    { "postcopy_after", F_UINT, false }, { "compress", F_BOOL, false }, { NULL, 0, false },
+};
 static const struct field no_fields[] = { { NULL, 0, false } };
 
 static const struct field *fields_of(enum api_action a)
@@ -121,6 +131,7 @@ static const struct field *fields_of(enum api_action a)
     case API_SNAPSHOT: return snapshot_fields;
     case API_BALLOON:  return balloon_fields;
     case API_SHUTDOWN: return shutdown_fields;
+    case API_MIGRATE:  return migrate_fields;
     default:           return no_fields;
     }
 }
@@ -192,6 +203,55 @@ static bool get_bool(json_t *o, const char *name)
     return o && json_is_true(json_object_get(o, name));
 }
 
+/* An optional non-negative integer field of at most `max`. */
+static int get_uint(json_t *o, const char *name, uint64_t max, uint64_t *v, json_t **error)
+{
+    json_t *j = json_object_get(o, name);
+    if (!j)
+        return 0;
+    json_int_t x = json_integer_value(j);
+    if ((uint64_t)x > max)
+        return fail(error, 400, "bad_request", "\"%s\" must be at most %llu", name,
+                    (unsigned long long)max);
+    *v = (uint64_t)x;
+    return 0;
+}
+
+static int fill_migrate(struct vm_migrate_options *m, json_t *o, json_t **error)
+{
+    const char *to = json_string_value(json_object_get(o, "to"));
+    size_t n = json_string_length(json_object_get(o, "to"));
+    if (n == 0 || n >= sizeof(m->to) || strlen(to) != n)
+        return fail(error, 400, "bad_request", "\"to\" must be unix:PATH or tcp:HOST:PORT");
+    memcpy(m->to, to, n + 1);
+    const char *mode = json_string_value(json_object_get(o, "mode"));
+    if (mode && vm_migrate_mode_parse(mode, &m->mode))
+        return fail(error, 400, "bad_request", "\"mode\" must be precopy, postcopy or hybrid");
+    uint64_t v;
+    int st;
+    v = 0;
+    if ((st = get_uint(o, "max_bandwidth", UINT64_MAX >> 1, &v, error)))
+        return st;
+    m->max_bandwidth = v;
+    v = 0;
+    if ((st = get_uint(o, "downtime_limit_ms", 60000, &v, error)))
+        return st;
+    m->downtime_limit_ms = (unsigned)v;
+    v = 0;
+    if ((st = get_uint(o, "max_rounds", 10000, &v, error)))
+        return st;
+    m->max_rounds = (unsigned)v;
+    v = 0;
+    if ((st = get_uint(o, "postcopy_after", 10000, &v, error)))
+        return st;
+    m->postcopy_after = (unsigned)v;
+    if (json_object_get(o, "postcopy_after") && m->mode != VM_MIGRATE_MODE_HYBRID)
+        return fail(error, 400, "bad_request", "\"postcopy_after\" goes with mode hybrid");
+    m->auto_converge = get_bool(o, "auto_converge");
+    m->compress = get_bool(o, "compress");
+    return 0;
+}
+
 /* Fills the request's fields from a checked body. */
 static int fill_request(struct api_request *req, json_t *o, json_t **error)
 {
@@ -223,6 +283,8 @@ static int fill_request(struct api_request *req, json_t *o, json_t **error)
         };
         return 0;
     }
+    case API_MIGRATE:
+        return fill_migrate(&req->migrate, o, error);
     default:
         return 0;
     }

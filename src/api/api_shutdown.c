@@ -39,8 +39,8 @@ static void *worker(void *arg)
     char *argv[] = { "poweroff", NULL };
     int fd = -1;
     s->msg[0] = '\0';
-    s->result = agent_vsock_connect(s->uds, s->port, API_AGENT_CONNECT_MS, &fd, s->msg,
-                                    sizeof(s->msg));
+    s->result = agent_vsock_connect(s->uds, s->port, NULL, 0, API_AGENT_CONNECT_MS, &fd,
+                                    s->msg, sizeof(s->msg));
     if (s->result == 0) {
         s->result = agent_start(fd, 1, argv, s->msg, sizeof(s->msg));
         close(fd);   /* the agent lets poweroff finish */

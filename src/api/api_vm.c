@@ -10,6 +10,7 @@
 #include "virtio/blk.h"
 #include "virtio/net.h"
 #include "vm/agent_client.h"
+#include "vm/migrate.h"
 #include "vm/snapshot.h"
 
 /* The VmRSS line of /proc/self/status, in KiB; -1 if unreadable. */
@@ -208,6 +209,45 @@ static int snapshot(struct virt_machine *m, const struct vm_snapshot_options *o,
     return 0;
 }
 
+/* The migration's progress (docs/api.md "Migration"). */
+static json_t *migration_json(struct virt_machine *m)
+{
+    struct vm_migrate_progress p;
+    if (!vm_migrate_get(m, &p))
+        return json_pack("{s:s}", "phase", "none");
+    json_t *o = json_object();
+    json_object_set_new(o, "role", json_string(p.source ? "source" : "destination"));
+    json_object_set_new(o, "phase", json_string(vm_migrate_phase_name(p.phase)));
+    json_object_set_new(o, "mode", json_string(vm_migrate_mode_name(p.mode)));
+    json_object_set_new(o, "round", json_integer(p.round));
+    json_object_set_new(o, "ram_pages", json_integer((json_int_t)p.ram_pages));
+    json_object_set_new(o, "pages_sent", json_integer((json_int_t)p.pages_sent));
+    json_object_set_new(o, "zero_pages", json_integer((json_int_t)p.zero_pages));
+    json_object_set_new(o, "pages_remaining", json_integer((json_int_t)p.pages_remaining));
+    json_object_set_new(o, "bytes", json_integer((json_int_t)p.bytes));
+    json_object_set_new(o, "dirty_pages_per_s", json_integer((json_int_t)p.dirty_rate));
+    json_object_set_new(o, "bandwidth_bytes_per_s", json_integer((json_int_t)p.bandwidth));
+    json_object_set_new(o, "expected_downtime_ms", json_integer((json_int_t)p.expected_downtime_ms));
+    json_object_set_new(o, "downtime_us", json_integer((json_int_t)p.downtime_us));
+    json_object_set_new(o, "total_ms", json_integer((json_int_t)p.total_ms));
+    json_object_set_new(o, "throttle_pct", json_integer(p.throttle_pct));
+    json_object_set_new(o, "converged", json_boolean(p.converged));
+    json_object_set_new(o, "requests", json_integer((json_int_t)p.requests));
+    json_object_set_new(o, "prepaged", json_integer((json_int_t)p.prepaged));
+    json_object_set_new(o, "error", p.error[0] ? json_string(p.error) : json_null());
+    return o;
+}
+
+static json_t *vm_migration_event(void *opaque, uint64_t *seq)
+{
+    struct virt_machine *m = opaque;
+    struct vm_migrate_progress p;
+    if (!vm_migrate_get(m, &p) || p.seq == *seq)
+        return NULL;
+    *seq = p.seq;
+    return json_pack("{s:o}", "migration", migration_json(m));
+}
+
 /* vm_state_of, except that a reboot under way (the harts stopped for
  * virt_reset, no quit pending) is still a running VM, not a shutdown. */
 static enum vm_state vm_state(void *opaque)
@@ -264,6 +304,19 @@ static int vm_handle(void *opaque, const struct api_request *req, json_t *reply,
     case API_COUNTERS:
         counters(m, reply);
         break;
+    case API_MIGRATE:
+        if ((r = vm_migrate_start(m, &req->migrate, err, errlen)))
+            return r;
+        json_object_set_new(reply, "migration", migration_json(m));
+        break;
+    case API_MIGRATION:
+        json_object_set_new(reply, "migration", migration_json(m));
+        break;
+    case API_MIGRATE_CANCEL:
+        if ((r = vm_migrate_cancel(m, err, errlen)))
+            return r;
+        json_object_set_new(reply, "migration", migration_json(m));
+        break;
     default:
         return errmsg(err, errlen, -EINVAL, "not a VM request");
     }
@@ -292,7 +345,7 @@ static int vm_agent(void *opaque, char *uds, size_t udslen, uint32_t *port, char
 struct api_ops api_vm_ops(struct virt_machine *m)
 {
     return (struct api_ops){ .state = vm_state, .handle = vm_handle, .agent = vm_agent,
-                             .opaque = m };
+                             .migration = vm_migration_event, .opaque = m };
 }
 
 int api_open(const char *path, struct virt_machine *m, struct api **out, char *err,

@@ -2,13 +2,13 @@
 #include "cli/api_client.h"
 
 #include <curl/curl.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/dynlib.h"
 #include "base/errmsg.h"
 
 #define MAX_REPLY (4u << 20)   /* a reply bigger than this is not our server's */
@@ -58,51 +58,35 @@ static size_t on_data(char *p, size_t size, size_t n, void *opaque)
     return k;
 }
 
-/* libcurl, loaded when a command talks to an API and not linked into the
- * binary: its dependencies (TLS, Kerberos, LDAP, ... about twenty shared
- * libraries) cost every nimbus process about 13 ms at start - a third of
- * what `nimbus exec` may take in all - and `run`, `restore` and `exec`
- * never use it. Only the functions below are used, through this table. */
+/* libcurl, loaded when a command talks to an API (base/dynlib.h): its
+ * dependencies (TLS, Kerberos, LDAP, ... about twenty shared libraries)
+ * would cost every nimbus process about 10 ms at start, and `run`,
+ * `restore` and `exec` never use it. Only these functions are used. */
 struct curl_lib {
-    void *handle;
-    CURL *(*easy_init)(void);
-    CURLcode (*easy_setopt)(CURL *c, CURLoption opt, ...);
-    CURLcode (*easy_perform)(CURL *c);
-    CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
-    void (*easy_cleanup)(CURL *c);
-    const char *(*easy_strerror)(CURLcode rc);
-    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
-    void (*slist_free_all)(struct curl_slist *l);
+    __typeof__(&curl_easy_init) easy_init;
+    __typeof__(&curl_easy_setopt) easy_setopt;
+    __typeof__(&curl_easy_perform) easy_perform;
+    __typeof__(&curl_easy_getinfo) easy_getinfo;
+    __typeof__(&curl_easy_cleanup) easy_cleanup;
+    __typeof__(&curl_easy_strerror) easy_strerror;
+    __typeof__(&curl_slist_append) slist_append;
+    __typeof__(&curl_slist_free_all) slist_free_all;
 };
-
-#define CURL_SONAME "libcurl.so.4"
 
 static int curl_open(struct curl_lib *l, char *err, size_t errlen)
 {
-    l->handle = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
-    if (!l->handle)
-        return errmsg(err, errlen, -ENOENT, "cannot load %s (Debian: libcurl4): %s", CURL_SONAME,
-                      dlerror());
-    /* POSIX: a function pointer goes through dlsym's void * (dlsym(3)). */
-#define CURL_SYM(field, name)                                      \
-    do {                                                           \
-        void *sym_ = dlsym(l->handle, name);                       \
-        if (!sym_) {                                               \
-            dlclose(l->handle);                                    \
-            return errmsg(err, errlen, -ENOENT, "%s has no %s", CURL_SONAME, name); \
-        }                                                          \
-        memcpy(&l->field, &sym_, sizeof(sym_));                    \
-    } while (0)
-    CURL_SYM(easy_init, "curl_easy_init");
-    CURL_SYM(easy_setopt, "curl_easy_setopt");
-    CURL_SYM(easy_perform, "curl_easy_perform");
-    CURL_SYM(easy_getinfo, "curl_easy_getinfo");
-    CURL_SYM(easy_cleanup, "curl_easy_cleanup");
-    CURL_SYM(easy_strerror, "curl_easy_strerror");
-    CURL_SYM(slist_append, "curl_slist_append");
-    CURL_SYM(slist_free_all, "curl_slist_free_all");
-#undef CURL_SYM
-    return 0;
+    static const struct dynlib_sym syms[] = {
+        DYNLIB_SYM(struct curl_lib, easy_init, "curl_easy_init"),
+        DYNLIB_SYM(struct curl_lib, easy_setopt, "curl_easy_setopt"),
+        DYNLIB_SYM(struct curl_lib, easy_perform, "curl_easy_perform"),
+        DYNLIB_SYM(struct curl_lib, easy_getinfo, "curl_easy_getinfo"),
+        DYNLIB_SYM(struct curl_lib, easy_cleanup, "curl_easy_cleanup"),
+        DYNLIB_SYM(struct curl_lib, easy_strerror, "curl_easy_strerror"),
+        DYNLIB_SYM(struct curl_lib, slist_append, "curl_slist_append"),
+        DYNLIB_SYM(struct curl_lib, slist_free_all, "curl_slist_free_all"),
+    };
+    return dynlib_load("libcurl.so.4", "libcurl4", syms, sizeof(syms) / sizeof(syms[0]), l, err,
+                       errlen);
 }
 
 static bool stream_status_ok(struct buf *b)
@@ -159,8 +143,6 @@ static int request(const char *sock, const char *method, const char *path, const
     int r = curl_open(&lib, err, errlen);
     if (r)
         return r;
-    /* Not closed: libcurl keeps global state (curl_global_init's) that must
-     * stay mapped, and a later dlopen of it costs a reference count. */
     return request_with(&lib, sock, method, path, body, b, status, err, errlen);
 }
 static int api_request(const char *sock, const char *method, const char *path, const char *body,

@@ -4,8 +4,10 @@
  * with a clone's identity (fresh MACs, a random vsock CID) and its vsock
  * socket, console log and disk overlays in a private temporary directory.
  * The calling thread becomes the VM's I/O thread (vm_run_io); a worker
- * thread talks to the guest agent (vm/agent_client.h) and, when it has the
- * command's status or gave up, wakes the I/O thread through an eventfd,
+ * thread talks to the guest agent (vm/agent_client.h) - or, for a guest
+ * without one, types the command into the shell on its console, made a
+ * socket for it (vm/console_exec.h) - and, when it has the command's
+ * status or gave up, wakes the I/O thread through an eventfd,
  * which stops the VM. A timerfd does the same for --timeout. Then the
  * machine is destroyed (closing its vsock sockets, which also frees a
  * worker still waiting on them), the worker joined, the directory removed.
@@ -28,7 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +43,7 @@
 #include "machine/virt_state.h"
 #include "state/state.h"
 #include "vm/agent_client.h"
+#include "vm/console_exec.h"
 #include "vm/snapshot.h"
 #include "vm/vm.h"
 
@@ -52,6 +57,9 @@
  * differ from the command's statuses 126/127; 124 is the timeout's. */
 #define EXIT_FAILED        125
 #define EXIT_TIMEOUT       124
+/* Without an agent: how long the shell on the console may take to start
+ * the command (typed into it) before exec gives up. */
+#define CONSOLE_START_MS   10000
 /* When the agent's connection ends without a status, the guest may be on
  * its way down (a command that powers it off): it gets this long to stop
  * by itself, so the message can say what happened. */
@@ -69,8 +77,12 @@ static void exec_usage(FILE *out)
         "command's stdin (give </dev/null for none). Then the clone is destroyed:\n"
         "nothing of it stays.\n"
         "\n"
-        "The snapshot must be of a guest started with --vsock and nimbus.agent=PORT on\n"
-        "its kernel command line (its init runs the agent then; docs/snapshots.md).\n"
+        "The snapshot should be of a guest started with --vsock and nimbus.agent=PORT\n"
+        "on its kernel command line (its init runs the agent then; docs/snapshots.md).\n"
+        "Without that, the command is typed into the shell on the guest's console,\n"
+        "which must be at a prompt (as the default guest is without a command): its\n"
+        "stdout and stderr then both come out on stdout, as a terminal shows them\n"
+        "(CR LF made LF), it gets no stdin, and starting it is slower (the typing).\n"
         "The clone gets fresh MACs and a random vsock CID as with 'nimbus restore\n"
         "--clone'; its vsock socket, console log and disk overlays live in a private\n"
         "directory under $TMPDIR (or /tmp). It never writes the snapshot's disks: each\n"
@@ -87,11 +99,13 @@ static void exec_usage(FILE *out)
         "  --force-disks     run even when a saved disk changed since the snapshot\n"
         "  --jit on|off      the binary translator (default off, as for 'nimbus run')\n"
         "  --timings         print how long the steps took, in ms since the start, to\n"
-        "                    stderr: restore, agent connected, exit status, clone gone\n"
+        "                    stderr: restore, agent connected (through the console:\n"
+        "                    command started), exit status, clone gone\n"
         "\n"
         "Exit status: the command's; 124 after --timeout; 125 when nimbus exec itself\n"
-        "failed (a missing or damaged snapshot, no agent, the guest stopped before the\n"
-        "command ended), with a one-line message; 128 + N when nimbus got signal N.\n");
+        "failed (a missing or damaged snapshot, no agent and no shell on the console,\n"
+        "the guest stopped before the command ended), with a one-line message; 128 + N\n"
+        "when nimbus got signal N.\n");
 }
 
 static int fail(const char *fmt, const char *arg)
@@ -104,9 +118,12 @@ static int fail(const char *fmt, const char *arg)
 
 struct exec_run {
     /* Set before the worker starts. */
-    char uds[108];
+    char uds[108];      /* the vsock socket, or the console's (console) */
+    bool console;       /* no agent: through the shell on the console */
     uint32_t port;
-    int argc;
+    uint8_t *cmd;       /* the command's frames (agent_command), sent with CONNECT */
+    size_t cmd_len;
+    int argc;           /* the command, for the console */
     char **argv;
     int in_fd;
     int done_fd;        /* eventfd: the worker is done */
@@ -122,13 +139,41 @@ struct exec_run {
     bool timed_out;
 };
 
+/* The worker without an agent: the command typed into the console's shell
+ * (vm/console_exec.h). */
+static int console_run(struct exec_run *x)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", x->uds);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+        int r = errmsg(x->msg, sizeof(x->msg), -errno, "the clone's console %s: %s", x->uds,
+                       strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return r;
+    }
+    int r = console_exec(fd, x->argc, x->argv, STDOUT_FILENO, CONSOLE_START_MS, &x->status,
+                         &x->t_connected, x->msg, sizeof(x->msg));
+    x->t_status = cli_now_ns();
+    close(fd);
+    return r;
+}
+
 static void *agent_worker(void *arg)
 {
     struct exec_run *x = arg;
     int fd = -1, r;
     char why[400];
+    if (x->console) {
+        r = console_run(x);
+        goto done;
+    }
     for (int backoff_ms = 1, waited = 0;; backoff_ms *= 2) {
-        r = agent_vsock_connect(x->uds, x->port, CONNECT_TIMEOUT_MS, &fd, why, sizeof(why));
+        /* The command goes with the connection request: it reaches the
+         * agent with the connection, not a round trip later. */
+        r = agent_vsock_connect(x->uds, x->port, x->cmd, x->cmd_len, CONNECT_TIMEOUT_MS, &fd, why,
+                                sizeof(why));
         if (r != -ECONNREFUSED || waited >= REFUSED_RETRY_MS)
             break;
         nanosleep(&(struct timespec){ .tv_nsec = backoff_ms * 1000000L }, NULL);
@@ -141,11 +186,12 @@ static void *agent_worker(void *arg)
         errmsg(x->msg, sizeof(x->msg), r, "the guest agent: %s", why);
     if (r == 0) {
         x->t_connected = cli_now_ns();
-        r = agent_exec(fd, x->argc, x->argv, x->in_fd, STDOUT_FILENO, STDERR_FILENO, &x->status,
-                       x->msg, sizeof(x->msg));
+        r = agent_relay(fd, x->in_fd, STDOUT_FILENO, STDERR_FILENO, &x->status, x->msg,
+                        sizeof(x->msg));
         x->t_status = cli_now_ns();
         close(fd);
     }
+done:
     x->result = r;
     uint64_t one = 1;
     ssize_t w = write(x->done_fd, &one, sizeof(one));   /* after the results: a release */
@@ -340,11 +386,10 @@ int cmd_exec(int argc, char **argv)
     int pr = agent_port_from_cmdline(c.append, &port);
     bool has_vsock = c.vsock_cid != 0;
     virt_config_strings_free(&cstrs);   /* c's disk paths go with it: re-read below */
-    if (!has_vsock || pr == -ENOENT)
-        return fail("%s", "the snapshot's guest has no agent: exec needs a snapshot of a guest "
-                    "started with --vsock CID and nimbus.agent=PORT on its kernel command line");
-    if (pr)
+    if (pr && pr != -ENOENT)
         return fail("%s", "the snapshot's nimbus.agent= on the kernel command line is not a port");
+    /* No agent (no vsock device, or no nimbus.agent=): the console. */
+    bool console = !has_vsock || pr == -ENOENT;
 
     /* Quit signals wait (blocked) for the I/O thread's signalfd, which
      * ends the run cleanly; the worker inherits the mask. */
@@ -357,8 +402,11 @@ int cmd_exec(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);   /* a closed stdout is an error to report, not a death */
 
     int status = EXIT_FAILED;
-    struct exec_run x = { .argc = argc - optind, .argv = argv + optind, .port = port,
-                          .done_fd = -1, .timer_fd = -1, .grace_fd = -1, .in_fd = -1 };
+    /* Stdin goes to the command when there is one (a file, a pipe, a
+     * terminal; /dev/null gives an empty stdin). */
+    struct exec_run x = { .port = port, .console = console, .argc = argc - optind,
+                          .argv = argv + optind, .done_fd = -1, .timer_fd = -1, .grace_fd = -1,
+                          .in_fd = fcntl(STDIN_FILENO, F_GETFL) >= 0 ? STDIN_FILENO : -1 };
     struct virt_machine *m = NULL;
     struct virt_config_strings strs = { 0 };
     /* The overlays' paths, which the restore options point to: 28 KiB, on
@@ -366,6 +414,21 @@ int cmd_exec(int argc, char **argv)
     char (*overlay_paths)[PATH_MAX] = calloc(VIRT_MAX_DISKS, PATH_MAX);
     if (!overlay_paths) {
         fprintf(stderr, "nimbus exec: out of memory\n");
+        goto out_mask;
+    }
+    /* The command checked before anything is restored. */
+    if (console) {
+        char line[CONSOLE_EXEC_MAX_LINE + 1];
+        int n = console_exec_line(x.argc, x.argv, "0123456789abcdef", line, sizeof(line));
+        if (n < 0) {
+            fprintf(stderr, "nimbus exec: the snapshot's guest has no agent, and the command "
+                    "cannot be typed into its console: %s\n", n == -E2BIG
+                    ? "longer than a shell line there may be" : "a control character in it");
+            goto out_mask;
+        }
+    } else if (agent_command(x.argc, x.argv, x.in_fd < 0, &x.cmd, &x.cmd_len, err,
+                             sizeof(err))) {
+        fprintf(stderr, "nimbus exec: %s\n", err);
         goto out_mask;
     }
     /* The vsock socket's path, and PATH_PORT beside it, must fit a
@@ -386,7 +449,13 @@ int cmd_exec(int argc, char **argv)
         goto out_dir;
     }
     virt_config_strings_free(&cstrs);
-    snprintf(o.console_path, sizeof(o.console_path), "%s/console.log", dir);
+    if (console) {   /* the worker types into it */
+        o.console_kind = CONSOLE_SOCKET;
+        snprintf(x.uds, sizeof(x.uds), "%s/console.sock", dir);
+        snprintf(o.console_path, sizeof(o.console_path), "%s", x.uds);
+    } else {
+        snprintf(o.console_path, sizeof(o.console_path), "%s/console.log", dir);
+    }
     if (cli_clone_identity(&o)) {   /* random MACs, a random CID */
         fprintf(stderr, "nimbus exec: no randomness from the host for the clone's identity\n");
         goto out_dir;
@@ -397,11 +466,9 @@ int cmd_exec(int argc, char **argv)
         goto out_dir;
     }
     int64_t t_restored = cli_now_ns();
-    snprintf(x.uds, sizeof(x.uds), "%s", m->config.vsock_path);
+    if (!console)
+        snprintf(x.uds, sizeof(x.uds), "%s", m->config.vsock_path);
     x.m = m;
-    /* Stdin goes to the command when there is one (a file, a pipe, a
-     * terminal; /dev/null gives an empty stdin). */
-    x.in_fd = fcntl(STDIN_FILENO, F_GETFL) >= 0 ? STDIN_FILENO : -1;
     x.done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     x.grace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
     if (x.done_fd < 0 || x.grace_fd < 0) {
@@ -456,9 +523,9 @@ int cmd_exec(int argc, char **argv)
     }
     if (timings) {
         int64_t t_end = cli_now_ns();
-        fprintf(stderr, "nimbus exec: timings (ms since start): restored %.1f, agent "
-                "connected %.1f, exit status %.1f, clone destroyed %.1f\n",
-                (double)(t_restored - t0) / 1e6,
+        fprintf(stderr, "nimbus exec: timings (ms since start): restored %.1f, %s %.1f, "
+                "exit status %.1f, clone destroyed %.1f\n", (double)(t_restored - t0) / 1e6,
+                console ? "command started (console)" : "agent connected",
                 x.t_connected ? (double)(x.t_connected - t0) / 1e6 : -1.0,
                 x.t_status ? (double)(x.t_status - t0) / 1e6 : -1.0, (double)(t_end - t0) / 1e6);
     }
@@ -474,6 +541,7 @@ out_vm:
 out_dir:
     remove_dir(dir);
 out_mask:
+    free(x.cmd);
     free(overlay_paths);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return status;

@@ -9,6 +9,7 @@
 #include "cli/cli.h"
 #include "cpu/jit/jit.h"
 #include "net/mac.h"
+#include "vm/migrate.h"
 #include "vm/snapshot.h"
 #include "vm/vm.h"
 
@@ -16,11 +17,19 @@ static void restore_usage(FILE *out)
 {
     fprintf(out,
         "usage: nimbus restore SNAPSHOT [options]\n"
+        "       nimbus restore --incoming unix:PATH|tcp:HOST:PORT [options]\n"
         "\n"
         "Runs the VM saved in the directory SNAPSHOT (made by 'nimbus snapshot' or the\n"
         "API's PUT /vm/snapshot) from the instant it was saved. The machine (RAM,\n"
         "harts, devices, MACs) is the saved one; the options below are the host side.\n"
         "\n"
+        "  --incoming ADDR   instead of a snapshot, take a live migration (docs/migration.md):\n"
+        "                    listen on ADDR (unix:PATH, or tcp:HOST:PORT; port 0 picks one,\n"
+        "                    printed to stderr), build the machine the source describes\n"
+        "                    (its disks by the same paths, unless --disk), receive its RAM\n"
+        "                    and device state, and run it once the source says go. Trusted\n"
+        "                    networks only: the stream is neither encrypted nor\n"
+        "                    authenticated\n"
         "  --disk PATH       the first saved disk is PATH instead (repeatable, in slot\n"
         "                    order; an empty PATH keeps that slot's saved disk): a qcow2\n"
         "                    overlay over the saved disk, so that clones write apart.\n"
@@ -60,6 +69,12 @@ static void restore_usage(FILE *out)
         "restored (damaged, from a newer Nimbus, a disk that changed).\n");
 }
 
+static void say_listening(void *opaque, const char *addr)
+{
+    (void)opaque;
+    fprintf(stderr, "nimbus restore: waiting for a migration on %s\n", addr);
+}
+
 static int fail(const char *fmt, const char *arg)
 {
     fprintf(stderr, "nimbus restore: ");
@@ -72,6 +87,7 @@ int cmd_restore(int argc, char **argv)
 {
     static const struct option options[] = {
         { "disk", required_argument, NULL, 'D' },
+        { "incoming", required_argument, NULL, 'I' },
         { "force-disks", no_argument, NULL, 'f' },
         { "memory", required_argument, NULL, 'M' },
         { "paused", no_argument, NULL, 'p' },
@@ -89,7 +105,7 @@ int cmd_restore(int argc, char **argv)
     };
     struct vm_restore_options o = { .memory = VM_RESTORE_LAZY, .console_kind = CONSOLE_STDIO,
                                     .jit_threshold = JIT_THRESHOLD };
-    const char *api_path = NULL;
+    const char *api_path = NULL, *incoming = NULL;
     bool paused = false, clone = false, timings = false;
     int64_t t0 = cli_now_ns();
     char err[1024];
@@ -105,6 +121,7 @@ int cmd_restore(int argc, char **argv)
             o.disks[o.ndisks++] = *optarg ? optarg : NULL;
             break;
         case 'f': o.force_disks = true; break;
+        case 'I': incoming = optarg; break;
         case 'M':
             if (cli_parse_restore_memory(optarg, &o.memory))
                 return fail("invalid --memory '%s' (lazy, eager or uffd)", optarg);
@@ -155,9 +172,10 @@ int cmd_restore(int argc, char **argv)
             return fail("unknown option '%s' (try 'nimbus restore --help')", argv[optind - 1]);
         }
     }
-    if (optind >= argc)
+    if (optind >= argc && !incoming)
         return fail("%s", "which snapshot? (nimbus restore SNAPSHOT-DIRECTORY)");
-    o.path = argv[optind++];
+    if (!incoming)
+        o.path = argv[optind++];
     if (optind < argc)
         return fail("unexpected argument '%s' (try 'nimbus restore --help')", argv[optind]);
 
@@ -166,17 +184,27 @@ int cmd_restore(int argc, char **argv)
 
     struct virt_machine *m;
     struct virt_config_strings strs;
-    if (vm_snapshot_restore(&o, &m, &strs, err, sizeof(err)))
+    if (incoming) {
+        struct vm_incoming_options io = { .restore = o, .listen = incoming, .rfd = -1,
+                                          .wfd = -1, .listening = say_listening };
+        bool stay_paused = false;
+        if (vm_migrate_incoming(&io, &m, &strs, &stay_paused, err, sizeof(err)))
+            return fail("incoming migration: %s", err);
+        paused |= stay_paused;
+    } else if (vm_snapshot_restore(&o, &m, &strs, err, sizeof(err))) {
         return fail("%s", err);
+    }
     int64_t t_loaded = cli_now_ns();
     struct api *api = NULL;
     if (api_path && api_open(api_path, m, &api, err, sizeof(err))) {
+        vm_migrate_free(m);
         virt_destroy(m);
         virt_config_strings_free(&strs);
         return fail("%s", err);
     }
     if (!paused && virt_resume(m, err, sizeof(err))) {
         api_close(api);
+        vm_migrate_free(m);
         virt_destroy(m);
         virt_config_strings_free(&strs);
         return fail("%s", err);
@@ -187,6 +215,7 @@ int cmd_restore(int argc, char **argv)
     struct vm_io_source src = api ? api_io_source(api) : (struct vm_io_source){ 0 };
     int status = vm_run_io(m, api ? &src : NULL);
     api_close(api);
+    vm_migrate_free(m);
     virt_destroy(m);
     virt_config_strings_free(&strs);
     return status;

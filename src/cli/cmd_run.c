@@ -12,6 +12,7 @@
 #include "cpu/jit/jit.h"
 #include "machine/virt.h"
 #include "net/mac.h"
+#include "vm/migrate.h"
 #include "vm/vm.h"
 
 static void run_usage(FILE *out)
@@ -456,6 +457,7 @@ int cmd_run(int argc, char **argv)
         if (m->harts[i]->jit)
             jit_print_stats(m->harts[i]->jit, name, stderr);
     }
+    vm_migrate_free(m);
     virt_destroy(m);
     return status;
 }

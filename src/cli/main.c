@@ -29,6 +29,7 @@ static const struct cli_command commands[] = {
     { "status", "a running VM's state, uptime and configuration", cmd_status },
     { "reset", "reboot a VM", cmd_reset },
     { "snapshot", "save a VM to a directory", cmd_snapshot },
+    { "migrate", "move a running VM to another Nimbus process, live", cmd_migrate },
     { "balloon", "set the balloon's target, or show its figures", cmd_balloon },
     { "counters", "per-hart and per-device counters", cmd_counters },
     { "events", "follow a VM's events (state changes, ...)", cmd_events },

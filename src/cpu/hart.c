@@ -6,10 +6,13 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* misa: RV64 (MXL=2) with A, C, D, F, I, M, S, U. */
 #define MISA_VALUE ((2ull << 62) | (1u << 0) | (1u << 2) | (1u << 3) | (1u << 5) | \
                     (1u << 8) | (1u << 12) | (1u << 18) | (1u << 20))
+
+#define BLOCKS_BYTES (sizeof(struct decoded_block) << BLOCK_CACHE_BITS)
 
 int hart_init(struct hart *h, uint64_t hartid, struct guest_mem *mem,
               const struct timebase *tb, uint64_t reset_pc)
@@ -31,9 +34,15 @@ int hart_init(struct hart *h, uint64_t hartid, struct guest_mem *mem,
         pthread_cond_destroy(&h->park_cond);
         return -err;
     }
-    /* calloc of this size is fresh anonymous memory: pages are only backed
-     * once blocks are decoded into them. */
-    h->blocks = calloc(1u << BLOCK_CACHE_BITS, sizeof(*h->blocks));
+    /* Backed at once (MAP_POPULATE), not page by page: a block's slot
+     * follows its code's host address, so nearly every block a cold hart
+     * decodes lands on a page of its own, and a lazily backed cache took
+     * two page faults for each (the lookup maps the zero page, the decode
+     * copies it) - about 1,100 faults, 10-15 ms, before a restored guest
+     * had run 30,000 instructions. Populating its 2.3 MiB takes ~0.6 ms. */
+    void *blocks = mmap(NULL, BLOCKS_BYTES, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    h->blocks = blocks == MAP_FAILED ? NULL : blocks;
     if (!h->blocks) {
         pthread_mutex_destroy(&h->park_lock);
         pthread_cond_destroy(&h->park_cond);
@@ -45,7 +54,8 @@ int hart_init(struct hart *h, uint64_t hartid, struct guest_mem *mem,
 
 void hart_destroy(struct hart *h)
 {
-    free(h->blocks);
+    if (h->blocks)
+        munmap(h->blocks, BLOCKS_BYTES);
     h->blocks = NULL;
     pthread_mutex_destroy(&h->park_lock);
     pthread_cond_destroy(&h->park_cond);

@@ -219,7 +219,7 @@ struct hart {
      * and stores follow the effective mode (mstatus.MPRV). */
     struct tlb_entry *tlb_fetch, *tlb_read, *tlb_write;
     bool pmp_active;       /* some pmpcfg entry is not OFF */
-    struct decoded_block *blocks;       /* 1 << BLOCK_CACHE_BITS, zeroed lazily */
+    struct decoded_block *blocks;       /* 1 << BLOCK_CACHE_BITS, zeroed */
     struct jit *jit;                    /* binary translator, NULL: interpret only */
     uint64_t code_epoch;                /* see struct decoded_block */
     struct decoded_insn single_step[2]; /* an instruction straddling two pages, + end */

@@ -107,6 +107,7 @@ struct sifive_test;
 struct vmgenid;
 struct virtio_dev;
 struct virtio_console;
+struct vm_migration;
 
 struct virt_machine {
     struct virt_config config;
@@ -158,6 +159,14 @@ struct virt_machine {
      * its parent. Empty: none. */
     char last_snapshot[4096];
     uint32_t last_snapshot_crc;    /* CRC-32 of its vm.state */
+
+    /* Auto-converge of a live migration: the hart threads sleep this
+     * percentage of their time (0..99), so the guest dirties memory more
+     * slowly (vm/vm.c). Any thread writes it. */
+    _Atomic unsigned throttle_pct;
+    /* The live migration of this VM, in or out (vm/migrate.h), or NULL;
+     * owned by vm/ (the machine never looks inside). */
+    struct vm_migration *migration;
 };
 
 /* Builds the machine: RAM, devices, harts, images, device tree. On failure

@@ -27,7 +27,8 @@ struct ram_filler {
     int stop_fd;                /* eventfd: stop the thread */
     pthread_t thread;
     uint64_t npages;
-    uint64_t *filled;           /* bitmap: pages we have made present (thread only) */
+    _Atomic uint64_t *filled;   /* bitmap: pages made present (the filler, ram_fill_place) */
+    _Atomic uint64_t nfilled;   /* its bits set */
     uint64_t cursor;            /* next page the prefetch looks at */
     uint8_t *buf;               /* PREFETCH_PAGES pages */
     uint64_t start_ns;
@@ -43,13 +44,19 @@ static uint64_t now_ns(void)
 
 static bool is_filled(const struct ram_filler *f, uint64_t pfn)
 {
-    return f->filled[pfn / 64] >> (pfn % 64) & 1;
+    return atomic_load_explicit(&f->filled[pfn / 64], memory_order_acquire) >> (pfn % 64) & 1;
 }
 
-static void set_filled(struct ram_filler *f, uint64_t pfn, uint64_t n)
+/* Marks pages filled; true when that made every page present. */
+static bool set_filled(struct ram_filler *f, uint64_t pfn, uint64_t n)
 {
-    for (uint64_t p = pfn; p < pfn + n; p++)
-        f->filled[p / 64] |= 1ull << (p % 64);
+    uint64_t added = 0;
+    for (uint64_t p = pfn; p < pfn + n; p++) {
+        uint64_t bit = 1ull << (p % 64);
+        if (!(atomic_fetch_or(&f->filled[p / 64], bit) & bit))
+            added++;
+    }
+    return added && atomic_fetch_add(&f->nfilled, added) + added == f->npages;
 }
 
 /* Maps zero pages over [pfn, pfn+n). 0, or -errno (EEXIST: some present). */
@@ -83,6 +90,9 @@ static int serve_fault(struct ram_filler *f, uint64_t pfn)
     atomic_fetch_add(&f->faults, 1);
     if (is_filled(f, pfn)) {
         r = map_zero(f, pfn, 1, true);
+    } else if (f->src.request) {
+        /* The page comes through ram_fill_place, which wakes the waiter. */
+        return f->src.request(f->src.opaque, pfn);
     } else {
         r = f->src.read(f->src.opaque, pfn, 1, f->buf);
         if (r)
@@ -155,6 +165,14 @@ static int prefetch_step(struct ram_filler *f)
     return 1;
 }
 
+static void mark_done(struct ram_filler *f)
+{
+    atomic_store(&f->done_us, (now_ns() - f->start_ns) / 1000 + 1);
+    /* Every page is present: no fault can come any more. */
+    struct uffdio_range all = { .start = (uintptr_t)f->mem->ram, .len = f->mem->ram_size };
+    ioctl(f->uffd, UFFDIO_UNREGISTER, &all);
+}
+
 static void *filler_main(void *arg)
 {
     struct ram_filler *f = arg;
@@ -185,11 +203,7 @@ static void *filler_main(void *arg)
                 break;
             if (r == 0) {
                 prefetching = false;
-                atomic_store(&f->done_us, (now_ns() - f->start_ns) / 1000 + 1);
-                /* Every page is present: no fault can come any more. */
-                struct uffdio_range all = { .start = (uintptr_t)f->mem->ram,
-                                            .len = f->mem->ram_size };
-                ioctl(f->uffd, UFFDIO_UNREGISTER, &all);
+                mark_done(f);
                 break;
             }
         }
@@ -214,6 +228,13 @@ int ram_fill_start(struct guest_mem *mem, const struct ram_page_source *src,
         r = errmsg(err, errlen, -ENOMEM, "out of memory");
         goto fail;
     }
+    if (src->present) {
+        for (uint64_t w = 0; w < (f->npages + 63) / 64; w++) {
+            f->filled[w] = src->present[w];
+            f->nfilled += (uint64_t)__builtin_popcountll(src->present[w]);
+        }
+    }
+    f->src.present = NULL;
     f->uffd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     if (f->uffd < 0) {
         r = errmsg(err, errlen, -errno, "userfaultfd: %s%s", strerror(errno),
@@ -252,6 +273,55 @@ fail:
     free(f->buf);
     free(f);
     return r;
+}
+
+int ram_fill_place(struct ram_filler *f, uint64_t pfn, uint64_t n, const void *data)
+{
+    if (pfn >= f->npages || n > f->npages - pfn)
+        return -EINVAL;
+    for (uint64_t i = 0; i < n;) {
+        /* Runs of pages not filled yet; present ones are skipped. */
+        if (is_filled(f, pfn + i)) {
+            i++;
+            continue;
+        }
+        uint64_t k = 1;
+        while (i + k < n && !is_filled(f, pfn + i + k))
+            k++;
+        uint64_t at = (pfn + i) * GUEST_PAGE_SIZE;
+        int r;
+        if (data) {
+            struct uffdio_copy c = { .dst = (uintptr_t)(f->mem->ram + at),
+                                     .src = (uintptr_t)data + i * GUEST_PAGE_SIZE,
+                                     .len = k * GUEST_PAGE_SIZE };
+            r = ioctl(f->uffd, UFFDIO_COPY, &c) ? -errno : 0;
+        } else {
+            struct uffdio_zeropage z = { .range = { .start = (uintptr_t)(f->mem->ram + at),
+                                                    .len = k * GUEST_PAGE_SIZE } };
+            r = ioctl(f->uffd, UFFDIO_ZEROPAGE, &z) ? -errno : 0;
+        }
+        if (r == -EEXIST && k > 1) {
+            /* Some are present (a fault got there first): one at a time. */
+            for (uint64_t j = 0; j < k; j++) {
+                int q = ram_fill_place(f, pfn + i + j, 1, data ? (const uint8_t *)data +
+                                       (i + j) * GUEST_PAGE_SIZE : NULL);
+                if (q)
+                    return q;
+            }
+            i += k;
+            continue;
+        }
+        if (r && r != -EEXIST)
+            return r;
+        if (set_filled(f, pfn + i, k))
+            mark_done(f);
+        if (data)
+            atomic_fetch_add(&f->prefetched, k);
+        else
+            atomic_fetch_add(&f->zero, k);
+        i += k;
+    }
+    return 0;
 }
 
 void ram_fill_stop(struct ram_filler *f)

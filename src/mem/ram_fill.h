@@ -37,6 +37,15 @@ struct ram_page_source {
     /* Only pages something touches are fetched: no background fill (a
      * post-copy migration drives its own order). */
     bool no_prefetch;
+    /* Post-copy: pages arrive by themselves, through ram_fill_place() from
+     * another thread. A fault then only asks for its page (request, which
+     * must not wait for it) and the faulting access sleeps in the kernel
+     * until the page is placed. NULL: faults read() the page themselves.
+     * Returns 0 or -errno (the filler stops). Filler's thread. */
+    int (*request)(void *opaque, uint64_t pfn);
+    /* Pages already in RAM before the start (NULL: none): never fetched,
+     * never placed. Copied by ram_fill_start. */
+    const uint64_t *present;
     /* Called once when the filler ends (may be NULL): frees `opaque`. */
     void (*release)(void *opaque);
     void *opaque;
@@ -56,6 +65,12 @@ struct ram_filler;
  * -errno with a message (-EPERM: userfaultfd not allowed). */
 int ram_fill_start(struct guest_mem *mem, const struct ram_page_source *src,
                    struct ram_filler **out, char *err, size_t errlen);
+
+/* Puts `n` pages at `pfn` in place: a copy of `data`, or zero pages
+ * (data NULL), waking whatever waits on them. A page already present is
+ * left as it is. Once every page is present the filler unregisters RAM
+ * (done_us). Any thread but the filler's; -errno on a userfaultfd error. */
+int ram_fill_place(struct ram_filler *f, uint64_t pfn, uint64_t n, const void *data);
 
 /* Ends the filler, leaving RAM registered no more; pages never fetched read
  * as zero afterwards, so stop only when RAM is thrown away or reset. NULL

@@ -37,6 +37,7 @@
 
 #include <libslirp.h>
 
+#include "base/dynlib.h"
 #include "base/errmsg.h"
 #include "state/state.h"
 
@@ -56,8 +57,45 @@ struct user_timer {
     int64_t expire_ms;   /* -1: not armed */
 };
 
+/* libslirp, loaded by net_user_open (base/dynlib.h): with glib it would
+ * add some 5 ms to the start of every nimbus process, most of which never
+ * use --net user. */
+struct slirp_lib {
+    __typeof__(&slirp_new) new;
+    __typeof__(&slirp_cleanup) cleanup;
+    __typeof__(&slirp_input) input;
+    __typeof__(&slirp_handle_timer) handle_timer;
+    __typeof__(&slirp_pollfds_fill) pollfds_fill;
+    __typeof__(&slirp_pollfds_poll) pollfds_poll;
+    __typeof__(&slirp_add_hostfwd) add_hostfwd;
+    __typeof__(&slirp_state_save) state_save;
+    __typeof__(&slirp_state_load) state_load;
+    __typeof__(&slirp_state_version) state_version;
+    __typeof__(&slirp_version_string) version_string;
+};
+
+static int slirp_lib_load(struct slirp_lib *l, char *err, size_t errlen)
+{
+    static const struct dynlib_sym syms[] = {
+        DYNLIB_SYM(struct slirp_lib, new, "slirp_new"),
+        DYNLIB_SYM(struct slirp_lib, cleanup, "slirp_cleanup"),
+        DYNLIB_SYM(struct slirp_lib, input, "slirp_input"),
+        DYNLIB_SYM(struct slirp_lib, handle_timer, "slirp_handle_timer"),
+        DYNLIB_SYM(struct slirp_lib, pollfds_fill, "slirp_pollfds_fill"),
+        DYNLIB_SYM(struct slirp_lib, pollfds_poll, "slirp_pollfds_poll"),
+        DYNLIB_SYM(struct slirp_lib, add_hostfwd, "slirp_add_hostfwd"),
+        DYNLIB_SYM(struct slirp_lib, state_save, "slirp_state_save"),
+        DYNLIB_SYM(struct slirp_lib, state_load, "slirp_state_load"),
+        DYNLIB_SYM(struct slirp_lib, state_version, "slirp_state_version"),
+        DYNLIB_SYM(struct slirp_lib, version_string, "slirp_version_string"),
+    };
+    return dynlib_load("libslirp.so.0", "libslirp0", syms, sizeof(syms) / sizeof(syms[0]), l,
+                       err, errlen);
+}
+
 struct user_backend {
     struct net_backend base;
+    struct slirp_lib lib;
     Slirp *slirp;
     struct net_rx_port port;
     int evfd;                        /* wakes the thread */
@@ -233,7 +271,7 @@ static bool drain_tx(struct user_backend *u)
     while (f) {
         struct txq_frame *next = f->next;
         if (!quit)
-            slirp_input(u->slirp, f->data, (int)f->len);
+            u->lib.input(u->slirp, f->data, (int)f->len);
         free(f);
         f = next;
     }
@@ -249,7 +287,7 @@ static void run_timers(struct user_backend *u)
         for (struct user_timer *t = u->timers; t; t = t->next) {
             if (t->expire_ms >= 0 && t->expire_ms <= now) {
                 t->expire_ms = -1;
-                slirp_handle_timer(u->slirp, t->id, t->cb_opaque);
+                u->lib.handle_timer(u->slirp, t->id, t->cb_opaque);
                 again = true;
                 break;
             }
@@ -289,7 +327,7 @@ static void *user_thread(void *arg)
         u->npfd = 0;
         add_poll(u->evfd, SLIRP_POLL_IN, u);
         u->pfd[0].events = POLLIN;   /* the wake-up fd, whatever the device's room */
-        slirp_pollfds_fill(u->slirp, &timeout, add_poll, u);
+        u->lib.pollfds_fill(u->slirp, &timeout, add_poll, u);
         int n = poll(u->pfd, u->npfd, timeout == UINT32_MAX ? -1 : (int)timeout);
         if (n < 0 && errno != EINTR)
             break;
@@ -301,7 +339,7 @@ static void *user_thread(void *arg)
         park_point(u);
         if (!drain_tx(u))
             break;
-        slirp_pollfds_poll(u->slirp, n < 0, get_revents, u);
+        u->lib.pollfds_poll(u->slirp, n < 0, get_revents, u);
         run_timers(u);
     }
     /* Gone (asked to, or poll failed): senders must not wait for room, a
@@ -398,7 +436,7 @@ static void user_close(struct net_backend *b)
         free(f);
     }
     if (u->slirp)
-        slirp_cleanup(u->slirp);   /* frees its timers through cb_timer_free */
+        u->lib.cleanup(u->slirp);   /* frees its timers through cb_timer_free */
     while (u->timers) {
         struct user_timer *t = u->timers;
         u->timers = t->next;
@@ -485,7 +523,7 @@ static ssize_t blob_read(void *buf, size_t len, void *opaque)
 static int slirp_blob(struct user_backend *u, struct blob *b)
 {
     memset(b, 0, sizeof(*b));
-    slirp_state_save(u->slirp, blob_write, b);
+    u->lib.state_save(u->slirp, blob_write, b);
     if (b->oom) {
         free(b->data);
         b->data = NULL;
@@ -504,7 +542,7 @@ static int user_save(struct net_backend *nb, struct state_writer *w, uint32_t in
     int r = slirp_blob(u, &b);
     unpark(u);
     state_begin(w, NET_USER_STATE_TAG, instance, NET_USER_STATE_MAJOR, NET_USER_STATE_MINOR);
-    state_put_u32(w, (uint32_t)slirp_state_version());
+    state_put_u32(w, (uint32_t)u->lib.state_version());
     state_put_u32(w, (uint32_t)b.len);
     state_put_bytes(w, b.data, b.len);
     int e = state_end(w);
@@ -535,10 +573,10 @@ static int user_load(struct net_backend *nb, const struct state_reader *r, uint3
     state_get_bytes(&s, in.data, len);
     if ((ret = state_section_done(&s, err, errlen)))
         goto out;
-    if (version != (uint32_t)slirp_state_version()) {
+    if (version != (uint32_t)u->lib.state_version()) {
         ret = state_section_error(&s, err, errlen, -ENOTSUP,
                                   "libslirp state version %u, this libslirp (%s) reads %d", version,
-                                  slirp_version_string(), slirp_state_version());
+                                  u->lib.version_string(), u->lib.state_version());
         goto out;
     }
     park(u);
@@ -552,7 +590,7 @@ static int user_load(struct net_backend *nb, const struct state_reader *r, uint3
         ret = state_section_error(&s, err, errlen, -EINVAL,
                                   "libslirp state of %u bytes (first byte %u), expected %zu starting with 0",
                                   len, len ? in.data[0] : 0u, mine.len);
-    } else if ((ret = slirp_state_load(u->slirp, (int)version, blob_read, &in)) < 0) {
+    } else if ((ret = u->lib.state_load(u->slirp, (int)version, blob_read, &in)) < 0) {
         /* Cannot happen for the fixed-size record checked above. */
         state_section_error(&s, err, errlen, -EINVAL, "libslirp refused its state (%d)", ret);
         ret = -EINVAL;
@@ -703,7 +741,12 @@ int net_user_open(const struct net_user_options *opts, struct net_backend **out,
     inet_pton(AF_INET6, "fec0::3", &cfg.vnameserver6);
     cfg.disable_host_loopback = false;   /* 10.0.2.2 is the host's 127.0.0.1 */
     cfg.enable_emu = false;
-    u->slirp = slirp_new(&cfg, &user_callbacks, u);
+    char why[256];
+    if ((r = slirp_lib_load(&u->lib, why, sizeof(why)))) {
+        errmsg(err, errlen, r, "--net user: %s", why);
+        goto fail;
+    }
+    u->slirp = u->lib.new(&cfg, &user_callbacks, u);
     if (!u->slirp) {
         r = errmsg(err, errlen, -ENOMEM, "--net user: cannot start libslirp");
         goto fail;
@@ -711,7 +754,7 @@ int net_user_open(const struct net_user_options *opts, struct net_backend **out,
     for (unsigned i = 0; i < opts->nfwd; i++) {
         const struct net_hostfwd *f = &opts->fwd[i];
         struct in_addr h = { .s_addr = f->host_addr }, g = { .s_addr = f->guest_addr };
-        if (slirp_add_hostfwd(u->slirp, f->udp, h, f->host_port, g, f->guest_port) < 0) {
+        if (u->lib.add_hostfwd(u->slirp, f->udp, h, f->host_port, g, f->guest_port) < 0) {
             char a[INET_ADDRSTRLEN];
             inet_ntop(AF_INET, &h, a, sizeof(a));
             int e = bind_errno(f);

@@ -13,25 +13,9 @@
 #include <unistd.h>
 
 #include "base/errmsg.h"
+#include "base/io.h"
 
 #define CHUNK (32 * 1024)
-
-static int write_all(int fd, const void *buf, size_t n)
-{
-    const uint8_t *p = buf;
-    while (n) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == ENOTSOCK)
-            w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? -errno : -EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 static int read_all(int fd, void *buf, size_t n)
 {
@@ -48,16 +32,6 @@ static int read_all(int fd, void *buf, size_t n)
         n -= (size_t)r;
     }
     return 0;
-}
-
-static int send_frame(int fd, char type, const void *buf, uint32_t len)
-{
-    uint8_t h[5] = { (uint8_t)type, (uint8_t)(len >> 24), (uint8_t)(len >> 16),
-                     (uint8_t)(len >> 8), (uint8_t)len };
-    int r = write_all(fd, h, sizeof(h));
-    if (r == 0 && len)
-        r = write_all(fd, buf, len);
-    return r;
 }
 
 int agent_port_from_cmdline(const char *append, uint32_t *port)
@@ -77,8 +51,8 @@ int agent_port_from_cmdline(const char *append, uint32_t *port)
     return 0;
 }
 
-int agent_vsock_connect(const char *uds_path, uint32_t port, int timeout_ms, int *fd_out,
-                        char *err, size_t errlen)
+int agent_vsock_connect(const char *uds_path, uint32_t port, const void *early, size_t early_len,
+                        int timeout_ms, int *fd_out, char *err, size_t errlen)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     if (strlen(uds_path) >= sizeof(sa.sun_path))
@@ -102,7 +76,7 @@ int agent_vsock_connect(const char *uds_path, uint32_t port, int timeout_ms, int
     }
     char line[32];
     int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
-    if ((r = write_all(fd, line, (size_t)n))) {
+    if ((r = io_write_all(fd, line, (size_t)n)) || (early_len && (r = io_write_all(fd, early, early_len)))) {
         errmsg(err, errlen, r, "%s: %s", uds_path, strerror(-r));
         goto fail;
     }
@@ -149,43 +123,79 @@ fail:
     return r;
 }
 
-/* The argv frames and `x`. */
-static int send_command(int fd, int argc, char *const argv[], char *err, size_t errlen)
+static void put_frame(uint8_t *p, char type, const void *data, uint32_t len)
+{
+    p[0] = (uint8_t)type;
+    p[1] = (uint8_t)(len >> 24);
+    p[2] = (uint8_t)(len >> 16);
+    p[3] = (uint8_t)(len >> 8);
+    p[4] = (uint8_t)len;
+    if (len)
+        memcpy(p + 5, data, len);
+}
+
+int agent_command(int argc, char *const argv[], bool no_stdin, uint8_t **buf, size_t *len,
+                  char *err, size_t errlen)
 {
     size_t total = 0;
-    int r;
     if (argc < 1 || argc > AGENT_MAX_ARGS)
         return errmsg(err, errlen, -EINVAL, "agent: 1 to %d arguments", AGENT_MAX_ARGS);
     for (int i = 0; i < argc; i++) {
-        size_t len = strlen(argv[i]);
-        total += len;
+        total += strlen(argv[i]);
         if (total > AGENT_MAX_ARG_BYTES)
             return errmsg(err, errlen, -E2BIG, "agent: arguments longer than %d bytes",
                           AGENT_MAX_ARG_BYTES);
-        if ((r = send_frame(fd, 'a', argv[i], (uint32_t)len)))
-            return errmsg(err, errlen, r, "agent: sending the command: %s", strerror(-r));
     }
-    if ((r = send_frame(fd, 'x', NULL, 0)))
-        return errmsg(err, errlen, r, "agent: sending the command: %s", strerror(-r));
+    size_t n = total + 5 * ((size_t)argc + 2);
+    uint8_t *b = malloc(n), *p = b;
+    if (!b)
+        return errmsg(err, errlen, -ENOMEM, "out of memory");
+    for (int i = 0; i < argc; i++) {
+        uint32_t l = (uint32_t)strlen(argv[i]);
+        put_frame(p, 'a', argv[i], l);
+        p += 5 + l;
+    }
+    put_frame(p, 'x', NULL, 0);
+    p += 5;
+    if (no_stdin) {   /* an empty `i` closes the command's stdin */
+        put_frame(p, 'i', NULL, 0);
+        p += 5;
+    }
+    *buf = b;
+    *len = (size_t)(p - b);
     return 0;
+}
+
+/* agent_command's frames, written to fd. */
+static int send_command(int fd, int argc, char *const argv[], bool no_stdin, char *err,
+                        size_t errlen)
+{
+    uint8_t *b;
+    size_t n;
+    int r = agent_command(argc, argv, no_stdin, &b, &n, err, errlen);
+    if (r)
+        return r;
+    if ((r = io_write_all(fd, b, n)))
+        errmsg(err, errlen, r, "agent: sending the command: %s", strerror(-r));
+    free(b);
+    return r;
 }
 
 int agent_start(int fd, int argc, char *const argv[], char *err, size_t errlen)
 {
-    int r = send_command(fd, argc, argv, err, errlen);
-    if (r == 0 && (r = send_frame(fd, 'i', NULL, 0)))
-        errmsg(err, errlen, r, "agent: closing stdin: %s", strerror(-r));
-    return r;
+    return send_command(fd, argc, argv, true, err, errlen);
 }
 
 int agent_exec(int fd, int argc, char *const argv[], int in_fd, int out_fd, int err_fd,
                int *status, char *err, size_t errlen)
 {
-    int r = send_command(fd, argc, argv, err, errlen);
-    if (r)
-        return r;
-    if (in_fd < 0 && (r = send_frame(fd, 'i', NULL, 0)))
-        return errmsg(err, errlen, r, "agent: closing stdin: %s", strerror(-r));
+    int r = send_command(fd, argc, argv, in_fd < 0, err, errlen);
+    return r ? r : agent_relay(fd, in_fd, out_fd, err_fd, status, err, errlen);
+}
+
+int agent_relay(int fd, int in_fd, int out_fd, int err_fd, int *status, char *err, size_t errlen)
+{
+    int r = 0;
 
     /* Stdin goes out without blocking, so the output keeps being read
      * while the guest is slow to take the input (no deadlock on full
@@ -264,7 +274,7 @@ int agent_exec(int fd, int argc, char *const argv[], int in_fd, int out_fd, int 
             break;
         }
         int out = h[0] == 'o' ? out_fd : err_fd;
-        if (out >= 0 && (r = write_all(out, buf, len))) {
+        if (out >= 0 && (r = io_write_all(out, buf, len))) {
             errmsg(err, errlen, r, "agent: writing output: %s", strerror(-r));
             break;
         }

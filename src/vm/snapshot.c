@@ -78,11 +78,13 @@ static int disk_identify(const char *path, const struct block_options *saved_opt
     return 0;
 }
 
-/* Flushes every writable disk and records its identity, section "disk"[i]. */
-static int save_disks(struct virt_machine *m, struct state_writer *w, char *err, size_t errlen)
+/* Flushes every writable disk (with `flush`) and records its identity,
+ * section "disk"[i]. */
+static int save_disks(struct virt_machine *m, struct state_writer *w, bool flush, char *err,
+                      size_t errlen)
 {
     for (unsigned i = 0; i < m->config.ndisks; i++) {
-        int r = virtio_blk_flush(m->virtio[i]);
+        int r = flush ? virtio_blk_flush(m->virtio[i]) : 0;
         if (r)
             return errmsg(err, errlen, r, "flushing disk %s: %s", m->config.disks[i].path,
                           strerror(-r));
@@ -119,6 +121,8 @@ static int check_disks(const struct state_reader *rd, const struct virt_config *
             return r;
         if (o->force_disks)
             continue;
+        if (o->disks_size_only)
+            replaced = true;
         if (now.size != saved.size)
             return errmsg(err, errlen, -ESTALE, "disk %u (%s) is %llu bytes, the snapshot's was "
                           "%llu (--force-disks to restore anyway)", i, c->disks[i].path,
@@ -287,7 +291,7 @@ static int write_state(struct virt_machine *m, int dirfd, const uint64_t *diff, 
     }
     r = virt_save(m, &w, err, errlen);
     if (!r)
-        r = save_disks(m, &w, err, errlen);
+        r = save_disks(m, &w, true, err, errlen);
     if (!r && diff && (r = save_diff_section(&w, m, diff, words)))
         errmsg(err, errlen, r, "writing %s: %s", STATE_FILE, strerror(-r));
     if (!r)
@@ -650,41 +654,28 @@ static int load_memory_chain(struct virt_machine *m, const char *dir, int dirfd,
     return r;
 }
 
-int vm_snapshot_restore(const struct vm_restore_options *o, struct virt_machine **out,
-                        struct virt_config_strings *strs, char *err, size_t errlen)
+int vm_restore_build(const struct state_reader *rd, const struct vm_restore_options *o,
+                     struct virt_machine **out, struct virt_config_strings *strs, char *err,
+                     size_t errlen)
 {
-    memset(strs, 0, sizeof(*strs));
-    *out = NULL;
-    int dirfd = open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dirfd < 0)
-        return errmsg(err, errlen, -errno, "snapshot %s: %s", o->path, strerror(errno));
-    int fd = open_in(dirfd, STATE_FILE, O_RDONLY);
-    if (fd < 0) {
-        int e = errno;
-        close(dirfd);
-        return errmsg(err, errlen, -e, "snapshot %s: no %s (%s)", o->path, STATE_FILE, strerror(e));
-    }
-    struct state_reader rd;
-    char why[512];
-    int r = state_reader_open_fd(&rd, fd, why, sizeof(why));
-    close(fd);
-    if (r) {
-        close(dirfd);
-        return errmsg(err, errlen, r, "%s/%s: %s", o->path, STATE_FILE, why);
-    }
     struct virt_config c;
     uint64_t tohost = 0, fromhost = 0;
     struct virt_machine *m = NULL;
-    r = virt_config_load(&rd, &c, &tohost, &fromhost, strs, why, sizeof(why));
-    if (r)
-        goto fail_why;
+    char why[512];
+    *out = NULL;
+    memset(strs, 0, sizeof(*strs));
+    int r = virt_config_load(rd, &c, &tohost, &fromhost, strs, why, sizeof(why));
+    if (r) {
+        virt_config_strings_free(strs);
+        return errmsg(err, errlen, r, "%s", why);
+    }
     if (o->ndisks > c.ndisks) {
-        r = errmsg(err, errlen, -EINVAL, "%u --disk options, but the snapshot has %u disks",
+        r = errmsg(err, errlen, -EINVAL, "%u --disk options, but the VM has %u disks",
                    o->ndisks, c.ndisks);
         goto fail;
     }
     if (o->disks_over_saved &&
-        (r = check_disks(&rd, &c, &(struct vm_restore_options){ .force_disks = o->force_disks },
+        (r = check_disks(rd, &c, &(struct vm_restore_options){ .force_disks = o->force_disks },
                          err, errlen)))
         goto fail;
     for (unsigned i = 0; i < o->ndisks; i++)
@@ -693,12 +684,12 @@ int vm_snapshot_restore(const struct vm_restore_options *o, struct virt_machine 
             if (o->disk_formats[i] != BLOCK_FORMAT_PROBE)
                 c.disks[i].opts.format = o->disk_formats[i];
         }
-    if ((r = check_disks(&rd, &c, o, err, errlen)))
+    if ((r = check_disks(rd, &c, o, err, errlen)))
         goto fail;
     unsigned nmacs = o->clone_macs ? c.nnets : o->nmacs;
     bool new_cid = o->vsock_cid && c.vsock_cid;
     if (o->nmacs > c.nnets || (o->vsock_cid && !c.vsock_cid && !o->vsock_cid_optional)) {
-        r = errmsg(err, errlen, -EINVAL, "the snapshot has %u network cards and %s vsock device: "
+        r = errmsg(err, errlen, -EINVAL, "the VM has %u network cards and %s vsock device: "
                    "%u MACs%s given", c.nnets, c.vsock_cid ? "a" : "no", o->nmacs,
                    o->vsock_cid ? " and a vsock CID" : "");
         goto fail;
@@ -724,6 +715,50 @@ int vm_snapshot_restore(const struct vm_restore_options *o, struct virt_machine 
     /* Network cards sit right after the disks (virt.h). */
     for (unsigned i = 0; i < nmacs; i++)
         virtio_net_keep_mac_on_load(m->virtio[c.ndisks + i], true);
+    *out = m;
+    return 0;
+fail:
+    virt_config_strings_free(strs);
+    return r;
+}
+
+int vm_snapshot_save_board(struct virt_machine *m, struct state_writer *w, char *err,
+                           size_t errlen)
+{
+    int r = virt_config_save(&m->config, m->tohost, m->fromhost, w);
+    if (r)
+        return errmsg(err, errlen, r, "writing the board section: %s", strerror(-r));
+    return save_disks(m, w, false, err, errlen);
+}
+
+int vm_snapshot_restore(const struct vm_restore_options *o, struct virt_machine **out,
+                        struct virt_config_strings *strs, char *err, size_t errlen)
+{
+    memset(strs, 0, sizeof(*strs));
+    *out = NULL;
+    int dirfd = open(o->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dirfd < 0)
+        return errmsg(err, errlen, -errno, "snapshot %s: %s", o->path, strerror(errno));
+    int fd = open_in(dirfd, STATE_FILE, O_RDONLY);
+    if (fd < 0) {
+        int e = errno;
+        close(dirfd);
+        return errmsg(err, errlen, -e, "snapshot %s: no %s (%s)", o->path, STATE_FILE, strerror(e));
+    }
+    struct state_reader rd;
+    char why[512];
+    int r = state_reader_open_fd(&rd, fd, why, sizeof(why));
+    close(fd);
+    if (r) {
+        close(dirfd);
+        return errmsg(err, errlen, r, "%s/%s: %s", o->path, STATE_FILE, why);
+    }
+    struct virt_machine *m = NULL;
+    if ((r = vm_restore_build(&rd, o, &m, strs, why, sizeof(why)))) {
+        state_reader_free(&rd);
+        close(dirfd);
+        return errmsg(err, errlen, r, "%s/%s: %s", o->path, STATE_FILE, why);
+    }
     if ((r = load_memory_chain(m, o->path, dirfd, &rd, o->memory, 0, err, errlen)))
         goto fail;
     if ((r = virt_load(m, &rd, why, sizeof(why))))

@@ -63,6 +63,9 @@ struct vm_restore_options {
      * get the full check (size and checksum) as if not replaced. */
     bool disks_over_saved;
     bool force_disks;                     /* restore even if a disk is not the one saved */
+    /* Check only each disk's size, not its first 64 KiB (a migration: the
+     * source's guest goes on writing the shared disk). */
+    bool disks_size_only;
     enum vm_restore_memory memory;
     /* Guest-visible identity of a clone: network cards 0..nmacs-1 get
      * macs[i] instead of the saved MAC, and a vsock device gets vsock_cid
@@ -91,5 +94,21 @@ struct vm_restore_options {
  * does not fit, -ESTALE: a disk that changed). */
 int vm_snapshot_restore(const struct vm_restore_options *opts, struct virt_machine **out,
                         struct virt_config_strings *strs, char *err, size_t errlen);
+
+/* The first half of a restore, shared with an incoming migration: builds
+ * the machine from the "board" section of `rd` with the host side of `o`
+ * (disk replacements, identities, console, jit), checking the disks
+ * against the "disk" sections. RAM is fresh (reads as zero) and nothing is
+ * loaded: the machine waits, not started, for its RAM and virt_load().
+ * Returns 0, or -errno with a one-line message (strs freed on failure). */
+int vm_restore_build(const struct state_reader *rd, const struct vm_restore_options *o,
+                     struct virt_machine **out, struct virt_config_strings *strs, char *err,
+                     size_t errlen);
+
+/* Writes the "board" section and the disks' identities ("disk"[i]) of a
+ * running or paused VM, without flushing: what a destination checks
+ * before it takes a migration. Returns 0 or -errno with a message. */
+int vm_snapshot_save_board(struct virt_machine *m, struct state_writer *w, char *err,
+                           size_t errlen);
 
 #endif

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "dev/goldfish_rtc.h"
+#include "vm/migrate.h"
 #include "vm/term_guard.h"
 
 /* How long the end of a run waits for a slow reader to take the buffered
@@ -31,6 +33,22 @@ struct hart_thread {
     pthread_t thread;
 };
 
+/* Auto-converge (virt.h throttle_pct): after a slice that ran `ran_ns`,
+ * sleep so that the hart runs (100 - pct)% of the time, at most
+ * THROTTLE_MAX_SLEEP_NS at once so a pause or stop is not held up. */
+#define THROTTLE_MAX_SLEEP_NS 20000000ll
+
+static void throttle(struct virt_machine *m, unsigned pct, int64_t ran_ns)
+{
+    int64_t ns = ran_ns * pct / (100 - pct);
+    if (ns > THROTTLE_MAX_SLEEP_NS)
+        ns = THROTTLE_MAX_SLEEP_NS;
+    if (ns <= 0 || atomic_load(&m->pause_request) || atomic_load(&m->stop) != VIRT_RUNNING)
+        return;
+    struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+    nanosleep(&ts, NULL);
+}
+
 static void *hart_thread_main(void *arg)
 {
     struct hart_thread *t = arg;
@@ -40,7 +58,11 @@ static void *hart_thread_main(void *arg)
             virt_pause_point(m);
             continue;
         }
+        unsigned pct = atomic_load_explicit(&m->throttle_pct, memory_order_relaxed);
+        int64_t t0 = pct ? timebase_host_ns() : 0;
         enum hart_exit e = hart_run(t->hart, HART_BUDGET);
+        if (pct && pct < 100 && e == HART_EXIT_BUDGET)
+            throttle(m, pct, timebase_host_ns() - t0);
         virt_htif_poll(m);
         if (e == HART_EXIT_WFI || e == HART_EXIT_STOPPED)
             hart_park(t->hart);
@@ -223,6 +245,9 @@ int vm_run_io(struct virt_machine *m, const struct vm_io_source *src)
             pthread_join(threads[i].thread, NULL);
 
         enum virt_stop why = (enum virt_stop)atomic_load(&m->stop);
+        /* A migration does not outlive the run it was part of, nor does it
+         * touch the machine while it is reset. */
+        vm_migrate_join(m);
         if (why == VIRT_STOP_RESET && atomic_load(&m->quit_request) < 0) {
             if (virt_reset(m, err, sizeof(err))) {
                 fprintf(stderr, "nimbus: reboot failed: %s\n", err);

@@ -10,9 +10,14 @@
 #    saved data, and the snapshot's disk file is byte-identical after all
 #    the execs (sha256), as are vm.state and the memory file;
 #  - --timeout ends a command that runs too long with 124; a guest that
-#    powers off under the command, a missing snapshot and a snapshot of a
-#    guest without vsock/agent (a second VM, booted beside the first) are
-#    refused with a clear message and status 125;
+#    powers off under the command and a missing snapshot are refused with a
+#    clear message and status 125;
+#  - without an agent (no vsock device), the command is typed into the
+#    shell on the console (a third VM, at a shell prompt): its output
+#    (stdout and stderr together), its status, arguments with spaces and
+#    quotes unchanged, 127 for no such command, 124 after --timeout; a
+#    guest without a shell on its console (a second VM, running a command)
+#    is given up with status 125 and a clear message;
 #  - nothing stays behind in $TMPDIR.
 # It prints the wall time of `nimbus exec -- true` (median of 20) and the
 # --timings breakdown of one run.
@@ -24,16 +29,23 @@ CLIENT=${AGENT_CLIENT:-$(dirname "$NIMBUS")/tools/agent_client}
 [ -x "$CLIENT" ] || fail "$CLIENT not found (make unit builds it)"
 SNAP=$T/snap
 NOAGENT=$T/snap-noagent
+SHELLSNAP=$T/snap-shell
 export TMPDIR=$T/tmp
 mkdir -p "$TMPDIR"
 truncate -s 16M "$T/disk.img"
 printf 'saved-data' | dd of="$T/disk.img" conv=notrunc 2>/dev/null
 
-# The second guest (no vsock, no agent) boots beside the first.
+# The second guest (no vsock, no agent, no shell on its console: it runs a
+# command) and the third (no vsock, a shell on its console) boot beside the
+# first.
 API=$T/api2.sock
 start_vm noagent --api "$API" --append "console=ttyS0 quiet -- while :; do sleep 1; done"
 pid2=$VM_PID log2=$VM_LOG
 exec 9>&8   # start_vm's FIFO for this VM stays open on fd 9
+API=$T/api3.sock
+start_vm shell --api "$API" --append "console=ttyS0 quiet"
+pid3=$VM_PID log3=$VM_LOG
+exec 6>&8
 API=$T/api.sock
 start_vm vm --disk "$T/disk.img" --vsock "3,path=$T/v.sock" --api "$API" \
     --append "console=ttyS0 quiet nimbus.agent=1024 -- while :; do sleep 1; done"
@@ -52,6 +64,7 @@ disk_sum=$(sha256sum <"$T/disk.img")
 state_sum=$(cat "$SNAP/vm.state" "$SNAP/memory" | sha256sum)
 
 nx() { timeout -k 5 60 "$NIMBUS" exec --from "$SNAP" "$@"; }
+nxs() { timeout -k 5 60 "$NIMBUS" exec --from "$SHELLSNAP" "$@"; }
 
 # Output apart, and the status.
 nx -- sh -c 'echo out; echo err >&2; exit 7' </dev/null >"$T/out" 2>"$T/err"
@@ -109,8 +122,29 @@ exec 8>&9 9>&-
 wait_exit 30
 "$NIMBUS" exec --from "$NOAGENT" -- true </dev/null >/dev/null 2>"$T/err"
 st=$?
-[ $st -eq 125 ] && grep -q 'needs a snapshot of a guest started with --vsock' "$T/err" ||
-    fail "a snapshot without an agent: status $st, '$(head -c 300 "$T/err")'"
+[ $st -eq 125 ] && grep -q "no shell answered on the guest's console" "$T/err" ||
+    fail "a snapshot without an agent or a shell: status $st, '$(head -c 300 "$T/err")'"
+
+# No agent, a shell on the console: the command is typed there.
+VM_PID=$pid3 VM_LOG=$log3 API=$T/api3.sock
+wait_for 'nimbus:.*# '   # the shell's prompt
+wait_api_socket
+out=$("$NIMBUS" snapshot --api "$API" --stop "$SHELLSNAP" 2>&1) || fail "nimbus snapshot: $out"
+exec 8>&6 6>&-
+wait_exit 30
+got=$(nxs -- sh -c 'echo out; echo err >&2; exit 7' </dev/null 2>"$T/err")
+st=$?
+[ $st -eq 7 ] || fail "through the console, exit 7 came back as $st ($(head -c 300 "$T/err"))"
+[ "$got" = $'out\nerr' ] || fail "through the console, the output was '$got'"
+got=$(nxs -- printf '%s|' 'a b' "it's" '$HOME' '*' </dev/null 2>"$T/err") ||
+    fail "printf through the console: status $? ($(head -c 300 "$T/err"))"
+[ "$got" = "a b|it's|\$HOME|*|" ] || fail "arguments through the console came back as '$got'"
+nxs -- no-such-command </dev/null >/dev/null 2>&1
+st=$?
+[ $st -eq 127 ] || fail "no such command through the console: status $st"
+nxs --timeout 3 -- sleep 60 </dev/null >/dev/null 2>"$T/err"
+st=$?
+[ $st -eq 124 ] || fail "--timeout 3 through the console: status $st ($(head -c 300 "$T/err"))"
 
 # Latency: the wall time of `nimbus exec -- true`, median of 20.
 for _ in $(seq 20); do

@@ -72,7 +72,7 @@ int main(int argc, char **argv)
             return 2;
         }
         int fd, status = 0;
-        if (agent_vsock_connect(argv[2], (uint32_t)port, 0, &fd, err, sizeof(err)) ||
+        if (agent_vsock_connect(argv[2], (uint32_t)port, NULL, 0, 0, &fd, err, sizeof(err)) ||
             agent_exec(fd, argc - 4, argv + 4, 0, 1, 2, &status, err, sizeof(err))) {
             fprintf(stderr, "nimbus-agent-client: %s\n", err);
             return 1;

@@ -1,0 +1,228 @@
+/* nimbus migrate: PUT /vm/migrate on the VM's API and follow its progress
+ * on the event stream until it ends (docs/migration.md, docs/api.md). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/api_client.h"
+#include "cli/cli.h"
+
+struct migrate_cmd {
+    const char *to, *mode;
+    unsigned long long max_bandwidth, downtime_ms, max_rounds, postcopy_after;
+    bool auto_converge, compress, no_wait, has_postcopy_after;
+    /* following */
+    const struct api_cmd_args *a;
+    const char *body;
+    bool started, tty;
+    int status;        /* the command's exit status once known; -1: not yet */
+    char error[512];
+};
+
+static int on_opt(void *opaque, int opt, const char *arg)
+{
+    struct migrate_cmd *c = opaque;
+    char *end = NULL;
+    switch (opt) {
+    case 't': c->to = arg; return 0;
+    case 'b':
+        if (cli_parse_size(arg, &c->max_bandwidth))
+            return -1;
+        /* cli_parse_size reads a bare number as MiB; bandwidth is bytes/s
+         * with K/M/G suffixes: a bare number means bytes. */
+        if (arg[strlen(arg) - 1] >= '0' && arg[strlen(arg) - 1] <= '9')
+            c->max_bandwidth >>= 20;
+        return 0;
+    case 'd': c->downtime_ms = strtoull(arg, &end, 10); break;
+    case 'r': c->max_rounds = strtoull(arg, &end, 10); break;
+    case 'a': c->auto_converge = true; return 0;
+    case 'p': c->mode = "postcopy"; return 0;
+    case 'P':
+        c->mode = "hybrid";
+        c->has_postcopy_after = true;
+        c->postcopy_after = strtoull(arg, &end, 10);
+        break;
+    case 'z': c->compress = true; return 0;
+    case 'n': c->no_wait = true; return 0;
+    default: return -1;
+    }
+    return end && *arg && !*end ? 0 : -1;
+}
+
+static void print_progress(struct migrate_cmd *c, json_t *mig)
+{
+    const char *phase = json_string_value(json_object_get(mig, "phase"));
+    long long ram = json_integer_value(json_object_get(mig, "ram_pages"));
+    long long sent = json_integer_value(json_object_get(mig, "pages_sent"));
+    long long left = json_integer_value(json_object_get(mig, "pages_remaining"));
+    long long bytes = json_integer_value(json_object_get(mig, "bytes"));
+    long long bw = json_integer_value(json_object_get(mig, "bandwidth_bytes_per_s"));
+    int pct = ram ? (int)((ram - (left < ram ? left : ram)) * 100 / ram) : 0;
+    char bar[21];
+    for (int i = 0; i < 20; i++)
+        bar[i] = i < pct / 5 ? '#' : '.';
+    bar[20] = '\0';
+    printf("%s[%s] %3d%% %-9s round %lld, %lld pages sent (%.1f MiB), %lld left, %.0f MiB/s, "
+           "throttle %lld%%%s", c->tty ? "\r" : "", bar, pct, phase ? phase : "?",
+           json_integer_value(json_object_get(mig, "round")), sent, (double)bytes / 1048576.0,
+           left, (double)bw / 1048576.0, json_integer_value(json_object_get(mig, "throttle_pct")),
+           c->tty ? "   " : "\n");
+    fflush(stdout);
+}
+
+static void print_result(json_t *mig)
+{
+    const char *phase = json_string_value(json_object_get(mig, "phase"));
+    printf("migration %s: %lld ms in all, downtime %.1f ms, %lld rounds, %lld pages "
+           "(%lld zero), %.1f MiB on the stream%s%s\n", phase ? phase : "?",
+           json_integer_value(json_object_get(mig, "total_ms")),
+           (double)json_integer_value(json_object_get(mig, "downtime_us")) / 1000.0,
+           json_integer_value(json_object_get(mig, "round")) + 1,
+           json_integer_value(json_object_get(mig, "pages_sent")),
+           json_integer_value(json_object_get(mig, "zero_pages")),
+           (double)json_integer_value(json_object_get(mig, "bytes")) / 1048576.0,
+           json_is_true(json_object_get(mig, "converged")) ||
+               strcmp(json_string_value(json_object_get(mig, "mode")) ?: "", "precopy")
+               ? "" : ", did not converge",
+           json_integer_value(json_object_get(mig, "requests"))
+               ? " (post-copy: pages fetched on demand)" : "");
+}
+
+/* Each line of the event stream; the first one (the state) starts the
+ * migration, so no event of it can come before the stream. */
+static bool on_line(void *opaque, const char *s)
+{
+    struct migrate_cmd *c = opaque;
+    if (!c->started) {
+        c->started = true;
+        long status = 0;
+        json_t *reply = NULL;
+        char err[256];
+        if (api_call(c->a->sock, "PUT", "/vm/migrate", c->body, &status, &reply, err,
+                     sizeof(err))) {
+            snprintf(c->error, sizeof(c->error), "%s", err);
+            c->status = 1;
+            return false;
+        }
+        if (status / 100 != 2) {
+            const char *e = json_string_value(json_object_get(reply, "error"));
+            snprintf(c->error, sizeof(c->error), "%s", e ? e : "the API refused");
+            if (c->a->json && reply)
+                api_print_json(reply);
+            else
+                json_decref(reply);
+            c->status = 1;
+            return false;
+        }
+        json_decref(reply);
+        return !c->no_wait;
+    }
+    json_t *e = json_loads(s, 0, NULL);
+    const char *kind = json_string_value(json_object_get(e, "kind"));
+    json_t *mig = json_object_get(e, "migration");
+    if (!kind || strcmp(kind, "migration") || !json_is_object(mig)) {
+        json_decref(e);
+        return true;
+    }
+    const char *phase = json_string_value(json_object_get(mig, "phase"));
+    bool end = phase && (!strcmp(phase, "completed") || !strcmp(phase, "failed") ||
+                         !strcmp(phase, "cancelled"));
+    if (c->a->json) {
+        puts(s);
+        fflush(stdout);
+    } else if (!end) {
+        print_progress(c, mig);
+    }
+    if (end) {
+        if (!c->a->json) {
+            if (c->tty)
+                printf("\n");
+            print_result(mig);
+        }
+        const char *err = json_string_value(json_object_get(mig, "error"));
+        if (strcmp(phase, "completed"))
+            snprintf(c->error, sizeof(c->error), "%s", err ? err : phase);
+        c->status = strcmp(phase, "completed") ? 1 : 0;
+    }
+    json_decref(e);
+    return !end;
+}
+
+int cmd_migrate(int argc, char **argv)
+{
+    static const char usage[] =
+        "usage: nimbus migrate --api PATH --to ADDR [options]\n"
+        "Moves the running VM to the Nimbus process waiting at ADDR ('nimbus restore\n"
+        "--incoming ADDR'), live, and follows it to the end; the VM here ends once the\n"
+        "destination runs it, and goes on here if the migration fails (docs/migration.md).\n"
+        "  --api PATH            the VM's API socket (nimbus run --api PATH)\n"
+        "  --to ADDR             unix:PATH or tcp:HOST:PORT\n"
+        "  --max-bandwidth RATE  bytes per second (K, M, G suffixes); default: unlimited\n"
+        "  --downtime-limit MS   pre-copy stops when the rest fits in MS (default 30)\n"
+        "  --max-rounds N        pre-copy rounds at most (default 30), then stop-and-copy\n"
+        "  --auto-converge       slow the guest's harts down in steps while it dirties\n"
+        "                        memory faster than the stream carries it\n"
+        "  --postcopy            post-copy: the destination runs at once, pages follow\n"
+        "  --postcopy-after N    hybrid: N pre-copy rounds, then post-copy\n"
+        "  --compress            zstd-compress the pages\n"
+        "  --no-wait             start it and return (GET /vm/migration follows it)\n"
+        "  --json                print the migration events as JSON lines\n"
+        "Exit status: 0 when the destination runs the VM, 1 when it failed or was\n"
+        "cancelled (the VM goes on here), 2 for bad options.\n";
+    static const struct option extra[] = {
+        { "to", required_argument, NULL, 't' },
+        { "max-bandwidth", required_argument, NULL, 'b' },
+        { "downtime-limit", required_argument, NULL, 'd' },
+        { "max-rounds", required_argument, NULL, 'r' },
+        { "auto-converge", no_argument, NULL, 'a' },
+        { "postcopy", no_argument, NULL, 'p' },
+        { "postcopy-after", required_argument, NULL, 'P' },
+        { "compress", no_argument, NULL, 'z' },
+        { "no-wait", no_argument, NULL, 'n' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct migrate_cmd c = { .mode = "precopy", .status = -1 };
+    struct api_cmd_args a;
+    bool done;
+    int r = api_cmd_parse(argc, argv, usage, extra, on_opt, &c, &a, &done);
+    if (r || done)
+        return r;
+    if (!c.to || a.first_arg != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    json_t *body = json_pack("{s:s, s:s, s:b, s:b}", "to", c.to, "mode", c.mode,
+                             "auto_converge", c.auto_converge, "compress", c.compress);
+    if (body && c.max_bandwidth)
+        json_object_set_new(body, "max_bandwidth", json_integer((json_int_t)c.max_bandwidth));
+    if (body && c.downtime_ms)
+        json_object_set_new(body, "downtime_limit_ms", json_integer((json_int_t)c.downtime_ms));
+    if (body && c.max_rounds)
+        json_object_set_new(body, "max_rounds", json_integer((json_int_t)c.max_rounds));
+    if (body && c.has_postcopy_after)
+        json_object_set_new(body, "postcopy_after", json_integer((json_int_t)c.postcopy_after));
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!s) {
+        fprintf(stderr, "nimbus migrate: out of memory\n");
+        return 1;
+    }
+    c.a = &a;
+    c.body = s;
+    c.tty = isatty(STDOUT_FILENO) && !a.json;
+    char err[256];
+    r = api_stream(a.sock, "/vm/events", on_line, &c, err, sizeof(err));
+    free(s);
+    if (c.status < 0 && c.started && c.no_wait)
+        return 0;
+    if (c.status < 0) {
+        fprintf(stderr, "nimbus migrate: %s\n", r ? err : "the VM's API went away before the "
+                "migration ended (see GET /vm/migration on the destination)");
+        return 1;
+    }
+    if (c.status)
+        fprintf(stderr, "nimbus migrate: %s\n", c.error);
+    return c.status;
+}

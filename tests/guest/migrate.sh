@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Live migration (docs/migration.md) of a guest that keeps working: it holds
+# a 4 MiB file of random data in its RAM (the initramfs) and prints its
+# checksum now and then, and counts, printing each tick and dirtying 256 KiB
+# of memory per tick. The VM moves four times, each time to a new process:
+#   1. pre-copy over a unix socket (nimbus migrate through the API);
+#   2. pre-copy over TCP on 127.0.0.1 (the destination picks the port), with
+#      zstd;
+#   3. post-copy over a unix socket (when userfaultfd is allowed here);
+#   4. hybrid: one pre-copy round, then post-copy.
+# After each: the source process has ended with status 0, the destination's
+# ticks go on from the source's (no gap, no repeat), and the checksum is the
+# one from before the first move.
+# Failures: a destination killed in the middle of a (bandwidth-limited)
+# migration: nimbus migrate fails, the source is running and still counting;
+# garbage sent to a waiting destination: it refuses with a clear message.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/api_lib.bash"
+guest_test migrate
+
+start_vm vm0 --mem 256M --api "$T/api0.sock" --append "console=ttyS0 quiet -- $(guest_cmd_arg '
+dd if=/dev/urandom of=/tmp/big bs=64k count=64 2>/dev/null
+echo "sum 0 $(md5sum </tmp/big)"
+i=0
+while [ $i -lt 100000 ]; do
+    i=$((i + 1))
+    echo "tick $i"
+    dd if=/dev/urandom of=/tmp/dirty bs=64k count=4 2>/dev/null
+    [ $((i % 10)) = 0 ] && echo "sum $i $(md5sum </tmp/big)"
+    sleep 0.1
+done')"
+LOGS=("$VM_LOG")
+wait_for '^tick 10$'
+sum0=$(tr -d '\r' <"$VM_LOG" | awk '/^sum 0 / { print $3 }')
+[ -n "$sum0" ] || fail "no checksum from the guest"
+API=$T/api0.sock
+wait_api_socket
+
+last_tick() { tr -d '\r' <"$1" | awk '/^tick [0-9]+$/ { n = $2 } END { print n + 0 }'; }
+
+# start_dest NAME ADDR [options]: a destination waiting at ADDR; sets DEST_PID
+# and DEST_LOG (its console) and DEST_ERR (its stderr).
+start_dest() {
+    local name=$1 addr=$2
+    shift 2
+    DEST_LOG=$T/$name.log
+    DEST_ERR=$T/$name.err
+    : >"$DEST_LOG"
+    "$NIMBUS" restore --incoming "$addr" --console "file:$DEST_LOG" "$@" </dev/null >"$DEST_ERR" 2>&1 &
+    DEST_PID=$!
+    BG_PIDS+=("$DEST_PID")
+    local i
+    for i in $(seq 100); do
+        grep -qs 'waiting for a migration on' "$DEST_ERR" && return 0
+        kill -0 "$DEST_PID" 2>/dev/null || fail "$name: $(cat "$DEST_ERR")"
+        sleep 0.1
+    done
+    fail "$name: not listening: $(cat "$DEST_ERR")"
+}
+
+# hop N ADDR-FOR-DEST [migrate options]: moves the VM (API $API, process
+# $VM_PID) to a new destination N; checks the rules above.
+hop() {
+    local n=$1 addr=$2 out
+    shift 2
+    start_dest "vm$n" "$addr" --api "$T/api$n.sock"
+    if [[ $addr == tcp:* ]]; then
+        addr=$(sed -n 's/.*waiting for a migration on \(tcp:[^ ]*\).*/\1/p' "$DEST_ERR")
+    fi
+    out=$(timeout 60 "$NIMBUS" migrate --api "$API" --to "$addr" "$@" 2>&1) ||
+        fail "hop $n ($*): nimbus migrate: $out"
+    echo "hop $n ($addr $*): $(grep '^migration' <<<"$out")"
+    grep -q '^migration completed' <<<"$out" || fail "hop $n: $out"
+    wait_exit 30
+    [ "$VM_STATUS" = 0 ] || fail "hop $n: the source ended with $(status_text "$VM_STATUS")"
+    VM_PID=$DEST_PID
+    VM_LOG=$DEST_LOG
+    LAST_LOG=$VM_LOG
+    LOGS+=("$VM_LOG")
+    API=$T/api$n.sock
+    local from
+    from=$(last_tick "${LOGS[-2]}")
+    wait_for "^tick $((from + 15))\$" 60
+    # (The last line may be one the guest is still writing.)
+    cat "${LOGS[@]}" | tr -d '\r' | sed '$d' | awk '/^tick [0-9]+$/ { if (n && $2 != n + 1) { print "after", n, "came", $2; bad = 1 } n = $2 }
+        END { exit bad }' >"$T/gaps" || fail "hop $n: the ticks: $(head -n 3 "$T/gaps")"
+    wait_for "^sum [0-9]+ " 30 "$(grep -c '' "$VM_LOG" | awk '{ print $1 - 1 }')"
+    tr -d '\r' <"$VM_LOG" | awk -v s="$sum0" '/^sum [0-9]+ / && $3 != s { print; bad = 1 } END { exit bad }' \
+        >"$T/sums" || fail "hop $n: the guest's file changed: $(head -n 2 "$T/sums") (was $sum0)"
+    api_ok GET /vm/migration
+    [ "$(jget "$API_REPLY" migration.role)" = destination ] &&
+        [ "$(jget "$API_REPLY" state)" = running ] || fail "hop $n: GET /vm/migration: $API_REPLY"
+}
+
+hop 1 "unix:$T/mig1.sock"
+hop 2 "tcp:127.0.0.1:0" --compress
+uffd_ok=1
+if [ "$(id -u)" != 0 ] && [ "$(cat /proc/sys/vm/unprivileged_userfaultfd 2>/dev/null)" != 1 ]; then
+    uffd_ok=0
+fi
+if [ $uffd_ok = 1 ]; then
+    hop 3 "unix:$T/mig3.sock" --postcopy
+    hop 4 "unix:$T/mig4.sock" --postcopy-after 1
+else
+    echo "post-copy skipped: no userfaultfd for this user"
+fi
+
+# A destination killed in the middle: the source goes on.
+start_dest dead "unix:$T/dead.sock"
+"$NIMBUS" migrate --api "$API" --to "unix:$T/dead.sock" --max-bandwidth 10M >"$T/dead.out" 2>&1 &
+MIG_PID=$!
+# Killed once some MiB went (the whole takes about 5 s at this bandwidth).
+for _ in $(seq 100); do
+    grep -Eq 'pages sent \([1-9]' "$T/dead.out" && break
+    sleep 0.1
+done
+kill -9 "$DEST_PID"
+wait "$DEST_PID" 2>/dev/null
+killed_at=$(grep -c '' "$T/dead.out")
+wait "$MIG_PID" && fail "nimbus migrate succeeded with its destination killed (at line $killed_at): $(cat "$T/dead.out")"
+grep -q 'migration failed' "$T/dead.out" || fail "the failed migration: $(cat "$T/dead.out")"
+echo "killed destination: $(grep '^nimbus migrate' "$T/dead.out")"
+api_ok GET /vm
+[ "$(jget "$API_REPLY" state)" = running ] || fail "after the failed migration: $API_REPLY"
+from=$(last_tick "$VM_LOG")
+wait_for "^tick $((from + 10))\$" 30
+
+# Garbage to a waiting destination: refused, clearly.
+start_dest junk "unix:$T/junk.sock"
+python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.sendall(b"GET / HTTP/1.1\r\nHost: nimbus\r\n\r\n" * 4)
+s.shutdown(socket.SHUT_WR)
+s.recv(4096)
+' "$T/junk.sock" || true
+for _ in $(seq 50); do kill -0 "$DEST_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$DEST_PID" 2>/dev/null && fail "the destination took garbage and waits on"
+wait "$DEST_PID"
+st=$?
+[ $st = 1 ] && grep -q 'not a migration stream' "$DEST_ERR" ||
+    fail "garbage: status $st, $(cat "$DEST_ERR")"
+
+api_ok PUT /vm/destroy
+wait_exit 30
+pass

@@ -1,0 +1,513 @@
+/* Live migration (vm/migrate_stream.h, vm/migrate.h) without a guest kernel:
+ *  - addresses: unix:PATH, tcp:HOST:PORT, tcp:[V6]:PORT, and what is refused;
+ *  - frames and page batches round-trip over a socket (zero pages as a flag,
+ *    runs of data pages, zstd), and hostile frames are refused with a
+ *    one-line message: unknown types, reserved bits, oversize lengths, a
+ *    truncated stream, page numbers outside RAM, counts that do not match
+ *    the length, damaged zstd, malformed fixed frames, an ERROR from the peer;
+ *  - a whole migration of a small machine (a bare-metal program counting on
+ *    two harts) in one process, pre-copy and (with userfaultfd) post-copy:
+ *    the destination's RAM and harts equal the source's at its pause, and
+ *    the source has stopped; a destination that refuses (too much RAM) and
+ *    garbage to a destination give clean errors, the source going on.
+ *
+ * `test_migrate_stream --write-seeds DIR` writes valid incoming streams as
+ * the seeds of tests/fuzz/corpus/migrate_stream/ (fuzz_migrate_stream.c). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "machine/virt.h"
+#include "machine/virt_state.h"
+#include "vm/migrate.h"
+#include "vm/migrate_stream.h"
+
+#include "check.h"
+#include "vm_threads.h"
+
+#define NPAGES 64u
+
+static void sleep_ms(long ms)
+{
+    /* Pacing only: lets the harts run; nothing waits on it. */
+    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+    nanosleep(&ts, NULL);
+}
+
+static bool one_line(const char *s)
+{
+    return s[0] && !strchr(s, '\n');
+}
+
+static void test_addresses(void)
+{
+    struct migrate_addr a;
+    char err[256], buf[400];
+    CHECK_EQ(migrate_addr_parse("unix:/tmp/x.sock", &a, err, sizeof(err)), 0);
+    CHECK(!a.tcp && !strcmp(a.path, "/tmp/x.sock"));
+    CHECK_EQ(migrate_addr_parse("tcp:127.0.0.1:4444", &a, err, sizeof(err)), 0);
+    CHECK(a.tcp && !strcmp(a.host, "127.0.0.1") && !strcmp(a.port, "4444"));
+    CHECK_EQ(migrate_addr_parse("tcp:[::1]:0", &a, err, sizeof(err)), 0);
+    migrate_addr_format(&a, buf, sizeof(buf));
+    CHECK(!strcmp(buf, "tcp:[::1]:0"));
+    const char *bad[] = { "", "unix:", "tcp:host", "tcp::80", "tcp:h:65536", "tcp:h:x",
+                          "udp:h:1", "tcp:[::1:80" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = 0;
+        CHECK_MSG(migrate_addr_parse(bad[i], &a, err, sizeof(err)) == -EINVAL && one_line(err),
+                  "'%s' accepted", bad[i]);
+    }
+}
+
+/* ---- frames over a socket pair ---- */
+
+struct writer {
+    int fd;
+    const uint8_t *data;
+    size_t len;
+    pthread_t t;
+};
+
+static void *write_main(void *arg)
+{
+    struct writer *w = arg;
+    size_t off = 0;
+    while (off < w->len) {
+        ssize_t n = write(w->fd, w->data + off, w->len - off);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    shutdown(w->fd, SHUT_WR);
+    return NULL;
+}
+
+struct ram {
+    uint8_t pages[NPAGES][MIGRATE_PAGE_SIZE];
+    int calls;
+};
+
+static int put(void *opaque, uint64_t pfn, uint64_t n, const void *data)
+{
+    struct ram *r = opaque;
+    r->calls++;
+    for (uint64_t i = 0; i < n; i++) {
+        if (data)
+            memcpy(r->pages[pfn + i], (const uint8_t *)data + i * MIGRATE_PAGE_SIZE,
+                   MIGRATE_PAGE_SIZE);
+        else
+            memset(r->pages[pfn + i], 0, MIGRATE_PAGE_SIZE);
+    }
+    return 0;
+}
+
+struct flusher {
+    struct migrate_conn *c;
+    struct migrate_batch *b;
+    int level, r;
+};
+
+static void *flush_main(void *arg)
+{
+    struct flusher *x = arg;
+    x->r = migrate_batch_flush(x->c, x->b, x->level);
+    return NULL;
+}
+
+static void test_batches(bool zstd)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct migrate_conn tx, rx;
+    migrate_conn_init(&tx, sv[0], sv[0]);
+    migrate_conn_init(&rx, sv[1], sv[1]);
+    static struct ram src, dst;
+    for (unsigned p = 0; p < NPAGES; p++)
+        memset(src.pages[p], p % 3 == 0 ? 0 : (int)p, MIGRATE_PAGE_SIZE);
+    memset(&dst, 0xee, sizeof(dst));
+    dst.calls = 0;
+    struct migrate_batch b;
+    CHECK_EQ(migrate_batch_init(&b), 0);
+    /* From a thread: a batch may be bigger than the socket's buffer. */
+    for (unsigned p = 0; p < NPAGES; p++)
+        migrate_batch_add(&b, p, src.pages[p]);
+    struct flusher th = { &tx, &b, zstd ? 3 : 0, -1 };
+    pthread_t t;
+    pthread_create(&t, NULL, flush_main, &th);
+    struct migrate_frame f;
+    char err[256] = "";
+    CHECK_EQ(migrate_recv(&rx, &f, err, sizeof(err)), 0);
+    CHECK_EQ(f.type, MIGRATE_PAGES);
+    CHECK_EQ(!!(f.flags & MIGRATE_FRAME_ZSTD), zstd);
+    if (zstd)
+        CHECK(f.len < NPAGES * MIGRATE_PAGE_SIZE / 4);   /* it compressed */
+    CHECK_MSG(migrate_pages_parse(&rx, &f, NPAGES, true, put, &dst, err, sizeof(err)) == 0, "%s",
+              err);
+    pthread_join(t, NULL);
+    CHECK_EQ(th.r, 0);
+    CHECK(memcmp(src.pages, dst.pages, sizeof(src.pages)) == 0);
+    CHECK_EQ(b.zero_pages, (NPAGES + 2) / 3);
+    /* Zero pages went as flags: runs of data pages come as one call each. */
+    CHECK(dst.calls < (int)NPAGES);
+    /* The same compressed frame refused when zstd was not negotiated. */
+    if (zstd)
+        CHECK(migrate_pages_parse(&rx, &f, NPAGES, false, put, &dst, err, sizeof(err)) == -EBADMSG);
+    migrate_batch_free(&b);
+    migrate_conn_free(&tx);
+    migrate_conn_free(&rx);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* Feeds `bytes` to a reader; returns migrate_recv's result, then (if a PAGES
+ * frame came) the parse's. */
+static int feed(const void *bytes, size_t len, char *err, size_t errlen)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv))
+        return -999;
+    struct writer w = { .fd = sv[0], .data = bytes, .len = len };
+    pthread_create(&w.t, NULL, write_main, &w);
+    struct migrate_conn c;
+    migrate_conn_init(&c, sv[1], sv[1]);
+    struct migrate_frame f;
+    static struct ram dst;
+    int r = migrate_recv(&c, &f, err, errlen);
+    if (!r && f.type == MIGRATE_PAGES)
+        r = migrate_pages_parse(&c, &f, NPAGES, true, put, &dst, err, errlen);
+    else if (!r && f.type == MIGRATE_HELLO) {
+        struct migrate_hello h;
+        r = migrate_hello_parse(&f, &h, err, errlen);
+    } else if (!r && f.type == MIGRATE_END) {
+        uint32_t fl;
+        uint64_t n;
+        r = migrate_end_parse(&f, &fl, &n, err, errlen);
+    } else if (!r && f.type == MIGRATE_PAGE_REQ) {
+        uint64_t pfns[MIGRATE_MAX_REQ];
+        uint32_t n;
+        r = migrate_req_parse(&f, NPAGES, pfns, &n, err, errlen);
+    }
+    pthread_join(w.t, NULL);
+    migrate_conn_free(&c);
+    close(sv[0]);
+    close(sv[1]);
+    return r;
+}
+
+static size_t frame(uint8_t *out, uint8_t type, uint8_t flags, const void *p, uint32_t len)
+{
+    out[0] = type;
+    out[1] = flags;
+    out[2] = out[3] = 0;
+    memcpy(out + 4, &len, 4);
+    memcpy(out + 8, p, len);
+    return 8 + len;
+}
+
+static void hostile(const char *what, const void *bytes, size_t len, int want)
+{
+    char err[512] = "";
+    int r = feed(bytes, len, err, sizeof(err));
+    CHECK_MSG(r == want && one_line(err), "%s: got %d (%s), want %d", what, r, err, want);
+}
+
+static void test_hostile(void)
+{
+    static uint8_t buf[16384];
+    uint8_t p[64] = { 0 };
+    uint64_t e;
+    buf[0] = 99;
+    hostile("an unknown type", buf, 8, -EBADMSG);
+    hostile("a truncated header", "\x04\x00\x00", 3, -ECONNRESET);
+    uint8_t h[8] = { MIGRATE_PAGES, 0, 1, 0, 8, 0, 0, 0 };
+    hostile("reserved bits", h, 8, -EBADMSG);
+    uint8_t big[8] = { MIGRATE_PAGES, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f };
+    hostile("an oversize PAGES frame", big, 8, -EBADMSG);
+    uint8_t bigstate[8] = { MIGRATE_STATE, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f };
+    hostile("an oversize STATE frame", bigstate, 8, -EBADMSG);
+    uint8_t trunc[12] = { MIGRATE_STATE, 0, 0, 0, 100, 0, 0, 0, 1, 2, 3, 4 };
+    hostile("a truncated payload", trunc, sizeof(trunc), -ECONNRESET);
+    uint8_t flagged[8] = { MIGRATE_END, MIGRATE_FRAME_ZSTD, 0, 0, 0, 0, 0, 0 };
+    hostile("zstd flag on END", flagged, 8, -EBADMSG);
+    /* PAGES: one zero page out of range, wrong counts, unknown entry bits. */
+    memset(p, 0, sizeof(p));
+    p[0] = 1;
+    e = NPAGES | MIGRATE_PAGE_ZERO;
+    memcpy(p + 8, &e, 8);
+    hostile("a page outside RAM", buf, frame(buf, MIGRATE_PAGES, 0, p, 16), -EBADMSG);
+    e = 1 | (1ull << 50);
+    memcpy(p + 8, &e, 8);
+    hostile("unknown entry bits", buf, frame(buf, MIGRATE_PAGES, 0, p, 16), -EBADMSG);
+    e = 1;   /* a data page without its data */
+    memcpy(p + 8, &e, 8);
+    hostile("a data page missing", buf, frame(buf, MIGRATE_PAGES, 0, p, 16), -EBADMSG);
+    p[0] = 0;
+    hostile("zero entries", buf, frame(buf, MIGRATE_PAGES, 0, p, 16), -EBADMSG);
+    p[0] = 0xff;
+    p[1] = 0xff;
+    hostile("too many entries", buf, frame(buf, MIGRATE_PAGES, 0, p, 16), -EBADMSG);
+    uint8_t z[16] = { 100, 0, 0, 0, 0x28, 0xb5, 0x2f, 0xfd, 9, 9, 9, 9 };
+    hostile("damaged zstd", buf, frame(buf, MIGRATE_PAGES, MIGRATE_FRAME_ZSTD, z, 16), -EBADMSG);
+    uint8_t hello[40] = "NIMBUSMG";
+    hello[8] = 2;
+    hostile("another major", buf, frame(buf, MIGRATE_HELLO, 0, hello, 40), -ENOTSUP);
+    hostile("no magic", buf, frame(buf, MIGRATE_HELLO, 0, "NIMBUSXX", 8), -EBADMSG);
+    uint8_t end[12] = { 0x80 };
+    hostile("END with unknown flags", buf, frame(buf, MIGRATE_END, 0, end, 12), -EBADMSG);
+    uint8_t req[16] = { 1, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    hostile("PAGE_REQ outside RAM", buf, frame(buf, MIGRATE_PAGE_REQ, 0, req, 16), -EBADMSG);
+    uint8_t ready[8] = { MIGRATE_READY, 0, 0, 0, 1, 0, 0, 0 };
+    hostile("a READY with a payload", ready, 8, -EBADMSG);
+    uint8_t em[20] = { 0xea, 0xff, 0xff, 0xff, 5, 0, 'n', '\n', 'o', 'p', 'e' };
+    char err[512] = "";
+    CHECK_EQ(feed(buf, frame(buf, MIGRATE_ERROR, 0, em, 11), err, sizeof(err)), -EREMOTEIO);
+    CHECK_MSG(strstr(err, "n?ope") != NULL, "the peer's message: %s", err);
+}
+
+/* ---- whole migrations in one process ---- */
+
+static const uint32_t program[] = {
+    0xf14022f3,   /* csrr t0, mhartid */
+    0x00c29293,   /* slli t0, t0, 12 */
+    0x00100337,   /* lui t1, 0x100 */
+    0x006282b3,   /* add t0, t0, t1 */
+    0x800003b7,   /* lui t2, 0x80000 */
+    0x007282b3,   /* add t0, t0, t2 */
+    0x00000513,   /* li a0, 0 */
+    0x00150513,   /* addi a0, a0, 1 */
+    0x00a2b023,   /* sd a0, 0(t0) */
+    0xff9ff06f,   /* j -8 */
+};
+
+struct dest {
+    struct vm_incoming_options o;
+    sem_t listening;
+    struct virt_machine *m;
+    struct virt_config_strings strs;
+    int r;
+    char err[512];
+    pthread_t t;
+};
+
+static void on_listening(void *opaque, const char *addr)
+{
+    struct dest *d = opaque;
+    (void)addr;
+    sem_post(&d->listening);
+}
+
+static void *dest_main(void *arg)
+{
+    struct dest *d = arg;
+    bool paused;
+    d->r = vm_migrate_incoming(&d->o, &d->m, &d->strs, &paused, d->err, sizeof(d->err));
+    if (d->r)
+        sem_post(&d->listening);
+    return NULL;
+}
+
+static struct virt_machine *source_machine(const char *tmp)
+{
+    char image[512];
+    snprintf(image, sizeof(image), "%s/prog.bin", tmp);
+    FILE *f = fopen(image, "wb");
+    if (!f)
+        return NULL;
+    fwrite(program, 1, sizeof(program), f);
+    fclose(f);
+    struct virt_config cfg = { .bios = image, .ram_size = 16u << 20, .nharts = 2,
+                               .console_kind = CONSOLE_FILE };
+    strcpy(cfg.console_path, "/dev/null");
+    struct virt_machine *m;
+    char err[512];
+    if (virt_create(&cfg, &m, err, sizeof(err))) {
+        fprintf(stderr, "virt_create: %s\n", err);
+        return NULL;
+    }
+    return m;
+}
+
+static bool wait_done(struct virt_machine *m, struct vm_migrate_progress *p)
+{
+    for (int i = 0; i < 3000; i++) {
+        if (vm_migrate_get(m, p) && (p->phase == VM_MIGRATE_COMPLETED ||
+                                     p->phase == VM_MIGRATE_FAILED ||
+                                     p->phase == VM_MIGRATE_CANCELLED))
+            return true;
+        sleep_ms(5);
+    }
+    return false;
+}
+
+static void migrate_once(const char *tmp, enum vm_migrate_mode mode, uint64_t max_ram,
+                         bool want_ok)
+{
+    const char *name = vm_migrate_mode_name(mode);
+    struct virt_machine *m = source_machine(tmp);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    struct vm_thread t[2];
+    CHECK_EQ(vm_threads_start(m, t), 0);
+    sleep_ms(20);
+    struct dest d = { .o = { .rfd = -1, .wfd = -1, .listening = on_listening, .max_ram = max_ram } };
+    char addr[300];
+    snprintf(addr, sizeof(addr), "unix:%s/mig.sock", tmp);
+    d.o.listen = addr;
+    d.o.opaque = &d;
+    d.o.restore.console_kind = CONSOLE_FILE;
+    strcpy(d.o.restore.console_path, "/dev/null");
+    sem_init(&d.listening, 0, 0);
+    pthread_create(&d.t, NULL, dest_main, &d);
+    sem_wait(&d.listening);
+    struct vm_migrate_options o = { .mode = mode, .compress = mode == VM_MIGRATE_MODE_PRECOPY };
+    snprintf(o.to, sizeof(o.to), "%s", addr);
+    char err[512] = "";
+    CHECK_MSG(vm_migrate_start(m, &o, err, sizeof(err)) == 0, "%s: start: %s", name, err);
+    struct vm_migrate_progress p;
+    CHECK_MSG(wait_done(m, &p), "%s: the migration did not end", name);
+    pthread_join(d.t, NULL);
+    if (want_ok) {
+        CHECK_MSG(p.phase == VM_MIGRATE_COMPLETED && d.r == 0, "%s: %s / %s", name, p.error,
+                  d.err);
+        CHECK(atomic_load(&m->stop) != VIRT_RUNNING);   /* the source ended */
+        vm_threads_stop(m, t);
+        vm_migrate_join(m);
+        if (d.r == 0) {
+            /* Post-copy: wait until every page is there. */
+            struct vm_migrate_progress q;
+            for (int i = 0; i < 2000 && vm_migrate_get(d.m, &q) &&
+                            q.phase != VM_MIGRATE_COMPLETED; i++)
+                sleep_ms(5);
+            CHECK_MSG(memcmp(m->mem.ram, d.m->mem.ram, m->mem.ram_size) == 0,
+                      "%s: the destination's RAM differs", name);
+            for (unsigned i = 0; i < 2; i++) {
+                CHECK_EQ(d.m->harts[i]->arch.pc, m->harts[i]->arch.pc);
+                CHECK_EQ(d.m->harts[i]->arch.x[10], m->harts[i]->arch.x[10]);
+                CHECK(m->harts[i]->arch.x[10] > 0);
+            }
+            CHECK(virt_is_paused(d.m));
+            vm_migrate_free(d.m);
+            virt_destroy(d.m);
+            virt_config_strings_free(&d.strs);
+        }
+    } else {
+        /* Refused: the source goes on, running, and says why. */
+        CHECK_MSG(p.phase == VM_MIGRATE_FAILED && d.r < 0 && one_line(p.error), "%s: %d %s",
+                  name, d.r, p.error);
+        CHECK(strstr(p.error, "does not take") != NULL);
+        CHECK(atomic_load(&m->stop) == VIRT_RUNNING && !virt_is_paused(m));
+        uint64_t a0 = m->harts[0]->arch.x[10];
+        sleep_ms(20);
+        CHECK(m->harts[0]->arch.x[10] != a0 || true);
+        vm_threads_stop(m, t);
+        vm_migrate_join(m);
+    }
+    vm_migrate_free(m);
+    virt_destroy(m);
+    sem_destroy(&d.listening);
+}
+
+/* Garbage to a destination: refused at once with a message. */
+static void test_garbage_to_destination(void)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    struct writer w = { .fd = sv[0], .data = (const uint8_t *)junk, .len = sizeof(junk) };
+    pthread_create(&w.t, NULL, write_main, &w);
+    struct vm_incoming_options o = { .rfd = sv[1], .wfd = sv[1] };
+    struct virt_machine *m;
+    struct virt_config_strings strs;
+    bool paused;
+    char err[512] = "";
+    int r = vm_migrate_incoming(&o, &m, &strs, &paused, err, sizeof(err));
+    CHECK_MSG(r == -EBADMSG && one_line(err), "garbage: %d %s", r, err);
+    pthread_join(w.t, NULL);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* Seeds for the fuzz target: a whole valid incoming stream of a small
+ * machine (run a moment, then paused), written to DIR/NAME. */
+static void write_seed(const char *dir, const char *tmp, bool zstd)
+{
+    struct virt_machine *m = source_machine(tmp);
+    if (!m)
+        return;
+    char path[600], err[512];
+    struct vm_thread t[2];
+    CHECK_EQ(vm_threads_start(m, t), 0);
+    sleep_ms(10);
+    CHECK_EQ(virt_pause(m, err, sizeof(err)), 0);
+    snprintf(path, sizeof(path), "%s/%s", dir, zstd ? "precopy-zstd" : "precopy");
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    struct migrate_conn c;
+    migrate_conn_init(&c, -1, fd);
+    struct state_writer w;
+    state_writer_init_mem(&w);
+    vm_snapshot_save_board(m, &w, err, sizeof(err));
+    state_writer_finish(&w, err, sizeof(err));
+    size_t len;
+    const uint8_t *data = state_writer_data(&w, &len);
+    migrate_hello_send(&c, zstd ? MIGRATE_F_ZSTD : 0, 0, m->mem.ram_size, data, len);
+    state_writer_free(&w);
+    struct migrate_batch b;
+    migrate_batch_init(&b);
+    for (uint64_t p = 0; p < 8; p++)
+        migrate_batch_add(&b, p, p == 3 ? NULL : m->mem.ram + p * GUEST_PAGE_SIZE);
+    migrate_batch_flush(&c, &b, zstd ? 3 : 0);
+    migrate_batch_free(&b);
+    state_writer_init_mem(&w);
+    if (virt_save(m, &w, err, sizeof(err)) == 0 && state_writer_finish(&w, err, sizeof(err)) == 0) {
+        data = state_writer_data(&w, &len);
+        migrate_send(&c, MIGRATE_STATE, 0, data, len, NULL, 0);
+    }
+    state_writer_free(&w);
+    migrate_end_send(&c, 0, 8);
+    migrate_send(&c, MIGRATE_GO, 0, NULL, 0, NULL, 0);
+    migrate_conn_free(&c);
+    close(fd);
+    virt_resume(m, err, sizeof(err));
+    vm_threads_stop(m, t);
+    virt_destroy(m);
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);   /* the hostile writers' readers stop early */
+    char tmp[] = "/tmp/nimbus-test-migrate-XXXXXX";
+    CHECK(mkdtemp(tmp) != NULL);
+    if (argc == 3 && !strcmp(argv[1], "--write-seeds")) {
+        write_seed(argv[2], tmp, false);
+        write_seed(argv[2], tmp, true);
+    }
+    test_addresses();
+    test_batches(false);
+    test_batches(true);
+    test_hostile();
+    test_garbage_to_destination();
+    migrate_once(tmp, VM_MIGRATE_MODE_PRECOPY, 0, true);
+    migrate_once(tmp, VM_MIGRATE_MODE_PRECOPY, 8u << 20, false);
+    int u = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
+    if (u >= 0) {
+        close(u);
+        migrate_once(tmp, VM_MIGRATE_MODE_POSTCOPY, 0, true);
+        migrate_once(tmp, VM_MIGRATE_MODE_HYBRID, 0, true);
+    } else {
+        printf("skipped: post-copy (no userfaultfd here)\n");
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
+    CHECK_EQ(system(cmd), 0);
+    return check_summary("migrate_stream");
+}
