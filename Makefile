@@ -18,7 +18,7 @@ LDFLAGS := $(SAN)
 LDLIBS  := -lfdt -lz -lzstd -lpthread -lm $(JANSSON_LIBS) -ldl
 # sqlite3: nimbusd's database; libmicrohttpd: its API server (linked: the VM
 # processes load it with dlopen only when they serve --api).
-DAEMON_LIBS := -lsqlite3 $(MHD_LIBS)
+DAEMON_LIBS := -lsqlite3 $(or $(shell pkg-config --libs libmicrohttpd 2>/dev/null),-lmicrohttpd)
 
 # Only the API client sees libcurl's headers.
 $(BUILD)/obj/src/cli/api_client.o: CFLAGS += $(CURL_CFLAGS)
