@@ -35,6 +35,10 @@ MAINS     := src/cli/main.c src/daemon/main.c
 LIB_OBJS  := $(filter-out $(MAINS:%.c=$(BUILD)/obj/%.o),$(OBJS))
 DAEMON_OBJS := $(filter $(BUILD)/obj/src/daemon/%,$(LIB_OBJS))
 CORE_OBJS := $(filter-out $(DAEMON_OBJS),$(LIB_OBJS))
+# The unit tests and tools link the library objects as an archive, so each
+# takes only the objects (and, --as-needed, the libraries) it uses: a test
+# of the VMM does not load nimbusd's sqlite3 and libmicrohttpd.
+LIB_A     := $(BUILD)/libnimbus.a
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Host-side helpers the guest tests run (built with the unit tests).
@@ -81,13 +85,17 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDLIBS) $(DAEMON_LIBS)
+$(LIB_A): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
 
-$(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJS)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS) $(DAEMON_LIBS)
+	$(CC) $(CFLAGS) -Itests/unit -Wl,--as-needed -o $@ $< $(LIB_A) $(LDLIBS) $(DAEMON_LIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wl,--as-needed -o $@ $< $(LIB_A) $(LDLIBS) $(DAEMON_LIBS)
 
 $(BUILD)/isa/%.elf: tests/isa/%.S $(wildcard tests/isa/*.h tests/isa/*.inc) tests/isa/link.ld
 	@mkdir -p $(dir $@)
