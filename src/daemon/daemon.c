@@ -16,6 +16,7 @@ int nimbusd_default_config(struct daemon_config *cfg, char *err, size_t errlen)
 {
     *cfg = (struct daemon_config){ .sandbox = true, .autostart = true };
     if (geteuid() == 0) {
+        cfg->vm_uid_base = ND_VM_UID_BASE;
         snprintf(cfg->run_dir, sizeof(cfg->run_dir), "/run/nimbus");
         snprintf(cfg->data_dir, sizeof(cfg->data_dir), "/var/lib/nimbus");
     } else {

@@ -37,7 +37,9 @@
 #define ND_SUN_PATH 108              /* sockaddr_un.sun_path */
 #define ND_EVENT_RING 256            /* events kept for the /events streams */
 #define ND_READY_TIMEOUT_MS 30000    /* a started VM must serve its API by then */
-#define ND_STOP_TIMEOUT_MS 10000     /* a destroyed VM's process must be gone by then */
+#define ND_STOP_TIMEOUT_MS 10000
+#define ND_VM_UID_BASE 1000000       /* above any distribution's users and subuid ranges' start */
+#define ND_VM_UIDS 65536     /* a destroyed VM's process must be gone by then */
 
 struct daemon_config {
     char socket_path[ND_SUN_PATH];
@@ -47,6 +49,9 @@ struct daemon_config {
     char self_bin[ND_PATH_MAX];      /* nimbusd, run again as each VM's --shim */
     bool sandbox;                    /* start VMs with --sandbox */
     bool autostart;                  /* start the autostart VMs (off: --no-autostart) */
+    /* Each VM's process runs as a user of its own, uid = gid in
+     * [vm_uid_base, vm_uid_base + ND_VM_UIDS) (root only; 0: off). */
+    int64_t vm_uid_base;
 };
 
 /* A VM's process as the daemon watches it. */

@@ -271,6 +271,18 @@ static int mkdir_p(const char *path, mode_t mode)
     return mkdir(tmp, mode) && errno != EEXIST ? -errno : 0;
 }
 
+/* A VM with a user of its own writes its saved state into its data
+ * directory after it dropped root: the directory is that user's. */
+static int own_vm_dir(struct nimbusd *d, const char *name, uid_t uid, struct nd_err *e)
+{
+    char dir[ND_PATH_MAX];
+    nd_vm_data_path(d, name, NULL, dir, sizeof(dir));
+    if (chown(dir, uid, (gid_t)uid))
+        return nd_fail(e, -errno, "failed", "%s: cannot give it to the VM's user %u: %s", dir,
+                       (unsigned)uid, strerror(errno));
+    return 0;
+}
+
 /* Adds one argument at the end of a NULL-terminated, heap-owned argv. */
 static int append_arg(char ***argv, const char *arg, char *err, size_t errlen)
 {
@@ -379,6 +391,12 @@ int nd_define(struct nimbusd *d, json_t *definition, json_t **info, struct nd_er
         .name = def.name, .uuid = def.uuid, .definition = text, .state = (char *)"defined",
         .created = (int64_t)time(NULL), .autostart = def.autostart,
     };
+    if (d->cfg.vm_uid_base &&
+        (r = store_free_uid(d->store, d->cfg.vm_uid_base, ND_VM_UIDS, &vm.uid, err,
+                            sizeof(err)))) {
+        r = nd_fail(e, r, "failed", "%s", err);
+        goto out;
+    }
     char dir[ND_PATH_MAX];
     nd_vm_data_path(d, def.name, NULL, dir, sizeof(dir));
     if ((r = mkdir_p(dir, 0750))) {
@@ -474,6 +492,12 @@ static int vm_argv(struct nimbusd *d, const struct store_vm *vm, char ***argv, s
     vmdef_free(&def);
     if (r == 0 && d->cfg.sandbox)
         r = append_arg(&args, "--sandbox", err, sizeof(err));
+    if (r == 0 && vm->uid) {
+        char ids[48];
+        snprintf(ids, sizeof(ids), "%lld:%lld", (long long)vm->uid, (long long)vm->uid);
+        if ((r = append_arg(&args, "--run-as", err, sizeof(err))) == 0)
+            r = append_arg(&args, ids, err, sizeof(err));
+    }
     if (r) {
         vmdef_argv_free(args);
         return nd_fail(e, r, "failed", "VM '%s': %s", vm->name, err);
@@ -526,6 +550,8 @@ int nd_start(struct nimbusd *d, const char *name, struct nd_err *e)
         r = nd_fail(e, r, "failed", "%s: %s", run, strerror(-r));
         goto out;
     }
+    if (vm.uid && (r = own_vm_dir(d, name, (uid_t)vm.uid, e)))
+        goto out;
     struct vm_launch l = {
         .shim = d->cfg.self_bin, .argv = argv, .log_path = log, .exit_path = exitp,
     };

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "daemon/daemon.h"
 
@@ -24,6 +25,8 @@ static const char usage[] =
     "  --nimbus PATH     the VM binary (default: 'nimbus' beside nimbusd)\n"
     "  --no-sandbox      start VMs without --sandbox (no seccomp filter)\n"
     "  --no-autostart    do not start the VMs marked autostart\n"
+    "  --vm-uid-base N   as root, each VM's process runs as a user of its own,\n"
+    "                    uid = gid from N on (default 1000000; 0: as root)\n"
     "  --help, --version\n";
 
 static int copy_opt(char *dst, size_t n, const char *src, const char *opt)
@@ -54,6 +57,7 @@ int main(int argc, char **argv)
         { "nimbus", required_argument, NULL, 'n' },
         { "no-sandbox", no_argument, NULL, 'S' },
         { "no-autostart", no_argument, NULL, 'A' },
+        { "vm-uid-base", required_argument, NULL, 'U' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
@@ -82,6 +86,17 @@ int main(int argc, char **argv)
         case 'A':
             cfg.autostart = false;
             break;
+        case 'U': {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || v < 0 || v > 4000000000LL - ND_VM_UIDS || (v > 0 && v < 1000)) {
+                fprintf(stderr, "nimbusd: --vm-uid-base: 0, or from 1000 to %lld\n",
+                        4000000000LL - ND_VM_UIDS);
+                return 2;
+            }
+            cfg.vm_uid_base = v;
+            break;
+        }
         case 'h':
             fputs(usage, stdout);
             return 0;
@@ -94,6 +109,10 @@ int main(int argc, char **argv)
         }
         if (bad)
             return 2;
+    }
+    if (cfg.vm_uid_base && geteuid() != 0) {
+        fprintf(stderr, "nimbusd: --vm-uid-base needs root (VMs run as the daemon's user)\n");
+        return 2;
     }
     if (optind < argc) {
         fprintf(stderr, "nimbusd: unexpected argument '%s'\n%s", argv[optind], usage);

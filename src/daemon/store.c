@@ -38,6 +38,9 @@ static const char *const migrations[] = {
     "  to_state TEXT NOT NULL,"
     "  reason TEXT NOT NULL);"
     "CREATE INDEX events_vm ON events (vm, seq);",
+    /* 1 -> 2: each VM's own user for its process (0: none), unique. */
+    "ALTER TABLE vms ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;"
+    "CREATE UNIQUE INDEX vms_uid ON vms (uid) WHERE uid != 0;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -145,7 +148,7 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 }
 
 #define VM_COLUMNS \
-    "name, uuid, definition, state, exit_reason, snapshot, shim_pid, pid, pid_start, created, autostart"
+    "name, uuid, definition, state, exit_reason, snapshot, shim_pid, pid, pid_start, created, autostart, uid"
 
 static void bind_vm(sqlite3_stmt *st, const struct store_vm *vm)
 {
@@ -160,6 +163,7 @@ static void bind_vm(sqlite3_stmt *st, const struct store_vm *vm)
     sqlite3_bind_int64(st, 9, (sqlite3_int64)vm->pid_start);
     sqlite3_bind_int64(st, 10, vm->created);
     sqlite3_bind_int(st, 11, vm->autostart);
+    sqlite3_bind_int64(st, 12, vm->uid);
 }
 
 static int read_vm(sqlite3_stmt *st, struct store_vm *vm)
@@ -176,6 +180,7 @@ static int read_vm(sqlite3_stmt *st, struct store_vm *vm)
         .pid_start = (uint64_t)sqlite3_column_int64(st, 8),
         .created = sqlite3_column_int64(st, 9),
         .autostart = sqlite3_column_int(st, 10) != 0,
+        .uid = sqlite3_column_int64(st, 11),
     };
     if (!vm->name || !vm->uuid || !vm->definition || !vm->state) {
         store_vm_free(vm);
@@ -205,9 +210,37 @@ static int run_write(struct store *s, const char *sql, const struct store_vm *vm
     return 0;
 }
 
+int store_free_uid(struct store *s, int64_t base, int64_t count, int64_t *uid, char *err,
+                   size_t errlen)
+{
+    /* The smallest free one: the first of the range, or one after a used
+     * one whose successor is free. */
+    sqlite3_stmt *st;
+    int rc = sqlite3_prepare_v2(s->db,
+                                "SELECT MIN(c) FROM (SELECT ?1 AS c UNION ALL SELECT uid + 1 FROM vms"
+                                " WHERE uid >= ?1 AND uid < ?1 + ?2) WHERE c < ?1 + ?2 AND"
+                                " c NOT IN (SELECT uid FROM vms)",
+                                -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(s, rc, err, errlen, "prepare");
+    sqlite3_bind_int64(st, 1, base);
+    sqlite3_bind_int64(st, 2, count);
+    rc = sqlite3_step(st);
+    int r = 0;
+    if (rc != SQLITE_ROW)
+        r = db_error(s, rc, err, errlen, "uid");
+    else if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+        r = errmsg(err, errlen, -ENOSPC, "no free user id in %lld..%lld", (long long)base,
+                   (long long)(base + count - 1));
+    else
+        *uid = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return r;
+}
+
 int store_vm_add(struct store *s, const struct store_vm *vm, char *err, size_t errlen)
 {
-    int r = run_write(s, "INSERT INTO vms (" VM_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?)", vm,
+    int r = run_write(s, "INSERT INTO vms (" VM_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", vm,
                       NULL, NULL, err, errlen);
     if (r == -EEXIST)
         return errmsg(err, errlen, -EEXIST, "a VM named '%s' (or with uuid %s) exists",
@@ -222,7 +255,7 @@ int store_vm_update(struct store *s, const struct store_vm *vm, char *err, size_
     int r = run_write(s,
                       "UPDATE vms SET uuid = ?2, definition = ?3, state = ?4, exit_reason = ?5,"
                       " snapshot = ?6, shim_pid = ?7, pid = ?8, pid_start = ?9, created = ?10,"
-                      " autostart = ?11 WHERE name = ?1",
+                      " autostart = ?11, uid = ?12 WHERE name = ?1",
                       vm, NULL, &changes, err, errlen);
     if (r == 0 && changes == 0)
         return errmsg(err, errlen, -ENOENT, "no VM named '%s'", vm->name);

@@ -28,6 +28,7 @@ struct store_vm {
     uint64_t pid_start;  /* its start time (/proc/PID/stat field 22): pids get reused */
     int64_t created;     /* unix seconds */
     bool autostart;
+    int64_t uid;         /* the VM process's own user and group (0: the daemon's) */
 };
 
 struct store_event {
@@ -45,6 +46,10 @@ void store_close(struct store *s);
 
 /* The schema version this build writes (and the one found on open). */
 int store_schema_version(void);
+
+/* The smallest uid in [base, base + count) that no VM has. -ENOSPC if none. */
+int store_free_uid(struct store *s, int64_t base, int64_t count, int64_t *uid, char *err,
+                   size_t errlen);
 
 /* Adds a VM (state "defined"). -EEXIST if the name or uuid is taken. */
 int store_vm_add(struct store *s, const struct store_vm *vm, char *err, size_t errlen);

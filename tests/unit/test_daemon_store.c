@@ -4,8 +4,10 @@
  *    field; names and UUIDs are unique; update/remove of a missing VM say so;
  *  - events come back in order, per VM and the newest N; removing a VM
  *    removes its history;
- *  - the database survives a reopen (the daemon's restart) and a database
- *    from a newer nimbusd (a higher user_version) is refused;
+ *  - the database survives a reopen (the daemon's restart), a database
+ *    from a newer nimbusd (a higher user_version) is refused, one of
+ *    schema 1 is migrated with its rows;
+ *  - the VMs' own user ids: the smallest free one, none left, unique;
  *  - the shim: a VM process that exits, and one killed by a signal, leave
  *    exit records that read as the right reasons; the pids are right and
  *    the start time identifies the process. */
@@ -150,6 +152,70 @@ static void test_versions(void)
     unlink(junk);
 }
 
+static void test_uids(void)
+{
+    struct store *s = open_store();
+    char err[256];
+    int64_t uid = 0;
+    CHECK(store_free_uid(s, 5000, 10, &uid, err, sizeof(err)) == 0 && uid == 5000);
+    const int64_t used[] = { 5000, 5001, 5003 };
+    for (int i = 0; i < 3; i++) {
+        char name[16], uuid[16];
+        snprintf(name, sizeof(name), "u%d", i);
+        snprintf(uuid, sizeof(uuid), "uuid-u%d", i);
+        struct store_vm vm = { .name = name, .uuid = uuid, .definition = "{}",
+                               .state = "defined", .uid = used[i] };
+        CHECK(store_vm_add(s, &vm, err, sizeof(err)) == 0);
+    }
+    CHECK(store_free_uid(s, 5000, 10, &uid, err, sizeof(err)) == 0);
+    CHECK_EQ(uid, 5002);
+    CHECK(store_free_uid(s, 5000, 2, &uid, err, sizeof(err)) == -ENOSPC);
+    struct store_vm dup = { .name = "u9", .uuid = "uuid-u9", .definition = "{}",
+                            .state = "defined", .uid = 5001 };
+    CHECK(store_vm_add(s, &dup, err, sizeof(err)) == -EEXIST);
+    dup.uid = 0;   /* 0 (no user of its own) may repeat */
+    CHECK(store_vm_add(s, &dup, err, sizeof(err)) == 0);
+    dup.name = "u10";
+    dup.uuid = "uuid-u10";
+    CHECK(store_vm_add(s, &dup, err, sizeof(err)) == 0);
+    store_close(s);
+}
+
+/* A database of schema 1 (before the uid column) opens and is migrated,
+ * its rows kept. */
+static void test_migration(void)
+{
+    char old[160], err[256];
+    snprintf(old, sizeof(old), "%s/v1.db", dir);
+    sqlite3 *raw;
+    CHECK(sqlite3_open(old, &raw) == SQLITE_OK);
+    CHECK(sqlite3_exec(raw,
+                       "CREATE TABLE vms (name TEXT PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
+                       " definition TEXT NOT NULL, state TEXT NOT NULL, exit_reason TEXT,"
+                       " snapshot TEXT, shim_pid INTEGER NOT NULL DEFAULT 0,"
+                       " pid INTEGER NOT NULL DEFAULT 0, pid_start INTEGER NOT NULL DEFAULT 0,"
+                       " created INTEGER NOT NULL, autostart INTEGER NOT NULL DEFAULT 0);"
+                       "CREATE TABLE events (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                       " time_ms INTEGER NOT NULL, vm TEXT NOT NULL, from_state TEXT NOT NULL,"
+                       " to_state TEXT NOT NULL, reason TEXT NOT NULL);"
+                       "CREATE INDEX events_vm ON events (vm, seq);"
+                       "INSERT INTO vms (name, uuid, definition, state, created)"
+                       " VALUES ('old', 'uuid-old', '{}', 'shutdown', 7);"
+                       "PRAGMA user_version = 1;",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(raw);
+    struct store *s = NULL;
+    int r = store_open(old, &s, err, sizeof(err));
+    CHECK_MSG(r == 0, "open a schema-1 database: %s", err);
+    if (r)
+        return;
+    struct store_vm got;
+    CHECK(store_vm_get(s, "old", &got, err, sizeof(err)) == 0);
+    CHECK(!strcmp(got.state, "shutdown") && got.created == 7 && got.uid == 0);
+    store_vm_free(&got);
+    store_close(s);
+}
+
 static void test_shim(const char *self)
 {
     (void)self;
@@ -217,6 +283,9 @@ int main(int argc, char **argv)
     test_vms();
     test_events();
     test_versions();
+    unlink(db);
+    test_uids();
+    test_migration();
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
     CHECK(n > 0);
