@@ -7,7 +7,7 @@
 #   scripts/sandbox-trace.sh [tests/guest/NAME.sh...]   (default: a broad set)
 # Slow (strace stops at every syscall); the tests' own verdicts may suffer.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 NIMBUS_REAL=$(realpath "${NIMBUS:-build/nimbus}")
 out=$(mktemp -d "${TMPDIR:-/tmp}/nimbus-sandbox-trace.XXXXXX")
 cat >"$out/nimbus" <<WRAP

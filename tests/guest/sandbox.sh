@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2154  # PID_a, PID_b: set by bg_vm (printf -v)
 # The VM process's confinement (--sandbox, --run-as; docs/security.md).
 # Two VMs run side by side under --sandbox: A with a disk, user networking,
 # vsock and the API; B with the API only, and (as root) --run-as nobody.
