@@ -15,7 +15,7 @@ JANSSON_LIBS   := $(or $(shell pkg-config --libs jansson 2>/dev/null),-ljansson)
 CURL_CFLAGS    := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(JANSSON_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN)
-LDLIBS  := -lfdt -lz -lzstd -lpthread -lm $(JANSSON_LIBS) -ldl
+LDLIBS  := -lfdt -lz -lzstd -lpthread -lm $(JANSSON_LIBS) -lseccomp -ldl
 
 # Only the API client sees libcurl's headers.
 $(BUILD)/obj/src/cli/api_client.o: CFLAGS += $(CURL_CFLAGS)
