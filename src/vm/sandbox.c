@@ -138,13 +138,13 @@ int sandbox_filter_build(enum sandbox_mode mode, bool inet, void **out, char *er
         errmsg(err, errlen, r, "seccomp: clone3: %s", strerror(-r));
         goto fail;
     }
-    /* Sockets: unix (vsock's host side, the API), and with user networking
-     * TCP or UDP over IPv4 or IPv6 (slirp) - no raw or packet sockets, no
-     * netlink. */
+    /* Sockets: unix (vsock's host side, the API, migration), TCP over IPv4
+     * or IPv6 (a live migration's stream to tcp:HOST:PORT), and with user
+     * networking UDP too (slirp) - no raw or packet sockets, no netlink. */
     static const int families[] = { AF_UNIX, AF_INET, AF_INET6 };
     static const int types[] = { SOCK_STREAM, SOCK_DGRAM };
-    for (size_t f = 0; f < (inet ? 3u : 1u); f++)
-        for (size_t t = 0; t < 2; t++) {
+    for (size_t f = 0; f < 3; f++)
+        for (size_t t = 0; t < (f == 0 || inet ? 2u : 1u); t++) {
             struct scmp_arg_cmp c[2] = {
                 SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)families[f]),
                 SCMP_A1_32(SCMP_CMP_MASKED_EQ, 0xf /* the type without SOCK_* flags */,
