@@ -15,7 +15,7 @@ JANSSON_LIBS   := $(or $(shell pkg-config --libs jansson 2>/dev/null),-ljansson)
 CURL_CFLAGS    := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(JANSSON_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN)
-LDLIBS  := -lfdt -lz -lzstd -lpthread -lm $(JANSSON_LIBS) -ldl
+LDLIBS  := -lfdt -lz -lzstd -lpthread -lm $(JANSSON_LIBS) -lseccomp -ldl
 # sqlite3: nimbusd's database; libmicrohttpd: its API server (linked: the VM
 # processes load it with dlopen only when they serve --api).
 DAEMON_LIBS := -lsqlite3 $(or $(shell pkg-config --libs libmicrohttpd 2>/dev/null),-lmicrohttpd)

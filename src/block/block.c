@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -12,17 +13,42 @@
 /* "QFI\xfb" at offset 0 (the qcow2 specification's header magic). */
 static const uint8_t qcow2_magic[4] = { 'Q', 'F', 'I', 0xfb };
 
+int block_open_file(const char *path, const struct block_options *opts, int flags)
+{
+    if (!opts->by_fd) {
+        int fd = open(path, flags | O_CLOEXEC | O_NOCTTY);
+        return fd < 0 ? -errno : fd;
+    }
+    int have = fcntl(opts->fd, F_GETFL);
+    if (have < 0)
+        return -EBADF;
+    int want = flags & O_ACCMODE;
+    if ((have & O_ACCMODE) != O_RDWR && (have & O_ACCMODE) != want)
+        return -EBADF;   /* a read-only descriptor for a writable disk, say */
+    if (flags & O_DIRECT) {
+        /* O_DIRECT belongs to the open file description: a second one, for
+         * the same file and at most the same access. */
+        char proc[32];
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", opts->fd);
+        int fd = open(proc, (flags & ~O_ACCMODE) | want | O_CLOEXEC | O_NOCTTY);
+        return fd < 0 ? -errno : fd;
+    }
+    int fd = fcntl(opts->fd, F_DUPFD_CLOEXEC, 3);
+    return fd < 0 ? -errno : fd;
+}
+
 /* Reads the first bytes of `path` to see whether it is a qcow2 image.
  * Returns 1 (qcow2), 0 (not) or -errno with a message. Refuses what is
  * neither a regular file nor a block device before reading anything (a FIFO
  * would block or lose data). */
-static int probe_qcow2(const char *path, char *err, size_t errlen)
+static int probe_qcow2(const char *path, const struct block_options *opts, char *err,
+                       size_t errlen)
 {
     uint8_t buf[4];
     struct stat st;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = block_open_file(path, opts, O_RDONLY | O_NONBLOCK);
     if (fd < 0)
-        return errmsg(err, errlen, -errno, "cannot open disk image %s: %s", path, strerror(errno));
+        return errmsg(err, errlen, fd, "cannot open disk image %s: %s", path, strerror(-fd));
     int ret;
     if (fstat(fd, &st)) {
         ret = errmsg(err, errlen, -errno, "cannot stat disk image %s: %s", path, strerror(errno));
@@ -45,7 +71,7 @@ static int probe_qcow2(const char *path, char *err, size_t errlen)
 
 int block_probe(const char *path, enum block_format *format, char *err, size_t errlen)
 {
-    int is_qcow2 = probe_qcow2(path, err, errlen);
+    int is_qcow2 = probe_qcow2(path, &(struct block_options){ .fd = -1 }, err, errlen);
     if (is_qcow2 < 0)
         return is_qcow2;
     *format = is_qcow2 ? BLOCK_FORMAT_QCOW2 : BLOCK_FORMAT_RAW;
@@ -56,7 +82,7 @@ int block_open(const char *path, const struct block_options *opts, struct block_
                char *err, size_t errlen)
 {
     *out = NULL;
-    int is_qcow2 = probe_qcow2(path, err, errlen);
+    int is_qcow2 = probe_qcow2(path, opts, err, errlen);
     if (is_qcow2 < 0)
         return is_qcow2;
     switch (opts->format) {

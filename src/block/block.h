@@ -30,6 +30,14 @@ struct block_options {
     enum block_cache cache;     /* NONE: O_DIRECT where the file system allows */
     unsigned chain_depth;       /* backing files above this one: qcow2's guard
                                    against loops and absurd chains */
+    /* The image is the open descriptor `fd` (handed in by a more privileged
+     * process: docs/security.md), not the file at the path, which then only
+     * names it (for messages, and qcow2's relative backing names). The
+     * descriptor is duplicated, never reopened by path, except through
+     * /proc/self/fd for cache=none's O_DIRECT descriptor; its access mode
+     * must allow what `readonly` asks. Backing files are opened by path. */
+    bool by_fd;
+    int fd;
 };
 
 struct block_backend;
@@ -59,6 +67,9 @@ struct block_backend {
     uint64_t size;        /* virtual disk size in bytes */
     bool readonly;
     char path[4096];      /* for messages */
+    int file_fd;          /* the image file, buffered (not O_DIRECT): for reads
+                             of the file itself, such as a snapshot's disk
+                             identity; owned by the backend */
 };
 
 /* Opens `path` as `opts->format` (probing when it is PROBE: a qcow2 header
@@ -72,6 +83,13 @@ int block_open(const char *path, const struct block_options *opts, struct block_
  * qcow2 header magic, else RAW. -errno with a message when it cannot be
  * read, or is neither a regular file nor a block device. */
 int block_probe(const char *path, enum block_format *format, char *err, size_t errlen);
+
+/* The formats' way to the image file: open(path, flags | O_CLOEXEC |
+ * O_NOCTTY), or with opts->by_fd a duplicate of opts->fd (-EBADF when its
+ * access mode is narrower than flags ask; O_DIRECT in flags: a new
+ * descriptor through /proc/self/fd, same access mode). Returns the
+ * descriptor or -errno. */
+int block_open_file(const char *path, const struct block_options *opts, int flags);
 
 /* The formats, called by block_open() (and by qcow2 for backing files). */
 int raw_open(const char *path, const struct block_options *opts, struct block_backend **out,

@@ -440,11 +440,13 @@ int qcow2_open(const char *path, const struct block_options *opts, struct block_
 
     /* qcow2 keeps its metadata in the page cache and orders it with
      * fdatasync; cache=none (O_DIRECT) is not applied to qcow2 images. */
-    q->fd = open(path, (opts->readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+    q->fd = block_open_file(path, opts, opts->readonly ? O_RDONLY : O_RDWR);
     if (q->fd < 0) {
-        r = errmsg(err, errlen, -errno, "%s: %s", path, strerror(errno));
+        r = errmsg(err, errlen, q->fd, "%s: %s", path, strerror(-q->fd));
+        q->fd = -1;
         goto fail;
     }
+    q->b.file_fd = q->fd;
     /* One writer or any number of readers per image (this process included):
      * a base image in use as a backing file cannot be opened for writing. */
     if (flock(q->fd, (opts->readonly ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {

@@ -217,11 +217,11 @@ static const struct block_ops raw_ops = {
 
 /* Opens without blocking on a FIFO and without becoming a controlling
  * terminal; the caller checks the file type on the open descriptor. */
-static int open_image(const char *path, int flags)
+static int open_image(const char *path, const struct block_options *opts, int flags)
 {
-    int fd = open(path, flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    int fd = block_open_file(path, opts, flags | O_NONBLOCK);
     if (fd < 0)
-        return -errno;
+        return fd;
     int fl = fcntl(fd, F_GETFL);
     if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0) {
         int e = -errno;
@@ -246,7 +246,7 @@ int raw_open(const char *path, const struct block_options *opts, struct block_ba
     r->fd = r->fd_buffered = -1;
     int acc = opts->readonly ? O_RDONLY : O_RDWR;
 
-    r->fd = open_image(path, acc);
+    r->fd = open_image(path, opts, acc);
     if (r->fd < 0) {
         ret = errmsg(err, errlen, r->fd, "cannot open disk image %s: %s", path, strerror(-r->fd));
         goto fail;
@@ -271,7 +271,7 @@ int raw_open(const char *path, const struct block_options *opts, struct block_ba
     }
 
     if (opts->cache == BLOCK_CACHE_NONE) {
-        int dfd = open_image(path, acc | O_DIRECT);
+        int dfd = open_image(path, opts, acc | O_DIRECT);
         if (dfd >= 0) {
             struct stat st2;
             /* Must still be the same file we checked. */
@@ -293,6 +293,7 @@ int raw_open(const char *path, const struct block_options *opts, struct block_ba
 
     r->b.ops = &raw_ops;
     r->b.readonly = opts->readonly;
+    r->b.file_fd = r->fd_buffered >= 0 ? r->fd_buffered : r->fd;
     snprintf(r->b.path, sizeof(r->b.path), "%s", path);
     *out = &r->b;
     return 0;

@@ -72,4 +72,47 @@ enum vm_restore_memory;
 /* --memory lazy|eager|uffd of restore and exec. Returns 0 or -EINVAL. */
 int cli_parse_restore_memory(const char *arg, enum vm_restore_memory *how);
 
+/* The confinement options run and restore share (vm/sandbox.h): their
+ * --help lines, and --sandbox[=kill|log] (NULL: kill). */
+#define CLI_SANDBOX_USAGE \
+    "  --sandbox[=log]   confine this process (docs/security.md): no new\n" \
+    "                    privileges, a private mount view where permitted (root:\n" \
+    "                    a minimal /dev, no /sys, /proc's host knobs read-only),\n" \
+    "                    and once start-up is done a seccomp allowlist of the\n" \
+    "                    syscalls the monitor uses: any other kills the process\n" \
+    "                    (SIGSYS). =log allows and logs them instead (dmesg), to\n" \
+    "                    find what is missing. Off by default\n" \
+    "  --run-as UID:GID  (root only) after start-up, before the guest runs, become\n" \
+    "                    this user and group, with no other groups and no way\n" \
+    "                    back; files the VM makes later (snapshots) are theirs\n"
+#define CLI_OPT_SANDBOX 0x100
+#define CLI_OPT_RUN_AS  0x101
+#define CLI_SANDBOX_OPTIONS \
+    { "sandbox", optional_argument, NULL, CLI_OPT_SANDBOX }, \
+    { "run-as", required_argument, NULL, CLI_OPT_RUN_AS }
+enum sandbox_mode;
+struct sandbox_options;
+int cli_parse_sandbox(const char *arg, enum sandbox_mode *mode);
+/* One of CLI_SANDBOX_OPTIONS (getopt's `opt` and optarg) into `o`.
+ * Returns 0 or -errno with a message. */
+int cli_sandbox_option(int opt, const char *arg, struct sandbox_options *o, char *err,
+                       size_t errlen);
+
+/* N of "fd=N" (after the "fd="): an open descriptor above 2, handed in by
+ * the caller (the daemon), and `name` the file it was opened as (or
+ * "fd:N"). Returns 0 or -errno with a message. */
+int cli_parse_fd(const char *arg, int *fd, char *name, size_t namelen, char *err, size_t errlen);
+
+/* A disk's descriptor must be open for reading, and for writing unless
+ * the disk is read-only. Returns 0 or -EBADF with a message. */
+int cli_check_disk_fd(int fd, bool readonly, char *err, size_t errlen);
+
+/* sandbox_enter / sandbox_lock (IPv4/IPv6 sockets only for a machine `c`
+ * with user networking), with their messages on stderr after "CMD: ".
+ * Return 0 or -1. */
+struct sandbox;
+struct virt_config;
+int cli_sandbox_enter(const struct sandbox_options *o, struct sandbox *sb, const char *cmd);
+int cli_sandbox_lock(struct sandbox *sb, const struct virt_config *c, const char *cmd);
+
 #endif

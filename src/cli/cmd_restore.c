@@ -1,5 +1,6 @@
 /* nimbus restore: run a VM from a snapshot directory (vm/snapshot.h). */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "cpu/jit/jit.h"
 #include "net/mac.h"
 #include "vm/migrate.h"
+#include "vm/sandbox.h"
 #include "vm/snapshot.h"
 #include "vm/vm.h"
 
@@ -34,6 +36,12 @@ static void restore_usage(FILE *out)
         "                    order; an empty PATH keeps that slot's saved disk): a qcow2\n"
         "                    overlay over the saved disk, so that clones write apart.\n"
         "                    Only its size is checked against the saved disk's\n"
+        "  --disk fd=N       that slot's saved disk itself, as the open descriptor N\n"
+        "                    handed in by the caller (see 'nimbus run --help'): it\n"
+        "                    gets the full check, as if opened by its saved name\n"
+        "  --net tap,fd=N    the next saved tap card (repeatable, in card order) on\n"
+        "                    the attached /dev/net/tun descriptor N instead of\n"
+        "                    opening its saved interface by name\n"
         "  --force-disks     restore even when a saved disk changed since the save (its\n"
         "                    size or the checksum of its first 64 KiB differs); the\n"
         "                    guest may then see a file system it does not expect\n"
@@ -62,6 +70,7 @@ static void restore_usage(FILE *out)
         "                    10 ms, comes before; measure it from outside)\n"
         "  --console WHERE   stdio (default), file:PATH or socket:PATH\n"
         "  --api PATH        serve the VM's control API at PATH (docs/api.md)\n"
+        CLI_SANDBOX_USAGE
         "  --jit on|off, --jit-cache SIZE, --jit-threshold N\n"
         "                    the binary translator, as for 'nimbus run'\n"
         "\n"
@@ -97,6 +106,8 @@ int cmd_restore(int argc, char **argv)
         { "vsock", required_argument, NULL, 'V' },
         { "console", required_argument, NULL, 'c' },
         { "api", required_argument, NULL, 'K' },
+        { "net", required_argument, NULL, 'N' },
+        CLI_SANDBOX_OPTIONS,
         { "jit", required_argument, NULL, 'J' },
         { "jit-cache", required_argument, NULL, 'C' },
         { "jit-threshold", required_argument, NULL, 'T' },
@@ -110,6 +121,9 @@ int cmd_restore(int argc, char **argv)
     int64_t t0 = cli_now_ns();
     char err[1024];
     int opt;
+    struct sandbox_options sbo = { 0 };
+    struct sandbox sb;
+    char fd_names[VIRT_MAX_DISKS][PATH_MAX];   /* --disk fd=N: what each was opened as */
 
     opterr = 0;
     optind = 1;
@@ -118,7 +132,33 @@ int cmd_restore(int argc, char **argv)
         case 'D':
             if (o.ndisks >= VIRT_MAX_DISKS)
                 return fail("too many --disk options (at most %s)", "one per saved disk");
+            if (!strncmp(optarg, "fd=", 3)) {
+                if (cli_parse_fd(optarg + 3, &o.disk_fd[o.ndisks], fd_names[o.ndisks], PATH_MAX,
+                                 err, sizeof(err)))
+                    return fail("--disk: %s", err);
+                o.disk_by_fd[o.ndisks] = true;
+                o.disks[o.ndisks] = fd_names[o.ndisks];
+                o.ndisks++;
+                break;
+            }
             o.disks[o.ndisks++] = *optarg ? optarg : NULL;
+            break;
+        case 'N': {
+            char name[PATH_MAX];
+            if (strncmp(optarg, "tap,fd=", 7))
+                return fail("invalid --net '%s' (a restore takes only tap,fd=N)", optarg);
+            if (o.ntap_fds >= VIRT_MAX_NETS)
+                return fail("too many --net options (%s)", "one per tap card");
+            if (cli_parse_fd(optarg + 7, &o.tap_fds[o.ntap_fds], name, sizeof(name), err,
+                             sizeof(err)))
+                return fail("--net tap: %s", err);
+            o.ntap_fds++;
+            break;
+        }
+        case CLI_OPT_SANDBOX:
+        case CLI_OPT_RUN_AS:
+            if (cli_sandbox_option(opt, optarg, &sbo, err, sizeof(err)))
+                return fail("%s", err);
             break;
         case 'f': o.force_disks = true; break;
         case 'I': incoming = optarg; break;
@@ -182,6 +222,8 @@ int cmd_restore(int argc, char **argv)
     if (clone && cli_clone_identity(&o))
         return fail("%s", "no randomness from the host for the clone's MACs and CID");
 
+    if (cli_sandbox_enter(&sbo, &sb, "nimbus restore"))
+        return 1;
     struct virt_machine *m;
     struct virt_config_strings strs;
     if (incoming) {
@@ -201,6 +243,13 @@ int cmd_restore(int argc, char **argv)
         virt_destroy(m);
         virt_config_strings_free(&strs);
         return fail("%s", err);
+    }
+    /* Start-up is over: every file, socket and device thread is open. */
+    if (cli_sandbox_lock(&sb, &m->config, "nimbus restore")) {
+        api_close(api);
+        virt_destroy(m);
+        virt_config_strings_free(&strs);
+        return 1;
     }
     if (!paused && virt_resume(m, err, sizeof(err))) {
         api_close(api);

@@ -13,6 +13,7 @@
 #include "machine/virt.h"
 #include "net/mac.h"
 #include "vm/migrate.h"
+#include "vm/sandbox.h"
 #include "vm/vm.h"
 
 static void run_usage(FILE *out)
@@ -54,7 +55,7 @@ static void run_usage(FILE *out)
         "                    \"OK HOSTPORT\\n\" and then talks to the guest's listener on\n"
         "                    PORT; a guest connection to CID 2 port P goes to the unix\n"
         "                    socket PATH_P if something listens there.\n"
-        "  --disk PATH[,format=raw|qcow2][,readonly][,cache=none|writeback]\n"
+        "  --disk PATH|fd=N[,format=raw|qcow2][,readonly][,cache=none|writeback]\n"
         "                    a virtio-blk disk (repeatable, at most %u, one fewer each\n"
         "                    for --console virtio and --vsock; the first is\n"
         "                    /dev/vda). format: probed when not given (a qcow2 header\n"
@@ -63,7 +64,11 @@ static void run_usage(FILE *out)
         "                    cache=writeback (default): host page cache, made durable\n"
         "                    when the guest flushes; cache=none: O_DIRECT (where the\n"
         "                    file system refuses it, every write is synced instead).\n"
-        "                    PATH may not contain commas.\n"
+        "                    PATH may not contain commas. fd=N: the image is the\n"
+        "                    open descriptor N, handed in by the caller (nimbusd),\n"
+        "                    so this process needs no access to the file by name;\n"
+        "                    open for reading and writing unless readonly\n"
+        "                    (qcow2 backing files are still opened by name).\n"
         "  --net user[,hostfwd=RULE]...[,mac=MAC]\n"
         "                    a virtio-net card on user-mode NAT (libslirp, QEMU's\n"
         "                    addresses): network 10.0.2.0/24, the host at 10.0.2.2\n"
@@ -73,11 +78,15 @@ static void run_usage(FILE *out)
         "                    (repeatable) forwards a host port into the guest; an\n"
         "                    empty HOSTADDR is 127.0.0.1 (QEMU: every address; give\n"
         "                    0.0.0.0 for that), an empty GUESTADDR 10.0.2.15.\n"
-        "  --net tap,ifname=NAME[,mac=MAC]\n"
+        "  --net tap,ifname=NAME|fd=N[,mac=MAC]\n"
         "                    a virtio-net card on the tap interface NAME (made for\n"
         "                    the run if missing; needs CAP_NET_ADMIN, or a tap made\n"
         "                    for this user with 'ip tuntap add NAME mode tap user\n"
         "                    USER'), with checksum and TSO offloads passed through.\n"
+        "                    fd=N instead of ifname: a /dev/net/tun descriptor the\n"
+        "                    caller attached (TUNSETIFF with IFF_TAP, IFF_NO_PI and\n"
+        "                    IFF_VNET_HDR), so this process needs neither\n"
+        "                    CAP_NET_ADMIN nor /dev/net/tun.\n"
         "                    --net is repeatable; the n-th card's MAC defaults to\n"
         "                    52:54:00:12:34:56+n (QEMU's). At most %u --disk and\n"
         "                    --net options together.\n"
@@ -99,6 +108,7 @@ static void run_usage(FILE *out)
         "                    other commands speak it). A stale socket at PATH is\n"
         "                    replaced, a live one or any other file refused; the\n"
         "                    socket is removed on exit\n"
+        CLI_SANDBOX_USAGE
         "  --dump-dtb FILE   also write the generated device tree blob to FILE\n"
         "  --jit on|off      binary translator: hot code runs as x86-64 host code\n"
         "                    (default off; the interpreter is the reference)\n"
@@ -155,15 +165,24 @@ static int fail(const char *fmt, const char *arg)
     return 1;
 }
 
-/* PATH[,format=raw|qcow2][,readonly][,cache=none|writeback] into `d`;
- * `d->path` points into `arg`, which is cut at the first comma. */
-static int parse_disk(char *arg, struct virt_disk *d)
+/* PATH|fd=N[,format=raw|qcow2][,readonly][,cache=none|writeback] into
+ * `d`; `d->path` points into `arg`, which is cut at the first comma, or for
+ * fd=N to `fd_name` (PATH_MAX bytes), the file it was opened as. */
+static int parse_disk(char *arg, struct virt_disk *d, char *fd_name)
 {
+    char err[256];
     char *save = NULL;
     char *path = strtok_r(arg, ",", &save);
     if (!path || !*path || arg[0] == ',')
-        return fail("%s", "--disk needs a path (--disk PATH[,format=...][,readonly][,cache=...])");
+        return fail("%s", "--disk needs a path (--disk PATH|fd=N[,format=...][,readonly]"
+                          "[,cache=...])");
     *d = (struct virt_disk){ .path = path };
+    if (!strncmp(path, "fd=", 3)) {
+        if (cli_parse_fd(path + 3, &d->opts.fd, fd_name, PATH_MAX, err, sizeof(err)))
+            return fail("--disk: %s", err);
+        d->opts.by_fd = true;
+        d->path = fd_name;
+    }
     for (char *o; (o = strtok_r(NULL, ",", &save));) {
         if (!strcmp(o, "format=raw"))
             d->opts.format = BLOCK_FORMAT_RAW;
@@ -179,6 +198,8 @@ static int parse_disk(char *arg, struct virt_disk *d)
             return fail("unknown --disk option '%s' (format=raw|qcow2, readonly, "
                         "cache=none|writeback)", o);
     }
+    if (d->opts.by_fd && cli_check_disk_fd(d->opts.fd, d->opts.readonly, err, sizeof(err)))
+        return fail("%s", err);
     return 0;
 }
 
@@ -195,7 +216,7 @@ static int parse_net(char *arg, struct virt_net *n)
         n->kind = VIRT_NET_TAP;
     else
         return fail("%s", "--net needs a kind: user[,hostfwd=...][,mac=...] or "
-                          "tap,ifname=NAME[,mac=...]");
+                          "tap,ifname=NAME|fd=N[,mac=...]");
     for (char *o; (o = strtok_r(NULL, ",", &save));) {
         if (!strncmp(o, "mac=", 4)) {
             if (net_parse_mac(o + 4, n->mac))
@@ -214,14 +235,19 @@ static int parse_net(char *arg, struct virt_net *n)
             if (!o[7] || strlen(o + 7) >= sizeof(n->ifname))
                 return fail("bad --net tap ifname '%s' (1 to 15 characters)", o + 7);
             snprintf(n->ifname, sizeof(n->ifname), "%s", o + 7);
+        } else if (n->kind == VIRT_NET_TAP && !strncmp(o, "fd=", 3)) {
+            char name[PATH_MAX];
+            if (cli_parse_fd(o + 3, &n->tap_fd, name, sizeof(name), err, sizeof(err)))
+                return fail("--net tap: %s", err);
+            n->tap_by_fd = true;
         } else {
             return fail(n->kind == VIRT_NET_USER
                             ? "unknown --net user option '%s' (hostfwd=, mac=)"
-                            : "unknown --net tap option '%s' (ifname=, mac=)", o);
+                            : "unknown --net tap option '%s' (ifname=, fd=, mac=)", o);
         }
     }
-    if (n->kind == VIRT_NET_TAP && !n->ifname[0])
-        return fail("%s", "--net tap needs ifname=NAME");
+    if (n->kind == VIRT_NET_TAP && !n->ifname[0] == !n->tap_by_fd)
+        return fail("%s", "--net tap needs one of ifname=NAME and fd=N");
     return 0;
 }
 
@@ -295,6 +321,7 @@ int cmd_run(int argc, char **argv)
         { "vsock", required_argument, NULL, 'V' },
         { "balloon", optional_argument, NULL, 'B' },
         { "api", required_argument, NULL, 'K' },
+        CLI_SANDBOX_OPTIONS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -308,6 +335,9 @@ int cmd_run(int argc, char **argv)
     char err[512];
     int opt;
     bool jit_stats = false;
+    struct sandbox_options sbo = { 0 };
+    struct sandbox sb;
+    char fd_names[VIRT_MAX_DISKS][PATH_MAX];   /* --disk fd=N: what each was opened as */
 
     opterr = 0;
     optind = 1;
@@ -331,7 +361,7 @@ int cmd_run(int argc, char **argv)
                 fprintf(stderr, "nimbus run: too many --disk options (at most %u)\n", VIRT_MAX_DISKS);
                 return 1;
             }
-            if (parse_disk(optarg, &config.disks[config.ndisks]))
+            if (parse_disk(optarg, &config.disks[config.ndisks], fd_names[config.ndisks]))
                 return 1;
             config.ndisks++;
             break;
@@ -353,6 +383,11 @@ int cmd_run(int argc, char **argv)
             if (!*optarg)
                 return fail("%s", "--api needs a path");
             api_path = optarg;
+            break;
+        case CLI_OPT_SANDBOX:
+        case CLI_OPT_RUN_AS:
+            if (cli_sandbox_option(opt, optarg, &sbo, err, sizeof(err)))
+                return fail("%s", err);
             break;
         case 'm': {
             unsigned long long bytes;
@@ -437,6 +472,8 @@ int cmd_run(int argc, char **argv)
         return 1;
     }
 
+    if (cli_sandbox_enter(&sbo, &sb, "nimbus run"))
+        return 1;
     struct virt_machine *m;
     if (virt_create(&config, &m, err, sizeof(err))) {
         fprintf(stderr, "nimbus run: %s\n", err);
@@ -445,6 +482,12 @@ int cmd_run(int argc, char **argv)
     struct api *api = NULL;
     if (api_path && api_open(api_path, m, &api, err, sizeof(err))) {
         fprintf(stderr, "nimbus run: %s\n", err);
+        virt_destroy(m);
+        return 1;
+    }
+    /* Start-up is over: every file, socket and device thread is open. */
+    if (cli_sandbox_lock(&sb, &m->config, "nimbus run")) {
+        api_close(api);
         virt_destroy(m);
         return 1;
     }

@@ -1,14 +1,18 @@
 /* Option values that several commands take (run, restore, exec). See cli.h. */
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "base/errmsg.h"
 #include "cli/cli.h"
 #include "cpu/jit/jit.h"
+#include "vm/sandbox.h"
 #include "vm/snapshot.h"
 
 int cli_parse_vsock(const char *arg, uint64_t *cid_out, char *path, size_t pathlen, char *err,
@@ -107,4 +111,85 @@ int64_t cli_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int cli_parse_sandbox(const char *arg, enum sandbox_mode *mode)
+{
+    if (!arg || !strcmp(arg, "kill"))
+        *mode = SANDBOX_KILL;
+    else if (!strcmp(arg, "log"))
+        *mode = SANDBOX_LOG;
+    else
+        return -EINVAL;
+    return 0;
+}
+
+int cli_sandbox_option(int opt, const char *arg, struct sandbox_options *o, char *err,
+                       size_t errlen)
+{
+    if (opt == CLI_OPT_RUN_AS)
+        return sandbox_parse_run_as(arg, o, err, errlen);
+    if (cli_parse_sandbox(arg, &o->mode))
+        return errmsg(err, errlen, -EINVAL, "invalid --sandbox=%s (kill or log)", arg);
+    return 0;
+}
+
+int cli_parse_fd(const char *arg, int *fd, char *name, size_t namelen, char *err, size_t errlen)
+{
+    char *end;
+    errno = 0;
+    long n = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || n < 0 || n > INT_MAX)
+        return errmsg(err, errlen, -EINVAL, "invalid descriptor 'fd=%s' (a number)", arg);
+    if (n <= 2)
+        return errmsg(err, errlen, -EINVAL, "fd=%ld is standard input, output or error", n);
+    if (fcntl((int)n, F_GETFD) < 0)
+        return errmsg(err, errlen, -EBADF, "fd=%ld is not an open descriptor", n);
+    *fd = (int)n;
+    /* The file it was opened as, for messages and the snapshot's record
+     * (a qcow2 image's relative backing names resolve from it too). */
+    char proc[32];
+    snprintf(proc, sizeof(proc), "/proc/self/fd/%d", *fd);
+    ssize_t k = readlink(proc, name, namelen - 1);
+    if (k <= 0 || name[0] != '/')
+        k = snprintf(name, namelen, "fd:%d", *fd);
+    name[k < (ssize_t)namelen ? k : (ssize_t)namelen - 1] = '\0';
+    return 0;
+}
+
+int cli_check_disk_fd(int fd, bool readonly, char *err, size_t errlen)
+{
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0)
+        return errmsg(err, errlen, -EBADF, "--disk fd=%d is not an open descriptor", fd);
+    if ((fl & O_ACCMODE) == O_WRONLY || (!readonly && (fl & O_ACCMODE) != O_RDWR))
+        return errmsg(err, errlen, -EBADF, "--disk fd=%d is open %s: a disk needs it open for "
+                      "reading%s", fd, (fl & O_ACCMODE) == O_WRONLY ? "write-only" : "read-only",
+                      readonly ? "" : " and writing (or give readonly)");
+    return 0;
+}
+
+int cli_sandbox_enter(const struct sandbox_options *o, struct sandbox *sb, const char *cmd)
+{
+    char err[256];
+    if (sandbox_enter(o, sb, err, sizeof(err))) {
+        fprintf(stderr, "%s: %s\n", cmd, err);
+        return -1;
+    }
+    if (sb->note[0])
+        fprintf(stderr, "%s: note: %s\n", cmd, sb->note);
+    return 0;
+}
+
+int cli_sandbox_lock(struct sandbox *sb, const struct virt_config *c, const char *cmd)
+{
+    char err[256];
+    bool inet = false;
+    for (unsigned i = 0; i < c->nnets; i++)
+        inet |= c->nets[i].kind == VIRT_NET_USER;
+    if (sandbox_lock(sb, inet, err, sizeof(err))) {
+        fprintf(stderr, "%s: %s\n", cmd, err);
+        return -1;
+    }
+    return 0;
 }

@@ -550,10 +550,11 @@ static uint64_t virtio_slot_base(unsigned slot)
 /* The network card `i` in `slot`: its backend, its MAC address. */
 static int create_net(struct virt_machine *m, unsigned i, unsigned slot, char *err, size_t errlen)
 {
-    const struct virt_net *c = &m->config.nets[i];
+    struct virt_net *c = &m->config.nets[i];
     struct net_backend *b;
-    int r = c->kind == VIRT_NET_TAP ? net_tap_open(c->ifname, &b, err, errlen)
-                                    : net_user_open(&c->user, &b, err, errlen);
+    int r = c->kind == VIRT_NET_USER ? net_user_open(&c->user, &b, err, errlen)
+            : c->tap_by_fd           ? net_tap_open_fd(c->tap_fd, c->ifname, &b, err, errlen)
+                                     : net_tap_open(c->ifname, &b, err, errlen);
     if (r)
         return r;
     /* QEMU's default for its n-th card: guests and scripts know it. */

@@ -54,7 +54,10 @@ enum virt_net_kind { VIRT_NET_USER, VIRT_NET_TAP };
 struct virt_net {
     enum virt_net_kind kind;
     struct net_user_options user;   /* VIRT_NET_USER: host forwards */
-    char ifname[16];                /* VIRT_NET_TAP */
+    char ifname[16];                /* VIRT_NET_TAP (filled in when tap_by_fd) */
+    bool tap_by_fd;                 /* VIRT_NET_TAP on the attached descriptor tap_fd
+                                       (net_tap_open_fd), not by opening ifname */
+    int tap_fd;
     bool has_mac;
     uint8_t mac[6];                 /* else 52:54:00:12:34:56 + the card's index */
 };

@@ -132,6 +132,16 @@ int net_user_open(const struct net_user_options *opts, struct net_backend **out,
  * IFF_VNET_HDR so offloads pass through. */
 int net_tap_open(const char *ifname, struct net_backend **out, char *err, size_t errlen);
 
+/* The same on a tap descriptor opened and attached by a more privileged
+ * process (docs/security.md), so this one needs no CAP_NET_ADMIN nor
+ * /dev/net/tun: `fd` must be a /dev/net/tun descriptor attached to a tap
+ * interface (TUNGETIFF) with IFF_TAP, IFF_NO_PI and IFF_VNET_HDR, open for
+ * reading and writing. The backend takes a duplicate; the interface's name
+ * goes to ifname. Returns 0 or -errno with a message (-EINVAL: not such a
+ * descriptor). */
+int net_tap_open_fd(int fd, char ifname[16], struct net_backend **out, char *err,
+                    size_t errlen);
+
 static inline void net_backend_close(struct net_backend *b)
 {
     if (b)

@@ -23,6 +23,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "base/errmsg.h"
@@ -156,18 +158,40 @@ static const struct net_backend_ops tap_ops = {
     .close = tap_close,
 };
 
+static struct tap_backend *tap_new(void)
+{
+    struct tap_backend *t = calloc(1, sizeof(*t));
+    if (t) {
+        t->base.ops = &tap_ops;
+        t->base.vnet_hdr = true;
+        t->fd = t->evfd = -1;
+    }
+    return t;
+}
+
+/* The vnet header size, no offloads until the guest takes some, and the
+ * eventfd: the rest of an open, on t->fd attached to its interface. */
+static int tap_finish(struct tap_backend *t, const char *what, char *err, size_t errlen)
+{
+    int hdr = NET_VNET_HDR_LEN;
+    if (ioctl(t->fd, TUNSETVNETHDRSZ, &hdr) || ioctl(t->fd, TUNSETOFFLOAD, 0ul))
+        return errmsg(err, errlen, -errno, "%s: cannot set the vnet header: %s", what,
+                      strerror(errno));
+    t->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (t->evfd < 0)
+        return errmsg(err, errlen, -errno, "%s: eventfd: %s", what, strerror(errno));
+    return 0;
+}
+
 int net_tap_open(const char *ifname, struct net_backend **out, char *err, size_t errlen)
 {
     int r;
     if (!ifname || !*ifname || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
         return errmsg(err, errlen, -EINVAL, "--net tap: ifname must be 1 to %u characters",
                       IFNAMSIZ - 1);
-    struct tap_backend *t = calloc(1, sizeof(*t));
+    struct tap_backend *t = tap_new();
     if (!t)
         return errmsg(err, errlen, -ENOMEM, "--net tap: out of memory");
-    t->base.ops = &tap_ops;
-    t->base.vnet_hdr = true;
-    t->evfd = -1;
     snprintf(t->ifname, sizeof(t->ifname), "%s", ifname);
     t->fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (t->fd < 0) {
@@ -193,18 +217,55 @@ int net_tap_open(const char *ifname, struct net_backend **out, char *err, size_t
                    strerror(e), hint);
         goto fail;
     }
-    int hdr = NET_VNET_HDR_LEN;
-    if (ioctl(t->fd, TUNSETVNETHDRSZ, &hdr) || ioctl(t->fd, TUNSETOFFLOAD, 0ul)) {
-        r = errmsg(err, errlen, -errno, "--net tap,ifname=%s: cannot set the vnet header: %s",
-                   ifname, strerror(errno));
+    char what[64];
+    snprintf(what, sizeof(what), "--net tap,ifname=%s", ifname);
+    if ((r = tap_finish(t, what, err, errlen)))
+        goto fail;
+    *out = &t->base;
+    return 0;
+fail:
+    tap_close(&t->base);
+    return r;
+}
+
+int net_tap_open_fd(int fd, char ifname[16], struct net_backend **out, char *err,
+                    size_t errlen)
+{
+    char what[64];
+    snprintf(what, sizeof(what), "--net tap,fd=%d", fd);
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fstat(fd, &st))
+        return errmsg(err, errlen, -EBADF, "%s: not an open descriptor", what);
+    /* /dev/net/tun is the misc device 10:200 (Documentation/admin-guide/devices.txt). */
+    if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != 10 || minor(st.st_rdev) != 200)
+        return errmsg(err, errlen, -EINVAL, "%s: not a /dev/net/tun descriptor", what);
+    if ((fl & O_ACCMODE) != O_RDWR)
+        return errmsg(err, errlen, -EINVAL, "%s: not open for reading and writing", what);
+    struct ifreq ifr = { 0 };
+    if (ioctl(fd, TUNGETIFF, &ifr))
+        return errmsg(err, errlen, -EINVAL, "%s: not attached to an interface (TUNSETIFF)", what);
+    unsigned want = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    if ((ifr.ifr_flags & (IFF_TUN | IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)) != want)
+        return errmsg(err, errlen, -EINVAL, "%s: interface %.16s is not a tap attached with "
+                      "IFF_TAP | IFF_NO_PI | IFF_VNET_HDR", what, ifr.ifr_name);
+    struct tap_backend *t = tap_new();
+    if (!t)
+        return errmsg(err, errlen, -ENOMEM, "%s: out of memory", what);
+    int r;
+    snprintf(t->ifname, sizeof(t->ifname), "%.15s", ifr.ifr_name);
+    t->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (t->fd < 0) {
+        r = errmsg(err, errlen, -errno, "%s: %s", what, strerror(errno));
         goto fail;
     }
-    t->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (t->evfd < 0) {
-        r = errmsg(err, errlen, -errno, "--net tap,ifname=%s: eventfd: %s", ifname,
-                   strerror(errno));
+    if (!(fl & O_NONBLOCK) && fcntl(t->fd, F_SETFL, fl | O_NONBLOCK)) {
+        r = errmsg(err, errlen, -errno, "%s: %s", what, strerror(errno));
         goto fail;
     }
+    if ((r = tap_finish(t, what, err, errlen)))
+        goto fail;
+    snprintf(ifname, 16, "%s", t->ifname);
     *out = &t->base;
     return 0;
 fail:

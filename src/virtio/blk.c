@@ -295,6 +295,11 @@ int virtio_blk_flush(struct virtio_dev *vdev)
     return b->backend->readonly ? 0 : b->backend->ops->flush(b->backend);
 }
 
+const struct block_backend *virtio_blk_backend(struct virtio_dev *vdev)
+{
+    return ((struct virtio_blk *)virtio_dev_priv(vdev))->backend;
+}
+
 void virtio_blk_get_stats(struct virtio_dev *vdev, struct virtio_blk_stats *st)
 {
     struct virtio_blk *b = virtio_dev_priv(vdev);

@@ -37,6 +37,10 @@ int virtio_blk_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
  * thread; the device quiesced, so no request is in flight. */
 int virtio_blk_flush(struct virtio_dev *vdev);
 
+/* The disk's backend (what a snapshot records as the disk's identity).
+ * Any thread; the device owns it. */
+const struct block_backend *virtio_blk_backend(struct virtio_dev *vdev);
+
 /* Requests served since the device was created (monitor statistics for
  * GET /vm/counters; discards count write-zeroes too; errors are IOERR
  * replies). Any thread. */

@@ -47,35 +47,43 @@ struct disk_id {
     uint32_t crc;
 };
 
-static int disk_identify(const char *path, const struct block_options *saved_opts,
-                         struct disk_id *id, char *err, size_t errlen)
+/* The identity of an open image: its virtual size and the CRC of the
+ * first DISK_ID_BYTES of its file, read through the backend's own
+ * descriptor (no second open: a writable qcow2 image holds an exclusive
+ * lock, and a disk handed in as a descriptor has no path to open). */
+static int backend_identify(const struct block_backend *b, struct disk_id *id, char *err,
+                            size_t errlen)
 {
-    struct block_options opts = *saved_opts;
-    opts.readonly = true;
-    opts.cache = BLOCK_CACHE_WRITEBACK;
-    struct block_backend *b;
-    int r = block_open(path, &opts, &b, err, errlen);
-    if (r)
-        return r;
     id->size = b->size;
-    bool qcow2 = !strcmp(b->ops->name, "qcow2");
-    block_close(b);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return errmsg(err, errlen, -errno, "%s: %s", path, strerror(errno));
     uint8_t *buf = calloc(1, DISK_ID_BYTES);
-    ssize_t n = buf ? pread(fd, buf, DISK_ID_BYTES, 0) : -1;
-    int e = errno;
-    close(fd);
+    if (!buf)
+        return errmsg(err, errlen, -ENOMEM, "%s: out of memory", b->path);
+    ssize_t n = pread(b->file_fd, buf, DISK_ID_BYTES, 0);
     if (n < 0) {
+        int e = errno;
         free(buf);
-        return errmsg(err, errlen, buf ? -e : -ENOMEM, "%s: %s", path, strerror(buf ? e : ENOMEM));
+        return errmsg(err, errlen, -e, "%s: %s", b->path, strerror(e));
     }
-    if (qcow2 && n >= 80)
+    if (!strcmp(b->ops->name, "qcow2") && n >= 80)
         buf[79] &= (uint8_t)~1u;   /* incompatible_features bit 0: dirty (qcow2 spec) */
     id->crc = (uint32_t)crc32(0, buf, (uInt)n);
     free(buf);
     return 0;
+}
+
+/* The identity of a disk that is not open yet (a restore's). */
+static int disk_identify(const struct virt_disk *d, struct disk_id *id, char *err, size_t errlen)
+{
+    struct block_options opts = d->opts;
+    opts.readonly = true;
+    opts.cache = BLOCK_CACHE_WRITEBACK;
+    struct block_backend *b;
+    int r = block_open(d->path, &opts, &b, err, errlen);
+    if (r)
+        return r;
+    r = backend_identify(b, id, err, errlen);
+    block_close(b);
+    return r;
 }
 
 /* Flushes every writable disk (with `flush`) and records its identity,
@@ -89,7 +97,7 @@ static int save_disks(struct virt_machine *m, struct state_writer *w, bool flush
             return errmsg(err, errlen, r, "flushing disk %s: %s", m->config.disks[i].path,
                           strerror(-r));
         struct disk_id id;
-        r = disk_identify(m->config.disks[i].path, &m->config.disks[i].opts, &id, err, errlen);
+        r = backend_identify(virtio_blk_backend(m->virtio[i]), &id, err, errlen);
         if (r)
             return r;
         state_begin(w, "disk", i, DISK_ID_MAJOR, 0);
@@ -115,8 +123,8 @@ static int check_disks(const struct state_reader *rd, const struct virt_config *
         state_get_u32(&s, &saved.crc);
         if ((r = state_section_done(&s, err, errlen)))
             return r;
-        bool replaced = i < o->ndisks && o->disks[i];
-        r = disk_identify(c->disks[i].path, &c->disks[i].opts, &now, err, errlen);
+        bool replaced = i < o->ndisks && o->disks[i] && !o->disk_by_fd[i];
+        r = disk_identify(&c->disks[i], &now, err, errlen);
         if (r)
             return r;
         if (o->force_disks)
@@ -681,9 +689,24 @@ int vm_restore_build(const struct state_reader *rd, const struct vm_restore_opti
     for (unsigned i = 0; i < o->ndisks; i++)
         if (o->disks[i]) {
             c.disks[i].path = o->disks[i];
+            c.disks[i].opts.by_fd = o->disk_by_fd[i];
+            c.disks[i].opts.fd = o->disk_fd[i];
             if (o->disk_formats[i] != BLOCK_FORMAT_PROBE)
                 c.disks[i].opts.format = o->disk_formats[i];
         }
+    for (unsigned i = 0, t = 0; i < c.nnets && t < o->ntap_fds; i++)
+        if (c.nets[i].kind == VIRT_NET_TAP) {
+            c.nets[i].tap_by_fd = true;
+            c.nets[i].tap_fd = o->tap_fds[t++];
+        }
+    unsigned ntaps = 0;
+    for (unsigned i = 0; i < c.nnets; i++)
+        ntaps += c.nets[i].kind == VIRT_NET_TAP;
+    if (o->ntap_fds > ntaps) {
+        r = errmsg(err, errlen, -EINVAL, "%u tap descriptors, but the snapshot has %u tap cards",
+                   o->ntap_fds, ntaps);
+        goto fail;
+    }
     if ((r = check_disks(rd, &c, o, err, errlen)))
         goto fail;
     unsigned nmacs = o->clone_macs ? c.nnets : o->nmacs;

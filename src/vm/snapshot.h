@@ -59,6 +59,15 @@ struct vm_restore_options {
     /* A replacement's format (BLOCK_FORMAT_PROBE: the saved disk's): a
      * qcow2 overlay over a disk saved with format=raw, say. */
     enum block_format disk_formats[VIRT_MAX_DISKS];
+    /* Slot i's disk handed in as the open descriptor disk_fd[i] (block.h's
+     * by_fd; disks[i] then only names it): the saved disk itself, opened by
+     * someone else, so it gets the full check (size and checksum). */
+    bool disk_by_fd[VIRT_MAX_DISKS];
+    int disk_fd[VIRT_MAX_DISKS];
+    /* The i-th tap card (in card order among the tap cards) on the attached
+     * descriptor tap_fds[i] instead of opening its saved interface. */
+    int tap_fds[VIRT_MAX_NETS];
+    unsigned ntap_fds;
     /* The replacements are overlays over the saved disks: the saved disks
      * get the full check (size and checksum) as if not replaced. */
     bool disks_over_saved;

@@ -30,6 +30,7 @@
 struct hart_thread {
     struct virt_machine *machine;
     struct hart *hart;
+    unsigned index;
     pthread_t thread;
 };
 
@@ -53,6 +54,12 @@ static void *hart_thread_main(void *arg)
 {
     struct hart_thread *t = arg;
     struct virt_machine *m = t->machine;
+    /* For top -H, perf and the benchmarks' profiles. Named by the thread
+     * itself (prctl): naming another thread writes /proc/self/task/N/comm,
+     * which a sandboxed VM (--run-as: not dumpable) may not open. */
+    char name[16];
+    snprintf(name, sizeof(name), "hart%u", t->index);
+    pthread_setname_np(pthread_self(), name);
     while (atomic_load(&m->stop) == VIRT_RUNNING) {
         if (atomic_load(&m->pause_request)) {
             virt_pause_point(m);
@@ -227,16 +234,13 @@ int vm_run_io(struct virt_machine *m, const struct vm_io_source *src)
     for (;;) {
         unsigned started = 0;
         for (unsigned i = 0; i < m->nharts; i++) {
-            threads[i] = (struct hart_thread){ .machine = m, .hart = m->harts[i] };
+            threads[i] = (struct hart_thread){ .machine = m, .hart = m->harts[i], .index = i };
             int err = pthread_create(&threads[i].thread, NULL, hart_thread_main, &threads[i]);
             if (err) {
                 fprintf(stderr, "nimbus: cannot start hart thread: %s\n", strerror(err));
                 virt_request_stop(m, VIRT_STOP_ERROR, 1);
                 break;
             }
-            char name[16]; /* for top -H, perf and the benchmarks' profiles */
-            snprintf(name, sizeof(name), "hart%u", i);
-            pthread_setname_np(threads[i].thread, name);
             started++;
         }
         if (started == m->nharts && run_io_loop(m, sig_fd, src))
