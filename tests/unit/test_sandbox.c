@@ -109,7 +109,7 @@ static void test_options(void)
 enum probe {
     P_ALLOWED, P_CLONE3, P_UNSHARE, P_CLONE_NEWNET, P_SOCK_PACKET, P_SOCK_RAW, P_SOCK_NETLINK,
     P_IOCTL_TIOCSTI, P_MMAP_EXEC, P_MPROTECT_EXEC, P_EXECVE, P_PTRACE, P_KILL_OTHER, P_MOUNT,
-    P_SETUID, P_BPF, P_SOCK_INET, P_SOCK_UNIX,
+    P_SETUID, P_BPF, P_SOCK_INET, P_SOCK_UDP, P_SOCK_UNIX,
 };
 
 static void *thread_main(void *arg)
@@ -212,6 +212,9 @@ static int probe(enum probe what)
     case P_SOCK_INET:
         fd = socket(AF_INET, SOCK_STREAM, 0);
         return 0;
+    case P_SOCK_UDP:
+        fd = socket(AF_INET6, SOCK_DGRAM, 0);
+        return 0;
     case P_SOCK_UNIX:
         return socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0) < 0;
     }
@@ -276,9 +279,14 @@ static void test_filter(void)
         st = run_filtered(SANDBOX_KILL, forbidden[i].p);
         CHECK_MSG(killed_by_sigsys(st), "%s: status 0x%x, not SIGSYS", forbidden[i].name, st);
     }
-    /* Without user networking: unix sockets only. */
+    /* Without user networking: unix sockets, and TCP (a migration's
+     * stream), but no UDP. */
+    st = run_filtered_inet(SANDBOX_KILL, false, P_SOCK_UDP);
+    CHECK_MSG(killed_by_sigsys(st), "socket(AF_INET6, SOCK_DGRAM) without inet: status 0x%x", st);
     st = run_filtered_inet(SANDBOX_KILL, false, P_SOCK_INET);
-    CHECK_MSG(killed_by_sigsys(st), "socket(AF_INET) without inet: status 0x%x", st);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "socket(AF_INET) without inet: 0x%x", st);
+    st = run_filtered_inet(SANDBOX_KILL, true, P_SOCK_UDP);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "UDP with inet: 0x%x", st);
     st = run_filtered_inet(SANDBOX_KILL, false, P_SOCK_UNIX);
     CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 0, "socket(AF_UNIX) without inet: 0x%x", st);
     /* Log mode: logged, not killed. */
