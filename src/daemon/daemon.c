@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "base/errmsg.h"
+#include "daemon/cgroup.h"
 #include "daemon/daemon.h"
 
 /* As root: the FHS places (the systemd unit's). Otherwise the XDG ones of
@@ -66,6 +67,54 @@ static int make_dir(const char *path, char *err, size_t errlen)
     }
 }
 
+/* Writes this process into DIR/cgroup.procs. */
+static int move_self(const char *dir, char *err, size_t errlen)
+{
+    char procs[ND_PATH_MAX + 64];
+    snprintf(procs, sizeof(procs), "%.*s/cgroup.procs", ND_PATH_MAX, dir);
+    FILE *f = fopen(procs, "we");
+    if (!f || fprintf(f, "0\n") < 0 || fclose(f)) {
+        int e = errno;
+        if (f)
+            fclose(f);
+        return errmsg(err, errlen, -e, "%s: %s", procs, strerror(e));
+    }
+    return 0;
+}
+
+/* Finds the cgroup v2 hierarchy to put VMs in: the daemon's own cgroup
+ * (what systemd's Delegate=yes hands a service). cgroup v2 lets only leaf
+ * cgroups hold processes once controllers are enabled below them, so the
+ * daemon moves itself into ROOT/nimbusd first (not needed at the real
+ * root). Without a usable hierarchy VMs run without limits (docs/daemon.md). */
+static void cgroup_setup(struct nimbusd *d)
+{
+    char err[256];
+    struct cgroup_probe p;
+    if (cgroup_default_root(d->cgroup_root, sizeof(d->cgroup_root), err, sizeof(err)) ||
+        cgroup_probe(d->cgroup_root, &p, err, sizeof(err))) {
+        snprintf(d->cgroup_why, sizeof(d->cgroup_why), "%s", err);
+        return;
+    }
+    if (!p.usable) {
+        snprintf(d->cgroup_why, sizeof(d->cgroup_why), "%s", p.why);
+        return;
+    }
+    if (strcmp(d->cgroup_root, "/sys/fs/cgroup")) {
+        char leaf[ND_PATH_MAX + 32];
+        snprintf(leaf, sizeof(leaf), "%s/nimbusd", d->cgroup_root);
+        if (mkdir(leaf, 0755) && errno != EEXIST) {
+            snprintf(d->cgroup_why, sizeof(d->cgroup_why), "%.200s: %s", leaf, strerror(errno));
+            return;
+        }
+        if (move_self(leaf, err, sizeof(err))) {
+            snprintf(d->cgroup_why, sizeof(d->cgroup_why), "nimbusd into a leaf cgroup: %.200s", err);
+            return;
+        }
+    }
+    d->cgroups = true;
+}
+
 int nimbusd_open(const struct daemon_config *cfg, struct nimbusd **out, char *err,
                  size_t errlen)
 {
@@ -96,6 +145,9 @@ int nimbusd_open(const struct daemon_config *cfg, struct nimbusd **out, char *er
                    cfg->nimbus_bin, strerror(errno));
         goto fail;
     }
+    cgroup_setup(d);
+    if (!d->cgroups)
+        fprintf(stderr, "nimbusd: VMs run without cgroup limits: %s\n", d->cgroup_why);
     /* Find the VMs that ran before, then watch them, then serve. */
     nd_reattach(d);
     if ((r = nd_monitor_start(d, err, errlen)) || (r = nd_http_open(d, err, errlen)))

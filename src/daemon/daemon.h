@@ -39,7 +39,8 @@
 #define ND_READY_TIMEOUT_MS 30000    /* a started VM must serve its API by then */
 #define ND_STOP_TIMEOUT_MS 10000
 #define ND_VM_UID_BASE 1000000       /* above any distribution's users and subuid ranges' start */
-#define ND_VM_UIDS 65536     /* a destroyed VM's process must be gone by then */
+#define ND_VM_UIDS 65536
+#define ND_VMM_OVERHEAD_MIB 512      /* memory.max beyond the guest's RAM, by default */     /* a destroyed VM's process must be gone by then */
 
 struct daemon_config {
     char socket_path[ND_SUN_PATH];
@@ -79,6 +80,11 @@ struct nimbusd {
     bool stopping;
     pthread_t monitor;
     bool monitor_started;
+    /* cgroup v2 (cgroup.h): each VM's limits in ROOT/nimbus/NAME, when the
+     * host delegates a hierarchy to us; else why not. */
+    bool cgroups;
+    char cgroup_root[ND_PATH_MAX];
+    char cgroup_why[256];
     struct MHD_Daemon *http;
     struct api_socket http_sock;
     char http_path[ND_SUN_PATH];
@@ -125,6 +131,8 @@ struct dvm *nd_find(struct nimbusd *d, const char *name);
 struct dvm *nd_get(struct nimbusd *d, const char *name);   /* creates */
 /* An event as the API shows it. */
 json_t *nd_event_json(const struct store_event *ev);
+/* Removes the VM's cgroup once its process is gone (lock held). */
+void nd_cgroup_release(struct nimbusd *d, const char *name);
 /* Starts every autostart VM that is not running (daemon start). */
 void nd_autostart(struct nimbusd *d);
 

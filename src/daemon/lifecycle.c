@@ -12,6 +12,7 @@
 
 #include "base/errmsg.h"
 #include "cli/api_client.h"
+#include "daemon/cgroup.h"
 #include "daemon/daemon.h"
 #include "daemon/vmdef.h"
 
@@ -247,8 +248,9 @@ static void kill_vm(struct dvm *dv)
 }
 
 /* After the process ended: forget its pids in the row. */
-static void clear_proc(struct store_vm *vm, struct dvm *dv)
+static void clear_proc(struct nimbusd *d, struct store_vm *vm, struct dvm *dv)
 {
+    nd_cgroup_release(d, vm->name);
     vm->pid = vm->shim_pid = 0;
     vm->pid_start = 0;
     set_str(&vm->exit_reason, dv->exit_reason[0] ? dv->exit_reason : NULL);
@@ -269,6 +271,47 @@ static int mkdir_p(const char *path, mode_t mode)
         *p = '/';
     }
     return mkdir(tmp, mode) && errno != EEXIST ? -errno : 0;
+}
+
+/* ---- cgroups ---- */
+
+void nd_cgroup_release(struct nimbusd *d, const char *name)
+{
+    char err[256];
+    if (d->cgroups && cgroup_remove(d->cgroup_root, name, err, sizeof(err)))
+        fprintf(stderr, "nimbusd: %s: %s\n", name, err);
+}
+
+/* The VM's cgroup, with the definition's limits (lock held): `procs` gets
+ * its cgroup.procs for the supervisor, "" without cgroups. */
+static int vm_cgroup(struct nimbusd *d, const struct store_vm *vm, char *procs, size_t n,
+                     struct nd_err *e)
+{
+    procs[0] = '\0';
+    if (!d->cgroups)
+        return 0;
+    json_t *def = json_loads(vm->definition, 0, NULL);
+    json_int_t weight = json_integer_value(json_object_get(def, "cpu_weight"));
+    json_int_t cap = json_integer_value(json_object_get(def, "cpu_max_percent"));
+    json_int_t ram = json_integer_value(json_object_get(def, "memory_mib"));
+    json_int_t mem = json_integer_value(json_object_get(def, "memory_max_mib"));
+    json_decref(def);
+    /* cpu_max_percent of one CPU per 100 ms period; memory: the guest's
+     * RAM and room for the VMM itself (block caches, device buffers, the
+     * translator's code cache) unless the definition says. */
+    struct cgroup_limits l = {
+        .cpu_weight = weight > 0 ? (unsigned)weight : 100,
+        .cpu_quota_us = cap > 0 ? (uint64_t)cap * 1000 : 0,
+        .cpu_period_us = 100000,
+        .memory_max = (uint64_t)(mem > 0 ? mem : ram + ND_VMM_OVERHEAD_MIB) << 20,
+    };
+    char err[256];
+    int r = cgroup_create(d->cgroup_root, vm->name, &l, err, sizeof(err));
+    if (r)
+        return nd_fail(e, r, "failed", "VM '%s': its cgroup: %s", vm->name, err);
+    snprintf(procs, n, "%.*s/%s/%s/cgroup.procs", ND_DIR_MAX, d->cgroup_root, CGROUP_SUBTREE,
+             vm->name);
+    return 0;
 }
 
 /* A VM with a user of its own writes its saved state into its data
@@ -552,12 +595,17 @@ int nd_start(struct nimbusd *d, const char *name, struct nd_err *e)
     }
     if (vm.uid && (r = own_vm_dir(d, name, (uid_t)vm.uid, e)))
         goto out;
+    char procs[ND_PATH_MAX];
+    if ((r = vm_cgroup(d, &vm, procs, sizeof(procs), e)))
+        goto out;
     struct vm_launch l = {
         .shim = d->cfg.self_bin, .argv = argv, .log_path = log, .exit_path = exitp,
+        .cgroup_procs = procs[0] ? procs : NULL,
     };
     dv->exited = false;
     dv->exit_reason[0] = '\0';
     if ((r = supervisor_launch(&l, &dv->proc, err, sizeof(err)))) {
+        nd_cgroup_release(d, name);
         r = nd_fail(e, r, "failed", "VM '%s': %s", name, err);
         goto out;
     }
@@ -578,7 +626,7 @@ int nd_start(struct nimbusd *d, const char *name, struct nd_err *e)
         kill_vm(dv);
         wait_exit(d, dv, ND_STOP_TIMEOUT_MS);
         nd_read_exit(d, dv);
-        clear_proc(&vm, dv);
+        clear_proc(d, &vm, dv);
         struct nd_err e2;
         nd_transition(d, &vm, "crashed", e->msg, &e2);
         goto out;
@@ -656,7 +704,7 @@ int nd_destroy(struct nimbusd *d, const char *name, struct nd_err *e)
         return r;
     bool killed;
     stop_process(d, dv, name, "/vm/destroy", NULL, ND_STOP_TIMEOUT_MS, true, &killed, e);
-    clear_proc(&vm, dv);
+    clear_proc(d, &vm, dv);
     set_str(&vm.exit_reason, killed ? "destroyed (killed)" : "destroyed");
     r = nd_transition(d, &vm, "shutdown", vm.exit_reason, e);
     end(d, &vm, dv);
@@ -697,7 +745,7 @@ int nd_shutdown(struct nimbusd *d, const char *name, unsigned timeout_s, struct 
         end(d, &vm, dv);
         return r;
     }
-    clear_proc(&vm, dv);
+    clear_proc(d, &vm, dv);
     set_str(&vm.exit_reason, why);
     r = nd_transition(d, &vm, "shutdown", why, e);
     end(d, &vm, dv);
@@ -731,7 +779,7 @@ int nd_save(struct nimbusd *d, const char *name, struct nd_err *e)
             end(d, &vm, dv);
             return r;
         }
-        clear_proc(&vm, dv);
+        clear_proc(d, &vm, dv);
         remove_snapshot(snap);
         struct nd_err e2;
         nd_transition(d, &vm, "crashed", r ? e->msg : "killed while saving", &e2);
@@ -739,7 +787,7 @@ int nd_save(struct nimbusd *d, const char *name, struct nd_err *e)
         return r ? r : nd_fail(e, -ETIMEDOUT, "failed", "VM '%s': the save did not end", name);
     }
     char *old = vm.snapshot ? strdup(vm.snapshot) : NULL;
-    clear_proc(&vm, dv);
+    clear_proc(d, &vm, dv);
     set_str(&vm.exit_reason, NULL);
     set_str(&vm.snapshot, snap);
     r = nd_transition(d, &vm, "saved", "saved", e);

@@ -252,6 +252,12 @@ int nd_host(struct nimbusd *d, json_t **host, struct nd_err *e)
                       (json_int_t)h.committed_mib, "vcpus_committed",
                       (json_int_t)h.vcpus_committed, "host_cpus",
                       (json_int_t)sysconf(_SC_NPROCESSORS_ONLN), "sandbox", d->cfg.sandbox);
+    if (*host) {
+        json_object_set_new(*host, "cgroups", json_boolean(d->cgroups));
+        json_object_set_new(*host, "cgroups_why",
+                            d->cgroups ? json_null() : json_string(d->cgroup_why));
+        json_object_set_new(*host, "vm_users", json_boolean(d->cfg.vm_uid_base != 0));
+    }
     return *host ? 0 : nd_fail(e, -ENOMEM, "failed", "out of memory");
 }
 

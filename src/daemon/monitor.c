@@ -53,6 +53,7 @@ static void ended(struct nimbusd *d, struct dvm *dv)
     char err[256];
     if (store_vm_get(d->store, dv->name, &vm, err, sizeof(err)))
         return;
+    nd_cgroup_release(d, dv->name);
     vm.pid = vm.shim_pid = 0;
     vm.pid_start = 0;
     free(vm.exit_reason);
