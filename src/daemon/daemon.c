@@ -50,7 +50,7 @@ int nimbusd_default_config(struct daemon_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-static int make_dir(const char *path, char *err, size_t errlen)
+static int make_dir(const char *path, mode_t mode, char *err, size_t errlen)
 {
     char tmp[ND_PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s", path);
@@ -59,7 +59,7 @@ static int make_dir(const char *path, char *err, size_t errlen)
             continue;
         char c = *p;
         *p = '\0';
-        if (mkdir(tmp, 0750) && errno != EEXIST)
+        if (mkdir(tmp, mode) && errno != EEXIST)
             return errmsg(err, errlen, -errno, "%s: %s", tmp, strerror(errno));
         if (!c)
             return 0;
@@ -115,6 +115,16 @@ static void cgroup_setup(struct nimbusd *d)
     d->cgroups = true;
 }
 
+/* With VM users, the data directory and vms/ must let them through. */
+static int chmod_dir(const char *data, const char *vms, bool users, char *err, size_t errlen)
+{
+    if (!users)
+        return 0;
+    if (chmod(data, 0711) || chmod(vms, 0711))
+        return errmsg(err, errlen, -errno, "%s: %s", data, strerror(errno));
+    return 0;
+}
+
 int nimbusd_open(const struct daemon_config *cfg, struct nimbusd **out, char *err,
                  size_t errlen)
 {
@@ -133,7 +143,10 @@ int nimbusd_open(const struct daemon_config *cfg, struct nimbusd **out, char *er
     snprintf(db, sizeof(db), "%s/nimbus.db", cfg->data_dir);
     snprintf(vms, sizeof(vms), "%s/vms", cfg->data_dir);
     int r;
-    if ((r = make_dir(cfg->run_dir, err, errlen)) || (r = make_dir(vms, err, errlen)) ||
+    /* The data directories: to be crossed, not read, by the VMs' own users
+     * on their way to their own directories (their saved states). */
+    if ((r = make_dir(cfg->run_dir, 0750, err, errlen)) || (r = make_dir(vms, 0711, err, errlen)) ||
+        (r = chmod_dir(cfg->data_dir, vms, cfg->vm_uid_base != 0, err, errlen)) ||
         (r = store_open(db, &d->store, err, errlen)))
         goto fail;
     if ((r = nd_monitor_init(d))) {
