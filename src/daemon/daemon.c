@@ -115,13 +115,16 @@ static void cgroup_setup(struct nimbusd *d)
     d->cgroups = true;
 }
 
-/* With VM users, the data directory and vms/ must let them through. */
-static int chmod_dir(const char *data, const char *vms, bool users, char *err, size_t errlen)
+/* With VM users, the run and data directories and vms/ must let them
+ * through (to their vsock sockets and their saved states). */
+static int chmod_dirs(const struct daemon_config *cfg, const char *vms, char *err, size_t errlen)
 {
-    if (!users)
+    if (!cfg->vm_uid_base)
         return 0;
-    if (chmod(data, 0711) || chmod(vms, 0711))
-        return errmsg(err, errlen, -errno, "%s: %s", data, strerror(errno));
+    const char *dirs[] = { cfg->run_dir, cfg->data_dir, vms };
+    for (size_t i = 0; i < 3; i++)
+        if (chmod(dirs[i], 0711))
+            return errmsg(err, errlen, -errno, "%s: %s", dirs[i], strerror(errno));
     return 0;
 }
 
@@ -145,8 +148,8 @@ int nimbusd_open(const struct daemon_config *cfg, struct nimbusd **out, char *er
     int r;
     /* The data directories: to be crossed, not read, by the VMs' own users
      * on their way to their own directories (their saved states). */
-    if ((r = make_dir(cfg->run_dir, 0750, err, errlen)) || (r = make_dir(vms, 0711, err, errlen)) ||
-        (r = chmod_dir(cfg->data_dir, vms, cfg->vm_uid_base != 0, err, errlen)) ||
+    if ((r = make_dir(cfg->run_dir, 0711, err, errlen)) || (r = make_dir(vms, 0711, err, errlen)) ||
+        (r = chmod_dirs(cfg, vms, err, errlen)) ||
         (r = store_open(db, &d->store, err, errlen)))
         goto fail;
     if ((r = nd_monitor_init(d))) {
