@@ -16,6 +16,9 @@ CURL_CFLAGS    := $(shell pkg-config --cflags libcurl 2>/dev/null)
 CFLAGS  := -std=gnu11 $(OPT) -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(JANSSON_CFLAGS) $(SAN) $(EXTRA_CFLAGS)
 LDFLAGS := $(SAN)
 LDLIBS  := -lfdt -lz -lzstd -lpthread -lm $(JANSSON_LIBS) -lseccomp -ldl
+# sqlite3: nimbusd's database; libmicrohttpd: its API server (linked: the VM
+# processes load it with dlopen only when they serve --api).
+DAEMON_LIBS := -lsqlite3 $(or $(shell pkg-config --libs libmicrohttpd 2>/dev/null),-lmicrohttpd)
 
 # Only the API client sees libcurl's headers.
 $(BUILD)/obj/src/cli/api_client.o: CFLAGS += $(CURL_CFLAGS)
@@ -27,7 +30,15 @@ $(BUILD)/fuzz/obj/src/net/slirp.o: FUZZ_CFLAGS += $(SLIRP_CFLAGS)
 
 SRCS      := $(sort $(shell find src -name '*.c'))
 OBJS      := $(SRCS:%.c=$(BUILD)/obj/%.o)
-LIB_OBJS  := $(filter-out $(BUILD)/obj/src/cli/main.o,$(OBJS))
+# Two programs: nimbus (the CLI and the VM process) and nimbusd (the host daemon).
+MAINS     := src/cli/main.c src/daemon/main.c
+LIB_OBJS  := $(filter-out $(MAINS:%.c=$(BUILD)/obj/%.o),$(OBJS))
+DAEMON_OBJS := $(filter $(BUILD)/obj/src/daemon/%,$(LIB_OBJS))
+CORE_OBJS := $(filter-out $(DAEMON_OBJS),$(LIB_OBJS))
+# The unit tests and tools link the library objects as an archive, so each
+# takes only the objects (and, --as-needed, the libraries) it uses: a test
+# of the VMM does not load nimbusd's sqlite3 and libmicrohttpd.
+LIB_A     := $(BUILD)/libnimbus.a
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Host-side helpers the guest tests run (built with the unit tests).
@@ -55,29 +66,36 @@ FUZZ_CC     ?= clang
 FUZZ_DIR    := $(BUILD)/fuzz
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=gnu11 -O1 -g -Wall -Wextra -Werror -Isrc -D_GNU_SOURCE $(JANSSON_CFLAGS) $(FUZZ_SAN)
-FUZZ_OBJS   := $(filter-out $(FUZZ_DIR)/obj/src/cli/main.o,$(SRCS:%.c=$(FUZZ_DIR)/obj/%.o))
+FUZZ_OBJS   := $(filter-out $(MAINS:%.c=$(FUZZ_DIR)/obj/%.o),$(SRCS:%.c=$(FUZZ_DIR)/obj/%.o))
 FUZZ_SRCS   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_ALL    := $(FUZZ_SRCS:tests/fuzz/fuzz_%.c=%)
 FUZZ_TARGETS ?= $(FUZZ_ALL)
 FUZZ_SECONDS ?= 300
 
-.PHONY: all run guest test unit isa hostile bench bench-elf deps clean fuzz fuzz-build
-all: $(BUILD)/nimbus
+.PHONY: all run guest test unit isa hostile bench bench-elf deps clean fuzz fuzz-build install
+all: $(BUILD)/nimbus $(BUILD)/nimbusd
 
-$(BUILD)/nimbus: $(OBJS)
+$(BUILD)/nimbus: $(CORE_OBJS) $(BUILD)/obj/src/cli/main.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/nimbusd: $(LIB_OBJS) $(BUILD)/obj/src/daemon/main.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(DAEMON_LIBS)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit -o $@ $< $(LIB_OBJS) $(LDLIBS)
+$(LIB_A): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
 
-$(BUILD)/tools/%: tests/tools/%.c $(LIB_OBJS)
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(LIB_OBJS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/unit -Wl,--as-needed -o $@ $< $(LIB_A) $(LDLIBS) $(DAEMON_LIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Wl,--as-needed -o $@ $< $(LIB_A) $(LDLIBS) $(DAEMON_LIBS)
 
 $(BUILD)/isa/%.elf: tests/isa/%.S $(wildcard tests/isa/*.h tests/isa/*.inc) tests/isa/link.ld
 	@mkdir -p $(dir $@)
@@ -104,7 +122,7 @@ $(FUZZ_DIR)/obj/%.o: %.c
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -Itests/fuzz -o $@ $< $(FUZZ_OBJS) $(LDLIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -Itests/fuzz -o $@ $< $(FUZZ_OBJS) $(LDLIBS) $(DAEMON_LIBS)
 
 unit: $(UNIT_BINS) $(TOOL_BINS)
 isa: $(ISA_ELFS)
@@ -137,6 +155,19 @@ bench: deps all bench-elf guest
 	@bench/balloon.sh
 	@bench/snapshot.sh
 	@bench/migrate.sh
+
+# `make install`: the two programs, the systemd unit of nimbusd (its VMs
+# survive the daemon's restarts: KillMode=process) and bash completion.
+PREFIX           ?= /usr/local
+SYSTEMD_UNIT_DIR ?= /etc/systemd/system
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 755 $(BUILD)/nimbus $(BUILD)/nimbusd $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 docs/man/nimbusd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+	install -m 644 scripts/nimbus-completion.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/nimbus
+	sed 's|@BINDIR@|$(PREFIX)/bin|' contrib/nimbusd.service >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/nimbusd.service
+	chmod 644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/nimbusd.service
 
 clean:
 	rm -rf $(BUILD)

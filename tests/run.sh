@@ -10,7 +10,8 @@
 #      signal/terminal checks on pseudo-terminals (optimised build; a subset
 #      under the sanitizers);
 #   5. guest tests that boot Debian's kernel (optimised build; eight again
-#      under the sanitizers, listed below; the boot test again with --jit on);
+#      under the sanitizers, listed below, with the CLI's nimbusd test; the
+#      boot test again with --jit on);
 #   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
 #      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each.
 # Prints one line per test and ends with "N passed, N failed".
@@ -28,14 +29,19 @@ failures=()
 log_dir=build/test-logs
 mkdir -p "$log_dir"
 
+# Tests run one after another: the time since the previous report (or the
+# section's start) is the test's, shown so that slow tests stand out.
+last_report=$SECONDS
 report() { # name status logfile
+    local took=$((SECONDS - last_report))
+    last_report=$SECONDS
     if [ "$2" -eq 0 ]; then
         passed=$((passed + 1))
-        echo "PASS $1"
+        echo "PASS $1 (${took}s)"
     else
         failed=$((failed + 1))
         failures+=("$1")
-        echo "FAIL $1 (exit $2; log: $3)"
+        echo "FAIL $1 (exit $2, ${took}s; log: $3)"
         tail -n 5 "$3" | sed 's/^/    /'
     fi
 }
@@ -53,6 +59,7 @@ if ! make -s -j"$JOBS" BUILD=build/asan OPT=-O1 SAN="$SAN_FLAGS" all unit >"$log
 fi
 
 echo "== unit tests"
+last_report=$SECONDS
 for variant in build build/asan; do
     for t in "$variant"/tests/test_*; do
         [ -x "$t" ] || continue
@@ -64,6 +71,7 @@ for variant in build build/asan; do
 done
 
 echo "== bare-metal programs"
+last_report=$SECONDS
 run_isa() { # nimbus elf name [extra nimbus run options]
     local src="tests/isa/$(basename "$2" .elf).S" args=""
     [ -f "$src" ] && args=$(sed -n 's/^.*nimbus-args:[[:space:]]*//p' "$src" | head -n 1)
@@ -87,6 +95,7 @@ for elf in build/isa/*.elf; do
 done
 
 echo "== hostile guests"
+last_report=$SECONDS
 run_hostile() { # nimbus prefix list
     local t log
     for t in $(python3 tests/hostile/hostile.py --list "$3"); do
@@ -100,6 +109,7 @@ run_hostile build/nimbus hostile all
 run_hostile build/asan/nimbus hostile-asan asan
 
 echo "== guest tests"
+last_report=$SECONDS
 if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
     # The Debian root disk (debian_disk, uboot_disk): its failure fails those
     # tests only.
@@ -120,12 +130,13 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
     # workers and the backends); slirp's thread and the tap offloads; pause
     # and resume (harts waiting, devices quiesced); the virtio console holding
     # output for a slow reader; vsock and the agent (the device's epoll thread
-    # and sockets); the balloon's worker and timer threads, through the API. (The
+    # and sockets); the balloon's worker and timer threads, through the API; the
+    # CLI's nimbusd commands against a stand-in daemon (no guest). (The
     # API's own threads run under the sanitizers in unit/test_api; snapshots -
     # saves while harts run, lazy and eager restores - in unit/test_vm_snapshot;
     # their guest tests take minutes there.)
     for t in boot_command disk_raw net_user_http net_tap pause_resume virtio_console_slow vsock \
-        balloon_stats; do
+        balloon_stats cli_daemon; do
         log="$log_dir/guest-asan_$t.log"
         limit=1200
         [ $t = disk_raw ] && limit=2400
@@ -137,6 +148,7 @@ else
 fi
 
 echo "== fuzz targets"
+last_report=$SECONDS
 FUZZ_SHORT_SECONDS=${FUZZ_SHORT_SECONDS:-15}
 if make -s -j"$JOBS" fuzz-build >"$log_dir/fuzz-build.log" 2>&1; then
     for src in tests/fuzz/fuzz_*.c; do

@@ -161,12 +161,14 @@ static json_t *device_counters(struct virt_machine *m)
         struct virtio_net_stats st = { 0 };
         if (m->virtio[slot])
             virtio_net_get_stats(m->virtio[slot], &st);
-        json_array_append_new(list, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I}", "kind", "net",
-                                              "slot", slot,
+        json_array_append_new(list, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "kind",
+                                              "net", "slot", slot,
                                               "tx_frames", (json_int_t)st.tx_frames,
                                               "tx_dropped", (json_int_t)st.tx_dropped,
+                                              "tx_bytes", (json_int_t)st.tx_bytes,
                                               "rx_frames", (json_int_t)st.rx_frames,
-                                              "rx_dropped", (json_int_t)st.rx_dropped));
+                                              "rx_dropped", (json_int_t)st.rx_dropped,
+                                              "rx_bytes", (json_int_t)st.rx_bytes));
     }
     if (m->balloon) {
         struct virtio_balloon_info info;

@@ -69,6 +69,15 @@ static int probe_qcow2(const char *path, const struct block_options *opts, char 
     return ret;
 }
 
+int block_probe(const char *path, enum block_format *format, char *err, size_t errlen)
+{
+    int is_qcow2 = probe_qcow2(path, &(struct block_options){ .fd = -1 }, err, errlen);
+    if (is_qcow2 < 0)
+        return is_qcow2;
+    *format = is_qcow2 ? BLOCK_FORMAT_QCOW2 : BLOCK_FORMAT_RAW;
+    return 0;
+}
+
 int block_open(const char *path, const struct block_options *opts, struct block_backend **out,
                char *err, size_t errlen)
 {

@@ -79,6 +79,11 @@ struct block_backend {
 int block_open(const char *path, const struct block_options *opts, struct block_backend **out,
                char *err, size_t errlen);
 
+/* What block_open() would take `path` for: QCOW2 when it starts with the
+ * qcow2 header magic, else RAW. -errno with a message when it cannot be
+ * read, or is neither a regular file nor a block device. */
+int block_probe(const char *path, enum block_format *format, char *err, size_t errlen);
+
 /* The formats' way to the image file: open(path, flags | O_CLOEXEC |
  * O_NOCTTY), or with opts->by_fd a duplicate of opts->fd (-EBADF when its
  * access mode is narrower than flags ask; O_DIRECT in flags: a new

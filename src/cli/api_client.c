@@ -13,13 +13,20 @@
 
 #define MAX_REPLY (4u << 20)   /* a reply bigger than this is not our server's */
 
+struct curl_lib;
+
 struct buf {
     char *data;
     size_t len;
     bool (*line)(void *opaque, const char *s);   /* streaming: hand out lines */
     void *opaque;
     bool stopped;
+    int status_ok;          /* streaming: -1 until the status is known */
+    const struct curl_lib *lib;
+    void *curl;
 };
+
+static bool stream_status_ok(struct buf *b);
 
 static size_t on_data(char *p, size_t size, size_t n, void *opaque)
 {
@@ -34,7 +41,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *opaque)
     b->data = d;
     b->len += k;
     d[b->len] = '\0';
-    if (!b->line)
+    /* Only a 2xx reply's body is a stream: an error's is kept whole. */
+    if (!b->line || !stream_status_ok(b))
         return k;
     char *nl;
     while ((nl = memchr(b->data, '\n', b->len))) {
@@ -81,6 +89,16 @@ static int curl_open(struct curl_lib *l, char *err, size_t errlen)
                        errlen);
 }
 
+static bool stream_status_ok(struct buf *b)
+{
+    if (b->status_ok < 0) {
+        long code = 0;
+        b->lib->easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &code);
+        b->status_ok = code >= 200 && code < 300;
+    }
+    return b->status_ok;
+}
+
 static int request_with(const struct curl_lib *lib, const char *sock, const char *method,
                         const char *path, const char *body, struct buf *b, long *status,
                         char *err, size_t errlen)
@@ -88,7 +106,7 @@ static int request_with(const struct curl_lib *lib, const char *sock, const char
     CURL *c = lib->easy_init();
     if (!c)
         return errmsg(err, errlen, -ENOMEM, "cannot start libcurl");
-    char url[256];
+    char url[1024];
     snprintf(url, sizeof(url), "http://localhost%s", path);
     lib->easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
     lib->easy_setopt(c, CURLOPT_URL, url);
@@ -96,6 +114,9 @@ static int request_with(const struct curl_lib *lib, const char *sock, const char
     lib->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     lib->easy_setopt(c, CURLOPT_WRITEDATA, b);
     lib->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    b->lib = lib;
+    b->curl = c;
+    b->status_ok = -1;
     struct curl_slist *h = NULL;
     if (body) {
         h = lib->slist_append(h, "Content-Type: application/json");
@@ -124,17 +145,58 @@ static int request(const char *sock, const char *method, const char *path, const
         return r;
     return request_with(&lib, sock, method, path, body, b, status, err, errlen);
 }
+static int api_request(const char *sock, const char *method, const char *path, const char *body,
+                long *status, char **text, size_t *len, char *err, size_t errlen)
+{
+    struct buf b = { 0 };
+    *text = NULL;
+    *len = 0;
+    *status = 0;
+    int r = request(sock, method, path, body, &b, status, err, errlen);
+    if (r) {
+        free(b.data);
+        return r;
+    }
+    *text = b.data ? b.data : strdup("");
+    *len = b.len;
+    return *text ? 0 : errmsg(err, errlen, -ENOMEM, "out of memory");
+}
+
 int api_call(const char *sock, const char *method, const char *path, const char *body,
              long *status, json_t **reply, char *err, size_t errlen)
 {
-    struct buf b = { 0 };
+    char *text;
+    size_t len;
+    *reply = NULL;
+    int r = api_request(sock, method, path, body, status, &text, &len, err, errlen);
+    if (r)
+        return r;
+    if (len)
+        *reply = json_loadb(text, len, 0, NULL);
+    if (!*reply)
+        r = errmsg(err, errlen, -EPROTO, "%s: HTTP %ld without a JSON reply", sock, *status);
+    free(text);
+    return r;
+}
+
+int api_stream_reply(const char *sock, const char *path,
+                     bool (*line)(void *opaque, const char *s), void *opaque, long *status,
+                     json_t **reply, char *err, size_t errlen)
+{
+    struct buf b = { .line = line, .opaque = opaque };
     *reply = NULL;
     *status = 0;
-    int r = request(sock, method, path, body, &b, status, err, errlen);
-    if (r == 0 && b.len)
-        *reply = json_loadb(b.data, b.len, 0, NULL);
-    if (r == 0 && !*reply)
-        r = errmsg(err, errlen, -EPROTO, "%s: HTTP %ld without a JSON reply", sock, *status);
+    int r = request(sock, "GET", path, NULL, &b, status, err, errlen);
+    bool ok = *status >= 200 && *status < 300;
+    /* A last line without its newline. */
+    if (r == 0 && ok && !b.stopped && b.len)
+        line(opaque, b.data);
+    if (r == 0 && !ok && !b.stopped) {
+        *reply = b.data ? json_loadb(b.data, b.len, 0, NULL) : NULL;
+        if (!*reply)
+            r = errmsg(err, errlen, -EPROTO, "%s: HTTP %ld: %.200s", sock, *status,
+                       b.data ? b.data : "");
+    }
     free(b.data);
     return r;
 }
@@ -142,61 +204,81 @@ int api_call(const char *sock, const char *method, const char *path, const char 
 int api_stream(const char *sock, const char *path, bool (*line)(void *opaque, const char *s),
                void *opaque, char *err, size_t errlen)
 {
-    struct buf b = { .line = line, .opaque = opaque };
-    long status = 0;
-    int r = request(sock, "GET", path, NULL, &b, &status, err, errlen);
-    if (r == 0 && status != 200 && !b.stopped)
-        r = errmsg(err, errlen, -EPROTO, "%s: HTTP %ld: %.200s", sock, status,
-                   b.data ? b.data : "");
-    free(b.data);
+    long status;
+    json_t *reply;
+    int r = api_stream_reply(sock, path, line, opaque, &status, &reply, err, errlen);
+    if (r == 0 && reply) {
+        const char *msg = json_string_value(json_object_get(reply, "error"));
+        r = errmsg(err, errlen, -EPROTO, "%s: HTTP %ld: %.200s", sock, status, msg ? msg : "error");
+        json_decref(reply);
+    }
     return r;
 }
 
-int api_cmd_parse(int argc, char **argv, const char *usage, const struct option *extra,
-                  int (*on_extra)(void *opaque, int opt, const char *arg), void *opaque,
-                  struct api_cmd_args *a, bool *done)
+int api_cmd_parse_spec(int argc, char **argv, const struct api_cmd_spec *s,
+                       struct api_cmd_args *a, bool *done)
 {
-    struct option opts[16] = {
-        { "api", required_argument, NULL, 'A' },
+    struct option opts[20] = {
         { "json", no_argument, NULL, 'J' },
         { "help", no_argument, NULL, 'h' },
     };
-    size_t n = 3;
-    for (const struct option *o = extra; o && o->name && n < 15; o++)
+    size_t n = 2;
+    if (s->which & API_CMD_API)
+        opts[n++] = (struct option){ "api", required_argument, NULL, 'A' };
+    if (s->which & API_CMD_CONNECT)
+        opts[n++] = (struct option){ "connect", required_argument, NULL, 'C' };
+    for (const struct option *o = s->extra; o && o->name && n < 19; o++)
         opts[n++] = *o;
+    char shortopts[32];
+    snprintf(shortopts, sizeof(shortopts), "h%s", s->shortopts ? s->shortopts : "");
     *a = (struct api_cmd_args){ 0 };
     *done = false;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, shortopts, opts, NULL)) != -1) {
         switch (c) {
         case 'A':
             a->sock = optarg;
+            break;
+        case 'C':
+            a->connect = optarg;
             break;
         case 'J':
             a->json = true;
             break;
         case 'h':
-            fputs(usage, stdout);
+            fputs(s->usage, stdout);
             *done = true;
             return 0;
         case '?':
-            fputs(usage, stderr);
+            fputs(s->usage, stderr);
             return 2;
         default:
-            if (!on_extra || on_extra(opaque, c, optarg)) {
-                fputs(usage, stderr);
+            if (!s->on_extra || s->on_extra(s->opaque, c, optarg)) {
+                fputs(s->usage, stderr);
                 return 2;
             }
         }
     }
-    if (!a->sock || !*a->sock) {
+    /* A command of the per-VM API only: --api is how it finds the VM. */
+    if (s->which == API_CMD_API && (!a->sock || !*a->sock)) {
         fprintf(stderr, "nimbus %s: --api PATH is required (the socket of 'nimbus run --api')\n",
                 argv[0]);
         return 2;
     }
     a->first_arg = optind;
     return 0;
+}
+
+int api_cmd_parse(int argc, char **argv, const char *usage, const struct option *extra,
+                  int (*on_extra)(void *opaque, int opt, const char *arg), void *opaque,
+                  struct api_cmd_args *a, bool *done)
+{
+    const struct api_cmd_spec s = {
+        .usage = usage, .which = API_CMD_API, .extra = extra, .on_extra = on_extra,
+        .opaque = opaque,
+    };
+    return api_cmd_parse_spec(argc, argv, &s, a, done);
 }
 
 void api_print_json(json_t *reply)
@@ -244,6 +326,27 @@ void api_cmd_print(const struct api_cmd_args *a, json_t *reply, void (*human)(js
     json_decref(reply);
 }
 
+int api_cmd_no_operands(int argc, char **argv, const struct api_cmd_args *a)
+{
+    if (a->first_arg >= argc)
+        return 0;
+    fprintf(stderr, "nimbus %s: unexpected argument '%s'\n", argv[0], argv[a->first_arg]);
+    return 2;
+}
+
+int api_cmd_run(int argc, char **argv, const struct api_cmd_args *a, const char *method,
+                const char *path, void (*human)(json_t *reply))
+{
+    json_t *reply;
+    int r = api_cmd_no_operands(argc, argv, a);
+    if (!r)
+        r = api_cmd_call(argv[0], a, method, path, NULL, &reply);
+    if (r)
+        return r;
+    api_cmd_print(a, reply, human);
+    return 0;
+}
+
 int api_cmd_simple(int argc, char **argv, const char *usage, const char *method,
                    const char *path, void (*human)(json_t *reply))
 {
@@ -252,13 +355,5 @@ int api_cmd_simple(int argc, char **argv, const char *usage, const char *method,
     int r = api_cmd_parse(argc, argv, usage, NULL, NULL, NULL, &a, &done);
     if (r || done)
         return r;
-    if (a.first_arg < argc) {
-        fprintf(stderr, "nimbus %s: unexpected argument '%s'\n", argv[0], argv[a.first_arg]);
-        return 2;
-    }
-    json_t *reply;
-    if ((r = api_cmd_call(argv[0], &a, method, path, NULL, &reply)))
-        return r;
-    api_cmd_print(&a, reply, human);
-    return 0;
+    return api_cmd_run(argc, argv, &a, method, path, human);
 }

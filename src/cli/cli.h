@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 struct cli_command {
-    const char *name;
+    const char *name;      /* NULL: a heading in the --help list (summary) */
     const char *summary;
     int (*main)(int argc, char **argv); /* argv[0] is the subcommand name */
 };
@@ -27,14 +27,22 @@ int cmd_migrate(int argc, char **argv);
 int cmd_balloon(int argc, char **argv);
 int cmd_counters(int argc, char **argv);
 int cmd_events(int argc, char **argv);
+/* nimbusd's commands (src/cli/daemon_client.h); pause, resume, shutdown and
+ * destroy take a VM name for nimbusd as well as --api PATH. */
+int cmd_define(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_save(int argc, char **argv);
+int cmd_undefine(int argc, char **argv);
+int cmd_console(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_top(int argc, char **argv);
 
 /* Parses a memory size: a number with an optional K, M, G or T suffix
  * (powers of 1024); a bare number means MiB, as in QEMU's -m. Returns 0 or
  * -EINVAL. */
 int cli_parse_size(const char *s, unsigned long long *bytes);
-
-/* A card's MAC, "52:54:00:12:34:56" (not multicast). Returns 0 or -EINVAL. */
-int cli_parse_mac(const char *s, uint8_t mac[6]);
 
 /* --vsock CID[,path=PATH]: the CID (3..2^32-2) and the host socket path
  * (default nimbus-vsock-CID.sock). Returns 0 or -EINVAL with a message. */

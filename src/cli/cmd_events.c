@@ -68,14 +68,13 @@ int cmd_events(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct follow f = { 0 };
+    const struct api_cmd_spec spec = {
+        .usage = usage, .which = API_CMD_API, .shortopts = "n:", .extra = extra,
+        .on_extra = on_opt, .opaque = &f,
+    };
     struct api_cmd_args a;
     bool done;
-    /* -n is a short option: getopt_long's short string is the shared one,
-     * so accept it spelled out as well. */
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-n"))
-            argv[i] = "--count";
-    int r = api_cmd_parse(argc, argv, usage, extra, on_opt, &f, &a, &done);
+    int r = api_cmd_parse_spec(argc, argv, &spec, &a, &done);
     if (r || done)
         return r;
     f.json = a.json;

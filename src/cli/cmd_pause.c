@@ -1,15 +1,14 @@
-/* nimbus pause: PUT /vm/pause on the VM's API (docs/api.md). */
-#include "cli/api_client.h"
+/* nimbus pause: a VM by name through nimbusd (PUT /vms/VM/pause), or
+ * PUT /vm/pause on a VM process's own API (docs/api.md). */
 #include "cli/cli.h"
+#include "cli/daemon_client.h"
 
 int cmd_pause(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: nimbus pause --api PATH [--json]\n"
+        "usage: nimbus pause VM [--connect PATH] [--json]\n"
+        "       nimbus pause --api PATH [--json]\n"
         "Pauses the VM: every hart stops at an instruction boundary, the\nvirtio devices go idle and guest time stands still.\n"
-        "  --api PATH   the VM's API socket (nimbus run --api PATH)\n"
-        "  --json       print the server's JSON reply\n"
-        "Prints the VM's state after it; on an error (a VM in the wrong state, say)\n"
-        "prints the server's message and exits with status 1.\n";
-    return api_cmd_simple(argc, argv, usage, "PUT", "/vm/pause", NULL);
+        DAEMON_VM_OR_API_USAGE;
+    return daemon_vm_simple(argc, argv, usage, "/vm/pause", "PUT", "/pause", "paused");
 }

@@ -9,6 +9,7 @@
 #include "api/api.h"
 #include "cli/cli.h"
 #include "cpu/jit/jit.h"
+#include "net/mac.h"
 #include "vm/migrate.h"
 #include "vm/sandbox.h"
 #include "vm/snapshot.h"
@@ -171,7 +172,7 @@ int cmd_restore(int argc, char **argv)
         case 'A':
             if (o.nmacs >= VIRT_MAX_NETS)
                 return fail("too many --mac options (%s)", "one per network card");
-            if (cli_parse_mac(optarg, o.macs[o.nmacs]))
+            if (net_parse_mac(optarg, o.macs[o.nmacs]))
                 return fail("invalid --mac '%s' (e.g. 52:54:00:12:34:56, not multicast)", optarg);
             o.nmacs++;
             break;

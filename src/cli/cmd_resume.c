@@ -1,15 +1,14 @@
-/* nimbus resume: PUT /vm/resume on the VM's API (docs/api.md). */
-#include "cli/api_client.h"
+/* nimbus resume: a VM by name through nimbusd (PUT /vms/VM/resume), or
+ * PUT /vm/resume on a VM process's own API (docs/api.md). */
 #include "cli/cli.h"
+#include "cli/daemon_client.h"
 
 int cmd_resume(int argc, char **argv)
 {
     static const char usage[] =
-        "usage: nimbus resume --api PATH [--json]\n"
+        "usage: nimbus resume VM [--connect PATH] [--json]\n"
+        "       nimbus resume --api PATH [--json]\n"
         "Resumes a paused VM; guest time goes on from where it stopped.\n"
-        "  --api PATH   the VM's API socket (nimbus run --api PATH)\n"
-        "  --json       print the server's JSON reply\n"
-        "Prints the VM's state after it; on an error (a VM in the wrong state, say)\n"
-        "prints the server's message and exits with status 1.\n";
-    return api_cmd_simple(argc, argv, usage, "PUT", "/vm/resume", NULL);
+        DAEMON_VM_OR_API_USAGE;
+    return daemon_vm_simple(argc, argv, usage, "/vm/resume", "PUT", "/resume", "resumed");
 }

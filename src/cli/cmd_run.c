@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cpu/jit/jit.h"
 #include "machine/virt.h"
+#include "net/mac.h"
 #include "vm/migrate.h"
 #include "vm/sandbox.h"
 #include "vm/vm.h"
@@ -218,7 +219,7 @@ static int parse_net(char *arg, struct virt_net *n)
                           "tap,ifname=NAME|fd=N[,mac=...]");
     for (char *o; (o = strtok_r(NULL, ",", &save));) {
         if (!strncmp(o, "mac=", 4)) {
-            if (cli_parse_mac(o + 4, n->mac))
+            if (net_parse_mac(o + 4, n->mac))
                 return fail("bad --net mac '%s' (six hex bytes like 52:54:00:12:34:56, "
                             "not multicast)", o + 4);
             n->has_mac = true;

@@ -15,18 +15,6 @@
 #include "vm/sandbox.h"
 #include "vm/snapshot.h"
 
-int cli_parse_mac(const char *s, uint8_t mac[6])
-{
-    unsigned v[6];
-    char end;
-    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-               &end) != 6 || strlen(s) != 17)
-        return -EINVAL;
-    for (int i = 0; i < 6; i++)
-        mac[i] = (uint8_t)v[i];
-    return (mac[0] & 1) ? -EINVAL : 0;   /* a multicast address can't be a card's */
-}
-
 int cli_parse_vsock(const char *arg, uint64_t *cid_out, char *path, size_t pathlen, char *err,
                     size_t errlen)
 {
@@ -199,6 +187,14 @@ int cli_sandbox_lock(struct sandbox *sb, const struct virt_config *c, const char
     bool inet = false;
     for (unsigned i = 0; i < c->nnets; i++)
         inet |= c->nets[i].kind == VIRT_NET_USER;
+    /* The VM connects to its own vsock socket after it dropped root (the
+     * API's shutdown reaches the guest agent through it): a socket it made
+     * as root becomes the user's it runs as. */
+    if (sb->opts.run_as && c->vsock_cid && c->vsock_path[0] &&
+        chown(c->vsock_path, sb->opts.uid, sb->opts.gid)) {
+        fprintf(stderr, "%s: %s: %s\n", cmd, c->vsock_path, strerror(errno));
+        return -1;
+    }
     if (sandbox_lock(sb, inet, err, sizeof(err))) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         return -1;

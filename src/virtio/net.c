@@ -84,6 +84,7 @@ struct virtio_net {
     struct vq_elem *rx_elem, *tx_elem;
 
     _Atomic uint64_t tx_frames, tx_dropped, rx_frames, rx_dropped;
+    _Atomic uint64_t tx_bytes, rx_bytes;   /* since the process started (not saved) */
 };
 
 static bool has(uint64_t features, unsigned bit)
@@ -238,9 +239,10 @@ static void rx_serve(struct virtio_net *n, struct virtio_dev *vdev)
         int r = rx_deliver(n, vdev, f, mrg);
         if (r == 0)
             break;   /* the driver's next buffers bring us back */
-        if (r > 0)
+        if (r > 0) {
             n->rx_frames++;
-        else
+            n->rx_bytes += f->len;
+        } else
             n->rx_dropped++;
         pthread_mutex_lock(&n->rxq_lock);
         n->rx_head = f->next;
@@ -336,6 +338,7 @@ static void tx_one(struct virtio_net *n, const struct vq_elem *e, uint64_t feat)
     if (r)
         goto drop;
     n->tx_frames++;
+    n->tx_bytes += frame_len;
     return;
 drop:
     n->tx_dropped++;
@@ -661,6 +664,7 @@ void virtio_net_get_stats(struct virtio_dev *vdev, struct virtio_net_stats *out)
     *out = (struct virtio_net_stats){
         .tx_frames = n->tx_frames, .tx_dropped = n->tx_dropped,
         .rx_frames = n->rx_frames, .rx_dropped = n->rx_dropped,
+        .tx_bytes = n->tx_bytes, .rx_bytes = n->rx_bytes,
     };
 }
 

@@ -37,6 +37,7 @@
 struct virtio_net_stats {
     uint64_t tx_frames, tx_dropped;   /* guest -> backend */
     uint64_t rx_frames, rx_dropped;   /* backend -> guest */
+    uint64_t tx_bytes, rx_bytes;      /* frames' bytes (no virtio header) */
 };
 
 /* Creates the card at `base` with MAC address `mac` and starts the

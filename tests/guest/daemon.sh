@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# nimbusd and the nimbus CLI on two real guests (docs/daemon.md, docs/cli.md):
+#  - define: two VMs; bad definitions (an unknown field, a missing kernel, a
+#    duplicate name, a MAC the other VM has) refused with the field named
+#    and nothing left behind;
+#  - start both: each guest's work (a counter on its console) goes on; list,
+#    info and top -b show them;
+#  - pause and resume: the counter stands still, then goes on;
+#  - save, then start: the process ends, the VM is restored and its counter
+#    goes on from where it was, not from 1;
+#  - nimbusd stopped and started again: the VMs run on, the new daemon finds
+#    them (same pids) and drives them;
+#  - shutdown through the guest agent: the guest powers off, "shutdown";
+#  - the VM processes confined (--sandbox; as root each its own user);
+#  - the metrics; a compromised VM process (made to make a forbidden
+#    system call): killed by its seccomp filter, reported "crashed" with
+#    SIGSYS, the other VM unaffected; wrong-state errors name the state;
+#  - undefine: both gone, list --all empty.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/api_lib.bash"
+guest_test daemon
+NIMBUSD=${NIMBUSD:-$(dirname "$NIMBUS")/nimbusd}
+N=$NIMBUS
+export NIMBUS_CONNECT=$T/run/nimbusd.sock
+DLOG=$T/nimbusd.log
+DPID=""
+
+start_daemon() {
+    "$NIMBUSD" --run-dir "$T/run" --data-dir "$T/data" --nimbus "$NIMBUS" >>"$DLOG" 2>&1 &
+    DPID=$!
+    BG_PIDS+=("$DPID")
+    local end=$((SECONDS + 20))
+    until [ -S "$NIMBUS_CONNECT" ] && "$N" list >/dev/null 2>&1; do
+        kill -0 "$DPID" 2>/dev/null || { LAST_LOG=$DLOG; fail "nimbusd exited"; }
+        [ $SECONDS -lt $end ] || { LAST_LOG=$DLOG; fail "nimbusd did not serve"; }
+        sleep 0.1
+    done
+}
+
+# last_tick VM: the newest counter value on VM's console (its socket replays
+# what it missed), "" if none yet.
+last_tick() {
+    timeout 0.5 "$N" console "$1" </dev/null 2>/dev/null | tr -d '\r' |
+        awk '/^tick [0-9]+$/ { n = $2 } END { print n }'
+}
+
+# wait_tick VM MIN: until VM's counter is at least MIN.
+wait_tick() {
+    local end=$((SECONDS + ${3:-$BOOT_TIMEOUT})) t
+    while :; do
+        t=$(last_tick "$1")
+        [ -n "$t" ] && [ "$t" -ge "$2" ] && return 0
+        [ $SECONDS -lt $end ] || fail "$1: no tick $2 on its console (last: '$t'); log: $("$N" logs "$1" -n 5 2>&1)"
+    done
+}
+
+state_of() { jget "$("$N" info "$1" --json)" state; }
+pid_of() { jget "$("$N" info "$1" --json)" pid; }
+
+# As root the VM processes run as users of their own: they cross $T on
+# the way to their saved states.
+chmod 0711 "$T"
+start_daemon
+
+TICKER='i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.3; done'
+KPATH=$(realpath "$KERNEL")
+IPATH=$(realpath "$INITRD")
+def() { # name extra-json cmdline-extra
+    cat >"$T/$1.json" <<EOF
+{"name": "$1", "memory_mib": 192, "kernel": "$KPATH", "initrd": "$IPATH",
+ "cmdline": "console=ttyS0 quiet $3 -- $TICKER", "jit": true $2}
+EOF
+}
+def a '' ''
+def b ', "vsock": {"cid": 7}, "nets": [{"type": "user", "mac": "52:54:00:00:00:0b"}]' 'nimbus.agent=1024'
+out=$("$N" define "$T/a.json" 2>&1) || fail "define a: $out"
+out=$("$N" define "$T/b.json" 2>&1) || fail "define b: $out"
+
+# Bad definitions: refused, the field named, nothing created.
+bad() { # file expected-message-part
+    local out st
+    out=$("$N" define "$1" 2>&1)
+    st=$?
+    [ $st -eq 1 ] && grep -q -- "$2" <<<"$out" || fail "define $(cat "$1"): exit $st: $out"
+}
+echo '{"name": "c", "kernel": "'"$KPATH"'", "colour": "red"}' >"$T/c1.json"
+bad "$T/c1.json" colour
+echo '{"name": "c", "kernel": "/nonexistent/vmlinux"}' >"$T/c2.json"
+bad "$T/c2.json" kernel
+bad "$T/a.json" "exists"
+echo '{"name": "c", "kernel": "'"$KPATH"'", "nets": [{"type": "user", "mac": "52:54:00:00:00:0b"}]}' >"$T/c3.json"
+bad "$T/c3.json" "nets\[0\].mac"
+[ "$("$N" list --all --name | tr '\n' ' ')" = "a b " ] || fail "list after bad defines: $("$N" list --all)"
+[ ! -e "$T/data/vms/c" ] || fail "a refused definition left $T/data/vms/c"
+
+# Start both; their counters run; their processes are confined.
+out=$("$N" start a 2>&1) || fail "start a: $out"
+out=$("$N" start b 2>&1) || fail "start b: $out"
+wait_tick a 3
+wait_tick b 3
+uid_of() { awk '/^Uid:/ { print $2 }' /proc/"$(pid_of "$1")"/status; }
+for v in a b; do
+    grep -q "^Seccomp:[[:space:]]*2" /proc/"$(pid_of $v)"/status || fail "$v's process has no seccomp filter"
+    if [ "$(id -u)" = 0 ] && [ "$(uid_of $v)" -lt 1000000 ]; then
+        fail "$v's process runs as uid $(uid_of $v), not a user of its own"
+    fi
+done
+[ "$(id -u)" != 0 ] || [ "$(uid_of a)" != "$(uid_of b)" ] || fail "a and b run as the same user"
+list=$("$N" list)
+grep -Eq "^ *$(pid_of a) +a +running" <<<"$list" && grep -Eq "^ *[0-9]+ +b +running" <<<"$list" ||
+    fail "list: $list"
+info=$("$N" info b)
+grep -q "^State: *running" <<<"$info" && grep -q "52:54:00:00:00:0b" <<<"$info" || fail "info b: $info"
+top=$("$N" top -b -n 1 2>&1) || fail "top -b: $top"
+grep -q "^a  *running" <<<"$top" && grep -q "^b  *running" <<<"$top" || fail "top: $top"
+
+# Wrong states are refused, naming the state.
+out=$("$N" resume a 2>&1) && fail "resume of a running VM succeeded"
+grep -q running <<<"$out" || fail "resume of a running VM: $out"
+out=$("$N" undefine a 2>&1) && fail "undefine of a running VM succeeded"
+
+# Pause: the counter stands still (guest time too); resume: it goes on. A
+# running guest ticks 6 or more times in the 2 s paused.
+t1=$(last_tick a)
+"$N" pause a >/dev/null || fail "pause a"
+[ "$(state_of a)" = paused ] || fail "a is $(state_of a) after pause"
+sleep 2
+"$N" resume a >/dev/null || fail "resume a"
+t2=$(last_tick a)
+[ -n "$t2" ] && [ $((t2 - t1)) -le 4 ] || fail "a was paused, yet its counter went from $t1 to $t2"
+wait_tick a $((t2 + 2)) 30
+
+# Save and start again: the counter goes on from where it was.
+apid=$(pid_of a)
+out=$("$N" save a 2>&1) || fail "save a: $out"
+[ "$(state_of a)" = saved ] || fail "a is $(state_of a) after save"
+! kill -0 "$apid" 2>/dev/null || fail "a's process $apid still runs after save"
+saved_tick=$(jget "$("$N" info a --json)" pid)
+[ "$saved_tick" = null ] || fail "a saved still has a pid: $saved_tick"
+out=$("$N" start a 2>&1) || fail "start a (restore): $out"
+first=$(timeout 1 "$N" console a </dev/null 2>/dev/null | tr -d '\r' | awk '/^tick [0-9]+$/ { print $2; exit }')
+[ -n "$first" ] && [ "$first" -ge "$t2" ] || fail "a restored: first tick '$first', before the save $t2"
+hist=$("$N" info a --json)
+grep -q "restored from its saved state" <<<"$hist" || fail "a's history: $hist"
+
+# nimbusd stops and starts again: the VMs run on and are found again.
+apid=$(pid_of a)
+bpid=$(pid_of b)
+kill -TERM "$DPID"
+wait "$DPID" 2>/dev/null
+kill -0 "$apid" && kill -0 "$bpid" || fail "a VM ended with the daemon"
+start_daemon
+[ "$(pid_of a)" = "$apid" ] && [ "$(state_of a)" = running ] || fail "a after the restart: $("$N" info a)"
+grep -q "found its process $bpid again" "$DLOG" || fail "nimbusd did not find b again: $(cat "$DLOG")"
+"$N" pause b >/dev/null && "$N" resume b >/dev/null || fail "pause/resume b after the restart"
+
+# The metrics.
+m=$(curl -s --unix-socket "$NIMBUS_CONNECT" http://localhost/metrics)
+grep -q '^nimbus_vm_state{vm="a",state="running"} 1$' <<<"$m" &&
+    grep -q '^nimbus_host_vms{state="running"} 2$' <<<"$m" || fail "metrics: $m"
+vcpu=$(awk '/^nimbus_vm_vcpu_seconds_total\{vm="b"\}/ { print $2 }' <<<"$m")
+awk -v v="$vcpu" 'BEGIN { exit !(v > 0) }' || fail "b's vCPU seconds: '$vcpu'"
+
+# A compromised VM process (tests/tools/inject_syscall makes it call
+# unshare(2), which its seccomp filter forbids): it dies of SIGSYS, the
+# daemon reports it as crashed with that reason, and the other VM runs on.
+out=$(build/tools/inject_syscall "$(pid_of a)" 272 0 2>&1)
+[ "$out" = "killed by signal 31" ] || fail "unshare injected into a: $out"
+end=$((SECONDS + 10))
+until [ "$(state_of a)" = crashed ]; do
+    [ $SECONDS -lt $end ] || fail "a is $(state_of a) after a forbidden syscall"
+    sleep 0.1
+done
+grep -q "SIGSYS (a forbidden system call: seccomp)" <<<"$("$N" info a)" ||
+    fail "a's exit reason: $("$N" info a)"
+[ "$(state_of b)" = running ] || fail "b is $(state_of b) after a's crash"
+wait_tick b $(($(last_tick b) + 2)) 30
+
+# Shutdown through b's agent: the guest powers off.
+out=$("$N" shutdown b --timeout 30 --wait 2>&1) || fail "shutdown b: $out"
+[ "$(state_of b)" = shutdown ] || fail "b is $(state_of b) after shutdown"
+grep -q "powered off" <<<"$("$N" info b --json)" || fail "b's exit: $("$N" info b --json)"
+
+out=$("$N" undefine a 2>&1) || fail "undefine a: $out"
+out=$("$N" undefine b 2>&1) || fail "undefine b: $out"
+[ -z "$("$N" list --all --name)" ] || fail "list after undefine: $("$N" list --all)"
+[ ! -e "$T/data/vms/a" ] || fail "undefine left $(ls "$T/data/vms/a")"
+pass
