@@ -25,6 +25,7 @@ packages=(
     fdisk tar debian-archive-keyring   # the Debian root disk: sfdisk, unpacking, apt's keys
     u-boot-qemu                        # firmware from disk: U-Boot boots the Debian disk
     iperf3                             # `make bench`: the host end of the guest's iperf3
+    python3-prometheus-client          # the daemon test parses /metrics with Prometheus' parser
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 
 #define MAX_BODY (64u * 1024)
 #define MAX_CONNECTIONS 64u
+#define ND_LISTEN_BACKLOG 256
 #define MAX_LOG_BYTES (1u << 20)     /* GET .../log returns at most the last 1 MiB */
 #define SHUTDOWN_DEFAULT_S 60u
 #define SHUTDOWN_MAX_S 3600u
@@ -462,6 +464,15 @@ int nd_http_open(struct nimbusd *d, char *err, size_t errlen)
     int r = api_socket_listen(d->cfg.socket_path, "--socket", &s, err, errlen);
     if (r)
         return r;
+    /* A host's clients come in bursts (a control plane, 20 scripts at
+     * once): a unix socket's full backlog fails a non-blocking connect at
+     * once (EAGAIN), so a longer one than a VM's API needs. */
+    if (listen(s.fd, ND_LISTEN_BACKLOG)) {
+        r = errmsg(err, errlen, -errno, "%s: listen: %s", s.path, strerror(errno));
+        close(s.fd);
+        api_socket_unlink(&s);
+        return r;
+    }
     d->http = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                                    MHD_USE_POLL,
                                0, NULL, NULL, on_request, d, MHD_OPTION_LISTEN_SOCKET, s.fd,
