@@ -10,6 +10,7 @@ packages=(
     libjansson-dev                     # the API's JSON
     libmicrohttpd-dev                  # the API's HTTP server (nimbus run --api)
     libseccomp-dev                     # the VM process's syscall filter (--sandbox)
+    libsqlite3-dev                     # nimbusd's database
     libcurl4-openssl-dev curl          # the CLI's API client; curl --unix-socket in the API tests
     device-tree-compiler               # dtc: checks the generated device tree
     gcc-riscv64-linux-gnu binutils-riscv64-linux-gnu  # bare-metal test programs
