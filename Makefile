@@ -156,13 +156,16 @@ bench: deps all bench-elf guest
 	@bench/snapshot.sh
 	@bench/migrate.sh
 
-# `make install`: the two programs, the systemd unit of nimbusd (its VMs
-# survive the daemon's restarts: KillMode=process) and bash completion.
+# `make install`: the two programs, their man pages, the systemd unit of
+# nimbusd (its VMs survive the daemon's restarts: KillMode=process) and bash
+# completion.
 PREFIX           ?= /usr/local
 SYSTEMD_UNIT_DIR ?= /etc/systemd/system
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(PREFIX)/share/man/man8
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSTEMD_UNIT_DIR) \
+	    $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(BUILD)/nimbus $(BUILD)/nimbusd $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 docs/man/nimbus.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 docs/man/nimbusd.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	install -d $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 	install -m 644 scripts/nimbus-completion.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/nimbus
