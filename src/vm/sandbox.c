@@ -128,6 +128,8 @@ int sandbox_filter_build(enum sandbox_mode mode, bool inet, void **out, char *er
         if ((r = add(ctx, plain_syscalls[i], 0, NULL, err, errlen)))
             goto fail;
 
+    /* (Every comparison gives datum_b, 0 where the operator ignores it:
+     * clang's -Wmissing-field-initializers, the fuzz build's.) */
     /* Threads (pthread_create) and the snapshot writer (fork): no new
      * namespaces. clone3 passes its flags in memory, out of a filter's
      * reach: ENOSYS makes glibc fall back to clone. */
@@ -146,7 +148,7 @@ int sandbox_filter_build(enum sandbox_mode mode, bool inet, void **out, char *er
     for (size_t f = 0; f < 3; f++)
         for (size_t t = 0; t < (f == 0 || inet ? 2u : 1u); t++) {
             struct scmp_arg_cmp c[2] = {
-                SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)families[f]),
+                SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)families[f], 0),
                 SCMP_A1_32(SCMP_CMP_MASKED_EQ, 0xf /* the type without SOCK_* flags */,
                            (uint32_t)types[t]),
             };
@@ -155,7 +157,7 @@ int sandbox_filter_build(enum sandbox_mode mode, bool inet, void **out, char *er
         }
     /* ioctl: the kernel takes the request as 32 bits. */
     for (size_t i = 0; i < sizeof(ioctl_requests) / sizeof(ioctl_requests[0]); i++) {
-        struct scmp_arg_cmp c = SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)ioctl_requests[i]);
+        struct scmp_arg_cmp c = SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)ioctl_requests[i], 0);
         if ((r = add(ctx, SCMP_SYS(ioctl), 1, &c, err, errlen)))
             goto fail;
     }
@@ -166,11 +168,11 @@ int sandbox_filter_build(enum sandbox_mode mode, bool inet, void **out, char *er
         (r = add(ctx, SCMP_SYS(mprotect), 1, &no_exec, err, errlen)))
         goto fail;
     /* prctl: thread names only. */
-    struct scmp_arg_cmp set_name = SCMP_A0_32(SCMP_CMP_EQ, PR_SET_NAME);
+    struct scmp_arg_cmp set_name = SCMP_A0_32(SCMP_CMP_EQ, PR_SET_NAME, 0);
     if ((r = add(ctx, SCMP_SYS(prctl), 1, &set_name, err, errlen)))
         goto fail;
     /* Signals only to this process (abort, pthread_kill). */
-    struct scmp_arg_cmp self = SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)getpid());
+    struct scmp_arg_cmp self = SCMP_A0_32(SCMP_CMP_EQ, (uint32_t)getpid(), 0);
     if ((r = add(ctx, SCMP_SYS(tgkill), 1, &self, err, errlen)))
         goto fail;
     *out = ctx;
