@@ -6,7 +6,7 @@
 #                                  guest agent (guest/agent.c, built static
 #                                  for riscv64) as /usr/bin/nimbus-agent, the
 #                                  kernel's virtio and vsock modules, and ext4
-#                                  for `modprobe ext4` (newc cpio, gzip)
+#                                  and sunxi_wdt for `modprobe` (newc cpio, gzip)
 #
 # The kernel (the versioned package that linux-image-riscv64 depends on) and
 # busybox-static come from Debian's archive, suite trixie (Debian 12 has no
@@ -40,9 +40,11 @@ vmw_vsock_virtio_transport"
 MODULES_OPTIONAL="${NIMBUS_GUEST_MODULES_EXTRA:-}"
 # Packed (with their dependencies, in modules.dep) but loaded only on demand
 # with `modprobe NAME`: ext4 for disk images (ext4 finds its crc32c checksum
-# through the crypto API, so crc32c_generic is named too). Loading them at
-# every boot would cost every guest their signature checks.
-MODULES_ON_DEMAND="ext4 crc32c_generic"
+# through the crypto API, so crc32c_generic is named too); sunxi_wdt (and the
+# watchdog core) for the watchdog of `nimbus run --watchdog`, which /init
+# loads when the device tree has one. Loading them at every boot would cost
+# every guest their signature checks.
+MODULES_ON_DEMAND="ext4 crc32c_generic sunxi_wdt"
 
 say() { echo "guest: $*"; }
 die() { echo "guest: error: $*" >&2; exit 1; }

@@ -76,6 +76,10 @@ struct api_ops {
     /* The migration's progress as an event's fields when it changed since
      * *seq (updated), else NULL. May be NULL (no migrations). */
     json_t *(*migration)(void *opaque, uint64_t *seq);
+    /* The guest's next health event after the *seq-th (updated): its fields,
+     * with its kind ("watchdog", "guest_panic") in *kind, or NULL when there
+     * is none. May be NULL. */
+    json_t *(*guest_event)(void *opaque, uint64_t *seq, const char **kind);
     void *opaque;
 };
 

@@ -99,6 +99,7 @@ struct api {
 
     enum vm_state last_state;
     uint64_t migration_seq;         /* the last migration progress told */
+    uint64_t guest_seq;             /* the guest's health events told */
     uint64_t event_seq;             /* events so far; the ring holds the last EVENT_RING */
     char events[EVENT_RING][EVENT_MAX_LINE];
     size_t event_len[EVENT_RING];
@@ -177,6 +178,16 @@ static void note_migration(struct api *a)
     json_t *fields = a->ops.migration ? a->ops.migration(a->ops.opaque, &a->migration_seq) : NULL;
     if (fields)
         emit(a, "migration", fields);
+}
+
+/* The guest's watchdog and panic events since the last look. */
+static void note_guest(struct api *a)
+{
+    const char *kind;
+    json_t *fields;
+    while (a->ops.guest_event &&
+           (fields = a->ops.guest_event(a->ops.opaque, &a->guest_seq, &kind)))
+        emit(a, kind, fields);
 }
 
 /* A state event if the VM's state changed since the last look. */
@@ -494,6 +505,7 @@ static unsigned source_fill(void *opaque, struct pollfd *fds, unsigned max)
     struct api *a = opaque;
     uint64_t seq = a->event_seq;
     note_migration(a);
+    note_guest(a);   /* before the state: a watchdog's pause comes after it */
     note_state(a);   /* the guest's own power-off or reboot, a signal */
     if (a->event_seq != seq)
         a->lib.run(a->mhd);   /* the streams just resumed send now, not at MHD's next timeout */
@@ -629,6 +641,7 @@ void api_close(struct api *a)
         return;
     a->closing = true;
     note_migration(a);
+    note_guest(a);
     note_state(a);
     wake_streams(a);
     /* The replies in flight (a destroy's own, the streams' last events). */

@@ -107,6 +107,9 @@ static json_t *config_summary(const struct virt_machine *m)
     json_object_set_new(o, "vsock_cid", c->vsock_cid ? json_integer((json_int_t)c->vsock_cid)
                                                      : json_null());
     json_object_set_new(o, "console_virtio", json_boolean(c->console_virtio));
+    json_object_set_new(o, "watchdog", c->watchdog ? json_string(guest_action_name(c->watchdog_action))
+                                                   : json_null());
+    json_object_set_new(o, "on_panic", json_string(guest_action_name(c->panic_action)));
     return o;
 }
 
@@ -342,10 +345,25 @@ static int vm_agent(void *opaque, char *uds, size_t udslen, uint32_t *port, char
     return 0;
 }
 
+/* "watchdog" {action} and "guest_panic" {action, message} (virt_watch.c). */
+static json_t *vm_guest_event(void *opaque, uint64_t *seq, const char **kind)
+{
+    struct virt_machine *m = opaque;
+    struct guest_event e;
+    if (!guest_events_next(&m->events, seq, &e))
+        return NULL;
+    *kind = guest_event_kind_name(e.kind);
+    json_t *fields = json_pack("{s:s}", "action", guest_action_name(e.action));
+    if (fields && e.kind == GUEST_EVENT_PANIC)
+        json_object_set_new(fields, "message", json_string(e.message));
+    return fields;
+}
+
 struct api_ops api_vm_ops(struct virt_machine *m)
 {
     return (struct api_ops){ .state = vm_state, .handle = vm_handle, .agent = vm_agent,
-                             .migration = vm_migration_event, .opaque = m };
+                             .migration = vm_migration_event, .guest_event = vm_guest_event,
+                             .opaque = m };
 }
 
 int api_open(const char *path, struct virt_machine *m, struct api **out, char *err,

@@ -101,6 +101,23 @@ static void run_usage(FILE *out)
         "                                        (default on)\n"
         "                    stats=SECONDS       ask the guest for memory statistics this\n"
         "                                        often (default 2; 0: only on request)\n"
+        "  --watchdog[=ACTION]\n"
+        "                    a watchdog the guest's kernel drives: an Allwinner sun6i\n"
+        "                    watchdog at 0x103000 (IRQ 13; Linux's sunxi_wdt, which\n"
+        "                    Debian's riscv64 kernel has as a module; the guest pets\n"
+        "                    /dev/watchdog, e.g. busybox watchdog). When it expires:\n"
+        "                    a line on stderr, a \"watchdog\" event on the --api event\n"
+        "                    stream, and ACTION (note the '='): reset (default; the\n"
+        "                    guest reboots in this process), poweroff (nimbus exits\n"
+        "                    0, as on a guest power-off), pause (PUT /vm/resume goes\n"
+        "                    on) or none. Without --watchdog the board has none\n"
+        "  --on-panic ACTION what to do when the guest's kernel panics: none (default:\n"
+        "                    the guest's own panic= setting decides), pause or\n"
+        "                    poweroff. Any action, none too, gives a line on stderr\n"
+        "                    and a \"guest_panic\" event, once per boot. The panic is\n"
+        "                    found by the kernel's \"Kernel panic - not syncing\" line on\n"
+        "                    the console (Debian's kernel has no pvpanic): a\n"
+        "                    heuristic that the guest itself can fool (docs/api.md)\n"
         "  --api PATH        serve the VM's control API at PATH: HTTP/1.1 + JSON on a\n"
         "                    unix socket (owner only): state, pause, resume, shutdown,\n"
         "                    destroy, reset, snapshot, balloon, counters, an event\n"
@@ -321,6 +338,8 @@ int cmd_run(int argc, char **argv)
         { "vsock", required_argument, NULL, 'V' },
         { "balloon", optional_argument, NULL, 'B' },
         { "api", required_argument, NULL, 'K' },
+        { "watchdog", optional_argument, NULL, 'W' },
+        { "on-panic", required_argument, NULL, 'P' },
         CLI_SANDBOX_OPTIONS,
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -378,6 +397,18 @@ int cmd_run(int argc, char **argv)
             if (parse_balloon(optarg, &config.balloon_opts))
                 return 1;
             config.balloon = true;
+            break;
+        case 'W':
+            config.watchdog = true;
+            config.watchdog_action = GUEST_ACTION_RESET;
+            if (optarg && guest_action_parse(optarg, GUEST_ACTIONS_WATCHDOG,
+                                             &config.watchdog_action))
+                return fail("invalid --watchdog action '%s' (reset, poweroff, pause or none)",
+                            optarg);
+            break;
+        case 'P':
+            if (guest_action_parse(optarg, GUEST_ACTIONS_PANIC, &config.panic_action))
+                return fail("invalid --on-panic '%s' (none, pause or poweroff)", optarg);
             break;
         case 'K':
             if (!*optarg)

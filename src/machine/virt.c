@@ -17,6 +17,7 @@
 #include "dev/goldfish_rtc.h"
 #include "dev/plic.h"
 #include "dev/sifive_test.h"
+#include "dev/sunxi_wdt.h"
 #include "dev/uart16550.h"
 #include "dev/vmgenid.h"
 #include "base/errmsg.h"
@@ -35,7 +36,7 @@
 #define FW_DYNAMIC_VERSION 2
 #define FW_DYNAMIC_NEXT_MODE_S 1
 
-static void wake_io(struct virt_machine *m)
+void virt_wake_io(struct virt_machine *m)
 {
     uint64_t one = 1;
     ssize_t r = write(m->wake_fd, &one, sizeof(one));
@@ -59,7 +60,7 @@ void virt_request_stop(struct virt_machine *m, enum virt_stop why, int64_t exit_
     pthread_mutex_lock(&m->pause_lock);
     pthread_cond_broadcast(&m->pause_cond);
     pthread_mutex_unlock(&m->pause_lock);
-    wake_io(m);
+    virt_wake_io(m);
 }
 
 /* ---- device callbacks ---- */
@@ -93,15 +94,31 @@ static void set_external(void *opaque, unsigned hart, bool s_mode, bool level)
         hart_set_irq(m->harts[hart], s_mode ? MIP_SEIP : MIP_MEIP, level);
 }
 
+/* Guest output from one of its streams to the console, and what the
+ * console took to the panic detector. */
+static size_t output_from(struct virt_machine *m, enum virt_output src, const uint8_t *buf,
+                          size_t n)
+{
+    size_t k = m->console ? console_write(m->console, buf, n) : n;
+    virt_watch_output(m, src, buf, k);
+    return k;
+}
+
+/* SBI console calls and HTIF. */
 static size_t console_out(void *opaque, const uint8_t *buf, size_t n)
 {
-    struct virt_machine *m = opaque;
-    return m->console ? console_write(m->console, buf, n) : n;
+    return output_from(opaque, VIRT_OUT_SBI, buf, n);
+}
+
+static size_t virtio_console_out(void *opaque, const uint8_t *buf, size_t n)
+{
+    return output_from(opaque, VIRT_OUT_VIRTIO, buf, n);
 }
 
 static void uart_tx(void *opaque, const uint8_t *buf, size_t n)
 {
-    console_out(opaque, buf, n);  /* the UART waited for THRE (uart_tx_busy) */
+    /* The UART waited for THRE (uart_tx_busy). */
+    output_from(opaque, VIRT_OUT_UART, buf, n);
 }
 
 static bool uart_tx_busy(void *opaque)
@@ -120,17 +137,19 @@ static void console_output_ready(void *opaque)
 
 static void console_wake(void *opaque)
 {
-    wake_io(opaque);
+    virt_wake_io(opaque);
 }
 
 static void uart_rx_ready(void *opaque)
 {
-    wake_io(opaque);
+    virt_wake_io(opaque);
 }
 
-static void rtc_deadline_changed(void *opaque)
+/* The RTC's alarm or the watchdog's count moved: the I/O thread's poll
+ * timeout may have to change. */
+static void timer_deadline_changed(void *opaque)
 {
-    wake_io(opaque);
+    virt_wake_io(opaque);
 }
 
 static void finisher_done(void *opaque, enum finisher_action action, int code)
@@ -350,6 +369,8 @@ static int fdt_build(struct virt_machine *m, uint64_t initrd_start, uint64_t ini
     FDT_CHECK(sifive_test_fdt(m->finisher, &ctx, test_phandle));
     FDT_CHECK(goldfish_rtc_fdt(m->rtc, &ctx));
     FDT_CHECK(vmgenid_fdt(m->genid, &ctx));
+    if (m->wdt)
+        FDT_CHECK(sunxi_wdt_fdt(m->wdt, &ctx));
     FDT_CHECK(aclint_fdt(m->aclint, &ctx));
     FDT_CHECK(plic_fdt(m->plic, &ctx));
     FDT_CHECK(uart16550_fdt(m->uart, &ctx));
@@ -614,7 +635,7 @@ static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
         return errmsg(err, errlen, -EINVAL, "too many virtio devices: %u slots for disks, network "
                       "cards, console, vsock and balloon", VIRT_RNG_SLOT);
     if (c->console_virtio) {
-        struct virtio_console_host host = { .output = console_out, .opaque = m };
+        struct virtio_console_host host = { .output = virtio_console_out, .opaque = m };
         r = virtio_console_create(&m->mem, virtio_slot_base(slot),
                                   plic_irq_line(m->plic, VIRT_VIRTIO_IRQ + slot), &host,
                                   &m->virtio[slot], &m->vconsole);
@@ -662,6 +683,9 @@ int virt_reset(struct virt_machine *m, char *err, size_t errlen)
     uart16550_reset(m->uart);
     goldfish_rtc_reset(m->rtc);
     sifive_test_reset(m->finisher);
+    if (m->wdt)
+        sunxi_wdt_reset(m->wdt);
+    virt_watch_reset(m);
     pthread_mutex_lock(&m->input_lock);
     m->input_len = 0;
     pthread_mutex_unlock(&m->input_lock);
@@ -699,6 +723,11 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
     pthread_mutex_init(&m->pause_lock, NULL);
     pthread_cond_init(&m->pause_cond, NULL);
     pthread_mutex_init(&m->input_lock, NULL);
+    pthread_mutex_init(&m->watch_lock, NULL);
+    guest_events_init(&m->events);
+    m->watch_action = -1;
+    for (unsigned i = 0; i < VIRT_OUT_COUNT; i++)
+        panic_detect_reset(&m->panic_detect[i]);
     timebase_init(&m->timebase);
 
     r = guest_mem_init(&m->mem, VIRT_RAM_BASE, config->ram_size);
@@ -751,7 +780,7 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
     struct aclint_host aclint_host = { .set_msip = set_msip, .set_mtimecmp = set_mtimecmp, .opaque = m };
     struct uart16550_host uart_host = { .tx = uart_tx, .rx_ready = uart_rx_ready,
                                         .tx_busy = uart_tx_busy, .opaque = m };
-    struct goldfish_rtc_host rtc_host = { .deadline_changed = rtc_deadline_changed, .opaque = m };
+    struct goldfish_rtc_host rtc_host = { .deadline_changed = timer_deadline_changed, .opaque = m };
     struct sifive_test_host test_host = { .finish = finisher_done, .opaque = m };
     if ((r = plic_create(&m->mem, PLIC_VIRT_BASE, m->nharts, &plic_host, &m->plic)) ||
         (r = aclint_create(&m->mem, ACLINT_VIRT_BASE, m->nharts, &m->timebase, &aclint_host, &m->aclint)) ||
@@ -763,6 +792,14 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
         (r = vmgenid_create(&m->mem, VMGENID_VIRT_BASE, plic_irq_line(m->plic, VMGENID_VIRT_IRQ),
                             &m->genid))) {
         snprintf(err, errlen, "cannot create the board's devices: %s", strerror(-r));
+        goto fail;
+    }
+    struct sunxi_wdt_host wdt_host = { .deadline_changed = timer_deadline_changed, .opaque = m };
+    if (config->watchdog &&
+        (r = sunxi_wdt_create(&m->mem, SUNXI_WDT_VIRT_BASE,
+                              plic_irq_line(m->plic, SUNXI_WDT_VIRT_IRQ), &m->timebase,
+                              &wdt_host, &m->wdt))) {
+        snprintf(err, errlen, "cannot create the watchdog: %s", strerror(-r));
         goto fail;
     }
 
@@ -799,6 +836,7 @@ void virt_destroy(struct virt_machine *m)
         console_close(m->console);
     sifive_test_destroy(m->finisher);
     vmgenid_destroy(m->genid);
+    sunxi_wdt_destroy(m->wdt);
     goldfish_rtc_destroy(m->rtc);
     if (m->uart)
         uart16550_destroy(m->uart);
@@ -821,5 +859,7 @@ void virt_destroy(struct virt_machine *m)
     pthread_mutex_destroy(&m->pause_lock);
     pthread_cond_destroy(&m->pause_cond);
     pthread_mutex_destroy(&m->input_lock);
+    pthread_mutex_destroy(&m->watch_lock);
+    guest_events_destroy(&m->events);
     free(m);
 }

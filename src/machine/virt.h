@@ -4,6 +4,7 @@
  *   0x0010_0000  sifive_test finisher     0x0c00_0000  PLIC
  *   0x0010_1000  goldfish RTC (IRQ 11)    0x1000_0000  NS16550A UART (IRQ 10)
  *   0x0010_2000  VM generation ID (IRQ 12)
+ *   0x0010_3000  sun6i watchdog (IRQ 13; only with config.watchdog)
  *   0x0200_0000  ACLINT (CLINT layout)    0x1000_1000+ virtio-mmio slots (IRQ 1+n)
  *   0x8000_0000  RAM
  *
@@ -21,6 +22,8 @@
 #include "cpu/hart.h"
 #include "cpu/timebase.h"
 #include "machine/console.h"
+#include "machine/guest_event.h"
+#include "machine/panic_detect.h"
 #include "machine/sbi.h"
 #include "mem/guest_mem.h"
 #include "net/net.h"
@@ -85,6 +88,9 @@ struct virt_config {
     unsigned nnets;
     bool balloon;                              /* virtio-balloon, after the disks */
     struct virtio_balloon_options balloon_opts;
+    bool watchdog;                   /* the sun6i watchdog (dev/sunxi_wdt.h) */
+    enum guest_action watchdog_action;   /* what its expiry does (virt_watch.c) */
+    enum guest_action panic_action;  /* what a guest panic does: none, poweroff, pause */
     /* The caller fills RAM and every component's state itself (a snapshot
      * restore, virt_state.c): virt_create loads no image and starts no
      * hart. The kernel, initrd and firmware are still named for a later
@@ -102,12 +108,21 @@ enum virt_stop {
     VIRT_STOP_ERROR,      /* the monitor failed */
 };
 
+/* The guest's console output streams (each has its own panic detector). */
+enum virt_output {
+    VIRT_OUT_UART,
+    VIRT_OUT_VIRTIO,      /* the virtio console (hvc0) */
+    VIRT_OUT_SBI,         /* SBI console calls (earlycon=sbi), HTIF */
+    VIRT_OUT_COUNT,
+};
+
 struct plic;
 struct aclint;
 struct uart16550;
 struct goldfish_rtc;
 struct sifive_test;
 struct vmgenid;
+struct sunxi_wdt;
 struct virtio_dev;
 struct virtio_console;
 struct vm_migration;
@@ -125,6 +140,7 @@ struct virt_machine {
     struct goldfish_rtc *rtc;
     struct sifive_test *finisher;
     struct vmgenid *genid;
+    struct sunxi_wdt *wdt;          /* config.watchdog, else NULL */
     struct console *console;
     struct sbi_platform sbi;
     struct virtio_dev *virtio[VIRT_VIRTIO_SLOTS];   /* NULL: empty slot */
@@ -163,6 +179,17 @@ struct virt_machine {
     char last_snapshot[4096];
     uint32_t last_snapshot_crc;    /* CRC-32 of its vm.state */
 
+    /* Watchdog expiries and guest panics (virt_watch.c): the events for the
+     * API, the panic detectors of the output streams (under watch_lock),
+     * whether this boot's panic was reported, and an action a hart's thread
+     * leaves for the I/O thread (-1: none). */
+    struct guest_events events;
+    uint64_t watch_told;           /* events told on stderr (I/O thread) */
+    pthread_mutex_t watch_lock;
+    struct panic_detect panic_detect[VIRT_OUT_COUNT];
+    _Atomic bool panic_seen;
+    _Atomic int watch_action;
+
     /* Auto-converge of a live migration: the hart threads sleep this
      * percentage of their time (0..99), so the guest dirties memory more
      * slowly (vm/vm.c). Any thread writes it. */
@@ -200,6 +227,32 @@ void virt_pause_point(struct virt_machine *m);
  * hart and the I/O thread. A VIRT_STOP_QUIT is also recorded in
  * quit_request, which virt_reset() keeps. Any thread. */
 void virt_request_stop(struct virt_machine *m, enum virt_stop why, int64_t exit_code);
+
+/* Wakes the I/O thread (its poll returns). Any thread. */
+void virt_wake_io(struct virt_machine *m);
+
+/* ---- virt_watch.c: the watchdog's expiry and guest panics ---- */
+
+/* Host CLOCK_MONOTONIC ns at which virt_watch_poll() should run next, or
+ * INT64_MAX (no watchdog counts, or the VM is paused: guest time stands
+ * still). I/O thread. */
+int64_t virt_watch_deadline_ns(struct virt_machine *m);
+/* Expires the watchdog when it is due and takes the actions asked for: on
+ * expiry, a "watchdog" event, a line on stderr and config.watchdog_action;
+ * after a panic, its line on stderr and config.panic_action. I/O thread. */
+void virt_watch_poll(struct virt_machine *m);
+/* Tells on stderr the events not told yet (also once the run ended, for a
+ * panic the guest stopped right after). I/O thread. */
+void virt_watch_tell(struct virt_machine *m);
+/* Guest console output from `src` (the bytes the console took): looks for
+ * the kernel's panic banner (panic_detect.h); the first panic of a boot
+ * gives a "guest_panic" event and leaves its line on stderr and
+ * config.panic_action to the I/O thread. Any thread. */
+void virt_watch_output(struct virt_machine *m, enum virt_output src, const uint8_t *buf,
+                       size_t n);
+/* A new boot: the panic detectors start afresh and the next panic is
+ * reported again. Harts not running. */
+void virt_watch_reset(struct virt_machine *m);
 
 /* Polls the HTIF tohost word of a bare-metal program. Any hart thread. */
 void virt_htif_poll(struct virt_machine *m);

@@ -10,6 +10,7 @@
 #include "dev/goldfish_rtc.h"
 #include "dev/plic.h"
 #include "dev/sifive_test.h"
+#include "dev/sunxi_wdt.h"
 #include "dev/uart16550.h"
 #include "dev/vmgenid.h"
 #include "virtio/virtio_mmio.h"
@@ -24,7 +25,8 @@ enum {
     BOARD_BALLOON        = 1u << 3,
     BOARD_DEFLATE_ON_OOM = 1u << 4,
     BOARD_REPORTING      = 1u << 5,
-    BOARD_FLAGS_ALL      = (1u << 6) - 1,
+    BOARD_WATCHDOG       = 1u << 6,   /* v1.1: the sun6i watchdog */
+    BOARD_FLAGS_ALL      = (1u << 7) - 1,
 };
 
 static void put_str(struct state_writer *w, const char *s)
@@ -57,7 +59,8 @@ int virt_config_save(const struct virt_config *c, uint64_t tohost, uint64_t from
                      (c->console_virtio ? BOARD_CONSOLE_VIRTIO : 0) |
                      (c->balloon ? BOARD_BALLOON : 0) |
                      (c->balloon_opts.deflate_on_oom ? BOARD_DEFLATE_ON_OOM : 0) |
-                     (c->balloon_opts.reporting ? BOARD_REPORTING : 0);
+                     (c->balloon_opts.reporting ? BOARD_REPORTING : 0) |
+                     (c->watchdog ? BOARD_WATCHDOG : 0);
     state_begin(w, "board", 0, VIRT_BOARD_MAJOR, VIRT_BOARD_MINOR);
     state_put_u64(w, c->ram_size);
     state_put_u32(w, c->nharts);
@@ -96,6 +99,9 @@ int virt_config_save(const struct virt_config *c, uint64_t tohost, uint64_t from
             state_put_u16(w, h->guest_port);
         }
     }
+    /* v1.1 */
+    state_put_u8(w, (uint8_t)c->watchdog_action);
+    state_put_u8(w, (uint8_t)c->panic_action);
     return state_end(w);
 }
 
@@ -265,6 +271,23 @@ int virt_config_load(const struct state_reader *r, struct virt_config *c, uint64
             state_get_u16(&s, &h->guest_port);
         }
     }
+    /* v1.1: the actions on a watchdog expiry and a guest panic (v1.0 had
+     * neither a watchdog nor panic actions). */
+    c->watchdog_action = GUEST_ACTION_RESET;
+    c->panic_action = GUEST_ACTION_NONE;
+    if (s.info->minor >= 1 && !s.overrun) {
+        uint8_t wa = 0, pa = 0;
+        state_get_u8(&s, &wa);
+        state_get_u8(&s, &pa);
+        if (!s.overrun && (wa > GUEST_ACTION_PAUSE || pa > GUEST_ACTION_PAUSE ||
+                           !(GUEST_ACTIONS_WATCHDOG & (1u << wa)) ||
+                           !(GUEST_ACTIONS_PANIC & (1u << pa))))
+            FAIL_WITH(state_section_error(&s, err, errlen, -EINVAL, "watchdog action %u or "
+                                          "panic action %u unknown", wa, pa));
+        c->watchdog_action = (enum guest_action)wa;
+        c->panic_action = (enum guest_action)pa;
+    }
+    c->watchdog = flags & BOARD_WATCHDOG;
 done:
     rc = state_section_done(&s, err, errlen);
     if (rc)
@@ -297,6 +320,8 @@ int virt_save(struct virt_machine *m, struct state_writer *w, char *err, size_t 
         r = sifive_test_save(m->finisher, w);
     if (!r)
         r = vmgenid_save(m->genid, w);
+    if (!r && m->wdt)
+        r = sunxi_wdt_save(m->wdt, w);
     if (r)
         return errmsg(err, errlen, r, "saving the board: %s", strerror(-r));
     for (unsigned slot = 0; slot < VIRT_VIRTIO_SLOTS; slot++) {
@@ -329,6 +354,8 @@ int virt_load(struct virt_machine *m, const struct state_reader *r, char *err, s
         rc = sifive_test_load(m->finisher, r, err, errlen);
     if (!rc)
         rc = vmgenid_load(m->genid, r, err, errlen);
+    if (!rc && m->wdt)
+        rc = sunxi_wdt_load(m->wdt, r, err, errlen);   /* after the aclint: guest time */
     for (unsigned slot = 0; slot < VIRT_VIRTIO_SLOTS && !rc; slot++) {
         if (!m->virtio[slot])
             continue;

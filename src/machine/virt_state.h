@@ -6,7 +6,9 @@
  * which devices sit in which slot, the firmware mode, the MACs and the vsock
  * CID) and the host-side settings a restore starts from unless told
  * otherwise (image and disk paths, network backends): the restored machine
- * is built from it, so the slots and addresses are the saved ones.
+ * is built from it, so the slots and addresses are the saved ones. v1.1
+ * adds the watchdog (a flag) and the actions on its expiry and on a guest
+ * panic (two bytes at the end); a v1.0 section loads with neither.
  *
  * Threads: the VM's control (I/O) thread; the machine paused or not yet run. */
 #ifndef NIMBUS_MACHINE_VIRT_STATE_H
@@ -18,7 +20,7 @@
 #include "state/state.h"
 
 #define VIRT_BOARD_MAJOR 1
-#define VIRT_BOARD_MINOR 0
+#define VIRT_BOARD_MINOR 1
 
 /* Strings a loaded config points to (virt_config holds const char *). */
 struct virt_config_strings {

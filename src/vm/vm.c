@@ -99,6 +99,9 @@ static int run_io_loop(struct virt_machine *m, int sig_fd, const struct vm_io_so
         n += (int)src_n;
         int timeout = -1;
         int64_t deadline = goldfish_rtc_next_deadline_ns(m->rtc);
+        int64_t watch = virt_watch_deadline_ns(m);
+        if (watch < deadline)
+            deadline = watch;
         if (deadline != INT64_MAX) {
             /* Both are >= 0, so the difference cannot overflow. */
             int64_t wait_ns = deadline - timebase_host_ns();
@@ -127,6 +130,7 @@ static int run_io_loop(struct virt_machine *m, int sig_fd, const struct vm_io_so
         if (src && r > 0)
             src->handle(src->opaque, fds + src_idx, src_n);
         goldfish_rtc_poll(m->rtc);
+        virt_watch_poll(m);
         virt_pump_input(m);
     }
     return 0;
@@ -247,6 +251,7 @@ int vm_run_io(struct virt_machine *m, const struct vm_io_source *src)
             virt_request_stop(m, VIRT_STOP_ERROR, 1);
         for (unsigned i = 0; i < started; i++)
             pthread_join(threads[i].thread, NULL);
+        virt_watch_tell(m);   /* a panic right before the guest stopped */
 
         enum virt_stop why = (enum virt_stop)atomic_load(&m->stop);
         /* A migration does not outlive the run it was part of, nor does it

@@ -110,6 +110,8 @@ struct saved {
     uint64_t ram_size;
     unsigned nharts;
     uint64_t pc[4], a0[4];
+    bool watchdog;
+    enum guest_action watchdog_action, panic_action;
 };
 
 /* Restores `snap` (eager or lazy) and checks it against `sv`, and a second
@@ -131,6 +133,11 @@ static void check_restore(const char *snap, const struct saved *sv, enum vm_rest
     CHECK(virt_is_paused(m));
     CHECK_EQ(m->nharts, sv->nharts);
     CHECK_EQ(m->mem.ram_size, sv->ram_size);
+    /* The board section (v1.1) brings the watchdog and the actions back. */
+    CHECK_EQ(m->config.watchdog, sv->watchdog);
+    CHECK_EQ(m->wdt != NULL, sv->watchdog);
+    CHECK_EQ(m->config.watchdog_action, sv->watchdog_action);
+    CHECK_EQ(m->config.panic_action, sv->panic_action);
     CHECK_MSG(!memcmp(m->mem.ram, sv->ram, sv->ram_size), "%s: RAM differs after the restore", snap);
     for (unsigned i = 0; i < m->nharts && i < sv->nharts; i++) {
         CHECK_EQ(m->harts[i]->arch.pc, sv->pc[i]);
@@ -148,6 +155,7 @@ static void check_restore(const char *snap, const struct saved *sv, enum vm_rest
     CHECK(same_section(snap, again, "uart16550", 0));
     CHECK(same_section(snap, again, "goldfish_rtc", 0));
     CHECK(same_section(snap, again, "board", 0));
+    CHECK_EQ(same_section(snap, again, "sunxi_wdt", 0), sv->watchdog);
     CHECK(res.save_us < 10 * 1000000);
     vm_threads_stop(m, t);
     virt_destroy(m);
@@ -200,7 +208,9 @@ static void test_machine(const char *name, struct virt_config cfg, const char *t
     /* A diff, paused, so the RAM it ends at is known. */
     CHECK_EQ(virt_pause(m, err, sizeof(err)), 0);
     struct saved sv = { .ram = malloc(cfg.ram_size), .ram_size = cfg.ram_size,
-                        .nharts = cfg.nharts };
+                        .nharts = cfg.nharts, .watchdog = cfg.watchdog,
+                        .watchdog_action = cfg.watchdog_action,
+                        .panic_action = cfg.panic_action };
     if (!sv.ram)
         exit(1);
     memcpy(sv.ram, m->mem.ram, cfg.ram_size);
@@ -243,12 +253,14 @@ int main(int argc, char **argv)
     test_machine("firmware", (struct virt_config){ .bios = "x", .ram_size = 16u << 20, .nharts = 1 },
                  tmp);
     /* Two harts in S-mode under the built-in SBI, with the devices that
-     * need no host resource: the virtio console and the balloon. */
+     * need no host resource: the virtio console, the balloon, the watchdog. */
     test_machine("sbi", (struct virt_config){
                      .kernel_raw = true, .append = "console=hvc0", .ram_size = 32u << 20,
                      .nharts = 2, .console_virtio = true, .balloon = true,
                      .balloon_opts = { .deflate_on_oom = true, .reporting = true,
-                                       .stats_interval_ms = 1000 } },
+                                       .stats_interval_ms = 1000 },
+                     .watchdog = true, .watchdog_action = GUEST_ACTION_PAUSE,
+                     .panic_action = GUEST_ACTION_POWEROFF },
                  tmp);
 
     char cmd[600];
