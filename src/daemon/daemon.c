@@ -181,9 +181,11 @@ void nimbusd_close(struct nimbusd *d)
         return;
     nd_http_close(d);
     nd_monitor_stop(d);
-    for (size_t i = 0; i < d->nvms; i++)
-        if (d->vms[i].pidfd >= 0)
-            close(d->vms[i].pidfd);
+    for (size_t i = 0; i < d->nvms; i++) {
+        if (d->vms[i]->pidfd >= 0)
+            close(d->vms[i]->pidfd);
+        free(d->vms[i]);
+    }
     free(d->vms);
     if (d->wake_fd >= 0)
         close(d->wake_fd);

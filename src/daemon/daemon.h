@@ -72,7 +72,10 @@ struct nimbusd {
     pthread_mutex_t lock;
     pthread_cond_t changed;          /* an event was recorded, or a VM's process ended */
     struct store *store;
-    struct dvm *vms;
+    /* Each VM's entry allocated on its own: an operation keeps its VM's
+     * pointer while the lock is dropped (waiting for the VM), and other
+     * VMs are added and removed meanwhile. */
+    struct dvm **vms;
     size_t nvms, cap;
     struct store_event ring[ND_EVENT_RING];
     int64_t last_seq;                /* the newest event's seq (0: none yet) */
@@ -129,6 +132,8 @@ int nd_transition(struct nimbusd *d, struct store_vm *vm, const char *to, const 
                   struct nd_err *e);
 struct dvm *nd_find(struct nimbusd *d, const char *name);
 struct dvm *nd_get(struct nimbusd *d, const char *name);   /* creates */
+/* Drops a VM's entry (undefine; under d->lock, nothing else holds it). */
+void nd_forget(struct nimbusd *d, const char *name);
 /* An event as the API shows it. */
 json_t *nd_event_json(const struct store_event *ev);
 /* Removes the VM's cgroup once its process is gone (lock held). */

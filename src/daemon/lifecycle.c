@@ -55,8 +55,8 @@ void nd_vm_data_path(const struct nimbusd *d, const char *name, const char *file
 struct dvm *nd_find(struct nimbusd *d, const char *name)
 {
     for (size_t i = 0; i < d->nvms; i++)
-        if (!strcmp(d->vms[i].name, name))
-            return &d->vms[i];
+        if (!strcmp(d->vms[i]->name, name))
+            return d->vms[i];
     return NULL;
 }
 
@@ -67,26 +67,32 @@ struct dvm *nd_get(struct nimbusd *d, const char *name)
         return v;
     if (d->nvms == d->cap) {
         size_t cap = d->cap ? 2 * d->cap : 16;
-        struct dvm *nv = realloc(d->vms, cap * sizeof(*nv));
+        struct dvm **nv = realloc(d->vms, cap * sizeof(*nv));
         if (!nv)
             return NULL;
         d->vms = nv;
         d->cap = cap;
     }
-    v = &d->vms[d->nvms++];
+    if (!(v = malloc(sizeof(*v))))
+        return NULL;
     *v = (struct dvm){ .pidfd = -1 };
+    d->vms[d->nvms++] = v;
     snprintf(v->name, sizeof(v->name), "%s", name);
     return v;
 }
 
-static void forget(struct nimbusd *d, const char *name)
+void nd_forget(struct nimbusd *d, const char *name)
 {
-    struct dvm *v = nd_find(d, name);
-    if (!v)
+    for (size_t i = 0; i < d->nvms; i++) {
+        struct dvm *v = d->vms[i];
+        if (strcmp(v->name, name))
+            continue;
+        if (v->pidfd >= 0)
+            close(v->pidfd);
+        free(v);
+        d->vms[i] = d->vms[--d->nvms];
         return;
-    if (v->pidfd >= 0)
-        close(v->pidfd);
-    *v = d->vms[--d->nvms];
+    }
 }
 
 static void set_str(char **field, const char *value)
@@ -489,7 +495,7 @@ int nd_undefine(struct nimbusd *d, const char *name, struct nd_err *e)
     /* Not in the store: the VM's history went with it. */
     record_event(d, name, vm.state, "undefined", "undefined", false);
     store_vm_free(&vm);
-    forget(d, name);
+    nd_forget(d, name);
     pthread_cond_broadcast(&d->changed);
     pthread_mutex_unlock(&d->lock);
     return 0;

@@ -80,10 +80,10 @@ static void *monitor_main(void *opaque)
         if (fds && names) {
             fds[n++] = (struct pollfd){ .fd = d->wake_fd, .events = POLLIN };
             for (size_t i = 0; i < d->nvms; i++) {
-                if (d->vms[i].pidfd < 0)
+                if (d->vms[i]->pidfd < 0)
                     continue;
-                snprintf(names[n], sizeof(names[n]), "%s", d->vms[i].name);
-                fds[n++] = (struct pollfd){ .fd = d->vms[i].pidfd, .events = POLLIN };
+                snprintf(names[n], sizeof(names[n]), "%s", d->vms[i]->name);
+                fds[n++] = (struct pollfd){ .fd = d->vms[i]->pidfd, .events = POLLIN };
             }
         }
         pthread_mutex_unlock(&d->lock);
