@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dev/goldfish_rtc.h"
+#include "vm/announce.h"
 #include "vm/migrate.h"
 #include "vm/term_guard.h"
 
@@ -99,6 +100,9 @@ static int run_io_loop(struct virt_machine *m, int sig_fd, const struct vm_io_so
         n += (int)src_n;
         int timeout = -1;
         int64_t deadline = goldfish_rtc_next_deadline_ns(m->rtc);
+        int64_t announce = vm_announce_poll(m, timebase_host_ns());
+        if (announce < deadline)
+            deadline = announce;
         if (deadline != INT64_MAX) {
             /* Both are >= 0, so the difference cannot overflow. */
             int64_t wait_ns = deadline - timebase_host_ns();
