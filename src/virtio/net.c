@@ -6,7 +6,10 @@
  * is taken alone or inside rx_lock, and never held across a call into the
  * transport or the backend. The configuration's status is an atomic of its
  * own (the announce bit changes on the I/O thread and the control queue's
- * worker while the driver reads it). */
+ * worker while the driver reads it); announce_lock makes the check of the
+ * negotiated features and the setting of the bit one step against a reset
+ * (taken inside the transport lock: the interrupt is raised after it is
+ * released). */
 #include "virtio/net.h"
 
 #include <errno.h>
@@ -86,6 +89,8 @@ struct virtio_net {
     uint64_t offered;                /* device features offered */
     _Atomic bool keep_mac;           /* a load keeps config.mac (a clone's) */
     _Atomic uint16_t status;         /* config.status as the driver reads it */
+    bool asked;                      /* announce_lock: ANNOUNCE set by this process
+                                        since the load or reset, interrupt raised */
 
     _Atomic uint64_t features;       /* set at FEATURES_OK */
     _Atomic bool driver_ok;
@@ -96,7 +101,7 @@ struct virtio_net {
     size_t rxq_bytes;
     bool backend_waiting;            /* told "full": call rx_ready on room */
 
-    pthread_mutex_t rx_lock, tx_lock, ctrl_lock;
+    pthread_mutex_t rx_lock, tx_lock, ctrl_lock, announce_lock;
     struct vq_elem *rx_elem, *tx_elem, *ctrl_elem;
 
     _Atomic uint64_t tx_frames, tx_dropped, rx_frames, rx_dropped;
@@ -469,9 +474,12 @@ static void net_status_changed(void *dev, uint8_t status)
 static void net_reset(void *dev)
 {
     struct virtio_net *n = dev;
+    pthread_mutex_lock(&n->announce_lock);
     n->driver_ok = false;
     n->features = 0;
     n->status = NET_S_LINK_UP;
+    n->asked = false;
+    pthread_mutex_unlock(&n->announce_lock);
     if (n->backend->vnet_hdr)
         n->backend->ops->set_offload(n->backend, 0);
     flush_rxq(n);
@@ -486,6 +494,7 @@ static void free_card(struct virtio_net *n)
     pthread_mutex_destroy(&n->rx_lock);
     pthread_mutex_destroy(&n->tx_lock);
     pthread_mutex_destroy(&n->ctrl_lock);
+    pthread_mutex_destroy(&n->announce_lock);
     free(n);
 }
 
@@ -675,7 +684,10 @@ static int net_load(void *dev, struct virtio_dev *vdev, const struct state_reade
 
     if (!n->keep_mac)
         memcpy(n->config.mac, mac, 6);
+    pthread_mutex_lock(&n->announce_lock);
     n->status = status;
+    n->asked = false;   /* a pending request is raised again (virtio_net_announce) */
+    pthread_mutex_unlock(&n->announce_lock);
     n->tx_frames = cnt[0];
     n->tx_dropped = cnt[1];
     n->rx_frames = cnt[2];
@@ -752,9 +764,17 @@ int virtio_net_announce(struct virtio_dev *vdev)
         n->announce_frames++;
     /* §5.1.6.5.4: the guest sends its own gratuitous packets (ARP, IPv6
      * neighbour advertisements: it knows its addresses, the host does not).
-     * Asked once more only after it acknowledged the last request. */
-    if (n->driver_ok && has(n->features, F_GUEST_ANNOUNCE) &&
-        !(atomic_fetch_or(&n->status, NET_S_ANNOUNCE) & NET_S_ANNOUNCE)) {
+     * Asked once more only after it acknowledged the last request; a
+     * request pending in a loaded state (saved before its interrupt was
+     * raised, perhaps) is raised again. */
+    bool ask = false;
+    pthread_mutex_lock(&n->announce_lock);
+    if (n->driver_ok && has(n->features, F_GUEST_ANNOUNCE)) {
+        ask = !(atomic_fetch_or(&n->status, NET_S_ANNOUNCE) & NET_S_ANNOUNCE) || !n->asked;
+        n->asked = true;
+    }
+    pthread_mutex_unlock(&n->announce_lock);
+    if (ask) {
         n->announce_requests++;
         virtio_dev_config_changed(vdev);
     }
@@ -773,6 +793,7 @@ int virtio_net_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
     pthread_mutex_init(&n->rx_lock, NULL);
     pthread_mutex_init(&n->tx_lock, NULL);
     pthread_mutex_init(&n->ctrl_lock, NULL);
+    pthread_mutex_init(&n->announce_lock, NULL);
     n->rx_elem = malloc(sizeof(*n->rx_elem));
     n->tx_elem = malloc(sizeof(*n->tx_elem));
     n->ctrl_elem = malloc(sizeof(*n->ctrl_elem));

@@ -34,11 +34,11 @@ GUEST_IP=192.168.79.2
 NS=nimbus-mig-$$
 TAP=0
 NIMBUS_BIN=$(readlink -f "$(command -v "$NIMBUS")")
+in_ns() { ip netns exec "$NS" "$@"; }
 if [ -c /dev/net/tun ] && command -v ip >/dev/null && ip netns add "$NS" 2>/dev/null; then
     trap 'cleanup; ip netns del "$NS" 2>/dev/null' EXIT
-    TAP=1
+    in_ns ip tuntap add dev nt-vm0 mode tap 2>/dev/null && TAP=1
 fi
-in_ns() { ip netns exec "$NS" "$@"; }
 # new_tap NAME: a tap interface NAME, up, in the namespace.
 new_tap() {
     in_ns ip tuntap add dev "$1" mode tap 2>"$T/tap.err" && in_ns ip link set "$1" up ||
@@ -46,7 +46,7 @@ new_tap() {
 }
 if [ $TAP = 1 ]; then
     in_ns ip link set lo up
-    new_tap nt-vm0
+    in_ns ip link set nt-vm0 up
     NET_ARGS=(--net "tap,ifname=nt-vm0,mac=$MAC")
     # Every nimbus (the VMs, the CLI) in the namespace.
     printf '#!/bin/sh\nexec ip netns exec %s %q "$@"\n' "$NS" "$NIMBUS_BIN" >"$T/nimbus-ns"
@@ -80,7 +80,7 @@ PY
     for _ in $(seq 50); do grep -q '^ready$' "$T/sniff.log" && break; sleep 0.1; done
     grep -q '^ready$' "$T/sniff.log" || fail "the sniffer did not start: $(cat "$T/sniff.log")"
 else
-    echo "no network namespace here: a user-mode card, the announcements' counters only"
+    echo "no tap in a network namespace here: a user-mode card, the announcements' counters only"
     NET_ARGS=(--net "user,mac=$MAC")
 fi
 
@@ -134,18 +134,24 @@ start_dest() {
 # rarps TAP: the gratuitous RARPs of the guest's MAC the sniffer saw on TAP.
 rarps() { grep -c "^$1 rarp $MAC 3 $MAC $MAC\$" "$T/sniff.log"; }
 
-# check_announce N: the destination of hop N announced the guest's MAC.
+# counter NAME: the number NAME in $API_REPLY (the one network card's).
+counter() {
+    [[ $API_REPLY =~ \"$1\":\ *([0-9]+) ]] && echo "${BASH_REMATCH[1]}"
+}
+
+# check_announce N: the destination of hop N announced the guest's MAC
+# (done long since: the hop waited for 15 ticks).
 check_announce() {
     local n=$1 frames req acks
-    for _ in $(seq 50); do
+    for _ in $(seq 20); do
         api_ok GET /vm/counters
-        frames=$(jget "$API_REPLY" devices.0.announce_frames)
-        req=$(jget "$API_REPLY" devices.0.announce_requests)
-        acks=$(jget "$API_REPLY" devices.0.announce_acks)
-        [ "$frames" = 5 ] && [ "$req" -ge 1 ] && [ "$acks" = "$req" ] && break
-        sleep 0.1
+        frames=$(counter announce_frames)
+        req=$(counter announce_requests)
+        acks=$(counter announce_acks)
+        [ "$frames" = 5 ] && [ "${req:-0}" -ge 1 ] && [ "$acks" = "$req" ] && break
+        sleep 0.2
     done
-    [ "$frames" = 5 ] && [ "$req" -ge 1 ] && [ "$acks" = "$req" ] ||
+    [ "$frames" = 5 ] && [ "${req:-0}" -ge 1 ] && [ "$acks" = "$req" ] ||
         fail "hop $n: announcements: $frames RARPs, the guest asked $req times, $acks acks"
     ANNOUNCED="$frames RARPs, guest asked ${req}x, ${acks} acks"
     [ $TAP = 1 ] || return 0

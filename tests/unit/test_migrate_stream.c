@@ -329,6 +329,30 @@ static void *dest_main(void *arg)
     return NULL;
 }
 
+/* Starts a destination on a thread of its own, listening at
+ * unix:TMP/mig.sock (written to addr[300]); returns once it listens. */
+static void dest_start(struct dest *d, const char *tmp, uint64_t max_ram, char addr[300])
+{
+    *d = (struct dest){ .o = { .rfd = -1, .wfd = -1, .listening = on_listening,
+                               .max_ram = max_ram } };
+    snprintf(addr, 300, "unix:%s/mig.sock", tmp);
+    d->o.listen = addr;
+    d->o.opaque = d;
+    d->o.restore.console_kind = CONSOLE_FILE;
+    strcpy(d->o.restore.console_path, "/dev/null");
+    sem_init(&d->listening, 0, 0);
+    pthread_create(&d->t, NULL, dest_main, d);
+    sem_wait(&d->listening);
+}
+
+/* The destination's machine, once compared. */
+static void dest_free(struct dest *d)
+{
+    vm_migrate_free(d->m);
+    virt_destroy(d->m);
+    virt_config_strings_free(&d->strs);
+}
+
 static struct virt_machine *machine_with(const char *tmp, const uint32_t *prog, size_t len,
                                          unsigned nharts)
 {
@@ -379,16 +403,9 @@ static void migrate_once(const char *tmp, enum vm_migrate_mode mode, uint64_t ma
     struct vm_thread t[2];
     CHECK_EQ(vm_threads_start(m, t), 0);
     sleep_ms(20);
-    struct dest d = { .o = { .rfd = -1, .wfd = -1, .listening = on_listening, .max_ram = max_ram } };
+    struct dest d;
     char addr[300];
-    snprintf(addr, sizeof(addr), "unix:%s/mig.sock", tmp);
-    d.o.listen = addr;
-    d.o.opaque = &d;
-    d.o.restore.console_kind = CONSOLE_FILE;
-    strcpy(d.o.restore.console_path, "/dev/null");
-    sem_init(&d.listening, 0, 0);
-    pthread_create(&d.t, NULL, dest_main, &d);
-    sem_wait(&d.listening);
+    dest_start(&d, tmp, max_ram, addr);
     struct vm_migrate_options o = { .mode = mode, .compress = mode == VM_MIGRATE_MODE_PRECOPY };
     snprintf(o.to, sizeof(o.to), "%s", addr);
     char err[512] = "";
@@ -416,9 +433,7 @@ static void migrate_once(const char *tmp, enum vm_migrate_mode mode, uint64_t ma
                 CHECK(m->harts[i]->arch.x[10] > 0);
             }
             CHECK(virt_is_paused(d.m));
-            vm_migrate_free(d.m);
-            virt_destroy(d.m);
-            virt_config_strings_free(&d.strs);
+            dest_free(&d);
         }
     } else {
         /* Refused: the source goes on, running, and says why. */
@@ -513,16 +528,9 @@ static void migrate_dirtier(const char *tmp, uint64_t delay, uint64_t bandwidth,
     struct vm_thread t[1];
     CHECK_EQ(vm_threads_start(m, t), 0);
     sleep_ms(50);
-    struct dest d = { .o = { .rfd = -1, .wfd = -1, .listening = on_listening } };
+    struct dest d;
     char addr[300];
-    snprintf(addr, sizeof(addr), "unix:%s/mig.sock", tmp);
-    d.o.listen = addr;
-    d.o.opaque = &d;
-    d.o.restore.console_kind = CONSOLE_FILE;
-    strcpy(d.o.restore.console_path, "/dev/null");
-    sem_init(&d.listening, 0, 0);
-    pthread_create(&d.t, NULL, dest_main, &d);
-    sem_wait(&d.listening);
+    dest_start(&d, tmp, 0, addr);
     struct vm_migrate_options o = { .mode = VM_MIGRATE_MODE_PRECOPY, .max_bandwidth = bandwidth,
                                     .max_rounds = AC_ROUNDS, .auto_converge = auto_converge,
                                     .downtime_limit_ms = AC_DOWNTIME_MS };
@@ -536,9 +544,7 @@ static void migrate_dirtier(const char *tmp, uint64_t delay, uint64_t bandwidth,
     vm_migrate_join(m);
     if (d.r == 0) {
         CHECK(memcmp(m->mem.ram, d.m->mem.ram, m->mem.ram_size) == 0);
-        vm_migrate_free(d.m);
-        virt_destroy(d.m);
-        virt_config_strings_free(&d.strs);
+        dest_free(&d);
     }
     vm_migrate_free(m);
     virt_destroy(m);
