@@ -164,14 +164,19 @@ static json_t *device_counters(struct virt_machine *m)
         struct virtio_net_stats st = { 0 };
         if (m->virtio[slot])
             virtio_net_get_stats(m->virtio[slot], &st);
-        json_array_append_new(list, json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "kind",
-                                              "net", "slot", slot,
-                                              "tx_frames", (json_int_t)st.tx_frames,
-                                              "tx_dropped", (json_int_t)st.tx_dropped,
-                                              "tx_bytes", (json_int_t)st.tx_bytes,
-                                              "rx_frames", (json_int_t)st.rx_frames,
-                                              "rx_dropped", (json_int_t)st.rx_dropped,
-                                              "rx_bytes", (json_int_t)st.rx_bytes));
+        json_t *d = json_pack("{s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "kind", "net",
+                              "slot", slot,
+                              "tx_frames", (json_int_t)st.tx_frames,
+                              "tx_dropped", (json_int_t)st.tx_dropped,
+                              "tx_bytes", (json_int_t)st.tx_bytes,
+                              "rx_frames", (json_int_t)st.rx_frames,
+                              "rx_dropped", (json_int_t)st.rx_dropped,
+                              "rx_bytes", (json_int_t)st.rx_bytes);
+        json_object_set_new(d, "announce_frames", json_integer((json_int_t)st.announce_frames));
+        json_object_set_new(d, "announce_requests",
+                            json_integer((json_int_t)st.announce_requests));
+        json_object_set_new(d, "announce_acks", json_integer((json_int_t)st.announce_acks));
+        json_array_append_new(list, d);
     }
     if (m->balloon) {
         struct virtio_balloon_info info;

@@ -197,6 +197,11 @@ struct virt_machine {
     /* The live migration of this VM, in or out (vm/migrate.h), or NULL;
      * owned by vm/ (the machine never looks inside). */
     struct vm_migration *migration;
+    /* Announcing the network cards after the VM moved or came back
+     * (vm/announce.h): rounds still to send, and when the next is due
+     * (timebase_host_ns). The I/O thread's once the VM runs. */
+    unsigned announce_rounds;
+    int64_t announce_due_ns;
 };
 
 /* Builds the machine: RAM, devices, harts, images, device tree. On failure

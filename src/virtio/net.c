@@ -1,10 +1,15 @@
 /* virtio-net. See net.h.
  *
- * Locks: rx_lock and tx_lock make one handler at a time serve each queue
- * (frames stay in order; the receive side may give chains back with
- * virtio_dev_unpop). rxq_lock guards the frames the backend queued; it is
- * taken alone or inside rx_lock, and never held across a call into the
- * transport or the backend. */
+ * Locks: rx_lock, tx_lock and ctrl_lock make one handler at a time serve
+ * each queue (frames stay in order; the receive side may give chains back
+ * with virtio_dev_unpop). rxq_lock guards the frames the backend queued; it
+ * is taken alone or inside rx_lock, and never held across a call into the
+ * transport or the backend. The configuration's status is an atomic of its
+ * own (the announce bit changes on the I/O thread and the control queue's
+ * worker while the driver reads it); announce_lock makes the check of the
+ * negotiated features and the setting of the bit one step against a reset
+ * (taken inside the transport lock: the interrupt is raised after it is
+ * released). */
 #include "virtio/net.h"
 
 #include <errno.h>
@@ -14,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/announce.h"
 #include "state/state.h"
 
 /* Feature bits (§5.1.3). */
@@ -26,6 +32,8 @@
 #define F_HOST_TSO6   12
 #define F_MRG_RXBUF   15
 #define F_STATUS      16
+#define F_CTRL_VQ     17
+#define F_GUEST_ANNOUNCE 21
 
 /* struct virtio_net_hdr_v1 (§5.1.6). */
 #define HDR_F_NEEDS_CSUM 1u
@@ -33,10 +41,20 @@
 #define GSO_NONE  0u
 #define GSO_TCPV4 1u
 #define GSO_TCPV6 4u
-#define NET_S_LINK_UP 1u
+#define NET_S_LINK_UP  1u
+#define NET_S_ANNOUNCE 2u
+
+/* The control queue (§5.1.6.5): class, command, data; the ack the device
+ * writes. Only VIRTIO_NET_CTRL_ANNOUNCE_ACK is served: the other classes
+ * need features this device does not offer (CTRL_RX, CTRL_VLAN, MQ, ...). */
+#define CTRL_ANNOUNCE     3u
+#define CTRL_ANNOUNCE_ACK 0u
+#define CTRL_OK  0u
+#define CTRL_ERR 1u
 
 #define RXQ 0u
 #define TXQ 1u
+#define CTRLQ 2u   /* 2N with N = 1 queue pair (§5.1.2) */
 #define ETH_HLEN   14u
 #define MAX_PLAIN_FRAME 1518u   /* 1500 bytes of MTU, Ethernet and a VLAN tag */
 
@@ -70,6 +88,9 @@ struct virtio_net {
     struct net_config config;
     uint64_t offered;                /* device features offered */
     _Atomic bool keep_mac;           /* a load keeps config.mac (a clone's) */
+    _Atomic uint16_t status;         /* config.status as the driver reads it */
+    bool asked;                      /* announce_lock: ANNOUNCE set by this process
+                                        since the load or reset, interrupt raised */
 
     _Atomic uint64_t features;       /* set at FEATURES_OK */
     _Atomic bool driver_ok;
@@ -80,11 +101,12 @@ struct virtio_net {
     size_t rxq_bytes;
     bool backend_waiting;            /* told "full": call rx_ready on room */
 
-    pthread_mutex_t rx_lock, tx_lock;
-    struct vq_elem *rx_elem, *tx_elem;
+    pthread_mutex_t rx_lock, tx_lock, ctrl_lock, announce_lock;
+    struct vq_elem *rx_elem, *tx_elem, *ctrl_elem;
 
     _Atomic uint64_t tx_frames, tx_dropped, rx_frames, rx_dropped;
     _Atomic uint64_t tx_bytes, rx_bytes;   /* since the process started (not saved) */
+    _Atomic uint64_t announce_frames, announce_requests, announce_acks;   /* ditto */
 };
 
 static bool has(uint64_t features, unsigned bit)
@@ -95,7 +117,9 @@ static bool has(uint64_t features, unsigned bit)
 static void net_config_read(void *dev, uint32_t offset, void *buf, uint32_t len)
 {
     struct virtio_net *n = dev;
-    memcpy(buf, (const uint8_t *)&n->config + offset, len);
+    struct net_config c = n->config;   /* the MAC changes only at a load (quiesced) */
+    c.status = atomic_load(&n->status);
+    memcpy(buf, (const uint8_t *)&c + offset, len);
 }
 
 /* ---- from the backend's thread ---- */
@@ -356,6 +380,41 @@ static void tx_serve(struct virtio_net *n, struct virtio_dev *vdev)
     pthread_mutex_unlock(&n->tx_lock);
 }
 
+/* ---- control queue ---- */
+
+static uint8_t ctrl_command(struct virtio_net *n, uint8_t class, uint8_t cmd, size_t data_len)
+{
+    /* §5.1.6.5.4: the driver took the announcement; it is no longer
+     * pending. */
+    if (class == CTRL_ANNOUNCE && cmd == CTRL_ANNOUNCE_ACK && !data_len &&
+        has(n->features, F_GUEST_ANNOUNCE)) {
+        atomic_fetch_and(&n->status, (uint16_t)~NET_S_ANNOUNCE);
+        n->announce_acks++;
+        return CTRL_OK;
+    }
+    return CTRL_ERR;
+}
+
+static void ctrl_serve(struct virtio_net *n, struct virtio_dev *vdev)
+{
+    pthread_mutex_lock(&n->ctrl_lock);
+    struct vq_elem *e = n->ctrl_elem;
+    while (virtio_dev_pop(vdev, CTRLQ, e) == 1) {
+        /* §5.1.6.5: class and command readable, the ack the first
+         * writable byte. Without them the driver broke the rules. */
+        if (e->out_len < 2 || e->in_len < 1) {
+            virtio_dev_needs_reset(vdev);
+            break;
+        }
+        uint8_t h[2];
+        vq_iov_read(e->iov, e->out_num, 0, h, 2);
+        uint8_t ack = ctrl_command(n, h[0], h[1], e->out_len - 2);
+        vq_iov_write(e->iov + e->out_num, e->in_num, 0, &ack, 1);
+        virtio_dev_push(vdev, CTRLQ, e, 1);
+    }
+    pthread_mutex_unlock(&n->ctrl_lock);
+}
+
 static void net_queue_notify(void *dev, struct virtio_dev *vdev, unsigned q)
 {
     struct virtio_net *n = dev;
@@ -363,6 +422,8 @@ static void net_queue_notify(void *dev, struct virtio_dev *vdev, unsigned q)
         rx_serve(n, vdev);
     else if (q == TXQ)
         tx_serve(n, vdev);
+    else if (q == CTRLQ)
+        ctrl_serve(n, vdev);
 }
 
 /* ---- life cycle ---- */
@@ -413,11 +474,28 @@ static void net_status_changed(void *dev, uint8_t status)
 static void net_reset(void *dev)
 {
     struct virtio_net *n = dev;
+    pthread_mutex_lock(&n->announce_lock);
     n->driver_ok = false;
     n->features = 0;
+    n->status = NET_S_LINK_UP;
+    n->asked = false;
+    pthread_mutex_unlock(&n->announce_lock);
     if (n->backend->vnet_hdr)
         n->backend->ops->set_offload(n->backend, 0);
     flush_rxq(n);
+}
+
+static void free_card(struct virtio_net *n)
+{
+    free(n->rx_elem);
+    free(n->tx_elem);
+    free(n->ctrl_elem);
+    pthread_mutex_destroy(&n->rxq_lock);
+    pthread_mutex_destroy(&n->rx_lock);
+    pthread_mutex_destroy(&n->tx_lock);
+    pthread_mutex_destroy(&n->ctrl_lock);
+    pthread_mutex_destroy(&n->announce_lock);
+    free(n);
 }
 
 static void net_destroy(void *dev)
@@ -426,18 +504,15 @@ static void net_destroy(void *dev)
     n->driver_ok = false;
     net_backend_close(n->backend);   /* joins the backend's thread */
     flush_rxq(n);
-    free(n->rx_elem);
-    free(n->tx_elem);
-    pthread_mutex_destroy(&n->rxq_lock);
-    pthread_mutex_destroy(&n->rx_lock);
-    pthread_mutex_destroy(&n->tx_lock);
-    free(n);
+    free_card(n);
 }
 
 /* ---- snapshots ---- */
 
 /* Section "virtio-net"[instance] v1.0:
- *   mac[6], u16 status, u64 negotiated features (the device's copy),
+ *   mac[6], u16 status (LINK_UP, and ANNOUNCE while the driver has not
+ *   acknowledged an announcement), u64 negotiated features (the device's
+ *   copy),
  *   u64 tx_frames, tx_dropped, rx_frames, rx_dropped,
  *   u8 n + n chars: the backend's name ("user", "tap"),
  *   u8 the backend wrote its own section (ops->state_tag, same instance),
@@ -458,7 +533,7 @@ static int net_save(void *dev, struct virtio_dev *vdev, struct state_writer *w, 
         return ret;
     state_begin(w, VIRTIO_NET_STATE_TAG, instance, VIRTIO_NET_STATE_MAJOR, VIRTIO_NET_STATE_MINOR);
     state_put_bytes(w, n->config.mac, 6);
-    state_put_u16(w, n->config.status);
+    state_put_u16(w, n->status);
     state_put_u64(w, n->features);
     state_put_u64(w, n->tx_frames);
     state_put_u64(w, n->tx_dropped);
@@ -547,7 +622,8 @@ static int net_load(void *dev, struct virtio_dev *vdev, const struct state_reade
     if (mac[0] & 1)
         return state_section_error(&s, err, errlen, -EINVAL, "multicast MAC %02x:%02x:%02x:%02x:%02x:%02x",
                                    mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-    if (status != NET_S_LINK_UP)
+    if ((status & ~NET_S_ANNOUNCE) != NET_S_LINK_UP ||
+        ((status & NET_S_ANNOUNCE) && !has(feat, F_GUEST_ANNOUNCE)))
         return state_section_error(&s, err, errlen, -EINVAL, "link status 0x%x", status);
     if (feat & ~n->offered)
         return state_section_error(&s, err, errlen, -EINVAL,
@@ -608,7 +684,10 @@ static int net_load(void *dev, struct virtio_dev *vdev, const struct state_reade
 
     if (!n->keep_mac)
         memcpy(n->config.mac, mac, 6);
-    n->config.status = status;
+    pthread_mutex_lock(&n->announce_lock);
+    n->status = status;
+    n->asked = false;   /* a pending request is raised again (virtio_net_announce) */
+    pthread_mutex_unlock(&n->announce_lock);
     n->tx_frames = cnt[0];
     n->tx_dropped = cnt[1];
     n->rx_frames = cnt[2];
@@ -665,7 +744,41 @@ void virtio_net_get_stats(struct virtio_dev *vdev, struct virtio_net_stats *out)
         .tx_frames = n->tx_frames, .tx_dropped = n->tx_dropped,
         .rx_frames = n->rx_frames, .rx_dropped = n->rx_dropped,
         .tx_bytes = n->tx_bytes, .rx_bytes = n->rx_bytes,
+        .announce_frames = n->announce_frames, .announce_requests = n->announce_requests,
+        .announce_acks = n->announce_acks,
     };
+}
+
+int virtio_net_announce(struct virtio_dev *vdev)
+{
+    struct virtio_net *n = virtio_dev_priv(vdev);
+    if (n->keep_mac)
+        return 0;   /* a clone: its driver still uses the saved MAC (header) */
+    uint8_t buf[NET_VNET_HDR_LEN + NET_ANNOUNCE_FRAME_LEN] = { 0 };
+    net_announce_frame(n->config.mac, buf + NET_VNET_HDR_LEN);
+    /* A vnet-header backend gets a header that offloads nothing. */
+    size_t pre = n->backend->vnet_hdr ? 0 : NET_VNET_HDR_LEN;
+    struct iovec iov = { .iov_base = buf + pre, .iov_len = sizeof(buf) - pre };
+    int r = n->backend->ops->send(n->backend, &iov, 1);
+    if (!r)
+        n->announce_frames++;
+    /* §5.1.6.5.4: the guest sends its own gratuitous packets (ARP, IPv6
+     * neighbour advertisements: it knows its addresses, the host does not).
+     * Asked once more only after it acknowledged the last request; a
+     * request pending in a loaded state (saved before its interrupt was
+     * raised, perhaps) is raised again. */
+    bool ask = false;
+    pthread_mutex_lock(&n->announce_lock);
+    if (n->driver_ok && has(n->features, F_GUEST_ANNOUNCE)) {
+        ask = !(atomic_fetch_or(&n->status, NET_S_ANNOUNCE) & NET_S_ANNOUNCE) || !n->asked;
+        n->asked = true;
+    }
+    pthread_mutex_unlock(&n->announce_lock);
+    if (ask) {
+        n->announce_requests++;
+        virtio_dev_config_changed(vdev);
+    }
+    return r;
 }
 
 int virtio_net_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
@@ -676,28 +789,31 @@ int virtio_net_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
     struct virtio_net *n = calloc(1, sizeof(*n));
     if (!n)
         return -ENOMEM;
+    pthread_mutex_init(&n->rxq_lock, NULL);
+    pthread_mutex_init(&n->rx_lock, NULL);
+    pthread_mutex_init(&n->tx_lock, NULL);
+    pthread_mutex_init(&n->ctrl_lock, NULL);
+    pthread_mutex_init(&n->announce_lock, NULL);
     n->rx_elem = malloc(sizeof(*n->rx_elem));
     n->tx_elem = malloc(sizeof(*n->tx_elem));
-    if (!n->rx_elem || !n->tx_elem) {
-        free(n->rx_elem);
-        free(n->tx_elem);
-        free(n);
+    n->ctrl_elem = malloc(sizeof(*n->ctrl_elem));
+    if (!n->rx_elem || !n->tx_elem || !n->ctrl_elem) {
+        free_card(n);
         return -ENOMEM;
     }
     n->backend = backend;
     n->rx_tail = &n->rx_head;
-    pthread_mutex_init(&n->rxq_lock, NULL);
-    pthread_mutex_init(&n->rx_lock, NULL);
-    pthread_mutex_init(&n->tx_lock, NULL);
     memcpy(n->config.mac, mac, 6);
-    n->config.status = NET_S_LINK_UP;
+    n->status = NET_S_LINK_UP;
     n->config.max_virtqueue_pairs = 1;
 
     /* Checksums both ways for every backend: a plain one gets them completed
      * by the device (tx) and vouched for (rx, DATA_VALID); segmentation
-     * only where the backend takes it. */
+     * only where the backend takes it. The control queue serves only the
+     * guest's acknowledgement of an announcement (GUEST_ANNOUNCE). */
     uint64_t features = (1ull << F_MAC) | (1ull << F_STATUS) | (1ull << F_MRG_RXBUF) |
-                        (1ull << F_CSUM) | (1ull << F_GUEST_CSUM);
+                        (1ull << F_CSUM) | (1ull << F_GUEST_CSUM) | (1ull << F_CTRL_VQ) |
+                        (1ull << F_GUEST_ANNOUNCE);
     if (backend->vnet_hdr)
         features |= (1ull << F_CSUM) | (1ull << F_GUEST_CSUM) | (1ull << F_HOST_TSO4) |
                     (1ull << F_HOST_TSO6) | (1ull << F_GUEST_TSO4) | (1ull << F_GUEST_TSO6);
@@ -705,18 +821,12 @@ int virtio_net_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
                  (1ull << VIRTIO_F_EVENT_IDX);
     struct virtio_device_params p = {
         .ops = &net_ops, .dev = n, .features = features, .config_size = sizeof(n->config),
-        .num_queues = 2, .queue_max = VQ_MAX_SIZE, .nworkers = 2,
+        .num_queues = 3, .queue_max = VQ_MAX_SIZE, .nworkers = 2,
     };
     struct virtio_dev *vdev;
     int r = virtio_mmio_create(mem, base, irq, &p, &vdev);
     if (r) {
-        n->backend = NULL;   /* the caller still owns it */
-        free(n->rx_elem);
-        free(n->tx_elem);
-        pthread_mutex_destroy(&n->rxq_lock);
-        pthread_mutex_destroy(&n->rx_lock);
-        pthread_mutex_destroy(&n->tx_lock);
-        free(n);
+        free_card(n);   /* the caller still owns the backend */
         return r;
     }
     n->vdev = vdev;

@@ -1,9 +1,12 @@
 /* virtio-net (VIRTIO 1.2 §5.1, device id 1) over a network backend
  * (net/net.h: user-mode NAT through libslirp, tap).
  *
- * One receive queue (0) and one transmit queue (1). Features: MAC, STATUS
- * (the link is always up), MRG_RXBUF (a frame may span several receive
- * chains, §5.1.6.4), CSUM and GUEST_CSUM; with a backend that carries vnet
+ * One receive queue (0), one transmit queue (1) and the control queue (2).
+ * Features: MAC, STATUS (the link is always up), MRG_RXBUF (a frame may
+ * span several receive chains, §5.1.6.4), CTRL_VQ and GUEST_ANNOUNCE (see
+ * virtio_net_announce; the control queue takes only
+ * VIRTIO_NET_CTRL_ANNOUNCE_ACK and answers VIRTIO_NET_ERR to any other
+ * command), CSUM and GUEST_CSUM; with a backend that carries vnet
  * headers (tap) also HOST_TSO4/6 and GUEST_TSO4/6, the offloads passing
  * through to the host kernel. A backend without them (slirp) gets only
  * complete frames: the device finishes the checksums the guest left
@@ -38,6 +41,9 @@ struct virtio_net_stats {
     uint64_t tx_frames, tx_dropped;   /* guest -> backend */
     uint64_t rx_frames, rx_dropped;   /* backend -> guest */
     uint64_t tx_bytes, rx_bytes;      /* frames' bytes (no virtio header) */
+    /* Announcements by this process (virtio_net_announce): RARP frames the
+     * backend took, the guest asked to announce itself, its acks. */
+    uint64_t announce_frames, announce_requests, announce_acks;
 };
 
 /* Creates the card at `base` with MAC address `mac` and starts the
@@ -65,6 +71,18 @@ void virtio_net_keep_mac_on_load(struct virtio_dev *vdev, bool keep);
 /* The MAC in the card's configuration space (what the guest's driver reads
  * when it probes the card). Any thread. */
 void virtio_net_get_mac(struct virtio_dev *vdev, uint8_t mac[6]);
+
+/* One round of announcing the card on its network (net/announce.h): a
+ * gratuitous RARP for its MAC through the backend and, if the driver
+ * negotiated GUEST_ANNOUNCE and has acknowledged the last request, the
+ * VIRTIO_NET_S_ANNOUNCE status bit and a configuration change interrupt,
+ * so the guest sends its own gratuitous ARPs and acknowledges with
+ * VIRTIO_NET_CTRL_ANNOUNCE_ACK (VIRTIO 1.2 §5.1.6.5.4), which clears the
+ * bit. Does nothing for a card that kept its own MAC at a load (a clone,
+ * virtio_net_keep_mac_on_load): its driver goes on using the saved MAC,
+ * the original VM's, which must not be announced from here. Returns 0 or
+ * the backend's -errno. Any thread (the VM's I/O thread). */
+int virtio_net_announce(struct virtio_dev *vdev);
 
 /* Counters, for tests. Any thread. */
 void virtio_net_get_stats(struct virtio_dev *vdev, struct virtio_net_stats *out);

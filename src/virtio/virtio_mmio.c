@@ -810,7 +810,7 @@ static int check_saved(const struct virtio_dev *d, const struct mmio_saved *m,
         return state_section_error(s, err, errlen, -EINVAL, "status 0x%02x: DEVICE_NEEDS_RESET without FEATURES_OK", st);
     if (m->int_status & ~(VIRTIO_INT_USED | VIRTIO_INT_CONFIG))
         return state_section_error(s, err, errlen, -EINVAL, "interrupt status 0x%x", m->int_status);
-    uint64_t qmask = d->p.num_queues == 64 ? ~0ull : (1ull << d->p.num_queues) - 1;
+    uint64_t qmask = m->num_queues == 64 ? ~0ull : (1ull << m->num_queues) - 1;
     if ((m->early & ~qmask) || (m->early && !fok))
         return state_section_error(s, err, errlen, -EINVAL, "early notifications 0x%" PRIx64, m->early);
 
@@ -880,7 +880,10 @@ int virtio_mmio_load(struct virtio_dev *d, const struct state_reader *r, uint32_
         return state_section_error(&s, err, errlen, -ENOMEM, "out of memory");
     state_get_u32(&s, &m->device_id);
     state_get_u32(&s, &m->num_queues);
-    if (m->device_id != ops->device_id || m->num_queues != d->p.num_queues) {
+    /* Fewer queues: saved by a build before the device gained queues, which
+     * stay unconfigured here, as a driver that has not set them up yet
+     * leaves them (virtio-net's control queue). */
+    if (m->device_id != ops->device_id || m->num_queues > d->p.num_queues) {
         ret = state_section_error(&s, err, errlen, -EINVAL,
                                   "saved for device id %u with %u queues, this one is %u with %u",
                                   m->device_id, m->num_queues, ops->device_id, d->p.num_queues);
@@ -894,7 +897,7 @@ int virtio_mmio_load(struct virtio_dev *d, const struct state_reader *r, uint32_
     state_get_u32(&s, &m->int_status);
     state_get_u32(&s, &m->config_generation);
     state_get_u64(&s, &m->early);
-    for (unsigned q = 0; q < d->p.num_queues; q++) {
+    for (unsigned q = 0; q < m->num_queues; q++) {
         struct vq_saved *v = &m->q[q];
         state_get_u16(&s, &v->num);
         state_get_bool(&s, &v->ready);

@@ -190,7 +190,10 @@ void virtio_mmio_resume(struct virtio_dev *vdev);
 int virtio_mmio_save(struct virtio_dev *vdev, struct state_writer *w, uint32_t instance);
 
 /* Loads section "virtio-mmio"[instance] (and the device's) into a device of
- * the same type and queue count over the same guest RAM. Every field is
+ * the same type over the same guest RAM, with as many queues as saved or
+ * more (a section from a build before the device gained queues: those
+ * stay unconfigured, as a driver that has not set them up leaves them).
+ * Every field is
  * checked before anything changes: status bits reachable through the
  * registers (DRIVER_OK needs FEATURES_OK; FEATURES_OK needs driver features
  * offered by this device, VERSION_1 among them; NEEDS_RESET and ready

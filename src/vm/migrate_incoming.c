@@ -17,6 +17,7 @@
 
 #include "base/errmsg.h"
 #include "mem/ram_fill.h"
+#include "vm/announce.h"
 
 #define ACCEPT_TIMEOUT_MS -1
 
@@ -426,6 +427,7 @@ int vm_migrate_incoming(const struct vm_incoming_options *o, struct virt_machine
     if (!g->thread_started)
         mig_close_stream(g);   /* pre-copy: the stream is done */
     in.m->migration = g;
+    vm_announce_start(in.m);   /* the VM is on another network port now */
     *out = in.m;
     return 0;
 }

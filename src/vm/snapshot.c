@@ -20,6 +20,7 @@
 #include "mem/ram_fill.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
+#include "vm/announce.h"
 #include "vm/snapshot_mem.h"
 
 #define STATE_FILE      "vm.state"
@@ -795,6 +796,9 @@ int vm_snapshot_restore(const struct vm_restore_options *o, struct virt_machine 
     track_from(m, o->path, dirfd, STATE_FILE, true);
     state_reader_free(&rd);
     close(dirfd);
+    /* It may come back on another host or bridge port: the same
+     * announcement as after a migration (clones' cards excepted). */
+    vm_announce_start(m);
     *out = m;
     return 0;
 fail_why:

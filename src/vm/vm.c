@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "dev/goldfish_rtc.h"
+#include "vm/announce.h"
 #include "vm/migrate.h"
 #include "vm/term_guard.h"
 
@@ -50,6 +51,22 @@ static void throttle(struct virt_machine *m, unsigned pct, int64_t ran_ns)
     nanosleep(&ts, NULL);
 }
 
+void vm_hart_turn(struct virt_machine *m, struct hart *h)
+{
+    if (atomic_load(&m->pause_request)) {
+        virt_pause_point(m);
+        return;
+    }
+    unsigned pct = atomic_load_explicit(&m->throttle_pct, memory_order_relaxed);
+    int64_t t0 = pct ? timebase_host_ns() : 0;
+    enum hart_exit e = hart_run(h, HART_BUDGET);
+    if (pct && pct < 100 && e == HART_EXIT_BUDGET)
+        throttle(m, pct, timebase_host_ns() - t0);
+    virt_htif_poll(m);
+    if (e == HART_EXIT_WFI || e == HART_EXIT_STOPPED)
+        hart_park(h);
+}
+
 static void *hart_thread_main(void *arg)
 {
     struct hart_thread *t = arg;
@@ -60,20 +77,8 @@ static void *hart_thread_main(void *arg)
     char name[16];
     snprintf(name, sizeof(name), "hart%u", t->index);
     pthread_setname_np(pthread_self(), name);
-    while (atomic_load(&m->stop) == VIRT_RUNNING) {
-        if (atomic_load(&m->pause_request)) {
-            virt_pause_point(m);
-            continue;
-        }
-        unsigned pct = atomic_load_explicit(&m->throttle_pct, memory_order_relaxed);
-        int64_t t0 = pct ? timebase_host_ns() : 0;
-        enum hart_exit e = hart_run(t->hart, HART_BUDGET);
-        if (pct && pct < 100 && e == HART_EXIT_BUDGET)
-            throttle(m, pct, timebase_host_ns() - t0);
-        virt_htif_poll(m);
-        if (e == HART_EXIT_WFI || e == HART_EXIT_STOPPED)
-            hart_park(t->hart);
-    }
+    while (atomic_load(&m->stop) == VIRT_RUNNING)
+        vm_hart_turn(m, t->hart);
     return NULL;
 }
 
@@ -102,6 +107,9 @@ static int run_io_loop(struct virt_machine *m, int sig_fd, const struct vm_io_so
         int64_t watch = virt_watch_deadline_ns(m);
         if (watch < deadline)
             deadline = watch;
+        int64_t announce = vm_announce_poll(m, timebase_host_ns());
+        if (announce < deadline)
+            deadline = announce;
         if (deadline != INT64_MAX) {
             /* Both are >= 0, so the difference cannot overflow. */
             int64_t wait_ns = deadline - timebase_host_ns();

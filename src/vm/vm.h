@@ -28,4 +28,12 @@ int vm_run(struct virt_machine *m);
  * reboots. */
 int vm_run_io(struct virt_machine *m, const struct vm_io_source *src);
 
+/* One turn of a hart thread's loop, which runs it while m->stop is
+ * VIRT_RUNNING: waits at a pause point if a pause is asked for, or runs a
+ * slice of the hart (slowed by a migration's auto-converge throttle,
+ * m->throttle_pct), polls HTIF and parks the hart on WFI. vm_run's hart
+ * threads, and unit tests that drive a machine without vm_run. Thread: the
+ * hart's own. */
+void vm_hart_turn(struct virt_machine *m, struct hart *h);
+
 #endif

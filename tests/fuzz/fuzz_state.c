@@ -23,7 +23,9 @@
  *     the same payload bytes (the ACLINT's mtime excepted: it must not go
  *     backwards and not jump by more than a minute; vsock's CID and owed
  *     reset, which a load sets from the device; the balloon's statistics
- *     age);
+ *     age; a transport section with fewer queues than the device, from a
+ *     build before virtio-net's control queue, comes back with the
+ *     missing queues unconfigured);
  *   - a loaded hart then runs (a small budget) without crashing;
  *   - a loaded virtio device (polled, created once over the fuzz RAM and
  *     reset before each input) then serves its rings as restored. */
@@ -165,6 +167,27 @@ static bool same_but(const struct state_section *a, const struct state_section *
     return true;
 }
 
+/* Saved again after a load: the same, or (a section with fewer queues
+ * than the device) the same with the queue count raised and the missing
+ * queues appended unconfigured (34 zero bytes each, virtio_mmio_save). */
+static bool mmio_resaved(const struct state_section *now, const struct state_section *orig)
+{
+    if (now->len == orig->len)
+        return !memcmp(now->data, orig->data, now->len);
+    uint32_t nq_now, nq_orig;
+    if (orig->len < 8 || now->len < orig->len)
+        return false;
+    memcpy(&nq_now, now->data + 4, 4);
+    memcpy(&nq_orig, orig->data + 4, 4);
+    if (nq_orig >= nq_now || now->len - orig->len != (size_t)(nq_now - nq_orig) * 34 ||
+        memcmp(now->data, orig->data, 4) || memcmp(now->data + 8, orig->data + 8, orig->len - 8))
+        return false;
+    for (size_t i = orig->len; i < now->len; i++)
+        if (now->data[i])
+            return false;
+    return true;
+}
+
 static void load_virtio(const struct state_reader *r, struct virtio_dev *dev, uint32_t inst,
                         const char *dev_tag, size_t skip_from, size_t skip_len)
 {
@@ -196,8 +219,8 @@ static void load_virtio(const struct state_reader *r, struct virtio_dev *dev, ui
             FUZZ_CHECK(section_of(&r2, dev_tag, inst, &s2) &&
                        (skip_len == SIZE_MAX || same_but(&s2, &orig_dev, skip_from, skip_len)),
                        "%s[%u] saved differently", dev_tag, inst);
-            FUZZ_CHECK(section_of(&r2, VIRTIO_MMIO_STATE_TAG, inst, &s2) && s2.len == orig.len &&
-                       !memcmp(s2.data, orig.data, s2.len), "virtio-mmio[%u] saved differently", inst);
+            FUZZ_CHECK(section_of(&r2, VIRTIO_MMIO_STATE_TAG, inst, &s2) && mmio_resaved(&s2, &orig),
+                       "virtio-mmio[%u] saved differently", inst);
             state_reader_free(&r2);
             state_writer_free(&w);
         } else {

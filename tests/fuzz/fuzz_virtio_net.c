@@ -7,7 +7,9 @@
  * offloads offered; bit 1 its sends fail), then fuzz_virtio.h's setup and
  * operations. HOST: u8 flags, u16 length, u8 n and n bytes: a frame from
  * the backend (the rest of it a pattern), or with flags bit 0 the backend
- * calls rx_ready's counterpart, can_receive, first.
+ * calls rx_ready's counterpart, can_receive, first; with flags bit 2 a
+ * round of announcements first (virtio_net_announce: the host's RARP, and
+ * the ANNOUNCE status bit the driver acknowledges on the control queue).
  *
  * Checks beyond the generic ones:
  *   - transmit: the frames the backend gets are, in order, frames of
@@ -17,6 +19,9 @@
  *     a plain backend gets NEEDS_CSUM frames with the checksum completed
  *     (§5.1.6.2: RFC 1071 over csum_start.., the driver's partial sum in
  *     the field); each transmit chain comes back with length 0;
+ *   - an announcement sends the backend one 60-byte RARP frame (with a
+ *     zero header on a vnet backend); control chains come back with the
+ *     one ack byte written;
  *   - receive: what lands in the receive buffers is, frame by frame, the
  *     header (zero but DATA_VALID with GUEST_CSUM, or the backend's own)
  *     with num_buffers the count of chains used (§5.1.6.4), then the
@@ -26,11 +31,13 @@
 #include <stdlib.h>
 
 #include "fuzz_virtio.h"
+#include "net/announce.h"
 #include "net/net.h"
 #include "virtio/net.h"
 
 #define RXQ 0u
 #define TXQ 1u
+#define CTRLQ 2u
 #define HDR NET_VNET_HDR_LEN
 #define F_GUEST_CSUM 1
 #define F_MRG_RXBUF 15
@@ -41,7 +48,7 @@
 struct fake_net {
     struct net_backend b;
     struct net_rx_port port;
-    bool started, fail;
+    bool started, fail, announcing;
     unsigned offloads, rx_ready_calls;
 };
 
@@ -85,6 +92,14 @@ static int fake_send(struct net_backend *b, const struct iovec *iov, int iovcnt)
     for (int i = 0; i < iovcnt; i++)
         len += iov[i].iov_len;
     size_t hdr = b->vnet_hdr ? HDR : 0;
+    if (n->announcing) {
+        static const uint8_t zero[HDR];
+        const uint8_t *p = iov[0].iov_base;
+        FUZZ_CHECK(iovcnt == 1 && len == hdr + NET_ANNOUNCE_FRAME_LEN && !memcmp(p, zero, hdr) &&
+                   p[hdr + 12] == 0x80 && p[hdr + 13] == 0x35, "announced with a %zu-byte frame",
+                   len);
+        return n->fail ? -EIO : 0;
+    }
     FUZZ_CHECK(len >= hdr + 14 && len <= hdr + NET_MAX_FRAME, "sent a frame of %zu bytes", len);
     if (sent.n == MAX_SENT)
         drop_sent(1);   /* only after chaos: nothing is matched then */
@@ -158,7 +173,7 @@ static int net_create(struct fv *f, struct fuzz_in *in)
     FUZZ_SETUP(virtio_net_create(&f->mem, FV_MMIO_BASE, (struct irq_line){ 0 }, &fake->b, mac,
                                  &f->vdev) == 0);
     FUZZ_CHECK(fake->started, "the backend was not started");
-    f->nq = 2;
+    f->nq = 3;
     memset(&rx, 0, offsetof(typeof(rx), unsure) + sizeof(rx.unsure));
     sent.n = 0;
     return 0;
@@ -175,7 +190,15 @@ static void net_destroy(struct fv *f)
 static int net_keeps(struct fv *f, unsigned q)
 {
     (void)f;
-    return q == TXQ ? 0 : -1;   /* receive buffers wait for frames */
+    return q == RXQ ? -1 : 0;   /* receive buffers wait for frames */
+}
+
+/* §5.1.6.5: a control command has class and command to read and the ack
+ * to write. */
+static bool net_rule_broken(struct fv *f, unsigned q, const struct vqm_chain *c)
+{
+    (void)f;
+    return q == CTRLQ && (c->out_len < 2 || c->in_len < 1);
 }
 
 static uint16_t csum_fold(const uint8_t *p, size_t len, uint32_t extra)
@@ -252,6 +275,10 @@ static void rx_frame_done(struct fv *f)
 
 static void net_used(struct fv *f, unsigned q, const struct fv_entry *e, uint32_t len)
 {
+    if (q == CTRLQ) {
+        FUZZ_CHECK(len == 1, "control chain used with length %u", len);
+        return;
+    }
     if (q == TXQ) {
         FUZZ_CHECK(len == 0, "transmit chain used with length %u", len);
         if (sent.n && tx_matches(f, &e->c, sent.data[0], sent.len[0]))
@@ -288,6 +315,12 @@ static void net_host(struct fv *f, struct fuzz_in *in)
     uint8_t fl = fuzz_u8(in);
     size_t len = fuzz_u64(in, 2);
     unsigned n = fuzz_u8(in);
+    if (fl & 4) {
+        fake->announcing = true;
+        int r = virtio_net_announce(f->vdev);
+        fake->announcing = false;
+        FUZZ_CHECK(r == (fake->fail ? -EIO : 0), "announce returned %d", r);
+    }
     if (fl & 2)
         len += 65536 - 2048;   /* the largest frames */
     if (len > HDR + NET_MAX_FRAME + 16)
@@ -338,6 +371,7 @@ static const struct fv_dev net_dev = {
     .create = net_create,
     .destroy = net_destroy,
     .keeps = net_keeps,
+    .rule_broken = net_rule_broken,
     .used = net_used,
     .host = net_host,
     .finish = net_finish,

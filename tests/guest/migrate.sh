@@ -11,6 +11,16 @@
 # After each: the source process has ended with status 0, the destination's
 # ticks go on from the source's (no gap, no repeat), and the checksum is the
 # one from before the first move.
+# The network follows the VM: the guest has a tap card in a network
+# namespace the test makes (192.168.79.2 on it); each destination gets a
+# tap of its own there, attached by a helper and handed over as a
+# descriptor (two processes cannot hold one tap). A sniffer in the namespace
+# sees, on each destination's tap after its hop, the 5 gratuitous RARPs of
+# the guest's MAC (QEMU's frame) and the guest's own gratuitous ARP
+# (VIRTIO_NET_F_GUEST_ANNOUNCE); the API's counters say 5 frames sent and
+# every request acknowledged; the source's tap and the killed
+# destination's see no RARP. Where namespaces or /dev/net/tun are not to be
+# had (not root), the card is user-mode and only the counters are checked.
 # Failures: a destination killed in the middle of a (bandwidth-limited)
 # migration: nimbus migrate fails, the source is running and still counting;
 # garbage sent to a waiting destination: it refuses with a clear message.
@@ -19,7 +29,63 @@ set -u
 . "$(dirname "$0")/api_lib.bash"
 guest_test migrate
 
-start_vm vm0 --mem 256M --api "$T/api0.sock" --append "console=ttyS0 quiet -- $(guest_cmd_arg '
+MAC=52:54:00:4d:49:47
+GUEST_IP=192.168.79.2
+NS=nimbus-mig-$$
+TAP=0
+NIMBUS_BIN=$(readlink -f "$(command -v "$NIMBUS")")
+in_ns() { ip netns exec "$NS" "$@"; }
+if [ -c /dev/net/tun ] && command -v ip >/dev/null && ip netns add "$NS" 2>/dev/null; then
+    trap 'cleanup; ip netns del "$NS" 2>/dev/null' EXIT
+    in_ns ip tuntap add dev nt-vm0 mode tap 2>/dev/null && TAP=1
+fi
+# new_tap NAME: a tap interface NAME, up, in the namespace.
+new_tap() {
+    in_ns ip tuntap add dev "$1" mode tap 2>"$T/tap.err" && in_ns ip link set "$1" up ||
+        fail "tap $1 in the namespace: $(cat "$T/tap.err")"
+}
+if [ $TAP = 1 ]; then
+    in_ns ip link set lo up
+    in_ns ip link set nt-vm0 up
+    NET_ARGS=(--net "tap,ifname=nt-vm0,mac=$MAC")
+    # Every nimbus (the VMs, the CLI) in the namespace.
+    printf '#!/bin/sh\nexec ip netns exec %s %q "$@"\n' "$NS" "$NIMBUS_BIN" >"$T/nimbus-ns"
+    chmod +x "$T/nimbus-ns"
+    NIMBUS=$T/nimbus-ns
+    # The destinations' taps: attached here, the descriptor handed over.
+    cat >"$T/tapfd.py" <<'PY'
+import fcntl, os, struct, sys
+TUNSETIFF, IFF_TAP, IFF_NO_PI, IFF_VNET_HDR = 0x400454CA, 0x0002, 0x1000, 0x4000
+fd = os.open("/dev/net/tun", os.O_RDWR)
+fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", sys.argv[1].encode(), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR))
+os.set_inheritable(fd, True)
+os.execv(sys.argv[2], [a.replace("@FD@", str(fd)) for a in sys.argv[2:]])
+PY
+    # The sniffer: RARP and ARP frames arriving from any tap.
+    in_ns python3 -u - >"$T/sniff.log" 2>&1 <<'PY' &
+import socket, struct
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))   # ETH_P_ALL
+print("ready")
+while True:
+    f, a = s.recvfrom(65535)
+    if a[2] == socket.PACKET_OUTGOING or len(f) < 42:
+        continue
+    et, op = struct.unpack("!H", f[12:14])[0], struct.unpack("!H", f[20:22])[0]
+    if et == 0x8035:
+        print(a[0], "rarp", f[6:12].hex(":"), op, f[22:28].hex(":"), f[32:38].hex(":"))
+    elif et == 0x0806:
+        print(a[0], "arp", f[6:12].hex(":"), op, socket.inet_ntoa(f[28:32]), socket.inet_ntoa(f[38:42]))
+PY
+    BG_PIDS+=($!)
+    for _ in $(seq 50); do grep -q '^ready$' "$T/sniff.log" && break; sleep 0.1; done
+    grep -q '^ready$' "$T/sniff.log" || fail "the sniffer did not start: $(cat "$T/sniff.log")"
+else
+    echo "no tap in a network namespace here: a user-mode card, the announcements' counters only"
+    NET_ARGS=(--net "user,mac=$MAC")
+fi
+
+start_vm vm0 --mem 256M --api "$T/api0.sock" "${NET_ARGS[@]}" --append "console=ttyS0 quiet -- $(guest_cmd_arg '
+ip addr add '"$GUEST_IP"'/24 dev eth0 && ip link set eth0 up
 dd if=/dev/urandom of=/tmp/big bs=64k count=64 2>/dev/null
 echo "sum 0 $(md5sum </tmp/big)"
 i=0
@@ -39,15 +105,21 @@ wait_api_socket
 
 last_tick() { tr -d '\r' <"$1" | awk '/^tick [0-9]+$/ { n = $2 } END { print n + 0 }'; }
 
-# start_dest NAME ADDR [options]: a destination waiting at ADDR; sets DEST_PID
-# and DEST_LOG (its console) and DEST_ERR (its stderr).
+# start_dest NAME ADDR [options]: a destination waiting at ADDR (on the tap
+# nt-NAME); sets DEST_PID and DEST_LOG (its console) and DEST_ERR (its
+# stderr).
 start_dest() {
-    local name=$1 addr=$2
+    local name=$1 addr=$2 cmd=("$NIMBUS")
     shift 2
     DEST_LOG=$T/$name.log
     DEST_ERR=$T/$name.err
     : >"$DEST_LOG"
-    "$NIMBUS" restore --incoming "$addr" --console "file:$DEST_LOG" "$@" </dev/null >"$DEST_ERR" 2>&1 &
+    if [ $TAP = 1 ]; then
+        new_tap "nt-$name"
+        cmd=(ip netns exec "$NS" python3 "$T/tapfd.py" "nt-$name" "$NIMBUS_BIN")
+        set -- "$@" --net "tap,fd=@FD@"
+    fi
+    "${cmd[@]}" restore --incoming "$addr" --console "file:$DEST_LOG" "$@" </dev/null >"$DEST_ERR" 2>&1 &
     DEST_PID=$!
     BG_PIDS+=("$DEST_PID")
     local i
@@ -57,6 +129,37 @@ start_dest() {
         sleep 0.1
     done
     fail "$name: not listening: $(cat "$DEST_ERR")"
+}
+
+# rarps TAP: the gratuitous RARPs of the guest's MAC the sniffer saw on TAP.
+rarps() { grep -c "^$1 rarp $MAC 3 $MAC $MAC\$" "$T/sniff.log"; }
+
+# counter NAME: the number NAME in $API_REPLY (the one network card's).
+counter() {
+    [[ $API_REPLY =~ \"$1\":\ *([0-9]+) ]] && echo "${BASH_REMATCH[1]}"
+}
+
+# check_announce N: the destination of hop N announced the guest's MAC
+# (done long since: the hop waited for 15 ticks).
+check_announce() {
+    local n=$1 frames req acks
+    for _ in $(seq 20); do
+        api_ok GET /vm/counters
+        frames=$(counter announce_frames)
+        req=$(counter announce_requests)
+        acks=$(counter announce_acks)
+        [ "$frames" = 5 ] && [ "${req:-0}" -ge 1 ] && [ "$acks" = "$req" ] && break
+        sleep 0.2
+    done
+    [ "$frames" = 5 ] && [ "${req:-0}" -ge 1 ] && [ "$acks" = "$req" ] ||
+        fail "hop $n: announcements: $frames RARPs, the guest asked $req times, $acks acks"
+    ANNOUNCED="$frames RARPs, guest asked ${req}x, ${acks} acks"
+    [ $TAP = 1 ] || return 0
+    [ "$(rarps "nt-vm$n")" = 5 ] ||
+        fail "hop $n: $(rarps "nt-vm$n") RARPs of $MAC on nt-vm$n, not 5: $(tail -n 5 "$T/sniff.log")"
+    grep -q "^nt-vm$n arp $MAC 1 $GUEST_IP $GUEST_IP\$" "$T/sniff.log" ||
+        fail "hop $n: no gratuitous ARP from the guest on nt-vm$n: $(tail -n 5 "$T/sniff.log")"
+    ANNOUNCED+=", seen on nt-vm$n"
 }
 
 # hop N ADDR-FOR-DEST [migrate options]: moves the VM (API $API, process
@@ -91,6 +194,8 @@ hop() {
     api_ok GET /vm/migration
     [ "$(jget "$API_REPLY" migration.role)" = destination ] &&
         [ "$(jget "$API_REPLY" state)" = running ] || fail "hop $n: GET /vm/migration: $API_REPLY"
+    check_announce "$n"
+    echo "hop $n: announced: $ANNOUNCED"
 }
 
 hop 1 "unix:$T/mig1.sock"
@@ -142,6 +247,12 @@ wait "$DEST_PID"
 st=$?
 [ $st = 1 ] && grep -q 'not a migration stream' "$DEST_ERR" ||
     fail "garbage: status $st, $(cat "$DEST_ERR")"
+
+if [ $TAP = 1 ]; then
+    for t in nt-vm0 nt-dead; do
+        [ "$(rarps $t)" = 0 ] || fail "$(rarps $t) RARPs on $t, which never took the VM"
+    done
+fi
 
 api_ok PUT /vm/destroy
 wait_exit 30

@@ -9,7 +9,13 @@
  *    two harts) in one process, pre-copy and (with userfaultfd) post-copy:
  *    the destination's RAM and harts equal the source's at its pause, and
  *    the source has stopped; a destination that refuses (too much RAM) and
- *    garbage to a destination give clean errors, the source going on.
+ *    garbage to a destination give clean errors, the source going on;
+ *  - auto-converge matters: a program dirtying its 128 pages six times as
+ *    fast as --max-bandwidth sends them (its pace and the limit set from
+ *    this host's speed: a round of ~80 ms, a downtime limit of 20 ms) does
+ *    not converge within 20 rounds without auto-converge (the migration
+ *    says so: converged false, the last round's expected downtime above
+ *    the limit), and does with it (its hart throttled).
  *
  * `test_migrate_stream --write-seeds DIR` writes valid incoming streams as
  * the seeds of tests/fuzz/corpus/migrate_stream/ (fuzz_migrate_stream.c). */
@@ -32,9 +38,17 @@
 #include "vm/migrate_stream.h"
 
 #include "check.h"
+#include "rv_encode.h"
 #include "vm_threads.h"
 
 #define NPAGES 64u
+
+static int64_t mig_test_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static void sleep_ms(long ms)
 {
@@ -315,16 +329,41 @@ static void *dest_main(void *arg)
     return NULL;
 }
 
-static struct virt_machine *source_machine(const char *tmp)
+/* Starts a destination on a thread of its own, listening at
+ * unix:TMP/mig.sock (written to addr[300]); returns once it listens. */
+static void dest_start(struct dest *d, const char *tmp, uint64_t max_ram, char addr[300])
+{
+    *d = (struct dest){ .o = { .rfd = -1, .wfd = -1, .listening = on_listening,
+                               .max_ram = max_ram } };
+    snprintf(addr, 300, "unix:%s/mig.sock", tmp);
+    d->o.listen = addr;
+    d->o.opaque = d;
+    d->o.restore.console_kind = CONSOLE_FILE;
+    strcpy(d->o.restore.console_path, "/dev/null");
+    sem_init(&d->listening, 0, 0);
+    pthread_create(&d->t, NULL, dest_main, d);
+    sem_wait(&d->listening);
+}
+
+/* The destination's machine, once compared. */
+static void dest_free(struct dest *d)
+{
+    vm_migrate_free(d->m);
+    virt_destroy(d->m);
+    virt_config_strings_free(&d->strs);
+}
+
+static struct virt_machine *machine_with(const char *tmp, const uint32_t *prog, size_t len,
+                                         unsigned nharts)
 {
     char image[512];
     snprintf(image, sizeof(image), "%s/prog.bin", tmp);
     FILE *f = fopen(image, "wb");
     if (!f)
         return NULL;
-    fwrite(program, 1, sizeof(program), f);
+    fwrite(prog, 1, len, f);
     fclose(f);
-    struct virt_config cfg = { .bios = image, .ram_size = 16u << 20, .nharts = 2,
+    struct virt_config cfg = { .bios = image, .ram_size = 16u << 20, .nharts = nharts,
                                .console_kind = CONSOLE_FILE };
     strcpy(cfg.console_path, "/dev/null");
     struct virt_machine *m;
@@ -334,6 +373,11 @@ static struct virt_machine *source_machine(const char *tmp)
         return NULL;
     }
     return m;
+}
+
+static struct virt_machine *source_machine(const char *tmp)
+{
+    return machine_with(tmp, program, sizeof(program), 2);
 }
 
 static bool wait_done(struct virt_machine *m, struct vm_migrate_progress *p)
@@ -359,16 +403,9 @@ static void migrate_once(const char *tmp, enum vm_migrate_mode mode, uint64_t ma
     struct vm_thread t[2];
     CHECK_EQ(vm_threads_start(m, t), 0);
     sleep_ms(20);
-    struct dest d = { .o = { .rfd = -1, .wfd = -1, .listening = on_listening, .max_ram = max_ram } };
+    struct dest d;
     char addr[300];
-    snprintf(addr, sizeof(addr), "unix:%s/mig.sock", tmp);
-    d.o.listen = addr;
-    d.o.opaque = &d;
-    d.o.restore.console_kind = CONSOLE_FILE;
-    strcpy(d.o.restore.console_path, "/dev/null");
-    sem_init(&d.listening, 0, 0);
-    pthread_create(&d.t, NULL, dest_main, &d);
-    sem_wait(&d.listening);
+    dest_start(&d, tmp, max_ram, addr);
     struct vm_migrate_options o = { .mode = mode, .compress = mode == VM_MIGRATE_MODE_PRECOPY };
     snprintf(o.to, sizeof(o.to), "%s", addr);
     char err[512] = "";
@@ -396,9 +433,7 @@ static void migrate_once(const char *tmp, enum vm_migrate_mode mode, uint64_t ma
                 CHECK(m->harts[i]->arch.x[10] > 0);
             }
             CHECK(virt_is_paused(d.m));
-            vm_migrate_free(d.m);
-            virt_destroy(d.m);
-            virt_config_strings_free(&d.strs);
+            dest_free(&d);
         }
     } else {
         /* Refused: the source goes on, running, and says why. */
@@ -415,6 +450,158 @@ static void migrate_once(const char *tmp, enum vm_migrate_mode mode, uint64_t ma
     vm_migrate_free(m);
     virt_destroy(m);
     sem_destroy(&d.listening);
+}
+
+/* ---- auto-converge ---- */
+
+#define WS_PAGES   128u                      /* the working set the program dirties */
+#define WS_BASE    0x80100000ull
+#define COUNT_ADDR 0x80200000ull             /* pages written so far; then the delay */
+#define ROUND_MS   80u                       /* a round's aim: WS_PAGES at the limit */
+#define AC_DOWNTIME_MS 20u
+#define AC_ROUNDS  20u
+
+enum { ZERO = 0, T0 = 5, T1 = 6, T2 = 7, A0 = 10, T3 = 28, T4 = 29, T5 = 30, T6 = 31 };
+
+static uint32_t lui(unsigned rd, uint32_t imm20)
+{
+    return imm20 << 12 | rd << 7 | 0x37;
+}
+
+/* A page of WS_PAGES written, then as many turns of a loop as the word
+ * after the counter says, round and round: the dirty rate is the CPU's to
+ * give (what throttling slows). */
+static size_t dirtier(uint32_t *p)
+{
+    size_t n = 0;
+    p[n++] = i_type(1, ZERO, 0, T0, 0x13);                 /* li t0, 1 */
+    p[n++] = i_type(31, T0, 1, T0, 0x13);                  /* slli t0, t0, 31: RAM */
+    p[n++] = lui(T6, (WS_BASE - 0x80000000ull) >> 12);
+    p[n++] = r_type(0, T6, T0, 0, T0, 0x33);               /* add t0, t0, t6: WS_BASE */
+    p[n++] = lui(T6, (COUNT_ADDR - WS_BASE) >> 12);
+    p[n++] = r_type(0, T0, T6, 0, T6, 0x33);               /* t6 = COUNT_ADDR */
+    p[n++] = lui(T1, WS_PAGES * 4096 >> 12);               /* end offset */
+    p[n++] = lui(T5, 1);                                   /* 4096 */
+    p[n++] = i_type(0, ZERO, 0, A0, 0x13);                 /* li a0, 0 */
+    size_t outer = n;
+    p[n++] = i_type(0, ZERO, 0, T2, 0x13);                 /* li t2, 0 */
+    size_t loop = n;
+    p[n++] = r_type(0, T2, T0, 0, T3, 0x33);               /* add t3, t0, t2 */
+    p[n++] = i_type(1, A0, 0, A0, 0x13);                   /* addi a0, a0, 1 */
+    p[n++] = s_type(0, A0, T3, 3);                         /* sd a0, 0(t3) */
+    p[n++] = s_type(0, A0, T6, 3);                         /* sd a0, 0(t6) */
+    p[n++] = i_type(8, T6, 3, T4, 0x03);                   /* ld t4, 8(t6): the delay */
+    p[n++] = i_type(-1, T4, 0, T4, 0x13);                  /* addi t4, t4, -1 */
+    p[n++] = b_type(-4, ZERO, T4, 1);                      /* bnez t4, -4 */
+    p[n++] = r_type(0, T5, T2, 0, T2, 0x33);               /* add t2, t2, t5 */
+    p[n] = b_type((int32_t)(loop - n) * 4, T1, T2, 6);     /* bltu t2, t1, loop */
+    n++;
+    p[n] = j_type((int32_t)(outer - n) * 4, ZERO);         /* j outer */
+    n++;
+    return n;
+}
+
+static uint64_t *counter(struct virt_machine *m)
+{
+    return (uint64_t *)(m->mem.ram + (COUNT_ADDR - VIRT_RAM_BASE));
+}
+
+static struct virt_machine *dirtier_machine(const char *tmp, uint64_t delay)
+{
+    uint32_t prog[32];
+    size_t n = dirtier(prog);
+    struct virt_machine *m = machine_with(tmp, prog, n * 4, 1);
+    if (m)
+        counter(m)[1] = delay;   /* before the hart runs */
+    return m;
+}
+
+/* Migrates the dirtier (pace `delay`) at `bandwidth` bytes/s; the final
+ * progress in *p. */
+static void migrate_dirtier(const char *tmp, uint64_t delay, uint64_t bandwidth,
+                            bool auto_converge, struct vm_migrate_progress *p)
+{
+    struct virt_machine *m = dirtier_machine(tmp, delay);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    struct vm_thread t[1];
+    CHECK_EQ(vm_threads_start(m, t), 0);
+    sleep_ms(50);
+    struct dest d;
+    char addr[300];
+    dest_start(&d, tmp, 0, addr);
+    struct vm_migrate_options o = { .mode = VM_MIGRATE_MODE_PRECOPY, .max_bandwidth = bandwidth,
+                                    .max_rounds = AC_ROUNDS, .auto_converge = auto_converge,
+                                    .downtime_limit_ms = AC_DOWNTIME_MS };
+    snprintf(o.to, sizeof(o.to), "%s", addr);
+    char err[512] = "";
+    CHECK_MSG(vm_migrate_start(m, &o, err, sizeof(err)) == 0, "start: %s", err);
+    CHECK_MSG(wait_done(m, p), "the migration did not end");
+    pthread_join(d.t, NULL);
+    CHECK_MSG(p->phase == VM_MIGRATE_COMPLETED && d.r == 0, "%s / %s", p->error, d.err);
+    vm_threads_stop(m, t);
+    vm_migrate_join(m);
+    if (d.r == 0) {
+        CHECK(memcmp(m->mem.ram, d.m->mem.ram, m->mem.ram_size) == 0);
+        dest_free(&d);
+    }
+    vm_migrate_free(m);
+    virt_destroy(m);
+    sem_destroy(&d.listening);
+}
+
+static void test_auto_converge(const char *tmp)
+{
+    /* This host's speed: the program's loop turns per second. */
+    const uint64_t delay0 = 1000;
+    struct virt_machine *m = dirtier_machine(tmp, delay0);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    struct vm_thread t[1];
+    CHECK_EQ(vm_threads_start(m, t), 0);
+    sleep_ms(100);
+    int64_t t0 = mig_test_now_ns();
+    uint64_t c0 = __atomic_load_n(counter(m), __ATOMIC_RELAXED);
+    sleep_ms(300);
+    uint64_t pages = __atomic_load_n(counter(m), __ATOMIC_RELAXED) - c0;
+    uint64_t turns = pages * (delay0 + 5) * 1000000000ull / (uint64_t)(mig_test_now_ns() - t0);
+    vm_threads_stop(m, t);
+    virt_destroy(m);
+    CHECK_MSG(pages > 0, "the program does not run");
+    if (!pages)
+        return;
+    /* The stream carries WS_PAGES in a round of ROUND_MS; the program
+     * dirties six times as many pages meanwhile. */
+    uint64_t send_rate = WS_PAGES * 1000 / ROUND_MS, dirty_rate = 6 * send_rate;
+    uint64_t delay = turns / dirty_rate > 5 ? turns / dirty_rate - 5 : 1;
+    uint64_t bw = send_rate * 4096;
+    printf("auto-converge: %llu loop turns/s here: %llu turns a page, %llu pages/s dirtied, "
+           "--max-bandwidth %llu KiB/s\n", (unsigned long long)turns, (unsigned long long)delay,
+           (unsigned long long)dirty_rate, (unsigned long long)(bw >> 10));
+
+    struct vm_migrate_progress p;
+    migrate_dirtier(tmp, delay, bw, false, &p);
+    printf("  without: %u rounds, converged %d, last dirty rate %llu pages/s, expected downtime "
+           "%llu ms, throttle %u%%, %llu ms in all\n", p.round, p.converged,
+           (unsigned long long)p.dirty_rate, (unsigned long long)p.expected_downtime_ms,
+           p.throttle_pct, (unsigned long long)p.total_ms);
+    CHECK_MSG(!p.converged && p.round == AC_ROUNDS && p.throttle_pct == 0 &&
+              p.expected_downtime_ms > AC_DOWNTIME_MS,
+              "without auto-converge: converged %d after %u rounds, expected downtime %llu ms",
+              p.converged, p.round, (unsigned long long)p.expected_downtime_ms);
+
+    migrate_dirtier(tmp, delay, bw, true, &p);
+    printf("  with: %u rounds, converged %d, last dirty rate %llu pages/s, expected downtime "
+           "%llu ms, throttle %u%%, %llu ms in all\n", p.round, p.converged,
+           (unsigned long long)p.dirty_rate, (unsigned long long)p.expected_downtime_ms,
+           p.throttle_pct, (unsigned long long)p.total_ms);
+    CHECK_MSG(p.converged && p.round < AC_ROUNDS && p.throttle_pct >= 20 &&
+              p.expected_downtime_ms <= AC_DOWNTIME_MS,
+              "with auto-converge: converged %d after %u rounds, throttle %u%%, expected "
+              "downtime %llu ms", p.converged, p.round, p.throttle_pct,
+              (unsigned long long)p.expected_downtime_ms);
 }
 
 /* Garbage to a destination: refused at once with a message. */
@@ -506,6 +693,7 @@ int main(int argc, char **argv)
     } else {
         printf("skipped: post-copy (no userfaultfd here)\n");
     }
+    test_auto_converge(tmp);
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);
     CHECK_EQ(system(cmd), 0);

@@ -13,7 +13,17 @@
  * through save -> load into a fresh card (frames then flow both ways); the
  * MAC is the saved one, or the new card's with virtio_net_keep_mac_on_load;
  * bad sections are refused; the user backend's libslirp state carries a
- * DHCP lease into a fresh backend, and a tampered one is refused. */
+ * DHCP lease into a fresh backend, and a tampered one is refused; a
+ * transport section of a card with two queues (a build before the control
+ * queue) loads, one with more queues than the card has does not.
+ * Announcements (virtio_net_announce): the gratuitous RARP frame byte for
+ * byte through both kinds of backend; with GUEST_ANNOUNCE, the ANNOUNCE
+ * status bit and a configuration interrupt, not repeated until the driver
+ * acknowledges on the control queue (VIRTIO_NET_CTRL_ANNOUNCE_ACK clears
+ * the bit), other commands answered VIRTIO_NET_ERR, a control chain
+ * without a writable byte sets DEVICE_NEEDS_RESET; the pending bit goes
+ * through a snapshot and the loaded card raises its interrupt again; a
+ * clone's card announces nothing. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +39,7 @@
 #define BASE 0x10001000ull
 #define RXQ 0
 #define TXQ 1
+#define CTRLQ 2
 
 #define F_CSUM        (1ull << 0)
 #define F_GUEST_CSUM  (1ull << 1)
@@ -39,6 +50,8 @@
 #define F_HOST_TSO6   (1ull << 12)
 #define F_MRG_RXBUF   (1ull << 15)
 #define F_STATUS      (1ull << 16)
+#define F_CTRL_VQ     (1ull << 17)
+#define F_GUEST_ANNOUNCE (1ull << 21)
 #define F_VERSION_1   (1ull << 32)
 
 static struct guest_mem mem;
@@ -504,8 +517,10 @@ static int load_card(struct virtio_dev *dev, const struct blob *b)
     return ret;
 }
 
-/* `b` with section tag[0]'s payload byte `off` set to `v`. */
-static struct blob patch(const struct blob *b, const char *tag, size_t off, uint8_t v)
+/* `b` with section tag[NET_INST]'s payload byte `off` set to `v` and its
+ * last `cut` bytes gone. */
+static struct blob patch_cut(const struct blob *b, const char *tag, size_t off, uint8_t v,
+                             size_t cut)
 {
     struct state_reader r;
     struct state_writer w;
@@ -517,16 +532,24 @@ static struct blob patch(const struct blob *b, const char *tag, size_t off, uint
         state_reader_section_at(&r, i, &s);
         uint8_t *p = malloc(s.len + 1);
         memcpy(p, s.data, s.len);
-        if (!strcmp(s.info->tag, tag) && s.info->instance == NET_INST && off < s.len)
+        size_t len = s.len;
+        if (!strcmp(s.info->tag, tag) && s.info->instance == NET_INST && off < s.len) {
             p[off] = v;
+            len = cut < len ? len - cut : 0;
+        }
         state_begin(&w, s.info->tag, s.info->instance, s.info->major, s.info->minor);
-        state_put_bytes(&w, p, s.len);
+        state_put_bytes(&w, p, len);
         state_end(&w);
         free(p);
     }
     blob_take(&w, &out);
     state_reader_free(&r);
     return out;
+}
+
+static struct blob patch(const struct blob *b, const char *tag, size_t off, uint8_t v)
+{
+    return patch_cut(b, tag, off, v, 0);
 }
 
 static bool mac_is(uint64_t base, const uint8_t *want)
@@ -551,6 +574,18 @@ static void write_seed(const char *name, const struct blob *b)
     CHECK(f && fwrite(b->data, 1, b->len, f) == b->len);
     if (f)
         fclose(f);
+}
+
+/* Sends a 60-byte frame (pattern `seed`) from guest address `at`, a
+ * zero header before it; waits for the transmit queue's used index to
+ * reach `want`. */
+static void tx_frame(struct drv *d, uint64_t at, uint8_t seed, uint16_t want)
+{
+    uint8_t *t = drv_ram(d, at);
+    memset(t, 0, NET_VNET_HDR_LEN);
+    fill_frame(t + NET_VNET_HDR_LEN, 60, seed);
+    drv_add(d, TXQ, &(struct drv_buf){ at, NET_VNET_HDR_LEN + 60, false }, 1);
+    CHECK(drv_wait_used(d, TXQ, want));
 }
 
 static void test_snapshot(void)
@@ -651,6 +686,202 @@ static void test_snapshot(void)
     virtio_mmio_destroy(a);
     mem.mmio_count = 0;
     free(s.data);
+}
+
+/* A card saved by a build whose virtio-net had two queues (no control
+ * queue, so no CTRL_VQ): its transport section loads into today's card,
+ * whose control queue stays unconfigured; more queues than the card has
+ * are refused. Transport payload: device id 0, queue count 4, then 45
+ * bytes of registers and 34 bytes per queue. */
+static void test_two_queue_snapshot(void)
+{
+    struct irq_line line = { .set_level = noop_irq, .irq = 1 };
+    struct fake fa, fb;
+    struct drv d;
+    fake_init(&fa, false);
+    struct virtio_dev *a = make_card(&fa, &d, F_VERSION_1 | F_MAC | F_MRG_RXBUF);
+    struct blob s;
+    CHECK_EQ(save_card(a, &s), 0);
+    struct blob old = patch_cut(&s, VIRTIO_MMIO_STATE_TAG, 4, 2, 34);
+    struct blob more = patch(&s, VIRTIO_MMIO_STATE_TAG, 4, 4);
+    fake_init(&fb, false);
+    struct virtio_dev *b = NULL;
+    CHECK_EQ(virtio_net_create(&mem, BASE2, line, &fb.base, mac, &b), 0);
+    CHECK_MSG(load_card(b, &more) < 0 && strstr(err, "with 4 queues"), "4 queues: '%s'", err);
+    CHECK_MSG(load_card(b, &old) == 0, "2 queues: '%s'", err);
+    virtio_mmio_resume(b);
+    d.base = BASE2;
+    tx_frame(&d, TXBUF, 5, 1);
+    CHECK_EQ(fake_sent(&fb), 1);
+    drv_wr(&d, R_QUEUE_SEL, CTRLQ);
+    CHECK_EQ(drv_rd(&d, R_QUEUE_READY), 0);
+    virtio_mmio_destroy(b);
+    virtio_mmio_destroy(a);
+    mem.mmio_count = 0;
+    free(s.data);
+    free(old.data);
+    free(more.data);
+}
+
+/* ---- announcements ---- */
+
+/* QEMU's announce_self_create, spelled out. */
+static const uint8_t rarp[60] = {
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff,   /* broadcast */
+    0x52, 0x54, 0x00, 0xab, 0xcd, 0xef,   /* from the card */
+    0x80, 0x35,                           /* RARP */
+    0x00, 0x01, 0x08, 0x00, 6, 4,         /* Ethernet, IPv4, address lengths */
+    0x00, 0x03,                           /* reverse request */
+    0x52, 0x54, 0x00, 0xab, 0xcd, 0xef, 0, 0, 0, 0,   /* sender MAC, IP 0.0.0.0 */
+    0x52, 0x54, 0x00, 0xab, 0xcd, 0xef, 0, 0, 0, 0,   /* target MAC, IP 0.0.0.0 */
+    /* zero padding to 60 bytes */
+};
+
+static uint16_t config_status(struct drv *d)
+{
+    uint64_t v = 0;
+    CHECK(guest_mem_mmio_read(&mem, d->base + R_CONFIG + 6, 2, &v));
+    return (uint16_t)v;
+}
+
+#define CTRLBUF (DRV_DATA + 0x80000)
+
+/* A control command: class, command, `n` bytes of data; the ack byte the
+ * device wrote (0xee: none). */
+static uint8_t ctrl(struct drv *d, uint8_t class, uint8_t cmd, unsigned n)
+{
+    uint8_t *p = drv_ram(d, CTRLBUF);
+    p[0] = class;
+    p[1] = cmd;
+    memset(p + 2, 0, n);
+    p[0x100] = 0xee;
+    struct drv_buf b[3] = { { CTRLBUF, 2, false }, { CTRLBUF + 2, n, false },
+                            { CTRLBUF + 0x100, 1, true } };
+    uint16_t want = (uint16_t)(drv_used_idx(d, CTRLQ) + 1);
+    if (n)
+        drv_add(d, CTRLQ, b, 3);
+    else
+        drv_add(d, CTRLQ, (struct drv_buf[2]){ b[0], b[2] }, 2);
+    CHECK(drv_wait_used(d, CTRLQ, want));
+    uint32_t id, len;
+    drv_used_entry(d, CTRLQ, (uint16_t)(want - 1), &id, &len);
+    CHECK_EQ(len, 1);
+    return p[0x100];
+}
+
+static void test_announce(void)
+{
+    struct fake f;
+    struct drv d;
+    struct virtio_net_stats st;
+
+    /* A plain backend gets the bare frame; no GUEST_ANNOUNCE: the host's
+     * frame only. */
+    fake_init(&f, false);
+    struct virtio_dev *dev = make_card(&f, &d, F_VERSION_1 | F_MAC | F_STATUS);
+    CHECK((drv_device_features(&d) & (F_CTRL_VQ | F_GUEST_ANNOUNCE)) ==
+          (F_CTRL_VQ | F_GUEST_ANNOUNCE));
+    CHECK_EQ(virtio_net_announce(dev), 0);
+    CHECK_EQ(fake_sent(&f), 1);
+    CHECK_EQ(f.last_len, sizeof(rarp));
+    CHECK(!memcmp(f.last, rarp, sizeof(rarp)));
+    CHECK_EQ(config_status(&d), 1);
+    CHECK_EQ(drv_rd(&d, R_INT_STATUS) & VIRTIO_INT_CONFIG, 0);
+    virtio_net_get_stats(dev, &st);
+    CHECK(st.announce_frames == 1 && st.announce_requests == 0 && st.tx_frames == 0);
+    destroy_card(dev);
+
+    /* A vnet-header backend (tap): a header that offloads nothing first.
+     * GUEST_ANNOUNCE: the guest is asked, once until it acknowledges. */
+    fake_init(&f, true);
+    dev = make_card(&f, &d, F_VERSION_1 | F_MAC | F_STATUS | F_CTRL_VQ | F_GUEST_ANNOUNCE);
+    drv_queue_setup(&d, CTRLQ, 16);
+    uint32_t gen = drv_rd(&d, R_CONFIG_GEN);
+    CHECK_EQ(virtio_net_announce(dev), 0);
+    static const uint8_t zero_hdr[NET_VNET_HDR_LEN];
+    CHECK_EQ(f.last_len, NET_VNET_HDR_LEN + sizeof(rarp));
+    CHECK(!memcmp(f.last, zero_hdr, NET_VNET_HDR_LEN) &&
+          !memcmp(f.last + NET_VNET_HDR_LEN, rarp, sizeof(rarp)));
+    CHECK_EQ(config_status(&d), 3);   /* LINK_UP | ANNOUNCE */
+    CHECK(drv_rd(&d, R_INT_STATUS) & VIRTIO_INT_CONFIG);
+    CHECK(drv_rd(&d, R_CONFIG_GEN) != gen);
+    drv_wr(&d, R_INT_ACK, VIRTIO_INT_CONFIG);
+    CHECK_EQ(virtio_net_announce(dev), 0);   /* not acknowledged yet */
+    CHECK_EQ(fake_sent(&f), 2);
+    CHECK_EQ(drv_rd(&d, R_INT_STATUS) & VIRTIO_INT_CONFIG, 0);
+    virtio_net_get_stats(dev, &st);
+    CHECK(st.announce_frames == 2 && st.announce_requests == 1 && st.announce_acks == 0);
+
+    /* The pending bit goes through a snapshot (with GUEST_ANNOUNCE only). */
+    struct blob s;
+    CHECK_EQ(save_card(dev, &s), 0);
+    virtio_mmio_resume(dev);
+    struct fake fb;
+    fake_init(&fb, true);
+    struct irq_line line = { .set_level = noop_irq, .irq = 1 };
+    struct virtio_dev *b = NULL;
+    CHECK_EQ(virtio_net_create(&mem, BASE2, line, &fb.base, mac, &b), 0);
+    CHECK_MSG(load_card(b, &s) == 0, "%s", err);
+    virtio_mmio_resume(b);
+    struct drv db = d;
+    db.base = BASE2;
+    CHECK_EQ(config_status(&db), 3);
+    /* Its interrupt may not have been raised before the save: the loaded
+     * card raises it again at its first announcement, once. */
+    CHECK_EQ(drv_rd(&db, R_INT_STATUS) & VIRTIO_INT_CONFIG, 0);
+    CHECK_EQ(virtio_net_announce(b), 0);
+    CHECK(drv_rd(&db, R_INT_STATUS) & VIRTIO_INT_CONFIG);
+    drv_wr(&db, R_INT_ACK, VIRTIO_INT_CONFIG);
+    CHECK_EQ(virtio_net_announce(b), 0);
+    CHECK_EQ(drv_rd(&db, R_INT_STATUS) & VIRTIO_INT_CONFIG, 0);
+    virtio_net_get_stats(b, &st);
+    CHECK(st.announce_frames == 2 && st.announce_requests == 1);
+    virtio_mmio_destroy(b);
+    mem.mmio_count = 1;
+    /* (Payload byte 8: the negotiated features, GUEST_ANNOUNCE in bit 21.) */
+    struct blob p = patch(&s, VIRTIO_NET_STATE_TAG, 8 + 2, 0);
+    fake_init(&fb, true);
+    CHECK_EQ(virtio_net_create(&mem, BASE2, line, &fb.base, mac, &b), 0);
+    CHECK_MSG(load_card(b, &p) < 0 && strstr(err, "link status 0x3"), "'%s'", err);
+    virtio_mmio_destroy(b);
+    mem.mmio_count = 1;
+    free(p.data);
+    free(s.data);
+
+    /* The acknowledgement clears it; the next round asks again. Other
+     * commands: VIRTIO_NET_ERR. */
+    CHECK_EQ(ctrl(&d, 0, 0, 1), 1);   /* CTRL_RX PROMISC: not offered */
+    CHECK_EQ(ctrl(&d, 3, 0, 1), 1);   /* ANNOUNCE_ACK takes no data */
+    CHECK_EQ(ctrl(&d, 3, 1, 0), 1);
+    CHECK_EQ(config_status(&d), 3);
+    CHECK_EQ(ctrl(&d, 3, 0, 0), 0);
+    CHECK_EQ(config_status(&d), 1);
+    CHECK_EQ(virtio_net_announce(dev), 0);
+    CHECK_EQ(config_status(&d), 3);
+    CHECK(drv_rd(&d, R_INT_STATUS) & VIRTIO_INT_CONFIG);
+    CHECK_EQ(ctrl(&d, 3, 0, 0), 0);
+    virtio_net_get_stats(dev, &st);
+    CHECK(st.announce_frames == 3 && st.announce_requests == 2 && st.announce_acks == 2);
+    /* A command with nowhere to put the ack: the driver broke the rules. */
+    uint8_t *c = drv_ram(&d, CTRLBUF);
+    c[0] = 3;
+    c[1] = 0;
+    drv_add(&d, CTRLQ, &(struct drv_buf){ CTRLBUF, 2, false }, 1);
+    CHECK(drv_wait_status(&d, VIRTIO_STATUS_DEVICE_NEEDS_RESET));
+    /* A reset forgets a pending announcement. */
+    CHECK_EQ(virtio_net_announce(dev), 0);
+    drv_wr(&d, R_STATUS, 0);
+    CHECK_EQ(config_status(&d), 1);
+    destroy_card(dev);
+
+    /* A clone's card (its own MAC kept at the load): nothing. */
+    fake_init(&f, false);
+    dev = make_card(&f, &d, F_VERSION_1 | F_MAC | F_STATUS | F_CTRL_VQ | F_GUEST_ANNOUNCE);
+    virtio_net_keep_mac_on_load(dev, true);
+    CHECK_EQ(virtio_net_announce(dev), 0);
+    CHECK_EQ(fake_sent(&f), 0);
+    CHECK_EQ(config_status(&d), 1);
+    destroy_card(dev);
 }
 
 /* ---- the user backend's libslirp state ---- */
@@ -814,6 +1045,8 @@ int main(int argc, char **argv)
     test_tx();
     test_rx();
     test_snapshot();
+    test_two_queue_snapshot();
+    test_announce();
     test_user_backend_state();
     drv_mem_free(&mem);
     return check_summary("virtio_net");

@@ -1,6 +1,7 @@
 /* Hart threads for unit tests that run a struct virt_machine without
- * vm_run(): each runs the loop of vm.c's hart threads (pause points, HTIF,
- * parking on WFI) until the machine stops. */
+ * vm_run(): each runs the loop of vm.c's hart threads (vm_hart_turn: pause
+ * points, the auto-converge throttle, HTIF, parking on WFI) until the
+ * machine stops. */
 #ifndef NIMBUS_TESTS_UNIT_VM_THREADS_H
 #define NIMBUS_TESTS_UNIT_VM_THREADS_H
 
@@ -9,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "machine/virt.h"
+#include "vm/vm.h"
 
 struct vm_thread {
     struct virt_machine *m;
@@ -19,17 +21,8 @@ struct vm_thread {
 static void *vm_hart_thread(void *arg)
 {
     struct vm_thread *t = arg;
-    struct virt_machine *m = t->m;
-    while (atomic_load(&m->stop) == VIRT_RUNNING) {
-        if (atomic_load(&m->pause_request)) {
-            virt_pause_point(m);
-            continue;
-        }
-        enum hart_exit e = hart_run(t->hart, 65536);
-        virt_htif_poll(m);
-        if (e == HART_EXIT_WFI || e == HART_EXIT_STOPPED)
-            hart_park(t->hart);
-    }
+    while (atomic_load(&t->m->stop) == VIRT_RUNNING)
+        vm_hart_turn(t->m, t->hart);
     return NULL;
 }
 
