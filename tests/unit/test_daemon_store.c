@@ -160,7 +160,7 @@ static void test_uids(void)
     CHECK(store_free_uid(s, 5000, 10, &uid, err, sizeof(err)) == 0 && uid == 5000);
     const int64_t used[] = { 5000, 5001, 5003 };
     for (int i = 0; i < 3; i++) {
-        char name[16], uuid[16];
+        char name[16], uuid[24];
         snprintf(name, sizeof(name), "u%d", i);
         snprintf(uuid, sizeof(uuid), "uuid-u%d", i);
         struct store_vm vm = { .name = name, .uuid = uuid, .definition = "{}",
