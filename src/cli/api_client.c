@@ -99,9 +99,10 @@ static bool stream_status_ok(struct buf *b)
     return b->status_ok;
 }
 
+/* timeout_ms: for the whole request (0: none). */
 static int request_with(const struct curl_lib *lib, const char *sock, const char *method,
-                        const char *path, const char *body, struct buf *b, long *status,
-                        char *err, size_t errlen)
+                        const char *path, const char *body, long timeout_ms, struct buf *b,
+                        long *status, char *err, size_t errlen)
 {
     CURL *c = lib->easy_init();
     if (!c)
@@ -114,6 +115,8 @@ static int request_with(const struct curl_lib *lib, const char *sock, const char
     lib->easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data);
     lib->easy_setopt(c, CURLOPT_WRITEDATA, b);
     lib->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (timeout_ms > 0)
+        lib->easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     b->lib = lib;
     b->curl = c;
     b->status_ok = -1;
@@ -127,8 +130,11 @@ static int request_with(const struct curl_lib *lib, const char *sock, const char
     int r = 0;
     if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && b->stopped)) {
         bool gone = rc == CURLE_COULDNT_CONNECT;
-        r = errmsg(err, errlen, gone ? -ECONNREFUSED : -EIO, "%s: %s", sock,
-                   gone ? "no VM serves its API there" : lib->easy_strerror(rc));
+        if (rc == CURLE_OPERATION_TIMEDOUT)
+            r = errmsg(err, errlen, -ETIMEDOUT, "%s: no reply within %ld ms", sock, timeout_ms);
+        else
+            r = errmsg(err, errlen, gone ? -ECONNREFUSED : -EIO, "%s: %s", sock,
+                       gone ? "no VM serves its API there" : lib->easy_strerror(rc));
     }
     lib->easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     lib->slist_free_all(h);
@@ -137,22 +143,23 @@ static int request_with(const struct curl_lib *lib, const char *sock, const char
 }
 
 static int request(const char *sock, const char *method, const char *path, const char *body,
-                   struct buf *b, long *status, char *err, size_t errlen)
+                   long timeout_ms, struct buf *b, long *status, char *err, size_t errlen)
 {
     struct curl_lib lib;
     int r = curl_open(&lib, err, errlen);
     if (r)
         return r;
-    return request_with(&lib, sock, method, path, body, b, status, err, errlen);
+    return request_with(&lib, sock, method, path, body, timeout_ms, b, status, err, errlen);
 }
 static int api_request(const char *sock, const char *method, const char *path, const char *body,
-                long *status, char **text, size_t *len, char *err, size_t errlen)
+                       long timeout_ms, long *status, char **text, size_t *len, char *err,
+                       size_t errlen)
 {
     struct buf b = { 0 };
     *text = NULL;
     *len = 0;
     *status = 0;
-    int r = request(sock, method, path, body, &b, status, err, errlen);
+    int r = request(sock, method, path, body, timeout_ms, &b, status, err, errlen);
     if (r) {
         free(b.data);
         return r;
@@ -162,13 +169,13 @@ static int api_request(const char *sock, const char *method, const char *path, c
     return *text ? 0 : errmsg(err, errlen, -ENOMEM, "out of memory");
 }
 
-int api_call(const char *sock, const char *method, const char *path, const char *body,
-             long *status, json_t **reply, char *err, size_t errlen)
+int api_call_timeout(const char *sock, const char *method, const char *path, const char *body,
+                     long timeout_ms, long *status, json_t **reply, char *err, size_t errlen)
 {
     char *text;
     size_t len;
     *reply = NULL;
-    int r = api_request(sock, method, path, body, status, &text, &len, err, errlen);
+    int r = api_request(sock, method, path, body, timeout_ms, status, &text, &len, err, errlen);
     if (r)
         return r;
     if (len)
@@ -179,6 +186,12 @@ int api_call(const char *sock, const char *method, const char *path, const char 
     return r;
 }
 
+int api_call(const char *sock, const char *method, const char *path, const char *body,
+             long *status, json_t **reply, char *err, size_t errlen)
+{
+    return api_call_timeout(sock, method, path, body, 0, status, reply, err, errlen);
+}
+
 int api_stream_reply(const char *sock, const char *path,
                      bool (*line)(void *opaque, const char *s), void *opaque, long *status,
                      json_t **reply, char *err, size_t errlen)
@@ -186,7 +199,7 @@ int api_stream_reply(const char *sock, const char *path,
     struct buf b = { .line = line, .opaque = opaque };
     *reply = NULL;
     *status = 0;
-    int r = request(sock, "GET", path, NULL, &b, status, err, errlen);
+    int r = request(sock, "GET", path, NULL, 0, &b, status, err, errlen);
     bool ok = *status >= 200 && *status < 300;
     /* A last line without its newline. */
     if (r == 0 && ok && !b.stopped && b.len)

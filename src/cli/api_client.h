@@ -16,6 +16,12 @@
  * (no server at sock, say). */
 int api_call(const char *sock, const char *method, const char *path, const char *body,
              long *status, json_t **reply, char *err, size_t errlen);
+/* api_call with a limit on the whole request: -ETIMEDOUT when no reply came
+ * within timeout_ms (0: none). nimbusd's calls to its VMs, so that a VM
+ * process that does not answer (stopped, or compromised) cannot hold up a
+ * request about all VMs, or its own destroy. */
+int api_call_timeout(const char *sock, const char *method, const char *path, const char *body,
+                     long timeout_ms, long *status, json_t **reply, char *err, size_t errlen);
 
 /* GET PATH as a stream: `line` gets each line (without its newline) of a
  * 2xx reply as it comes; it returns false to stop. Returns 0 at the end of

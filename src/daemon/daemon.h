@@ -37,10 +37,17 @@
 #define ND_SUN_PATH 108              /* sockaddr_un.sun_path */
 #define ND_EVENT_RING 256            /* events kept for the /events streams */
 #define ND_READY_TIMEOUT_MS 30000    /* a started VM must serve its API by then */
-#define ND_STOP_TIMEOUT_MS 10000
+#define ND_STOP_TIMEOUT_MS 10000     /* a destroyed VM's process must be gone by then */
+/* A VM process's API may not answer (stopped, hung, or compromised): the
+ * daemon's requests to it have limits. Its state and counters: the store's
+ * figures are shown without them. Pause and resume: they fail. Destroy: the
+ * process is killed after ND_STOP_TIMEOUT_MS. (A save's request has none:
+ * writing a large guest's memory may take long.) */
+#define ND_QUERY_TIMEOUT_MS 2000
+#define ND_OP_TIMEOUT_MS 10000
 #define ND_VM_UID_BASE 1000000       /* above any distribution's users and subuid ranges' start */
 #define ND_VM_UIDS 65536
-#define ND_VMM_OVERHEAD_MIB 512      /* memory.max beyond the guest's RAM, by default */     /* a destroyed VM's process must be gone by then */
+#define ND_VMM_OVERHEAD_MIB 512      /* memory.max beyond the guest's RAM, by default */
 
 struct daemon_config {
     char socket_path[ND_SUN_PATH];

@@ -191,15 +191,16 @@ static void end(struct nimbusd *d, struct store_vm *vm, struct dvm *dv)
     pthread_mutex_unlock(&d->lock);
 }
 
-/* One request to the VM's API, without the lock. */
+/* One request to the VM's API, without the lock; timeout_ms: 0 for none. */
 static int vm_call(struct nimbusd *d, const char *name, const char *method, const char *path,
-                   const char *body, json_t **reply, struct nd_err *e)
+                   const char *body, long timeout_ms, json_t **reply, struct nd_err *e)
 {
     char sock[ND_PATH_MAX], err[512];
     nd_vm_run_path(d, name, "api.sock", sock, sizeof(sock));
     long status = 0;
     json_t *rep = NULL;
-    int r = api_call(sock, method, path, body, &status, &rep, err, sizeof(err));
+    int r = api_call_timeout(sock, method, path, body, timeout_ms, &status, &rep, err,
+                             sizeof(err));
     if (r)
         return nd_fail(e, r, "failed", "VM '%s': %s", name, err);
     if (status < 200 || status > 299) {
@@ -221,7 +222,7 @@ static const char *vm_live_state(struct nimbusd *d, const char *name, char *buf,
 {
     struct nd_err e;
     json_t *rep = NULL;
-    if (vm_call(d, name, "GET", "/vm", NULL, &rep, &e))
+    if (vm_call(d, name, "GET", "/vm", NULL, ND_QUERY_TIMEOUT_MS, &rep, &e))
         return NULL;
     const char *s = json_string_value(json_object_get(rep, "state"));
     snprintf(buf, n, "%s", s ? s : "");
@@ -658,7 +659,7 @@ static int simple_op(struct nimbusd *d, const char *name, const char *from, cons
     if (r)
         return r;
     pthread_mutex_unlock(&d->lock);
-    r = vm_call(d, name, "PUT", path, NULL, NULL, e);
+    r = vm_call(d, name, "PUT", path, NULL, ND_OP_TIMEOUT_MS, NULL, e);
     pthread_mutex_lock(&d->lock);
     if (r == 0)
         r = nd_transition(d, &vm, to, op, e);
@@ -679,16 +680,17 @@ int nd_resume(struct nimbusd *d, const char *name, struct nd_err *e)
 /* ---- the operations that end the process ---- */
 
 /* Sends `path` with `body` and waits for the process to end; kills it if it
- * has not after `timeout_ms` (then *killed). A VM that refuses the request
- * is killed at once if `kill_if_refused`, else left as it is. Lock held on
- * entry and exit. */
+ * has not after `timeout_ms` (then *killed). A VM that refuses the request,
+ * or does not answer within `call_timeout_ms` (0: no limit), is killed at
+ * once if `kill_if_refused`, else left as it is. Lock held on entry and
+ * exit. */
 static int stop_process(struct nimbusd *d, struct dvm *dv, const char *name, const char *path,
-                        const char *body, int timeout_ms, bool kill_if_refused, bool *killed,
-                        struct nd_err *e)
+                        const char *body, int call_timeout_ms, int timeout_ms,
+                        bool kill_if_refused, bool *killed, struct nd_err *e)
 {
     pthread_mutex_unlock(&d->lock);
     json_t *rep = NULL;
-    int r = vm_call(d, name, "PUT", path, body, &rep, e);
+    int r = vm_call(d, name, "PUT", path, body, call_timeout_ms, &rep, e);
     json_decref(rep);
     pthread_mutex_lock(&d->lock);
     *killed = false;
@@ -711,7 +713,8 @@ int nd_destroy(struct nimbusd *d, const char *name, struct nd_err *e)
     if (r)
         return r;
     bool killed;
-    stop_process(d, dv, name, "/vm/destroy", NULL, ND_STOP_TIMEOUT_MS, true, &killed, e);
+    stop_process(d, dv, name, "/vm/destroy", NULL, ND_STOP_TIMEOUT_MS, ND_STOP_TIMEOUT_MS, true,
+                 &killed, e);
     clear_proc(d, &vm, dv);
     set_str(&vm.exit_reason, killed ? "destroyed (killed)" : "destroyed");
     r = nd_transition(d, &vm, "shutdown", vm.exit_reason, e);
@@ -729,7 +732,7 @@ int nd_shutdown(struct nimbusd *d, const char *name, unsigned timeout_s, struct 
     if (!strcmp(vm.state, "paused")) {
         /* The guest must run to power itself off. */
         pthread_mutex_unlock(&d->lock);
-        r = vm_call(d, name, "PUT", "/vm/resume", NULL, NULL, e);
+        r = vm_call(d, name, "PUT", "/vm/resume", NULL, ND_OP_TIMEOUT_MS, NULL, e);
         pthread_mutex_lock(&d->lock);
         if (r == 0)
             r = nd_transition(d, &vm, "running", "resumed to shut down", e);
@@ -745,8 +748,8 @@ int nd_shutdown(struct nimbusd *d, const char *name, unsigned timeout_s, struct 
     bool killed;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    r = stop_process(d, dv, name, "/vm/shutdown", body, (int)timeout_s * 1000 + 5000, false,
-                     &killed, e);
+    r = stop_process(d, dv, name, "/vm/shutdown", body, ND_OP_TIMEOUT_MS,
+                     (int)timeout_s * 1000 + 5000, false, &killed, e);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     bool gone = !supervisor_alive(dv->proc.pid, dv->proc.pid_start);
     /* The VM destroys itself at its timeout with the same exit status as a
@@ -785,8 +788,8 @@ int nd_save(struct nimbusd *d, const char *name, struct nd_err *e)
     snprintf(body, sizeof(body), "%s", text ? text : "{}");
     free(text);
     bool killed;
-    r = stop_process(d, dv, name, "/vm/snapshot", body, ND_READY_TIMEOUT_MS * 4, false, &killed,
-                     e);
+    r = stop_process(d, dv, name, "/vm/snapshot", body, 0, ND_READY_TIMEOUT_MS * 4, false,
+                     &killed, e);
     if (r || killed) {
         /* The VM went on (or was lost): its state says which. */
         if (!dv->exited && !killed) {

@@ -106,8 +106,8 @@ static void api_figures(struct nimbusd *d, const char *name, struct nd_vm_stats 
     nd_vm_run_path(d, name, "api.sock", sock, sizeof(sock));
     long status;
     json_t *rep = NULL;
-    if (api_call(sock, "GET", "/vm/counters", NULL, &status, &rep, err, sizeof(err)) == 0 &&
-        status == 200) {
+    if (api_call_timeout(sock, "GET", "/vm/counters", NULL, ND_QUERY_TIMEOUT_MS, &status,
+                         &rep, err, sizeof(err)) == 0 && status == 200) {
         size_t i;
         json_t *dev;
         json_array_foreach(json_object_get(rep, "devices"), i, dev) {
@@ -127,8 +127,8 @@ static void api_figures(struct nimbusd *d, const char *name, struct nd_vm_stats 
     }
     json_decref(rep);
     rep = NULL;
-    if (api_call(sock, "GET", "/vm/balloon/stats", NULL, &status, &rep, err, sizeof(err)) == 0 &&
-        status == 200)
+    if (api_call_timeout(sock, "GET", "/vm/balloon/stats", NULL, ND_QUERY_TIMEOUT_MS, &status,
+                         &rep, err, sizeof(err)) == 0 && status == 200)
         s->balloon_mib = (uint64_t)num(rep, "actual_mib");
     json_decref(rep);
 }

@@ -17,7 +17,11 @@
 #  - the metrics, parsed by Prometheus' parser, match the VMs; a compromised VM process (made to make a forbidden
 #    system call): killed by its seccomp filter, reported "crashed" with
 #    SIGSYS, the other VM unaffected; wrong-state errors name the state;
+#  - a VM process that does not answer its API (stopped): list and info
+#    still return, destroy kills it;
 #  - undefine: both gone, list --all empty.
+# The VM processes outlive nimbusd by design: on exit (a failure too) the
+# test kills those under its own directory.
 set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/api_lib.bash"
@@ -218,6 +222,19 @@ wait_tick b $(($(last_tick b) + 2)) 30
 out=$("$N" shutdown b --timeout 30 --wait 2>&1) || fail "shutdown b: $out"
 [ "$(state_of b)" = shutdown ] || fail "b is $(state_of b) after shutdown"
 grep -q "powered off" <<<"$("$N" info b --json)" || fail "b's exit: $("$N" info b --json)"
+
+# A VM process that does not answer its API (stopped here; a compromised
+# one could do the same): list and info do not wait for it for ever, and
+# destroy kills it.
+out=$("$N" start d 2>&1) || fail "start d again: $out"
+apid=$(pid_of d)
+kill -STOP "$apid"
+out=$(timeout 20 "$N" list 2>&1) || fail "list with a stopped VM: exit $?: $out"
+grep -Eq "^ *$apid +d +running" <<<"$out" || fail "list with a stopped VM: $out"
+out=$(timeout 20 "$N" info d 2>&1) || fail "info of a stopped VM: exit $?: $out"
+out=$(timeout 40 "$N" destroy d 2>&1) || fail "destroy of a stopped VM: exit $?: $out"
+! kill -0 "$apid" 2>/dev/null || fail "d's process $apid still there after destroy"
+grep -q "destroyed (killed)" <<<"$("$N" info d)" || fail "d after destroy: $("$N" info d)"
 
 "$N" destroy c >/dev/null 2>&1
 for v in a b c d; do
