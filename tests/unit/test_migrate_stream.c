@@ -294,7 +294,8 @@ static const uint32_t program[] = {
     0x00c29293,   /* slli t0, t0, 12 */
     0x00100337,   /* lui t1, 0x100 */
     0x006282b3,   /* add t0, t0, t1 */
-    0x800003b7,   /* lui t2, 0x80000 */
+    0x00100393,   /* li t2, 1 (lui t2, 0x80000 would sign-extend: no RAM there) */
+    0x01f39393,   /* slli t2, t2, 31 */
     0x007282b3,   /* add t0, t0, t2 */
     0x00000513,   /* li a0, 0 */
     0x00150513,   /* addi a0, a0, 1 */
@@ -402,7 +403,14 @@ static void migrate_once(const char *tmp, enum vm_migrate_mode mode, uint64_t ma
         return;
     struct vm_thread t[2];
     CHECK_EQ(vm_threads_start(m, t), 0);
-    sleep_ms(20);
+    /* Both harts counting (each stores its count at 1 MiB + hartid pages),
+     * whatever the host's load. */
+    for (unsigned h = 0; h < 2; h++) {
+        const uint64_t *c = (const uint64_t *)(m->mem.ram + 0x100000 + h * 4096);
+        for (int i = 0; i < 2000 && !__atomic_load_n(c, __ATOMIC_RELAXED); i++)
+            sleep_ms(5);
+        CHECK_MSG(__atomic_load_n(c, __ATOMIC_RELAXED) > 0, "%s: hart %u does not count", name, h);
+    }
     struct dest d;
     char addr[300];
     dest_start(&d, tmp, max_ram, addr);
