@@ -155,6 +155,7 @@ bench: deps all bench-elf guest
 	@bench/balloon.sh
 	@bench/snapshot.sh
 	@bench/migrate.sh
+	@bench/daemon.sh
 
 # `make install`: the two programs, their man pages, the systemd unit of
 # nimbusd (its VMs survive the daemon's restarts: KillMode=process) and bash
