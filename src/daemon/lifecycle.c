@@ -205,7 +205,14 @@ static int vm_call(struct nimbusd *d, const char *name, const char *method, cons
         return nd_fail(e, r, "failed", "VM '%s': %s", name, err);
     if (status < 200 || status > 299) {
         const char *msg = json_string_value(json_object_get(rep, "error"));
-        r = nd_fail(e, -EIO, "failed", "VM '%s': %s %s: HTTP %ld: %s", name, method, path, status,
+        const char *st = json_string_value(json_object_get(rep, "state"));
+        /* The VM's own wrong state (changed behind the daemon's back) is
+         * the client's wrong state too, not the daemon's failure. */
+        bool wrong = status == 409 && st;
+        if (wrong)
+            snprintf(e->state, sizeof(e->state), "%s", st);
+        r = nd_fail(e, wrong ? -EBUSY : -EIO, wrong ? "wrong_state" : "failed",
+                    "VM '%s': %s %s: HTTP %ld: %s", name, method, path, status,
                     msg ? msg : "no message");
         json_decref(rep);
         return r;
@@ -877,15 +884,24 @@ json_t *nd_event_json(const struct store_event *ev)
 static void sync_live_state(struct nimbusd *d, const char *name)
 {
     char live[32];
-    if (!vm_live_state(d, name, live, sizeof(live)))
+    /* What the VM says is news only if nothing was recorded meanwhile: a
+     * pause that ended while we asked must not be undone by the answer
+     * from before it (20 clients at once showed it). */
+    pthread_mutex_lock(&d->lock);
+    struct dvm *dv = nd_find(d, name);
+    bool busy = !dv || dv->busy;
+    int64_t seq = d->last_seq;
+    pthread_mutex_unlock(&d->lock);
+    if (busy || !vm_live_state(d, name, live, sizeof(live)))
         return;
     if (strcmp(live, "running") && strcmp(live, "paused"))
         return;
     pthread_mutex_lock(&d->lock);
     struct store_vm vm;
     char err[256];
-    struct dvm *dv = nd_find(d, name);
-    if (dv && !dv->busy && store_vm_get(d->store, name, &vm, err, sizeof(err)) == 0) {
+    dv = nd_find(d, name);
+    if (dv && !dv->busy && d->last_seq == seq &&
+        store_vm_get(d->store, name, &vm, err, sizeof(err)) == 0) {
         struct nd_err e;
         if ((!strcmp(vm.state, "running") || !strcmp(vm.state, "paused")) &&
             strcmp(vm.state, live))
