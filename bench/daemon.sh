@@ -23,18 +23,20 @@
 #     in userspace (and 5 s more): nimbusd's CPU time (utime + stime of
 #     /proc/PID/stat) over NIMBUS_BENCH_IDLE seconds, its RSS, threads and
 #     open files; the VM processes' total RSS and CPU over the same time,
-#     their shims' total RSS.
+#     their shims' total RSS and PSS (the shim is nimbusd's binary: its RSS
+#     counts the shared libraries' pages each time).
 #  3. listing: VMs defined through the API (POST /vms, one connection each)
 #     up to NIMBUS_BENCH_LISTED in all; then the time of `nimbus list --all`
-#     and of `curl --unix-socket SOCK http://localhost/vms`, median of
-#     NIMBUS_BENCH_RUNS each, while the started VMs still run and again after
-#     they are destroyed; nimbusd's RSS with them all defined.
+#     and of `curl --unix-socket SOCK http://localhost/vms` (the commands,
+#     and the request alone: curl's time_total), median of NIMBUS_BENCH_RUNS
+#     each, while the started VMs still run and again after they are
+#     destroyed; nimbusd's RSS with them all defined.
 # Everything the script starts is destroyed or killed on exit, failure too.
 # Environment: NIMBUS (build/nimbus), NIMBUSD (beside NIMBUS), QEMU
 # (qemu-system-riscv64), NIMBUS_BENCH_RUNS (5), NIMBUS_BENCH_DEFINED (50),
 # NIMBUS_BENCH_RUNNING (20), NIMBUS_BENCH_LISTED (1000), NIMBUS_BENCH_IDLE
 # (seconds, 60), NIMBUS_BENCH_SMALL_MIB (96), NIMBUS_BENCH_TIMEOUT (seconds
-# per wait, 900). About 12 minutes on the shared 2-core machine.
+# per wait, 900). About 8 minutes on the shared 2-core machine (load 4-9).
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -198,6 +200,9 @@ PY
 # /proc/PID/status line's value in kB.
 proc_cpu() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $12 + $13 }'; }
 proc_kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null; }
+# proc_pss PID: its proportional share of the memory it maps (shared pages
+# divided among the processes that map them), kB.
+proc_pss() { awk '$1 == "Pss:" { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null; }
 HZ=$(getconf CLK_TCK)
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 now_s() { echo "${EPOCHREALTIME/,/.}"; }
@@ -292,13 +297,15 @@ IDLE_CPU_MS=$(awk -v a="$c0" -v b="$c1" -v hz="$HZ" 'BEGIN { printf "%.0f", (b -
 VMS_CPU=$(awk -v a="$v0" -v b="$v1" -v hz="$HZ" -v s="$IDLE_S" 'BEGIN { printf "%.1f", (b - a) / hz / s * 100 }')
 RSS_IDLE=$(proc_kib "$DPID" VmRSS)
 HWM_IDLE=$(proc_kib "$DPID" VmHWM)
+PSS_IDLE=$(proc_pss "$DPID")
 THREADS=$(proc_kib "$DPID" Threads)
 FDS=$(find "/proc/$DPID/fd" -mindepth 1 | wc -l)
-VM_RSS=0 SHIM_RSS=0
+VM_RSS=0 SHIM_RSS=0 SHIM_PSS=0
 for p in "${pids[@]}"; do
     VM_RSS=$((VM_RSS + $(proc_kib "$p" VmRSS)))
     pp=$(proc_kib "$p" PPid)
     SHIM_RSS=$((SHIM_RSS + $(proc_kib "$pp" VmRSS)))
+    SHIM_PSS=$((SHIM_PSS + $(proc_pss "$pp")))
 done
 NPIDS=${#pids[@]}
 
@@ -319,6 +326,7 @@ list_runs() { # SUFFIX
     for ((i = 1; i <= RUNS; i++)); do
         time_cmd "$D/list-$1" "$NIMBUS" list --all
         time_cmd "$D/curl-$1" curl -sf --unix-socket "$SOCK" http://localhost/vms
+        curl -sf -o /dev/null -w '%{time_total}\n' --unix-socket "$SOCK" http://localhost/vms >>"$D/req-$1"
     done
     [ "$(jq '.vms | length' "$D/out")" = "$LISTED" ] || echo "  GET /vms: $(head -c 200 "$D/out")"
 }
@@ -345,16 +353,19 @@ printf '  %-44s %10s\n' "  of which nimbus start's reply (API up)" "$(ms "$(get 
 printf '  %-44s %10s %8s\n' "nimbus run, to the line" "$(sec "$(get lat-run)")" 1.00
 [ $have_qemu = 1 ] && printf '  %-44s %10s %8s\n' "qemu-system-riscv64 -M virt, to the line" \
     "$(sec "$(get lat-qemu)")" "$(ratio "$(get lat-qemu)" "$(get lat-run)")"
+runs() { tr '\n' ' ' <"$D/$1" | sed 's/ $//'; }
+echo "  runs (s), in order: nimbusd $(runs lat-daemon); nimbus run $(runs lat-run); qemu $(runs lat-qemu)"
 echo
 echo "  2. $DEFINED VMs defined, $NPIDS running ($SMALL_MIB MiB each, the guest's shell idle)"
 printf '  %-58s %s\n' "nimbus start, each (median; the VM serves its API)" "$(ms "$(get start-times)")"
 printf '  %-58s %s\n' "from the first start until all $up guests in userspace" "$(sec "$UP_ALL_S")"
 printf '  %-58s %s\n' "  nimbusd's CPU time meanwhile" "$(sec "$START_CPU")"
 printf '  %-58s %s\n' "nimbusd's CPU time over $IDLE_S idle s" "$IDLE_CPU_MS ms"
-printf '  %-58s %s\n' "nimbusd's RSS: at start / idle (peak so far)" "$(mib "$RSS0") / $(mib "$RSS_IDLE") ($(mib "$HWM_IDLE"))"
+printf '  %-58s %s\n' "nimbusd's RSS: at start / idle (peak so far); PSS idle" \
+    "$(mib "$RSS0") / $(mib "$RSS_IDLE") ($(mib "$HWM_IDLE")); $(mib "$PSS_IDLE")"
 printf '  %-58s %s\n' "nimbusd's threads, open files" "$THREADS, $FDS"
 printf '  %-58s %s\n' "the $NPIDS VM processes' RSS, total (per VM)" "$(mib "$VM_RSS") ($(mib $((VM_RSS / (NPIDS ? NPIDS : 1)))))"
-printf '  %-58s %s\n' "their shims' (nimbusd --shim) RSS, total" "$(mib "$SHIM_RSS")"
+printf '  %-58s %s\n' "their shims' (nimbusd --shim) RSS, total; PSS, total" "$(mib "$SHIM_RSS"); $(mib "$SHIM_PSS")"
 printf '  %-58s %s\n' "the VM processes' CPU over the idle time" "$VMS_CPU% of one core"
 printf '  %-58s %s\n' "load average before / after the idle time" "$IDLE_LOAD0 / $IDLE_LOAD1"
 echo
@@ -363,7 +374,9 @@ printf '  %-58s %s\n' "defining $((LISTED - DEFINED - 1)) through POST /vms, eac
     "$(ms "$(awk -v s="$DEF_S" -v n=$((LISTED - DEFINED - 1)) 'BEGIN { print s / n }')")"
 printf '  %-58s %s\n' "nimbus list --all, $RUNNING running" "$(ms "$(get list-running)")"
 printf '  %-58s %s\n' "GET /vms (curl --unix-socket), $RUNNING running" "$(ms "$(get curl-running)")"
+printf '  %-58s %s\n' "  the request alone (curl's time_total)" "$(ms "$(get req-running)")"
 printf '  %-58s %s\n' "nimbus list --all, none running" "$(ms "$(get list-stopped)")"
 printf '  %-58s %s\n' "GET /vms (curl --unix-socket), none running" "$(ms "$(get curl-stopped)")"
+printf '  %-58s %s\n' "  the request alone (curl's time_total)" "$(ms "$(get req-stopped)")"
 printf '  %-58s %s\n' "nimbusd's RSS with $LISTED defined; open files" "$(mib "$RSS_LISTED"); $FDS_END"
 echo "  load average at the end: $(load)"
