@@ -50,7 +50,7 @@ int nimbusd_default_config(struct daemon_config *cfg, char *err, size_t errlen)
     return 0;
 }
 
-static int make_dir(const char *path, mode_t mode, char *err, size_t errlen)
+int nd_mkdir_p(const char *path, mode_t mode, char *err, size_t errlen)
 {
     char tmp[ND_PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s", path);
@@ -148,7 +148,8 @@ int nimbusd_open(const struct daemon_config *cfg, struct nimbusd **out, char *er
     int r;
     /* The data directories: to be crossed, not read, by the VMs' own users
      * on their way to their own directories (their saved states). */
-    if ((r = make_dir(cfg->run_dir, 0711, err, errlen)) || (r = make_dir(vms, 0711, err, errlen)) ||
+    if ((r = nd_mkdir_p(cfg->run_dir, 0711, err, errlen)) ||
+        (r = nd_mkdir_p(vms, 0711, err, errlen)) ||
         (r = chmod_dirs(cfg, vms, err, errlen)) ||
         (r = store_open(db, &d->store, err, errlen)))
         goto fail;

@@ -114,6 +114,9 @@ int nimbusd_open(const struct daemon_config *cfg, struct nimbusd **out, char *er
                  size_t errlen);
 /* Stops serving; running VMs are left running (a restarted daemon finds them). */
 void nimbusd_close(struct nimbusd *d);
+/* mkdir -p: PATH and its missing parents with `mode`. 0 or -errno with a
+ * message naming the directory that could not be made. */
+int nd_mkdir_p(const char *path, mode_t mode, char *err, size_t errlen);
 /* Fills the defaults: paths for root or for this user (docs/daemon.md). */
 int nimbusd_default_config(struct daemon_config *cfg, char *err, size_t errlen);
 

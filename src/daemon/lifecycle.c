@@ -272,21 +272,6 @@ static void clear_proc(struct nimbusd *d, struct store_vm *vm, struct dvm *dv)
     dv->exited = false;
 }
 
-static int mkdir_p(const char *path, mode_t mode)
-{
-    char tmp[ND_PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, mode) && errno != EEXIST)
-            return -errno;
-        *p = '/';
-    }
-    return mkdir(tmp, mode) && errno != EEXIST ? -errno : 0;
-}
-
 /* ---- cgroups ---- */
 
 void nd_cgroup_release(struct nimbusd *d, const char *name)
@@ -456,8 +441,8 @@ int nd_define(struct nimbusd *d, json_t *definition, json_t **info, struct nd_er
     }
     char dir[ND_PATH_MAX];
     nd_vm_data_path(d, def.name, NULL, dir, sizeof(dir));
-    if ((r = mkdir_p(dir, 0750))) {
-        r = nd_fail(e, r, "failed", "%s: %s", dir, strerror(-r));
+    if ((r = nd_mkdir_p(dir, 0750, err, sizeof(err)))) {
+        r = nd_fail(e, r, "failed", "%s", err);
         goto out;
     }
     if ((r = store_vm_add(d->store, &vm, err, sizeof(err)))) {
@@ -605,8 +590,10 @@ int nd_start(struct nimbusd *d, const char *name, struct nd_err *e)
         goto out;
     /* Crossable by a VM with a user of its own (it connects to its own
      * vsock socket there), not writable: the exit record is the shim's. */
-    if ((r = mkdir_p(run, 0711)) || (r = chmod(run, 0711) ? -errno : 0)) {
-        r = nd_fail(e, r, "failed", "%s: %s", run, strerror(-r));
+    if ((r = nd_mkdir_p(run, 0711, err, sizeof(err))) ||
+        (r = chmod(run, 0711) ? errmsg(err, sizeof(err), -errno, "%s: %s", run, strerror(errno))
+                              : 0)) {
+        r = nd_fail(e, r, "failed", "%s", err);
         goto out;
     }
     if (vm.uid && (r = own_vm_dir(d, name, (uid_t)vm.uid, e)))

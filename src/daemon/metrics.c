@@ -133,31 +133,21 @@ static void api_figures(struct nimbusd *d, const char *name, struct nd_vm_stats 
     json_decref(rep);
 }
 
-/* A VM's figures; false if it has no process. */
-static bool collect(struct nimbusd *d, const char *name, struct nd_vm_stats *s, char *state,
-                    size_t n)
+/* A VM's figures, from its row as read from the store; false if it has
+ * no process. */
+static bool collect(struct nimbusd *d, const struct store_vm *vm, struct nd_vm_stats *s)
 {
     *s = (struct nd_vm_stats){ 0 };
-    struct store_vm vm;
-    char err[256];
-    pthread_mutex_lock(&d->lock);
-    int r = store_vm_get(d->store, name, &vm, err, sizeof(err));
-    pthread_mutex_unlock(&d->lock);
-    if (r)
-        return false;
-    snprintf(state, n, "%s", vm.state);
-    pid_t pid = (pid_t)vm.pid;
-    uint64_t start = vm.pid_start;
-    store_vm_free(&vm);
-    if (!pid || !supervisor_alive(pid, start))
+    pid_t pid = (pid_t)vm->pid;
+    if (!pid || !supervisor_alive(pid, vm->pid_start))
         return false;
     char path[64];
     snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
     s->cpu_seconds = stat_cpu_seconds(path);
     hart_times(pid, &s->vcpu_seconds, &s->steal_seconds);
     s->rss_bytes = rss_bytes(pid);
-    s->uptime_s = uptime_of(start);
-    api_figures(d, name, s);
+    s->uptime_s = uptime_of(vm->pid_start);
+    api_figures(d, vm->name, s);
     return true;
 }
 
@@ -170,10 +160,16 @@ static double ms(double seconds)
 int nd_vm_stats(struct nimbusd *d, const char *name, json_t **stats, struct nd_err *e)
 {
     struct nd_vm_stats s;
-    char state[32] = "";
-    collect(d, name, &s, state, sizeof(state));
-    if (!state[0])
-        return nd_fail(e, -ENOENT, "not_found", "no VM named '%s'", name);
+    struct store_vm vm;
+    char err[256], state[32];
+    pthread_mutex_lock(&d->lock);
+    int r = store_vm_get(d->store, name, &vm, err, sizeof(err));
+    pthread_mutex_unlock(&d->lock);
+    if (r)
+        return nd_fail(e, r, r == -ENOENT ? "not_found" : "failed", "%s", err);
+    snprintf(state, sizeof(state), "%s", vm.state);
+    collect(d, &vm, &s);
+    store_vm_free(&vm);
     *stats = json_pack("{s:s, s:s, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
                        "s:I, s:f}",
                        "name", name, "state", state, "vcpu_seconds", ms(s.vcpu_seconds),
@@ -347,11 +343,9 @@ int nd_metrics(struct nimbusd *d, char **text, struct nd_err *e)
     size_t nlive = 0;
     struct nd_vm_stats *st = calloc(n ? n : 1, sizeof(*st));
     char (*names)[64] = calloc(n ? n : 1, sizeof(*names));
-    for (size_t i = 0; st && names && i < n; i++) {
-        char state[32];
-        if (collect(d, vms[i].name, &st[nlive], state, sizeof(state)))
+    for (size_t i = 0; st && names && i < n; i++)
+        if (collect(d, &vms[i], &st[nlive]))
             snprintf(names[nlive++], sizeof(names[0]), "%s", vms[i].name);
-    }
     for (size_t k = 0; k < sizeof(series) / sizeof(series[0]); k++) {
         help(&t, series[k].name, series[k].type, series[k].help);
         for (size_t i = 0; i < nlive; i++) {
