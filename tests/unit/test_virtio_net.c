@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/announce.h"
 #include "state/state.h"
 #include "virtio/net.h"
 
@@ -774,6 +775,14 @@ static void test_announce(void)
     struct fake f;
     struct drv d;
     struct virtio_net_stats st;
+
+    /* QEMU's schedule: rounds at 0, 50, 200, 450 and 800 ms. */
+    unsigned at = 0, when[NET_ANNOUNCE_ROUNDS];
+    for (unsigned i = 0; i < NET_ANNOUNCE_ROUNDS; i++) {
+        when[i] = at;
+        at += net_announce_gap_ms(i + 1);
+    }
+    CHECK(when[1] == 50 && when[2] == 200 && when[3] == 450 && when[4] == 800);
 
     /* A plain backend gets the bare frame; no GUEST_ANNOUNCE: the host's
      * frame only. */
