@@ -69,10 +69,11 @@ struct api_ops {
      * wrong_state, -ENODEV no_device, -ENOTSUP unsupported, ...). */
     int (*handle)(void *opaque, const struct api_request *req, json_t *reply, char *err,
                   size_t errlen);
-    /* The guest agent to ask for a graceful shutdown: the --vsock socket
-     * and the agent's port; -ENOTSUP (with why) when the guest has none. */
-    int (*agent)(void *opaque, char *uds, size_t udslen, uint32_t *port, char *err,
-                 size_t errlen);
+    /* The guest agent to ask for a graceful shutdown: a stream to the
+     * vsock device's host side, not yet past its CONNECT handshake
+     * (agent_client.h), in *fd (the caller closes it), and the agent's
+     * port; -ENOTSUP (with why) when the guest has none. */
+    int (*agent)(void *opaque, int *fd, uint32_t *port, char *err, size_t errlen);
     /* The migration's progress as an event's fields when it changed since
      * *seq (updated), else NULL. May be NULL (no migrations). */
     json_t *(*migration)(void *opaque, uint64_t *seq);

@@ -317,12 +317,13 @@ static enum MHD_Result serve_routes(struct api *a, struct MHD_Connection *c)
 static enum MHD_Result serve_shutdown(struct api *a, struct MHD_Connection *c,
                                       const struct api_request *req, enum vm_state state)
 {
-    char err[256] = "", uds[108];
+    char err[256] = "";
     uint32_t port;
+    int fd;
     json_t *e;
-    int r = a->ops.agent(a->ops.opaque, uds, sizeof(uds), &port, err, sizeof(err));
+    int r = a->ops.agent(a->ops.opaque, &fd, &port, err, sizeof(err));
     if (r == 0)
-        r = api_shutdown_start(a->shutdown, uds, port, req->timeout_s, err, sizeof(err));
+        r = api_shutdown_start(a->shutdown, fd, port, req->timeout_s, err, sizeof(err));
     if (r) {
         unsigned st = (unsigned)api_error(r, err[0] ? err : strerror(-r), state, &e);
         /* No agent: the VM can't be asked, say so as a conflict with how it runs. */

@@ -19,7 +19,7 @@ struct api_shutdown {
     pthread_t thread;
     bool thread_live;            /* I/O thread only */
     int64_t deadline_ns;         /* I/O thread only; INT64_MAX: none */
-    char uds[108];
+    int fd;                      /* the stream to the agent, the worker's */
     uint32_t port;
     /* Written by the worker before it writes event_fd; read after. */
     int result;
@@ -37,14 +37,13 @@ static void *worker(void *arg)
 {
     struct api_shutdown *s = arg;
     char *argv[] = { "poweroff", NULL };
-    int fd = -1;
     s->msg[0] = '\0';
-    s->result = agent_vsock_connect(s->uds, s->port, NULL, 0, API_AGENT_CONNECT_MS, &fd,
-                                    s->msg, sizeof(s->msg));
-    if (s->result == 0) {
-        s->result = agent_start(fd, 1, argv, s->msg, sizeof(s->msg));
-        close(fd);   /* the agent lets poweroff finish */
-    }
+    s->result = agent_vsock_handshake(s->fd, s->port, NULL, 0, API_AGENT_CONNECT_MS, s->msg,
+                                      sizeof(s->msg));
+    if (s->result == 0)
+        s->result = agent_start(s->fd, 1, argv, s->msg, sizeof(s->msg));
+    close(s->fd);   /* the agent lets poweroff finish */
+    s->fd = -1;
     uint64_t one = 1;
     ssize_t w = write(s->event_fd, &one, sizeof(one));   /* a release: the result is there */
     (void)w;
@@ -84,18 +83,21 @@ void api_shutdown_free(struct api_shutdown *s)
     free(s);
 }
 
-int api_shutdown_start(struct api_shutdown *s, const char *uds, uint32_t port, unsigned timeout_s,
+int api_shutdown_start(struct api_shutdown *s, int fd, uint32_t port, unsigned timeout_s,
                        char *err, size_t errlen)
 {
-    if (api_shutdown_pending(s) || s->thread_live)
+    if (api_shutdown_pending(s) || s->thread_live) {
+        close(fd);
         return errmsg(err, errlen, -EBUSY, "a shutdown is under way already");
-    if (strlen(uds) >= sizeof(s->uds))
-        return errmsg(err, errlen, -ENAMETOOLONG, "vsock path too long");
-    strcpy(s->uds, uds);
+    }
+    s->fd = fd;
     s->port = port;
     int e = pthread_create(&s->thread, NULL, worker, s);
-    if (e)
+    if (e) {
+        close(fd);
+        s->fd = -1;
         return errmsg(err, errlen, -e, "cannot start the shutdown thread: %s", strerror(e));
+    }
     s->thread_live = true;
     s->deadline_ns = now_ns() + (int64_t)timeout_s * 1000000000;
     return 0;

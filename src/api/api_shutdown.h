@@ -21,10 +21,11 @@ int api_shutdown_create(struct api_shutdown **out, char *err, size_t errlen);
 /* Joins the worker (it ends within API_AGENT_CONNECT_MS). NULL is fine. */
 void api_shutdown_free(struct api_shutdown *s);
 
-/* Starts asking the agent at `uds` (the --vsock socket), guest port
- * `port`, and sets the deadline timeout_s from now. -EBUSY while one is
- * under way. */
-int api_shutdown_start(struct api_shutdown *s, const char *uds, uint32_t port, unsigned timeout_s,
+/* Starts asking the agent on guest port `port` through `fd` (a stream to
+ * the vsock device's host side before its handshake; taken over, closed
+ * in every case), and sets the deadline timeout_s from now. -EBUSY while
+ * one is under way. */
+int api_shutdown_start(struct api_shutdown *s, int fd, uint32_t port, unsigned timeout_s,
                        char *err, size_t errlen);
 /* True from api_shutdown_start until the deadline passed. */
 bool api_shutdown_pending(const struct api_shutdown *s);

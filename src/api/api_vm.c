@@ -9,6 +9,7 @@
 #include "base/errmsg.h"
 #include "virtio/blk.h"
 #include "virtio/net.h"
+#include "virtio/vsock.h"
 #include "vm/agent_client.h"
 #include "vm/migrate.h"
 #include "vm/snapshot.h"
@@ -335,8 +336,7 @@ static int vm_handle(void *opaque, const struct api_request *req, json_t *reply,
 
 /* The agent is there when the VM has a vsock device and the kernel command
  * line starts it (nimbus.agent=PORT, guest/init). */
-static int vm_agent(void *opaque, char *uds, size_t udslen, uint32_t *port, char *err,
-                    size_t errlen)
+static int vm_agent(void *opaque, int *fd, uint32_t *port, char *err, size_t errlen)
 {
     struct virt_machine *m = opaque;
     int r = agent_port_from_cmdline(m->config.append, port);
@@ -346,8 +346,9 @@ static int vm_agent(void *opaque, char *uds, size_t udslen, uint32_t *port, char
     if (r)
         return errmsg(err, errlen, -ENOTSUP, "nimbus.agent= on the kernel command line is "
                       "not a port");
-    snprintf(uds, udslen, "%s", m->config.vsock_path);
-    return 0;
+    /* In-process, not through the socket file: a sandboxed VM running as
+     * its own user need not reach the file it made as root. */
+    return virtio_vsock_connect_local(m->vsock, fd, err, errlen);
 }
 
 /* "watchdog" {action} and "guest_panic" {action, message} (virt_watch.c). */

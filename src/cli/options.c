@@ -187,14 +187,6 @@ int cli_sandbox_lock(struct sandbox *sb, const struct virt_config *c, const char
     bool inet = false;
     for (unsigned i = 0; i < c->nnets; i++)
         inet |= c->nets[i].kind == VIRT_NET_USER;
-    /* The VM connects to its own vsock socket after it dropped root (the
-     * API's shutdown reaches the guest agent through it): a socket it made
-     * as root becomes the user's it runs as. */
-    if (sb->opts.run_as && c->vsock_cid && c->vsock_path[0] &&
-        chown(c->vsock_path, sb->opts.uid, sb->opts.gid)) {
-        fprintf(stderr, "%s: %s: %s\n", cmd, c->vsock_path, strerror(errno));
-        return -1;
-    }
     if (sandbox_lock(sb, inet, err, sizeof(err))) {
         fprintf(stderr, "%s: %s\n", cmd, err);
         return -1;

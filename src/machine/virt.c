@@ -649,6 +649,7 @@ static int create_virtio(struct virt_machine *m, char *err, size_t errlen)
                                 c->vsock_path, &m->virtio[slot], err, errlen);
         if (r)
             return r;
+        m->vsock = m->virtio[slot];
         slot++;
     }
     if (c->balloon) {

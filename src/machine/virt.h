@@ -146,6 +146,7 @@ struct virt_machine {
     struct virtio_dev *virtio[VIRT_VIRTIO_SLOTS];   /* NULL: empty slot */
     struct virtio_console *vconsole;   /* --console virtio: takes the console input */
     struct virtio_balloon *balloon;                 /* in its slot's transport, or NULL */
+    struct virtio_dev *vsock;                       /* --vsock's transport, or NULL */
 
     uint64_t tohost, fromhost;     /* HTIF words of a bare-metal program, or 0 */
     pthread_mutex_t htif_lock;

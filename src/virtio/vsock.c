@@ -21,6 +21,7 @@
 #include "virtio/vsock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -527,6 +528,45 @@ static void *vsock_thread(void *arg)
             virtio_dev_kick(vdev, Q_RX);
     }
     return NULL;
+}
+
+int virtio_vsock_connect_local(struct virtio_dev *vdev, int *fd_out, char *err, size_t errlen)
+{
+    struct virtio_vsock *v = virtio_dev_priv(vdev);
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp))
+        return errmsg(err, errlen, -errno, "vsock: socketpair: %s", strerror(errno));
+    int fl = fcntl(sp[1], F_GETFL);
+    if (fl < 0 || fcntl(sp[1], F_SETFL, fl | O_NONBLOCK)) {
+        int r = -errno;
+        close(sp[0]);
+        close(sp[1]);
+        return errmsg(err, errlen, r, "vsock: %s", strerror(-r));
+    }
+    /* The device's end is a host client like an accepted one (accept_clients). */
+    pthread_mutex_lock(&v->lock);
+    struct conn *c = NULL;
+    if (conn_count(v, C_PENDING, false) < VIRTIO_VSOCK_MAX_PENDING)
+        c = conn_alloc(v);
+    int r = c ? 0 : -EAGAIN;
+    if (c) {
+        c->state = C_PENDING;
+        c->fd = sp[1];
+        r = conn_watch(v, c);
+        if (r) {
+            c->fd = -1;
+            c->state = C_FREE;
+        }
+    }
+    pthread_mutex_unlock(&v->lock);
+    if (r) {
+        close(sp[0]);
+        close(sp[1]);
+        return errmsg(err, errlen, r, r == -EAGAIN ? "vsock: too many connections" : "vsock: %s",
+                      strerror(-r));
+    }
+    *fd_out = sp[0];
+    return 0;
 }
 
 /* ---- the guest side: the worker ---- */

@@ -91,4 +91,12 @@ enum {
 int virtio_vsock_create(struct guest_mem *mem, uint64_t base, struct irq_line irq, uint64_t cid,
                         const char *path, struct virtio_dev **out, char *err, size_t errlen);
 
+/* A host client inside this process: a connected stream socket that works
+ * as one connected to the device's unix socket ("CONNECT PORT\n", then
+ * "OK HOSTPORT\n" and the stream), without going through the file system:
+ * a VM that dropped its rights need not be able to reach its own socket
+ * file. Any thread. Returns 0 with *fd, or -errno (-EAGAIN: too many
+ * clients waiting) with a one-line message in err. */
+int virtio_vsock_connect_local(struct virtio_dev *vdev, int *fd, char *err, size_t errlen);
+
 #endif

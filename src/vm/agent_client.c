@@ -51,6 +51,52 @@ int agent_port_from_cmdline(const char *append, uint32_t *port)
     return 0;
 }
 
+/* Both directions' limit; 0: none. */
+static int set_timeouts(int fd, int timeout_ms, char *err, size_t errlen)
+{
+    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))
+        return errmsg(err, errlen, -errno, "setsockopt: %s", strerror(errno));
+    return 0;
+}
+
+int agent_vsock_handshake(int fd, uint32_t port, const void *early, size_t early_len,
+                          int timeout_ms, char *err, size_t errlen)
+{
+    int r;
+    if (timeout_ms > 0 && (r = set_timeouts(fd, timeout_ms, err, errlen)))
+        return r;
+    char line[32];
+    int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
+    if ((r = io_write_all(fd, line, (size_t)n)) || (early_len && (r = io_write_all(fd, early, early_len))))
+        return errmsg(err, errlen, r, "vsock: %s", strerror(-r));
+    /* The answer, a byte at a time: what follows it is the guest's. */
+    size_t len = 0;
+    for (;;) {
+        char ch;
+        ssize_t k = read(fd, &ch, 1);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return errmsg(err, errlen, -ETIMEDOUT, "guest port %u did not answer in %d ms", port,
+                          timeout_ms);
+        if (k <= 0)
+            return errmsg(err, errlen, -ECONNREFUSED,
+                          "guest port %u refused the connection (no listener?)", port);
+        if (ch == '\n')
+            break;
+        if (len + 1 >= sizeof(line))
+            return errmsg(err, errlen, -EPROTO, "vsock: answer too long");
+        line[len++] = ch;
+    }
+    line[len] = '\0';
+    if (strncmp(line, "OK ", 3))
+        return errmsg(err, errlen, -EPROTO, "vsock: unexpected answer '%s'", line);
+    /* The limit was for the handshake; the guest's command takes its time. */
+    return set_timeouts(fd, 0, err, errlen);
+}
+
 int agent_vsock_connect(const char *uds_path, uint32_t port, const void *early, size_t early_len,
                         int timeout_ms, int *fd_out, char *err, size_t errlen)
 {
@@ -61,66 +107,20 @@ int agent_vsock_connect(const char *uds_path, uint32_t port, const void *early, 
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return errmsg(err, errlen, -errno, "socket: %s", strerror(errno));
-    int r;
-    struct timeval tv = { .tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000 };
-    if (timeout_ms > 0 && (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
-                           setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)))) {
-        r = -errno;
-        errmsg(err, errlen, r, "setsockopt: %s", strerror(-r));
-        goto fail;
-    }
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+    /* The limit holds for the connect too (a full backlog blocks it). */
+    int r = timeout_ms > 0 ? set_timeouts(fd, timeout_ms, err, errlen) : 0;
+    if (!r && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
         r = -errno;
         errmsg(err, errlen, r, "cannot connect to %s: %s", uds_path, strerror(-r));
-        goto fail;
     }
-    char line[32];
-    int n = snprintf(line, sizeof(line), "CONNECT %u\n", port);
-    if ((r = io_write_all(fd, line, (size_t)n)) || (early_len && (r = io_write_all(fd, early, early_len)))) {
-        errmsg(err, errlen, r, "%s: %s", uds_path, strerror(-r));
-        goto fail;
+    if (!r)
+        r = agent_vsock_handshake(fd, port, early, early_len, timeout_ms, err, errlen);
+    if (r) {
+        close(fd);
+        return r;
     }
-    /* The answer, a byte at a time: what follows it is the guest's. */
-    size_t len = 0;
-    for (;;) {
-        char ch;
-        ssize_t k = read(fd, &ch, 1);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            r = -ETIMEDOUT;
-            errmsg(err, errlen, r, "guest port %u did not answer in %d ms", port, timeout_ms);
-            goto fail;
-        }
-        if (k <= 0) {
-            r = -ECONNREFUSED;
-            errmsg(err, errlen, r, "guest port %u refused the connection (no listener?)", port);
-            goto fail;
-        }
-        if (ch == '\n')
-            break;
-        if (len + 1 >= sizeof(line)) {
-            r = -EPROTO;
-            errmsg(err, errlen, r, "%s: answer too long", uds_path);
-            goto fail;
-        }
-        line[len++] = ch;
-    }
-    line[len] = '\0';
-    if (strncmp(line, "OK ", 3)) {
-        r = -EPROTO;
-        errmsg(err, errlen, r, "%s: unexpected answer '%s'", uds_path, line);
-        goto fail;
-    }
-    /* The limit was for the handshake; the guest's command takes its time. */
-    tv = (struct timeval){ 0 };
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     *fd_out = fd;
     return 0;
-fail:
-    close(fd);
-    return r;
 }
 
 static void put_frame(uint8_t *p, char type, const void *data, uint32_t len)

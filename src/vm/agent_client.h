@@ -35,6 +35,12 @@ int agent_port_from_cmdline(const char *append, uint32_t *port);
 int agent_vsock_connect(const char *uds_path, uint32_t port, const void *early, size_t early_len,
                         int timeout_ms, int *fd, char *err, size_t errlen);
 
+/* The same on a stream already connected to the vsock device's host side
+ * (virtio_vsock_connect_local): "CONNECT PORT\n", `early`, and the answer,
+ * at most timeout_ms. The caller keeps fd either way. */
+int agent_vsock_handshake(int fd, uint32_t port, const void *early, size_t early_len,
+                          int timeout_ms, char *err, size_t errlen);
+
 /* The frames that run argv (argc >= 1): an `a` frame per argument, `x`,
  * and with no_stdin an empty `i` (the command's stdin closed at once), in
  * a new buffer *buf (the caller frees it) of *len bytes. */

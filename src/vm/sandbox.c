@@ -155,6 +155,11 @@ int sandbox_filter_build(enum sandbox_mode mode, bool inet, void **out, char *er
             if ((r = add(ctx, SCMP_SYS(socket), 2, c, err, errlen)))
                 goto fail;
         }
+    /* socketpair: unix only (the API's in-process stream to the vsock
+     * device, virtio_vsock_connect_local). */
+    struct scmp_arg_cmp unix_only = SCMP_A0_32(SCMP_CMP_EQ, AF_UNIX, 0);
+    if ((r = add(ctx, SCMP_SYS(socketpair), 1, &unix_only, err, errlen)))
+        goto fail;
     /* ioctl: the kernel takes the request as 32 bits. */
     for (size_t i = 0; i < sizeof(ioctl_requests) / sizeof(ioctl_requests[0]); i++) {
         struct scmp_arg_cmp c = SCMP_A1_32(SCMP_CMP_EQ, (uint32_t)ioctl_requests[i], 0);

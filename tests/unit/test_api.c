@@ -75,14 +75,23 @@ static int fake_handle(void *o, const struct api_request *req, json_t *reply, ch
     return 0;
 }
 
-static int fake_agent(void *o, char *uds, size_t udslen, uint32_t *port, char *err, size_t errlen)
+static int fake_agent(void *o, int *fd, uint32_t *port, char *err, size_t errlen)
 {
     struct fake *f = o;
     if (!f->agent_path[0]) {
         snprintf(err, errlen, "the guest has no agent");
         return -ENOTSUP;
     }
-    snprintf(uds, udslen, "%s", f->agent_path);
+    /* The fake's "device" is a unix socket the test listens on. */
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->agent_path);
+    *fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*fd < 0 || connect(*fd, (struct sockaddr *)&sa, sizeof(sa))) {
+        snprintf(err, errlen, "%s: %s", f->agent_path, strerror(errno));
+        if (*fd >= 0)
+            close(*fd);
+        return -EIO;
+    }
     *port = 1024;
     return 0;
 }

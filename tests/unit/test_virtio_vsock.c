@@ -207,11 +207,10 @@ static bool no_needs_reset(void)
     return !(drv_rd(&d, R_STATUS) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
-/* Host connects with CONNECT port; the guest answers RESPONSE. Returns
- * the host fd, *host_port the device's port. */
-static int host_connect(uint32_t guest_port, uint32_t *host_port)
+/* Host client `fd` sends CONNECT port; the guest answers RESPONSE.
+ * Returns fd, *host_port the device's port. */
+static int host_handshake(int fd, uint32_t guest_port, uint32_t *host_port)
 {
-    int fd = unix_connect(sock_path);
     char line[64];
     int n = snprintf(line, sizeof(line), "CONNECT %u\n", guest_port);
     CHECK(write(fd, line, (size_t)n) == n);
@@ -231,6 +230,37 @@ static int host_connect(uint32_t guest_port, uint32_t *host_port)
     snprintf(want, sizeof(want), "OK %u", h.src_port);
     CHECK_MSG(!strcmp(line, want), "got '%s', want '%s'", line, want);
     return fd;
+}
+
+static int host_connect(uint32_t guest_port, uint32_t *host_port)
+{
+    return host_handshake(unix_connect(sock_path), guest_port, host_port);
+}
+
+/* The in-process client (the API's path to the guest agent) works with
+ * the socket file gone: it never goes through the file system. */
+static void test_local_client(struct virtio_dev *dev)
+{
+    char away[220], err[256];
+    snprintf(away, sizeof(away), "%s.away", sock_path);
+    CHECK(rename(sock_path, away) == 0);
+    int fd = -1;
+    CHECK_MSG(virtio_vsock_connect_local(dev, &fd, err, sizeof(err)) == 0, "%s", err);
+    uint32_t hp;
+    host_handshake(fd, 4321, &hp);
+    CHECK(write(fd, "hi", 2) == 2);
+    struct virtio_vsock_hdr h;
+    uint8_t buf[64];
+    CHECK(rx_next(&h, buf, 5000));
+    CHECK_EQ(h.op, VIRTIO_VSOCK_OP_RW);
+    CHECK_EQ(h.dst_port, 4321);
+    CHECK(h.len == 2 && !memcmp(buf, "hi", 2));
+    struct virtio_vsock_hdr r = mk(4321, hp, VIRTIO_VSOCK_OP_RST, 0);
+    tx(&r, NULL);
+    CHECK(sees_eof(fd));
+    close(fd);
+    CHECK(rename(away, sock_path) == 0);
+    CHECK(no_needs_reset());
 }
 
 static void test_config_and_host_initiated(void)
@@ -698,6 +728,7 @@ int main(int argc, char **argv)
     setup();
     rx_post(32);
     test_config_and_host_initiated();
+    test_local_client(dev);
     test_guest_initiated();
     test_hostile();
     test_floods();
