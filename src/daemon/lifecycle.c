@@ -512,7 +512,9 @@ static int open_devices(const struct store_vm *vm, const struct vmdef *def,
     bool host = r == -ENOMEM || r == -EMFILE || r == -ENFILE;
     if (host)
         e->field[0] = '\0';
-    return nd_fail(e, r, host ? "failed" : "device_unavailable", "VM '%s': %s", vm->name, err);
+    /* The message starts with the field, as define's do. */
+    return nd_fail(e, r, host ? "failed" : "device_unavailable", "%s (VM '%s' cannot start)", err,
+                   vm->name);
 }
 
 /* The VM process's command line and its devices: a boot from the
