@@ -9,7 +9,8 @@
 #  - save, then start: the process ends, the VM is restored and its counter
 #    goes on from where it was, not from 1;
 #  - nimbusd killed (-9) and started again: the VMs run on, the new daemon
-#    finds them (same pids) and drives them, and starts the autostart VM;
+#    finds them (same pids) and drives them, and starts the autostart VM
+#    (with its definition's watchdog and on_panic);
 #  - 20 clients with conflicting requests at once: all answered, the VMs'
 #    states consistent; a VM process killed (-9): "crashed", no pid left;
 #  - shutdown through the guest agent: the guest powers off, "shutdown";
@@ -112,7 +113,8 @@ out=$("$N" define "$T/b.json" 2>&1) || fail "define b: $out"
 # c and d: bare-metal programs that sleep (no boot: cheap to start and stop
 # many times); c starts with the daemon.
 IDLE=$(realpath build/hostile/idle.elf)
-echo '{"name": "c", "memory_mib": 16, "bios": "'"$IDLE"'", "autostart": true}' >"$T/c.json"
+echo '{"name": "c", "memory_mib": 16, "bios": "'"$IDLE"'", "autostart": true,
+       "watchdog": "poweroff", "on_panic": "pause"}' >"$T/c.json"
 echo '{"name": "d", "memory_mib": 16, "bios": "'"$IDLE"'"}' >"$T/d.json"
 out=$("$N" define "$T/c.json" 2>&1) && out=$("$N" define "$T/d.json" 2>&1) || fail "define c, d: $out"
 
@@ -242,6 +244,8 @@ start_daemon
 grep -q "found its process $bpid again" "$DLOG" || fail "nimbusd did not find b again: $(cat "$DLOG")"
 "$N" pause b >/dev/null && "$N" resume b >/dev/null || fail "pause/resume b after the restart"
 [ "$(state_of c)" = running ] || fail "c (autostart) is $(state_of c) after the daemon's start"
+# Its definition's watchdog and panic actions reach its process.
+grep -q -- "--watchdog=poweroff --on-panic pause " <<<"$(cmdline_of c)" || fail "c's command line: $(cmdline_of c)"
 
 # 20 clients with conflicting requests about c and d at once: all answered,
 # every VM consistent (tests/tools/daemon_check.py).
