@@ -20,7 +20,8 @@
 #    the restore), while its process runs as its own user, who cannot open
 #    the image by name; as root b's tap is made by nimbusd and passed in,
 #    and goes with b; a VM whose disk is gone is refused at start (409,
-#    the disk named) and stays defined;
+#    the disk named) and stays defined; a qcow2 overlay goes by descriptor,
+#    locked for its VM, its backing file by name;
 #  - the metrics, parsed by Prometheus' parser, match the VMs; a compromised VM process (made to make a forbidden
 #    system call): killed by its seccomp filter, reported "crashed" with
 #    SIGSYS, the other VM unaffected; wrong-state errors name the state;
@@ -193,6 +194,25 @@ out=$("$N" start e 2>&1) && fail "start of e without its disk succeeded"
 grep -q "disks\[0\].path: .*e.img: No such file" <<<"$out" || fail "nimbus start e: $out"
 [ "$(state_of e)" = defined ] && [ "$(pid_of e)" = null ] || fail "e after a refused start: $("$N" info e)"
 out=$("$N" undefine e 2>&1) || fail "undefine e: $out"
+
+# A qcow2 overlay (f, a bare-metal VM: no boot): the overlay by descriptor,
+# locked for f's process (nobody else may take it), its backing file opened
+# by name by the VM process itself (docs/daemon.md); the lock goes with f.
+truncate -s 1M "$T/base.img"
+qemu-img create -q -f qcow2 -b base.img -F raw "$T/f.qcow2" || fail "qemu-img create"
+chmod 0600 "$T/base.img" "$T/f.qcow2"
+echo '{"name": "f", "memory_mib": 16, "bios": "'"$IDLE"'", "disks": [{"path": "'"$T/f.qcow2"'"}]}' >"$T/f.json"
+out=$("$N" define "$T/f.json" 2>&1) && out=$("$N" start f 2>&1) || fail "define and start f: $out"
+grep -q -- "--disk fd=4" <<<"$(cmdline_of f)" || fail "f's command line: $(cmdline_of f)"
+! flock -n -x "$T/f.qcow2" true || fail "f's overlay is not locked while f runs"
+if [ "$(id -u)" = 0 ]; then
+    fpid=$(pid_of f)
+    [ "$(readlink /proc/"$fpid"/fd/4)" = "$T/f.qcow2" ] || fail "f's fd 4: $(readlink /proc/"$fpid"/fd/4)"
+    ls -l /proc/"$fpid"/fd | grep -q -- "-> $T/base.img\$" || fail "f's process does not hold its backing file"
+fi
+out=$("$N" destroy f 2>&1) || fail "destroy f: $out"
+flock -n -x "$T/f.qcow2" true || fail "f's overlay is still locked after f ended"
+out=$("$N" undefine f 2>&1) || fail "undefine f: $out"
 list=$("$N" list)
 grep -Eq "^ *$(pid_of a) +a +running" <<<"$list" && grep -Eq "^ *[0-9]+ +b +running" <<<"$list" ||
     fail "list: $list"
