@@ -106,7 +106,7 @@ struct nd_err {
     char msg[512];
     char code[32];                   /* "not_found", "wrong_state", ... */
     char state[16];                  /* wrong_state: the VM's state */
-    char field[64];                  /* invalid_definition: the field */
+    char field[64];                  /* invalid_definition, device_unavailable: the field */
 };
 
 /* ---- daemon.c: start-up and shutdown ---- */

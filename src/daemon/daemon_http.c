@@ -62,7 +62,8 @@ static unsigned status_of(int r, const struct nd_err *e)
 {
     if (!strcmp(e->code, "not_found"))
         return MHD_HTTP_NOT_FOUND;
-    if (!strcmp(e->code, "exists") || !strcmp(e->code, "wrong_state"))
+    if (!strcmp(e->code, "exists") || !strcmp(e->code, "wrong_state") ||
+        !strcmp(e->code, "device_unavailable"))
         return MHD_HTTP_CONFLICT;
     if (!strcmp(e->code, "invalid_definition") || !strcmp(e->code, "bad_request"))
         return MHD_HTTP_BAD_REQUEST;

@@ -14,6 +14,7 @@
 #include "cli/api_client.h"
 #include "daemon/cgroup.h"
 #include "daemon/daemon.h"
+#include "daemon/devices.h"
 #include "daemon/vmdef.h"
 
 #define HISTORY_IN_INFO 20
@@ -496,10 +497,32 @@ int nd_undefine(struct nimbusd *d, const char *name, struct nd_err *e)
 
 /* ---- start ---- */
 
-/* The VM process's command line: a boot from the definition, or a restore
- * of the saved state (the machine is the saved one; only the host side -
- * sockets, the translator - comes from here). */
-static int vm_argv(struct nimbusd *d, const struct store_vm *vm, char ***argv, struct nd_err *e)
+/* The VM's disks and taps, opened here and handed in (daemon/devices.h).
+ * A disk or tap the host cannot give (missing, no permission, locked by
+ * another process, not a tap) is the client's to fix: 409
+ * device_unavailable, naming the field; the VM stays as it was. */
+static int open_devices(const struct store_vm *vm, const struct vmdef *def,
+                        struct vm_devices *dev, struct nd_err *e)
+{
+    char err[512];
+    int r = vm_devices_open(def, SUPERVISOR_FIRST_FD, dev, e->field, sizeof(e->field), err,
+                            sizeof(err));
+    if (r == 0)
+        return 0;
+    bool host = r == -ENOMEM || r == -EMFILE || r == -ENFILE;
+    if (host)
+        e->field[0] = '\0';
+    /* The message starts with the field, as define's do. */
+    return nd_fail(e, r, host ? "failed" : "device_unavailable", "%s (VM '%s' cannot start)", err,
+                   vm->name);
+}
+
+/* The VM process's command line and its devices: a boot from the
+ * definition, or a restore of the saved state (the machine is the saved
+ * one; only the host side - sockets, the translator, the descriptors of
+ * its disks and taps, in slot and card order - comes from here). */
+static int vm_argv(struct nimbusd *d, const struct store_vm *vm, struct vm_devices *dev,
+                   char ***argv, struct nd_err *e)
 {
     char err[512];
     json_t *j = json_loads(vm->definition, 0, NULL);
@@ -509,12 +532,17 @@ static int vm_argv(struct nimbusd *d, const struct store_vm *vm, char ***argv, s
     if (r)
         return nd_fail(e, -EINVAL, "failed", "VM '%s': its stored definition: %s", vm->name,
                        j ? err : "not JSON");
+    if ((r = open_devices(vm, &def, dev, e))) {
+        vmdef_free(&def);
+        return r;
+    }
     char api[ND_PATH_MAX], console[ND_PATH_MAX], vsock[ND_PATH_MAX];
     nd_vm_run_path(d, vm->name, "api.sock", api, sizeof(api));
     nd_vm_run_path(d, vm->name, "console.sock", console, sizeof(console));
     nd_vm_run_path(d, vm->name, "vsock.sock", vsock, sizeof(vsock));
     struct vmdef_paths p = { .nimbus = d->cfg.nimbus_bin, .api_socket = api,
-                             .console_socket = console, .vsock_socket = vsock };
+                             .console_socket = console, .vsock_socket = vsock,
+                             .disk_fds = dev->disk_fd, .tap_fds = dev->tap_fd };
     char **args = NULL;
     if (!strcmp(vm->state, "saved")) {
         char con[ND_PATH_MAX + 16];
@@ -528,6 +556,19 @@ static int vm_argv(struct nimbusd *d, const struct store_vm *vm, char ***argv, s
                 r = -ENOMEM;
         if (!args || r)
             r = errmsg(err, sizeof(err), -ENOMEM, "out of memory");
+        char opt[32];
+        for (unsigned i = 0; r == 0 && i < def.ndisks; i++) {
+            snprintf(opt, sizeof(opt), "fd=%d", dev->disk_fd[i]);
+            if ((r = append_arg(&args, "--disk", err, sizeof(err))) == 0)
+                r = append_arg(&args, opt, err, sizeof(err));
+        }
+        for (unsigned i = 0; r == 0 && i < def.nnets; i++) {
+            if (dev->tap_fd[i] < 0)
+                continue;
+            snprintf(opt, sizeof(opt), "tap,fd=%d", dev->tap_fd[i]);
+            if ((r = append_arg(&args, "--net", err, sizeof(err))) == 0)
+                r = append_arg(&args, opt, err, sizeof(err));
+        }
     } else {
         r = vmdef_argv(&def, &p, &args, err, sizeof(err));
     }
@@ -542,6 +583,7 @@ static int vm_argv(struct nimbusd *d, const struct store_vm *vm, char ***argv, s
     }
     if (r) {
         vmdef_argv_free(args);
+        vm_devices_close(dev);
         return nd_fail(e, r, "failed", "VM '%s': %s", vm->name, err);
     }
     *argv = args;
@@ -582,11 +624,12 @@ int nd_start(struct nimbusd *d, const char *name, struct nd_err *e)
     if (r)
         return r;
     char **argv = NULL;
+    struct vm_devices dev = { .nfds = 0 };
     char run[ND_PATH_MAX], log[ND_PATH_MAX], exitp[ND_PATH_MAX], err[512];
     nd_vm_run_path(d, name, NULL, run, sizeof(run));
     nd_vm_data_path(d, name, "log", log, sizeof(log));
     nd_vm_run_path(d, name, "exit", exitp, sizeof(exitp));
-    if ((r = vm_argv(d, &vm, &argv, e)))
+    if ((r = vm_argv(d, &vm, &dev, &argv, e)))
         goto out;
     /* Crossable by a VM with a user of its own (it connects to its own
      * vsock socket there), not writable: the exit record is the shim's. */
@@ -603,11 +646,13 @@ int nd_start(struct nimbusd *d, const char *name, struct nd_err *e)
         goto out;
     struct vm_launch l = {
         .shim = d->cfg.self_bin, .argv = argv, .log_path = log, .exit_path = exitp,
-        .cgroup_procs = procs[0] ? procs : NULL,
+        .cgroup_procs = procs[0] ? procs : NULL, .fds = dev.fds, .nfds = dev.nfds,
     };
     dv->exited = false;
     dv->exit_reason[0] = '\0';
-    if ((r = supervisor_launch(&l, &dv->proc, err, sizeof(err)))) {
+    r = supervisor_launch(&l, &dv->proc, err, sizeof(err));
+    vm_devices_close(&dev);   /* the VM process's now (or nobody's) */
+    if (r) {
         nd_cgroup_release(d, name);
         r = nd_fail(e, r, "failed", "VM '%s': %s", name, err);
         goto out;
@@ -637,6 +682,7 @@ int nd_start(struct nimbusd *d, const char *name, struct nd_err *e)
     r = nd_transition(d, &vm, !strcmp(live, "paused") ? "paused" : "running",
                       restoring ? "restored from its saved state" : "booted", e);
 out:
+    vm_devices_close(&dev);
     vmdef_argv_free(argv);
     end(d, &vm, dv);
     return r;

@@ -82,28 +82,56 @@ int supervisor_launch(const struct vm_launch *l, struct vm_proc *out, char *err,
     size_t nargs = 0;
     while (l->argv[nargs])
         nargs++;
-    char **sargv = calloc(nargs + 7, sizeof(*sargv));
+    if (l->nfds > SUPERVISOR_MAX_FDS)
+        return errmsg(err, errlen, -EINVAL, "too many descriptors for a VM (%zu)", l->nfds);
+    char **sargv = calloc(nargs + 8, sizeof(*sargv));
     if (!sargv)
         return errmsg(err, errlen, -ENOMEM, "out of memory");
+    char nfds[24];
+    snprintf(nfds, sizeof(nfds), "%zu", l->nfds);
     sargv[0] = (char *)l->shim;
     sargv[1] = (char *)"--shim";
     sargv[2] = (char *)l->exit_path;
     sargv[3] = (char *)l->log_path;
     sargv[4] = (char *)(l->cgroup_procs ? l->cgroup_procs : "-");
-    sargv[5] = (char *)"--";
-    memcpy(sargv + 6, l->argv, nargs * sizeof(*sargv));
+    sargv[5] = nfds;
+    sargv[6] = (char *)"--";
+    memcpy(sargv + 7, l->argv, nargs * sizeof(*sargv));
 
     unlink(l->exit_path);   /* a record of an earlier run */
-    int p[2];
-    if (pipe2(p, O_CLOEXEC)) {
-        int e = errno;
-        free(sargv);
-        return errmsg(err, errlen, -e, "pipe: %s", strerror(e));
+    /* Every source above every target number first: a dup2 into fd 4 must
+     * not close a source still to come (the daemon's descriptors may have
+     * any numbers, the pipe's too). */
+    int above = SUPERVISOR_FIRST_FD + (int)l->nfds;
+    int p[2] = { -1, -1 }, tmp[SUPERVISOR_MAX_FDS + 1];
+    size_t ntmp = 0;
+    int e = 0;
+    if (pipe2(p, O_CLOEXEC))
+        e = errno;
+    for (size_t i = 0; !e && i <= l->nfds; i++) {
+        int src = i < l->nfds ? l->fds[i] : p[1];
+        if ((tmp[ntmp] = fcntl(src, F_DUPFD_CLOEXEC, above)) < 0)
+            e = errno;
+        else
+            ntmp++;
     }
+    if (e) {
+        for (size_t i = 0; i < ntmp; i++)
+            close(tmp[i]);
+        if (p[0] >= 0) {
+            close(p[0]);
+            close(p[1]);
+        }
+        free(sargv);
+        return errmsg(err, errlen, -e, "descriptors for the VM: %s", strerror(e));
+    }
+    close(p[1]);
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, p[1], SHIM_PIPE_FD);
+    posix_spawn_file_actions_adddup2(&fa, tmp[l->nfds], SHIM_PIPE_FD);
+    for (size_t i = 0; i < l->nfds; i++)
+        posix_spawn_file_actions_adddup2(&fa, tmp[i], SUPERVISOR_FIRST_FD + (int)i);
     posix_spawnattr_init(&at);
     sigset_t none, all;
     sigemptyset(&none);
@@ -119,7 +147,8 @@ int supervisor_launch(const struct vm_launch *l, struct vm_proc *out, char *err,
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     free(sargv);
-    close(p[1]);
+    for (size_t i = 0; i < ntmp; i++)
+        close(tmp[i]);
     if (rc) {
         close(p[0]);
         return errmsg(err, errlen, -rc, "cannot start %s: %s", l->shim, strerror(rc));
@@ -161,13 +190,17 @@ static void write_record(const char *exit_path, int status)
 
 int supervisor_shim_main(int argc, char **argv)
 {
-    if (argc < 7 || strcmp(argv[1], "--shim") || strcmp(argv[5], "--")) {
+    char *end = NULL;
+    unsigned long nfds = argc > 5 ? strtoul(argv[5], &end, 10) : 0;
+    if (argc < 8 || strcmp(argv[1], "--shim") || !end || *end || end == argv[5] ||
+        nfds > SUPERVISOR_MAX_FDS || strcmp(argv[6], "--")) {
         fprintf(stderr, "nimbusd --shim is started by nimbusd only\n");
         return 2;
     }
     const char *exit_path = argv[2], *log_path = argv[3], *cg = argv[4];
-    /* Nothing of the daemon's but the pipe to it. */
-    syscall(SYS_close_range, SHIM_PIPE_FD + 1, ~0u, 0);
+    int last_fd = SUPERVISOR_FIRST_FD + (int)nfds - 1;
+    /* Nothing of the daemon's but the pipe to it and the VM's devices. */
+    syscall(SYS_close_range, (unsigned)last_fd + 1, ~0u, 0);
     /* Stopping the shim would lose the record: only SIGKILL does. */
     signal(SIGHUP, SIG_IGN);
     signal(SIGINT, SIG_IGN);
@@ -199,10 +232,14 @@ int supervisor_shim_main(int argc, char **argv)
             }
             close(fd);
         }
-        execv(argv[6], argv + 6);
-        dprintf(2, "nimbusd: cannot run %s: %s\n", argv[6], strerror(errno));
+        execv(argv[7], argv + 7);
+        dprintf(2, "nimbusd: cannot run %s: %s\n", argv[7], strerror(errno));
         _exit(127);
     }
+    /* The devices are the VM process's alone: a tap the daemon made goes
+     * away with it, a disk's lock ends with it. */
+    for (int fd = SUPERVISOR_FIRST_FD; fd <= last_fd; fd++)
+        close(fd);
     dprintf(SHIM_PIPE_FD, "%d %" PRIu64 "\n", (int)pid, supervisor_start_time(pid));
     close(SHIM_PIPE_FD);
     int status;

@@ -24,7 +24,17 @@ struct vm_launch {
     const char *log_path;        /* its stdout and stderr (appended) */
     const char *exit_path;       /* the shim's exit record */
     const char *cgroup_procs;    /* a cgroup.procs file to join before exec, or NULL */
+    /* Descriptors for the VM process (its disks and taps: daemon/devices.h):
+     * fds[i] is SUPERVISOR_FIRST_FD + i there. The shim keeps none of them
+     * once the VM process has them; the caller closes its own copies. */
+    const int *fds;
+    size_t nfds;
 };
+
+/* The first descriptor number handed to a VM process (0-2 are its stdio,
+ * 3 the shim's pipe to the daemon). */
+#define SUPERVISOR_FIRST_FD 4
+#define SUPERVISOR_MAX_FDS  64
 
 struct vm_proc {
     pid_t shim_pid;
@@ -36,8 +46,9 @@ struct vm_proc {
  * process exists (not once it is ready), or -errno with a message. */
 int supervisor_launch(const struct vm_launch *l, struct vm_proc *out, char *err, size_t errlen);
 
-/* The shim's main: `nimbusd --shim EXIT LOG CGROUP_PROCS|- -- ARGV...`,
- * with the pipe to the daemon on fd 3. Returns the exit status. */
+/* The shim's main: `nimbusd --shim EXIT LOG CGROUP_PROCS|- NFDS -- ARGV...`,
+ * with the pipe to the daemon on fd 3 and NFDS descriptors for the VM
+ * process from fd 4 on. Returns the exit status. */
 int supervisor_shim_main(int argc, char **argv);
 
 /* The start time of process `pid` (0: no such process). */

@@ -24,7 +24,7 @@
 
 static const char *const top_fields[] = {
     "name", "uuid", "vcpus", "memory_mib", "kernel", "initrd", "cmdline", "bios", "disks",
-    "nets", "vsock", "balloon", "console", "jit", "autostart", "cpu_weight", "cpu_max_percent",
+    "nets", "vsock", "balloon", "console", "jit", "watchdog", "on_panic", "autostart", "cpu_weight", "cpu_max_percent",
     "memory_max_mib", NULL,
 };
 static const char *const disk_fields[] = { "path", "format", "readonly", "cache", NULL };
@@ -320,6 +320,34 @@ static int get_devices(const json_t *o, const char *key, const json_t **out, cha
     return 0;
 }
 
+/* "watchdog": the board gets one, and what its expiry does; "on_panic":
+ * what a guest panic does (nimbus run --watchdog=ACTION, --on-panic ACTION;
+ * panic has no reset: the guest's own panic= setting reboots it). */
+static int parse_guest_actions(const json_t *j, struct vmdef *d, char *err, size_t errlen)
+{
+    static const char *const wd_names[] = { "reset", "poweroff", "pause", "none", NULL };
+    static const enum guest_action wd_actions[] = { GUEST_ACTION_RESET, GUEST_ACTION_POWEROFF,
+                                                    GUEST_ACTION_PAUSE, GUEST_ACTION_NONE };
+    static const char *const panic_names[] = { "none", "pause", "poweroff", NULL };
+    static const enum guest_action panic_actions[] = { GUEST_ACTION_NONE, GUEST_ACTION_PAUSE,
+                                                       GUEST_ACTION_POWEROFF };
+    const json_t *v;
+    int r, k;
+    if ((v = get(j, "watchdog"))) {
+        if ((r = get_choice(v, "watchdog", wd_names, &k, err, errlen)))
+            return r;
+        d->watchdog = true;
+        d->watchdog_action = wd_actions[k];
+    }
+    d->panic_action = GUEST_ACTION_NONE;
+    if ((v = get(j, "on_panic"))) {
+        if ((r = get_choice(v, "on_panic", panic_names, &k, err, errlen)))
+            return r;
+        d->panic_action = panic_actions[k];
+    }
+    return 0;
+}
+
 static int parse_scalars(const json_t *j, struct vmdef *d, char *err, size_t errlen)
 {
     static const char *const consoles[] = { "serial", "virtio", NULL };
@@ -387,6 +415,8 @@ static int parse_scalars(const json_t *j, struct vmdef *d, char *err, size_t err
             return r;
         d->jit = on ? VMDEF_JIT_ON : VMDEF_JIT_OFF;
     }
+    if ((r = parse_guest_actions(j, d, err, errlen)))
+        return r;
     if ((v = get(j, "autostart")) && (r = get_bool(v, "autostart", &d->autostart, err, errlen)))
         return r;
     d->cpu_weight = DEFAULT_CPU_WEIGHT;
@@ -781,6 +811,9 @@ json_t *vmdef_to_json(const struct vmdef *d)
     bad |= set(o, "console", json_string(d->console == VMDEF_CONSOLE_VIRTIO ? "virtio" : "serial"));
     if (d->jit != VMDEF_JIT_DEFAULT)
         bad |= set(o, "jit", json_boolean(d->jit == VMDEF_JIT_ON));
+    if (d->watchdog)
+        bad |= set(o, "watchdog", json_string(guest_action_name(d->watchdog_action)));
+    bad |= set(o, "on_panic", json_string(guest_action_name(d->panic_action)));
     bad |= set(o, "autostart", json_boolean(d->autostart));
     bad |= set(o, "cpu_weight", json_integer(d->cpu_weight));
     bad |= set(o, "cpu_max_percent", json_integer(d->cpu_max_percent));
@@ -827,16 +860,18 @@ static void add(struct args *a, const char *fmt, ...)
     a->v[++a->n] = NULL;
 }
 
-static void add_disk(struct args *a, const struct vmdef_disk *k)
+static void add_disk(struct args *a, const struct vmdef_disk *k, int fd)
 {
+    char byfd[24];
+    snprintf(byfd, sizeof(byfd), "fd=%d", fd);
     add(a, "--disk");
-    add(a, "%s%s%s%s", k->path,
+    add(a, "%s%s%s%s", fd >= 0 ? byfd : k->path,
         k->format == BLOCK_FORMAT_QCOW2 ? ",format=qcow2"
         : k->format == BLOCK_FORMAT_RAW ? ",format=raw" : "",
         k->readonly ? ",readonly" : "", k->cache == BLOCK_CACHE_NONE ? ",cache=none" : "");
 }
 
-static void add_net(struct args *a, const struct vmdef_net *c)
+static void add_net(struct args *a, const struct vmdef_net *c, int fd)
 {
     char *s = NULL;
     size_t len = 0;
@@ -845,7 +880,9 @@ static void add_net(struct args *a, const struct vmdef_net *c)
         a->failed = true;
         return;
     }
-    if (c->type == VMDEF_NET_TAP)
+    if (c->type == VMDEF_NET_TAP && fd >= 0)
+        fprintf(f, "tap,fd=%d", fd);
+    else if (c->type == VMDEF_NET_TAP)
         fprintf(f, "tap,ifname=%s", c->ifname);
     else
         fputs("user", f);
@@ -914,9 +951,9 @@ int vmdef_argv(const struct vmdef *d, const struct vmdef_paths *p, char ***argv,
     add(&a, "--smp");
     add(&a, "%u", d->vcpus);
     for (unsigned i = 0; i < d->ndisks; i++)
-        add_disk(&a, &d->disks[i]);
+        add_disk(&a, &d->disks[i], p->disk_fds ? p->disk_fds[i] : -1);
     for (unsigned i = 0; i < d->nnets; i++)
-        add_net(&a, &d->nets[i]);
+        add_net(&a, &d->nets[i], p->tap_fds ? p->tap_fds[i] : -1);
     if (d->vsock_cid) {
         add(&a, "--vsock");
         add(&a, "%u,path=%s", d->vsock_cid, p->vsock_socket);
@@ -930,6 +967,12 @@ int vmdef_argv(const struct vmdef *d, const struct vmdef_paths *p, char ***argv,
     if (d->jit != VMDEF_JIT_DEFAULT) {
         add(&a, "--jit");
         add(&a, "%s", d->jit == VMDEF_JIT_ON ? "on" : "off");
+    }
+    if (d->watchdog)
+        add(&a, "--watchdog=%s", guest_action_name(d->watchdog_action));
+    if (d->panic_action != GUEST_ACTION_NONE) {
+        add(&a, "--on-panic");
+        add(&a, "%s", guest_action_name(d->panic_action));
     }
     if (a.failed) {
         vmdef_argv_free(a.v);

@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "block/block.h"
+#include "machine/guest_event.h"
 #include "net/net.h"
 
 #define VMDEF_NAME_MAX   63u       /* [a-z0-9][a-z0-9_.-]{0,62} */
@@ -82,6 +83,10 @@ struct vmdef {
     bool balloon;
     enum vmdef_console console;
     enum vmdef_jit jit;
+    /* nimbus run --watchdog=ACTION and --on-panic ACTION (machine/guest_event.h). */
+    bool watchdog;                /* false: the board has no watchdog */
+    enum guest_action watchdog_action;    /* reset, poweroff, pause, none */
+    enum guest_action panic_action;       /* none (default), pause, poweroff */
     bool autostart;
     unsigned cpu_weight;          /* 1..10000 */
     unsigned cpu_max_percent;     /* 0: no cap */
@@ -119,7 +124,7 @@ int vmdef_define(const json_t *j, const struct vmdef *others, size_t n, struct v
 
 /* The normalized DEFINITION: every field with its value or default, in a
  * fixed order; absent optional ones (kernel, initrd, cmdline, bios, vsock,
- * jit, uuid and MACs before assignment) left out. vmdef_parse of it gives
+ * jit, watchdog, uuid and MACs before assignment) left out. vmdef_parse of it gives
  * *d back. NULL when out of memory. */
 json_t *vmdef_to_json(const struct vmdef *d);
 
@@ -129,15 +134,20 @@ struct vmdef_paths {
     const char *api_socket;      /* --api */
     const char *console_socket;  /* --console [virtio,]socket: */
     const char *vsock_socket;    /* --vsock CID,path= (used when d->vsock_cid) */
+    /* Descriptors handed in (daemon/devices.h): disk i is `--disk
+     * fd=disk_fds[i]`, tap card i `--net tap,fd=tap_fds[i]` where the array
+     * is given and the number >= 0; else they go by path and name. */
+    const int *disk_fds;
+    const int *tap_fds;
 };
 
 /* The VM process's command line, NULL-terminated, in *argv (free it with
  * vmdef_argv_free):
  *   NIMBUS run [--kernel K] [--initrd I] [--append C] [--bios B] --mem NM
- *     --smp N [--disk PATH[,format=F][,readonly][,cache=none]]...
- *     [--net user[,hostfwd=R]...[,mac=M] | --net tap,ifname=T[,mac=M]]...
+ *     --smp N [--disk PATH|fd=N[,format=F][,readonly][,cache=none]]...
+ *     [--net user[,hostfwd=R]...[,mac=M] | --net tap,ifname=T|fd=N[,mac=M]]...
  *     [--vsock CID,path=P] [--balloon] --api P --console [virtio,]socket:P
- *     [--jit on|off]
+ *     [--jit on|off] [--watchdog=A] [--on-panic A]
  * -ENAMETOOLONG when a socket path does not fit a sockaddr_un (the vsock
  * one with room for its "_PORT" suffix), -EINVAL when one is missing. */
 int vmdef_argv(const struct vmdef *d, const struct vmdef_paths *p, char ***argv, char *err,

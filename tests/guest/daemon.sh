@@ -9,11 +9,19 @@
 #  - save, then start: the process ends, the VM is restored and its counter
 #    goes on from where it was, not from 1;
 #  - nimbusd killed (-9) and started again: the VMs run on, the new daemon
-#    finds them (same pids) and drives them, and starts the autostart VM;
+#    finds them (same pids) and drives them, and starts the autostart VM
+#    (with its definition's watchdog and on_panic);
 #  - 20 clients with conflicting requests at once: all answered, the VMs'
 #    states consistent; a VM process killed (-9): "crashed", no pid left;
 #  - shutdown through the guest agent: the guest powers off, "shutdown";
 #  - the VM processes confined (--sandbox; as root each its own user);
+#  - devices handed in: a's disk, root's and mode 0600 as root, is read and
+#    written by its guest through the descriptor nimbusd opened (also after
+#    the restore), while its process runs as its own user, who cannot open
+#    the image by name; as root b's tap is made by nimbusd and passed in,
+#    and goes with b; a VM whose disk is gone is refused at start (409,
+#    the disk named) and stays defined; a qcow2 overlay goes by descriptor,
+#    locked for its VM, its backing file by name;
 #  - the metrics, parsed by Prometheus' parser, match the VMs; a compromised VM process (made to make a forbidden
 #    system call): killed by its seccomp filter, reported "crashed" with
 #    SIGSYS, the other VM unaffected; wrong-state errors name the state;
@@ -79,20 +87,35 @@ start_daemon
 TICKER='i=0; while :; do i=$((i+1)); echo tick $i; sleep 0.3; done'
 KPATH=$(realpath "$KERNEL")
 IPATH=$(realpath "$INITRD")
-def() { # name extra-json cmdline-extra
+def() { # name extra-json cmdline-extra command-before-the-ticker
     cat >"$T/$1.json" <<EOF
 {"name": "$1", "memory_mib": 192, "kernel": "$KPATH", "initrd": "$IPATH",
- "cmdline": "console=ttyS0 quiet $3 -- $TICKER", "jit": true $2}
+ "cmdline": "console=ttyS0 quiet $3 -- ${4:-}$TICKER", "jit": true $2}
 EOF
 }
-def a '' ''
-def b ', "vsock": {"cid": 7}, "nets": [{"type": "user", "mac": "52:54:00:00:00:0b"}]' 'nimbus.agent=1024'
+# a's disk: the host's bytes at 4096, the guest's go to 8192. As root it is
+# root's, mode 0600: only a descriptor nimbusd opened reaches it.
+DISK=$T/a.img
+truncate -s 1M "$DISK"
+printf 'host-wrote-this' | dd of="$DISK" bs=1 seek=4096 conv=notrunc status=none
+chmod 0600 "$DISK"
+# The guest writes what it read back to the disk, before its counter starts.
+DISKCMD='echo got:$(dd if=/dev/vda bs=1 skip=4096 count=15 2>/dev/null) | dd of=/dev/vda bs=512 seek=16 conv=fsync 2>/dev/null; '
+def a ', "disks": [{"path": "'"$DISK"'", "format": "raw"}]' '' "$DISKCMD"
+# As root b has a tap too: nimbusd makes it, the VM process gets it open.
+TAP=""
+if [ "$(id -u)" = 0 ] && [ -c /dev/net/tun ]; then
+    TAP=nbt$$
+    BTAP=', {"type": "tap", "ifname": "'$TAP'"}'
+fi
+def b ', "vsock": {"cid": 7}, "nets": [{"type": "user", "mac": "52:54:00:00:00:0b"}'"${BTAP:-}"']' 'nimbus.agent=1024'
 out=$("$N" define "$T/a.json" 2>&1) || fail "define a: $out"
 out=$("$N" define "$T/b.json" 2>&1) || fail "define b: $out"
 # c and d: bare-metal programs that sleep (no boot: cheap to start and stop
 # many times); c starts with the daemon.
 IDLE=$(realpath build/hostile/idle.elf)
-echo '{"name": "c", "memory_mib": 16, "bios": "'"$IDLE"'", "autostart": true}' >"$T/c.json"
+echo '{"name": "c", "memory_mib": 16, "bios": "'"$IDLE"'", "autostart": true,
+       "watchdog": "poweroff", "on_panic": "pause"}' >"$T/c.json"
 echo '{"name": "d", "memory_mib": 16, "bios": "'"$IDLE"'"}' >"$T/d.json"
 out=$("$N" define "$T/c.json" 2>&1) && out=$("$N" define "$T/d.json" 2>&1) || fail "define c, d: $out"
 
@@ -128,6 +151,68 @@ for v in a b; do
     fi
 done
 [ "$(id -u)" != 0 ] || [ "$(uid_of a)" != "$(uid_of b)" ] || fail "a and b run as the same user"
+
+# a's disk: read and written through the descriptor nimbusd handed in.
+cmdline_of() { tr '\0' ' ' </proc/"$(pid_of "$1")"/cmdline; }
+check_disk_by_fd() { # what
+    local pid uid
+    pid=$(pid_of a)
+    grep -q -- "--disk fd=4" <<<"$(cmdline_of a)" || fail "$1: a's command line: $(cmdline_of a)"
+    ! grep -q -- "$DISK" <<<"$(cmdline_of a)" || fail "$1: a's command line names its disk: $(cmdline_of a)"
+    # (A sandboxed process is not dumpable: only root reads its fd links.)
+    if [ "$(id -u)" = 0 ]; then
+        [ "$(readlink /proc/"$pid"/fd/4)" = "$DISK" ] || fail "$1: a's fd 4 is $(readlink /proc/"$pid"/fd/4)"
+        uid=$(uid_of a)
+        # Real, effective, saved and file-system uids: all the VM's own.
+        grep -Eq "^Uid:[[:space:]]+$uid[[:space:]]+$uid[[:space:]]+$uid[[:space:]]+$uid\$" /proc/"$pid"/status ||
+            fail "$1: a's process: $(grep ^Uid: /proc/"$pid"/status)"
+        [ "$(stat -c %u:%a "$DISK")" = 0:600 ] || fail "$1: the image is $(stat -c %u:%a "$DISK")"
+        ! setpriv --reuid="$uid" --regid="$uid" --clear-groups cat "$DISK" >/dev/null 2>&1 ||
+            fail "$1: a's user $uid can open the image by name"
+    fi
+}
+check_disk_by_fd "a booted"
+got=$(dd if="$DISK" bs=1 skip=8192 count=19 status=none | tr -d '\0')
+[ "$got" = got:host-wrote-this ] || fail "a's guest read and wrote its disk: at 8192 the image has '$got'"
+if [ -n "$TAP" ]; then
+    ip link show "$TAP" >/dev/null 2>&1 || fail "b's tap $TAP does not exist"
+    # (nimbus run cuts its options at the commas in place: they show as NULs.)
+    grep -Eq -- "--net tap.fd=4" <<<"$(cmdline_of b)" || fail "b's command line: $(cmdline_of b)"
+fi
+
+# A VM whose disk is gone: refused at start with the disk named (409
+# device_unavailable), still defined, nothing started.
+touch "$T/e.img"
+echo '{"name": "e", "memory_mib": 16, "bios": "'"$IDLE"'", "disks": [{"path": "'"$T/e.img"'"}]}' >"$T/e.json"
+out=$("$N" define "$T/e.json" 2>&1) || fail "define e: $out"
+rm "$T/e.img"
+reply=$(curl -s -w ' %{http_code}' -X PUT --unix-socket "$NIMBUS_CONNECT" http://localhost/vms/e/start)
+grep -q '"code": *"device_unavailable"' <<<"$reply" && grep -q '"field": *"disks\[0\].path"' <<<"$reply" &&
+    grep -q "e.img: No such file or directory" <<<"$reply" && [ "${reply##* }" = 409 ] ||
+    fail "start of e without its disk: $reply"
+out=$("$N" start e 2>&1) && fail "start of e without its disk succeeded"
+grep -q "disks\[0\].path: .*e.img: No such file" <<<"$out" || fail "nimbus start e: $out"
+[ "$(state_of e)" = defined ] && [ "$(pid_of e)" = null ] || fail "e after a refused start: $("$N" info e)"
+out=$("$N" undefine e 2>&1) || fail "undefine e: $out"
+
+# A qcow2 overlay (f, a bare-metal VM: no boot): the overlay by descriptor,
+# locked for f's process (nobody else may take it), its backing file opened
+# by name by the VM process itself (docs/daemon.md); the lock goes with f.
+truncate -s 1M "$T/base.img"
+qemu-img create -q -f qcow2 -b base.img -F raw "$T/f.qcow2" || fail "qemu-img create"
+chmod 0600 "$T/base.img" "$T/f.qcow2"
+echo '{"name": "f", "memory_mib": 16, "bios": "'"$IDLE"'", "disks": [{"path": "'"$T/f.qcow2"'"}]}' >"$T/f.json"
+out=$("$N" define "$T/f.json" 2>&1) && out=$("$N" start f 2>&1) || fail "define and start f: $out"
+grep -q -- "--disk fd=4" <<<"$(cmdline_of f)" || fail "f's command line: $(cmdline_of f)"
+! flock -n -x "$T/f.qcow2" true || fail "f's overlay is not locked while f runs"
+if [ "$(id -u)" = 0 ]; then
+    fpid=$(pid_of f)
+    [ "$(readlink /proc/"$fpid"/fd/4)" = "$T/f.qcow2" ] || fail "f's fd 4: $(readlink /proc/"$fpid"/fd/4)"
+    ls -l /proc/"$fpid"/fd | grep -q -- "-> $T/base.img\$" || fail "f's process does not hold its backing file"
+fi
+out=$("$N" destroy f 2>&1) || fail "destroy f: $out"
+flock -n -x "$T/f.qcow2" true || fail "f's overlay is still locked after f ended"
+out=$("$N" undefine f 2>&1) || fail "undefine f: $out"
 list=$("$N" list)
 grep -Eq "^ *$(pid_of a) +a +running" <<<"$list" && grep -Eq "^ *[0-9]+ +b +running" <<<"$list" ||
     fail "list: $list"
@@ -164,6 +249,7 @@ first=$(timeout 1 "$N" console a </dev/null 2>/dev/null | tr -d '\r' | awk '/^ti
 [ -n "$first" ] && [ "$first" -ge "$t2" ] || fail "a restored: first tick '$first', before the save $t2"
 hist=$("$N" info a --json)
 grep -q "restored from its saved state" <<<"$hist" || fail "a's history: $hist"
+check_disk_by_fd "a restored"
 
 # nimbusd killed (-9) and started again: the VMs run on and are found
 # again; c, autostart, starts with it.
@@ -178,6 +264,8 @@ start_daemon
 grep -q "found its process $bpid again" "$DLOG" || fail "nimbusd did not find b again: $(cat "$DLOG")"
 "$N" pause b >/dev/null && "$N" resume b >/dev/null || fail "pause/resume b after the restart"
 [ "$(state_of c)" = running ] || fail "c (autostart) is $(state_of c) after the daemon's start"
+# Its definition's watchdog and panic actions reach its process.
+grep -q -- "--watchdog=poweroff --on-panic pause " <<<"$(cmdline_of c)" || fail "c's command line: $(cmdline_of c)"
 
 # 20 clients with conflicting requests about c and d at once: all answered,
 # every VM consistent (tests/tools/daemon_check.py).
@@ -222,6 +310,8 @@ wait_tick b $(($(last_tick b) + 2)) 30
 out=$("$N" shutdown b --timeout 30 --wait 2>&1) || fail "shutdown b: $out"
 [ "$(state_of b)" = shutdown ] || fail "b is $(state_of b) after shutdown"
 grep -q "powered off" <<<"$("$N" info b --json)" || fail "b's exit: $("$N" info b --json)"
+# Its tap was nimbusd's making and the VM process's alone: gone with it.
+[ -z "$TAP" ] || ! ip link show "$TAP" >/dev/null 2>&1 || fail "b's tap $TAP outlived b"
 
 # A VM process that does not answer its API (stopped here; a compromised
 # one could do the same): list and info do not wait for it for ever, and

@@ -10,14 +10,20 @@
  *  - the VMs' own user ids: the smallest free one, none left, unique;
  *  - the shim: a VM process that exits, and one killed by a signal, leave
  *    exit records that read as the right reasons; the pids are right and
- *    the start time identifies the process. */
+ *    the start time identifies the process;
+ *  - descriptors handed to the VM process through the shim: at their
+ *    numbers (even when their own numbers are the targets of others), none
+ *    kept by the shim, none of the daemon's other descriptors passed. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "daemon/store.h"
@@ -270,6 +276,89 @@ static void test_shim(const char *self)
     }
 }
 
+static bool fd_in(pid_t pid, int fd)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+    return access(path, F_OK) == 0;
+}
+
+static void test_shim_fds(const char *self)
+{
+    char exitp[160], logp[160], file[160];
+    snprintf(exitp, sizeof(exitp), "%s/exit", dir);
+    snprintf(logp, sizeof(logp), "%s/log", dir);
+    snprintf(file, sizeof(file), "%s/disk", dir);
+    FILE *f = fopen(file, "w");
+    CHECK(f && fputs("disk\n", f) >= 0 && fclose(f) == 0);
+    /* The pipe's write end at 5 and the file at 4, passed as {5, 4}: each
+     * source is the other's target. A descriptor of the "daemon" not passed
+     * (the read end, the spare) must not reach the VM. */
+    CHECK(fcntl(4, F_GETFD) < 0 && fcntl(5, F_GETFD) < 0);
+    int p[2];
+    CHECK(pipe(p) == 0);
+    int spare = open("/dev/null", O_RDONLY);
+    CHECK(dup2(p[1], 5) == 5 && close(p[1]) == 0);
+    int fd = open(file, O_RDONLY);
+    CHECK(fd == 4 || (dup2(fd, 4) == 4 && close(fd) == 0));
+    const int fds[] = { 5, 4 };
+    char *args[] = { "/bin/sh", "-c", "echo hi >&4; cat <&5 >&4; exec sleep 30", NULL };
+    struct vm_launch l = { .shim = self, .argv = args, .log_path = logp, .exit_path = exitp,
+                           .fds = fds, .nfds = 2 };
+    struct vm_proc vp;
+    char err[256] = "";
+    int r = supervisor_launch(&l, &vp, err, sizeof(err));
+    close(4);
+    close(5);
+    close(spare);
+    CHECK_MSG(r == 0, "launch: %s", err);
+    if (r) {
+        close(p[0]);
+        return;
+    }
+    char got[32] = "";
+    size_t n = 0;
+    while (n < 8) {   /* "hi\ndisk\n" */
+        ssize_t k = read(p[0], got + n, sizeof(got) - 1 - n);
+        if (k <= 0)
+            break;
+        n += (size_t)k;
+    }
+    got[n] = '\0';
+    CHECK_MSG(!strcmp(got, "hi\ndisk\n"), "the VM process read '%s'", got);
+    /* Once it is sleep and settled (its start-up opens and closes locale
+     * files): 0-2, 4 and 5 only, not `spare` nor the pipe's read end. A
+     * leaked descriptor never goes away, so the wait ends at its deadline. */
+    char comm[64], path[64] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)vp.pid);
+    int bad = -1;
+    for (time_t end = time(NULL) + 5; time(NULL) < end;) {
+        FILE *c = fopen(path, "r");
+        bool slept = c && fgets(comm, sizeof(comm), c) && !strcmp(comm, "sleep\n");
+        if (c)
+            fclose(c);
+        bad = slept ? -1 : 0;
+        for (int k = 0; slept && k < 64 && bad < 0; k++)
+            if (fd_in(vp.pid, k) != (k <= 2 || k == 4 || k == 5))
+                bad = k;
+        if (bad < 0)
+            break;
+        sched_yield();
+    }
+    CHECK_MSG(bad < 0, "the VM process's descriptors: fd %d is %s", bad,
+              fd_in(vp.pid, bad) ? "there" : "missing");
+    CHECK(!fd_in(vp.shim_pid, 4) && !fd_in(vp.shim_pid, 5));
+    kill(vp.pid, SIGKILL);
+    int st;
+    CHECK(waitpid(vp.shim_pid, &st, 0) == vp.shim_pid);
+    /* Nobody holds the write end any more: end of file, nothing leaked. */
+    char rest[16] = "";
+    ssize_t k = read(p[0], rest, sizeof(rest) - 1);
+    CHECK_MSG(k == 0, "after the VM process: %zd '%s'", k, rest);
+    close(p[0]);
+    unlink(file);
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "--shim"))
@@ -292,6 +381,7 @@ int main(int argc, char **argv)
     if (n > 0) {
         self[n] = '\0';
         test_shim(self);
+        test_shim_fds(self);
     }
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

@@ -133,8 +133,8 @@ static void test_good(void)
     check_normalized(
         "{\"name\":\"web1\",\"kernel\":\"@K\"}",
         "{\"name\":\"web1\",\"vcpus\":1,\"memory_mib\":512,\"kernel\":\"@K\",\"disks\":[],"
-        "\"nets\":[],\"balloon\":false,\"console\":\"serial\",\"autostart\":false,"
-        "\"cpu_weight\":100,\"cpu_max_percent\":0,\"memory_max_mib\":0}", false);
+        "\"nets\":[],\"balloon\":false,\"console\":\"serial\",\"on_panic\":\"none\","
+        "\"autostart\":false,\"cpu_weight\":100,\"cpu_max_percent\":0,\"memory_max_mib\":0}", false);
     /* Everything given (field order shuffled, upper-case UUID, nulls). */
     check_normalized(
         "{\"memory_max_mib\":2048,\"name\":\"db-2.x_y\",\"uuid\":\"0F8FAD5B-D9CB-469F-A165-70867728950E\","
@@ -142,7 +142,8 @@ static void test_good(void)
         "\"disks\":[{\"path\":\"@Q\",\"cache\":\"none\"},{\"path\":\"@O\",\"readonly\":true,\"format\":\"raw\"}],"
         "\"nets\":[{\"type\":\"user\",\"hostfwd\":[\"tcp::2222-:22\",\"udp:127.0.0.1:5353-10.0.2.15:53\"]},"
         "{\"type\":\"tap\",\"ifname\":\"tap0\",\"mac\":\"52:54:00:AB:cd:01\"}],"
-        "\"vsock\":{\"cid\":7},\"balloon\":true,\"console\":\"virtio\",\"jit\":true,\"autostart\":true,"
+        "\"vsock\":{\"cid\":7},\"balloon\":true,\"console\":\"virtio\",\"jit\":true,"
+        "\"watchdog\":\"pause\",\"on_panic\":\"poweroff\",\"autostart\":true,"
         "\"cpu_weight\":500,\"cpu_max_percent\":250,\"bios\":null}",
         "{\"name\":\"db-2.x_y\",\"uuid\":\"0f8fad5b-d9cb-469f-a165-70867728950e\",\"vcpus\":4,"
         "\"memory_mib\":1024,\"kernel\":\"@K\",\"initrd\":\"@R\",\"cmdline\":\"console=hvc0 quiet\","
@@ -150,14 +151,15 @@ static void test_good(void)
         "{\"path\":\"@O\",\"format\":\"raw\",\"readonly\":true,\"cache\":\"writeback\"}],"
         "\"nets\":[{\"type\":\"user\",\"hostfwd\":[\"tcp::2222-:22\",\"udp:127.0.0.1:5353-10.0.2.15:53\"]},"
         "{\"type\":\"tap\",\"mac\":\"52:54:00:ab:cd:01\",\"ifname\":\"tap0\"}],"
-        "\"vsock\":{\"cid\":7},\"balloon\":true,\"console\":\"virtio\",\"jit\":true,\"autostart\":true,"
+        "\"vsock\":{\"cid\":7},\"balloon\":true,\"console\":\"virtio\",\"jit\":true,\"watchdog\":\"pause\","
+        "\"on_panic\":\"poweroff\",\"autostart\":true,"
         "\"cpu_weight\":500,\"cpu_max_percent\":250,\"memory_max_mib\":2048}", true);
     /* A bare-metal program: bios without kernel; the limits' edges. */
     check_normalized(
         "{\"name\":\"0\",\"bios\":\"@K\",\"vcpus\":64,\"memory_mib\":16,\"jit\":false,"
         "\"cpu_weight\":10000,\"cpu_max_percent\":6400}",
         "{\"name\":\"0\",\"vcpus\":64,\"memory_mib\":16,\"bios\":\"@K\",\"disks\":[],\"nets\":[],"
-        "\"balloon\":false,\"console\":\"serial\",\"jit\":false,\"autostart\":false,"
+        "\"balloon\":false,\"console\":\"serial\",\"jit\":false,\"on_panic\":\"none\",\"autostart\":false,"
         "\"cpu_weight\":10000,\"cpu_max_percent\":6400,\"memory_max_mib\":0}", false);
     /* Seven devices exactly: 5 disks, a card and vsock. */
     check_normalized(
@@ -171,8 +173,27 @@ static void test_good(void)
         "{\"path\":\"/d\",\"readonly\":false,\"cache\":\"writeback\"},"
         "{\"path\":\"/e\",\"readonly\":false,\"cache\":\"writeback\"}],"
         "\"nets\":[{\"type\":\"user\",\"hostfwd\":[]}],\"vsock\":{\"cid\":4294967294},"
-        "\"balloon\":false,\"console\":\"serial\",\"autostart\":false,\"cpu_weight\":100,"
-        "\"cpu_max_percent\":0,\"memory_max_mib\":0}", false);
+        "\"balloon\":false,\"console\":\"serial\",\"on_panic\":\"none\",\"autostart\":false,"
+        "\"cpu_weight\":100,\"cpu_max_percent\":0,\"memory_max_mib\":0}", false);
+    /* Each watchdog action; the watchdog's default action is not implied:
+     * it is named. null is absent (no watchdog). */
+    static const char *const wd[] = { "reset", "poweroff", "pause", "none" };
+    for (size_t i = 0; i < 4; i++) {
+        char in[160], want[400];
+        snprintf(in, sizeof(in), "{\"name\":\"w\",\"kernel\":\"@K\",\"watchdog\":\"%s\","
+                 "\"on_panic\":\"%s\"}", wd[i], i == 1 ? "pause" : "none");
+        snprintf(want, sizeof(want), "{\"name\":\"w\",\"vcpus\":1,\"memory_mib\":512,"
+                 "\"kernel\":\"@K\",\"disks\":[],\"nets\":[],\"balloon\":false,"
+                 "\"console\":\"serial\",\"watchdog\":\"%s\",\"on_panic\":\"%s\","
+                 "\"autostart\":false,\"cpu_weight\":100,\"cpu_max_percent\":0,"
+                 "\"memory_max_mib\":0}", wd[i], i == 1 ? "pause" : "none");
+        check_normalized(in, want, false);
+    }
+    check_normalized(
+        "{\"name\":\"w\",\"kernel\":\"@K\",\"watchdog\":null,\"on_panic\":null}",
+        "{\"name\":\"w\",\"vcpus\":1,\"memory_mib\":512,\"kernel\":\"@K\",\"disks\":[],"
+        "\"nets\":[],\"balloon\":false,\"console\":\"serial\",\"on_panic\":\"none\","
+        "\"autostart\":false,\"cpu_weight\":100,\"cpu_max_percent\":0,\"memory_max_mib\":0}", false);
 }
 
 /* ---- bad definitions ---- */
@@ -285,6 +306,15 @@ static const struct bad bad_defs[] = {
     { "{\"name\":\"a\",\"kernel\":\"@K\",\"console\":3}", "console", "\"serial\" or \"virtio\"" },
     { "{\"name\":\"a\",\"kernel\":\"@K\",\"jit\":\"on\"}", "jit", "true or false" },
     { "{\"name\":\"a\",\"kernel\":\"@K\",\"autostart\":\"no\"}", "autostart", "true or false" },
+    { "{\"name\":\"a\",\"kernel\":\"@K\",\"watchdog\":\"reboot\"}", "watchdog",
+      "must be \"reset\" or \"poweroff\" or \"pause\" or \"none\"" },
+    { "{\"name\":\"a\",\"kernel\":\"@K\",\"watchdog\":true}", "watchdog", "must be \"reset\"" },
+    { "{\"name\":\"a\",\"kernel\":\"@K\",\"watchdog\":{\"action\":\"reset\"}}", "watchdog",
+      "must be" },
+    { "{\"name\":\"a\",\"kernel\":\"@K\",\"on_panic\":\"reset\"}", "on_panic",
+      "must be \"none\" or \"pause\" or \"poweroff\"" },
+    { "{\"name\":\"a\",\"kernel\":\"@K\",\"on_panic\":1}", "on_panic", "must be" },
+    { "{\"name\":\"a\",\"kernel\":\"@K\",\"panic\":\"pause\"}", "panic", "unknown field" },
     { "{\"name\":\"a\",\"kernel\":\"@K\",\"cpu_weight\":0}", "cpu_weight", "out of range (1 to 10000)" },
     { "{\"name\":\"a\",\"kernel\":\"@K\",\"cpu_weight\":10001}", "cpu_weight", "out of range" },
     { "{\"name\":\"a\",\"kernel\":\"@K\",\"vcpus\":2,\"cpu_max_percent\":201}", "cpu_max_percent",
@@ -508,7 +538,8 @@ static void test_argv(void)
         "--net", "tap,ifname=tap0,mac=52:54:00:00:00:0b",
         "--vsock", "3,path=/run/nimbus/vms/web1/vsock.sock", "--balloon",
         "--api", "/run/nimbus/vms/web1/api.sock",
-        "--console", "virtio,socket:/run/nimbus/vms/web1/console.sock", "--jit", "on", NULL,
+        "--console", "virtio,socket:/run/nimbus/vms/web1/console.sock", "--jit", "on",
+        "--watchdog=poweroff", "--on-panic", "pause", NULL,
     };
     check_argv("{\"name\":\"web1\",\"kernel\":\"@K\",\"initrd\":\"@R\",\"bios\":\"@K\","
                "\"cmdline\":\"console=hvc0 nimbus.agent=1024\",\"vcpus\":4,\"memory_mib\":2048,"
@@ -516,8 +547,25 @@ static void test_argv(void)
                "\"nets\":[{\"type\":\"user\",\"hostfwd\":[\"tcp::2222-:22\",\"udp::53-:53\"],"
                "\"mac\":\"52:54:00:00:00:0a\"},{\"type\":\"tap\",\"ifname\":\"tap0\","
                "\"mac\":\"52:54:00:00:00:0b\"}],\"vsock\":{\"cid\":3},\"balloon\":true,"
-               "\"console\":\"virtio\",\"jit\":true,\"cpu_weight\":7,\"memory_max_mib\":4096}",
-               &p, full);
+               "\"console\":\"virtio\",\"jit\":true,\"cpu_weight\":7,\"memory_max_mib\":4096,"
+               "\"watchdog\":\"poweroff\",\"on_panic\":\"pause\"}", &p, full);
+    /* Devices handed in: by descriptor where a number is given, by path
+     * and name where -1 (a user card has none). */
+    static const int disk_fds[] = { 4, -1 }, tap_fds[] = { -1, 6 };
+    struct vmdef_paths pf = p;
+    pf.disk_fds = disk_fds;
+    pf.tap_fds = tap_fds;
+    static const char *const byfd[] = {
+        "/usr/bin/nimbus", "run", "--kernel", "@K", "--mem", "512M", "--smp", "1",
+        "--disk", "fd=4,format=qcow2,readonly", "--disk", "@O,format=raw",
+        "--net", "user,mac=52:54:00:00:00:0a", "--net", "tap,fd=6,mac=52:54:00:00:00:0b",
+        "--api", "/run/nimbus/vms/web1/api.sock",
+        "--console", "socket:/run/nimbus/vms/web1/console.sock", "--watchdog=reset", NULL,
+    };
+    check_argv("{\"name\":\"web1\",\"kernel\":\"@K\",\"disks\":[{\"path\":\"@Q\",\"readonly\":true},"
+               "{\"path\":\"@O\"}],\"nets\":[{\"type\":\"user\",\"mac\":\"52:54:00:00:00:0a\"},"
+               "{\"type\":\"tap\",\"ifname\":\"tap0\",\"mac\":\"52:54:00:00:00:0b\"}],"
+               "\"watchdog\":\"reset\",\"on_panic\":\"none\"}", &pf, byfd);
     static const char *const jit_off[] = {
         "/usr/bin/nimbus", "run", "--bios", "@K", "--mem", "16M", "--smp", "1",
         "--api", "/run/nimbus/vms/web1/api.sock",
