@@ -150,16 +150,17 @@ int vm_migrate_recover(struct virt_machine *m, const char *listen, char *err, si
         return r;
     if (!g || g->source)
         return errmsg(err, errlen, -EINVAL, "no incoming post-copy migration here to recover");
+    char at[sizeof(g->p.recover_listen)];
     pthread_mutex_lock(&g->lock);
     enum vm_migrate_phase ph = g->p.phase;
     bool listening = g->recover_lfd >= 0;
+    memcpy(at, g->p.recover_listen, sizeof(at));
     pthread_mutex_unlock(&g->lock);
     if (ph != VM_MIGRATE_POSTCOPY_PAUSED)
         return errmsg(err, errlen, -EINVAL, "recover needs a post-copy in postcopy-paused; "
                       "this migration is %s", vm_migrate_phase_name(ph));
     if (listening)
-        return errmsg(err, errlen, -EBUSY, "listening for the source already, at %s",
-                      g->p.recover_listen);
+        return errmsg(err, errlen, -EBUSY, "listening for the source already, at %s", at);
     int lfd = migrate_listen(&a, &bound, err, errlen);
     if (lfd < 0)
         return lfd;

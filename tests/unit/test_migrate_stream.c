@@ -10,6 +10,10 @@
  *    the destination's RAM and harts equal the source's at its pause, and
  *    the source has stopped; a destination that refuses (too much RAM) and
  *    garbage to a destination give clean errors, the source going on;
+ *  - post-copy recovery: RESUME and RECEIVED refused when malformed; a
+ *    post-copy through a relay the test cuts pauses both sides, refuses
+ *    cancel and an impostor's RESUME, and completes after recover + resume
+ *    with exactly the missing pages sent and none placed twice;
  *  - auto-converge matters: a program dirtying its 128 pages six times as
  *    fast as --max-bandwidth sends them (its pace and the limit set from
  *    this host's speed: a round of ~80 ms, a downtime limit of 20 ms) does
@@ -18,7 +22,8 @@
  *    the limit), and does with it (its hart throttled).
  *
  * `test_migrate_stream --write-seeds DIR` writes valid incoming streams as
- * the seeds of tests/fuzz/corpus/migrate_stream/ (fuzz_migrate_stream.c). */
+ * the seeds of tests/fuzz/corpus/migrate_stream/ (fuzz_migrate_stream.c),
+ * and the frames of a post-copy recovery. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -954,6 +959,25 @@ static void write_seed(const char *dir, const char *tmp, bool zstd)
     virt_destroy(m);
 }
 
+/* A seed of the recovery frames: RESUME, RECEIVED (100 pages), PAGE_REQ. */
+static void write_recovery_seed(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/recovery", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    struct migrate_conn c;
+    migrate_conn_init(&c, -1, fd);
+    struct migrate_resume res = { .session = 0x0123456789abcdefull, .ram_size = 100 * 4096ull,
+                                  .pages_sent = 60 };
+    migrate_resume_send(&c, &res);
+    uint64_t bm[2] = { 0x00ff00ff00ff00ffull, 0xfull };
+    migrate_received_send(&c, bm, 100);
+    uint64_t pfns[3] = { 8, 9, 99 };
+    migrate_req_send(&c, pfns, 3);
+    migrate_conn_free(&c);
+    close(fd);
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);   /* the hostile writers' readers stop early */
@@ -962,6 +986,7 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "--write-seeds")) {
         write_seed(argv[2], tmp, false);
         write_seed(argv[2], tmp, true);
+        write_recovery_seed(argv[2]);
     }
     test_addresses();
     test_batches(false);
