@@ -13,7 +13,8 @@
  *  - post-copy recovery: RESUME and RECEIVED refused when malformed; a
  *    post-copy through a relay the test cuts pauses both sides, refuses
  *    cancel and an impostor's RESUME, and completes after recover + resume
- *    with exactly the missing pages sent and none placed twice;
+ *    with exactly the missing pages sent and none placed twice; or, the
+ *    destination's VM ending while paused, lets its waiting thread go;
  *  - auto-converge matters: a program dirtying its 128 pages six times as
  *    fast as --max-bandwidth sends them (its pace and the limit set from
  *    this host's speed: a round of ~80 ms, a downtime limit of 20 ms) does
@@ -625,7 +626,7 @@ static uint64_t pattern(uint64_t pfn, unsigned i)
  * the destination says which pages it has, the source sends exactly the
  * others (a page a thread waited on during the pause among them), and the
  * destination's RAM ends equal to the source's, no page placed twice. */
-static void test_postcopy_recover(const char *tmp)
+static void test_postcopy_recover(const char *tmp, bool give_up)
 {
     struct virt_machine *m = source_machine(tmp);
     CHECK(m != NULL);
@@ -683,6 +684,22 @@ static void test_postcopy_recover(const char *tmp)
     CHECK(!ram_fill_has(d.m->mem.filler, last));
     struct toucher tc = { .word = (const uint64_t *)(d.m->mem.ram + last * 4096) + 7 };
     pthread_create(&tc.t, NULL, touch_main, &tc);
+    if (give_up) {
+        /* The destination's VM ends while paused (destroyed): the waiting
+         * thread is let go (zeros), the migration fails there; the source,
+         * ending too, fails without resuming its copy. */
+        virt_request_stop(d.m, VIRT_STOP_QUIT, 0);
+        pthread_join(tc.t, NULL);
+        CHECK_EQ(tc.value, 0);
+        CHECK_MSG(wait_phase(d.m, VM_MIGRATE_FAILED, &q) && strstr(q.error, "while post-copy"),
+                  "give up: the destination: %s %s", vm_migrate_phase_name(q.phase), q.error);
+        vm_threads_stop(m, t);   /* the source's process ends: */
+        vm_migrate_join(m);
+        CHECK_MSG(vm_migrate_get(m, &p) && p.phase == VM_MIGRATE_FAILED,
+                  "give up: the source: %s", vm_migrate_phase_name(p.phase));
+        CHECK(virt_is_paused(m));
+        goto out;
+    }
     /* Recovery in the wrong order or place is refused. */
     snprintf(rec, sizeof(rec), "unix:%s/rec.sock", tmp);
     struct vm_migrate_options res = { .resume = true };
@@ -734,6 +751,7 @@ static void test_postcopy_recover(const char *tmp)
               "recover: the destination's RAM differs");
     for (unsigned i = 0; i < 2; i++)
         CHECK_EQ(d.m->harts[i]->arch.x[10], m->harts[i]->arch.x[10]);
+out:
     close(x.lfd);
     close(x.stop);
     dest_free(&d);
@@ -1001,7 +1019,8 @@ int main(int argc, char **argv)
         close(u);
         migrate_once(tmp, VM_MIGRATE_MODE_POSTCOPY, 0, true);
         migrate_once(tmp, VM_MIGRATE_MODE_HYBRID, 0, true);
-        test_postcopy_recover(tmp);
+        test_postcopy_recover(tmp, false);
+        test_postcopy_recover(tmp, true);
     } else {
         printf("skipped: post-copy (no userfaultfd here)\n");
     }
