@@ -246,8 +246,11 @@ void vm_migrate_free(struct virt_machine *m)
         return;
     vm_migrate_join(m);
     mig_close_stream(g);
-    if (g->recover_lfd >= 0)
-        close(g->recover_lfd);
+    if (g->recover_lfd >= 0) {
+        close(g->recover_lfd);   /* a recover nobody came to */
+        if (!g->recover_addr.tcp)
+            unlink(g->recover_addr.path);
+    }
     free(g->requested);
     pthread_mutex_destroy(&g->lock);
     pthread_cond_destroy(&g->cond);

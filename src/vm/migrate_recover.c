@@ -198,10 +198,16 @@ static int in_accept(struct vm_migration *g, char *err, size_t errlen)
             break;
         }
     }
+    /* One critical section with the phase: a recover asked meanwhile finds
+     * this one under way, not a paused migration with no listener. */
     mig_lock(g);
     g->recover_lfd = -1;
     g->p.recover_listen[0] = '\0';
-    mig_unlock(g, false);
+    if (fd >= 0) {
+        g->p.phase = VM_MIGRATE_POSTCOPY_RECOVER;
+        g->p.recover_attempts++;
+    }
+    mig_unlock(g, true);
     close(lfd);
     if (!g->recover_addr.tcp)
         unlink(g->recover_addr.path);
@@ -300,10 +306,6 @@ int mig_in_paused(struct vm_migration *g, char *err, size_t errlen)
             set_phase(g, VM_MIGRATE_POSTCOPY_PAUSED, why);
             continue;
         }
-        mig_lock(g);
-        g->p.phase = VM_MIGRATE_POSTCOPY_RECOVER;
-        g->p.recover_attempts++;
-        mig_unlock(g, true);
         attach(g, fd);
         int r = in_handshake(g, err, errlen);
         if (!r) {
