@@ -48,6 +48,7 @@ enum api_action {
     API_MIGRATE,
     API_MIGRATION,
     API_MIGRATE_CANCEL,
+    API_MIGRATE_RECOVER,
 };
 
 struct api_request {
@@ -56,7 +57,7 @@ struct api_request {
     unsigned timeout_s;                     /* API_SHUTDOWN */
     struct vm_snapshot_options snapshot;    /* API_SNAPSHOT; path points into `path` */
     struct vm_migrate_options migrate;      /* API_MIGRATE */
-    char path[4096];
+    char path[4096];                        /* API_SNAPSHOT's file; API_MIGRATE_RECOVER's address */
 };
 
 /* What the API serves on. api_vm.c fills this for a virt machine. */

@@ -370,7 +370,7 @@ static enum MHD_Result dispatch(struct api *a, struct MHD_Connection *c, const c
     }
     if (req->action == API_PAUSE || req->action == API_RESUME || req->action == API_DESTROY ||
         req->action == API_RESET || req->action == API_SNAPSHOT || req->action == API_MIGRATE ||
-        req->action == API_MIGRATE_CANCEL)
+        req->action == API_MIGRATE_CANCEL || req->action == API_MIGRATE_RECOVER)
         note_state(a);   /* a change nobody saw yet comes before ours */
     json_t *reply = json_object();
     char err[256] = "";

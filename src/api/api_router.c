@@ -24,9 +24,11 @@ static const struct api_route routes[] = {
     { "GET", "/vm/counters", API_COUNTERS, 0 },
     { "GET", "/vm/events", API_EVENTS, 0 },
     { "GET", "/routes", API_ROUTES, 0 },
-    { "PUT", "/vm/migrate", API_MIGRATE, ANY_LIVE },
+    /* Migrating: only to resume a paused post-copy (vm_migrate_start). */
+    { "PUT", "/vm/migrate", API_MIGRATE, ANY_LIVE | (1u << VM_STATE_MIGRATING) },
     { "GET", "/vm/migration", API_MIGRATION, 0 },
     { "PUT", "/vm/migration/cancel", API_MIGRATE_CANCEL, 1u << VM_STATE_MIGRATING },
+    { "PUT", "/vm/migration/recover", API_MIGRATE_RECOVER, 1u << VM_STATE_MIGRATING },
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -64,6 +66,7 @@ static int wrong_state(json_t **error, const char *what, enum vm_state state)
     snprintf(msg, sizeof(msg), "wrong state: %s needs %s; the VM is %s", what,
              !strcmp(what, "resume") ? "a paused VM"
              : !strcmp(what, "cancel") ? "a migration under way"
+             : !strcmp(what, "recover") ? "an incoming post-copy in postcopy-paused"
              : !strcmp(what, "pause") || !strcmp(what, "shutdown") ? "a running VM"
                                                                     : "a running or paused VM",
              vm_state_name(state));
@@ -121,8 +124,10 @@ static const struct field migrate_fields[] = {
     { "to", F_STRING, true }, { "max_bandwidth", F_UINT, false },
     { "downtime_limit_ms", F_UINT, false }, { "max_rounds", F_UINT, false },
     { "auto_converge", F_BOOL, false }, { "mode", F_STRING, false },
-    { "postcopy_after", F_UINT, false }, { "compress", F_BOOL, false }, { NULL, 0, false },
+    { "postcopy_after", F_UINT, false }, { "compress", F_BOOL, false },
+    { "resume", F_BOOL, false }, { NULL, 0, false },
 };
+static const struct field recover_fields[] = { { "listen", F_STRING, true }, { NULL, 0, false } };
 static const struct field no_fields[] = { { NULL, 0, false } };
 
 static const struct field *fields_of(enum api_action a)
@@ -132,6 +137,7 @@ static const struct field *fields_of(enum api_action a)
     case API_BALLOON:  return balloon_fields;
     case API_SHUTDOWN: return shutdown_fields;
     case API_MIGRATE:  return migrate_fields;
+    case API_MIGRATE_RECOVER: return recover_fields;
     default:           return no_fields;
     }
 }
@@ -224,6 +230,13 @@ static int fill_migrate(struct vm_migrate_options *m, json_t *o, json_t **error)
     if (n == 0 || n >= sizeof(m->to) || strlen(to) != n)
         return fail(error, 400, "bad_request", "\"to\" must be unix:PATH or tcp:HOST:PORT");
     memcpy(m->to, to, n + 1);
+    if (get_bool(o, "resume")) {
+        /* The migration's parameters are the ones it started with. */
+        if (json_object_size(o) != 2)
+            return fail(error, 400, "bad_request", "\"resume\" takes \"to\" and nothing else");
+        m->resume = true;
+        return 0;
+    }
     const char *mode = json_string_value(json_object_get(o, "mode"));
     if (mode && vm_migrate_mode_parse(mode, &m->mode))
         return fail(error, 400, "bad_request", "\"mode\" must be precopy, postcopy or hybrid");
@@ -285,6 +298,14 @@ static int fill_request(struct api_request *req, json_t *o, json_t **error)
     }
     case API_MIGRATE:
         return fill_migrate(&req->migrate, o, error);
+    case API_MIGRATE_RECOVER: {
+        const char *l = json_string_value(json_object_get(o, "listen"));
+        size_t n = json_string_length(json_object_get(o, "listen"));
+        if (n == 0 || n >= 400 || strlen(l) != n)
+            return fail(error, 400, "bad_request", "\"listen\" must be unix:PATH or tcp:HOST:PORT");
+        memcpy(req->path, l, n + 1);
+        return 0;
+    }
     default:
         return 0;
     }

@@ -243,6 +243,15 @@ static json_t *migration_json(struct virt_machine *m)
     json_object_set_new(o, "converged", json_boolean(p.converged));
     json_object_set_new(o, "requests", json_integer((json_int_t)p.requests));
     json_object_set_new(o, "prepaged", json_integer((json_int_t)p.prepaged));
+    json_object_set_new(o, "recoveries", json_integer(p.recoveries));
+    json_object_set_new(o, "recover_attempts", json_integer(p.recover_attempts));
+    json_object_set_new(o, "recover_missing", json_integer((json_int_t)p.recover_missing));
+    if (p.source)
+        json_object_set_new(o, "recover_sent", json_integer((json_int_t)p.recover_sent));
+    else
+        json_object_set_new(o, "duplicate_pages", json_integer((json_int_t)p.duplicate_pages));
+    if (p.recover_listen[0])
+        json_object_set_new(o, "recover_listen", json_string(p.recover_listen));
     json_object_set_new(o, "error", p.error[0] ? json_string(p.error) : json_null());
     return o;
 }
@@ -323,6 +332,11 @@ static int vm_handle(void *opaque, const struct api_request *req, json_t *reply,
         break;
     case API_MIGRATE_CANCEL:
         if ((r = vm_migrate_cancel(m, err, errlen)))
+            return r;
+        json_object_set_new(reply, "migration", migration_json(m));
+        break;
+    case API_MIGRATE_RECOVER:
+        if ((r = vm_migrate_recover(m, req->path, err, errlen)))
             return r;
         json_object_set_new(reply, "migration", migration_json(m));
         break;

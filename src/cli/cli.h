@@ -24,6 +24,7 @@ int cmd_destroy(int argc, char **argv);
 int cmd_reset(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
+int cmd_migrate_recover(int argc, char **argv);
 int cmd_balloon(int argc, char **argv);
 int cmd_counters(int argc, char **argv);
 int cmd_events(int argc, char **argv);

@@ -12,7 +12,8 @@
 struct migrate_cmd {
     const char *to, *mode;
     unsigned long long max_bandwidth, downtime_ms, max_rounds, postcopy_after;
-    bool auto_converge, compress, no_wait, has_postcopy_after;
+    bool auto_converge, compress, no_wait, has_postcopy_after, resume, tuned;
+    long long attempt;   /* --resume: recover_attempts of ours (events before it are old) */
     /* following */
     const struct api_cmd_args *a;
     const char *body;
@@ -28,6 +29,7 @@ static int on_opt(void *opaque, int opt, const char *arg)
     switch (opt) {
     case 't': c->to = arg; return 0;
     case 'b':
+        c->tuned = true;
         if (cli_parse_size(arg, &c->max_bandwidth))
             return -1;
         /* cli_parse_size reads a bare number as MiB; bandwidth is bytes/s
@@ -37,17 +39,19 @@ static int on_opt(void *opaque, int opt, const char *arg)
         return 0;
     case 'd': c->downtime_ms = strtoull(arg, &end, 10); break;
     case 'r': c->max_rounds = strtoull(arg, &end, 10); break;
-    case 'a': c->auto_converge = true; return 0;
-    case 'p': c->mode = "postcopy"; return 0;
+    case 'a': c->auto_converge = c->tuned = true; return 0;
+    case 'p': c->mode = "postcopy"; c->tuned = true; return 0;
     case 'P':
         c->mode = "hybrid";
         c->has_postcopy_after = true;
         c->postcopy_after = strtoull(arg, &end, 10);
         break;
-    case 'z': c->compress = true; return 0;
+    case 'z': c->compress = c->tuned = true; return 0;
     case 'n': c->no_wait = true; return 0;
+    case 'R': c->resume = true; return 0;
     default: return -1;
     }
+    c->tuned = true;
     return end && *arg && !*end ? 0 : -1;
 }
 
@@ -116,6 +120,8 @@ static bool on_line(void *opaque, const char *s)
             c->status = 1;
             return false;
         }
+        c->attempt = json_integer_value(json_object_get(json_object_get(reply, "migration"),
+                                                        "recover_attempts"));
         json_decref(reply);
         return !c->no_wait;
     }
@@ -127,8 +133,15 @@ static bool on_line(void *opaque, const char *s)
         return true;
     }
     const char *phase = json_string_value(json_object_get(mig, "phase"));
+    if (c->resume && json_integer_value(json_object_get(mig, "recover_attempts")) < c->attempt) {
+        json_decref(e);   /* from before our resume */
+        return true;
+    }
+    /* Post-copy paused: the VM lives on the destination, which waits for
+     * a recovery; this command's part is over. */
+    bool paused = phase && !strcmp(phase, "postcopy-paused");
     bool end = phase && (!strcmp(phase, "completed") || !strcmp(phase, "failed") ||
-                         !strcmp(phase, "cancelled"));
+                         !strcmp(phase, "cancelled") || paused);
     if (c->a->json) {
         puts(s);
         fflush(stdout);
@@ -142,9 +155,13 @@ static bool on_line(void *opaque, const char *s)
             print_result(mig);
         }
         const char *err = json_string_value(json_object_get(mig, "error"));
-        if (strcmp(phase, "completed"))
+        if (paused)
+            snprintf(c->error, sizeof(c->error), "%.200s; the destination runs the VM and "
+                     "lacks pages only this VM has: recover with nimbus migrate-recover on the "
+                     "destination, then nimbus migrate --resume here", err ? err : phase);
+        else if (strcmp(phase, "completed"))
             snprintf(c->error, sizeof(c->error), "%s", err ? err : phase);
-        c->status = strcmp(phase, "completed") ? 1 : 0;
+        c->status = paused ? 3 : strcmp(phase, "completed") ? 1 : 0;
     }
     json_decref(e);
     return !end;
@@ -168,9 +185,14 @@ int cmd_migrate(int argc, char **argv)
         "  --postcopy-after N    hybrid: N pre-copy rounds, then post-copy\n"
         "  --compress            zstd-compress the pages\n"
         "  --no-wait             start it and return (GET /vm/migration follows it)\n"
+        "  --resume              a post-copy whose stream broke (postcopy-paused): connect\n"
+        "                        to ADDR, where 'nimbus migrate-recover' has the destination\n"
+        "                        listen, and send the pages it lacks (no other option)\n"
         "  --json                print the migration events as JSON lines\n"
         "Exit status: 0 when the destination runs the VM, 1 when it failed or was\n"
-        "cancelled (the VM goes on here), 2 for bad options.\n";
+        "cancelled (the VM goes on here), 2 for bad options, 3 when post-copy paused:\n"
+        "the stream broke after the destination took over; it runs the VM but some\n"
+        "pages are only here: recover (--resume) or the VM is lost.\n";
     static const struct option extra[] = {
         { "to", required_argument, NULL, 't' },
         { "max-bandwidth", required_argument, NULL, 'b' },
@@ -181,6 +203,7 @@ int cmd_migrate(int argc, char **argv)
         { "postcopy-after", required_argument, NULL, 'P' },
         { "compress", no_argument, NULL, 'z' },
         { "no-wait", no_argument, NULL, 'n' },
+        { "resume", no_argument, NULL, 'R' },
         { NULL, 0, NULL, 0 },
     };
     struct migrate_cmd c = { .mode = "precopy", .status = -1 };
@@ -189,12 +212,13 @@ int cmd_migrate(int argc, char **argv)
     int r = api_cmd_parse(argc, argv, usage, extra, on_opt, &c, &a, &done);
     if (r || done)
         return r;
-    if (!c.to || a.first_arg != argc) {
+    if (!c.to || a.first_arg != argc || (c.resume && c.tuned)) {
         fputs(usage, stderr);
         return 2;
     }
-    json_t *body = json_pack("{s:s, s:s, s:b, s:b}", "to", c.to, "mode", c.mode,
-                             "auto_converge", c.auto_converge, "compress", c.compress);
+    json_t *body = c.resume ? json_pack("{s:s, s:b}", "to", c.to, "resume", 1)
+                            : json_pack("{s:s, s:s, s:b, s:b}", "to", c.to, "mode", c.mode,
+                                        "auto_converge", c.auto_converge, "compress", c.compress);
     if (body && c.max_bandwidth)
         json_object_set_new(body, "max_bandwidth", json_integer((json_int_t)c.max_bandwidth));
     if (body && c.downtime_ms)

@@ -30,6 +30,8 @@ static const struct cli_command commands[] = {
     { "reset", "reboot a VM", cmd_reset },
     { "snapshot", "save a VM to a directory", cmd_snapshot },
     { "migrate", "move a running VM to another Nimbus process, live", cmd_migrate },
+    { "migrate-recover", "destination of a broken post-copy: listen for the source again",
+      cmd_migrate_recover },
     { "balloon", "set the balloon's target, or show its figures", cmd_balloon },
     { "counters", "per-hart and per-device counters", cmd_counters },
     { "events", "follow a VM's events (state changes, ...)", cmd_events },
@@ -47,7 +49,7 @@ static void usage(FILE *out)
             "commands:\n");
     for (size_t i = 0; i < NCOMMANDS; i++) {
         if (commands[i].name)
-            fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+            fprintf(out, "  %-15s %s\n", commands[i].name, commands[i].summary);
         else
             fprintf(out, "\n %s\n", commands[i].summary);
     }

@@ -350,3 +350,18 @@ void ram_fill_get_stats(struct ram_filler *f, struct ram_fill_stats *st)
     st->zero = atomic_load(&f->zero);
     st->done_us = atomic_load(&f->done_us);
 }
+
+uint64_t ram_fill_present(struct ram_filler *f, uint64_t *bitmap)
+{
+    uint64_t n = 0;
+    for (uint64_t w = 0; w < (f->npages + 63) / 64; w++) {
+        bitmap[w] = atomic_load_explicit(&f->filled[w], memory_order_acquire);
+        n += (uint64_t)__builtin_popcountll(bitmap[w]);
+    }
+    return n;
+}
+
+bool ram_fill_has(struct ram_filler *f, uint64_t pfn)
+{
+    return pfn < f->npages && is_filled(f, pfn);
+}

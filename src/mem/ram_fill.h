@@ -79,4 +79,12 @@ void ram_fill_stop(struct ram_filler *f);
 
 void ram_fill_get_stats(struct ram_filler *f, struct ram_fill_stats *st);
 
+/* The pages present now (made so by the filler or ram_fill_place, or
+ * present from the start) into `bitmap` ((npages + 63) / 64 words);
+ * returns how many. Any thread: a page placed meanwhile may or may not be
+ * in it (post-copy recovery takes it while nothing places pages). */
+uint64_t ram_fill_present(struct ram_filler *f, uint64_t *bitmap);
+/* Whether page pfn is present. Any thread. */
+bool ram_fill_has(struct ram_filler *f, uint64_t pfn);
+
 #endif

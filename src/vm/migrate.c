@@ -32,6 +32,8 @@ const char *vm_migrate_phase_name(enum vm_migrate_phase p)
     case VM_MIGRATE_ROUNDS:    return "precopy";
     case VM_MIGRATE_STOP_COPY: return "stop-copy";
     case VM_MIGRATE_POSTCOPY:  return "postcopy";
+    case VM_MIGRATE_POSTCOPY_PAUSED:  return "postcopy-paused";
+    case VM_MIGRATE_POSTCOPY_RECOVER: return "postcopy-recover";
     case VM_MIGRATE_COMPLETED: return "completed";
     case VM_MIGRATE_FAILED:    return "failed";
     case VM_MIGRATE_CANCELLED: return "cancelled";
@@ -104,6 +106,7 @@ struct vm_migration *mig_new(struct virt_machine *m, bool source)
     g->m = m;
     g->source = source;
     g->fd = -1;
+    g->recover_lfd = -1;
     pthread_mutex_init(&g->lock, NULL);
     pthread_cond_init(&g->cond, NULL);
     g->start_ns = mig_now_ns();
@@ -129,12 +132,14 @@ void mig_close_stream(struct vm_migration *g)
 static bool active_phase(enum vm_migrate_phase p)
 {
     return p == VM_MIGRATE_SETUP || p == VM_MIGRATE_ROUNDS || p == VM_MIGRATE_STOP_COPY ||
-           p == VM_MIGRATE_POSTCOPY;
+           p == VM_MIGRATE_POSTCOPY || mig_recovery_phase(p);
 }
 
 int vm_migrate_start(struct virt_machine *m, const struct vm_migrate_options *o, char *err,
                      size_t errlen)
 {
+    if (o->resume)
+        return mig_resume(m, o->to, err, errlen);
     struct migrate_addr a;
     int r = migrate_addr_parse(o->to, &a, err, errlen);
     if (r)
@@ -175,6 +180,9 @@ int vm_migrate_start(struct virt_machine *m, const struct vm_migrate_options *o,
 int vm_migrate_cancel(struct virt_machine *m, char *err, size_t errlen)
 {
     struct vm_migration *g = m->migration;
+    int r;
+    if (g && (r = mig_cancel_refused(g, err, errlen)))
+        return r;
     if (!g || !g->source || !vm_migrate_active(m))
         return errmsg(err, errlen, -EINVAL, "no outgoing migration is under way");
     if (atomic_load(&g->handed_over))
@@ -238,6 +246,12 @@ void vm_migrate_free(struct virt_machine *m)
         return;
     vm_migrate_join(m);
     mig_close_stream(g);
+    if (g->recover_lfd >= 0) {
+        close(g->recover_lfd);   /* a recover nobody came to */
+        if (!g->recover_addr.tcp)
+            unlink(g->recover_addr.path);
+    }
+    free(g->requested);
     pthread_mutex_destroy(&g->lock);
     pthread_cond_destroy(&g->cond);
     free(g);

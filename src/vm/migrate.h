@@ -42,6 +42,8 @@ enum vm_migrate_phase {
     VM_MIGRATE_ROUNDS,      /* pre-copy rounds, the guest running */
     VM_MIGRATE_STOP_COPY,   /* paused: the rest and the device state */
     VM_MIGRATE_POSTCOPY,    /* the destination runs; pages follow */
+    VM_MIGRATE_POSTCOPY_PAUSED,  /* post-copy, the stream broke: waiting for recovery */
+    VM_MIGRATE_POSTCOPY_RECOVER, /* post-copy, a new stream: which pages are missing */
     VM_MIGRATE_COMPLETED,
     VM_MIGRATE_FAILED,
     VM_MIGRATE_CANCELLED,
@@ -56,6 +58,7 @@ struct vm_migrate_options {
     enum vm_migrate_mode mode;
     unsigned postcopy_after;      /* hybrid: rounds before post-copy (0: default) */
     bool compress;                /* zstd per batch of pages */
+    bool resume;                  /* resume a paused post-copy at `to` (nothing else) */
 };
 
 struct vm_migrate_progress {
@@ -77,6 +80,12 @@ struct vm_migrate_progress {
     bool converged;               /* pre-copy: the rest fit the downtime limit */
     uint64_t requests;            /* post-copy: pages the destination faulted on */
     uint64_t prepaged;            /* post-copy: pages sent around faults */
+    unsigned recoveries;          /* post-copy: streams that broke and were recovered */
+    unsigned recover_attempts;    /* resumes asked for (source), connections taken (dest) */
+    uint64_t recover_missing;     /* pages the destination lacked at the last recovery */
+    uint64_t recover_sent;        /* source: pages sent since then (= missing at the end) */
+    uint64_t duplicate_pages;     /* destination: pages that came when present (never) */
+    char recover_listen[128];     /* destination: where it waits for the source again */
     uint64_t seq;                 /* changes whenever something above changed */
     char error[256];
 };
@@ -87,8 +96,18 @@ struct vm_migrate_progress {
 int vm_migrate_start(struct virt_machine *m, const struct vm_migrate_options *o, char *err,
                      size_t errlen);
 /* Cancels an outgoing migration before the destination runs (afterwards it
- * can't be: -EBUSY). -EINVAL when none is under way. */
+ * can't be: -EBUSY; nor a paused post-copy on either side: the VM's memory
+ * is split between the two). -EINVAL when none is under way. */
 int vm_migrate_cancel(struct virt_machine *m, char *err, size_t errlen);
+/* Post-copy recovery (migrate_recover.c, docs/migration.md). On the
+ * destination, in phase postcopy-paused: listens at `listen` (unix:PATH or
+ * tcp:HOST:PORT, port 0: any) for the source to resume (vm_migrate_start
+ * with o->resume there). Returns 0 (the progress' recover_listen says the
+ * address bound), or -errno with a message: -EINVAL not a paused incoming
+ * post-copy, -EBUSY listening already, an address that cannot be bound.
+ * The VM's I/O thread. */
+int vm_migrate_recover(struct virt_machine *m, const char *listen, char *err, size_t errlen);
+
 /* The progress of the last migration; false when there was none. */
 bool vm_migrate_get(struct virt_machine *m, struct vm_migrate_progress *p);
 /* True while a migration is under way in either role (VM state migrating). */

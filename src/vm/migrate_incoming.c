@@ -55,15 +55,24 @@ static int put_pages(void *opaque, uint64_t pfn, uint64_t n, const void *data)
 static int request_page(void *opaque, uint64_t pfn)
 {
     struct vm_migration *g = opaque;
-    return migrate_req_send(&g->conn, &pfn, 1);
+    /* Recorded first: if the stream is (or breaks) down, the request goes
+     * again after the recovery; the filler must go on either way. */
+    mig_in_note_request(g, pfn);
+    if (!atomic_load(&g->pc_paused))
+        migrate_req_send(&g->conn, &pfn, 1);
+    return 0;
 }
 
 static int place_pages(void *opaque, uint64_t pfn, uint64_t n, const void *data)
 {
     struct vm_migration *g = opaque;
+    uint64_t dup = 0;
+    for (uint64_t i = 0; i < n; i++)
+        dup += ram_fill_has(g->filler, pfn + i);
     int r = ram_fill_place(g->filler, pfn, n, data);
     if (!r) {
         mig_lock(g);
+        g->p.duplicate_pages += dup;
         g->p.pages_sent += n;
         if (!data)
             g->p.zero_pages += n;
@@ -106,28 +115,27 @@ static void receiver_done(struct vm_migration *g, int r, const char *msg)
     }
 }
 
-static void *receiver_main(void *arg)
+/* Post-copy until COMPLETE is sent: 0, or -errno with `err`. */
+static int receive_postcopy(struct vm_migration *g, char *err, size_t errlen)
 {
-    struct vm_migration *g = arg;
-    char err[256] = "";
     int r = 0;
     bool pages_done = false;
     for (;;) {
         if (pages_done && atomic_load(&g->handed_over)) {
             r = migrate_send(&g->conn, MIGRATE_COMPLETE, 0, NULL, 0, NULL, 0);
             if (r)
-                errmsg(err, sizeof(err), r, "sending COMPLETE: %s", strerror(-r));
+                errmsg(err, errlen, r, "sending COMPLETE: %s", strerror(-r));
             break;
         }
         struct migrate_frame f;
-        if ((r = migrate_recv(&g->conn, &f, err, sizeof(err))))
+        if ((r = migrate_recv(&g->conn, &f, err, errlen)))
             break;
         if (f.type == MIGRATE_PAGES) {
             r = migrate_pages_parse(&g->conn, &f, g->npages, g->features & MIGRATE_F_ZSTD,
-                                    place_pages, g, err, sizeof(err));
+                                    place_pages, g, err, errlen);
             if (r) {
                 if (!err[0])
-                    errmsg(err, sizeof(err), r, "placing pages: %s", strerror(-r));
+                    errmsg(err, errlen, r, "placing pages: %s", strerror(-r));
                 break;
             }
         } else if (f.type == MIGRATE_GO && !f.len && !atomic_load(&g->handed_over)) {
@@ -141,19 +149,32 @@ static void *receiver_main(void *arg)
             struct ram_fill_stats st;
             ram_fill_get_stats(g->filler, &st);
             if (!st.done_us) {
-                r = errmsg(err, sizeof(err), -EBADMSG, "the source says every page is sent, "
+                r = errmsg(err, errlen, -EBADMSG, "the source says every page is sent, "
                            "but some never came");
                 break;
             }
             pages_done = true;
         } else {
-            r = errmsg(err, sizeof(err), -EBADMSG, "unexpected %s frame during post-copy",
+            r = errmsg(err, errlen, -EBADMSG, "unexpected %s frame during post-copy",
                        migrate_frame_name(f.type));
             break;
         }
     }
     if (r && !atomic_load(&g->cancel) && r != -EREMOTEIO && r != -ECONNRESET)
         migrate_send_error(&g->conn, r, err);
+    return r;
+}
+
+static void *receiver_main(void *arg)
+{
+    struct vm_migration *g = arg;
+    char err[256] = "";
+    int r;
+    /* After GO a broken stream pauses (the source has pages the guest
+     * needs) until a recovery, as often as it breaks (migrate_recover.c). */
+    while ((r = receive_postcopy(g, err, sizeof(err))) && atomic_load(&g->handed_over) &&
+           !atomic_load(&g->cancel) && !(r = mig_in_paused(g, err, sizeof(err))))
+        err[0] = '\0';
     receiver_done(g, r, err);
     return NULL;
 }
@@ -262,6 +283,9 @@ static int start_postcopy(struct incoming *in, char *err, size_t errlen)
     struct vm_migration *g = in->g;
     struct ram_page_source src = { .request = request_page, .no_prefetch = true,
                                    .present = in->received, .opaque = g };
+    g->requested = calloc((in->npages + 63) / 64, 8);
+    if (!g->requested)
+        return errmsg(err, errlen, -ENOMEM, "out of memory");
     int r = ram_fill_start(&in->m->mem, &src, &g->filler, err, errlen);
     if (r)
         return r;
@@ -336,6 +360,7 @@ static int receive(const struct vm_incoming_options *o, struct incoming *in,
                 r = errmsg(err, errlen, r, "the device state: %s", why);
                 goto out;
             }
+            g->session = mig_session_id(f.data, f.len);
             have_state = true;
         } else if (f.type == MIGRATE_END && have_state) {
             if ((r = migrate_end_parse(&f, &end_flags, &end_pages, err, errlen)))
@@ -419,6 +444,7 @@ int vm_migrate_incoming(const struct vm_incoming_options *o, struct virt_machine
             migrate_conn_free(&g->conn);
         if (g->fd >= 0)
             close(g->fd);
+        free(g->requested);
         pthread_mutex_destroy(&g->lock);
         pthread_cond_destroy(&g->cond);
         free(g);

@@ -33,6 +33,14 @@ struct vm_migration {
     uint32_t features;            /* negotiated (MIGRATE_F_*) */
     bool go;                      /* GO arrived (under lock) */
     int recv_error;               /* the receiver failed: -errno (under lock) */
+
+    /* Post-copy recovery (migrate_recover.c). */
+    uint64_t session;             /* mig_session_id of the STATE payload */
+    _Atomic bool pc_paused;       /* destination: requests are only recorded */
+    uint64_t *requested;          /* destination: pages faulted on (atomic bit ops) */
+    int recover_lfd;              /* destination: listening for the source (-1; lock) */
+    struct migrate_addr recover_addr;
+    char resume_to[400];          /* source: where to resume ("": not asked; lock) */
 };
 
 int64_t mig_now_ns(void);
@@ -51,6 +59,30 @@ void mig_close_stream(struct vm_migration *g);
 
 /* The source's thread (migrate_source.c). */
 void *mig_source_main(void *arg);
+
+/* ---- post-copy recovery (migrate_recover.c) ---- */
+
+/* Which migration this is: a hash of the device state (STATE's payload). */
+uint64_t mig_session_id(const void *data, size_t len);
+/* postcopy-paused or postcopy-recover. */
+bool mig_recovery_phase(enum vm_migrate_phase ph);
+/* -EBUSY with why, when a cancel must be refused (a paused post-copy); 0
+ * otherwise. The I/O thread. */
+int mig_cancel_refused(struct vm_migration *g, char *err, size_t errlen);
+/* The source: vm_migrate_start with resume. */
+int mig_resume(struct virt_machine *m, const char *to, char *err, size_t errlen);
+/* The destination's receiver, the stream broken after GO (`err` says
+ * why): pauses until the source resumes on a new stream (0: RECEIVED and
+ * the pending requests sent, pages may come) or the VM ends (-errno). */
+int mig_in_paused(struct vm_migration *g, char *err, size_t errlen);
+/* The destination's filler: page pfn was asked for (sent again after a
+ * recovery if it has not come). */
+void mig_in_note_request(struct vm_migration *g, uint64_t pfn);
+/* The source's thread, the stream broken after GO (`err` says why):
+ * pauses until resumed and the destination said which pages it has (0:
+ * `sent` is that set now) or the VM ends (-errno). */
+int mig_src_paused(struct vm_migration *g, uint64_t *sent, uint64_t npages, uint64_t nsent,
+                   char *err, size_t errlen);
 
 /* Bitmaps of pages. */
 static inline bool bm_test(const uint64_t *b, uint64_t i)

@@ -46,6 +46,8 @@ struct src {
     uint64_t rate_bytes0;
     uint64_t bandwidth;          /* bytes/s, measured */
     uint64_t nsent;              /* bits set in `sent` */
+    bool resumed;                /* post-copy recovered (at least once) */
+    uint64_t resume_base;        /* pages flushed before the last recovery */
     /* post-copy pre-paging */
     uint64_t queue[QUEUE_LEN];
     unsigned qhead, qlen;
@@ -84,6 +86,8 @@ static int flush(struct src *s)
     mig_lock(g);
     g->p.pages_sent = s->batch.zero_pages + s->batch.data_pages;
     g->p.zero_pages = s->batch.zero_pages;
+    if (s->resumed)
+        g->p.recover_sent = g->p.pages_sent - s->resume_base;
     g->p.bytes = g->conn.bytes_out;
     mig_unlock(g, false);
     uint64_t bw = g->opts.max_bandwidth;
@@ -164,6 +168,7 @@ static int send_state(struct src *s)
     if (!r) {
         size_t len;
         const uint8_t *data = state_writer_data(&w, &len);
+        s->g->session = mig_session_id(data, len);
         if ((r = migrate_send(&s->g->conn, MIGRATE_STATE, 0, data, len, NULL, 0)))
             errmsg(s->err, sizeof(s->err), r, "sending the device state: %s", strerror(-r));
     }
@@ -402,6 +407,9 @@ static int handle_frame(struct src *s, bool *ready, bool *complete, bool done_se
                   "post-copy", migrate_frame_name(f.type), f.len);
 }
 
+static int serve(struct src *s, bool *ready, uint64_t *prepaged_total);
+static void resumed(struct src *s);
+
 static int postcopy(struct src *s)
 {
     struct vm_migration *g = s->g;
@@ -433,12 +441,56 @@ static int postcopy(struct src *s)
     uint32_t flags = MIGRATE_END_POSTCOPY | (s->was_paused ? MIGRATE_END_PAUSED : 0);
     if ((r = migrate_end_send(&g->conn, flags, s->nsent)))
         return errmsg(s->err, sizeof(s->err), r, "sending END: %s", strerror(-r));
-    /* Serve requests and push the rest until the destination has it all. */
-    bool ready = false, complete = false, done_sent = false;
+    bool ready = false;
+    uint64_t prepaged = 0;
     s->last_fault = UINT64_MAX;
     s->window = PREPAGE_MIN;
+    /* After GO a broken stream pauses until it is resumed, as often as it
+     * breaks (migrate_recover.c); before GO the VM goes on here. */
+    while ((r = serve(s, &ready, &prepaged))) {
+        if (!atomic_load(&g->handed_over) || atomic_load(&g->cancel) ||
+            atomic_load(&s->m->stop) != VIRT_RUNNING)
+            return r;
+        if ((r = mig_src_paused(g, s->sent, s->npages, s->nsent, s->err, sizeof(s->err))))
+            return r;
+        resumed(s);
+    }
+    mig_lock(g);
+    g->p.prepaged = prepaged;
+    g->p.pages_remaining = 0;
+    mig_unlock(g, true);
+    return 0;
+}
+
+/* The destination said which pages it has (s->sent now): the rest from the
+ * start, nothing of the old stream's state kept. */
+static void resumed(struct src *s)
+{
+    s->nsent = popcount_bm(s->sent, s->words);
+    s->batch.count = s->batch.ndata = 0;   /* unsent: those pages are not in `sent` */
+    s->resumed = true;
+    s->resume_base = s->batch.zero_pages + s->batch.data_pages;
+    mig_lock(s->g);
+    s->g->p.pages_sent = s->resume_base;
+    s->g->p.recover_sent = 0;
+    mig_unlock(s->g, false);
+    s->qhead = s->qlen = 0;
+    s->last_fault = UINT64_MAX;
+    s->window = PREPAGE_MIN;
+    s->cursor = 0;
+    s->rate_t0 = mig_now_ns();
+    s->rate_bytes0 = s->g->conn.bytes_out;
+}
+
+/* Serves requests and pushes the rest until the destination has it all
+ * (COMPLETE: 0), or the stream fails (-errno). */
+static int serve(struct src *s, bool *ready, uint64_t *prepaged_total)
+{
+    struct vm_migration *g = s->g;
+    int r;
+    bool complete = false, done_sent = false;
     unsigned since_poll = 0;
-    uint64_t prepaged = 0;
+    uint64_t prepaged = *prepaged_total;
     while (!complete) {
         bool all = s->nsent == s->npages;
         if (all && !done_sent) {
@@ -456,7 +508,7 @@ static int postcopy(struct src *s)
             if ((r = check_going(s)) && !atomic_load(&g->handed_over))
                 return r;
             if (n > 0) {
-                if ((r = handle_frame(s, &ready, &complete, done_sent)))
+                if ((r = handle_frame(s, ready, &complete, done_sent)))
                     return r;
                 continue;
             }
@@ -468,7 +520,7 @@ static int postcopy(struct src *s)
         if (!next_page(s, &pfn, &pre))
             continue;
         if (pre)
-            prepaged++;
+            *prepaged_total = ++prepaged;
         if ((r = send_page(s, pfn, true)))
             return r;
         if (pre && !(prepaged % 64)) {
@@ -478,10 +530,6 @@ static int postcopy(struct src *s)
             mig_unlock(g, false);
         }
     }
-    mig_lock(g);
-    g->p.prepaged = prepaged;
-    g->p.pages_remaining = 0;
-    mig_unlock(g, true);
     return 0;
 }
 

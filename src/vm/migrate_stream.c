@@ -110,8 +110,20 @@ void migrate_addr_format(const struct migrate_addr *a, char *buf, size_t len)
 static void tune_socket(int fd, bool tcp)
 {
     int one = 1;
-    if (tcp)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!tcp)
+        return;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* A silent peer (host down, link cut: no FIN, no RST) is found by
+     * keepalives while idle and by the user timeout while data waits for
+     * its ACK; either way reads and writes then fail, and a post-copy
+     * pauses instead of waiting forever (docs/migration.md). */
+    int idle = 5, intvl = 2, cnt = 5;
+    unsigned int ut = MIGRATE_TCP_TIMEOUT_MS;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ut, sizeof(ut));
 }
 
 static int unix_sockaddr(const struct migrate_addr *a, struct sockaddr_un *sun)
@@ -259,6 +271,14 @@ int migrate_conn_init(struct migrate_conn *c, int rfd, int wfd)
     return -pthread_mutex_init(&c->wlock, NULL);
 }
 
+void migrate_conn_rebind(struct migrate_conn *c, int rfd, int wfd)
+{
+    pthread_mutex_lock(&c->wlock);
+    c->rfd = rfd;
+    c->wfd = wfd;
+    pthread_mutex_unlock(&c->wlock);
+}
+
 void migrate_conn_free(struct migrate_conn *c)
 {
     free(c->buf);
@@ -275,7 +295,8 @@ static const char *const frame_names[MIGRATE_FRAME_TYPES] = {
     [MIGRATE_PAGES] = "PAGES", [MIGRATE_DISCARD] = "DISCARD", [MIGRATE_STATE] = "STATE",
     [MIGRATE_END] = "END", [MIGRATE_READY] = "READY", [MIGRATE_GO] = "GO",
     [MIGRATE_PAGE_REQ] = "PAGE_REQ", [MIGRATE_PAGES_DONE] = "PAGES_DONE",
-    [MIGRATE_COMPLETE] = "COMPLETE",
+    [MIGRATE_COMPLETE] = "COMPLETE", [MIGRATE_RESUME] = "RESUME",
+    [MIGRATE_RECEIVED] = "RECEIVED",
 };
 
 const char *migrate_frame_name(unsigned type)
@@ -296,6 +317,8 @@ static uint32_t max_len(unsigned type)
     case MIGRATE_END:       return 12;
     case MIGRATE_PAGE_REQ:  return 8 + 8 * MIGRATE_MAX_REQ;
     case MIGRATE_PAGES_DONE: return 8;
+    case MIGRATE_RESUME:    return 24;
+    case MIGRATE_RECEIVED:  return 8 + (uint32_t)((1ull << 28) / 8);   /* as DISCARD */
     default:                return 0;  /* READY, GO, COMPLETE */
     }
 }
@@ -710,5 +733,65 @@ int migrate_discard_parse(const struct migrate_frame *f, uint64_t npages, uint64
         bitmap[i] = le64toh(bitmap[i]);
     if (npages % 64)
         bitmap[words - 1] &= (1ull << (npages % 64)) - 1;
+    return 0;
+}
+
+/* ---- post-copy recovery ---- */
+
+int migrate_resume_send(struct migrate_conn *c, const struct migrate_resume *res)
+{
+    uint8_t b[24];
+    put64(b, res->session);
+    put64(b + 8, res->ram_size);
+    put64(b + 16, res->pages_sent);
+    return migrate_send(c, MIGRATE_RESUME, 0, b, sizeof(b), NULL, 0);
+}
+
+int migrate_resume_parse(const struct migrate_frame *f, struct migrate_resume *res, char *err,
+                         size_t errlen)
+{
+    if (f->type != MIGRATE_RESUME || f->len != 24)
+        return errmsg(err, errlen, -EBADMSG, "%s frame of %u bytes where RESUME (24) was due",
+                      migrate_frame_name(f->type), f->len);
+    res->session = get64(f->data);
+    res->ram_size = get64(f->data + 8);
+    res->pages_sent = get64(f->data + 16);
+    return 0;
+}
+
+int migrate_received_send(struct migrate_conn *c, const uint64_t *bitmap, uint64_t npages)
+{
+    size_t words = (size_t)((npages + 63) / 64);
+    uint64_t *le = malloc(words ? words * 8 : 8);
+    if (!le)
+        return -ENOMEM;
+    for (size_t i = 0; i < words; i++)
+        le[i] = htole64(bitmap[i]);
+    uint8_t h[8];
+    put64(h, npages);
+    int r = migrate_send(c, MIGRATE_RECEIVED, 0, h, 8, le, words * 8);
+    free(le);
+    return r;
+}
+
+int migrate_received_parse(const struct migrate_frame *f, uint64_t npages, uint64_t *bitmap,
+                           char *err, size_t errlen)
+{
+    size_t words = (size_t)((npages + 63) / 64);
+    if (f->type != MIGRATE_RECEIVED || f->len < 8)
+        return errmsg(err, errlen, -EBADMSG, "%s frame of %u bytes where RECEIVED was due",
+                      migrate_frame_name(f->type), f->len);
+    uint64_t n = get64(f->data);
+    if (n != npages)
+        return errmsg(err, errlen, -EBADMSG, "RECEIVED for %llu pages; RAM has %llu",
+                      (unsigned long long)n, (unsigned long long)npages);
+    if (f->len != 8 + words * 8)
+        return errmsg(err, errlen, -EBADMSG, "RECEIVED frame of %u bytes for %llu pages", f->len,
+                      (unsigned long long)npages);
+    for (size_t i = 0; i < words; i++)
+        bitmap[i] = get64(f->data + 8 + 8 * i);
+    if (npages % 64 && bitmap[words - 1] >> (npages % 64))
+        return errmsg(err, errlen, -EBADMSG, "RECEIVED has pages beyond RAM (%llu pages)",
+                      (unsigned long long)npages);
     return 0;
 }

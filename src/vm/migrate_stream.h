@@ -31,6 +31,19 @@
  *   D COMPLETE   empty: every page is in place; the source may end
  *   * ERROR      i32 -errno, u16 length, message (either side gives up)
  *
+ * Post-copy recovery (docs/migration.md): after GO a broken stream pauses
+ * both sides; the source connects again (the destination listens again)
+ * and the new connection starts with
+ *
+ *   S RESUME     u64 session (a hash of the STATE payload: which migration),
+ *                u64 RAM size, u64 pages the source counts as sent
+ *   D RECEIVED   u64 number of pages, then a bitmap of them (u64 words, no
+ *                bit at or beyond the number): the pages the destination
+ *                has; the source sends the others (PAGE_REQ first, which
+ *                follow for the pages harts wait on) and never these
+ *
+ * then PAGES, PAGE_REQ, PAGES_DONE and COMPLETE as before.
+ *
  * A frame that is not allowed where it comes, a length over the type's
  * limit, an unknown flag or feature, a page number outside RAM, a count
  * that does not match the length, a damaged zstd frame: each is refused
@@ -60,6 +73,7 @@
 #define MIGRATE_PAGES_MAX   (8u + MIGRATE_BATCH_PAGES * (8u + MIGRATE_PAGE_SIZE))
 #define MIGRATE_HELLO_FIXED 32u
 #define MIGRATE_MAX_MSG     512u
+#define MIGRATE_TCP_TIMEOUT_MS 15000u
 
 enum migrate_frame_type {
     MIGRATE_HELLO = 1,
@@ -74,6 +88,8 @@ enum migrate_frame_type {
     MIGRATE_PAGE_REQ,
     MIGRATE_PAGES_DONE,
     MIGRATE_COMPLETE,
+    MIGRATE_RESUME,
+    MIGRATE_RECEIVED,
     MIGRATE_FRAME_TYPES,
 };
 
@@ -108,7 +124,10 @@ int migrate_connect(const struct migrate_addr *a, int timeout_ms, char *err, siz
  * bound: tcp port 0 becomes the port the kernel chose. */
 int migrate_listen(const struct migrate_addr *a, struct migrate_addr *bound, char *err,
                    size_t errlen);
-/* Accepts one connection (TCP_NODELAY for TCP); the fd or -errno. */
+/* Accepts one connection (TCP_NODELAY for TCP); the fd or -errno. Both
+ * ends of a TCP stream also get keepalives and a user timeout
+ * (MIGRATE_TCP_TIMEOUT_MS): a peer that vanished without a word (a cut
+ * cable) is an error after that long, not a read that waits forever. */
 int migrate_accept(int lfd, bool tcp, char *err, size_t errlen);
 /* The address as the user would write it. */
 void migrate_addr_format(const struct migrate_addr *a, char *buf, size_t len);
@@ -126,6 +145,11 @@ struct migrate_conn {
 
 /* The connection over rfd/wfd (not owned: the caller closes them). */
 int migrate_conn_init(struct migrate_conn *c, int rfd, int wfd);
+/* The same connection over other descriptors (-1: none, writes fail with
+ * -EBADF): post-copy recovery. Waits for a write in progress (the lock),
+ * so the old descriptor may be closed afterwards; the reading thread must
+ * be the caller. */
+void migrate_conn_rebind(struct migrate_conn *c, int rfd, int wfd);
 void migrate_conn_free(struct migrate_conn *c);
 
 struct migrate_frame {
@@ -217,5 +241,20 @@ int migrate_req_parse(const struct migrate_frame *f, uint64_t npages, uint64_t *
 int migrate_discard_send(struct migrate_conn *c, const uint64_t *bitmap, uint64_t npages);
 int migrate_discard_parse(const struct migrate_frame *f, uint64_t npages, uint64_t *bitmap,
                           char *err, size_t errlen);
+
+/* RESUME. */
+struct migrate_resume {
+    uint64_t session, ram_size, pages_sent;
+};
+int migrate_resume_send(struct migrate_conn *c, const struct migrate_resume *res);
+int migrate_resume_parse(const struct migrate_frame *f, struct migrate_resume *res, char *err,
+                         size_t errlen);
+
+/* RECEIVED: a bitmap of exactly npages pages (the words of a bitmap of
+ * npages bits); refused when the number differs, the length does not
+ * match or a bit beyond npages is set. */
+int migrate_received_send(struct migrate_conn *c, const uint64_t *bitmap, uint64_t npages);
+int migrate_received_parse(const struct migrate_frame *f, uint64_t npages, uint64_t *bitmap,
+                           char *err, size_t errlen);
 
 #endif

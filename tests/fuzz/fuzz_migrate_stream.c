@@ -10,8 +10,13 @@
  * Seeds (tests/fuzz/corpus/migrate_stream/): whole valid streams written by
  * `build/tests/test_migrate_stream --write-seeds DIR`.
  *
+ * Then the same input as frames for the parsers of post-copy recovery
+ * (RESUME, RECEIVED, and PAGE_REQ which follows a recovery), each frame
+ * given to them for RAM of 100 and of 4096 pages.
+ *
  * Checks (besides ASan/UBSan and leaks): every failure is a negative errno
- * with a one-line message; a success leaves a loaded, paused machine. */
+ * with a one-line message; a success leaves a loaded, paused machine; a
+ * RECEIVED taken has no page beyond RAM, a PAGE_REQ none outside it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -23,6 +28,60 @@
 #include "fuzz_util.h"
 #include "machine/virt.h"
 #include "vm/migrate.h"
+#include "vm/migrate_stream.h"
+
+static void check_err(int r, const char *err, const char *what)
+{
+    FUZZ_CHECK(r < 0 && err[0] && !strchr(err, '\n'), "%s: %d '%s'", what, r, err);
+}
+
+/* The recovery frames' parsers on every frame of the stream in rfd. */
+static void recovery_frames(int rfd)
+{
+    static const uint64_t sizes[2] = { 100, 4096 };
+    static uint64_t bm[4096 / 64];
+    int wfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+    struct migrate_conn c;
+    if (wfd < 0 || migrate_conn_init(&c, rfd, wfd)) {
+        if (wfd >= 0)
+            close(wfd);
+        return;
+    }
+    struct migrate_frame f;
+    char err[512];
+    for (int n = 0; n < 64; n++) {
+        err[0] = '\0';
+        if (migrate_recv(&c, &f, err, sizeof(err)))
+            break;
+        for (int k = 0; k < 2; k++) {
+            uint64_t np = sizes[k];
+            struct migrate_resume res;
+            err[0] = '\0';
+            int r = migrate_resume_parse(&f, &res, err, sizeof(err));
+            if (r)
+                check_err(r, err, "RESUME");
+            err[0] = '\0';
+            r = migrate_received_parse(&f, np, bm, err, sizeof(err));
+            if (r)
+                check_err(r, err, "RECEIVED");
+            else
+                FUZZ_CHECK(np % 64 == 0 || !(bm[(np - 1) / 64] >> (np % 64)),
+                           "RECEIVED: a page beyond %llu taken", (unsigned long long)np);
+            uint64_t pfns[MIGRATE_MAX_REQ];
+            uint32_t cnt;
+            err[0] = '\0';
+            r = migrate_req_parse(&f, np, pfns, &cnt, err, sizeof(err));
+            if (r)
+                check_err(r, err, "PAGE_REQ");
+            else
+                for (uint32_t i = 0; i < cnt; i++)
+                    FUZZ_CHECK(pfns[i] < np, "PAGE_REQ: page %llu taken",
+                               (unsigned long long)pfns[i]);
+        }
+    }
+    migrate_conn_free(&c);
+    close(wfd);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -54,6 +113,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         virt_destroy(m);
         virt_config_strings_free(&strs);
     }
+    if (lseek(rfd, 0, SEEK_SET) == 0)
+        recovery_frames(rfd);
     close(rfd);
     close(wfd);
     return 0;

@@ -136,6 +136,13 @@ static void test_router(void)
                    VM_STATE_RUNNING, &req, &code), 0);
     CHECK(req.action == API_SNAPSHOT && !strcmp(req.snapshot.path, "/tmp/s") && req.snapshot.diff &&
           !req.snapshot.compress && !req.snapshot.stop);
+    /* Post-copy recovery: resume (migrating), recover. */
+    CHECK_EQ(route("PUT", "/vm/migrate", "{\"to\":\"unix:/tmp/r\",\"resume\":true}",
+                   VM_STATE_MIGRATING, &req, &code), 0);
+    CHECK(req.action == API_MIGRATE && req.migrate.resume && !strcmp(req.migrate.to, "unix:/tmp/r"));
+    CHECK_EQ(route("PUT", "/vm/migration/recover", "{\"listen\":\"tcp:0.0.0.0:0\"}",
+                   VM_STATE_MIGRATING, &req, &code), 0);
+    CHECK(req.action == API_MIGRATE_RECOVER && !strcmp(req.path, "tcp:0.0.0.0:0"));
 
     static const struct {
         const char *method, *url, *body;
@@ -173,6 +180,15 @@ static void test_router(void)
         { "PUT", "/vm/snapshot", "{\"path\":\"a\\u0000b\"}", VM_STATE_RUNNING, 400, "bad_request" },
         { "PUT", "/vm/snapshot", "{\"path\":\"a\",\"diff\":1}", VM_STATE_RUNNING, 400, "bad_request" },
         { "GET", "/vm", "{\"a\":1}", VM_STATE_RUNNING, 400, "bad_request" },
+        { "PUT", "/vm/migrate", "{\"to\":\"unix:/r\",\"resume\":true,\"mode\":\"postcopy\"}",
+          VM_STATE_MIGRATING, 400, "bad_request" },
+        { "PUT", "/vm/migration/recover", "{\"listen\":\"unix:/r\"}", VM_STATE_RUNNING, 409,
+          "wrong_state" },
+        { "PUT", "/vm/migration/recover", "{}", VM_STATE_MIGRATING, 400, "bad_request" },
+        { "PUT", "/vm/migration/recover", "{\"listen\":\"\"}", VM_STATE_MIGRATING, 400,
+          "bad_request" },
+        { "PUT", "/vm/migration/recover", "{\"listen\":3}", VM_STATE_MIGRATING, 400,
+          "bad_request" },
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         int s = route(bad[i].method, bad[i].url, bad[i].body, bad[i].state, &req, &code);

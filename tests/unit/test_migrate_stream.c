@@ -10,6 +10,11 @@
  *    the destination's RAM and harts equal the source's at its pause, and
  *    the source has stopped; a destination that refuses (too much RAM) and
  *    garbage to a destination give clean errors, the source going on;
+ *  - post-copy recovery: RESUME and RECEIVED refused when malformed; a
+ *    post-copy through a relay the test cuts pauses both sides, refuses
+ *    cancel and an impostor's RESUME, and completes after recover + resume
+ *    with exactly the missing pages sent and none placed twice; or, the
+ *    destination's VM ending while paused, lets its waiting thread go;
  *  - auto-converge matters: a program dirtying its 128 pages six times as
  *    fast as --max-bandwidth sends them (its pace and the limit set from
  *    this host's speed: a round of ~80 ms, a downtime limit of 20 ms) does
@@ -18,7 +23,8 @@
  *    the limit), and does with it (its hart throttled).
  *
  * `test_migrate_stream --write-seeds DIR` writes valid incoming streams as
- * the seeds of tests/fuzz/corpus/migrate_stream/ (fuzz_migrate_stream.c). */
+ * the seeds of tests/fuzz/corpus/migrate_stream/ (fuzz_migrate_stream.c),
+ * and the frames of a post-copy recovery. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -27,6 +33,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -34,6 +42,7 @@
 
 #include "machine/virt.h"
 #include "machine/virt_state.h"
+#include "mem/ram_fill.h"
 #include "vm/migrate.h"
 #include "vm/migrate_stream.h"
 
@@ -287,6 +296,69 @@ static void test_hostile(void)
     CHECK_MSG(strstr(err, "n?ope") != NULL, "the peer's message: %s", err);
 }
 
+/* RESUME and RECEIVED (post-copy recovery): round trips, and what is
+ * refused: another length, a bitmap of another RAM size, bits beyond RAM. */
+static void check_refused(const char *what, int r, const char *err)
+{
+    CHECK_MSG(r == -EBADMSG && one_line(err), "%s: got %d (%s)", what, r, err);
+}
+
+static void test_recovery_frames(void)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct migrate_conn tx, rx;
+    migrate_conn_init(&tx, sv[0], sv[0]);
+    migrate_conn_init(&rx, sv[1], sv[1]);
+    char err[512] = "";
+    struct migrate_frame f;
+    struct migrate_resume res = { .session = 0x1122334455667788ull, .ram_size = 100 * 4096ull,
+                                  .pages_sent = 42 }, back;
+    CHECK_EQ(migrate_resume_send(&tx, &res), 0);
+    CHECK_EQ(migrate_recv(&rx, &f, err, sizeof(err)), 0);
+    CHECK_EQ(migrate_resume_parse(&f, &back, err, sizeof(err)), 0);
+    CHECK(back.session == res.session && back.ram_size == res.ram_size && back.pages_sent == 42);
+    /* 100 pages: two words, the second one partial. */
+    uint64_t bm[2] = { 0x8000000000000001ull, (1ull << 35) | 1 }, got[2];
+    CHECK_EQ(migrate_received_send(&tx, bm, 100), 0);
+    CHECK_EQ(migrate_recv(&rx, &f, err, sizeof(err)), 0);
+    CHECK_EQ(f.type, MIGRATE_RECEIVED);
+    CHECK_EQ(migrate_received_parse(&f, 100, got, err, sizeof(err)), 0);
+    CHECK(got[0] == bm[0] && got[1] == bm[1]);
+    check_refused("RECEIVED for another RAM size",
+                  migrate_received_parse(&f, 128, got, err, sizeof(err)), err);
+    check_refused("RECEIVED for a smaller RAM", migrate_received_parse(&f, 64, got, err,
+                  sizeof(err)), err);
+    /* A bit beyond RAM. */
+    uint64_t over[2] = { 0, 1ull << 36 };
+    CHECK_EQ(migrate_received_send(&tx, over, 100), 0);
+    CHECK_EQ(migrate_recv(&rx, &f, err, sizeof(err)), 0);
+    check_refused("RECEIVED beyond RAM", migrate_received_parse(&f, 100, got, err, sizeof(err)),
+                  err);
+    /* Lengths: the fixed part cut, a bitmap a word short, RESUME too short. */
+    uint8_t raw[32] = { 100 };
+    struct migrate_frame cut = { .type = MIGRATE_RECEIVED, .len = 4, .data = raw };
+    check_refused("RECEIVED of 4 bytes", migrate_received_parse(&cut, 100, got, err, sizeof(err)),
+                  err);
+    struct migrate_frame shortbm = { .type = MIGRATE_RECEIVED, .len = 16, .data = raw };
+    check_refused("RECEIVED a word short", migrate_received_parse(&shortbm, 100, got, err,
+                  sizeof(err)), err);
+    struct migrate_frame r16 = { .type = MIGRATE_RESUME, .len = 16, .data = raw };
+    check_refused("RESUME of 16 bytes", migrate_resume_parse(&r16, &back, err, sizeof(err)), err);
+    struct migrate_frame notres = { .type = MIGRATE_PAGES_DONE, .len = 8, .data = raw };
+    check_refused("PAGES_DONE for RESUME", migrate_resume_parse(&notres, &back, err, sizeof(err)),
+                  err);
+    migrate_conn_free(&tx);
+    migrate_conn_free(&rx);
+    close(sv[0]);
+    close(sv[1]);
+    /* Over the frame limits: the reader refuses before reading the body. */
+    uint8_t h1[8] = { MIGRATE_RESUME, 0, 0, 0, 25, 0, 0, 0 };
+    hostile("an oversize RESUME", h1, 8, -EBADMSG);
+    uint8_t h2[8] = { MIGRATE_RECEIVED, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f };
+    hostile("an oversize RECEIVED", h2, 8, -EBADMSG);
+}
+
 /* ---- whole migrations in one process ---- */
 
 static const uint32_t program[] = {
@@ -455,6 +527,234 @@ static void migrate_once(const char *tmp, enum vm_migrate_mode mode, uint64_t ma
         vm_threads_stop(m, t);
         vm_migrate_join(m);
     }
+    vm_migrate_free(m);
+    virt_destroy(m);
+    sem_destroy(&d.listening);
+}
+
+/* ---- post-copy recovery ---- */
+
+/* A relay between the source and the destination that the test cuts: both
+ * sides see the stream end, as when a link or a proxy dies. */
+struct relay {
+    int lfd, stop;
+    char dest[300];
+    pthread_t t;
+};
+
+static bool write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+static void *relay_main(void *arg)
+{
+    struct relay *x = arg;
+    static uint8_t buf[65536];
+    char err[256];
+    struct migrate_addr da;
+    int fds[2] = { accept4(x->lfd, NULL, NULL, SOCK_CLOEXEC), -1 };
+    if (fds[0] >= 0 && migrate_addr_parse(x->dest, &da, err, sizeof(err)) == 0)
+        fds[1] = migrate_connect(&da, 1000, err, sizeof(err));
+    while (fds[0] >= 0 && fds[1] >= 0) {
+        struct pollfd p[3] = { { .fd = fds[0], .events = POLLIN }, { .fd = fds[1], .events = POLLIN },
+                               { .fd = x->stop, .events = POLLIN } };
+        if (poll(p, 3, -1) < 0 || p[2].revents)
+            break;
+        bool ok = true;
+        for (int i = 0; i < 2 && ok; i++) {
+            if (!p[i].revents)
+                continue;
+            ssize_t n = read(fds[i], buf, sizeof(buf));
+            ok = n > 0 && write_all(fds[1 - i], buf, (size_t)n);
+        }
+        if (!ok)
+            break;
+    }
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] >= 0) {
+            shutdown(fds[i], SHUT_RDWR);
+            close(fds[i]);
+        }
+    }
+    return NULL;
+}
+
+static bool wait_phase(struct virt_machine *m, enum vm_migrate_phase ph,
+                       struct vm_migrate_progress *p)
+{
+    for (int i = 0; i < 5000; i++) {
+        if (vm_migrate_get(m, p) && p->phase == ph)
+            return true;
+        sleep_ms(2);
+    }
+    return false;
+}
+
+struct toucher {
+    const volatile uint64_t *word;
+    uint64_t value;
+    pthread_t t;
+};
+
+static void *touch_main(void *arg)
+{
+    struct toucher *x = arg;
+    x->value = *x->word;   /* a page not there yet: waits for it (userfaultfd) */
+    return NULL;
+}
+
+#define PAT_FIRST 1024u   /* pages of a pattern the push takes ~1 s for */
+#define PAT_PAGES 512u
+#define PAT_BW    (2u << 20)
+
+static uint64_t pattern(uint64_t pfn, unsigned i)
+{
+    return pfn * 0x9e3779b97f4a7c15ull + i + 1;
+}
+
+/* Post-copy through a relay that is cut while the pages go: both sides
+ * pause (postcopy-paused), cancel is refused on both, a RESUME of another
+ * migration is refused and the destination waits again, then a recovery:
+ * the destination says which pages it has, the source sends exactly the
+ * others (a page a thread waited on during the pause among them), and the
+ * destination's RAM ends equal to the source's, no page placed twice. */
+static void test_postcopy_recover(const char *tmp, bool give_up)
+{
+    struct virt_machine *m = source_machine(tmp);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    for (uint64_t pfn = PAT_FIRST; pfn < PAT_FIRST + PAT_PAGES; pfn++)
+        for (unsigned i = 0; i < 512; i++)
+            ((uint64_t *)(m->mem.ram + pfn * 4096))[i] = pattern(pfn, i);
+    struct vm_thread t[2];
+    CHECK_EQ(vm_threads_start(m, t), 0);
+    struct dest d;
+    char addr[300], relay_addr[300], rec[300], err[512] = "";
+    dest_start(&d, tmp, 0, addr);
+    struct relay x = { .stop = eventfd(0, EFD_CLOEXEC) };
+    snprintf(x.dest, sizeof(x.dest), "%s", addr);
+    snprintf(relay_addr, sizeof(relay_addr), "unix:%s/relay.sock", tmp);
+    struct migrate_addr ra;
+    CHECK_EQ(migrate_addr_parse(relay_addr, &ra, err, sizeof(err)), 0);
+    x.lfd = migrate_listen(&ra, NULL, err, sizeof(err));
+    CHECK(x.lfd >= 0);
+    pthread_create(&x.t, NULL, relay_main, &x);
+    struct vm_migrate_options o = { .mode = VM_MIGRATE_MODE_POSTCOPY, .max_bandwidth = PAT_BW };
+    snprintf(o.to, sizeof(o.to), "%s", relay_addr);
+    CHECK_MSG(vm_migrate_start(m, &o, err, sizeof(err)) == 0, "recover: start: %s", err);
+    pthread_join(d.t, NULL);   /* the destination has GO */
+    CHECK_MSG(d.r == 0, "recover: the destination: %s", d.err);
+    if (d.r) {
+        vm_threads_stop(m, t);
+        vm_migrate_free(m);
+        virt_destroy(m);
+        return;
+    }
+    /* Cut once part of the pattern is there. */
+    struct vm_migrate_progress p, q;
+    for (int i = 0; i < 5000 && vm_migrate_get(d.m, &q) && q.pages_sent < PAT_FIRST + 64; i++)
+        sleep_ms(2);
+    CHECK_MSG(q.phase == VM_MIGRATE_POSTCOPY && q.pages_remaining > 0,
+              "recover: %s, %llu pages left before the cut", vm_migrate_phase_name(q.phase),
+              (unsigned long long)q.pages_remaining);
+    uint64_t one = 1;
+    CHECK_EQ(write(x.stop, &one, 8), 8);
+    pthread_join(x.t, NULL);
+    CHECK_MSG(wait_phase(m, VM_MIGRATE_POSTCOPY_PAUSED, &p), "recover: the source is %s",
+              vm_migrate_phase_name(p.phase));
+    CHECK_MSG(wait_phase(d.m, VM_MIGRATE_POSTCOPY_PAUSED, &q), "recover: the destination is %s",
+              vm_migrate_phase_name(q.phase));
+    CHECK(strstr(p.error, "post-copy paused") && strstr(q.error, "post-copy paused"));
+    CHECK(vm_migrate_active(m) && vm_migrate_active(d.m));
+    /* Cancel would lose the VM: refused, saying why, on both sides. */
+    CHECK_EQ(vm_migrate_cancel(m, err, sizeof(err)), -EBUSY);
+    CHECK_MSG(strstr(err, "post-copy is paused") && one_line(err), "cancel: %s", err);
+    CHECK_EQ(vm_migrate_cancel(d.m, err, sizeof(err)), -EBUSY);
+    /* A thread touching a page still on the source waits through the pause. */
+    uint64_t last = PAT_FIRST + PAT_PAGES - 1;
+    CHECK(!ram_fill_has(d.m->mem.filler, last));
+    struct toucher tc = { .word = (const uint64_t *)(d.m->mem.ram + last * 4096) + 7 };
+    pthread_create(&tc.t, NULL, touch_main, &tc);
+    if (give_up) {
+        /* The destination's VM ends while paused (destroyed): the waiting
+         * thread is let go (zeros), the migration fails there; the source,
+         * ending too, fails without resuming its copy. */
+        virt_request_stop(d.m, VIRT_STOP_QUIT, 0);
+        pthread_join(tc.t, NULL);
+        CHECK_EQ(tc.value, 0);
+        CHECK_MSG(wait_phase(d.m, VM_MIGRATE_FAILED, &q) && strstr(q.error, "while post-copy"),
+                  "give up: the destination: %s %s", vm_migrate_phase_name(q.phase), q.error);
+        vm_threads_stop(m, t);   /* the source's process ends: */
+        vm_migrate_join(m);
+        CHECK_MSG(vm_migrate_get(m, &p) && p.phase == VM_MIGRATE_FAILED,
+                  "give up: the source: %s", vm_migrate_phase_name(p.phase));
+        CHECK(virt_is_paused(m));
+        goto out;
+    }
+    /* Recovery in the wrong order or place is refused. */
+    snprintf(rec, sizeof(rec), "unix:%s/rec.sock", tmp);
+    struct vm_migrate_options res = { .resume = true };
+    snprintf(res.to, sizeof(res.to), "%s", rec);
+    CHECK_EQ(vm_migrate_recover(m, rec, err, sizeof(err)), -EINVAL);   /* the source */
+    CHECK_EQ(vm_migrate_recover(d.m, "bogus", err, sizeof(err)), -EINVAL);
+    CHECK_EQ(vm_migrate_recover(d.m, rec, err, sizeof(err)), 0);
+    CHECK_EQ(vm_migrate_recover(d.m, rec, err, sizeof(err)), -EBUSY);
+    /* Another migration's RESUME: refused, the destination pauses again. */
+    struct migrate_addr rca;
+    migrate_addr_parse(rec, &rca, err, sizeof(err));
+    int fd = migrate_connect(&rca, 1000, err, sizeof(err));
+    CHECK(fd >= 0);
+    struct migrate_conn c;
+    migrate_conn_init(&c, fd, fd);
+    struct migrate_resume bogus = { .session = 1, .ram_size = m->mem.ram_size };
+    struct migrate_frame f;
+    CHECK_EQ(migrate_resume_send(&c, &bogus), 0);
+    CHECK_EQ(migrate_recv(&c, &f, err, sizeof(err)), -EREMOTEIO);
+    CHECK_MSG(strstr(err, "another migration") != NULL, "impostor: %s", err);
+    migrate_conn_free(&c);
+    close(fd);
+    for (int i = 0; i < 5000 && vm_migrate_get(d.m, &q) &&
+                    !(q.phase == VM_MIGRATE_POSTCOPY_PAUSED && q.recover_attempts == 1); i++)
+        sleep_ms(2);
+    CHECK_MSG(q.phase == VM_MIGRATE_POSTCOPY_PAUSED && strstr(q.error, "recovery failed"),
+              "after the impostor: %s: %s", vm_migrate_phase_name(q.phase), q.error);
+    /* The real recovery. */
+    CHECK_EQ(vm_migrate_recover(d.m, rec, err, sizeof(err)), 0);
+    CHECK_MSG(vm_migrate_start(m, &res, err, sizeof(err)) == 0, "resume: %s", err);
+    CHECK_EQ(vm_migrate_start(m, &res, err, sizeof(err)), -EBUSY);   /* under way */
+    CHECK_MSG(wait_done(m, &p) && p.phase == VM_MIGRATE_COMPLETED, "recover: the source: %s %s",
+              vm_migrate_phase_name(p.phase), p.error);
+    CHECK_MSG(wait_phase(d.m, VM_MIGRATE_COMPLETED, &q), "recover: the destination: %s %s",
+              vm_migrate_phase_name(q.phase), q.error);
+    pthread_join(tc.t, NULL);
+    CHECK_EQ(tc.value, pattern(last, 7));
+    CHECK_MSG(p.recoveries == 1 && q.recoveries == 1 && p.recover_missing > 0 &&
+              p.recover_missing == q.recover_missing && p.recover_sent == p.recover_missing &&
+              q.duplicate_pages == 0,
+              "recover: %u/%u recoveries, %llu missing (destination %llu), %llu sent since, "
+              "%llu duplicates", p.recoveries, q.recoveries,
+              (unsigned long long)p.recover_missing, (unsigned long long)q.recover_missing,
+              (unsigned long long)p.recover_sent, (unsigned long long)q.duplicate_pages);
+    CHECK(atomic_load(&m->stop) != VIRT_RUNNING);   /* the source ended */
+    vm_threads_stop(m, t);
+    vm_migrate_join(m);
+    CHECK_MSG(memcmp(m->mem.ram, d.m->mem.ram, m->mem.ram_size) == 0,
+              "recover: the destination's RAM differs");
+    for (unsigned i = 0; i < 2; i++)
+        CHECK_EQ(d.m->harts[i]->arch.x[10], m->harts[i]->arch.x[10]);
+out:
+    close(x.lfd);
+    close(x.stop);
+    dest_free(&d);
     vm_migrate_free(m);
     virt_destroy(m);
     sem_destroy(&d.listening);
@@ -677,6 +977,25 @@ static void write_seed(const char *dir, const char *tmp, bool zstd)
     virt_destroy(m);
 }
 
+/* A seed of the recovery frames: RESUME, RECEIVED (100 pages), PAGE_REQ. */
+static void write_recovery_seed(const char *dir)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/recovery", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    struct migrate_conn c;
+    migrate_conn_init(&c, -1, fd);
+    struct migrate_resume res = { .session = 0x0123456789abcdefull, .ram_size = 100 * 4096ull,
+                                  .pages_sent = 60 };
+    migrate_resume_send(&c, &res);
+    uint64_t bm[2] = { 0x00ff00ff00ff00ffull, 0xfull };
+    migrate_received_send(&c, bm, 100);
+    uint64_t pfns[3] = { 8, 9, 99 };
+    migrate_req_send(&c, pfns, 3);
+    migrate_conn_free(&c);
+    close(fd);
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);   /* the hostile writers' readers stop early */
@@ -685,11 +1004,13 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "--write-seeds")) {
         write_seed(argv[2], tmp, false);
         write_seed(argv[2], tmp, true);
+        write_recovery_seed(argv[2]);
     }
     test_addresses();
     test_batches(false);
     test_batches(true);
     test_hostile();
+    test_recovery_frames();
     test_garbage_to_destination();
     migrate_once(tmp, VM_MIGRATE_MODE_PRECOPY, 0, true);
     migrate_once(tmp, VM_MIGRATE_MODE_PRECOPY, 8u << 20, false);
@@ -698,6 +1019,8 @@ int main(int argc, char **argv)
         close(u);
         migrate_once(tmp, VM_MIGRATE_MODE_POSTCOPY, 0, true);
         migrate_once(tmp, VM_MIGRATE_MODE_HYBRID, 0, true);
+        test_postcopy_recover(tmp, false);
+        test_postcopy_recover(tmp, true);
     } else {
         printf("skipped: post-copy (no userfaultfd here)\n");
     }
