@@ -9,6 +9,7 @@
 
 #include "cli/api_client.h"
 #include "cli/cli.h"
+#include "cli/daemon_client.h"
 #include "cli/migrate_daemons.h"
 
 struct migrate_cmd {
@@ -18,7 +19,7 @@ struct migrate_cmd {
     long long attempt;   /* --resume: recover_attempts of ours (events before it are old) */
     /* through the daemons */
     const char *dest_connect;
-    bool undefine_source;
+    bool undefine_source, cancel;
     /* following */
     const struct api_cmd_args *a;
     const char *body;
@@ -56,6 +57,7 @@ static int on_opt(void *opaque, int opt, const char *arg)
     case 'R': c->resume = true; return 0;
     case 'D': c->dest_connect = arg; return 0;
     case 'u': c->undefine_source = true; return 0;
+    case 'c': c->cancel = true; return 0;
     default: return -1;
     }
     c->tuned = true;
@@ -174,6 +176,33 @@ static bool on_line(void *opaque, const char *s)
     return !end;
 }
 
+/* --cancel: PUT /vm/migration/cancel, or nimbusd's migrate-cancel. */
+static int migrate_cancel(int argc, char **argv, const struct api_cmd_args *a, bool daemons,
+                          const char *usage)
+{
+    json_t *reply = NULL;
+    if (daemons) {
+        const char *vm = argv[a->first_arg];
+        char path[512];
+        daemon_vm_path(path, sizeof(path), vm, "/migrate-cancel");
+        if (daemon_call(argv[0], a, vm, "PUT", path, NULL, &reply))
+            return 1;
+        char text[160];
+        snprintf(text, sizeof(text), "migration cancelled (now %s)",
+                 json_string_value(json_object_get(reply, "state")) ?: "?");
+        daemon_print_done(a, reply, vm, text);
+        return 0;
+    }
+    if (!a->sock || a->first_arg != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (api_cmd_call(argv[0], a, "PUT", "/vm/migration/cancel", NULL, &reply))
+        return 1;
+    api_cmd_print(a, reply, NULL);
+    return 0;
+}
+
 int cmd_migrate(int argc, char **argv)
 {
     static const char usage[] =
@@ -194,6 +223,8 @@ int cmd_migrate(int argc, char **argv)
         "                        virsh's --undefinesource)\n"
         "  --to ADDR             unix:PATH or tcp:HOST:PORT (with VM: where the\n"
         "                        destination listens; port 0 picks a free one)\n"
+        "  --cancel              instead, cancel the migration under way (with VM: at\n"
+        "                        --connect's daemon, source or destination)\n"
         "  --max-bandwidth RATE  bytes per second (K, M, G suffixes); default: unlimited\n"
         "  --downtime-limit MS   pre-copy stops when the rest fits in MS (default 30)\n"
         "  --max-rounds N        pre-copy rounds at most (default 30), then stop-and-copy\n"
@@ -224,6 +255,7 @@ int cmd_migrate(int argc, char **argv)
         { "resume", no_argument, NULL, 'R' },
         { "dest-connect", required_argument, NULL, 'D' },
         { "undefine-source", no_argument, NULL, 'u' },
+        { "cancel", no_argument, NULL, 'c' },
         { NULL, 0, NULL, 0 },
     };
     struct migrate_cmd c = { .mode = "precopy", .status = -1 };
@@ -239,6 +271,8 @@ int cmd_migrate(int argc, char **argv)
     /* --api and no operand; or a VM's name, --dest-connect and no --api
      * (--resume: with --api only). */
     bool daemons = a.first_arg + 1 == argc && !a.sock;
+    if (c.cancel)
+        return migrate_cancel(argc, argv, &a, daemons, usage);
     if (!c.to || (c.resume && (c.tuned || daemons)) ||
         (daemons ? !c.dest_connect : a.first_arg != argc || !a.sock || a.connect ||
                                          c.dest_connect || c.undefine_source)) {

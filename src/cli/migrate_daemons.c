@@ -189,9 +189,17 @@ int migrate_through_daemons(const struct migrate_daemons_args *m)
     run_and_watch(m, &j);
     free(text);
     json_t *reply = NULL;
+    bool answered = j.rep.r == 0;
     if ((r = daemon_check(cmd, m->a, m->vm, &j.rep, &reply))) {
-        /* Nothing runs at the destination: its VM process, if the source
-         * never reached it, would wait on. (Refused there once the VM runs.) */
+        /* Without an answer (the source daemon restarted, say) the
+         * migration may go on: the daemons record its end. */
+        if (!answered) {
+            fprintf(stderr, "nimbus %s: the source daemon did not answer: the migration may go "
+                    "on ('nimbus info %s' on both sides shows its end)\n", cmd, m->vm);
+            return r;
+        }
+        /* It failed: the destination's VM process, if the source never
+         * reached it, would wait on. (Refused there once the VM runs.) */
         char cpath[512];
         daemon_vm_path(cpath, sizeof(cpath), m->vm, "/migrate-cancel");
         struct daemon_reply c;

@@ -790,6 +790,17 @@ int nd_incoming(struct nimbusd *d, const char *name, json_t *body, json_t **info
     r = wait_listening(d, dv, name, log, off, bound, sizeof(bound), e);
 
     pthread_mutex_lock(&d->lock);
+    if (r == 0 && store_vm_get(d->store, name, &vm, err, sizeof(err)) == 0) {
+        /* The address bound (tcp:HOST:0 picks a port) is the one to show. */
+        copy_str(rec.uri, sizeof(rec.uri), bound);
+        char *text = nd_mig_record_text(&rec);
+        if (text) {
+            free(vm.migration);
+            vm.migration = text;
+            store_vm_update(d->store, &vm, err, sizeof(err));
+        }
+        store_vm_free(&vm);
+    }
     struct follower *f = NULL;
     if (r == 0 && !(f = follow(d, name, &rec, NULL, 1)))
         r = nd_fail(e, -ENOMEM, "failed", "cannot start the migration's thread");

@@ -13,7 +13,10 @@
 #  - a failed migration: A to B again, B's incoming VM process killed in the
 #    middle: the CLI fails, A's VM is running again with the failure
 #    recorded and its counter going on; B, which defined the VM for the
-#    migration, has none left (nothing half-made).
+#    migration, has none left (nothing half-made);
+#  - A to B once more, both daemons killed (-9) in the middle and started
+#    again: each follows its side again, A ends "shutdown", B "running",
+#    the counter goes on.
 # The VM processes outlive nimbusd by design: on exit (a failure too) the
 # test kills those under its own directory.
 set -u
@@ -33,6 +36,7 @@ start_daemon() { # NAME
     "$NIMBUSD" --socket "$T/$1/nimbusd.sock" --run-dir "$T/$1/run" --data-dir "$T/$1/data" \
         --nimbus "$NIMBUS" >>"$T/$1.log" 2>&1 &
     BG_PIDS+=("$!")
+    eval "DPID_$1=$!"
     local end=$((SECONDS + 20))
     until "$N" list --connect "$T/$1/nimbusd.sock" >/dev/null 2>&1; do
         [ $SECONDS -lt $end ] || { LAST_LOG=$T/$1.log; fail "nimbusd $1 did not serve"; }
@@ -152,5 +156,30 @@ ia=$(info "${A[@]}")
 [ "$(jget "$ia" state)" = running ] || fail "A after the failed migration: $ia"
 grep -q "failed" <<<"$(jget "$ia" history)" || fail "A's history has no failure: $ia"
 [ ! -e "$T/b/data/vms/m" ] || fail "B left $T/b/data/vms/m behind"
-wait_tick $((back + 1)) "${A[@]}" >/dev/null
+back=$(wait_tick $((back + 1)) "${A[@]}")
+
+# 4. A -> B again, both daemons killed (-9) in the middle and started
+# again: the migration goes on between the VM processes, each new daemon
+# follows its side again and records the end.
+"$N" migrate m "${A[@]}" --dest-connect "$T/b/nimbusd.sock" --to tcp:127.0.0.1:0 \
+    --max-bandwidth 8M >"$T/mig4.out" 2>&1 &
+MPID=$!
+watch_both $MPID
+[ -n "$SEEN_A" ] && [ -n "$SEEN_B" ] || fail "4th migration: not seen migrating (A '$SEEN_A', B '$SEEN_B')"
+# shellcheck disable=SC2154
+kill -9 "$DPID_a" "$DPID_b"
+wait $MPID 2>/dev/null
+start_daemon a
+start_daemon b
+end=$((SECONDS + 40))
+while [ "$(state "${A[@]}")" = migrating ] || [ "$(state "${B[@]}")" = migrating ]; do
+    [ $SECONDS -lt $end ] || fail "after the restarts: A $(info "${A[@]}"), B $(info "${B[@]}")"
+    sleep 0.2
+done
+grep -q "following its outgoing migration again" "$T/a.log" &&
+    grep -q "following its incoming migration again" "$T/b.log" ||
+    fail "the restarted daemons did not follow the migration: $(tail -n 3 "$T/a.log" "$T/b.log")"
+[ "$(state "${A[@]}")" = shutdown ] && [ "$(state "${B[@]}")" = running ] ||
+    fail "after the restarts: A $(info "${A[@]}"), B $(info "${B[@]}")"
+wait_tick $((back + 1)) "${B[@]}" >/dev/null
 pass
