@@ -203,6 +203,9 @@ void nd_monitor_stop(struct nimbusd *d);
 void nd_monitor_wake(struct nimbusd *d);
 /* Re-attaches to the VMs the store says run; marks the vanished ones. */
 void nd_reattach(struct nimbusd *d);
+/* Under d->lock: dv takes the process the row `vm` names; true if it
+ * still runs (then watched through a pidfd). */
+bool nd_attach(struct dvm *dv, const struct store_vm *vm);
 /* Under d->lock: reads how dv's process ended into dv. */
 void nd_read_exit(struct nimbusd *d, struct dvm *dv);
 

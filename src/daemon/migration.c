@@ -246,6 +246,17 @@ static void release(struct follower *f)
     }
 }
 
+/* The thread's end (lock held; dropped). */
+static void follower_done(struct follower *f)
+{
+    struct nimbusd *d = f->d;
+    f->done = true;
+    d->migration_threads--;
+    pthread_cond_broadcast(&d->changed);
+    pthread_mutex_unlock(&d->lock);
+    release(f);
+}
+
 static bool stopping(void *opaque)
 {
     struct follower *f = opaque;
@@ -463,11 +474,7 @@ static void *outgoing_main(void *opaque)
                             "daemon records its end", f->name);
     if (!f->started)
         f->started = -1;
-    f->done = true;
-    d->migration_threads--;
-    pthread_cond_broadcast(&d->changed);
-    pthread_mutex_unlock(&d->lock);
-    release(f);
+    follower_done(f);
     return NULL;
 }
 
@@ -520,11 +527,7 @@ static void *incoming_main(void *opaque)
         f->result = live ? 0 : -EIO;
         record_end(f, &vm, dv, &end);
     }
-    f->done = true;
-    d->migration_threads--;
-    pthread_cond_broadcast(&d->changed);
-    pthread_mutex_unlock(&d->lock);
-    release(f);
+    follower_done(f);
     return NULL;
 }
 
@@ -849,12 +852,7 @@ void nd_migration_reattach(struct nimbusd *d)
             copy_str(rec.from, sizeof(rec.from), "running");
             copy_str(rec.uri, sizeof(rec.uri), "?");
         }
-        dv->proc = (struct vm_proc){ .shim_pid = (pid_t)vm->shim_pid, .pid = (pid_t)vm->pid,
-                                     .pid_start = vm->pid_start };
-        if (supervisor_alive(dv->proc.pid, dv->proc.pid_start)) {
-            bool shim = dv->proc.shim_pid > 0 && kill(dv->proc.shim_pid, 0) == 0;
-            dv->pidfd = supervisor_pidfd(shim ? dv->proc.shim_pid : dv->proc.pid);
-        } else {
+        if (!nd_attach(dv, vm)) {
             nd_read_exit(d, dv);
             dv->exited = true;
         }
