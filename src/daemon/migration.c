@@ -286,14 +286,17 @@ static void note_progress(struct follower *f, json_t *mig)
     pthread_mutex_unlock(&f->d->lock);
 }
 
-static void poll_progress(struct follower *f)
+/* GET /vm/migration: 0 when the VM answered. */
+static int poll_progress(struct follower *f)
 {
     struct nd_err e;
     json_t *rep = NULL;
-    if (nd_vm_call(f->d, f->name, "GET", "/vm/migration", NULL, ND_QUERY_TIMEOUT_MS, &rep,
-                   &e) == 0)
+    int r = nd_vm_call(f->d, f->name, "GET", "/vm/migration", NULL, ND_QUERY_TIMEOUT_MS, &rep,
+                       &e);
+    if (r == 0)
         note_progress(f, rep);
     json_decref(rep);
+    return r;
 }
 
 /* Source: the VM's event stream. Its first line (the state) comes once the
@@ -305,7 +308,13 @@ static bool on_event(void *opaque, const char *line)
     if (!f->first_line) {
         f->first_line = true;
         if (!f->vm_body) {
-            poll_progress(f);   /* re-attached: where it has got to */
+            /* Re-attached: where it has got to. */
+            if (poll_progress(f) == 0 && !f->phase[0]) {
+                /* The daemon stopped between its record and its request:
+                 * the VM was never asked, and goes on. */
+                copy_str(f->phase, sizeof(f->phase), "failed");
+                copy_str(f->error, sizeof(f->error), "nimbusd stopped before it asked the VM");
+            }
             return !nd_mig_phase_final(f->phase);
         }
         struct nd_err e = { 0 };
