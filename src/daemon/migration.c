@@ -231,7 +231,23 @@ struct follower {
     char phase[16];
     char error[256];
     bool first_line;
+    /* Re-attached to a VM with no migration: until then a request the
+     * stopped daemon made may still reach it (CLOCK_MONOTONIC ns; 0: none). */
+    int64_t grace_until;
 };
+
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+/* Re-attached: no migration came within the grace period. */
+static bool never_asked(const struct follower *f)
+{
+    return f->grace_until && !f->phase[0] && now_ns() > f->grace_until;
+}
 
 static void release(struct follower *f)
 {
@@ -264,6 +280,13 @@ static bool stopping(void *opaque)
     bool s = f->d->stopping;
     pthread_mutex_unlock(&f->d->lock);
     return s;
+}
+
+/* The event stream's end: the daemon stops, or a re-attached follower
+ * learns that no migration is coming. */
+static bool stream_over(void *opaque)
+{
+    return stopping(opaque) || never_asked(opaque);
 }
 
 /* The VM process's progress report (GET /vm/migration's object): kept for
@@ -308,13 +331,11 @@ static bool on_event(void *opaque, const char *line)
     if (!f->first_line) {
         f->first_line = true;
         if (!f->vm_body) {
-            /* Re-attached: where it has got to. */
-            if (poll_progress(f) == 0 && !f->phase[0]) {
-                /* The daemon stopped between its record and its request:
-                 * the VM was never asked, and goes on. */
-                copy_str(f->phase, sizeof(f->phase), "failed");
-                copy_str(f->error, sizeof(f->error), "nimbusd stopped before it asked the VM");
-            }
+            /* Re-attached: where it has got to. None yet: the daemon
+             * stopped about when it asked, and its request, if made, may
+             * still be on its way; a while, then the VM was not asked. */
+            if (poll_progress(f) == 0 && !f->phase[0] && !f->grace_until)
+                f->grace_until = now_ns() + (int64_t)ND_OP_TIMEOUT_MS * 1000000;
             return !nd_mig_phase_final(f->phase);
         }
         struct nd_err e = { 0 };
@@ -448,7 +469,13 @@ static void *outgoing_main(void *opaque)
     bool stop = false;
     for (;;) {
         f->first_line = false;
-        int r = api_stream_until(sock, "/vm/events", on_event, stopping, f, err, sizeof(err));
+        int r = api_stream_until(sock, "/vm/events", on_event, stream_over, f, err, sizeof(err));
+        if (never_asked(f)) {
+            /* The daemon stopped between its record and its request: the
+             * VM goes on. */
+            copy_str(f->phase, sizeof(f->phase), "failed");
+            copy_str(f->error, sizeof(f->error), "nimbusd stopped before it asked the VM");
+        }
         if (nd_mig_phase_final(f->phase) || f->started < 0)
             break;
         if ((stop = stopping(f)))

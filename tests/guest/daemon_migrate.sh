@@ -166,6 +166,12 @@ back=$(wait_tick $((back + 1)) "${A[@]}")
 MPID=$!
 watch_both $MPID
 [ -n "$SEEN_A" ] && [ -n "$SEEN_B" ] || fail "4th migration: not seen migrating (A '$SEEN_A', B '$SEEN_B')"
+# The VM process has taken the request (its figures are A's): only then
+# is the migration the VM's own business.
+end=$((SECONDS + 30))
+until "$N" info m "${A[@]}" --json | grep -q '"phase":"precopy"'; do
+    [ $SECONDS -lt $end ] || fail "4th migration: A shows no progress: $(info "${A[@]}")"
+done
 # shellcheck disable=SC2154
 kill -9 "$DPID_a" "$DPID_b"
 wait $MPID 2>/dev/null
