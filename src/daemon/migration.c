@@ -672,18 +672,21 @@ int nd_migrate_cancel(struct nimbusd *d, const char *name, struct nd_err *e)
     }
     store_vm_free(&vm);
     pthread_mutex_unlock(&d->lock);
-    if (!rec.incoming)
-        return nd_vm_call(d, name, "PUT", "/vm/migration/cancel", NULL, ND_OP_TIMEOUT_MS, NULL,
-                          e);
-    /* The destination: a VM process that serves its API runs the VM (the
-     * source said go and has ended): it must not be killed. */
-    char live[32];
-    if (nd_vm_live_state(d, name, live, sizeof(live)))
-        return nd_fail(e, -EBUSY, "wrong_state",
-                       "VM '%s' runs here already: too late to cancel its migration", name);
+    if (!rec.incoming) {
+        if ((r = nd_vm_call(d, name, "PUT", "/vm/migration/cancel", NULL, ND_OP_TIMEOUT_MS, NULL,
+                            e)))
+            return r;
+    } else {
+        /* The destination: a VM process that serves its API runs the VM
+         * (the source said go and has ended): it must not be killed. */
+        char live[32];
+        if (nd_vm_live_state(d, name, live, sizeof(live)))
+            return nd_fail(e, -EBUSY, "wrong_state",
+                           "VM '%s' runs here already: too late to cancel its migration", name);
+    }
     pthread_mutex_lock(&d->lock);
     struct dvm *dv = nd_find(d, name);
-    if (dv && supervisor_alive(dv->proc.pid, dv->proc.pid_start))
+    if (rec.incoming && dv && supervisor_alive(dv->proc.pid, dv->proc.pid_start))
         kill(dv->proc.pid, SIGKILL);
     /* Its follower records the end: wait for it, so the reply shows it. */
     struct timespec t;
