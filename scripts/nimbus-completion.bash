@@ -26,7 +26,7 @@ _nimbus() {
     fi
     local cmd=${COMP_WORDS[1]}
     case $prev in
-    --connect | --api | --kernel | --initrd | --bios | --disk | --dump-dtb | --console)
+    --connect | --dest-connect | --api | --kernel | --initrd | --bios | --disk | --dump-dtb | --console)
         mapfile -t COMPREPLY < <(compgen -f -- "$cur")
         return
         ;;
@@ -37,7 +37,7 @@ _nimbus() {
         return
     fi
     case $cmd in
-    info | start | save | undefine | console | logs | pause | resume | shutdown | destroy)
+    info | start | save | undefine | console | logs | pause | resume | shutdown | destroy | migrate)
         local i connect=()
         for ((i = 2; i < COMP_CWORD - 1; i++)); do
             if [ "${COMP_WORDS[i]}" = --connect ]; then

@@ -21,12 +21,24 @@ struct buf {
     bool (*line)(void *opaque, const char *s);   /* streaming: hand out lines */
     void *opaque;
     bool stopped;
+    bool (*stop)(void *opaque);  /* streaming: asked about once a second; true ends it */
     int status_ok;          /* streaming: -1 until the status is known */
     const struct curl_lib *lib;
     void *curl;
 };
 
 static bool stream_status_ok(struct buf *b);
+
+/* libcurl's progress callback: runs even while no data comes. */
+static int on_progress(void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    struct buf *b = opaque;
+    if (b->stop && b->stop(b->opaque))
+        b->stopped = true;
+    return b->stopped;
+}
 
 static size_t on_data(char *p, size_t size, size_t n, void *opaque)
 {
@@ -117,6 +129,11 @@ static int request_with(const struct curl_lib *lib, const char *sock, const char
     lib->easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (timeout_ms > 0)
         lib->easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    if (b->stop) {
+        lib->easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        lib->easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        lib->easy_setopt(c, CURLOPT_XFERINFODATA, b);
+    }
     b->lib = lib;
     b->curl = c;
     b->status_ok = -1;
@@ -128,7 +145,8 @@ static int request_with(const struct curl_lib *lib, const char *sock, const char
     }
     CURLcode rc = lib->easy_perform(c);
     int r = 0;
-    if (rc != CURLE_OK && !(rc == CURLE_WRITE_ERROR && b->stopped)) {
+    if (rc != CURLE_OK &&
+        !((rc == CURLE_WRITE_ERROR || rc == CURLE_ABORTED_BY_CALLBACK) && b->stopped)) {
         bool gone = rc == CURLE_COULDNT_CONNECT;
         if (rc == CURLE_OPERATION_TIMEDOUT)
             r = errmsg(err, errlen, -ETIMEDOUT, "%s: no reply within %ld ms", sock, timeout_ms);
@@ -192,11 +210,11 @@ int api_call(const char *sock, const char *method, const char *path, const char 
     return api_call_timeout(sock, method, path, body, 0, status, reply, err, errlen);
 }
 
-int api_stream_reply(const char *sock, const char *path,
-                     bool (*line)(void *opaque, const char *s), void *opaque, long *status,
-                     json_t **reply, char *err, size_t errlen)
+static int stream_reply(const char *sock, const char *path,
+                        bool (*line)(void *opaque, const char *s), bool (*stop)(void *opaque),
+                        void *opaque, long *status, json_t **reply, char *err, size_t errlen)
 {
-    struct buf b = { .line = line, .opaque = opaque };
+    struct buf b = { .line = line, .stop = stop, .opaque = opaque };
     *reply = NULL;
     *status = 0;
     int r = request(sock, "GET", path, NULL, 0, &b, status, err, errlen);
@@ -214,18 +232,32 @@ int api_stream_reply(const char *sock, const char *path,
     return r;
 }
 
-int api_stream(const char *sock, const char *path, bool (*line)(void *opaque, const char *s),
-               void *opaque, char *err, size_t errlen)
+int api_stream_reply(const char *sock, const char *path,
+                     bool (*line)(void *opaque, const char *s), void *opaque, long *status,
+                     json_t **reply, char *err, size_t errlen)
+{
+    return stream_reply(sock, path, line, NULL, opaque, status, reply, err, errlen);
+}
+
+int api_stream_until(const char *sock, const char *path,
+                     bool (*line)(void *opaque, const char *s), bool (*stop)(void *opaque),
+                     void *opaque, char *err, size_t errlen)
 {
     long status;
     json_t *reply;
-    int r = api_stream_reply(sock, path, line, opaque, &status, &reply, err, errlen);
+    int r = stream_reply(sock, path, line, stop, opaque, &status, &reply, err, errlen);
     if (r == 0 && reply) {
         const char *msg = json_string_value(json_object_get(reply, "error"));
         r = errmsg(err, errlen, -EPROTO, "%s: HTTP %ld: %.200s", sock, status, msg ? msg : "error");
         json_decref(reply);
     }
     return r;
+}
+
+int api_stream(const char *sock, const char *path, bool (*line)(void *opaque, const char *s),
+               void *opaque, char *err, size_t errlen)
+{
+    return api_stream_until(sock, path, line, NULL, opaque, err, errlen);
 }
 
 int api_cmd_parse_spec(int argc, char **argv, const struct api_cmd_spec *s,

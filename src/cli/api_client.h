@@ -30,6 +30,12 @@ int api_call_timeout(const char *sock, const char *method, const char *path, con
 int api_stream(const char *sock, const char *path, bool (*line)(void *opaque, const char *s),
                void *opaque, char *err, size_t errlen);
 
+/* api_stream that also ends (returning 0) once `stop` (asked about once a
+ * second, on this thread, while the stream is open) returns true: a
+ * stream that may stay quiet long can still be given up. */
+int api_stream_until(const char *sock, const char *path,
+                     bool (*line)(void *opaque, const char *s), bool (*stop)(void *opaque),
+                     void *opaque, char *err, size_t errlen);
 /* api_stream, but an error reply is returned as api_call returns it: 0 with
  * *status and *reply (its JSON; NULL after a 2xx stream). */
 int api_stream_reply(const char *sock, const char *path,

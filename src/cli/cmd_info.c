@@ -82,6 +82,16 @@ static void print_info(const json_t *r)
     line_str("API socket:", str(r, "api_socket"));
     line_str("Log:", str(r, "log"));
     line_str("Snapshot:", str(r, "snapshot"));
+    json_t *m = json_object_get(r, "migration");
+    if (json_is_object(m) && str(m, "phase"))
+        printf(KEY "%s%s%s, round %lld, %lld of %lld pages sent, %.1f MiB/s, downtime %.1f ms\n",
+               "Migration:", str(m, "phase"), str(m, "to") ? " to " : str(m, "listen") ? " on " : "",
+               str(m, "to") ?: str(m, "listen") ?: "",
+               (long long)json_integer_value(json_object_get(m, "round")),
+               (long long)json_integer_value(json_object_get(m, "pages_sent")),
+               (long long)json_integer_value(json_object_get(m, "ram_pages")),
+               (double)json_integer_value(json_object_get(m, "bandwidth_bytes_per_s")) / 1048576.0,
+               (double)json_integer_value(json_object_get(m, "downtime_us")) / 1000.0);
     json_t *h = json_object_get(r, "history");
     json_t *last = json_array_get(h, json_array_size(h) ? json_array_size(h) - 1 : 0);
     if (json_is_object(last))
@@ -96,7 +106,8 @@ int cmd_info(int argc, char **argv)
         "Shows a VM as nimbusd knows it, one 'Key: value' a line (as virsh dominfo):\n"
         "Id (the pid of its process, '-' without one), name, UUID, state, why it\n"
         "last stopped, vCPUs, memory, autostart, its kernel, disks and cards, its\n"
-        "sockets and log, a saved VM's snapshot and the last state change.\n"
+        "sockets and log, a saved VM's snapshot, its last migration's figures and\n"
+        "the last state change.\n"
         DAEMON_CONNECT_USAGE
         "  --json          print nimbusd's reply (with the definition and the\n"
         "                  last 20 state changes)\n";

@@ -1,5 +1,6 @@
 /* nimbus migrate: PUT /vm/migrate on the VM's API and follow its progress
- * on the event stream until it ends (docs/migration.md, docs/api.md). */
+ * on the event stream until it ends (docs/migration.md, docs/api.md); or,
+ * given a VM's name, the same through two nimbusd (migrate_daemons.c). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,12 +9,17 @@
 
 #include "cli/api_client.h"
 #include "cli/cli.h"
+#include "cli/daemon_client.h"
+#include "cli/migrate_daemons.h"
 
 struct migrate_cmd {
     const char *to, *mode;
     unsigned long long max_bandwidth, downtime_ms, max_rounds, postcopy_after;
     bool auto_converge, compress, no_wait, has_postcopy_after, resume, tuned;
     long long attempt;   /* --resume: recover_attempts of ours (events before it are old) */
+    /* through the daemons */
+    const char *dest_connect;
+    bool undefine_source, cancel;
     /* following */
     const struct api_cmd_args *a;
     const char *body;
@@ -49,13 +55,16 @@ static int on_opt(void *opaque, int opt, const char *arg)
     case 'z': c->compress = c->tuned = true; return 0;
     case 'n': c->no_wait = true; return 0;
     case 'R': c->resume = true; return 0;
+    case 'D': c->dest_connect = arg; return 0;
+    case 'u': c->undefine_source = true; return 0;
+    case 'c': c->cancel = true; return 0;
     default: return -1;
     }
     c->tuned = true;
     return end && *arg && !*end ? 0 : -1;
 }
 
-static void print_progress(struct migrate_cmd *c, json_t *mig)
+void migrate_print_progress(json_t *mig, bool tty)
 {
     const char *phase = json_string_value(json_object_get(mig, "phase"));
     long long ram = json_integer_value(json_object_get(mig, "ram_pages"));
@@ -69,14 +78,14 @@ static void print_progress(struct migrate_cmd *c, json_t *mig)
         bar[i] = i < pct / 5 ? '#' : '.';
     bar[20] = '\0';
     printf("%s[%s] %3d%% %-9s round %lld, %lld pages sent (%.1f MiB), %lld left, %.0f MiB/s, "
-           "throttle %lld%%%s", c->tty ? "\r" : "", bar, pct, phase ? phase : "?",
+           "throttle %lld%%%s", tty ? "\r" : "", bar, pct, phase ? phase : "?",
            json_integer_value(json_object_get(mig, "round")), sent, (double)bytes / 1048576.0,
            left, (double)bw / 1048576.0, json_integer_value(json_object_get(mig, "throttle_pct")),
-           c->tty ? "   " : "\n");
+           tty ? "   " : "\n");
     fflush(stdout);
 }
 
-static void print_result(json_t *mig)
+void migrate_print_result(json_t *mig)
 {
     const char *phase = json_string_value(json_object_get(mig, "phase"));
     printf("migration %s: %lld ms in all, downtime %.1f ms, %lld rounds, %lld pages "
@@ -146,13 +155,13 @@ static bool on_line(void *opaque, const char *s)
         puts(s);
         fflush(stdout);
     } else if (!end) {
-        print_progress(c, mig);
+        migrate_print_progress(mig, c->tty);
     }
     if (end) {
         if (!c->a->json) {
             if (c->tty)
                 printf("\n");
-            print_result(mig);
+            migrate_print_result(mig);
         }
         const char *err = json_string_value(json_object_get(mig, "error"));
         if (paused)
@@ -167,15 +176,55 @@ static bool on_line(void *opaque, const char *s)
     return !end;
 }
 
+/* --cancel: PUT /vm/migration/cancel, or nimbusd's migrate-cancel. */
+static int migrate_cancel(int argc, char **argv, const struct api_cmd_args *a, bool daemons,
+                          const char *usage)
+{
+    json_t *reply = NULL;
+    if (daemons) {
+        const char *vm = argv[a->first_arg];
+        char path[512];
+        daemon_vm_path(path, sizeof(path), vm, "/migrate-cancel");
+        if (daemon_call(argv[0], a, vm, "PUT", path, NULL, &reply))
+            return 1;
+        char text[160];
+        snprintf(text, sizeof(text), "migration cancelled (now %s)",
+                 json_string_value(json_object_get(reply, "state")) ?: "?");
+        daemon_print_done(a, reply, vm, text);
+        return 0;
+    }
+    if (!a->sock || a->first_arg != argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (api_cmd_call(argv[0], a, "PUT", "/vm/migration/cancel", NULL, &reply))
+        return 1;
+    api_cmd_print(a, reply, NULL);
+    return 0;
+}
+
 int cmd_migrate(int argc, char **argv)
 {
     static const char usage[] =
         "usage: nimbus migrate --api PATH --to ADDR [options]\n"
+        "       nimbus migrate VM --dest-connect PATH --to ADDR [--connect PATH] [options]\n"
         "Moves the running VM to the Nimbus process waiting at ADDR ('nimbus restore\n"
         "--incoming ADDR'), live, and follows it to the end; the VM here ends once the\n"
         "destination runs it, and goes on here if the migration fails (docs/migration.md).\n"
+        "Given the name of a VM of nimbusd instead, through two daemons: the one at\n"
+        "--dest-connect defines the VM if it has to and waits for it at ADDR, then the\n"
+        "one at --connect sends it; both show it 'migrating' meanwhile (docs/daemon.md).\n"
         "  --api PATH            the VM's API socket (nimbus run --api PATH)\n"
-        "  --to ADDR             unix:PATH or tcp:HOST:PORT\n"
+        "  VM                    a VM of the nimbusd at --connect (default: as for\n"
+        "                        'nimbus list')\n"
+        "  --connect PATH        the source nimbusd's socket\n"
+        "  --dest-connect PATH   the destination nimbusd's socket\n"
+        "  --undefine-source     with VM: undefine it at the source once migrated (as\n"
+        "                        virsh's --undefinesource)\n"
+        "  --to ADDR             unix:PATH or tcp:HOST:PORT (with VM: where the\n"
+        "                        destination listens; port 0 picks a free one)\n"
+        "  --cancel              instead, cancel the migration under way (with VM: at\n"
+        "                        --connect's daemon, source or destination)\n"
         "  --max-bandwidth RATE  bytes per second (K, M, G suffixes); default: unlimited\n"
         "  --downtime-limit MS   pre-copy stops when the rest fits in MS (default 30)\n"
         "  --max-rounds N        pre-copy rounds at most (default 30), then stop-and-copy\n"
@@ -204,15 +253,29 @@ int cmd_migrate(int argc, char **argv)
         { "compress", no_argument, NULL, 'z' },
         { "no-wait", no_argument, NULL, 'n' },
         { "resume", no_argument, NULL, 'R' },
+        { "dest-connect", required_argument, NULL, 'D' },
+        { "undefine-source", no_argument, NULL, 'u' },
+        { "cancel", no_argument, NULL, 'c' },
         { NULL, 0, NULL, 0 },
     };
     struct migrate_cmd c = { .mode = "precopy", .status = -1 };
     struct api_cmd_args a;
     bool done;
-    int r = api_cmd_parse(argc, argv, usage, extra, on_opt, &c, &a, &done);
+    const struct api_cmd_spec spec = {
+        .usage = usage, .which = API_CMD_API | API_CMD_CONNECT, .extra = extra,
+        .on_extra = on_opt, .opaque = &c,
+    };
+    int r = api_cmd_parse_spec(argc, argv, &spec, &a, &done);
     if (r || done)
         return r;
-    if (!c.to || a.first_arg != argc || (c.resume && c.tuned)) {
+    /* --api and no operand; or a VM's name, --dest-connect and no --api
+     * (--resume: with --api only). */
+    bool daemons = a.first_arg + 1 == argc && !a.sock;
+    if (c.cancel)
+        return migrate_cancel(argc, argv, &a, daemons, usage);
+    if (!c.to || (c.resume && (c.tuned || daemons)) ||
+        (daemons ? !c.dest_connect : a.first_arg != argc || !a.sock || a.connect ||
+                                         c.dest_connect || c.undefine_source)) {
         fputs(usage, stderr);
         return 2;
     }
@@ -227,6 +290,15 @@ int cmd_migrate(int argc, char **argv)
         json_object_set_new(body, "max_rounds", json_integer((json_int_t)c.max_rounds));
     if (body && c.has_postcopy_after)
         json_object_set_new(body, "postcopy_after", json_integer((json_int_t)c.postcopy_after));
+    if (daemons && body) {
+        struct migrate_daemons_args m = {
+            .a = &a, .vm = argv[a.first_arg], .dest_connect = c.dest_connect, .to = c.to,
+            .body = body, .undefine_source = c.undefine_source, .no_wait = c.no_wait,
+        };
+        r = migrate_through_daemons(&m);
+        json_decref(body);
+        return r;
+    }
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!s) {

@@ -167,6 +167,7 @@ int nimbusd_open(const struct daemon_config *cfg, struct nimbusd **out, char *er
         fprintf(stderr, "nimbusd: VMs run without cgroup limits: %s\n", d->cgroup_why);
     /* Find the VMs that ran before, then watch them, then serve. */
     nd_reattach(d);
+    nd_migration_reattach(d);
     if ((r = nd_monitor_start(d, err, errlen)) || (r = nd_http_open(d, err, errlen)))
         goto fail;
     *out = d;
@@ -181,10 +182,12 @@ void nimbusd_close(struct nimbusd *d)
     if (!d)
         return;
     nd_http_close(d);
+    nd_migration_stop(d);
     nd_monitor_stop(d);
     for (size_t i = 0; i < d->nvms; i++) {
         if (d->vms[i]->pidfd >= 0)
             close(d->vms[i]->pidfd);
+        json_decref(d->vms[i]->migration);
         free(d->vms[i]);
     }
     free(d->vms);

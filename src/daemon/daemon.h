@@ -72,6 +72,7 @@ struct dvm {
     bool exit_clean;
     int exit_signal;
     char exit_reason[160];
+    json_t *migration;               /* the last migration's progress (GET /vm/migration), NULL */
 };
 
 struct nimbusd {
@@ -88,6 +89,7 @@ struct nimbusd {
     int64_t last_seq;                /* the newest event's seq (0: none yet) */
     int wake_fd;                     /* eventfd: the monitor's set of pidfds changed */
     bool stopping;
+    unsigned migration_threads;      /* migration.c's followers running */
     pthread_t monitor;
     bool monitor_started;
     /* cgroup v2 (cgroup.h): each VM's limits in ROOT/nimbus/NAME, when the
@@ -150,6 +152,49 @@ json_t *nd_event_json(const struct store_event *ev);
 void nd_cgroup_release(struct nimbusd *d, const char *name);
 /* Starts every autostart VM that is not running (daemon start). */
 void nd_autostart(struct nimbusd *d);
+/* What the operations share, for those in other files (migration.c).
+ * nd_begin: takes the lock, checks the VM is in one of `states`
+ * (space-separated) and not busy, marks it busy with `op`; nd_end records
+ * nothing, clears busy, frees vm and drops the lock. */
+int nd_begin(struct nimbusd *d, const char *name, const char *states, const char *op,
+             struct store_vm *vm, struct dvm **dv, struct nd_err *e);
+void nd_end(struct nimbusd *d, struct store_vm *vm, struct dvm *dv);
+/* Lock held: nd_define's work; an undefine of a VM an operation holds (dv
+ * is freed; vm too, on success); the start of vm's process (nd_start's,
+ * an incoming migration's too: vm->migration says). */
+int nd_define_locked(struct nimbusd *d, json_t *definition, struct nd_err *e);
+int nd_remove(struct nimbusd *d, struct store_vm *vm, struct nd_err *e);
+int nd_launch(struct nimbusd *d, struct store_vm *vm, struct dvm *dv, struct nd_err *e);
+/* Lock not held: one request to the VM's API (timeout_ms 0: none); the
+ * state it reports (NULL: no answer). */
+int nd_vm_call(struct nimbusd *d, const char *name, const char *method, const char *path,
+               const char *body, long timeout_ms, json_t **reply, struct nd_err *e);
+const char *nd_vm_live_state(struct nimbusd *d, const char *name, char *buf, size_t n);
+/* Lock held: waits for dv's process to end (true if it did); waits, kills
+ * it if it will not, and forgets its pids in vm and dv. */
+bool nd_wait_exit(struct nimbusd *d, struct dvm *dv, int timeout_ms);
+void nd_stop_proc(struct nimbusd *d, struct store_vm *vm, struct dvm *dv);
+
+/* ---- migration.c: live migration through the daemons (docs/daemon.md) ---- */
+/* PUT /vms/NAME/migrate: the VM (running or paused) goes to the daemon
+ * whose incoming VM listens at body.to; waits for the end unless body.wait
+ * is false. *gone gets the reply when the VM was undefined (undefine_source). */
+int nd_migrate(struct nimbusd *d, const char *name, json_t *body, json_t **gone,
+               struct nd_err *e);
+/* PUT /vms/NAME/migrate-cancel: an outgoing migration is cancelled; an
+ * incoming one (not running here yet) ends. */
+int nd_migrate_cancel(struct nimbusd *d, const char *name, struct nd_err *e);
+/* PUT /vms/NAME/incoming {definition, listen}: defines the VM if needed
+ * and starts its process waiting for the migration; returns once it
+ * listens (info gets the VM's info and "listen", the address bound). */
+int nd_incoming(struct nimbusd *d, const char *name, json_t *body, json_t **info,
+                struct nd_err *e);
+/* The daemon's start: follows the migrations its store says are under
+ * way; its stop: waits for the threads that follow them. */
+void nd_migration_reattach(struct nimbusd *d);
+void nd_migration_stop(struct nimbusd *d);
+/* Lock held: "migration" of a VM's info (null when none). */
+json_t *nd_migration_info(struct nimbusd *d, const struct store_vm *vm);
 
 /* ---- monitor.c: VM processes ending; finding them again at start ---- */
 int nd_monitor_init(struct nimbusd *d);     /* the wake eventfd */
@@ -158,6 +203,9 @@ void nd_monitor_stop(struct nimbusd *d);
 void nd_monitor_wake(struct nimbusd *d);
 /* Re-attaches to the VMs the store says run; marks the vanished ones. */
 void nd_reattach(struct nimbusd *d);
+/* Under d->lock: dv takes the process the row `vm` names; true if it
+ * still runs (then watched through a pidfd). */
+bool nd_attach(struct dvm *dv, const struct store_vm *vm);
 /* Under d->lock: reads how dv's process ended into dv. */
 void nd_read_exit(struct nimbusd *d, struct dvm *dv);
 

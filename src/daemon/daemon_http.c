@@ -309,6 +309,8 @@ static enum MHD_Result vm_action(struct nimbusd *d, struct MHD_Connection *c, co
         r = nd_save(d, name, &e);
     else if (!strcmp(action, "destroy"))
         r = nd_destroy(d, name, &e);
+    else if (!strcmp(action, "migrate-cancel"))
+        r = nd_migrate_cancel(d, name, &e);
     else if (!strcmp(action, "shutdown")) {
         json_int_t t = SHUTDOWN_DEFAULT_S;
         json_t *v = body ? json_object_get(body, "timeout_s") : NULL;
@@ -376,6 +378,29 @@ static enum MHD_Result dispatch(struct nimbusd *d, struct MHD_Connection *c, con
         if (!strcmp(action, "stats") && get) {
             r = nd_vm_stats(d, name, &out, &e);
             return r ? reply_error(c, r, &e) : reply_json(c, MHD_HTTP_OK, out);
+        }
+        if (put || !strcmp(method, "POST")) {
+            /* Migration's routes (migration.c) take POST as well: libvirt's
+             * clients and the issue's spelling. */
+            if (!strcmp(action, "migrate")) {
+                if (!body)
+                    return bad_request(c, MHD_HTTP_BAD_REQUEST, "bad_request",
+                                       "the body must be a JSON object with \"to\"");
+                json_t *gone = NULL;
+                r = nd_migrate(d, name, body, &gone, &e);
+                if (r)
+                    return reply_error(c, r, &e);
+                if (gone)
+                    return reply_json(c, MHD_HTTP_OK, gone);
+                r = nd_info(d, name, &out, &e);
+                return r ? reply_error(c, r, &e) : reply_json(c, MHD_HTTP_OK, out);
+            }
+            if (!strcmp(action, "incoming")) {
+                r = nd_incoming(d, name, body, &out, &e);
+                return r ? reply_error(c, r, &e) : reply_json(c, MHD_HTTP_CREATED, out);
+            }
+            if (!strcmp(action, "migrate-cancel"))
+                return vm_action(d, c, name, action, body);
         }
         if (action[0] && put)
             return vm_action(d, c, name, action, body);

@@ -15,6 +15,7 @@
 #include "daemon/cgroup.h"
 #include "daemon/daemon.h"
 #include "daemon/devices.h"
+#include "daemon/migration.h"
 #include "daemon/vmdef.h"
 
 #define HISTORY_IN_INFO 20
@@ -90,6 +91,7 @@ void nd_forget(struct nimbusd *d, const char *name)
             continue;
         if (v->pidfd >= 0)
             close(v->pidfd);
+        json_decref(v->migration);
         free(v);
         d->vms[i] = d->vms[--d->nvms];
         return;
@@ -393,22 +395,20 @@ static void free_defs(struct vmdef *defs, size_t n)
 
 static json_t *info_json(struct nimbusd *d, const struct store_vm *vm);
 
-int nd_define(struct nimbusd *d, json_t *definition, json_t **info, struct nd_err *e)
+/* nd_define with the lock held (an incoming migration defines its VM and
+ * marks it busy at once). */
+static int define_locked(struct nimbusd *d, json_t *definition, json_t **info, struct nd_err *e)
 {
     char err[512];
     struct vmdef def;
-    pthread_mutex_lock(&d->lock);
     struct vmdef *others = NULL;
     size_t nothers = 0;
     int r = other_defs(d, &others, &nothers, e);
-    if (r) {
-        pthread_mutex_unlock(&d->lock);
+    if (r)
         return r;
-    }
     r = vmdef_define(definition, others, nothers, &def, err, sizeof(err));
     free_defs(others, nothers);
     if (r) {
-        pthread_mutex_unlock(&d->lock);
         vmdef_err_field(err, e->field, sizeof(e->field));
         return nd_fail(e, r, r == -EEXIST ? "exists" : r == -ENOMEM || r == -EIO ? "failed"
                                                                                 : "invalid_definition",
@@ -452,16 +452,25 @@ int nd_define(struct nimbusd *d, json_t *definition, json_t **info, struct nd_er
     }
     record_event(d, def.name, "undefined", "defined", "defined", true);
     struct store_vm got;
-    if (store_vm_get(d->store, def.name, &got, err, sizeof(err)) == 0) {
+    if (info && store_vm_get(d->store, def.name, &got, err, sizeof(err)) == 0) {
         *info = info_json(d, &got);
         store_vm_free(&got);
     }
 out:
-    pthread_mutex_unlock(&d->lock);
     free(text);
     vmdef_free(&def);
     return r;
 }
+
+int nd_define(struct nimbusd *d, json_t *definition, json_t **info, struct nd_err *e)
+{
+    pthread_mutex_lock(&d->lock);
+    int r = define_locked(d, definition, info, e);
+    pthread_mutex_unlock(&d->lock);
+    return r;
+}
+
+static int remove_vm(struct nimbusd *d, struct store_vm *vm, struct nd_err *e);
 
 int nd_undefine(struct nimbusd *d, const char *name, struct nd_err *e)
 {
@@ -470,14 +479,25 @@ int nd_undefine(struct nimbusd *d, const char *name, struct nd_err *e)
     int r = begin(d, name, "defined saved shutdown crashed", "undefine", &vm, &dv, e);
     if (r)
         return r;
-    char err[256], path[ND_PATH_MAX];
-    r = store_vm_remove(d->store, name, err, sizeof(err));
-    if (r) {
+    if ((r = remove_vm(d, &vm, e))) {
         end(d, &vm, dv);
-        return store_failed(e, r, err);
+        return r;
     }
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+/* Undefines a VM whose operation holds it (lock held): its row, history
+ * and files go, and its entry (dv) with them; frees vm on success. */
+static int remove_vm(struct nimbusd *d, struct store_vm *vm, struct nd_err *e)
+{
+    const char *name = vm->name;
+    char err[256], path[ND_PATH_MAX];
+    int r = store_vm_remove(d->store, name, err, sizeof(err));
+    if (r)
+        return store_failed(e, r, err);
     /* The daemon's files go; the disks are the user's and stay. */
-    remove_snapshot(vm.snapshot);
+    remove_snapshot(vm->snapshot);
     nd_vm_data_path(d, name, "log", path, sizeof(path));
     unlink(path);
     nd_vm_data_path(d, name, NULL, path, sizeof(path));
@@ -487,11 +507,10 @@ int nd_undefine(struct nimbusd *d, const char *name, struct nd_err *e)
     nd_vm_run_path(d, name, NULL, path, sizeof(path));
     rmdir(path);
     /* Not in the store: the VM's history went with it. */
-    record_event(d, name, vm.state, "undefined", "undefined", false);
-    store_vm_free(&vm);
+    record_event(d, name, vm->state, "undefined", "undefined", false);
     nd_forget(d, name);
+    store_vm_free(vm);
     pthread_cond_broadcast(&d->changed);
-    pthread_mutex_unlock(&d->lock);
     return 0;
 }
 
@@ -544,12 +563,18 @@ static int vm_argv(struct nimbusd *d, const struct store_vm *vm, struct vm_devic
                              .console_socket = console, .vsock_socket = vsock,
                              .disk_fds = dev->disk_fd, .tap_fds = dev->tap_fd };
     char **args = NULL;
-    if (!strcmp(vm->state, "saved")) {
+    /* An incoming migration is a restore from the stream (migration.c). */
+    char uri[ND_MIG_URI_MAX];
+    const char *incoming = nd_migration_incoming_uri(vm, uri, sizeof(uri)) ? uri : NULL;
+    if (!strcmp(vm->state, "saved") || incoming) {
         char con[ND_PATH_MAX + 16];
         snprintf(con, sizeof(con), "socket:%s", console);
         const char *jit = def.jit == VMDEF_JIT_ON ? "on" : def.jit == VMDEF_JIT_OFF ? "off" : NULL;
-        const char *fixed[] = { d->cfg.nimbus_bin, "restore", vm->snapshot, "--api", api,
-                                "--console", con, jit ? "--jit" : NULL, jit, NULL };
+        const char *fixed[] = { d->cfg.nimbus_bin, "restore", "--api", api, "--console", con,
+                                incoming ? "--incoming" : vm->snapshot, incoming,
+                                jit ? "--jit" : NULL, jit, NULL };
+        if (!incoming)   /* a snapshot is one operand, --incoming URI two */
+            memmove(&fixed[7], &fixed[8], 3 * sizeof(fixed[0]));
         args = calloc(sizeof(fixed) / sizeof(fixed[0]) + 2, sizeof(*args));
         for (size_t i = 0; args && fixed[i]; i++)
             if (!(args[i] = strdup(fixed[i])))
@@ -616,20 +641,19 @@ static int wait_ready(struct nimbusd *d, struct dvm *dv, const char *name, char 
     }
 }
 
-int nd_start(struct nimbusd *d, const char *name, struct nd_err *e)
+/* Starts the VM process of `vm` (lock held, dv busy): its run directory,
+ * cgroup and supervisor; records its pids in vm (not yet stored). */
+static int launch(struct nimbusd *d, struct store_vm *vm, struct dvm *dv, struct nd_err *e)
 {
-    struct store_vm vm;
-    struct dvm *dv;
-    int r = begin(d, name, "defined saved shutdown crashed", "start", &vm, &dv, e);
-    if (r)
-        return r;
+    const char *name = vm->name;
+    int r;
     char **argv = NULL;
     struct vm_devices dev = { .nfds = 0 };
     char run[ND_PATH_MAX], log[ND_PATH_MAX], exitp[ND_PATH_MAX], err[512];
     nd_vm_run_path(d, name, NULL, run, sizeof(run));
     nd_vm_data_path(d, name, "log", log, sizeof(log));
     nd_vm_run_path(d, name, "exit", exitp, sizeof(exitp));
-    if ((r = vm_argv(d, &vm, &dev, &argv, e)))
+    if ((r = vm_argv(d, vm, &dev, &argv, e)))
         goto out;
     /* Crossable by a VM with a user of its own (it connects to its own
      * vsock socket there), not writable: the exit record is the shim's. */
@@ -639,10 +663,10 @@ int nd_start(struct nimbusd *d, const char *name, struct nd_err *e)
         r = nd_fail(e, r, "failed", "%s", err);
         goto out;
     }
-    if (vm.uid && (r = own_vm_dir(d, name, (uid_t)vm.uid, e)))
+    if (vm->uid && (r = own_vm_dir(d, name, (uid_t)vm->uid, e)))
         goto out;
     char procs[ND_PATH_MAX];
-    if ((r = vm_cgroup(d, &vm, procs, sizeof(procs), e)))
+    if ((r = vm_cgroup(d, vm, procs, sizeof(procs), e)))
         goto out;
     struct vm_launch l = {
         .shim = d->cfg.self_bin, .argv = argv, .log_path = log, .exit_path = exitp,
@@ -658,11 +682,26 @@ int nd_start(struct nimbusd *d, const char *name, struct nd_err *e)
         goto out;
     }
     dv->pidfd = supervisor_pidfd(dv->proc.shim_pid);
-    vm.pid = dv->proc.pid;
-    vm.shim_pid = dv->proc.shim_pid;
-    vm.pid_start = dv->proc.pid_start;
-    set_str(&vm.exit_reason, NULL);
+    vm->pid = dv->proc.pid;
+    vm->shim_pid = dv->proc.shim_pid;
+    vm->pid_start = dv->proc.pid_start;
+    set_str(&vm->exit_reason, NULL);
     nd_monitor_wake(d);
+out:
+    vm_devices_close(&dev);
+    vmdef_argv_free(argv);
+    return r;
+}
+
+int nd_start(struct nimbusd *d, const char *name, struct nd_err *e)
+{
+    struct store_vm vm;
+    struct dvm *dv;
+    int r = begin(d, name, "defined saved shutdown crashed", "start", &vm, &dv, e);
+    if (r)
+        return r;
+    if ((r = launch(d, &vm, dv, e)))
+        goto out;
     bool restoring = !strcmp(vm.state, "saved");
     pthread_mutex_unlock(&d->lock);
 
@@ -682,8 +721,6 @@ int nd_start(struct nimbusd *d, const char *name, struct nd_err *e)
     r = nd_transition(d, &vm, !strcmp(live, "paused") ? "paused" : "running",
                       restoring ? "restored from its saved state" : "booted", e);
 out:
-    vm_devices_close(&dev);
-    vmdef_argv_free(argv);
     end(d, &vm, dv);
     return r;
 }
@@ -887,6 +924,7 @@ static json_t *info_json(struct nimbusd *d, const struct store_vm *vm)
                                                           : json_null());
     json_object_set_new(o, "snapshot", vm->snapshot ? json_string(vm->snapshot) : json_null());
     json_object_set_new(o, "created", json_integer(vm->created));
+    json_object_set_new(o, "migration", nd_migration_info(d, vm));
     json_t *hist = json_array();
     struct store_event *ev;
     size_t n;
@@ -1020,4 +1058,58 @@ void nd_autostart(struct nimbusd *d)
             fprintf(stderr, "nimbusd: autostart of %s: %s\n", vms[i].name, e.msg);
     }
     store_vm_list_free(vms, n);
+}
+
+/* ---- for the other operations' files (migration.c) ---- */
+
+int nd_begin(struct nimbusd *d, const char *name, const char *states, const char *op,
+             struct store_vm *vm, struct dvm **dv, struct nd_err *e)
+{
+    return begin(d, name, states, op, vm, dv, e);
+}
+
+void nd_end(struct nimbusd *d, struct store_vm *vm, struct dvm *dv)
+{
+    end(d, vm, dv);
+}
+
+int nd_define_locked(struct nimbusd *d, json_t *definition, struct nd_err *e)
+{
+    return define_locked(d, definition, NULL, e);
+}
+
+int nd_remove(struct nimbusd *d, struct store_vm *vm, struct nd_err *e)
+{
+    return remove_vm(d, vm, e);
+}
+
+int nd_launch(struct nimbusd *d, struct store_vm *vm, struct dvm *dv, struct nd_err *e)
+{
+    return launch(d, vm, dv, e);
+}
+
+int nd_vm_call(struct nimbusd *d, const char *name, const char *method, const char *path,
+               const char *body, long timeout_ms, json_t **reply, struct nd_err *e)
+{
+    return vm_call(d, name, method, path, body, timeout_ms, reply, e);
+}
+
+const char *nd_vm_live_state(struct nimbusd *d, const char *name, char *buf, size_t n)
+{
+    return vm_live_state(d, name, buf, n);
+}
+
+bool nd_wait_exit(struct nimbusd *d, struct dvm *dv, int timeout_ms)
+{
+    return wait_exit(d, dv, timeout_ms);
+}
+
+void nd_stop_proc(struct nimbusd *d, struct store_vm *vm, struct dvm *dv)
+{
+    if (!wait_exit(d, dv, ND_STOP_TIMEOUT_MS)) {
+        kill_vm(dv);
+        wait_exit(d, dv, ND_STOP_TIMEOUT_MS);
+    }
+    nd_read_exit(d, dv);
+    clear_proc(d, vm, dv);
 }

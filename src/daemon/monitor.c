@@ -140,6 +140,19 @@ void nd_monitor_stop(struct nimbusd *d)
     d->monitor_started = false;
 }
 
+bool nd_attach(struct dvm *dv, const struct store_vm *vm)
+{
+    dv->proc = (struct vm_proc){ .shim_pid = (pid_t)vm->shim_pid, .pid = (pid_t)vm->pid,
+                                 .pid_start = vm->pid_start };
+    if (!supervisor_alive(dv->proc.pid, dv->proc.pid_start))
+        return false;
+    /* The shim tells when it has the record; without a shim (it was
+     * killed), the VM process itself. */
+    bool shim = dv->proc.shim_pid > 0 && kill(dv->proc.shim_pid, 0) == 0;
+    dv->pidfd = supervisor_pidfd(shim ? dv->proc.shim_pid : dv->proc.pid);
+    return true;
+}
+
 void nd_reattach(struct nimbusd *d)
 {
     char err[256];
@@ -158,13 +171,7 @@ void nd_reattach(struct nimbusd *d)
         struct dvm *dv = nd_get(d, vm->name);
         if (!dv)
             continue;
-        dv->proc = (struct vm_proc){ .shim_pid = (pid_t)vm->shim_pid, .pid = (pid_t)vm->pid,
-                                     .pid_start = vm->pid_start };
-        if (supervisor_alive(dv->proc.pid, dv->proc.pid_start)) {
-            /* The shim tells when it has the record; without a shim (it
-             * was killed), the VM process itself. */
-            bool shim = dv->proc.shim_pid > 0 && kill(dv->proc.shim_pid, 0) == 0;
-            dv->pidfd = supervisor_pidfd(shim ? dv->proc.shim_pid : dv->proc.pid);
+        if (nd_attach(dv, vm)) {
             fprintf(stderr, "nimbusd: %s: found its process %d again\n", vm->name,
                     (int)vm->pid);
             continue;

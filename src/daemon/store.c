@@ -41,6 +41,8 @@ static const char *const migrations[] = {
     /* 1 -> 2: each VM's own user for its process (0: none), unique. */
     "ALTER TABLE vms ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;"
     "CREATE UNIQUE INDEX vms_uid ON vms (uid) WHERE uid != 0;",
+    /* 2 -> 3: a migration under way (daemon/migration.h), JSON; NULL: none. */
+    "ALTER TABLE vms ADD COLUMN migration TEXT;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -148,7 +150,7 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 }
 
 #define VM_COLUMNS \
-    "name, uuid, definition, state, exit_reason, snapshot, shim_pid, pid, pid_start, created, autostart, uid"
+    "name, uuid, definition, state, exit_reason, snapshot, shim_pid, pid, pid_start, created, autostart, uid, migration"
 
 static void bind_vm(sqlite3_stmt *st, const struct store_vm *vm)
 {
@@ -164,6 +166,7 @@ static void bind_vm(sqlite3_stmt *st, const struct store_vm *vm)
     sqlite3_bind_int64(st, 10, vm->created);
     sqlite3_bind_int(st, 11, vm->autostart);
     sqlite3_bind_int64(st, 12, vm->uid);
+    bind_text_or_null(st, 13, vm->migration);
 }
 
 static int read_vm(sqlite3_stmt *st, struct store_vm *vm)
@@ -181,6 +184,7 @@ static int read_vm(sqlite3_stmt *st, struct store_vm *vm)
         .created = sqlite3_column_int64(st, 9),
         .autostart = sqlite3_column_int(st, 10) != 0,
         .uid = sqlite3_column_int64(st, 11),
+        .migration = dup_col(st, 12),
     };
     if (!vm->name || !vm->uuid || !vm->definition || !vm->state) {
         store_vm_free(vm);
@@ -240,7 +244,7 @@ int store_free_uid(struct store *s, int64_t base, int64_t count, int64_t *uid, c
 
 int store_vm_add(struct store *s, const struct store_vm *vm, char *err, size_t errlen)
 {
-    int r = run_write(s, "INSERT INTO vms (" VM_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", vm,
+    int r = run_write(s, "INSERT INTO vms (" VM_COLUMNS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", vm,
                       NULL, NULL, err, errlen);
     if (r == -EEXIST)
         return errmsg(err, errlen, -EEXIST, "a VM named '%s' (or with uuid %s) exists",
@@ -255,7 +259,7 @@ int store_vm_update(struct store *s, const struct store_vm *vm, char *err, size_
     int r = run_write(s,
                       "UPDATE vms SET uuid = ?2, definition = ?3, state = ?4, exit_reason = ?5,"
                       " snapshot = ?6, shim_pid = ?7, pid = ?8, pid_start = ?9, created = ?10,"
-                      " autostart = ?11, uid = ?12 WHERE name = ?1",
+                      " autostart = ?11, uid = ?12, migration = ?13 WHERE name = ?1",
                       vm, NULL, &changes, err, errlen);
     if (r == 0 && changes == 0)
         return errmsg(err, errlen, -ENOENT, "no VM named '%s'", vm->name);
@@ -345,6 +349,7 @@ void store_vm_free(struct store_vm *vm)
     free(vm->state);
     free(vm->exit_reason);
     free(vm->snapshot);
+    free(vm->migration);
     *vm = (struct store_vm){ 0 };
 }
 

@@ -29,6 +29,7 @@ struct store_vm {
     int64_t created;     /* unix seconds */
     bool autostart;
     int64_t uid;         /* the VM process's own user and group (0: the daemon's) */
+    char *migration;     /* state "migrating": the migration's record (daemon/migration.h) */
 };
 
 struct store_event {
