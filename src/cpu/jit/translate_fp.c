@@ -86,7 +86,7 @@ static bool gen_fp_native(struct tr *t, uint32_t raw)
     struct emitter *e = tr_emitter(t);
     unsigned rd = (raw >> 7) & 31, f3 = (raw >> 12) & 7, rs1 = (raw >> 15) & 31;
     unsigned rs2 = (raw >> 20) & 31, fmt = (raw >> 25) & 3, f5 = raw >> 27;
-    if (fmt > 1)
+    if ((raw & 0x7f) != 0x53 || fmt > 1) /* fused ops have rs3 where OP-FP has funct5 */
         return false;
     if (f5 == F5_FMV_X && f3 == 0 && rs2 == 0) { /* fmv.x.w (sign-extends), fmv.x.d */
         if (rd) {
