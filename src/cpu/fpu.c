@@ -210,6 +210,143 @@ ALWAYS_INLINE uint64_t host_fma(int d, uint64_t a, uint64_t b, uint64_t c, int r
     return is_nan(d, r) ? canon_nan(d) : r;
 }
 
+/* Round to nearest-even without touching the MXCSR. The default MXCSR
+ * already rounds to nearest-even, and reading its flags is what costs
+ * (see host_leave), so for RNE add, sub, mul, div and sqrt on operands and
+ * results well inside the normal range the flags come from the values:
+ * the only exception possible there is inexact, and it is raised iff an
+ * exact error term is non-zero:
+ *  - add/sub: TwoSum's error (exact for all finite operands without
+ *    overflow; a tiny sum is always exact, so no underflow either);
+ *  - mul, div, sqrt in binary64: a*b - r, a - r*b, a - r*r by FMA, exact
+ *    when nothing underflows (Boldo & Daumas, "Representable correcting
+ *    terms for possibly underflowing floating point operations", 2003);
+ *  - binary32: the same terms in binary64, where the products are exact;
+ *  - fma in binary64: a*b + c - r = gamma + alpha2 exactly by ErrFma
+ *    (Boldo & Muller, "Exact and approximated error of the FMA", IEEE TC
+ *    2011), so inexact iff gamma != -alpha2; in binary32, a*b + c is
+ *    s + e exactly in binary64 (TwoSum), and s - r is exact (Sterbenz).
+ * "Well inside": every operand and the result have a biased exponent in
+ * [SAFE_LO, SAFE_HI] (zeros and subnormals allowed for add/sub, zero for
+ * the addend of fma; for fma the product a*b too), far from
+ * underflow, overflow, inf and NaN; everything else, and RTZ/RDN/RUP, take
+ * the MXCSR path, RMM and NaN operands the software one. fpu_execute_soft
+ * is the reference (tests/unit/test_fpu.c compares the two at random). */
+#define SAFE_LO(d) ((d) ? 128u : 32u)
+#define SAFE_HI(d) ((d) ? 1919u : 223u)
+
+ALWAYS_INLINE unsigned expo(int d, uint64_t v)
+{
+    return d ? (unsigned)(v >> 52) & 0x7ff : (unsigned)(v >> 23) & 0xff;
+}
+
+ALWAYS_INLINE bool safe(int d, uint64_t v)
+{
+    unsigned e = expo(d, v);
+    return e >= SAFE_LO(d) && e <= SAFE_HI(d);
+}
+
+ALWAYS_INLINE double fma_host(double a, double b, double c)
+{
+    __asm__("vfmadd231sd %2, %1, %0" : "+x"(c) : "x"(a), "x"(b));
+    return c;
+}
+
+/* Returns true with *r and the flags set if the fast path applies. */
+ALWAYS_INLINE bool rne_arith(int d, int op, uint64_t a, uint64_t b, uint64_t *r, uint32_t *fl)
+{
+    bool inexact;
+    if (op == OP_ADD || op == OP_SUB) {
+        if (expo(d, a) > SAFE_HI(d) || expo(d, b) > SAFE_HI(d))
+            return false;
+        if (op == OP_SUB)
+            b ^= sign_bit(d);
+        if (d) {
+            double x = u2d(a), y = u2d(b), s = x + y, yy = s - x, xx = s - yy;
+            inexact = (x - xx) + (y - yy) != 0;
+            *r = d2u(s);
+        } else {
+            float x = u2f(a), y = u2f(b), s = x + y, yy = s - x, xx = s - yy;
+            inexact = (x - xx) + (y - yy) != 0;
+            *r = f2u(s);
+        }
+    } else {
+        if (!safe(d, a) || !safe(d, b) || (d && !host_has_fma()))
+            return false;
+        if (d) {
+            double x = u2d(a), y = u2d(b), z = op == OP_MUL ? x * y : x / y;
+            if (!safe(1, d2u(z)))
+                return false;
+            inexact = op == OP_MUL ? fma_host(x, y, -z) != 0 : fma_host(z, y, -x) != 0;
+            *r = d2u(z);
+        } else {
+            float x = u2f(a), y = u2f(b), z = op == OP_MUL ? x * y : x / y;
+            if (!safe(0, f2u(z)))
+                return false;
+            inexact = op == OP_MUL ? (double)x * y != z : (double)z * y != x;
+            *r = f2u(z);
+        }
+    }
+    if (inexact)
+        *fl |= FFLAG_NX;
+    return true;
+}
+
+ALWAYS_INLINE bool rne_sqrt(int d, uint64_t a, uint64_t *r, uint32_t *fl)
+{
+    if (!safe(d, a) || (a & sign_bit(d)) || (d && !host_has_fma()))
+        return false;
+    bool inexact;
+    if (d) {
+        double x = u2d(a), z;
+        __asm__("sqrtsd %1, %0" : "=x"(z) : "x"(x));
+        inexact = fma_host(z, z, -x) != 0;
+        *r = d2u(z);
+    } else {
+        float x = u2f(a), z;
+        __asm__("sqrtss %1, %0" : "=x"(z) : "x"(x));
+        inexact = (double)z * z != x;
+        *r = f2u(z);
+    }
+    if (inexact)
+        *fl |= FFLAG_NX;
+    return true;
+}
+
+/* TwoSum: s + e == x + y exactly (no overflow). */
+#define TWO_SUM(T, x, y, s, e)                                                 \
+    T s = (x) + (y), s##_y = s - (x), e = ((x) - (s - s##_y)) + ((y) - s##_y)
+
+ALWAYS_INLINE bool rne_fma(int d, uint64_t a, uint64_t b, uint64_t c, uint64_t *r, uint32_t *fl)
+{
+    if (!safe(d, a) || !safe(d, b) || (!safe(d, c) && (c & ~sign_bit(d))) || !host_has_fma())
+        return false;
+    bool inexact;
+    if (d) {
+        double x = u2d(a), y = u2d(b), z = u2d(c), r1 = fma_host(x, y, z), u1 = x * y;
+        if (!safe(1, d2u(r1)) || !safe(1, d2u(u1)))
+            return false;
+        double u2 = fma_host(x, y, -u1);
+        TWO_SUM(double, z, u2, a1, a2);
+        TWO_SUM(double, u1, a1, b1, b2);
+        double g = (b1 - r1) + b2;
+        inexact = g != -a2;
+        *r = d2u(r1);
+    } else {
+        float x = u2f(a), y = u2f(b), z = u2f(c), r1 = z;
+        __asm__("vfmadd231ss %2, %1, %0" : "+x"(r1) : "x"(x), "x"(y));
+        if (!safe(0, f2u(r1)))
+            return false;
+        double p = (double)x * y, zd = z;
+        TWO_SUM(double, p, zd, s1, e1);
+        inexact = s1 - (double)r1 != -e1;
+        *r = f2u(r1);
+    }
+    if (inexact)
+        *fl |= FFLAG_NX;
+    return true;
+}
+
 /* binary64 -> binary32 */
 ALWAYS_INLINE uint64_t host_cvt_sd(uint64_t a, int rm, uint32_t *fl)
 {
@@ -226,6 +363,9 @@ ALWAYS_INLINE uint64_t do_arith(int d, int op, uint64_t a, uint64_t b, int rm, u
                                 bool host)
 {
 #if FPU_HOST_X86
+    uint64_t r;
+    if (host && rm == FRM_RNE && rne_arith(d, op, a, b, &r, fl))
+        return r;
     if (host && rm != FRM_RMM && !is_nan(d, a) && !is_nan(d, b))
         return host_arith(d, op, a, b, rm, fl);
 #else
@@ -242,6 +382,9 @@ ALWAYS_INLINE uint64_t do_arith(int d, int op, uint64_t a, uint64_t b, int rm, u
 ALWAYS_INLINE uint64_t do_sqrt(int d, uint64_t a, int rm, uint32_t *fl, bool host)
 {
 #if FPU_HOST_X86
+    uint64_t r;
+    if (host && rm == FRM_RNE && rne_sqrt(d, a, &r, fl))
+        return r;
     if (host && rm != FRM_RMM && !is_nan(d, a))
         return host_sqrt(d, a, rm, fl);
 #else
@@ -254,6 +397,9 @@ ALWAYS_INLINE uint64_t do_fma(int d, uint64_t a, uint64_t b, uint64_t c, int rm,
                               bool host)
 {
 #if FPU_HOST_X86
+    uint64_t r;
+    if (host && rm == FRM_RNE && rne_fma(d, a, b, c, &r, fl))
+        return r;
     if (host && rm != FRM_RMM && !is_nan(d, a) && !is_nan(d, b) && !is_nan(d, c) &&
         host_has_fma())
         return host_fma(d, a, b, c, rm, fl);

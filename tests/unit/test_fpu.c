@@ -580,6 +580,19 @@ static void test_random(unsigned long n)
         if ((i & 7) == 0 && d) {
             b = (b & ~(0x7ffull << 52)) | ((0x7feull - ((a >> 52) & 0x7ff) + (rnd64() % 5)) % 0x7ff) << 52;
         }
+        /* cancellation: c close to -(a*b) for fused ops, b close to -a for
+         * sums (the host path's exact error terms see most work there) */
+        if ((i & 7) == 1) {
+            uint32_t mul = d ? FMUL(D) : FMUL(S);
+            uint64_t p = run(fpu_execute_soft, with_rm(mul, (unsigned)(rnd64() % 5)), 0, a, b, 0, false).val;
+            c = (p ^ (d ? D_NEG : 0x80000000ull)) + (rnd64() % 9) - 4;
+            if (!d)
+                c = 0xffffffff00000000ull | (uint32_t)c;
+        } else if ((i & 7) == 2) {
+            b = (a ^ (d ? D_NEG : 0x80000000ull)) + (rnd64() % 9) - 4;
+            if (!d)
+                b = 0xffffffff00000000ull | (uint32_t)b;
+        }
         insn = with_rm(insn, rm);
         struct result h = run(fpu_execute, insn, 0, a, b, c, false);
         struct result s = run(fpu_execute_soft, insn, 0, a, b, c, false);
