@@ -14,6 +14,8 @@
  *    invalid operations and are replaced by the canonical NaN) and for the
  *    four rounding modes x86 has. NaN operands, RMM, hosts other than x86-64
  *    and x86 CPUs without FMA3 (for fused ops) take the software path.
+ *    In round-to-nearest-even, the common case, most of these need no MXCSR
+ *    access at all (see rne_arith).
  *
  * Around each host operation the MXCSR is set from rm and then put back to
  * the ABI default (see host_enter), so the emulator's own floating-point code

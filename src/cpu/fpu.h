@@ -1,6 +1,7 @@
 /* F and D extensions: the floating-point register file and the execution of
  * OP-FP and fused multiply-add instructions (RISC-V unprivileged spec ch. 11-12).
- * FP loads and stores are done by the interpreter (they are memory accesses);
+ * FP loads and stores are done by the interpreter and the translator (they are
+ * memory accesses);
  * everything that computes lives here.
  *
  * Results and fflags are bit-exact with the spec in every rounding mode:
