@@ -617,3 +617,43 @@ int fpu_execute_soft(struct fp_regs *fp, uint64_t *xregs, uint32_t insn)
 {
     return execute(fp, xregs, insn, false);
 }
+
+/* fpu_execute for one kind of instruction: with the opcode, funct5 and fmt
+ * fields constant the compiler folds their decoding away. For OP-FP the
+ * kind is funct7 (funct5 and fmt) and the opcode; fused ops keep rs3 where
+ * OP-FP has funct5. */
+#define OPFP_MASK 0xfe00007fu
+#define FUSED_MASK 0x0600007fu
+#define KIND(f5, fmt) ((uint32_t)(f5) << 27 | (uint32_t)(fmt) << 25 | 0x53u)
+#define FUSED(opc, fmt) ((uint32_t)(fmt) << 25 | (uint32_t)(opc))
+#define KINDS(X)                                                                     \
+    X(add_s, OPFP_MASK, KIND(0x00, 0)) X(add_d, OPFP_MASK, KIND(0x00, 1))             \
+    X(sub_s, OPFP_MASK, KIND(0x01, 0)) X(sub_d, OPFP_MASK, KIND(0x01, 1))             \
+    X(mul_s, OPFP_MASK, KIND(0x02, 0)) X(mul_d, OPFP_MASK, KIND(0x02, 1))             \
+    X(div_s, OPFP_MASK, KIND(0x03, 0)) X(div_d, OPFP_MASK, KIND(0x03, 1))             \
+    X(sqrt_s, OPFP_MASK, KIND(0x0b, 0)) X(sqrt_d, OPFP_MASK, KIND(0x0b, 1))           \
+    X(minmax_s, OPFP_MASK, KIND(0x05, 0)) X(minmax_d, OPFP_MASK, KIND(0x05, 1))       \
+    X(cvt_ff_s, OPFP_MASK, KIND(0x08, 0)) X(cvt_ff_d, OPFP_MASK, KIND(0x08, 1))       \
+    X(cmp_s, OPFP_MASK, KIND(0x14, 0)) X(cmp_d, OPFP_MASK, KIND(0x14, 1))             \
+    X(cvt_fi_s, OPFP_MASK, KIND(0x18, 0)) X(cvt_fi_d, OPFP_MASK, KIND(0x18, 1))       \
+    X(cvt_if_s, OPFP_MASK, KIND(0x1a, 0)) X(cvt_if_d, OPFP_MASK, KIND(0x1a, 1))       \
+    X(madd_s, FUSED_MASK, FUSED(0x43, 0)) X(madd_d, FUSED_MASK, FUSED(0x43, 1))       \
+    X(msub_s, FUSED_MASK, FUSED(0x47, 0)) X(msub_d, FUSED_MASK, FUSED(0x47, 1))       \
+    X(nmsub_s, FUSED_MASK, FUSED(0x4b, 0)) X(nmsub_d, FUSED_MASK, FUSED(0x4b, 1))     \
+    X(nmadd_s, FUSED_MASK, FUSED(0x4f, 0)) X(nmadd_d, FUSED_MASK, FUSED(0x4f, 1))
+
+#define DEFINE_KIND(name, mask, bits)                                                 \
+    static int exec_##name(struct fp_regs *fp, uint64_t *x, uint32_t insn)           \
+    {                                                                                 \
+        return execute(fp, x, (insn & ~(mask)) | (bits), true);                      \
+    }
+KINDS(DEFINE_KIND)
+
+fpu_exec_fn fpu_execute_for(uint32_t insn)
+{
+#define MATCH_KIND(name, mask, bits)                                                  \
+    if ((insn & (mask)) == (bits))                                                    \
+        return exec_##name;
+    KINDS(MATCH_KIND)
+    return fpu_execute;
+}

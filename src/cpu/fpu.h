@@ -41,6 +41,12 @@ struct fp_regs {
  * case no state is changed. The caller has already checked mstatus.FS != Off. */
 int fpu_execute(struct fp_regs *fp, uint64_t *xregs, uint32_t insn);
 
+typedef int (*fpu_exec_fn)(struct fp_regs *fp, uint64_t *xregs, uint32_t insn);
+/* fpu_execute specialised for the kind of `insn` (opcode, funct5, fmt):
+ * the same results for every instruction of that kind, without decoding
+ * those fields on each call. For the binary translator. */
+fpu_exec_fn fpu_execute_for(uint32_t insn);
+
 /* NaN-boxing helpers used by FP loads/stores and moves. */
 static inline uint64_t fpu_box32(uint32_t v) { return 0xffffffff00000000ull | v; }
 

@@ -4,8 +4,9 @@
  * Loads and stores, moves between x and f registers and sign injection on
  * binary64 are bit operations and are emitted natively (flw NaN-boxes,
  * fmv.x.w sign-extends). Everything that rounds, compares or classifies is
- * a call to the interpreter's own fpu_execute() on the raw instruction, so
- * results and fflags cannot drift from the reference.
+ * a call to the interpreter's own fpu_execute() on the raw instruction (in
+ * the form specialised for its kind, fpu_execute_for), so results and
+ * fflags cannot drift from the reference.
  *
  * mstatus.FS, as interp.c does it: with FS = Off every F/D instruction
  * raises an illegal-instruction exception; loads and OP-FP instructions
@@ -31,12 +32,6 @@
 /* OP-FP funct5 values */
 enum { F5_FSGNJ = 0x04, F5_FCMP = 0x14, F5_FCVT_IF = 0x18, F5_FCVT_FI = 0x1a,
        F5_FMV_X = 0x1c, F5_FMV_F = 0x1e };
-
-/* Returns non-zero if the encoding is illegal (state then unchanged). */
-static int fp_exec(struct hart *h, uint64_t insn)
-{
-    return fpu_execute(&h->arch.fp, h->arch.x, (uint32_t)insn);
-}
 
 static void fp_illegal(struct hart *h, uint64_t raw)
 {
@@ -136,9 +131,14 @@ static void gen_fp_helper(struct tr *t, const struct decoded_insn *d, uint64_t p
     bool op_fp = (raw & 0x7f) == 0x53;
     if (op_fp && (f5 == F5_FCVT_FI || f5 == F5_FMV_F))
         tr_sync_x(t, rs1); /* the helper reads h->arch.x */
+    /* fpu_execute_for(raw)(&h->arch.fp, h->arch.x, raw): non-zero if the
+     * encoding is illegal (state then unchanged) */
     emit_mov(e, JR_ARG0, JR_HART);
-    emit_mov_imm(e, JR_ARG1, raw);
-    emit_call(e, (const void *)fp_exec);
+    emit_alu_imm(e, JA_ADD, false, JR_ARG0, (int32_t)offsetof(struct hart, arch.fp));
+    emit_mov(e, JR_ARG1, JR_HART);
+    emit_alu_imm(e, JA_ADD, false, JR_ARG1, (int32_t)offsetof(struct hart, arch.x));
+    emit_mov_imm(e, JR_ARG2, raw);
+    emit_call(e, (const void *)fpu_execute_for(raw));
     emit_mov_imm(e, JR_T0, 0);
     jlabel ok = emit_branch(e, JC_EQ, JR_RET, JR_T0);
     gen_illegal(t, d, pc, count);
