@@ -1,9 +1,10 @@
 /* The front end for the F and D extensions (unprivileged spec ch. 11-12),
  * compressed FP loads and stores included (they decode to the same ops).
  *
- * Loads and stores, moves between x and f registers and sign injection on
- * binary64 are bit operations and are emitted natively (flw NaN-boxes,
- * fmv.x.w sign-extends). Everything that rounds, compares or classifies is
+ * Loads and stores, moves between x and f registers and sign injection
+ * are bit operations and are emitted natively (flw and fsgnj.s NaN-box,
+ * fmv.x.w sign-extends, fsgnj.s reads unboxed operands as the canonical
+ * NaN). Everything that rounds, compares or classifies is
  * a call to the interpreter's own fpu_execute() on the raw instruction (in
  * the form specialised for its kind, fpu_execute_for), so results and
  * fflags cannot drift from the reference.
@@ -75,6 +76,23 @@ static void set_dirty(struct tr *t)
     emit_store(e, 8, JR_T0, JR_HART, MSTATUS_OFF);
 }
 
+/* r = f[x] as an operand of format fmt: a binary32 value that is not
+ * NaN-boxed reads as the canonical NaN (spec 12.2). Clobbers T2, ARG3. */
+static void get_operand(struct tr *t, enum jreg r, unsigned x, unsigned fmt)
+{
+    struct emitter *e = tr_emitter(t);
+    emit_load(e, 8, false, r, JR_HART, FOFF(x));
+    if (fmt)
+        return;
+    emit_mov(e, JR_T2, r);
+    emit_shift_imm(e, JS_SAR, false, JR_T2, 32);
+    emit_not(e, JR_T2); /* 0 iff the upper half is all ones */
+    emit_mov_imm(e, JR_ARG3, 0);
+    jlabel boxed = emit_branch(e, JC_EQ, JR_T2, JR_ARG3);
+    emit_mov_imm(e, r, 0x7fc00000u);
+    emit_bind(e, boxed);
+}
+
 /* Native forms of the OP-FP bit operations; returns false for the rest. */
 static bool gen_fp_native(struct tr *t, uint32_t raw)
 {
@@ -101,11 +119,11 @@ static bool gen_fp_native(struct tr *t, uint32_t raw)
         }
         return true;
     }
-    if (f5 == F5_FSGNJ && fmt == 1 && f3 < 3) { /* fsgnj.d, fsgnjn.d, fsgnjx.d */
-        const uint64_t sign = 1ull << 63;
-        emit_load(e, 8, false, JR_T0, JR_HART, FOFF(rs1));
-        if (rs1 != rs2 || f3 != 0) { /* else fmv.d: a copy */
-            emit_load(e, 8, false, JR_T1, JR_HART, FOFF(rs2));
+    if (f5 == F5_FSGNJ && f3 < 3) { /* fsgnj, fsgnjn, fsgnjx */
+        const uint64_t sign = fmt ? 1ull << 63 : 1ull << 31;
+        get_operand(t, JR_T0, rs1, fmt);
+        if (rs1 != rs2 || f3 != 0) { /* else fmv: a copy */
+            get_operand(t, JR_T1, rs2, fmt);
             if (f3 == 1)
                 emit_not(e, JR_T1);
             else if (f3 == 2)
@@ -114,6 +132,10 @@ static bool gen_fp_native(struct tr *t, uint32_t raw)
             emit_alu(e, JA_AND, false, JR_T1, JR_T2);
             emit_not(e, JR_T2);
             emit_alu(e, JA_AND, false, JR_T0, JR_T2);
+            emit_alu(e, JA_OR, false, JR_T0, JR_T1);
+        }
+        if (!fmt) {
+            emit_mov_imm(e, JR_T1, 0xffffffff00000000ull);
             emit_alu(e, JA_OR, false, JR_T0, JR_T1);
         }
         emit_store(e, 8, JR_T0, JR_HART, FOFF(rd));
