@@ -110,13 +110,12 @@ static bool gen_fp_native(struct tr *t, uint32_t raw)
     }
     if (f5 == F5_FMV_F && f3 == 0 && rs2 == 0) { /* fmv.w.x (NaN-boxes), fmv.d.x */
         tr_get_x(t, JR_T0, rs1);
-        if (fmt) {
-            emit_store(e, 8, JR_T0, JR_HART, FOFF(rd));
-        } else {
-            emit_store(e, 4, JR_T0, JR_HART, FOFF(rd));
-            emit_mov_imm(e, JR_T0, 0xffffffffu);
-            emit_store(e, 4, JR_T0, JR_HART, FOFF(rd) + 4);
+        if (!fmt) {
+            emit_zext(e, 32, JR_T0, JR_T0);
+            emit_mov_imm(e, JR_T1, 0xffffffff00000000ull);
+            emit_alu(e, JA_OR, false, JR_T0, JR_T1);
         }
+        emit_store(e, 8, JR_T0, JR_HART, FOFF(rd));
         return true;
     }
     if (f5 == F5_FSGNJ && f3 < 3) { /* fsgnj, fsgnjn, fsgnjx */
