@@ -14,6 +14,8 @@
  *    invalid operations and are replaced by the canonical NaN) and for the
  *    four rounding modes x86 has. NaN operands, RMM, hosts other than x86-64
  *    and x86 CPUs without FMA3 (for fused ops) take the software path.
+ *    In round-to-nearest-even, the common case, most of these need no MXCSR
+ *    access at all (see rne_arith).
  *
  * Around each host operation the MXCSR is set from rm and then put back to
  * the ABI default (see host_enter), so the emulator's own floating-point code
@@ -210,6 +212,143 @@ ALWAYS_INLINE uint64_t host_fma(int d, uint64_t a, uint64_t b, uint64_t c, int r
     return is_nan(d, r) ? canon_nan(d) : r;
 }
 
+/* Round to nearest-even without touching the MXCSR. The default MXCSR
+ * already rounds to nearest-even, and reading its flags is what costs
+ * (see host_leave), so for RNE add, sub, mul, div and sqrt on operands and
+ * results well inside the normal range the flags come from the values:
+ * the only exception possible there is inexact, and it is raised iff an
+ * exact error term is non-zero:
+ *  - add/sub: TwoSum's error (exact for all finite operands without
+ *    overflow; a tiny sum is always exact, so no underflow either);
+ *  - mul, div, sqrt in binary64: a*b - r, a - r*b, a - r*r by FMA, exact
+ *    when nothing underflows (Boldo & Daumas, "Representable correcting
+ *    terms for possibly underflowing floating point operations", 2003);
+ *  - binary32: the same terms in binary64, where the products are exact;
+ *  - fma in binary64: a*b + c - r = gamma + alpha2 exactly by ErrFma
+ *    (Boldo & Muller, "Exact and approximated error of the FMA", IEEE TC
+ *    2011), so inexact iff gamma != -alpha2; in binary32, a*b + c is
+ *    s + e exactly in binary64 (TwoSum), and s - r is exact (Sterbenz).
+ * "Well inside": every operand and the result have a biased exponent in
+ * [SAFE_LO, SAFE_HI] (zeros and subnormals allowed for add/sub, zero for
+ * the addend of fma; for fma the product a*b too), far from
+ * underflow, overflow, inf and NaN; everything else, and RTZ/RDN/RUP, take
+ * the MXCSR path, RMM and NaN operands the software one. fpu_execute_soft
+ * is the reference (tests/unit/test_fpu.c compares the two at random). */
+#define SAFE_LO(d) ((d) ? 128u : 32u)
+#define SAFE_HI(d) ((d) ? 1919u : 223u)
+
+ALWAYS_INLINE unsigned expo(int d, uint64_t v)
+{
+    return d ? (unsigned)(v >> 52) & 0x7ff : (unsigned)(v >> 23) & 0xff;
+}
+
+ALWAYS_INLINE bool safe(int d, uint64_t v)
+{
+    unsigned e = expo(d, v);
+    return e >= SAFE_LO(d) && e <= SAFE_HI(d);
+}
+
+ALWAYS_INLINE double fma_host(double a, double b, double c)
+{
+    __asm__("vfmadd231sd %2, %1, %0" : "+x"(c) : "x"(a), "x"(b));
+    return c;
+}
+
+/* Returns true with *r and the flags set if the fast path applies. */
+ALWAYS_INLINE bool rne_arith(int d, int op, uint64_t a, uint64_t b, uint64_t *r, uint32_t *fl)
+{
+    bool inexact;
+    if (op == OP_ADD || op == OP_SUB) {
+        if (expo(d, a) > SAFE_HI(d) || expo(d, b) > SAFE_HI(d))
+            return false;
+        if (op == OP_SUB)
+            b ^= sign_bit(d);
+        if (d) {
+            double x = u2d(a), y = u2d(b), s = x + y, yy = s - x, xx = s - yy;
+            inexact = (x - xx) + (y - yy) != 0;
+            *r = d2u(s);
+        } else {
+            float x = u2f(a), y = u2f(b), s = x + y, yy = s - x, xx = s - yy;
+            inexact = (x - xx) + (y - yy) != 0;
+            *r = f2u(s);
+        }
+    } else {
+        if (!safe(d, a) || !safe(d, b) || (d && !host_has_fma()))
+            return false;
+        if (d) {
+            double x = u2d(a), y = u2d(b), z = op == OP_MUL ? x * y : x / y;
+            if (!safe(1, d2u(z)))
+                return false;
+            inexact = op == OP_MUL ? fma_host(x, y, -z) != 0 : fma_host(z, y, -x) != 0;
+            *r = d2u(z);
+        } else {
+            float x = u2f(a), y = u2f(b), z = op == OP_MUL ? x * y : x / y;
+            if (!safe(0, f2u(z)))
+                return false;
+            inexact = op == OP_MUL ? (double)x * y != z : (double)z * y != x;
+            *r = f2u(z);
+        }
+    }
+    if (inexact)
+        *fl |= FFLAG_NX;
+    return true;
+}
+
+ALWAYS_INLINE bool rne_sqrt(int d, uint64_t a, uint64_t *r, uint32_t *fl)
+{
+    if (!safe(d, a) || (a & sign_bit(d)) || (d && !host_has_fma()))
+        return false;
+    bool inexact;
+    if (d) {
+        double x = u2d(a), z;
+        __asm__("sqrtsd %1, %0" : "=x"(z) : "x"(x));
+        inexact = fma_host(z, z, -x) != 0;
+        *r = d2u(z);
+    } else {
+        float x = u2f(a), z;
+        __asm__("sqrtss %1, %0" : "=x"(z) : "x"(x));
+        inexact = (double)z * z != x;
+        *r = f2u(z);
+    }
+    if (inexact)
+        *fl |= FFLAG_NX;
+    return true;
+}
+
+/* TwoSum: s + e == x + y exactly (no overflow). */
+#define TWO_SUM(T, x, y, s, e)                                                 \
+    T s = (x) + (y), s##_y = s - (x), e = ((x) - (s - s##_y)) + ((y) - s##_y)
+
+ALWAYS_INLINE bool rne_fma(int d, uint64_t a, uint64_t b, uint64_t c, uint64_t *r, uint32_t *fl)
+{
+    if (!safe(d, a) || !safe(d, b) || (!safe(d, c) && (c & ~sign_bit(d))) || !host_has_fma())
+        return false;
+    bool inexact;
+    if (d) {
+        double x = u2d(a), y = u2d(b), z = u2d(c), r1 = fma_host(x, y, z), u1 = x * y;
+        if (!safe(1, d2u(r1)) || !safe(1, d2u(u1)))
+            return false;
+        double u2 = fma_host(x, y, -u1);
+        TWO_SUM(double, z, u2, a1, a2);
+        TWO_SUM(double, u1, a1, b1, b2);
+        double g = (b1 - r1) + b2;
+        inexact = g != -a2;
+        *r = d2u(r1);
+    } else {
+        float x = u2f(a), y = u2f(b), z = u2f(c), r1 = z;
+        __asm__("vfmadd231ss %2, %1, %0" : "+x"(r1) : "x"(x), "x"(y));
+        if (!safe(0, f2u(r1)))
+            return false;
+        double p = (double)x * y, zd = z;
+        TWO_SUM(double, p, zd, s1, e1);
+        inexact = s1 - (double)r1 != -e1;
+        *r = f2u(r1);
+    }
+    if (inexact)
+        *fl |= FFLAG_NX;
+    return true;
+}
+
 /* binary64 -> binary32 */
 ALWAYS_INLINE uint64_t host_cvt_sd(uint64_t a, int rm, uint32_t *fl)
 {
@@ -226,6 +365,9 @@ ALWAYS_INLINE uint64_t do_arith(int d, int op, uint64_t a, uint64_t b, int rm, u
                                 bool host)
 {
 #if FPU_HOST_X86
+    uint64_t r;
+    if (host && rm == FRM_RNE && rne_arith(d, op, a, b, &r, fl))
+        return r;
     if (host && rm != FRM_RMM && !is_nan(d, a) && !is_nan(d, b))
         return host_arith(d, op, a, b, rm, fl);
 #else
@@ -242,6 +384,9 @@ ALWAYS_INLINE uint64_t do_arith(int d, int op, uint64_t a, uint64_t b, int rm, u
 ALWAYS_INLINE uint64_t do_sqrt(int d, uint64_t a, int rm, uint32_t *fl, bool host)
 {
 #if FPU_HOST_X86
+    uint64_t r;
+    if (host && rm == FRM_RNE && rne_sqrt(d, a, &r, fl))
+        return r;
     if (host && rm != FRM_RMM && !is_nan(d, a))
         return host_sqrt(d, a, rm, fl);
 #else
@@ -254,6 +399,9 @@ ALWAYS_INLINE uint64_t do_fma(int d, uint64_t a, uint64_t b, uint64_t c, int rm,
                               bool host)
 {
 #if FPU_HOST_X86
+    uint64_t r;
+    if (host && rm == FRM_RNE && rne_fma(d, a, b, c, &r, fl))
+        return r;
     if (host && rm != FRM_RMM && !is_nan(d, a) && !is_nan(d, b) && !is_nan(d, c) &&
         host_has_fma())
         return host_fma(d, a, b, c, rm, fl);
@@ -468,4 +616,44 @@ int fpu_execute(struct fp_regs *fp, uint64_t *xregs, uint32_t insn)
 int fpu_execute_soft(struct fp_regs *fp, uint64_t *xregs, uint32_t insn)
 {
     return execute(fp, xregs, insn, false);
+}
+
+/* fpu_execute for one kind of instruction: with the opcode, funct5 and fmt
+ * fields constant the compiler folds their decoding away. For OP-FP the
+ * kind is funct7 (funct5 and fmt) and the opcode; fused ops keep rs3 where
+ * OP-FP has funct5. */
+#define OPFP_MASK 0xfe00007fu
+#define FUSED_MASK 0x0600007fu
+#define KIND(f5, fmt) ((uint32_t)(f5) << 27 | (uint32_t)(fmt) << 25 | 0x53u)
+#define FUSED(opc, fmt) ((uint32_t)(fmt) << 25 | (uint32_t)(opc))
+#define KINDS(X)                                                                     \
+    X(add_s, OPFP_MASK, KIND(0x00, 0)) X(add_d, OPFP_MASK, KIND(0x00, 1))             \
+    X(sub_s, OPFP_MASK, KIND(0x01, 0)) X(sub_d, OPFP_MASK, KIND(0x01, 1))             \
+    X(mul_s, OPFP_MASK, KIND(0x02, 0)) X(mul_d, OPFP_MASK, KIND(0x02, 1))             \
+    X(div_s, OPFP_MASK, KIND(0x03, 0)) X(div_d, OPFP_MASK, KIND(0x03, 1))             \
+    X(sqrt_s, OPFP_MASK, KIND(0x0b, 0)) X(sqrt_d, OPFP_MASK, KIND(0x0b, 1))           \
+    X(minmax_s, OPFP_MASK, KIND(0x05, 0)) X(minmax_d, OPFP_MASK, KIND(0x05, 1))       \
+    X(cvt_ff_s, OPFP_MASK, KIND(0x08, 0)) X(cvt_ff_d, OPFP_MASK, KIND(0x08, 1))       \
+    X(cmp_s, OPFP_MASK, KIND(0x14, 0)) X(cmp_d, OPFP_MASK, KIND(0x14, 1))             \
+    X(cvt_fi_s, OPFP_MASK, KIND(0x18, 0)) X(cvt_fi_d, OPFP_MASK, KIND(0x18, 1))       \
+    X(cvt_if_s, OPFP_MASK, KIND(0x1a, 0)) X(cvt_if_d, OPFP_MASK, KIND(0x1a, 1))       \
+    X(madd_s, FUSED_MASK, FUSED(0x43, 0)) X(madd_d, FUSED_MASK, FUSED(0x43, 1))       \
+    X(msub_s, FUSED_MASK, FUSED(0x47, 0)) X(msub_d, FUSED_MASK, FUSED(0x47, 1))       \
+    X(nmsub_s, FUSED_MASK, FUSED(0x4b, 0)) X(nmsub_d, FUSED_MASK, FUSED(0x4b, 1))     \
+    X(nmadd_s, FUSED_MASK, FUSED(0x4f, 0)) X(nmadd_d, FUSED_MASK, FUSED(0x4f, 1))
+
+#define DEFINE_KIND(name, mask, bits)                                                 \
+    static int exec_##name(struct fp_regs *fp, uint64_t *x, uint32_t insn)           \
+    {                                                                                 \
+        return execute(fp, x, (insn & ~(mask)) | (bits), true);                      \
+    }
+KINDS(DEFINE_KIND)
+
+fpu_exec_fn fpu_execute_for(uint32_t insn)
+{
+#define MATCH_KIND(name, mask, bits)                                                  \
+    if ((insn & (mask)) == (bits))                                                    \
+        return exec_##name;
+    KINDS(MATCH_KIND)
+    return fpu_execute;
 }

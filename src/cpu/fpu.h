@@ -1,6 +1,7 @@
 /* F and D extensions: the floating-point register file and the execution of
  * OP-FP and fused multiply-add instructions (RISC-V unprivileged spec ch. 11-12).
- * FP loads and stores are done by the interpreter (they are memory accesses);
+ * FP loads and stores are done by the interpreter and the translator (they are
+ * memory accesses);
  * everything that computes lives here.
  *
  * Results and fflags are bit-exact with the spec in every rounding mode:
@@ -39,6 +40,12 @@ struct fp_regs {
  * illegal (unknown funct, reserved rm, or rm=DYN with an invalid frm); in that
  * case no state is changed. The caller has already checked mstatus.FS != Off. */
 int fpu_execute(struct fp_regs *fp, uint64_t *xregs, uint32_t insn);
+
+typedef int (*fpu_exec_fn)(struct fp_regs *fp, uint64_t *xregs, uint32_t insn);
+/* fpu_execute specialised for the kind of `insn` (opcode, funct5, fmt):
+ * the same results for every instruction of that kind, without decoding
+ * those fields on each call. For the binary translator. */
+fpu_exec_fn fpu_execute_for(uint32_t insn);
 
 /* NaN-boxing helpers used by FP loads/stores and moves. */
 static inline uint64_t fpu_box32(uint32_t v) { return 0xffffffff00000000ull | v; }

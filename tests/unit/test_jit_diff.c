@@ -14,7 +14,17 @@
  * fault). The stream mixes RV64IMA, Zba/Zbb/Zbs, branches, jal, jalr
  * (through auipc), counters (rdinstret checks instret at CSR reads),
  * ecall, fence.i and illegal words; operands include 0, -1 and INT64_MIN
- * for the division edge cases. Deterministic: a fixed seed per round. */
+ * for the division edge cases.
+ *
+ * A quarter of the stream is F and D: loads and stores (c.fld/c.fsd/
+ * c.fldsp/c.fsdsp too) on the same pages, moves, sign injection, every
+ * arithmetic, conversion, compare and fused op in static and dynamic
+ * rounding modes including the reserved ones, invalid formats, reads and
+ * writes of fflags/frm/fcsr, and mstatus.FS switched off and on (so FP
+ * instructions also trap as illegal). f[] starts with NaN-boxed and
+ * unboxed singles, signalling and quiet NaNs, infinities, -0 and
+ * subnormals; f[] and fcsr are compared too.
+ * Deterministic: a fixed seed per round. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,11 +133,114 @@ static unsigned rnd_base(void)
     return (rnd() % 10) < 8 ? 8 + (unsigned)(rnd() % 4) : rnd_rs();
 }
 
+/* Interesting FP bit patterns: binary64 and NaN-boxed binary32 zeros,
+ * infinities, quiet and signalling NaNs, subnormals, 1, limits of the
+ * integer conversions; and binary32 values that are not NaN-boxed. */
+static const uint64_t fp_specials[] = {
+    0, 1ull << 63, 0x7ff0000000000000ull, 0xfff0000000000000ull, 0x7ff8000000000000ull,
+    0x7ff4000000000000ull, 0xfff8000000000001ull, 1, 0x800fffffffffffffull,
+    0x3ff0000000000000ull, 0xbff8000000000000ull, 0x41e0000000000000ull, 0xc3e0000000000000ull,
+    0x7fefffffffffffffull, 0x0010000000000000ull, 0x43f0000000000000ull,
+    0xffffffff00000000ull, 0xffffffff80000000ull, 0xffffffff7f800000ull, 0xffffffffff800000ull,
+    0xffffffff7fc00000ull, 0xffffffff7fa00000ull, 0xffffffff00000001ull, 0xffffffff807fffffull,
+    0xffffffff3f800000ull, 0xffffffff4f000000ull, 0xffffffffdf000000ull, 0xffffffff7f7fffffull,
+    0x3f800000ull, 0x00000000ffffffffull, 0xfffffffe3f800000ull,
+};
+#define N_FP_SPECIALS (sizeof(fp_specials) / sizeof(fp_specials[0]))
+
+static uint64_t rnd_fp_value(void)
+{
+    return (rnd() % 3) ? fp_specials[rnd() % N_FP_SPECIALS] : rnd();
+}
+
+/* A rounding mode: mostly dynamic or RNE, sometimes the reserved 5 and 6. */
+static unsigned rnd_rm(void)
+{
+    static const uint8_t rm[] = { 7, 7, 7, 0, 0, 1, 2, 3, 4, 5, 6 };
+    return rm[rnd() % sizeof(rm)];
+}
+
+/* S or D, now and then the reserved H/Q encodings. */
+static unsigned rnd_fmt(void) { return (rnd() % 16) ? (unsigned)(rnd() & 1) : 2 + (unsigned)(rnd() & 1); }
+
+/* One F/D word (two compressed instructions for c.fld & co). May use the
+ * next word (returns the index of the last word written). */
+static unsigned random_fp(uint32_t *code, unsigned i)
+{
+    unsigned frd = (unsigned)(rnd() % 32), fs1 = (unsigned)(rnd() % 32), fs2 = (unsigned)(rnd() % 32);
+    unsigned fs3 = (unsigned)(rnd() % 32), fmt = rnd_fmt(), rm = rnd_rm();
+    unsigned k = (unsigned)(rnd() % 100);
+    uint32_t w;
+    if (k < 14) {                                                    /* flw, fld */
+        int32_t imm = (int32_t)(rnd() % 48) - 16;
+        w = i_type(imm, rnd_base(), 2 + (unsigned)(rnd() & 1), frd, 0x07);
+    } else if (k < 24) {                                             /* fsw, fsd */
+        int32_t imm = (int32_t)(rnd() % 48) - 16;
+        w = s_type(imm, fs2, rnd_base(), 2 + (unsigned)(rnd() & 1)) | 0x04;
+    } else if (k < 30) {                                             /* c.fld, c.fsd, c.fldsp, c.fsdsp */
+        uint16_t h[2];
+        for (int n = 0; n < 2; n++) {
+            unsigned r3 = (unsigned)(rnd() % 8), b3 = (unsigned)(rnd() % 4);
+            unsigned u = (unsigned)(rnd() % 32) << 3;
+            switch (rnd() % 5) {
+            case 0: h[n] = (uint16_t)(1u << 13 | ((u >> 3) & 7) << 10 | b3 << 7 | ((u >> 6) & 3) << 5 | r3 << 2); break;
+            case 1: h[n] = (uint16_t)(5u << 13 | ((u >> 3) & 7) << 10 | b3 << 7 | ((u >> 6) & 3) << 5 | r3 << 2); break;
+            case 2: h[n] = (uint16_t)(1u << 13 | ((u >> 5) & 1) << 12 | frd << 7 | ((u >> 3) & 3) << 5 | ((u >> 6) & 7) << 2 | 2); break;
+            case 3: h[n] = (uint16_t)(5u << 13 | ((u >> 3) & 7) << 10 | ((u >> 6) & 7) << 7 | fs2 << 2 | 2); break;
+            default: h[n] = 0x0001; break;                           /* c.nop */
+            }
+        }
+        w = (uint32_t)h[0] | (uint32_t)h[1] << 16;
+    } else if (k < 36) {                                             /* fmv.{w,d}.x, fmv.x.{w,d}, fclass */
+        unsigned t = (unsigned)(rnd() % 3);
+        w = t == 0 ? r_type(0x1e << 2 | fmt, 0, rnd_rs(), 0, frd, 0x53)
+                   : r_type(0x1c << 2 | fmt, 0, fs1, t - 1, rnd_rd(), 0x53);
+    } else if (k < 44) {                                             /* fsgnj, fsgnjn, fsgnjx (3: reserved) */
+        unsigned f3 = (rnd() % 8) ? (unsigned)(rnd() % 3) : 3;
+        w = r_type(0x04 << 2 | fmt, (rnd() % 4) ? fs2 : fs1, fs1, f3, frd, 0x53);
+    } else if (k < 60) {                                             /* fadd fsub fmul fdiv */
+        w = r_type((unsigned)(rnd() % 4) << 2 | fmt, fs2, fs1, rm, frd, 0x53);
+    } else if (k < 63) {                                             /* fsqrt */
+        w = r_type(0x0b << 2 | fmt, (rnd() % 8) ? 0 : 1, fs1, rm, frd, 0x53);
+    } else if (k < 67) {                                             /* fmin, fmax */
+        w = r_type(0x05 << 2 | fmt, fs2, fs1, (unsigned)(rnd() % 3), frd, 0x53);
+    } else if (k < 70) {                                             /* fcvt.s.d, fcvt.d.s */
+        w = r_type(0x08 << 2 | fmt, (rnd() % 8) ? 1 - (fmt & 1) : fmt & 1, fs1, rm, frd, 0x53);
+    } else if (k < 75) {                                             /* feq flt fle */
+        w = r_type(0x14 << 2 | fmt, fs2, fs1, (unsigned)(rnd() % 4), rnd_rd(), 0x53);
+    } else if (k < 80) {                                             /* fcvt.{w,wu,l,lu}.fmt */
+        w = r_type(0x18 << 2 | fmt, (unsigned)(rnd() % 5), fs1, rm, rnd_rd(), 0x53);
+    } else if (k < 85) {                                             /* fcvt.fmt.{w,wu,l,lu} */
+        w = r_type(0x1a << 2 | fmt, (unsigned)(rnd() % 5), rnd_rs(), rm, frd, 0x53);
+    } else if (k < 93) {                                             /* fmadd fmsub fnmsub fnmadd */
+        w = fs3 << 27 | fmt << 25 | fs2 << 20 | fs1 << 15 | rm << 12 | frd << 7 |
+            (0x43 | (unsigned)(rnd() % 4) << 2);
+    } else if (k < 97) {                                             /* fflags, frm, fcsr */
+        static const uint8_t f3[] = { 1, 2, 3, 5, 6, 7 };
+        unsigned csr = 1 + (unsigned)(rnd() % 3);
+        unsigned src = (rnd() & 1) ? rnd_rs() : (unsigned)(rnd() % 32);
+        w = i_type((int32_t)csr, src, f3[rnd() % 6], rnd_rd(), 0x73);
+    } else if (i + 1 < CODE_INSNS) {                                 /* mstatus.FS off or on */
+        unsigned t = 12 + (unsigned)(rnd() % 18);
+        bool off = rnd() % 3 == 0;
+        code[i++] = (uint32_t)((off ? 6u : 2u + 4u * (unsigned)(rnd() & 1)) << 12 | t << 7 | 0x37);
+        w = i_type(0x100, t, off ? 3 : 2, 0, 0x73);                  /* csrrc/csrrs sstatus */
+    } else {
+        w = 0x00000013;
+    }
+    code[i] = w;
+    return i;
+}
+
 static void make_program(uint32_t *code)
 {
     for (unsigned i = 0; i < CODE_INSNS; i++) {
         unsigned rd = rnd_rd(), rs1 = rnd_rs(), rs2 = rnd_rs();
         uint32_t w;
+        if (rnd() % 4 == 0) {
+            i = random_fp(code, i);
+            continue;
+        }
         unsigned k = (unsigned)(rnd() % 100);
         if (k < 4) {                                                 /* LR, SC, AMOs */
             static const uint8_t f5[] = { 0x02, 0x03, 0x03, 0x00, 0x01, 0x04, 0x08, 0x0c,
@@ -226,16 +339,18 @@ static void build_image(uint8_t *ram)
     };
     memcpy(ram + (HANDLER_PA - RAM_BASE), handler, sizeof(handler));
     for (uint64_t off = 0x20000; off < 0x28000; off += 8) {
-        uint64_t v = rnd();
+        uint64_t v = (rnd() % 4) ? rnd() : rnd_fp_value();
         memcpy(ram + off, &v, 8);
     }
     make_program((uint32_t *)(ram + (CODE_PA - RAM_BASE)));
 }
 
-static void setup_hart(struct hart *h, const uint64_t *regs)
+static void setup_hart(struct hart *h, const uint64_t *regs, const struct fp_regs *fp, uint64_t fs)
 {
     hart_reset(h, CODE_VA);
     memcpy(h->arch.x, regs, 32 * sizeof(uint64_t));
+    h->arch.fp = *fp;
+    h->arch.mstatus = (h->arch.mstatus & ~MSTATUS_FS) | fs;
     h->arch.x[0] = 0;
     CHECK_EQ(csr_write(h, 0x305, HANDLER_PA), 0);             /* mtvec */
     CHECK_EQ(csr_write(h, 0x306, 7), 0);                      /* mcounteren */
@@ -263,6 +378,12 @@ static bool same_state(const struct board *a, const struct board *b, char *why, 
     SAME(arch.mcause);
     SAME(arch.mtval);
     SAME(arch.resv_valid);
+    SAME(arch.fp.fflags);
+    SAME(arch.fp.frm);
+    for (int i = 0; i < 32; i++)
+        if (x->arch.fp.f[i] != y->arch.fp.f[i])
+            return snprintf(why, len, "f%d %llx vs %llx", i, (unsigned long long)x->arch.fp.f[i],
+                            (unsigned long long)y->arch.fp.f[i]), false;
 #undef SAME
     if (memcmp(a->mem.ram, b->mem.ram, RAM_SIZE))
         return snprintf(why, len, "memory differs"), false;
@@ -296,6 +417,16 @@ int main(void)
         regs[9] = DATA_VA + 0x1ffd;      /* near a page boundary: crossing, misaligned */
         regs[10] = DATA_VA + 0x4ff8;     /* read-only page, next to the unmapped one */
         regs[11] = (rnd() & 1) ? DATA_VA + 0x6010 : DATA_VA + 0x7ff0; /* hole / not dirty */
+        for (int i = 12; i < 30; i++)
+            if (rnd() % 4 == 0)
+                regs[i] = rnd_fp_value();
+        struct fp_regs fp = { .fflags = (uint32_t)(rnd() & 31), .frm = (uint32_t)(rnd() % 8) };
+        if (rnd() & 1)
+            fp.frm = 0; /* RNE: as most code has it; else any, reserved ones too */
+        for (int i = 0; i < 32; i++)
+            fp.f[i] = rnd_fp_value();
+        /* mstatus.FS: mostly Initial or Dirty, Off in some rounds */
+        uint64_t fs = (uint64_t)(round % 5 == 4 ? 0 : 1 + rnd() % 3) << 13;
         jit_destroy(b[1].hart);
         /* Translate at once in most rounds; after a few runs in others, so
          * translated and interpreted blocks mix. Some rounds have the
@@ -304,7 +435,7 @@ int main(void)
         CHECK_EQ(jit_create(b[1].hart, round % 4 == 1 ? JIT_MIN_CACHE : 1u << 20,
                             round % 3 == 2 ? 3 : 0), 0);
         for (int i = 0; i < 2; i++)
-            setup_hart(b[i].hart, regs);
+            setup_hart(b[i].hart, regs, &fp, fs);
 
         char why[160];
         uint64_t start = b[0].hart->insn_count;

@@ -5,8 +5,8 @@
  * The interpreter stays in charge: at each entry into a decoded block it
  * asks jit_block_entry() whether the block has a translation (counting
  * executions and translating blocks that get hot), and runs translated
- * code with jit_exec(). Translated code covers RV64I, M, Zba/Zbb/Zbs and
- * loads/stores; at anything else (CSR, system, FP, AMO, fence.i...) it hands
+ * code with jit_exec(). Translated code covers RV64I, M, A, Zba/Zbb/Zbs, F, D
+ * and loads/stores; at anything else (CSR, system, fence.i...) it hands
  * back to the interpreter with the hart's state exactly as the interpreter
  * would have left it at that instruction.
  *

@@ -8,7 +8,8 @@
  * at exits and before helpers that can trap: an exception in the middle of
  * a unit leaves pc, x[] and insn_count exactly as the interpreter would.
  * Semantics follow interp.c, the reference; helpers below mirror it.
- * Translated: RV64I, M, A (through a helper), Zba, Zbb, Zbs. */
+ * Translated: RV64I, M, A (through a helper), Zba, Zbb, Zbs, F and D
+ * (translate_fp.c). */
 #include <stddef.h>
 #include <string.h>
 
@@ -17,11 +18,14 @@
 #include "cpu/decode.h"
 #include "cpu/jit/emit.h"
 #include "cpu/jit/jit_internal.h"
+#include "cpu/jit/translate.h"
 
 #define XOFF(r) ((int32_t)(offsetof(struct hart, arch.x) + 8 * (size_t)(r)))
+#define FOFF(r) ((int32_t)(offsetof(struct hart, arch.fp.f) + 8 * (size_t)(r)))
 #define HOFF(f) ((int32_t)offsetof(struct hart, f))
 #define JOFF(f) ((int32_t)offsetof(struct jit, f))
 #define LOAD_SIGNED 16
+#define LOAD_FP 32 /* to f[rd], NaN-boxed if 4 bytes */
 
 _Static_assert(sizeof(struct tlb_entry) == 16, "translated TLB lookup assumes 16-byte entries");
 _Static_assert(offsetof(struct tlb_entry, tag) == 0 && offsetof(struct tlb_entry, addend) == 8,
@@ -37,6 +41,10 @@ static int load_slow(struct hart *h, uint64_t va, uint64_t info, uint64_t rd)
     uint64_t v;
     if (mmu_load_slow(h, va, size, &v))
         return 1;
+    if (info & LOAD_FP) {
+        h->arch.fp.f[rd] = size == 4 ? fpu_box32((uint32_t)v) : v;
+        return 0;
+    }
     if (info & LOAD_SIGNED)
         v = size == 1 ? (uint64_t)(int64_t)(int8_t)v
             : size == 2 ? (uint64_t)(int64_t)(int16_t)v : (uint64_t)(int64_t)(int32_t)v;
@@ -192,6 +200,7 @@ struct tr {
      * stored back at every exit. */
     uint8_t cached[NCACHED];
     unsigned dirty;
+    unsigned fp;     /* translate_fp.c's */
 };
 
 static const enum jreg cache_reg[NCACHED] = { JR_S0, JR_S1, JR_S2 };
@@ -382,14 +391,16 @@ static void gen_helper(struct tr *t, const struct decoded_insn *d, op_fn fn)
  * that also rejects misaligned accesses, add the host offset), everything
  * else through the interpreter's slow path, which may take an exception:
  * then the unit ends with `count` instructions retired. */
-static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
-                    bool store, unsigned size, bool sign)
+static void gen_access(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
+                       bool store, unsigned size, bool sign, bool fp)
 {
     struct emitter *e = &t->e;
     get_x(t, JR_ARG1, d->rs1);
     if (d->imm)
         emit_alu_imm(e, JA_ADD, false, JR_ARG1, (int32_t)d->imm);
-    if (store)
+    if (store && fp)
+        emit_load(e, 8, false, JR_T2, JR_HART, FOFF(d->rs2));
+    else if (store)
         get_x(t, JR_T2, d->rs2);
     emit_mov(e, JR_T0, JR_ARG1);
     emit_shift_imm(e, JS_SHR, false, JR_T0, GUEST_PAGE_SHIFT);
@@ -406,7 +417,14 @@ static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
         emit_store(e, size, JR_T2, JR_T1, 0);
     } else {
         emit_load(e, size, sign, JR_T2, JR_T1, 0);
-        set_x(t, JR_T2, d->rd);
+        if (fp && size == 4) {
+            emit_mov_imm(e, JR_T1, 0xffffffff00000000ull);
+            emit_alu(e, JA_OR, false, JR_T2, JR_T1);
+        }
+        if (fp)
+            emit_store(e, 8, JR_T2, JR_HART, FOFF(d->rd));
+        else
+            set_x(t, JR_T2, d->rd);
     }
     jlabel done = emit_jump(e);
 
@@ -418,12 +436,12 @@ static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
         emit_mov_imm(e, JR_ARG3, size);
         emit_call(e, (const void *)store_slow);
     } else {
-        emit_mov_imm(e, JR_ARG2, size | (sign ? LOAD_SIGNED : 0));
+        emit_mov_imm(e, JR_ARG2, size | (sign ? LOAD_SIGNED : 0) | (fp ? LOAD_FP : 0));
         emit_mov_imm(e, JR_ARG3, d->rd);
         emit_call(e, (const void *)load_slow);
     }
     jlabel fault = emit_branch_nz(e, true, JR_RET);
-    if (!store)
+    if (!store && !fp)
         reload_x(t, d->rd);
     jlabel ok = emit_jump(e);
     emit_bind(e, fault);
@@ -432,6 +450,12 @@ static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
     emit_jump_abs(e, (const void *)t->j->exit_trap);
     emit_bind(e, ok);
     emit_bind(e, done);
+}
+
+static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
+                    bool store, unsigned size, bool sign)
+{
+    gen_access(t, d, pc, count, store, size, sign, false);
 }
 
 static void gen_atomic(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count)
@@ -528,6 +552,8 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
     case OP_LR_W: case OP_SC_W: case OP_AMO_W: case OP_LR_D: case OP_SC_D: case OP_AMO_D:
         gen_atomic(t, d, pc, count);
         return 0;
+    case OP_FLW: case OP_FLD: case OP_FSW: case OP_FSD: case OP_FP:
+        return gen_fp(t, d, pc, count);
     case OP_FENCE: return 0; /* one hart's accesses are already in order; x86 is TSO */
     case OP_ADDI: gen_ri(t, d, JA_ADD, false); return 0;
     case OP_SLTI: gen_set(t, d, JC_LT, true); return 0;
@@ -689,4 +715,33 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     j->stats.units++;
     j->stats.insns += n;
     return u;
+}
+
+/* ---- for translate_fp.c (translate.h) ---- */
+
+struct emitter *tr_emitter(struct tr *t) { return &t->e; }
+unsigned *tr_fp_state(struct tr *t) { return &t->fp; }
+void tr_get_x(struct tr *t, enum jreg r, unsigned x) { get_x(t, r, x); }
+void tr_set_x(struct tr *t, enum jreg r, unsigned x) { set_x(t, r, x); }
+void tr_reload_x(struct tr *t, unsigned x) { reload_x(t, x); }
+void tr_set_pc(struct tr *t, uint64_t pc) { set_pc_imm(t, pc); }
+
+void tr_sync_x(struct tr *t, unsigned x)
+{
+    int k = cache_slot(t, x);
+    if (k >= 0 && (t->dirty & (1u << k)))
+        emit_store(&t->e, 8, cache_reg[k], JR_HART, XOFF(x));
+}
+
+void tr_exit_trap(struct tr *t, unsigned count)
+{
+    write_back(t);
+    add_count(t, count);
+    emit_jump_abs(&t->e, (const void *)t->j->exit_trap);
+}
+
+void tr_gen_fp_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
+                   bool store, unsigned size)
+{
+    gen_access(t, d, pc, count, store, size, false, true);
 }

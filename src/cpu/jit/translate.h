@@ -1,0 +1,42 @@
+/* What the translator's front end (translate.c) offers the parts of it that
+ * live in other files (translate_fp.c), and what they offer back. Internal
+ * to cpu/jit/. Threads: the translating hart's thread. */
+#ifndef NIMBUS_CPU_JIT_TRANSLATE_H
+#define NIMBUS_CPU_JIT_TRANSLATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cpu/jit/emit.h"
+
+struct tr;            /* one unit being translated (translate.c) */
+struct decoded_insn;
+
+/* translate.c */
+struct emitter *tr_emitter(struct tr *t);
+/* State translate_fp.c keeps per unit, zero at the unit's start. */
+unsigned *tr_fp_state(struct tr *t);
+/* r = guest x[x] / guest x[x] = r (x may be the sink 32) */
+void tr_get_x(struct tr *t, enum jreg r, unsigned x);
+void tr_set_x(struct tr *t, enum jreg r, unsigned x);
+/* Before a helper reads h->arch.x[x]: stores its cached copy, if dirty. */
+void tr_sync_x(struct tr *t, unsigned x);
+/* After a helper wrote h->arch.x[x]: reloads its cached copy. */
+void tr_reload_x(struct tr *t, unsigned x);
+/* h->arch.pc = pc (before a helper that may trap). */
+void tr_set_pc(struct tr *t, uint64_t pc);
+/* Leaves the unit after a trap was taken, with `count` instructions of
+ * the unit retired. */
+void tr_exit_trap(struct tr *t, unsigned count);
+/* An FP load (f[rd] = [x[rs1] + imm], NaN-boxed if size 4) or store
+ * ([x[rs1] + imm] = f[rs2]), with the same inline TLB hit path and slow
+ * path as the integer ones. */
+void tr_gen_fp_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
+                   bool store, unsigned size);
+
+/* translate_fp.c: emits an F/D instruction (OP_FLW, OP_FLD, OP_FSW,
+ * OP_FSD, OP_FP), the `count`th of the unit, at guest `pc`. Returns 0
+ * (translation goes on after it). */
+int gen_fp(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count);
+
+#endif
