@@ -92,7 +92,11 @@ BG_PIDS+=("$R_EVENTS_PID")
 api_reset api_ok GET /vm/counters
 insns_first=$(jget "$API_REPLY" totals.instructions)
 [ "$insns_first" -gt 0 ] || fail "the reset VM's counters: $API_REPLY"
-until grep -q '"kind":"state"' "$T/reset-events"; do sleep 0.1; done   # the stream is up
+end=$((SECONDS + 10))
+until grep -q '"kind":"state"' "$T/reset-events"; do   # the stream is up
+    [ $SECONDS -lt $end ] || fail "the reset VM's event stream: $(cat "$T/reset-events")"
+    sleep 0.1
+done
 on_reset_vm send 'arm\n'
 
 wait_for '^petted$'
