@@ -166,13 +166,12 @@ struct virt_machine {
 
     /* Pause (virt_pause.c): harts wait at virt_pause_point() while
      * pause_request is set; `paused` once all of them do and the devices
-     * are quiesced. Guest time stands still meanwhile (paused_ticks). */
+     * are quiesced. Guest time (timebase) stands still meanwhile. */
     pthread_mutex_t pause_lock;
     pthread_cond_t pause_cond;
     _Atomic bool pause_request;
     unsigned harts_waiting;        /* under pause_lock */
     bool paused;                   /* under pause_lock */
-    uint64_t paused_ticks;
 
     /* The snapshot this VM last saved or was restored from (vm/snapshot.c):
      * a diff snapshot records only the pages written since, and names it as

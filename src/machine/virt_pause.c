@@ -42,7 +42,7 @@ int virt_pause(struct virt_machine *m, char *err, size_t errlen)
         pthread_mutex_unlock(&m->pause_lock);
         return errmsg(err, errlen, -ESHUTDOWN, "wrong state: the VM stopped");
     }
-    m->paused_ticks = timebase_now(&m->timebase);
+    timebase_stop(&m->timebase);
     m->paused = true;
     pthread_mutex_unlock(&m->pause_lock);
     for (unsigned i = 0; i < VIRT_VIRTIO_SLOTS; i++)
@@ -63,12 +63,16 @@ int virt_resume(struct virt_machine *m, char *err, size_t errlen)
         if (m->virtio[i])
             virtio_mmio_resume(m->virtio[i]);
     pthread_mutex_lock(&m->pause_lock);
-    /* No hart runs: guest time goes on from the moment of the pause. */
-    timebase_set_now(&m->timebase, m->paused_ticks);
+    /* No hart runs: guest time goes on from the moment of the pause (or
+     * the one a load set). */
+    timebase_start(&m->timebase);
     m->paused = false;
     atomic_store(&m->pause_request, false);
     pthread_cond_broadcast(&m->pause_cond);
     pthread_mutex_unlock(&m->pause_lock);
+    /* The I/O thread waits for deadlines in host time: those of guest time
+     * (the watchdog's) were "never" while it stood. */
+    virt_wake_io(m);
     return 0;
 }
 

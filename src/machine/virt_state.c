@@ -340,6 +340,12 @@ int virt_save(struct virt_machine *m, struct state_writer *w, char *err, size_t 
 int virt_load(struct virt_machine *m, const struct state_reader *r, char *err, size_t errlen)
 {
     int rc = 0;
+    /* Guest time stands at the saved mtime (aclint_load) from here until
+     * virt_resume(): the time between the load and the start is not the
+     * guest's, nor is a migration's downtime. */
+    pthread_mutex_lock(&m->pause_lock);
+    timebase_stop(&m->timebase);
+    pthread_mutex_unlock(&m->pause_lock);
     for (unsigned i = 0; i < m->nharts && !rc; i++)
         rc = hart_load(m->harts[i], r, err, errlen);
     if (!rc)
@@ -366,7 +372,6 @@ int virt_load(struct virt_machine *m, const struct state_reader *r, char *err, s
     if (rc)
         return rc;
     pthread_mutex_lock(&m->pause_lock);
-    m->paused_ticks = timebase_now(&m->timebase);
     m->paused = true;
     atomic_store(&m->pause_request, true);
     pthread_mutex_unlock(&m->pause_lock);

@@ -7,6 +7,11 @@
 #    parent's memory with the diff's pages on top) goes on from there: the
 #    two consoles together show every tick once (no gap, no repeat), and the
 #    disk holds the restored guest's writes.
+#  - Guest time stands still while the VM is paused and saved: the diff
+#    snapshot is of a VM paused 4 s before, and the guest's uptime (in each
+#    tick line) moves on across the pause, the save and the restore by less
+#    than the pause, and by no more than a second beyond its longest step
+#    between two other ticks.
 #  - The same diff restored with --memory eager and --memory uffd continues
 #    the same way.
 #  - The restore gives the guest a new VM generation ID: its kernel says it
@@ -15,9 +20,11 @@
 #    16 bytes from /dev/urandom after the restore, and all differ; each
 #    card's MAC, as the guest sees it once its init has re-probed the card
 #    for the new VM generation, is the one its monitor reports (GET /vm), and
-#    all ten differ. Their memory (RSS) together is reported; a lazy restore
-#    shares the snapshot's pages, so it must stay far under ten times the
-#    first VM's.
+#    all ten differ. Each clone is paused once checked, so the ones done
+#    take no CPU from those still starting (and stop touching memory); at
+#    the end, all ten there at once, their memory (RSS) together is
+#    reported; a lazy restore shares the snapshot's pages, so it must stay
+#    far under ten times the first VM's.
 #  - Broken snapshots are refused with a clear message, never a crash: a
 #    truncated vm.state, a flipped bit, a memory file of the wrong size, a
 #    changed disk (unless --force-disks), a missing directory.
@@ -38,7 +45,8 @@ while [ $i -lt 100000 ]; do
     i=$((i + 1))
     mac=
     read -r mac </sys/class/net/eth0/address 2>/dev/null
-    echo "tick $i rnd $(od -An -N16 -tx8 /dev/urandom) mac $mac"
+    read -r up _ </proc/uptime
+    echo "tick $i rnd $(od -An -N16 -tx8 /dev/urandom) mac $mac up $up"
     echo $i | dd of=/dev/vda bs=512 seek=$((i % 1000)) conv=notrunc,sync 2>/dev/null
     sleep 0.5
 done')"
@@ -51,6 +59,8 @@ mem_bytes=$(jget "$out" memory_bytes)
 [ -s "$SNAP/vm.state" ] && [ -s "$SNAP/memory" ] || fail "no vm.state or memory in $SNAP: $(ls "$SNAP")"
 wait_for "^tick $(($(tr -d '\r' <"$VM_LOG" | awk '/^tick [0-9]+ / { n = $2 } END { print n }') + 5)) " 30
 DIFF=$T/diff
+api_ok PUT /vm/pause
+sleep 4
 out=$("$NIMBUS" snapshot --api "$API" --diff --stop --json "$DIFF" 2>&1) || fail "diff snapshot: $out"
 diff_bytes=$(jget "$out" memory_bytes)
 [ "$diff_bytes" -lt $((mem_bytes / 4)) ] || fail "the diff snapshot wrote $diff_bytes bytes of memory, the full one $mem_bytes"
@@ -76,6 +86,14 @@ last=$(tr -d '\r' <"$first_log" | awk '/^tick [0-9]+ / { n = $2 } END { print n 
 wait_for "^tick $((last + 10)) " 60
 cat "$first_log" "$VM_LOG" | tr -d '\r' | awk '/^tick [0-9]+ / { if (n && $2 != n + 1) { print "after", n, "came", $2; bad = 1 } n = $2 }
     END { exit bad }' >"$T/gaps" || fail "the ticks across the restore: $(head -n 3 "$T/gaps")"
+# Guest time across the 4 s pause, the save and the restore.
+tr -d '\r' <"$first_log" | awk '/^tick [0-9]+ .* up [0-9.]+$/ { print $NF }' >"$T/up1"
+up_restored=$(tr -d '\r' <"$VM_LOG" | awk '/^tick [0-9]+ .* up [0-9.]+$/ { print $NF; exit }')
+read -r step longest < <(awk -v r="$up_restored" 'NR > 1 && $1 - p > m { m = $1 - p } { p = $1 }
+    END { printf "%.2f %.2f\n", r - p, m }' "$T/up1")
+echo "guest uptime across a 4 s pause, save and restore: +${step} s (longest other step ${longest} s)" >&2
+awk -v s="$step" -v m="$longest" 'BEGIN { exit !(s < 4 && s <= m + 1) }' ||
+    fail "guest time moved ${step} s across a 4 s pause, save and restore (other steps up to ${longest} s)"
 API=$T/api2.sock
 api_ok GET /vm
 [ "$(jget "$API_REPLY" state)" = running ] || fail "the restored VM's state: $API_REPLY"
@@ -157,13 +175,18 @@ for c in $(seq $NCLONES); do
         [ $SECONDS -lt $end ] || fail "clone $c: no three ticks, or no new MAC, in 120 s"
         sleep 0.3
     done
-    rss_total=$((rss_total + $(vm_rss_mib)))
     API=$T/clone$c.sock
+    api_ok PUT /vm/pause
     api_ok GET /vm
     want=$(jget "$API_REPLY" config.nets.0.mac)
     got=$(tr -d '\r' <"$VM_LOG" | grep -v "mac $orig_mac" | grep -o "^tick .* mac [0-9a-f:]\{17\}" | tail -n 1)
     [ "${got##* }" = "$want" ] || fail "clone $c: the guest's MAC is ${got##* }, its card's $want"
     echo "$want" >>"$T/macs"
+done
+for c in $(seq $NCLONES); do
+    eval "VM_PID=\$pid$c"
+    kill -0 "$VM_PID" 2>/dev/null || fail "clone $c exited"
+    rss_total=$((rss_total + $(vm_rss_mib)))
 done
 for c in $(seq $NCLONES); do
     eval "VM_LOG=\$log$c"

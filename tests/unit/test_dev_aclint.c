@@ -1,6 +1,7 @@
 /* Unit tests for the ACLINT (CLINT layout): msip and mtimecmp callbacks,
- * register read-back, 32-bit halves, mtime following the timebase, range and
- * size checks, reset, FDT node. */
+ * register read-back, 32-bit halves, mtime following the timebase (and
+ * standing still while it is stopped: a paused VM), range and size checks,
+ * reset, FDT node. */
 #include <errno.h>
 #include <libfdt.h>
 #include <stdio.h>
@@ -184,6 +185,63 @@ static void test_mtime(void)
     aclint_destroy(r.a);
 }
 
+/* A pause (timebase_stop .. timebase_start) of 0.3 s of real time and an
+ * hour of host time (the timebase's origin moved back), longer than the
+ * timer's period:
+ * mtime stands still, the timer's deadline is "never" meanwhile (a parked
+ * hart does not wake), and after the start mtime goes on from where it
+ * stood: the time stopped never shows, the timer is due when it was. */
+static void test_mtime_paused(void)
+{
+    struct rig r;
+    rig_init(&r);
+    /* Far enough that a loaded host's delays cannot reach it before the
+     * stop; the pause is an hour of host time. */
+    const uint64_t period = 60 * TIMEBASE_HZ;
+    uint64_t cmp = rd(&r, ACLINT_MTIME_OFFSET, 8) + period;
+    wr(&r, ACLINT_MTIMECMP_OFFSET, 8, cmp);
+    CHECK_EQ(r.h.mtimecmp[0], cmp);
+
+    timebase_stop(&r.tb);
+    CHECK(timebase_stopped(&r.tb));
+    uint64_t t0 = rd(&r, ACLINT_MTIME_OFFSET, 8);
+    CHECK(t0 < cmp);
+    struct timespec ts = { .tv_sec = 0, .tv_nsec = 300 * 1000 * 1000 };
+    nanosleep(&ts, NULL);
+    r.tb.offset_ns -= 3600ll * 1000000000ll;   /* and an hour more of host time */
+    CHECK_EQ(rd(&r, ACLINT_MTIME_OFFSET, 8), t0);
+    CHECK_EQ(rd(&r, ACLINT_MTIME_OFFSET + 4, 4), t0 >> 32);
+    CHECK_EQ(timebase_ticks_to_host_ns(&r.tb, cmp), INT64_MAX);   /* not due */
+    CHECK_EQ(timebase_ticks_to_host_ns(&r.tb, t0), 0);            /* due already */
+    timebase_stop(&r.tb);                                          /* no-op */
+    CHECK_EQ(timebase_now(&r.tb), t0);
+
+    int64_t h0 = timebase_host_ns();
+    timebase_start(&r.tb);
+    uint64_t t1 = rd(&r, ACLINT_MTIME_OFFSET, 8);
+    int64_t h1 = timebase_host_ns();
+    CHECK(!timebase_stopped(&r.tb));
+    CHECK(t1 >= t0);
+    CHECK_MSG(t1 - t0 <= (uint64_t)(h1 - h0) / TIMEBASE_NS_PER_TICK + 1,
+              "mtime moved %llu ticks over a start that took %lld ns",
+              (unsigned long long)(t1 - t0), (long long)(h1 - h0));
+    /* The deadline is where it was in guest time: period - (t0 - start)
+     * from t0, i.e. still in the future, not hours past. */
+    int64_t due = timebase_ticks_to_host_ns(&r.tb, cmp);
+    CHECK(due > h0 && due <= h1 + (int64_t)(period * TIMEBASE_NS_PER_TICK));
+    timebase_start(&r.tb);                                         /* no-op */
+    CHECK(timebase_ticks_to_host_ns(&r.tb, cmp) == due);
+
+    /* set_now while stopped: stands at the value given until the start. */
+    timebase_stop(&r.tb);
+    timebase_set_now(&r.tb, 12345);
+    CHECK_EQ(rd(&r, ACLINT_MTIME_OFFSET, 8), 12345);
+    timebase_start(&r.tb);
+    CHECK(rd(&r, ACLINT_MTIME_OFFSET, 8) - 12345 < TIMEBASE_HZ);
+    CHECK_EQ(r.h.cmp_calls, 1);   /* the guest's write only */
+    aclint_destroy(r.a);
+}
+
 static void test_reset(void)
 {
     struct rig r;
@@ -272,6 +330,7 @@ int main(void)
     test_msip();
     test_mtimecmp();
     test_mtime();
+    test_mtime_paused();
     test_reset();
     test_create_errors();
     test_fdt();

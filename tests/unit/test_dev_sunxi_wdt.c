@@ -2,7 +2,10 @@
  * writes them, the key on CTRL, the interval table, expiry on the guest's
  * clock (moved by hand, so nothing sleeps), one-shot counting, the
  * interrupt mode, reset, save/load relative to the guest's clock (and bad
- * sections refused), the FDT node. */
+ * sections refused), a pause longer than the count (the guest's clock
+ * stopped: no expiry, the count saved and loaded as it stood), the FDT
+ * node. */
+#include <time.h>
 #include <errno.h>
 #include <libfdt.h>
 #include <stdio.h>
@@ -365,6 +368,60 @@ static void test_save_load(void)
     rig_free(&b);
 }
 
+/* A VM paused (its timebase stopped) with under 1.8 s left of a 2 s count,
+ * for 0.6 s of real time and an hour more: nothing expires, the count
+ * stands, the I/O thread is given no deadline; a save then keeps what was
+ * left at the pause, and a load into a stopped VM stands as long again.
+ * After the start the count ends that much guest time later, not at once. */
+static void test_paused(void)
+{
+    struct rig a, b;
+    uint8_t *s;
+    size_t n;
+    const int64_t hour = 3600 * SEC;
+    struct timespec ts = { .tv_sec = 0, .tv_nsec = 600 * 1000 * 1000 };
+
+    rig_init(&a);
+    driver_start(&a, 0x2);          /* 2 s */
+    advance(&a, 200 * 1000000ll);
+    timebase_stop(&a.tb);
+    uint64_t left = sunxi_wdt_ticks_left(a.w);
+    CHECK(left > 0 && left <= 18 * HZ / 10);
+    nanosleep(&ts, NULL);
+    advance(&a, hour);
+    CHECK(!sunxi_wdt_poll(a.w));
+    CHECK_EQ(sunxi_wdt_ticks_left(a.w), left);
+    CHECK_EQ(sunxi_wdt_next_deadline_ns(a.w), INT64_MAX);
+    CHECK_EQ(save(&a, &s, &n), 0);
+
+    rig_init(&b);
+    timebase_stop(&b.tb);           /* as virt_load does */
+    timebase_set_now(&b.tb, 1000 * HZ);
+    CHECK_EQ(load(&b, s, n), 0);
+    free(s);
+    nanosleep(&ts, NULL);
+    advance(&b, hour);
+    CHECK(!sunxi_wdt_poll(b.w));
+    CHECK_EQ(sunxi_wdt_ticks_left(b.w), left);
+    CHECK_EQ(sunxi_wdt_next_deadline_ns(b.w), INT64_MAX);
+
+    struct rig *both[] = { &a, &b };
+    for (unsigned i = 0; i < 2; i++) {
+        struct rig *r = both[i];
+        int64_t h0 = timebase_host_ns();
+        timebase_start(&r->tb);
+        CHECK(!sunxi_wdt_poll(r->w));
+        CHECK(left_about(r, left));
+        int64_t d = sunxi_wdt_next_deadline_ns(r->w);
+        CHECK_MSG(d >= h0 && d <= timebase_host_ns() + (int64_t)(left * TIMEBASE_NS_PER_TICK),
+                  "deadline %lld ns after the start", (long long)(d - h0));
+        advance(r, (int64_t)(left * TIMEBASE_NS_PER_TICK) + 50 * 1000000ll);
+        CHECK(sunxi_wdt_poll(r->w));    /* expired: the system reset */
+    }
+    rig_free(&a);
+    rig_free(&b);
+}
+
 static void test_fdt(void)
 {
     struct rig r;
@@ -397,6 +454,7 @@ int main(void)
     test_intervals();
     test_expiry();
     test_save_load();
+    test_paused();
     test_fdt();
     return check_summary("test_dev_sunxi_wdt");
 }

@@ -3,7 +3,9 @@
  * into RAM, on every hart. Each machine is saved while it runs (full, then
  * a diff, then compressed), restored from each of those (lazy and eager),
  * and the restored machine's harts, its RAM and a second save must be the
- * saved ones.
+ * saved ones. Guest time stands still while the machine is paused: the
+ * saves of a paused machine, its restore and the save of that restore all
+ * carry the mtime of the pause.
  *
  * `test_vm_snapshot --write-seeds DIR` also writes the vm.state files as
  * the fuzz seeds of tests/fuzz/corpus/snapshot/ (fuzz_snapshot.c). */
@@ -110,6 +112,7 @@ struct saved {
     uint64_t ram_size;
     unsigned nharts;
     uint64_t pc[4], a0[4];
+    uint64_t mtime;   /* guest time at the pause */
     bool watchdog;
     enum guest_action watchdog_action, panic_action;
 };
@@ -131,6 +134,7 @@ static void check_restore(const char *snap, const struct saved *sv, enum vm_rest
     if (r)
         return;
     CHECK(virt_is_paused(m));
+    CHECK_EQ(timebase_now(&m->timebase), sv->mtime);   /* stands until the resume */
     CHECK_EQ(m->nharts, sv->nharts);
     CHECK_EQ(m->mem.ram_size, sv->ram_size);
     /* The board section (v1.1) brings the watchdog and the actions back. */
@@ -155,6 +159,7 @@ static void check_restore(const char *snap, const struct saved *sv, enum vm_rest
     CHECK(same_section(snap, again, "uart16550", 0));
     CHECK(same_section(snap, again, "goldfish_rtc", 0));
     CHECK(same_section(snap, again, "board", 0));
+    CHECK(same_section(snap, again, "aclint", 0));   /* mtime too */
     CHECK_EQ(same_section(snap, again, "sunxi_wdt", 0), sv->watchdog);
     CHECK(res.save_us < 10 * 1000000);
     vm_threads_stop(m, t);
@@ -207,7 +212,8 @@ static void test_machine(const char *name, struct virt_config cfg, const char *t
     sleep_ms(20);
     /* A diff, paused, so the RAM it ends at is known. */
     CHECK_EQ(virt_pause(m, err, sizeof(err)), 0);
-    struct saved sv = { .ram = malloc(cfg.ram_size), .ram_size = cfg.ram_size,
+    struct saved sv = { .mtime = timebase_now(&m->timebase),
+                        .ram = malloc(cfg.ram_size), .ram_size = cfg.ram_size,
                         .nharts = cfg.nharts, .watchdog = cfg.watchdog,
                         .watchdog_action = cfg.watchdog_action,
                         .panic_action = cfg.panic_action };
@@ -224,9 +230,29 @@ static void test_machine(const char *name, struct virt_config cfg, const char *t
     /* The harts wrote one page each (the program sits on one page). */
     CHECK(res.pages_written >= 1 && res.pages_written <= cfg.nharts * 2u);
     o = (struct vm_snapshot_options){ .path = zst, .compress = true };
+    sleep_ms(50);
     CHECK_MSG(vm_snapshot_save(m, &o, &res, err, sizeof(err)) == 0, "%s: zst: %s", name, err);
     CHECK(virt_is_paused(m));
+    /* Both saves have the time of the pause (u32 nharts, u64 mtime). */
+    CHECK(same_section(diff, zst, "aclint", 0));
+    uint32_t alen = 0;
+    uint8_t *acl = section_of(zst, "aclint", 0, &alen);
+    CHECK(acl && alen >= 12);
+    if (acl && alen >= 12) {
+        uint64_t mt = 0;
+        for (int i = 7; i >= 0; i--)
+            mt = mt << 8 | acl[4 + i];
+        CHECK_EQ(mt, sv.mtime);
+    }
+    free(acl);
+    CHECK_EQ(timebase_now(&m->timebase), sv.mtime);
+    int64_t h0 = timebase_host_ns();
     CHECK_EQ(virt_resume(m, err, sizeof(err)), 0);
+    uint64_t t1 = timebase_now(&m->timebase);
+    int64_t h1 = timebase_host_ns();
+    CHECK_MSG(t1 >= sv.mtime && t1 - sv.mtime <= (uint64_t)(h1 - h0) / TIMEBASE_NS_PER_TICK + 1,
+              "%s: guest time %llu after the resume, %llu at the pause", name,
+              (unsigned long long)t1, (unsigned long long)sv.mtime);
     vm_threads_stop(m, t);
     virt_destroy(m);
 
