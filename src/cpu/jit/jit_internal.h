@@ -15,6 +15,21 @@ struct jit_unit {
     uint8_t bytes[BLOCK_MAX_INSNS * 4]; /* and their contents */
 };
 
+/* The jump cache: the last unit found for a guest pc, looked up inline by
+ * translated code at indirect jumps (jalr) and at exits to another page,
+ * without calling C. An entry holds while the fetch translation maps `vpc`
+ * to `code` (checked through the fetch TLB at each use) and the unit's
+ * entry checks its epoch, so it needs no invalidation but the flush. C
+ * lookups use it too, checking `epoch` (a unit valid in an epoch stays
+ * valid while that epoch is current). */
+struct jit_jc {
+    uint64_t vpc;
+    uintptr_t code;
+    const void *entry;
+    uint64_t epoch;   /* the code epoch the unit was valid in (for C) */
+};
+#define JIT_JC_BITS 15
+
 typedef int (*jit_enter_fn)(struct hart *h, struct jit *j, const void *code);
 
 struct jit {
@@ -35,6 +50,7 @@ struct jit {
      * not in the decoded block, so that hot code evicted from the block
      * cache now and then still gets translated. */
     uint16_t *hits;
+    struct jit_jc *jc;          /* 1 << JIT_JC_BITS entries */
     size_t nunits, max_units;
     /* Shared code at the start of the cache (re-emitted after a flush). */
     jit_enter_fn enter;
@@ -44,6 +60,7 @@ struct jit {
     uintptr_t exit_trap;        /* returns JIT_EXIT_TRAP */
     uintptr_t exit_resume;      /* returns JIT_EXIT_RESUME */
     uintptr_t dispatch;         /* ARG1 = patch site or 0, ARG2 = source pc */
+    uintptr_t lookup;           /* T2 = h->arch.pc: the jump cache, else dispatch */
     /* In translated code the hart's insn_count lives in COUNT; the stubs
      * above store it back before anything in C can look at it. */
     struct jit_stats stats;
@@ -53,6 +70,11 @@ struct jit {
 static inline unsigned jit_hash(uintptr_t code)
 {
     return (unsigned)((code >> 1) ^ (code >> (JIT_TABLE_BITS + 1))) & ((1u << JIT_TABLE_BITS) - 1);
+}
+
+static inline struct jit_jc *jit_jc_slot(struct jit *j, uint64_t pc)
+{
+    return &j->jc[(pc >> 1) & ((1u << JIT_JC_BITS) - 1)];
 }
 
 static inline struct jit_unit **jit_slot(struct jit *j, uintptr_t code)
@@ -67,5 +89,10 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
 
 /* jit.c: called by translated code. */
 const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc);
+/* At the entry of unit `u` from an older code epoch: makes it valid in the
+ * current one if its guest code is unchanged (returns 1), else returns 0.
+ * The caller has checked that the fetch translation still maps u->vpc to
+ * u->code. */
+int jit_revalidate(struct jit *j, struct jit_unit *u);
 
 #endif

@@ -260,14 +260,21 @@ static void set_pc_imm(struct tr *t, uint64_t pc)
 
 /* Leaves the unit for a known pc after `count` instructions. Within the
  * unit's page the exit first goes through the dispatcher, which patches it
- * into a direct jump once the target has a unit. */
+ * into a direct jump once the target has a unit; to another page it goes
+ * through the jump cache. */
 static void exit_to(struct tr *t, uint64_t target, unsigned count)
 {
     write_back(t);
     add_count(t, count);
-    uintptr_t site = 0;
-    if ((target >> GUEST_PAGE_SHIFT) == (t->vpc >> GUEST_PAGE_SHIFT))
-        site = emit_patchable_jump(&t->e, emit_here(&t->e) + 5);
+    if ((target >> GUEST_PAGE_SHIFT) != (t->vpc >> GUEST_PAGE_SHIFT)) {
+        /* Another page: its fetch translation may change, so no direct
+         * jump; the jump cache (checked against the fetch TLB) instead. */
+        emit_mov_imm(&t->e, JR_T2, target);
+        emit_store(&t->e, 8, JR_T2, JR_HART, HOFF(arch.pc));
+        emit_jump_abs(&t->e, (const void *)t->j->lookup);
+        return;
+    }
+    uintptr_t site = emit_patchable_jump(&t->e, emit_here(&t->e) + 5);
     set_pc_imm(t, target);
     emit_mov_imm(&t->e, JR_ARG1, site);
     emit_mov_imm(&t->e, JR_ARG2, t->vpc);
@@ -504,9 +511,7 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
         emit_store(e, 8, JR_T2, JR_HART, HOFF(arch.pc));
         write_back(t);
         add_count(t, after);
-        emit_mov_imm(e, JR_ARG1, 0);
-        emit_mov_imm(e, JR_ARG2, t->vpc);
-        emit_jump_abs(e, (const void *)t->j->dispatch);
+        emit_jump_abs(e, (const void *)t->j->lookup);
         return 1;
     case OP_BEQ: gen_branch(t, d, pc, after, JC_EQ); return 1;
     case OP_BNE: gen_branch(t, d, pc, after, JC_NE); return 1;
@@ -640,12 +645,13 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     /* The step budget, checked on every entry (chained ones too). */
     jlabel budget = emit_branch_mem(e, JC_GEU, JR_COUNT, JR_CTX, JOFF(limit));
     /* Still valid in the current code epoch? (Direct jumps from other units
-     * skip the lookup that checks it.) Otherwise back to the interpreter,
-     * whose lookup revalidates or retranslates. */
+     * skip the lookup that checks it.) Otherwise revalidated at once (below)
+     * or back to the interpreter, which retranslates. */
     struct jit_unit *u = &j->units[j->nunits];
     emit_mov_imm(e, JR_T0, (uintptr_t)&u->epoch);
     emit_load(e, 8, false, JR_T0, JR_T0, 0);
     jlabel stale = emit_branch_mem(e, JC_NE, JR_T0, JR_HART, HOFF(code_epoch));
+    uintptr_t valid = emit_here(e);
     choose_cached(&t, blk);
     for (int k = 0; k < NCACHED; k++)
         if (t.cached[k])
@@ -671,8 +677,18 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
         if (r > 0)
             break;
     }
-    emit_bind(e, budget);
+    /* Out of line: a stale unit whose code is unchanged goes on (every
+     * fence.i makes all units stale, and Linux runs many). */
     emit_bind(e, stale);
+    emit_mov(e, JR_ARG0, JR_CTX);
+    emit_mov_imm(e, JR_ARG1, (uintptr_t)u);
+    emit_call(e, (const void *)jit_revalidate);
+    jlabel changed = emit_branch_nz(e, true, JR_RET);
+    jlabel gone = emit_jump(e);
+    emit_bind(e, changed);
+    emit_jump_abs(e, (const void *)valid);
+    emit_bind(e, gone);
+    emit_bind(e, budget);
     t.dirty = 0; /* reached before the cached registers are loaded */
     exit_interp(&t, pc, 0);
     if (e->overflow)
