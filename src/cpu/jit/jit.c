@@ -11,10 +11,11 @@
 
 #include "cpu/jit/emit.h"
 
-/* Room a unit may need: 16 instructions of at most ~200 bytes each. */
-#define UNIT_ROOM 8192
+/* Room a unit may need: JIT_UNIT_MAX_INSNS instructions of at most ~250
+ * bytes each. */
+#define UNIT_ROOM (JIT_UNIT_MAX_INSNS * 256)
 /* Average unit size assumed when sizing the unit table. */
-#define UNIT_AVG 256
+#define UNIT_AVG 512
 
 static uint64_t now_ns(void)
 {

@@ -5,14 +5,18 @@
 #include "cpu/jit/cache.h"
 #include "cpu/jit/jit.h"
 
-/* One translated decoded block. */
+/* Instructions in a unit at most: a decoded block and the blocks that
+ * follow it in the page through not-taken branches (a superblock). */
+#define JIT_UNIT_MAX_INSNS (3 * BLOCK_MAX_INSNS)
+
+/* One translated superblock. */
 struct jit_unit {
     uintptr_t code;      /* host address of the guest code */
     uint64_t vpc;        /* guest virtual pc it was translated for */
     uint64_t epoch;      /* hart's code epoch it was last valid in */
     const void *entry;   /* host code (executable view) */
     unsigned len;        /* bytes of guest code translated */
-    uint8_t bytes[BLOCK_MAX_INSNS * 4]; /* and their contents */
+    uint8_t bytes[JIT_UNIT_MAX_INSNS * 4]; /* and their contents */
 };
 
 /* The jump cache: the last unit found for a guest pc, looked up inline by
@@ -82,7 +86,8 @@ static inline struct jit_unit **jit_slot(struct jit *j, uintptr_t code)
     return &j->table[jit_hash(code)];
 }
 
-/* translate.c: translates `blk` (valid, at guest `pc`) into the cache.
+/* translate.c: translates `blk` (valid, at guest `pc`), and the decoded
+ * blocks that follow it through not-taken branches, into the cache.
  * Returns the unit, or NULL if its first instruction cannot be translated
  * or the cache is full (then the caller flushes and may retry). */
 struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, uint64_t pc);

@@ -180,21 +180,59 @@ static op_fn helper_of(unsigned op)
 
 /* ---- code generation ---- */
 
-#define NCACHED 3
+/* Guest registers held in host registers: three in registers that calls
+ * preserve (S0-S2), five in the argument and return registers, which the
+ * unit's straight-line code does not otherwise use; around each helper
+ * call these are stored (if written) and loaded again. */
+#define NCACHED 8
+#define NPRESERVED 3
+
+/* An exit out of the straight line, emitted after it: a taken branch whose
+ * fall-through the unit goes on with, or a budget check between blocks. */
+struct side_exit {
+    jlabel from;
+    uint64_t pc;
+    unsigned count;
+    bool budget;
+};
+
+/* The slow path of a load or store, emitted after the straight line; it
+ * returns to `back`. */
+struct slow_path {
+    jlabel from;
+    uintptr_t back;
+    uint64_t pc;
+    unsigned count, size, rd, rs2;
+    bool store, sign;
+};
 
 struct tr {
     struct jit *j;
     struct emitter e;
     uint64_t vpc;    /* guest pc of the unit */
     uintptr_t code;  /* host address of its guest code */
-    /* Guest registers held in host registers S0-S2 within the unit: which
-     * (0 = slot unused), and which have been written so far and must be
-     * stored back at every exit. */
+    /* The decoded block being translated (the unit's first, or one after
+     * it): its guest pc, host code address and first instruction's number
+     * in the unit, for exits into the interpreter. */
+    uint64_t blk_pc;
+    uintptr_t blk_code;
+    unsigned blk_first;
+    bool fall;       /* the unit goes on after the current branch */
+    struct side_exit side[JIT_UNIT_MAX_INSNS];
+    unsigned nside;
+    struct slow_path slow[JIT_UNIT_MAX_INSNS];
+    unsigned nslow;
+    /* Guest registers held in host registers within the unit: which (0 =
+     * slot unused), and which have been written so far and must be stored
+     * back at every exit. While `spilled`, the call-clobbered ones are
+     * current in the hart only (around a helper call). */
     uint8_t cached[NCACHED];
     unsigned dirty;
+    bool spilled;
 };
 
-static const enum jreg cache_reg[NCACHED] = { JR_S0, JR_S1, JR_S2 };
+static const enum jreg cache_reg[NCACHED] = { JR_S0, JR_S1, JR_S2, JR_RET, JR_ARG3,
+                                              JR_ARG2, JR_ARG0, JR_ARG1 };
 
 static int cache_slot(const struct tr *t, unsigned x)
 {
@@ -209,7 +247,7 @@ static void get_x(struct tr *t, enum jreg r, unsigned x)
     int k = cache_slot(t, x);
     if (x == 0)
         emit_mov_imm(&t->e, r, 0);
-    else if (k >= 0)
+    else if (k >= 0 && !(t->spilled && k >= NPRESERVED))
         emit_mov(&t->e, r, cache_reg[k]);
     else
         emit_load(&t->e, 8, false, r, JR_HART, XOFF(x));
@@ -242,8 +280,27 @@ static void reload_x(struct tr *t, unsigned x)
 static void write_back(struct tr *t)
 {
     for (int k = 0; k < NCACHED; k++)
+        if ((t->dirty & (1u << k)) && !(t->spilled && k >= NPRESERVED))
+            emit_store(&t->e, 8, cache_reg[k], JR_HART, XOFF(t->cached[k]));
+}
+
+/* Before a helper call: the call-clobbered cached registers go to the
+ * hart; until unspill(), get_x reads them from there. */
+static void spill(struct tr *t)
+{
+    for (int k = NPRESERVED; k < NCACHED; k++)
         if (t->dirty & (1u << k))
             emit_store(&t->e, 8, cache_reg[k], JR_HART, XOFF(t->cached[k]));
+    t->spilled = true;
+}
+
+/* After the call: loads them again (the helper may have written some). */
+static void unspill(struct tr *t)
+{
+    for (int k = NPRESERVED; k < NCACHED; k++)
+        if (t->cached[k])
+            emit_load(&t->e, 8, false, cache_reg[k], JR_HART, XOFF(t->cached[k]));
+    t->spilled = false;
 }
 
 static void add_count(struct tr *t, unsigned n)
@@ -281,20 +338,21 @@ static void exit_to(struct tr *t, uint64_t target, unsigned count)
     emit_jump_abs(&t->e, (const void *)t->j->dispatch);
 }
 
-/* Hands the instruction at pc, the `count`th of the block, to the
- * interpreter, which goes on inside the same decoded block. */
+/* Hands the instruction at pc, the `count`th of the unit, to the
+ * interpreter, which goes on inside the same decoded block (at a block's
+ * start: from the block lookup, with its budget check, as it would). */
 static void exit_interp(struct tr *t, uint64_t pc, unsigned count)
 {
     write_back(t);
     add_count(t, count);
     set_pc_imm(t, pc);
-    if (count == 0) {
+    if (count == t->blk_first) {
         emit_jump_abs(&t->e, (const void *)t->j->exit_normal);
         return;
     }
-    emit_mov_imm(&t->e, JR_T0, t->code);
+    emit_mov_imm(&t->e, JR_T0, t->blk_code);
     emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_code));
-    emit_mov_imm(&t->e, JR_T0, count | (pc - t->vpc) << 8);
+    emit_mov_imm(&t->e, JR_T0, (count - t->blk_first) | (pc - t->blk_pc) << 8);
     emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_index));
     emit_jump_abs(&t->e, (const void *)t->j->exit_resume);
 }
@@ -378,72 +436,85 @@ static void gen_logic_not(struct tr *t, const struct decoded_insn *d, enum jalu 
 
 static void gen_helper(struct tr *t, const struct decoded_insn *d, op_fn fn)
 {
+    spill(t);
     get_x(t, JR_ARG0, d->rs1);
     get_x(t, JR_ARG1, d->rs2);
     emit_mov_imm(&t->e, JR_ARG2, (uint64_t)d->imm);
     emit_call(&t->e, (const void *)fn);
-    set_x(t, JR_RET, d->rd);
+    emit_mov(&t->e, JR_T0, JR_RET);
+    unspill(t);
+    set_x(t, JR_T0, d->rd);
 }
 
 /* A load or store: the software TLB's hit path inline (index, tag compare
  * that also rejects misaligned accesses, add the host offset), everything
- * else through the interpreter's slow path, which may take an exception:
- * then the unit ends with `count` instructions retired. */
+ * else out of line (slow_path) through the interpreter's slow path, which
+ * may take an exception: then the unit ends with `count` instructions
+ * retired. The address stays in T2 for the slow path. */
 static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
                     bool store, unsigned size, bool sign)
 {
     struct emitter *e = &t->e;
-    get_x(t, JR_ARG1, d->rs1);
+    get_x(t, JR_T2, d->rs1);
     if (d->imm)
-        emit_alu_imm(e, JA_ADD, false, JR_ARG1, (int32_t)d->imm);
-    if (store)
-        get_x(t, JR_T2, d->rs2);
-    emit_mov(e, JR_T0, JR_ARG1);
-    emit_shift_imm(e, JS_SHR, false, JR_T0, GUEST_PAGE_SHIFT);
-    emit_alu_imm(e, JA_AND, false, JR_T0, TLB_SIZE - 1);
-    emit_shift_imm(e, JS_SHL, false, JR_T0, 4);
+        emit_alu_imm(e, JA_ADD, false, JR_T2, (int32_t)d->imm);
+    emit_mov(e, JR_T0, JR_T2);
+    emit_shift_imm(e, JS_SHR, false, JR_T0, GUEST_PAGE_SHIFT - 4);
+    emit_alu_imm(e, JA_AND, false, JR_T0, (TLB_SIZE - 1) << 4);
     emit_load(e, 8, false, JR_T1, JR_HART, store ? HOFF(tlb_write) : HOFF(tlb_read));
     emit_alu(e, JA_ADD, false, JR_T0, JR_T1);
-    emit_mov(e, JR_T1, JR_ARG1);
+    emit_mov(e, JR_T1, JR_T2);
     emit_alu_imm(e, JA_AND, false, JR_T1, (int32_t)~(uint32_t)(0xfff & ~(size - 1)));
     jlabel miss = emit_branch_mem(e, JC_NE, JR_T1, JR_T0, 0);
     emit_load(e, 8, false, JR_T1, JR_T0, 8);
-    emit_alu(e, JA_ADD, false, JR_T1, JR_ARG1);
+    emit_alu(e, JA_ADD, false, JR_T1, JR_T2);
     if (store) {
-        emit_store(e, size, JR_T2, JR_T1, 0);
+        get_x(t, JR_T0, d->rs2);
+        emit_store(e, size, JR_T0, JR_T1, 0);
     } else {
-        emit_load(e, size, sign, JR_T2, JR_T1, 0);
-        set_x(t, JR_T2, d->rd);
+        emit_load(e, size, sign, JR_T0, JR_T1, 0);
+        set_x(t, JR_T0, d->rd);
     }
-    jlabel done = emit_jump(e);
+    t->slow[t->nslow++] = (struct slow_path){ .from = miss, .back = emit_here(e), .pc = pc,
+                                              .count = count, .size = size, .rd = d->rd,
+                                              .rs2 = d->rs2, .store = store, .sign = sign };
+}
 
-    emit_bind(e, miss);
-    set_pc_imm(t, pc);
+/* Unit end: the slow paths of gen_mem (address in T2). */
+static void gen_slow_path(struct tr *t, const struct slow_path *sp)
+{
+    struct emitter *e = &t->e;
+    emit_bind(e, sp->from);
+    spill(t);
+    set_pc_imm(t, sp->pc);
+    emit_mov(e, JR_ARG1, JR_T2);
     emit_mov(e, JR_ARG0, JR_HART);
-    if (store) {
-        emit_mov(e, JR_ARG2, JR_T2);
-        emit_mov_imm(e, JR_ARG3, size);
+    if (sp->store) {
+        get_x(t, JR_ARG2, sp->rs2);
+        emit_mov_imm(e, JR_ARG3, sp->size);
         emit_call(e, (const void *)store_slow);
     } else {
-        emit_mov_imm(e, JR_ARG2, size | (sign ? LOAD_SIGNED : 0));
-        emit_mov_imm(e, JR_ARG3, d->rd);
+        emit_mov_imm(e, JR_ARG2, sp->size | (sp->sign ? LOAD_SIGNED : 0));
+        emit_mov_imm(e, JR_ARG3, sp->rd);
         emit_call(e, (const void *)load_slow);
     }
     jlabel fault = emit_branch_nz(e, true, JR_RET);
-    if (!store)
-        reload_x(t, d->rd);
-    jlabel ok = emit_jump(e);
+    unspill(t);
+    if (!sp->store)
+        reload_x(t, sp->rd);
+    emit_jump_abs(e, (const void *)sp->back);
     emit_bind(e, fault);
+    t->spilled = true; /* the call-clobbered ones are in the hart already */
     write_back(t);
-    add_count(t, count);
+    t->spilled = false;
+    add_count(t, sp->count);
     emit_jump_abs(e, (const void *)t->j->exit_trap);
-    emit_bind(e, ok);
-    emit_bind(e, done);
 }
 
 static void gen_atomic(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count)
 {
     struct emitter *e = &t->e;
+    spill(t);
     set_pc_imm(t, pc);
     emit_mov(e, JR_ARG0, JR_HART);
     get_x(t, JR_ARG1, d->rs1);
@@ -451,10 +522,13 @@ static void gen_atomic(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
     emit_mov_imm(e, JR_ARG3, d->op | ((uint64_t)d->imm & 0xff) << 16 | (uint64_t)d->rd << 24);
     emit_call(e, (const void *)atomic_op);
     jlabel fault = emit_branch_nz(e, true, JR_RET);
+    unspill(t);
     reload_x(t, d->rd);
     jlabel ok = emit_jump(e);
     emit_bind(e, fault);
+    t->spilled = true; /* the call-clobbered ones are in the hart already */
     write_back(t);
+    t->spilled = false;
     add_count(t, count);
     emit_jump_abs(e, (const void *)t->j->exit_trap);
     emit_bind(e, ok);
@@ -466,6 +540,11 @@ static void gen_branch(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
     get_x(t, JR_T0, d->rs1);
     get_x(t, JR_T1, d->rs2);
     jlabel taken = emit_branch(&t->e, c, JR_T0, JR_T1);
+    if (t->fall) {
+        t->side[t->nside++] = (struct side_exit){ .from = taken, .pc = pc + (uint64_t)d->imm,
+                                                  .count = count };
+        return;
+    }
     exit_to(t, pc + d->len, count);
     emit_bind(&t->e, taken);
     exit_to(t, pc + (uint64_t)d->imm, count);
@@ -611,13 +690,13 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
     return -1;
 }
 
-/* Picks the guest registers the block uses most (at least twice) to hold
+/* Picks the guest registers the unit uses most (at least twice) to hold
  * in host registers. */
-static void choose_cached(struct tr *t, const struct decoded_block *blk)
+static void choose_cached(struct tr *t, const struct decoded_insn *insns, unsigned n)
 {
     unsigned uses[33] = { 0 };
-    for (unsigned i = 0; i < BLOCK_MAX_INSNS && blk->insns[i].len; i++) {
-        const struct decoded_insn *d = &blk->insns[i];
+    for (unsigned i = 0; i < n; i++) {
+        const struct decoded_insn *d = &insns[i];
         uses[d->rs1]++;
         uses[d->rs2]++;
         uses[d->rd]++;
@@ -633,11 +712,75 @@ static void choose_cached(struct tr *t, const struct decoded_block *blk)
     }
 }
 
+static bool cond_branch(unsigned op)
+{
+    return op >= OP_BEQ && op <= OP_BGEU;
+}
+
+/* Decodes the block at guest `pc` (host `code`) as the interpreter's
+ * build_block would, into `out` (room for BLOCK_MAX_INSNS). Returns the
+ * number of instructions, 0 if none fits in the page. */
+static unsigned decode_block(const uint8_t *code, uint64_t pc, struct decoded_insn *out)
+{
+    unsigned room = (unsigned)(GUEST_PAGE_SIZE - (pc & (GUEST_PAGE_SIZE - 1)));
+    unsigned n = 0, off = 0;
+    while (n < BLOCK_MAX_INSNS && room - off >= 2) {
+        uint16_t lo;
+        memcpy(&lo, code + off, 2);
+        unsigned len = (lo & 3) == 3 ? 4 : 2;
+        if (len > room - off)
+            break;
+        uint32_t raw = lo;
+        if (len == 4)
+            memcpy(&raw, code + off, 4);
+        decode_for_block(raw, &out[n]);
+        off += len;
+        if (decode_ends_block(out[n++].op))
+            break;
+    }
+    return n;
+}
+
+/* The instructions of the unit starting with `blk`: it and the blocks that
+ * follow in the page after a not-taken conditional branch or after a block
+ * cut at BLOCK_MAX_INSNS. starts[k] marks the first instruction of each
+ * block. Returns the count. */
+static unsigned gather(const struct decoded_block *blk, uint64_t pc, struct decoded_insn *insns,
+                       bool *starts)
+{
+    unsigned n = 0, off = 0, in_blk = 0;
+    while (n < BLOCK_MAX_INSNS && blk->insns[n].len) {
+        insns[n] = blk->insns[n];
+        starts[n] = n == 0;
+        off += insns[n++].len;
+    }
+    in_blk = n;
+    for (;;) {
+        const struct decoded_insn *last = &insns[n - 1];
+        bool cut = in_blk == BLOCK_MAX_INSNS && !decode_ends_block(last->op);
+        uint64_t next = pc + off;
+        if ((!cut && !cond_branch(last->op)) || (next >> GUEST_PAGE_SHIFT) != (pc >> GUEST_PAGE_SHIFT) ||
+            n + BLOCK_MAX_INSNS > JIT_UNIT_MAX_INSNS)
+            return n;
+        in_blk = decode_block((const uint8_t *)blk->code + off, next, &insns[n]);
+        if (in_blk == 0)
+            return n;
+        for (unsigned i = 0; i < in_blk; i++) {
+            starts[n + i] = i == 0;
+            off += insns[n + i].len;
+        }
+        n += in_blk;
+    }
+}
+
 struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, uint64_t pc)
 {
     struct hart *h = j->hart;
-    struct tr t = { .j = j, .vpc = pc, .code = blk->code };
+    struct tr t = { .j = j, .vpc = pc, .code = blk->code, .blk_pc = pc, .blk_code = blk->code };
     struct emitter *e = &t.e;
+    struct decoded_insn insns[JIT_UNIT_MAX_INSNS];
+    bool starts[JIT_UNIT_MAX_INSNS];
+    unsigned total = gather(blk, pc, insns, starts);
     emit_init(e, j->cache.rw + j->cache.used, (uintptr_t)j->cache.rx + j->cache.used,
               j->cache.size - j->cache.used);
     uintptr_t entry = emit_here(e);
@@ -652,7 +795,7 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     emit_load(e, 8, false, JR_T0, JR_T0, 0);
     jlabel stale = emit_branch_mem(e, JC_NE, JR_T0, JR_HART, HOFF(code_epoch));
     uintptr_t valid = emit_here(e);
-    choose_cached(&t, blk);
+    choose_cached(&t, insns, total);
     for (int k = 0; k < NCACHED; k++)
         if (t.cached[k])
             emit_load(e, 8, false, cache_reg[k], JR_HART, XOFF(t.cached[k]));
@@ -660,11 +803,23 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     unsigned n = 0;
     uint64_t ipc = pc;
     for (;;) {
-        const struct decoded_insn *d = &blk->insns[n];
-        if (n == BLOCK_MAX_INSNS || d->len == 0) { /* the block's end marker */
+        if (n == total) { /* the last block's end marker */
             exit_to(&t, ipc, n);
             break;
         }
+        const struct decoded_insn *d = &insns[n];
+        if (n && starts[n]) {
+            /* Where the interpreter would enter the next block, it would
+             * check the budget: so does the unit. */
+            t.blk_pc = ipc;
+            t.blk_code = blk->code + (ipc - pc);
+            t.blk_first = n;
+            emit_mov(e, JR_T0, JR_COUNT);
+            emit_alu_imm(e, JA_ADD, false, JR_T0, (int32_t)n);
+            t.side[t.nside++] = (struct side_exit){ .from = emit_branch_mem(e, JC_GEU, JR_T0, JR_CTX, JOFF(limit)),
+                                                    .pc = ipc, .count = n, .budget = true };
+        }
+        t.fall = n + 1 < total;
         int r = gen_insn(&t, d, ipc, n);
         if (r < 0) {
             if (n == 0)
@@ -674,8 +829,25 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
         }
         n++;
         ipc += d->len;
-        if (r > 0)
+        if (r > 0 && !(t.fall && cond_branch(d->op)))
             break;
+    }
+    for (unsigned i = 0; i < t.nslow; i++)
+        gen_slow_path(&t, &t.slow[i]);
+    /* The side exits, out of the straight line. Storing back registers the
+     * path to them has not written is harmless: they still hold the values
+     * loaded at the entry. */
+    for (unsigned i = 0; i < t.nside; i++) {
+        const struct side_exit *s = &t.side[i];
+        emit_bind(e, s->from);
+        if (s->budget) {
+            write_back(&t);
+            add_count(&t, s->count);
+            set_pc_imm(&t, s->pc);
+            emit_jump_abs(e, (const void *)j->exit_normal);
+        } else {
+            exit_to(&t, s->pc, s->count);
+        }
     }
     /* Out of line: a stale unit whose code is unchanged goes on (every
      * fence.i makes all units stale, and Linux runs many). */
@@ -690,6 +862,7 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     emit_bind(e, gone);
     emit_bind(e, budget);
     t.dirty = 0; /* reached before the cached registers are loaded */
+    t.blk_first = 0;
     exit_interp(&t, pc, 0);
     if (e->overflow)
         return NULL;
@@ -698,10 +871,10 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     j->nunits++;
     *u = (struct jit_unit){ .code = blk->code, .vpc = pc, .epoch = h->code_epoch,
                             .entry = (const void *)entry, .len = (unsigned)(ipc - pc) };
-    /* The bytes the block was decoded from (memory may differ by now, if
+    /* The bytes the unit was decoded from (memory may differ by now, if
      * the guest stored to its code without a fence.i since). */
-    for (unsigned i = 0, off = 0; i < n; off += blk->insns[i++].len)
-        memcpy(u->bytes + off, &blk->insns[i].raw, blk->insns[i].len);
+    for (unsigned i = 0, off = 0; i < n; off += insns[i++].len)
+        memcpy(u->bytes + off, &insns[i].raw, insns[i].len);
     j->stats.units++;
     j->stats.insns += n;
     return u;
