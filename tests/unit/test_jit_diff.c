@@ -12,9 +12,14 @@
  * the middle of translated units. Every trap goes to an M-mode handler
  * that skips the instruction (or restarts the program after a fetch
  * fault). The stream mixes RV64IMA, Zba/Zbb/Zbs, branches, jal, jalr
- * (through auipc), counters (rdinstret checks instret at CSR reads),
- * ecall, fence.i and illegal words; operands include 0, -1 and INT64_MIN
- * for the division edge cases. Deterministic: a fixed seed per round. */
+ * (through auipc), calls and returns through x1, counters (rdinstret
+ * checks instret at CSR reads), ecall, fence.i and illegal words; operands
+ * include 0, -1 and INT64_MIN for the division edge cases. The program
+ * spans two virtual pages, and now and then the second is mapped to other
+ * code (a page-table change and a TLB flush, no fence.i), so jumps between
+ * pages and the translator's jump cache meet a changed fetch translation.
+ * Some rounds have few branches, mostly not taken, for long superblocks.
+ * Deterministic: a fixed seed per round. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +37,7 @@
 
 #define CODE_VA   0x10000ull
 #define CODE_PA   (RAM_BASE + 0x10000)
-#define CODE_INSNS 1024           /* one page */
+#define CODE_INSNS 3072           /* page A, then B1 and B2, which take turns at CODE_VA + 4K */
 #define HANDLER_PA (RAM_BASE + 0x5800) /* block cache slots apart from the code's */
 #define ROOT_PA   (RAM_BASE + 0x1000)
 #define L1_PA     (RAM_BASE + 0x2000)
@@ -123,13 +128,19 @@ static unsigned rnd_base(void)
     return (rnd() % 10) < 8 ? 8 + (unsigned)(rnd() % 4) : rnd_rs();
 }
 
-static void make_program(uint32_t *code)
+/* `straight`: few branches, which almost never jump (long superblocks). */
+static void make_program(uint32_t *code, bool straight)
 {
     for (unsigned i = 0; i < CODE_INSNS; i++) {
         unsigned rd = rnd_rd(), rs1 = rnd_rs(), rs2 = rnd_rs();
         uint32_t w;
         unsigned k = (unsigned)(rnd() % 100);
-        if (k < 4) {                                                 /* LR, SC, AMOs */
+        if (straight && k >= 76 && k < 92) {
+            if (k < 78)                                              /* bne x0, x0: not taken */
+                w = b_type(((int32_t)(rnd() % 40) - 12) * 4, 0, 0, 1);
+            else
+                w = random_op_imm(rd, rs1);
+        } else if (k < 4) {                                                 /* LR, SC, AMOs */
             static const uint8_t f5[] = { 0x02, 0x03, 0x03, 0x00, 0x01, 0x04, 0x08, 0x0c,
                                           0x10, 0x14, 0x18, 0x1c };
             unsigned f = f5[rnd() % sizeof(f5)], base = rnd_base(), f3 = 2 + (unsigned)(rnd() & 1);
@@ -162,8 +173,21 @@ static void make_program(uint32_t *code)
             code[i++] = (uint32_t)(t << 7 | 0x17);
             int32_t off = ((int32_t)(rnd() % 40) - 8) * 4 + (int32_t)(rnd() % 2);
             w = i_type(off, t, 0, rd, 0x67);
-        } else if (k < 94) {                                         /* jalr through any register */
+        } else if (k < 93) {                                         /* jalr through any register */
             w = i_type((int32_t)(rnd() % 64), rs1, 0, rd, 0x67);
+        } else if (k < 94) {                                         /* call, return, other page */
+            unsigned m = (unsigned)(rnd() % 3);
+            if (m == 0) {
+                w = j_type(((int32_t)(rnd() % 40) - 8) * 4, 1);      /* jal ra */
+            } else if (m == 1) {
+                w = i_type(0, 1, 0, 0, 0x67);                        /* ret */
+            } else if (i + 1 < CODE_INSNS) {                         /* auipc t, +-4K; jalr */
+                unsigned t = 12 + (unsigned)(rnd() % 18);
+                code[i++] = (uint32_t)((rnd() & 1) ? 0x1000 : 0xfffff000) | t << 7 | 0x17;
+                w = i_type(((int32_t)(rnd() % 40) - 8) * 4, t, 0, rd, 0x67);
+            } else {
+                w = 0x00000013;
+            }
         } else if (k < 97) {                                         /* counters */
             w = csrrs(rd, (rnd() & 1) ? 0xc02 : 0xc00);
         } else if (k < 98) {
@@ -189,7 +213,7 @@ static void map4k(uint8_t *ram, uint64_t va, uint64_t pa, uint64_t flags)
 }
 
 /* Memory image: page tables, handler, program. */
-static void build_image(uint8_t *ram)
+static void build_image(uint8_t *ram, bool straight)
 {
     memset(ram, 0, RAM_SIZE);
     uint64_t *root = (uint64_t *)(ram + (ROOT_PA - RAM_BASE));
@@ -198,6 +222,7 @@ static void build_image(uint8_t *ram)
     l1[0] = (L0_PA >> 12) << 10 | 1;
     enum { V = 1, R = 2, W = 4, X = 8, A = 64, D = 128 };
     map4k(ram, CODE_VA, CODE_PA, V | R | X | A);
+    map4k(ram, CODE_VA + 0x1000, CODE_PA + 0x1000, V | R | X | A);
     for (int p = 0; p < 4; p++)
         map4k(ram, DATA_VA + 0x1000ull * p, DATA_PA + 0x1000ull * p, V | R | W | A | D);
     map4k(ram, DATA_VA + 0x4000, DATA_PA + 0x4000, V | R | A);         /* read-only */
@@ -216,10 +241,10 @@ static void build_image(uint8_t *ram)
         i_type(-12, 30, 0, 30, 0x13),     /* addi x30, x30, -12 */
         b_type(28, 0, 30, 1),             /* bne x30, x0, +28 */
         csrrs(31, 0xb02),                 /* csrr x31, minstret */
-        i_type(52, 31, 1, 31, 0x13),      /* slli x31, x31, 52 */
-        i_type(52, 31, 5, 31, 0x13),      /* srli x31, x31, 52 */
+        i_type(51, 31, 1, 31, 0x13),      /* slli x31, x31, 51 */
+        i_type(51, 31, 5, 31, 0x13),      /* srli x31, x31, 51 */
         i_type(-4, 31, 7, 31, 0x13),      /* andi x31, x31, -4 */
-        (uint32_t)(CODE_VA | 30 << 7 | 0x37), /* lui x30, CODE_VA */
+        (uint32_t)(CODE_VA | 30 << 7 | 0x37), /* lui x30, CODE_VA (8K-aligned) */
         r_type(0, 30, 31, 6, 31, 0x33),   /* or x31, x31, x30 */
         i_type(0x341, 31, 1, 0, 0x73),    /* csrw mepc, x31 */
         0x30200073,                       /* mret */
@@ -229,7 +254,16 @@ static void build_image(uint8_t *ram)
         uint64_t v = rnd();
         memcpy(ram + off, &v, 8);
     }
-    make_program((uint32_t *)(ram + (CODE_PA - RAM_BASE)));
+    make_program((uint32_t *)(ram + (CODE_PA - RAM_BASE)), straight);
+}
+
+/* Maps CODE_VA + 4K to B1 or B2 (as the guest would: a PTE store, then
+ * sfence.vma; no fence.i). */
+static void remap_code(struct hart *h, uint8_t *ram, unsigned which)
+{
+    enum { V = 1, R = 2, X = 8, A = 64 };
+    map4k(ram, CODE_VA + 0x1000, CODE_PA + 0x1000ull * (1 + which), V | R | X | A);
+    hart_flush_tlb(h);
 }
 
 static void setup_hart(struct hart *h, const uint64_t *regs)
@@ -285,7 +319,7 @@ int main(void)
     unsigned mismatches = 0;
     for (unsigned round = 0; round < ROUNDS; round++) {
         rng_state = 0xd1ff0000ull + round;
-        build_image(b[0].mem.ram);
+        build_image(b[0].mem.ram, round % 5 == 4);
         memcpy(b[1].mem.ram, b[0].mem.ram, RAM_SIZE);
         static const uint64_t specials[] = { 0, 1, ~0ull, 1ull << 63, 0x7fffffffffffffffull,
                                              0x80000000ull, 0xffffffff80000000ull, 31, 64 };
@@ -315,8 +349,13 @@ int main(void)
             /* Loops with nothing to break them are common in random
              * code: now and then move both harts elsewhere in the program. */
             if (c % 4 == 3 && b[0].hart->arch.priv == PRIV_S) {
-                uint64_t pc = CODE_VA + 4 * (rnd() % CODE_INSNS);
+                uint64_t pc = CODE_VA + 4 * (rnd() % 2048);
                 b[0].hart->arch.pc = b[1].hart->arch.pc = pc;
+            }
+            if (c % 16 == 9) {
+                unsigned which = (unsigned)(rnd() & 1);
+                for (int i = 0; i < 2; i++)
+                    remap_code(b[i].hart, b[i].mem.ram, which);
             }
             traps += b[0].hart->arch.mcause != 0;
             b[0].hart->arch.mcause = b[1].hart->arch.mcause = 0;
