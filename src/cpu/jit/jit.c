@@ -24,6 +24,36 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void jit_emit_lookup(const struct jit *j, struct emitter *e)
+{
+    /* The fetch TLB's hit path for the pc in T2 (as tlb_lookup with size
+     * 2), then the jump cache; any miss goes to dispatch. */
+    emit_mov(e, JR_T0, JR_T2);
+    emit_shift_imm(e, JS_SHR, false, JR_T0, GUEST_PAGE_SHIFT - 4);
+    emit_alu_imm(e, JA_AND, false, JR_T0, (TLB_SIZE - 1) << 4);
+    emit_load(e, 8, false, JR_T1, JR_HART, (int32_t)offsetof(struct hart, tlb_fetch));
+    emit_alu(e, JA_ADD, false, JR_T0, JR_T1);
+    emit_mov(e, JR_T1, JR_T2);
+    emit_alu_imm(e, JA_AND, false, JR_T1, (int32_t)~0xffeu);
+    jlabel miss1 = emit_branch_mem(e, JC_NE, JR_T1, JR_T0, 0);
+    emit_load(e, 8, false, JR_T1, JR_T0, 8);
+    emit_alu(e, JA_ADD, false, JR_T1, JR_T2);                /* host code address */
+    emit_mov(e, JR_T0, JR_T2);
+    emit_alu_imm(e, JA_AND, false, JR_T0, ((1 << JIT_JC_BITS) - 1) << 1);
+    emit_shift_imm(e, JS_SHL, false, JR_T0, 4);
+    emit_mov_imm(e, JR_ARG0, (uintptr_t)j->jc);
+    emit_alu(e, JA_ADD, false, JR_T0, JR_ARG0);
+    jlabel miss2 = emit_branch_mem(e, JC_NE, JR_T1, JR_T0, (int32_t)offsetof(struct jit_jc, code));
+    jlabel miss3 = emit_branch_mem(e, JC_NE, JR_T2, JR_T0, (int32_t)offsetof(struct jit_jc, vpc));
+    emit_load(e, 8, false, JR_T0, JR_T0, (int32_t)offsetof(struct jit_jc, entry));
+    emit_jump_reg(e, JR_T0);
+    emit_bind(e, miss1);
+    emit_bind(e, miss2);
+    emit_bind(e, miss3);
+    emit_mov_imm(e, JR_ARG1, 0);
+    emit_jump_abs(e, (const void *)j->dispatch);
+}
+
 /* Empties the cache and forgets every unit, then emits the shared code. */
 static void flush(struct jit *j)
 {
@@ -65,35 +95,6 @@ static void flush(struct jit *j)
     emit_bind(&e, found);
     emit_jump_reg(&e, JR_RET);
 
-    /* lookup: the fetch TLB's hit path for the pc in T2 (as tlb_lookup
-     * with size 2), then the jump cache; any miss goes to dispatch. */
-    j->lookup = emit_here(&e);
-    emit_mov(&e, JR_T0, JR_T2);
-    emit_shift_imm(&e, JS_SHR, false, JR_T0, GUEST_PAGE_SHIFT);
-    emit_alu_imm(&e, JA_AND, false, JR_T0, TLB_SIZE - 1);
-    emit_shift_imm(&e, JS_SHL, false, JR_T0, 4);
-    emit_load(&e, 8, false, JR_T1, JR_HART, (int32_t)offsetof(struct hart, tlb_fetch));
-    emit_alu(&e, JA_ADD, false, JR_T0, JR_T1);
-    emit_mov(&e, JR_T1, JR_T2);
-    emit_alu_imm(&e, JA_AND, false, JR_T1, (int32_t)~0xffeu);
-    jlabel miss1 = emit_branch_mem(&e, JC_NE, JR_T1, JR_T0, 0);
-    emit_load(&e, 8, false, JR_T1, JR_T0, 8);
-    emit_alu(&e, JA_ADD, false, JR_T1, JR_T2);                /* host code address */
-    emit_mov(&e, JR_T0, JR_T2);
-    emit_shift_imm(&e, JS_SHR, false, JR_T0, 1);
-    emit_alu_imm(&e, JA_AND, false, JR_T0, (1 << JIT_JC_BITS) - 1);
-    emit_shift_imm(&e, JS_SHL, false, JR_T0, 5);
-    emit_mov_imm(&e, JR_ARG0, (uintptr_t)j->jc);
-    emit_alu(&e, JA_ADD, false, JR_T0, JR_ARG0);
-    jlabel miss2 = emit_branch_mem(&e, JC_NE, JR_T1, JR_T0, (int32_t)offsetof(struct jit_jc, code));
-    jlabel miss3 = emit_branch_mem(&e, JC_NE, JR_T2, JR_T0, (int32_t)offsetof(struct jit_jc, vpc));
-    emit_load(&e, 8, false, JR_T0, JR_T0, (int32_t)offsetof(struct jit_jc, entry));
-    emit_jump_reg(&e, JR_T0);
-    emit_bind(&e, miss1);
-    emit_bind(&e, miss2);
-    emit_bind(&e, miss3);
-    emit_mov_imm(&e, JR_ARG1, 0);
-    emit_jump_abs(&e, (const void *)j->dispatch);
     j->cache.used = e.pos;
 }
 

@@ -64,7 +64,6 @@ struct jit {
     uintptr_t exit_trap;        /* returns JIT_EXIT_TRAP */
     uintptr_t exit_resume;      /* returns JIT_EXIT_RESUME */
     uintptr_t dispatch;         /* ARG1 = patch site or 0, ARG2 = source pc */
-    uintptr_t lookup;           /* T2 = h->arch.pc: the jump cache, else dispatch */
     /* In translated code the hart's insn_count lives in COUNT; the stubs
      * above store it back before anything in C can look at it. */
     struct jit_stats stats;
@@ -91,6 +90,12 @@ static inline struct jit_unit **jit_slot(struct jit *j, uintptr_t code)
  * Returns the unit, or NULL if its first instruction cannot be translated
  * or the cache is full (then the caller flushes and may retry). */
 struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, uint64_t pc);
+
+struct emitter;
+/* jit.c: emits the jump to the unit at pc T2 (= h->arch.pc, registers
+ * stored back): through the jump cache, else the dispatcher. Inline at
+ * each site, so that the host predicts each indirect jump on its own. */
+void jit_emit_lookup(const struct jit *j, struct emitter *e);
 
 /* jit.c: called by translated code. */
 const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc);

@@ -193,6 +193,7 @@ struct side_exit {
     jlabel from;
     uint64_t pc;
     unsigned count;
+    unsigned dirty;  /* t->dirty where it leaves the straight line */
     bool budget;
 };
 
@@ -203,6 +204,7 @@ struct slow_path {
     uintptr_t back;
     uint64_t pc;
     unsigned count, size, rd, rs2;
+    unsigned dirty;  /* t->dirty before the instruction */
     bool store, sign;
 };
 
@@ -328,7 +330,7 @@ static void exit_to(struct tr *t, uint64_t target, unsigned count)
          * jump; the jump cache (checked against the fetch TLB) instead. */
         emit_mov_imm(&t->e, JR_T2, target);
         emit_store(&t->e, 8, JR_T2, JR_HART, HOFF(arch.pc));
-        emit_jump_abs(&t->e, (const void *)t->j->lookup);
+        jit_emit_lookup(t->j, &t->e);
         return;
     }
     uintptr_t site = emit_patchable_jump(&t->e, emit_here(&t->e) + 5);
@@ -455,6 +457,7 @@ static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
                     bool store, unsigned size, bool sign)
 {
     struct emitter *e = &t->e;
+    unsigned dirty = t->dirty;
     get_x(t, JR_T2, d->rs1);
     if (d->imm)
         emit_alu_imm(e, JA_ADD, false, JR_T2, (int32_t)d->imm);
@@ -477,14 +480,18 @@ static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
     }
     t->slow[t->nslow++] = (struct slow_path){ .from = miss, .back = emit_here(e), .pc = pc,
                                               .count = count, .size = size, .rd = d->rd,
-                                              .rs2 = d->rs2, .store = store, .sign = sign };
+                                              .rs2 = d->rs2, .dirty = dirty, .store = store,
+                                              .sign = sign };
 }
 
 /* Unit end: the slow paths of gen_mem (address in T2). */
 static void gen_slow_path(struct tr *t, const struct slow_path *sp)
 {
     struct emitter *e = &t->e;
+    /* Cached registers not written yet before the instruction may hold
+     * nothing (not loaded at the entry): only those written count. */
     emit_bind(e, sp->from);
+    t->dirty = sp->dirty;
     spill(t);
     set_pc_imm(t, sp->pc);
     emit_mov(e, JR_ARG1, JR_T2);
@@ -514,6 +521,7 @@ static void gen_slow_path(struct tr *t, const struct slow_path *sp)
 static void gen_atomic(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count)
 {
     struct emitter *e = &t->e;
+    unsigned dirty = t->dirty;
     spill(t);
     set_pc_imm(t, pc);
     emit_mov(e, JR_ARG0, JR_HART);
@@ -525,10 +533,13 @@ static void gen_atomic(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
     unspill(t);
     reload_x(t, d->rd);
     jlabel ok = emit_jump(e);
+    unsigned after = t->dirty;
     emit_bind(e, fault);
+    t->dirty = dirty;
     t->spilled = true; /* the call-clobbered ones are in the hart already */
     write_back(t);
     t->spilled = false;
+    t->dirty = after;
     add_count(t, count);
     emit_jump_abs(e, (const void *)t->j->exit_trap);
     emit_bind(e, ok);
@@ -542,7 +553,7 @@ static void gen_branch(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
     jlabel taken = emit_branch(&t->e, c, JR_T0, JR_T1);
     if (t->fall) {
         t->side[t->nside++] = (struct side_exit){ .from = taken, .pc = pc + (uint64_t)d->imm,
-                                                  .count = count };
+                                                  .count = count, .dirty = t->dirty };
         return;
     }
     exit_to(t, pc + d->len, count);
@@ -590,7 +601,7 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
         emit_store(e, 8, JR_T2, JR_HART, HOFF(arch.pc));
         write_back(t);
         add_count(t, after);
-        emit_jump_abs(e, (const void *)t->j->lookup);
+        jit_emit_lookup(t->j, e);
         return 1;
     case OP_BEQ: gen_branch(t, d, pc, after, JC_EQ); return 1;
     case OP_BNE: gen_branch(t, d, pc, after, JC_NE); return 1;
@@ -691,25 +702,34 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
 }
 
 /* Picks the guest registers the unit uses most (at least twice) to hold
- * in host registers. */
-static void choose_cached(struct tr *t, const struct decoded_insn *insns, unsigned n)
+ * in host registers: in the call-clobbered ones too only if the straight
+ * line calls no helper. Returns the mask of slots used. (Every one is
+ * loaded at the entry: the exits store back any written so far, and the
+ * out-of-line paths may store more, which must then hold the value.) */
+static unsigned choose_cached(struct tr *t, const struct decoded_insn *insns, unsigned n)
 {
-    unsigned uses[33] = { 0 };
+    unsigned uses[33] = { 0 }, slots = NCACHED;
     for (unsigned i = 0; i < n; i++) {
         const struct decoded_insn *d = &insns[i];
         uses[d->rs1]++;
         uses[d->rs2]++;
         uses[d->rd]++;
+        if (helper_of(d->op) || (d->op >= OP_LR_W && d->op <= OP_AMO_D))
+            slots = NPRESERVED;
     }
     uses[0] = uses[32] = 0;
-    for (int k = 0; k < NCACHED; k++) {
+    unsigned used = 0;
+    for (unsigned k = 0; k < slots; k++) {
         unsigned best = 0;
         for (unsigned x = 1; x < 32; x++)
             if (uses[x] >= 2 && uses[x] > uses[best])
                 best = x;
         t->cached[k] = (uint8_t)best;
+        if (best)
+            used |= 1u << k;
         uses[best] = 0;
     }
+    return used;
 }
 
 static bool cond_branch(unsigned op)
@@ -795,9 +815,9 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     emit_load(e, 8, false, JR_T0, JR_T0, 0);
     jlabel stale = emit_branch_mem(e, JC_NE, JR_T0, JR_HART, HOFF(code_epoch));
     uintptr_t valid = emit_here(e);
-    choose_cached(&t, insns, total);
+    unsigned live = choose_cached(&t, insns, total);
     for (int k = 0; k < NCACHED; k++)
-        if (t.cached[k])
+        if (live & (1u << k))
             emit_load(e, 8, false, cache_reg[k], JR_HART, XOFF(t.cached[k]));
 
     unsigned n = 0;
@@ -817,7 +837,8 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
             emit_mov(e, JR_T0, JR_COUNT);
             emit_alu_imm(e, JA_ADD, false, JR_T0, (int32_t)n);
             t.side[t.nside++] = (struct side_exit){ .from = emit_branch_mem(e, JC_GEU, JR_T0, JR_CTX, JOFF(limit)),
-                                                    .pc = ipc, .count = n, .budget = true };
+                                                    .pc = ipc, .count = n, .dirty = t.dirty,
+                                                    .budget = true };
         }
         t.fall = n + 1 < total;
         int r = gen_insn(&t, d, ipc, n);
@@ -834,12 +855,11 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     }
     for (unsigned i = 0; i < t.nslow; i++)
         gen_slow_path(&t, &t.slow[i]);
-    /* The side exits, out of the straight line. Storing back registers the
-     * path to them has not written is harmless: they still hold the values
-     * loaded at the entry. */
+    /* The side exits, out of the straight line. */
     for (unsigned i = 0; i < t.nside; i++) {
         const struct side_exit *s = &t.side[i];
         emit_bind(e, s->from);
+        t.dirty = s->dirty;
         if (s->budget) {
             write_back(&t);
             add_count(&t, s->count);
