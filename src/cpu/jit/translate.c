@@ -1,14 +1,15 @@
-/* The front end: one decoded block -> one unit of host code, through the
- * emitter only (no host ISA here).
+/* The front end: a decoded block, and the blocks after it in the page
+ * through not-taken branches -> one unit of host code, through the emitter
+ * only (no host ISA here).
  *
- * Guest registers live in the hart (h->arch.x); the three a block uses most are
- * held in host registers (S0-S2) within the unit, loaded at its entry and
- * stored back, if written, at every exit. Other operands are loaded into
- * scratch registers per instruction, results stored at once. h->arch.pc and h->insn_count are written
- * at exits and before helpers that can trap: an exception in the middle of
- * a unit leaves pc, x[] and insn_count exactly as the interpreter would.
- * Semantics follow interp.c, the reference; helpers below mirror it.
- * Translated: RV64I, M, A (through a helper), Zba, Zbb, Zbs. */
+ * Guest registers live in the hart (h->arch.x); the ones a unit uses most are
+ * held in host registers within the unit (see NCACHED), loaded at its entry
+ * and stored back, if written, at every exit. Other operands are loaded into
+ * scratch registers per instruction, results stored at once. h->arch.pc and
+ * h->insn_count are written at exits and before helpers that can trap: an
+ * exception in the middle of a unit leaves pc, x[] and insn_count exactly as
+ * the interpreter would. Semantics follow interp.c, the reference; helpers
+ * below mirror it. Translated: RV64I, M, A (through a helper), Zba, Zbb, Zbs. */
 #include <stddef.h>
 #include <string.h>
 
