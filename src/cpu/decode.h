@@ -82,6 +82,13 @@ static inline bool decode_ends_block(unsigned op)
     return false;
 }
 
+/* Decodes the straight-line block at host address `code`, with `room`
+ * bytes left in its page, into out[] (room for BLOCK_MAX_INSNS), as
+ * decode_for_block does, ending after an instruction that ends a block.
+ * Returns the count, 0 if not even the first instruction fits in the page
+ * (it straddles the boundary). */
+unsigned decode_block(const uint8_t *code, unsigned room, struct decoded_insn *out);
+
 /* Name of an internal opcode, for tracing and tests. */
 const char *decode_op_name(unsigned op);
 

@@ -93,24 +93,11 @@ static void set_block_end(struct decoded_insn *d, const void *end_handler)
 static bool build_block(struct decoded_block *blk, const uint8_t *code, unsigned room,
                         uint64_t epoch, const void *const *handlers, const void *end_handler)
 {
-    unsigned n = 0, off = 0;
-    while (n < BLOCK_MAX_INSNS && room - off >= 2) {
-        uint16_t lo;
-        memcpy(&lo, code + off, 2);
-        unsigned len = (lo & 3) == 3 ? 4 : 2;
-        if (len > room - off)
-            break;
-        uint32_t raw = lo;
-        if (len == 4)
-            memcpy(&raw, code + off, 4);
-        struct decoded_insn *d = &blk->insns[n++];
-        decode_for_dispatch(raw, d, handlers);
-        off += len;
-        if (decode_ends_block(d->op))
-            break;
-    }
+    unsigned n = decode_block(code, room, blk->insns);
     if (n == 0)
         return false;
+    for (unsigned i = 0; i < n; i++)
+        blk->insns[i].handler = handlers[blk->insns[i].op];
     set_block_end(&blk->insns[n], end_handler);
     blk->code = (uintptr_t)code;
     blk->epoch = epoch;

@@ -738,30 +738,6 @@ static bool cond_branch(unsigned op)
     return op >= OP_BEQ && op <= OP_BGEU;
 }
 
-/* Decodes the block at guest `pc` (host `code`) as the interpreter's
- * build_block would, into `out` (room for BLOCK_MAX_INSNS). Returns the
- * number of instructions, 0 if none fits in the page. */
-static unsigned decode_block(const uint8_t *code, uint64_t pc, struct decoded_insn *out)
-{
-    unsigned room = (unsigned)(GUEST_PAGE_SIZE - (pc & (GUEST_PAGE_SIZE - 1)));
-    unsigned n = 0, off = 0;
-    while (n < BLOCK_MAX_INSNS && room - off >= 2) {
-        uint16_t lo;
-        memcpy(&lo, code + off, 2);
-        unsigned len = (lo & 3) == 3 ? 4 : 2;
-        if (len > room - off)
-            break;
-        uint32_t raw = lo;
-        if (len == 4)
-            memcpy(&raw, code + off, 4);
-        decode_for_block(raw, &out[n]);
-        off += len;
-        if (decode_ends_block(out[n++].op))
-            break;
-    }
-    return n;
-}
-
 /* The instructions of the unit starting with `blk`: it and the blocks that
  * follow in the page after a not-taken conditional branch or after a block
  * cut at BLOCK_MAX_INSNS. starts[k] marks the first instruction of each
@@ -783,7 +759,8 @@ static unsigned gather(const struct decoded_block *blk, uint64_t pc, struct deco
         if ((!cut && !cond_branch(last->op)) || (next >> GUEST_PAGE_SHIFT) != (pc >> GUEST_PAGE_SHIFT) ||
             n + BLOCK_MAX_INSNS > JIT_UNIT_MAX_INSNS)
             return n;
-        in_blk = decode_block((const uint8_t *)blk->code + off, next, &insns[n]);
+        in_blk = decode_block((const uint8_t *)blk->code + off,
+                              (unsigned)(GUEST_PAGE_SIZE - (next & (GUEST_PAGE_SIZE - 1))), &insns[n]);
         if (in_blk == 0)
             return n;
         for (unsigned i = 0; i < in_blk; i++) {
