@@ -356,3 +356,23 @@ void decode_insn(uint32_t raw, struct decoded_insn *out)
         decode16(raw & 0xffff, out);
     }
 }
+
+unsigned decode_block(const uint8_t *code, unsigned room, struct decoded_insn *out)
+{
+    unsigned n = 0, off = 0;
+    while (n < BLOCK_MAX_INSNS && room - off >= 2) {
+        uint16_t lo;
+        memcpy(&lo, code + off, 2);
+        unsigned len = (lo & 3) == 3 ? 4 : 2;
+        if (len > room - off)
+            break;
+        uint32_t raw = lo;
+        if (len == 4)
+            memcpy(&raw, code + off, 4);
+        decode_for_block(raw, &out[n]);
+        off += len;
+        if (decode_ends_block(out[n++].op))
+            break;
+    }
+    return n;
+}

@@ -8,6 +8,7 @@
 #ifndef NIMBUS_CPU_DECODE_H
 #define NIMBUS_CPU_DECODE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cpu/hart.h"
@@ -57,6 +58,36 @@ enum amo_funct {
 /* Decodes `raw` (a 32-bit instruction, or a 16-bit one in the low half when
  * raw & 3 != 3) into *out. Unknown encodings decode to OP_ILLEGAL. */
 void decode_insn(uint32_t raw, struct decoded_insn *out);
+
+/* decode_insn for execution from a decoded block: results for x0 go to
+ * the sink x[32] (FP loads name an f register). */
+static inline void decode_for_block(uint32_t raw, struct decoded_insn *out)
+{
+    decode_insn(raw, out);
+    if (out->rd == 0 && out->op != OP_FLW && out->op != OP_FLD)
+        out->rd = 32;
+}
+
+/* Ends a decoded block: after one of these the next pc is not simply
+ * pc + len, or the hart must look at interrupts before going on. */
+static inline bool decode_ends_block(unsigned op)
+{
+    switch (op) {
+    case OP_JAL: case OP_JALR: case OP_BEQ: case OP_BNE: case OP_BLT: case OP_BGE:
+    case OP_BLTU: case OP_BGEU: case OP_ECALL: case OP_EBREAK: case OP_MRET: case OP_SRET:
+    case OP_WFI: case OP_SFENCE_VMA: case OP_FENCE_I: case OP_ILLEGAL:
+    case OP_CSRRW: case OP_CSRRS: case OP_CSRRC: case OP_CSRRWI: case OP_CSRRSI: case OP_CSRRCI:
+        return true;
+    }
+    return false;
+}
+
+/* Decodes the straight-line block at host address `code`, with `room`
+ * bytes left in its page, into out[] (room for BLOCK_MAX_INSNS), as
+ * decode_for_block does, ending after an instruction that ends a block.
+ * Returns the count, 0 if not even the first instruction fits in the page
+ * (it straddles the boundary). */
+unsigned decode_block(const uint8_t *code, unsigned room, struct decoded_insn *out);
 
 /* Name of an internal opcode, for tracing and tests. */
 const char *decode_op_name(unsigned op);

@@ -137,8 +137,9 @@ struct decoded_block {
     uintptr_t code;      /* host address of the first instruction; 0 = empty */
     uint64_t epoch;      /* the hart's code epoch when decoded */
     /* For the binary translator (cpu/jit/jit.h): this block's unit, a hint
-     * it checks, and UINT32_MAX in jit_hits once it found nothing to
-     * translate; both restart whenever the block is decoded again. */
+     * it checks, and in jit_hits 1 once it looked for a unit, UINT32_MAX
+     * once it found nothing to translate; both restart whenever the block
+     * is decoded again. */
     const struct jit_unit *jit_unit;
     uint32_t jit_hits;
     /* the instructions, then an end marker that leads to the next block */

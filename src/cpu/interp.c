@@ -76,25 +76,8 @@ static bool fs_off(const struct hart *h)
 /* Decodes into a cache entry and prepares it for threaded dispatch. */
 static void decode_for_dispatch(uint32_t raw, struct decoded_insn *d, const void *const *handlers)
 {
-    decode_insn(raw, d);
-    /* Results for x0 go to the sink x[32]; FP loads name an f register. */
-    if (d->rd == 0 && d->op != OP_FLW && d->op != OP_FLD)
-        d->rd = 32;
+    decode_for_block(raw, d);
     d->handler = handlers[d->op];
-}
-
-/* Ends a block: after one of these the next pc is not simply pc + len, or
- * the hart must look at interrupts before going on. */
-static bool ends_block(unsigned op)
-{
-    switch (op) {
-    case OP_JAL: case OP_JALR: case OP_BEQ: case OP_BNE: case OP_BLT: case OP_BGE:
-    case OP_BLTU: case OP_BGEU: case OP_ECALL: case OP_EBREAK: case OP_MRET: case OP_SRET:
-    case OP_WFI: case OP_SFENCE_VMA: case OP_FENCE_I: case OP_ILLEGAL:
-    case OP_CSRRW: case OP_CSRRS: case OP_CSRRC: case OP_CSRRWI: case OP_CSRRSI: case OP_CSRRCI:
-        return true;
-    }
-    return false;
 }
 
 static void set_block_end(struct decoded_insn *d, const void *end_handler)
@@ -110,24 +93,11 @@ static void set_block_end(struct decoded_insn *d, const void *end_handler)
 static bool build_block(struct decoded_block *blk, const uint8_t *code, unsigned room,
                         uint64_t epoch, const void *const *handlers, const void *end_handler)
 {
-    unsigned n = 0, off = 0;
-    while (n < BLOCK_MAX_INSNS && room - off >= 2) {
-        uint16_t lo;
-        memcpy(&lo, code + off, 2);
-        unsigned len = (lo & 3) == 3 ? 4 : 2;
-        if (len > room - off)
-            break;
-        uint32_t raw = lo;
-        if (len == 4)
-            memcpy(&raw, code + off, 4);
-        struct decoded_insn *d = &blk->insns[n++];
-        decode_for_dispatch(raw, d, handlers);
-        off += len;
-        if (ends_block(d->op))
-            break;
-    }
+    unsigned n = decode_block(code, room, blk->insns);
     if (n == 0)
         return false;
+    for (unsigned i = 0; i < n; i++)
+        blk->insns[i].handler = handlers[blk->insns[i].op];
     set_block_end(&blk->insns[n], end_handler);
     blk->code = (uintptr_t)code;
     blk->epoch = epoch;

@@ -12,9 +12,14 @@
  * the middle of translated units. Every trap goes to an M-mode handler
  * that skips the instruction (or restarts the program after a fetch
  * fault). The stream mixes RV64IMA, Zba/Zbb/Zbs, branches, jal, jalr
- * (through auipc), counters (rdinstret checks instret at CSR reads),
- * ecall, fence.i and illegal words; operands include 0, -1 and INT64_MIN
- * for the division edge cases.
+ * (through auipc), calls and returns through x1, counters (rdinstret
+ * checks instret at CSR reads), ecall, fence.i and illegal words; operands
+ * include 0, -1 and INT64_MIN for the division edge cases. The program
+ * spans two virtual pages, and now and then the second is mapped to other
+ * code (a page-table change and a TLB flush, no fence.i), so jumps between
+ * pages and the translator's jump cache meet a changed fetch translation.
+ * Some rounds have few branches, mostly not taken, for long superblocks;
+ * half of those have no instruction translated through a helper call.
  *
  * A quarter of the stream is F and D: loads and stores (c.fld/c.fsd/
  * c.fldsp/c.fsdsp too) on the same pages, moves, sign injection, every
@@ -42,7 +47,7 @@
 
 #define CODE_VA   0x10000ull
 #define CODE_PA   (RAM_BASE + 0x10000)
-#define CODE_INSNS 1024           /* one page */
+#define CODE_INSNS 3072           /* page A, then B1 and B2, which take turns at CODE_VA + 4K */
 #define HANDLER_PA (RAM_BASE + 0x5800) /* block cache slots apart from the code's */
 #define ROOT_PA   (RAM_BASE + 0x1000)
 #define L1_PA     (RAM_BASE + 0x2000)
@@ -164,12 +169,13 @@ static unsigned rnd_rm(void)
 static unsigned rnd_fmt(void) { return (rnd() % 16) ? (unsigned)(rnd() & 1) : 2 + (unsigned)(rnd() & 1); }
 
 /* One F/D word (two compressed instructions for c.fld & co). May use the
- * next word (returns the index of the last word written). */
-static unsigned random_fp(uint32_t *code, unsigned i)
+ * next word (returns the index of the last word written). `native`: only
+ * kinds the translator emits without a helper call. */
+static unsigned random_fp(uint32_t *code, unsigned i, bool native)
 {
     unsigned frd = (unsigned)(rnd() % 32), fs1 = (unsigned)(rnd() % 32), fs2 = (unsigned)(rnd() % 32);
     unsigned fs3 = (unsigned)(rnd() % 32), fmt = rnd_fmt(), rm = rnd_rm();
-    unsigned k = (unsigned)(rnd() % 100);
+    unsigned k = (unsigned)(rnd() % (native ? 44 : 100));
     uint32_t w;
     if (k < 14) {                                                    /* flw, fld */
         int32_t imm = (int32_t)(rnd() % 48) - 16;
@@ -192,7 +198,7 @@ static unsigned random_fp(uint32_t *code, unsigned i)
         }
         w = (uint32_t)h[0] | (uint32_t)h[1] << 16;
     } else if (k < 36) {                                             /* fmv.{w,d}.x, fmv.x.{w,d}, fclass */
-        unsigned t = (unsigned)(rnd() % 3);
+        unsigned t = (unsigned)(rnd() % (native ? 2 : 3));
         w = t == 0 ? r_type(0x1e << 2 | fmt, 0, rnd_rs(), 0, frd, 0x53)
                    : r_type(0x1c << 2 | fmt, 0, fs1, t - 1, rnd_rd(), 0x53);
     } else if (k < 44) {                                             /* fsgnj, fsgnjn, fsgnjx (3: reserved) */
@@ -232,17 +238,31 @@ static unsigned random_fp(uint32_t *code, unsigned i)
     return i;
 }
 
-static void make_program(uint32_t *code)
+/* `straight`: few branches, which almost never jump (long superblocks).
+ * `native`: no instruction the translator does through a helper call
+ * (M, A, most of Zbb, FP arithmetic), so units keep all eight cached
+ * registers, the five call-clobbered ones included. */
+static void make_program(uint32_t *code, bool straight, bool native)
 {
     for (unsigned i = 0; i < CODE_INSNS; i++) {
         unsigned rd = rnd_rd(), rs1 = rnd_rs(), rs2 = rnd_rs();
         uint32_t w;
         if (rnd() % 4 == 0) {
-            i = random_fp(code, i);
+            i = random_fp(code, i, native);
             continue;
         }
         unsigned k = (unsigned)(rnd() % 100);
-        if (k < 4) {                                                 /* LR, SC, AMOs */
+        if (native && k < 50) {                                      /* RV64I ALU ops */
+            static const uint8_t f3[] = { 0, 2, 3, 4, 6, 7 };
+            unsigned o = (unsigned)(rnd() % 15);
+            w = (k & 1) ? r_type(r_ops[o].f7, rs2, rs1, r_ops[o].f3, rd, r_ops[o].opc)
+                        : i_type((int32_t)(rnd() % 4096) - 2048, rs1, f3[rnd() % 6], rd, 0x13);
+        } else if (straight && k >= 76 && k < 92) {
+            if (k < 78)                                              /* bne x0, x0: not taken */
+                w = b_type(((int32_t)(rnd() % 40) - 12) * 4, 0, 0, 1);
+            else
+                w = random_op_imm(rd, rs1);
+        } else if (k < 4) {                                                 /* LR, SC, AMOs */
             static const uint8_t f5[] = { 0x02, 0x03, 0x03, 0x00, 0x01, 0x04, 0x08, 0x0c,
                                           0x10, 0x14, 0x18, 0x1c };
             unsigned f = f5[rnd() % sizeof(f5)], base = rnd_base(), f3 = 2 + (unsigned)(rnd() & 1);
@@ -275,8 +295,21 @@ static void make_program(uint32_t *code)
             code[i++] = (uint32_t)(t << 7 | 0x17);
             int32_t off = ((int32_t)(rnd() % 40) - 8) * 4 + (int32_t)(rnd() % 2);
             w = i_type(off, t, 0, rd, 0x67);
-        } else if (k < 94) {                                         /* jalr through any register */
+        } else if (k < 93) {                                         /* jalr through any register */
             w = i_type((int32_t)(rnd() % 64), rs1, 0, rd, 0x67);
+        } else if (k < 94) {                                         /* call, return, other page */
+            unsigned m = (unsigned)(rnd() % 3);
+            if (m == 0) {
+                w = j_type(((int32_t)(rnd() % 40) - 8) * 4, 1);      /* jal ra */
+            } else if (m == 1) {
+                w = i_type(0, 1, 0, 0, 0x67);                        /* ret */
+            } else if (i + 1 < CODE_INSNS) {                         /* auipc t, +-4K; jalr */
+                unsigned t = 12 + (unsigned)(rnd() % 18);
+                code[i++] = (uint32_t)((rnd() & 1) ? 0x1000 : 0xfffff000) | t << 7 | 0x17;
+                w = i_type(((int32_t)(rnd() % 40) - 8) * 4, t, 0, rd, 0x67);
+            } else {
+                w = 0x00000013;
+            }
         } else if (k < 97) {                                         /* counters */
             w = csrrs(rd, (rnd() & 1) ? 0xc02 : 0xc00);
         } else if (k < 98) {
@@ -302,7 +335,7 @@ static void map4k(uint8_t *ram, uint64_t va, uint64_t pa, uint64_t flags)
 }
 
 /* Memory image: page tables, handler, program. */
-static void build_image(uint8_t *ram)
+static void build_image(uint8_t *ram, bool straight, bool native)
 {
     memset(ram, 0, RAM_SIZE);
     uint64_t *root = (uint64_t *)(ram + (ROOT_PA - RAM_BASE));
@@ -311,6 +344,7 @@ static void build_image(uint8_t *ram)
     l1[0] = (L0_PA >> 12) << 10 | 1;
     enum { V = 1, R = 2, W = 4, X = 8, A = 64, D = 128 };
     map4k(ram, CODE_VA, CODE_PA, V | R | X | A);
+    map4k(ram, CODE_VA + 0x1000, CODE_PA + 0x1000, V | R | X | A);
     for (int p = 0; p < 4; p++)
         map4k(ram, DATA_VA + 0x1000ull * p, DATA_PA + 0x1000ull * p, V | R | W | A | D);
     map4k(ram, DATA_VA + 0x4000, DATA_PA + 0x4000, V | R | A);         /* read-only */
@@ -329,10 +363,10 @@ static void build_image(uint8_t *ram)
         i_type(-12, 30, 0, 30, 0x13),     /* addi x30, x30, -12 */
         b_type(28, 0, 30, 1),             /* bne x30, x0, +28 */
         csrrs(31, 0xb02),                 /* csrr x31, minstret */
-        i_type(52, 31, 1, 31, 0x13),      /* slli x31, x31, 52 */
-        i_type(52, 31, 5, 31, 0x13),      /* srli x31, x31, 52 */
+        i_type(51, 31, 1, 31, 0x13),      /* slli x31, x31, 51 */
+        i_type(51, 31, 5, 31, 0x13),      /* srli x31, x31, 51 */
         i_type(-4, 31, 7, 31, 0x13),      /* andi x31, x31, -4 */
-        (uint32_t)(CODE_VA | 30 << 7 | 0x37), /* lui x30, CODE_VA */
+        (uint32_t)(CODE_VA | 30 << 7 | 0x37), /* lui x30, CODE_VA (8K-aligned) */
         r_type(0, 30, 31, 6, 31, 0x33),   /* or x31, x31, x30 */
         i_type(0x341, 31, 1, 0, 0x73),    /* csrw mepc, x31 */
         0x30200073,                       /* mret */
@@ -342,7 +376,16 @@ static void build_image(uint8_t *ram)
         uint64_t v = (rnd() % 4) ? rnd() : rnd_fp_value();
         memcpy(ram + off, &v, 8);
     }
-    make_program((uint32_t *)(ram + (CODE_PA - RAM_BASE)));
+    make_program((uint32_t *)(ram + (CODE_PA - RAM_BASE)), straight, native);
+}
+
+/* Maps CODE_VA + 4K to B1 or B2 (as the guest would: a PTE store, then
+ * sfence.vma; no fence.i). */
+static void remap_code(struct hart *h, uint8_t *ram, unsigned which)
+{
+    enum { V = 1, R = 2, X = 8, A = 64 };
+    map4k(ram, CODE_VA + 0x1000, CODE_PA + 0x1000ull * (1 + which), V | R | X | A);
+    hart_flush_tlb(h);
 }
 
 static void setup_hart(struct hart *h, const uint64_t *regs, const struct fp_regs *fp, uint64_t fs)
@@ -406,7 +449,7 @@ int main(void)
     unsigned mismatches = 0;
     for (unsigned round = 0; round < ROUNDS; round++) {
         rng_state = 0xd1ff0000ull + round;
-        build_image(b[0].mem.ram);
+        build_image(b[0].mem.ram, round % 5 == 4, round % 5 == 4 && round % 2);
         memcpy(b[1].mem.ram, b[0].mem.ram, RAM_SIZE);
         static const uint64_t specials[] = { 0, 1, ~0ull, 1ull << 63, 0x7fffffffffffffffull,
                                              0x80000000ull, 0xffffffff80000000ull, 31, 64 };
@@ -426,7 +469,7 @@ int main(void)
         for (int i = 0; i < 32; i++)
             fp.f[i] = rnd_fp_value();
         /* mstatus.FS: mostly Initial or Dirty, Off in some rounds */
-        uint64_t fs = (uint64_t)(round % 5 == 4 ? 0 : 1 + rnd() % 3) << 13;
+        uint64_t fs = (uint64_t)(round % 7 == 3 ? 0 : 1 + rnd() % 3) << 13; /* not the straight rounds */
         jit_destroy(b[1].hart);
         /* Translate at once in most rounds; after a few runs in others, so
          * translated and interpreted blocks mix. Some rounds have the
@@ -446,8 +489,13 @@ int main(void)
             /* Loops with nothing to break them are common in random
              * code: now and then move both harts elsewhere in the program. */
             if (c % 4 == 3 && b[0].hart->arch.priv == PRIV_S) {
-                uint64_t pc = CODE_VA + 4 * (rnd() % CODE_INSNS);
+                uint64_t pc = CODE_VA + 4 * (rnd() % 2048);
                 b[0].hart->arch.pc = b[1].hart->arch.pc = pc;
+            }
+            if (c % 16 == 9) {
+                unsigned which = (unsigned)(rnd() & 1);
+                for (int i = 0; i < 2; i++)
+                    remap_code(b[i].hart, b[i].mem.ram, which);
             }
             traps += b[0].hart->arch.mcause != 0;
             b[0].hart->arch.mcause = b[1].hart->arch.mcause = 0;

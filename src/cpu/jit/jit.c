@@ -11,10 +11,11 @@
 
 #include "cpu/jit/emit.h"
 
-/* Room a unit may need: 16 instructions of at most ~200 bytes each. */
-#define UNIT_ROOM 8192
+/* Room a unit may need: JIT_UNIT_MAX_INSNS instructions of at most ~250
+ * bytes each. */
+#define UNIT_ROOM (JIT_UNIT_MAX_INSNS * 256)
 /* Average unit size assumed when sizing the unit table. */
-#define UNIT_AVG 256
+#define UNIT_AVG 512
 
 static uint64_t now_ns(void)
 {
@@ -23,10 +24,41 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+void jit_emit_lookup(const struct jit *j, struct emitter *e)
+{
+    /* The fetch TLB's hit path for the pc in T2 (as tlb_lookup with size
+     * 2), then the jump cache; any miss goes to dispatch. */
+    emit_mov(e, JR_T0, JR_T2);
+    emit_shift_imm(e, JS_SHR, false, JR_T0, GUEST_PAGE_SHIFT - 4);
+    emit_alu_imm(e, JA_AND, false, JR_T0, (TLB_SIZE - 1) << 4);
+    emit_load(e, 8, false, JR_T1, JR_HART, (int32_t)offsetof(struct hart, tlb_fetch));
+    emit_alu(e, JA_ADD, false, JR_T0, JR_T1);
+    emit_mov(e, JR_T1, JR_T2);
+    emit_alu_imm(e, JA_AND, false, JR_T1, (int32_t)~0xffeu);
+    jlabel miss1 = emit_branch_mem(e, JC_NE, JR_T1, JR_T0, 0);
+    emit_load(e, 8, false, JR_T1, JR_T0, 8);
+    emit_alu(e, JA_ADD, false, JR_T1, JR_T2);                /* host code address */
+    emit_mov(e, JR_T0, JR_T2);
+    emit_alu_imm(e, JA_AND, false, JR_T0, ((1 << JIT_JC_BITS) - 1) << 1);
+    emit_shift_imm(e, JS_SHL, false, JR_T0, 4);
+    emit_mov_imm(e, JR_ARG0, (uintptr_t)j->jc);
+    emit_alu(e, JA_ADD, false, JR_T0, JR_ARG0);
+    jlabel miss2 = emit_branch_mem(e, JC_NE, JR_T1, JR_T0, (int32_t)offsetof(struct jit_jc, code));
+    jlabel miss3 = emit_branch_mem(e, JC_NE, JR_T2, JR_T0, (int32_t)offsetof(struct jit_jc, vpc));
+    emit_load(e, 8, false, JR_T0, JR_T0, (int32_t)offsetof(struct jit_jc, entry));
+    emit_jump_reg(e, JR_T0);
+    emit_bind(e, miss1);
+    emit_bind(e, miss2);
+    emit_bind(e, miss3);
+    emit_mov_imm(e, JR_ARG1, 0);
+    emit_jump_abs(e, (const void *)j->dispatch);
+}
+
 /* Empties the cache and forgets every unit, then emits the shared code. */
 static void flush(struct jit *j)
 {
     memset(j->table, 0, sizeof(*j->table) << JIT_TABLE_BITS);
+    memset(j->jc, 0, sizeof(*j->jc) << JIT_JC_BITS);
     for (unsigned i = 0; i < (1u << BLOCK_CACHE_BITS); i++)
         j->hart->blocks[i].jit_unit = NULL;
     j->nunits = 0;
@@ -62,6 +94,7 @@ static void flush(struct jit *j)
     emit_jump_abs(&e, (const void *)j->exit_code);
     emit_bind(&e, found);
     emit_jump_reg(&e, JR_RET);
+
     j->cache.used = e.pos;
 }
 
@@ -89,7 +122,8 @@ int jit_create(struct hart *h, size_t cache_size, unsigned threshold)
     j->units = calloc(j->max_units, sizeof(*j->units));
     j->table = calloc(1u << JIT_TABLE_BITS, sizeof(*j->table));
     j->hits = calloc(1u << JIT_TABLE_BITS, sizeof(*j->hits));
-    if (!j->units || !j->table || !j->hits) {
+    j->jc = calloc(1u << JIT_JC_BITS, sizeof(*j->jc));
+    if (!j->units || !j->table || !j->hits || !j->jc) {
         r = -ENOMEM;
         goto fail;
     }
@@ -102,6 +136,7 @@ fail:
     free(j->units);
     free(j->table);
     free(j->hits);
+    free(j->jc);
     free(j);
     return r;
 #endif
@@ -119,7 +154,16 @@ void jit_destroy(struct hart *h)
     free(j->units);
     free(j->table);
     free(j->hits);
+    free(j->jc);
     free(j);
+}
+
+/* Makes the jump cache find `u` at its pc (replacing any older unit there,
+ * which may be stale). */
+static void remember(struct jit *j, const struct jit_unit *u)
+{
+    *jit_jc_slot(j, u->vpc) = (struct jit_jc){ .vpc = u->vpc, .code = u->code, .entry = u->entry,
+                                                .epoch = u->epoch };
 }
 
 /* The unit for `code` at `pc`, valid in the current code epoch. A unit
@@ -131,17 +175,28 @@ static struct jit_unit *find(struct jit *j, uintptr_t code, uint64_t pc)
     struct jit_unit *u = *jit_slot(j, code);
     if (!u || u->code != code || u->vpc != pc)
         return NULL;
-    if (u->epoch != j->hart->code_epoch) {
-        if (memcmp((const void *)code, u->bytes, u->len))
-            return NULL;
-        u->epoch = j->hart->code_epoch;
-        j->stats.revalidated++;
-    }
+    if (u->epoch != j->hart->code_epoch && !jit_revalidate(j, u))
+        return NULL;
+    remember(j, u);
     return u;
+}
+
+int jit_revalidate(struct jit *j, struct jit_unit *u)
+{
+    if (memcmp((const void *)u->code, u->bytes, u->len))
+        return 0;
+    u->epoch = j->hart->code_epoch;
+    j->stats.revalidated++;
+    return 1;
 }
 
 const void *jit_lookup(struct jit *j, uintptr_t code, uint64_t pc)
 {
+    /* The jump cache first: one cache line, where the unit table and the
+     * unit cost two misses. */
+    const struct jit_jc *c = jit_jc_slot(j, pc);
+    if (c->vpc == pc && c->code == code && c->epoch == j->hart->code_epoch)
+        return c->entry;
     const struct jit_unit *u = find(j, code, pc);
     return u ? u->entry : NULL;
 }
@@ -153,9 +208,15 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
         return u->entry;
     if (blk->jit_hits == UINT32_MAX)
         return NULL; /* nothing here can be translated */
-    if ((u = find(j, blk->code, pc)) != NULL) {
-        blk->jit_unit = u;
-        return u->entry;
+    /* Units are made here and attached to their block: once the table had
+     * none for this block, it gets one only below (looking again at each
+     * entry of a cold block costs two cache misses). */
+    if (blk->jit_hits == 0 || (u && u->vpc != pc)) {
+        blk->jit_hits = 1;
+        if ((u = find(j, blk->code, pc)) != NULL) {
+            blk->jit_unit = u;
+            return u->entry;
+        }
     }
     uint16_t *hits = &j->hits[jit_hash(blk->code)];
     if (*hits < j->threshold) {
@@ -176,6 +237,7 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
         return NULL;
     }
     *jit_slot(j, blk->code) = nu;
+    remember(j, nu);
     blk->jit_unit = nu;
     return nu->entry;
 }
@@ -199,18 +261,18 @@ const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc)
     const uint8_t *code = tlb_lookup(h->tlb_fetch, pc, 2);
     if (!code)
         goto miss;
-    const struct jit_unit *u = find(j, (uintptr_t)code, pc);
-    if (!u)
+    const void *entry = jit_lookup(j, (uintptr_t)code, pc);
+    if (!entry)
         goto miss;
     /* A direct exit to a pc in the source unit's page: same fetch
      * translation and the same epoch, so the link stays valid as long as
      * both units exist (until the next flush). */
     if (site && (pc >> GUEST_PAGE_SHIFT) == (src_pc >> GUEST_PAGE_SHIFT)) {
-        emit_patch_jump(cache_rw(&j->cache, site), site, (uintptr_t)u->entry);
+        emit_patch_jump(cache_rw(&j->cache, site), site, (uintptr_t)entry);
         j->stats.chains++;
     }
     j->stats.dispatch_hits++;
-    return u->entry;
+    return entry;
 miss:
     j->stats.dispatch_misses++;
     return NULL;

@@ -5,15 +5,34 @@
 #include "cpu/jit/cache.h"
 #include "cpu/jit/jit.h"
 
-/* One translated decoded block. */
+/* Instructions in a unit at most: a decoded block and the blocks that
+ * follow it in the page through not-taken branches (a superblock). */
+#define JIT_UNIT_MAX_INSNS (3 * BLOCK_MAX_INSNS)
+
+/* One translated superblock. */
 struct jit_unit {
     uintptr_t code;      /* host address of the guest code */
     uint64_t vpc;        /* guest virtual pc it was translated for */
     uint64_t epoch;      /* hart's code epoch it was last valid in */
     const void *entry;   /* host code (executable view) */
     unsigned len;        /* bytes of guest code translated */
-    uint8_t bytes[BLOCK_MAX_INSNS * 4]; /* and their contents */
+    uint8_t bytes[JIT_UNIT_MAX_INSNS * 4]; /* and their contents */
 };
+
+/* The jump cache: the last unit found for a guest pc, looked up inline by
+ * translated code at indirect jumps (jalr) and at exits to another page,
+ * without calling C. An entry holds while the fetch translation maps `vpc`
+ * to `code` (checked through the fetch TLB at each use) and the unit's
+ * entry checks its epoch, so it needs no invalidation but the flush. C
+ * lookups use it too, checking `epoch` (a unit valid in an epoch stays
+ * valid while that epoch is current). */
+struct jit_jc {
+    uint64_t vpc;
+    uintptr_t code;
+    const void *entry;
+    uint64_t epoch;   /* the code epoch the unit was valid in (for C) */
+};
+#define JIT_JC_BITS 15
 
 typedef int (*jit_enter_fn)(struct hart *h, struct jit *j, const void *code);
 
@@ -35,6 +54,7 @@ struct jit {
      * not in the decoded block, so that hot code evicted from the block
      * cache now and then still gets translated. */
     uint16_t *hits;
+    struct jit_jc *jc;          /* 1 << JIT_JC_BITS entries */
     size_t nunits, max_units;
     /* Shared code at the start of the cache (re-emitted after a flush). */
     jit_enter_fn enter;
@@ -55,17 +75,34 @@ static inline unsigned jit_hash(uintptr_t code)
     return (unsigned)((code >> 1) ^ (code >> (JIT_TABLE_BITS + 1))) & ((1u << JIT_TABLE_BITS) - 1);
 }
 
+static inline struct jit_jc *jit_jc_slot(struct jit *j, uint64_t pc)
+{
+    return &j->jc[(pc >> 1) & ((1u << JIT_JC_BITS) - 1)];
+}
+
 static inline struct jit_unit **jit_slot(struct jit *j, uintptr_t code)
 {
     return &j->table[jit_hash(code)];
 }
 
-/* translate.c: translates `blk` (valid, at guest `pc`) into the cache.
+/* translate.c: translates `blk` (valid, at guest `pc`), and the decoded
+ * blocks that follow it through not-taken branches, into the cache.
  * Returns the unit, or NULL if its first instruction cannot be translated
  * or the cache is full (then the caller flushes and may retry). */
 struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, uint64_t pc);
 
+struct emitter;
+/* jit.c: emits the jump to the unit at pc T2 (= h->arch.pc, registers
+ * stored back): through the jump cache, else the dispatcher. Inline at
+ * each site, so that the host predicts each indirect jump on its own. */
+void jit_emit_lookup(const struct jit *j, struct emitter *e);
+
 /* jit.c: called by translated code. */
 const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc);
+/* At the entry of unit `u` from an older code epoch: makes it valid in the
+ * current one if its guest code is unchanged (returns 1), else returns 0.
+ * The caller has checked that the fetch translation still maps u->vpc to
+ * u->code. */
+int jit_revalidate(struct jit *j, struct jit_unit *u);
 
 #endif

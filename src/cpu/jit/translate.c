@@ -1,14 +1,15 @@
-/* The front end: one decoded block -> one unit of host code, through the
- * emitter only (no host ISA here).
+/* The front end: a decoded block, and the blocks after it in the page
+ * through not-taken branches -> one unit of host code, through the emitter
+ * only (no host ISA here).
  *
- * Guest registers live in the hart (h->arch.x); the three a block uses most are
- * held in host registers (S0-S2) within the unit, loaded at its entry and
- * stored back, if written, at every exit. Other operands are loaded into
- * scratch registers per instruction, results stored at once. h->arch.pc and h->insn_count are written
- * at exits and before helpers that can trap: an exception in the middle of
- * a unit leaves pc, x[] and insn_count exactly as the interpreter would.
- * Semantics follow interp.c, the reference; helpers below mirror it.
- * Translated: RV64I, M, A (through a helper), Zba, Zbb, Zbs, F and D
+ * Guest registers live in the hart (h->arch.x); the ones a unit uses most are
+ * held in host registers within the unit (see NCACHED), loaded at its entry
+ * and stored back, if written, at every exit. Other operands are loaded into
+ * scratch registers per instruction, results stored at once. h->arch.pc and
+ * h->insn_count are written at exits and before helpers that can trap: an
+ * exception in the middle of a unit leaves pc, x[] and insn_count exactly as
+ * the interpreter would. Semantics follow interp.c, the reference; helpers
+ * below mirror it. Translated: RV64I, M, A (through a helper), Zba, Zbb, Zbs, F and D
  * (translate_fp.c). */
 #include <stddef.h>
 #include <string.h>
@@ -188,22 +189,63 @@ static op_fn helper_of(unsigned op)
 
 /* ---- code generation ---- */
 
-#define NCACHED 3
+/* Guest registers held in host registers: three in registers that calls
+ * preserve (S0-S2), five in the argument and return registers, which the
+ * unit's straight-line code does not otherwise use; around each helper
+ * call these are stored (if written) and loaded again. */
+#define NCACHED 8
+#define NPRESERVED 3
+
+/* An exit out of the straight line, emitted after it: a taken branch whose
+ * fall-through the unit goes on with, or a budget check between blocks. */
+struct side_exit {
+    jlabel from;
+    uint64_t pc;
+    unsigned count;
+    unsigned dirty;  /* t->dirty where it leaves the straight line */
+    bool budget;
+};
+
+/* The slow path of a load or store, emitted after the straight line; it
+ * returns to `back`. */
+struct slow_path {
+    jlabel from;
+    uintptr_t back;
+    uint64_t pc;
+    unsigned count, size, rd, rs2;
+    unsigned dirty;  /* t->dirty before the instruction */
+    bool store, sign;
+    bool fp;         /* f[rd] / f[rs2] instead of x */
+};
 
 struct tr {
     struct jit *j;
     struct emitter e;
     uint64_t vpc;    /* guest pc of the unit */
     uintptr_t code;  /* host address of its guest code */
-    /* Guest registers held in host registers S0-S2 within the unit: which
-     * (0 = slot unused), and which have been written so far and must be
-     * stored back at every exit. */
+    /* The decoded block being translated (the unit's first, or one after
+     * it): its guest pc, host code address and first instruction's number
+     * in the unit, for exits into the interpreter. */
+    uint64_t blk_pc;
+    uintptr_t blk_code;
+    unsigned blk_first;
+    bool fall;       /* the unit goes on after the current branch */
+    struct side_exit side[JIT_UNIT_MAX_INSNS];
+    unsigned nside;
+    struct slow_path slow[JIT_UNIT_MAX_INSNS];
+    unsigned nslow;
+    /* Guest registers held in host registers within the unit: which (0 =
+     * slot unused), and which have been written so far and must be stored
+     * back at every exit. While `spilled`, the call-clobbered ones are
+     * current in the hart only (around a helper call). */
     uint8_t cached[NCACHED];
     unsigned dirty;
+    bool spilled;
     unsigned fp;     /* translate_fp.c's */
 };
 
-static const enum jreg cache_reg[NCACHED] = { JR_S0, JR_S1, JR_S2 };
+static const enum jreg cache_reg[NCACHED] = { JR_S0, JR_S1, JR_S2, JR_RET, JR_ARG3,
+                                              JR_ARG2, JR_ARG0, JR_ARG1 };
 
 static int cache_slot(const struct tr *t, unsigned x)
 {
@@ -218,7 +260,7 @@ static void get_x(struct tr *t, enum jreg r, unsigned x)
     int k = cache_slot(t, x);
     if (x == 0)
         emit_mov_imm(&t->e, r, 0);
-    else if (k >= 0)
+    else if (k >= 0 && !(t->spilled && k >= NPRESERVED))
         emit_mov(&t->e, r, cache_reg[k]);
     else
         emit_load(&t->e, 8, false, r, JR_HART, XOFF(x));
@@ -251,8 +293,27 @@ static void reload_x(struct tr *t, unsigned x)
 static void write_back(struct tr *t)
 {
     for (int k = 0; k < NCACHED; k++)
+        if ((t->dirty & (1u << k)) && !(t->spilled && k >= NPRESERVED))
+            emit_store(&t->e, 8, cache_reg[k], JR_HART, XOFF(t->cached[k]));
+}
+
+/* Before a helper call: the call-clobbered cached registers go to the
+ * hart; until unspill(), get_x reads them from there. */
+static void spill(struct tr *t)
+{
+    for (int k = NPRESERVED; k < NCACHED; k++)
         if (t->dirty & (1u << k))
             emit_store(&t->e, 8, cache_reg[k], JR_HART, XOFF(t->cached[k]));
+    t->spilled = true;
+}
+
+/* After the call: loads them again (the helper may have written some). */
+static void unspill(struct tr *t)
+{
+    for (int k = NPRESERVED; k < NCACHED; k++)
+        if (t->cached[k])
+            emit_load(&t->e, 8, false, cache_reg[k], JR_HART, XOFF(t->cached[k]));
+    t->spilled = false;
 }
 
 static void add_count(struct tr *t, unsigned n)
@@ -269,34 +330,42 @@ static void set_pc_imm(struct tr *t, uint64_t pc)
 
 /* Leaves the unit for a known pc after `count` instructions. Within the
  * unit's page the exit first goes through the dispatcher, which patches it
- * into a direct jump once the target has a unit. */
+ * into a direct jump once the target has a unit; to another page it goes
+ * through the jump cache. */
 static void exit_to(struct tr *t, uint64_t target, unsigned count)
 {
     write_back(t);
     add_count(t, count);
-    uintptr_t site = 0;
-    if ((target >> GUEST_PAGE_SHIFT) == (t->vpc >> GUEST_PAGE_SHIFT))
-        site = emit_patchable_jump(&t->e, emit_here(&t->e) + 5);
+    if ((target >> GUEST_PAGE_SHIFT) != (t->vpc >> GUEST_PAGE_SHIFT)) {
+        /* Another page: its fetch translation may change, so no direct
+         * jump; the jump cache (checked against the fetch TLB) instead. */
+        emit_mov_imm(&t->e, JR_T2, target);
+        emit_store(&t->e, 8, JR_T2, JR_HART, HOFF(arch.pc));
+        jit_emit_lookup(t->j, &t->e);
+        return;
+    }
+    uintptr_t site = emit_patchable_jump(&t->e, emit_here(&t->e) + 5);
     set_pc_imm(t, target);
     emit_mov_imm(&t->e, JR_ARG1, site);
     emit_mov_imm(&t->e, JR_ARG2, t->vpc);
     emit_jump_abs(&t->e, (const void *)t->j->dispatch);
 }
 
-/* Hands the instruction at pc, the `count`th of the block, to the
- * interpreter, which goes on inside the same decoded block. */
+/* Hands the instruction at pc, the `count`th of the unit, to the
+ * interpreter, which goes on inside the same decoded block (at a block's
+ * start: from the block lookup, with its budget check, as it would). */
 static void exit_interp(struct tr *t, uint64_t pc, unsigned count)
 {
     write_back(t);
     add_count(t, count);
     set_pc_imm(t, pc);
-    if (count == 0) {
+    if (count == t->blk_first) {
         emit_jump_abs(&t->e, (const void *)t->j->exit_normal);
         return;
     }
-    emit_mov_imm(&t->e, JR_T0, t->code);
+    emit_mov_imm(&t->e, JR_T0, t->blk_code);
     emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_code));
-    emit_mov_imm(&t->e, JR_T0, count | (pc - t->vpc) << 8);
+    emit_mov_imm(&t->e, JR_T0, (count - t->blk_first) | (pc - t->blk_pc) << 8);
     emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_index));
     emit_jump_abs(&t->e, (const void *)t->j->exit_resume);
 }
@@ -380,76 +449,98 @@ static void gen_logic_not(struct tr *t, const struct decoded_insn *d, enum jalu 
 
 static void gen_helper(struct tr *t, const struct decoded_insn *d, op_fn fn)
 {
+    spill(t);
     get_x(t, JR_ARG0, d->rs1);
     get_x(t, JR_ARG1, d->rs2);
     emit_mov_imm(&t->e, JR_ARG2, (uint64_t)d->imm);
     emit_call(&t->e, (const void *)fn);
-    set_x(t, JR_RET, d->rd);
+    emit_mov(&t->e, JR_T0, JR_RET);
+    unspill(t);
+    set_x(t, JR_T0, d->rd);
 }
 
 /* A load or store: the software TLB's hit path inline (index, tag compare
  * that also rejects misaligned accesses, add the host offset), everything
- * else through the interpreter's slow path, which may take an exception:
- * then the unit ends with `count` instructions retired. */
+ * else out of line (slow_path) through the interpreter's slow path, which
+ * may take an exception: then the unit ends with `count` instructions
+ * retired. The address stays in T2 for the slow path. FP loads and stores
+ * (fp) move f[rd] / f[rs2] instead of x. */
 static void gen_access(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
                        bool store, unsigned size, bool sign, bool fp)
 {
     struct emitter *e = &t->e;
-    get_x(t, JR_ARG1, d->rs1);
+    unsigned dirty = t->dirty;
+    get_x(t, JR_T2, d->rs1);
     if (d->imm)
-        emit_alu_imm(e, JA_ADD, false, JR_ARG1, (int32_t)d->imm);
-    if (store && fp)
-        emit_load(e, 8, false, JR_T2, JR_HART, FOFF(d->rs2));
-    else if (store)
-        get_x(t, JR_T2, d->rs2);
-    emit_mov(e, JR_T0, JR_ARG1);
-    emit_shift_imm(e, JS_SHR, false, JR_T0, GUEST_PAGE_SHIFT);
-    emit_alu_imm(e, JA_AND, false, JR_T0, TLB_SIZE - 1);
-    emit_shift_imm(e, JS_SHL, false, JR_T0, 4);
+        emit_alu_imm(e, JA_ADD, false, JR_T2, (int32_t)d->imm);
+    emit_mov(e, JR_T0, JR_T2);
+    emit_shift_imm(e, JS_SHR, false, JR_T0, GUEST_PAGE_SHIFT - 4);
+    emit_alu_imm(e, JA_AND, false, JR_T0, (TLB_SIZE - 1) << 4);
     emit_load(e, 8, false, JR_T1, JR_HART, store ? HOFF(tlb_write) : HOFF(tlb_read));
     emit_alu(e, JA_ADD, false, JR_T0, JR_T1);
-    emit_mov(e, JR_T1, JR_ARG1);
+    emit_mov(e, JR_T1, JR_T2);
     emit_alu_imm(e, JA_AND, false, JR_T1, (int32_t)~(uint32_t)(0xfff & ~(size - 1)));
     jlabel miss = emit_branch_mem(e, JC_NE, JR_T1, JR_T0, 0);
     emit_load(e, 8, false, JR_T1, JR_T0, 8);
-    emit_alu(e, JA_ADD, false, JR_T1, JR_ARG1);
+    emit_alu(e, JA_ADD, false, JR_T1, JR_T2);
     if (store) {
-        emit_store(e, size, JR_T2, JR_T1, 0);
+        if (fp)
+            emit_load(e, 8, false, JR_T0, JR_HART, FOFF(d->rs2));
+        else
+            get_x(t, JR_T0, d->rs2);
+        emit_store(e, size, JR_T0, JR_T1, 0);
     } else {
-        emit_load(e, size, sign, JR_T2, JR_T1, 0);
+        emit_load(e, size, sign, JR_T0, JR_T1, 0);
         if (fp && size == 4) {
             emit_mov_imm(e, JR_T1, 0xffffffff00000000ull);
-            emit_alu(e, JA_OR, false, JR_T2, JR_T1);
+            emit_alu(e, JA_OR, false, JR_T0, JR_T1);
         }
         if (fp)
-            emit_store(e, 8, JR_T2, JR_HART, FOFF(d->rd));
+            emit_store(e, 8, JR_T0, JR_HART, FOFF(d->rd));
         else
-            set_x(t, JR_T2, d->rd);
+            set_x(t, JR_T0, d->rd);
     }
-    jlabel done = emit_jump(e);
+    t->slow[t->nslow++] = (struct slow_path){ .from = miss, .back = emit_here(e), .pc = pc,
+                                              .count = count, .size = size, .rd = d->rd,
+                                              .rs2 = d->rs2, .dirty = dirty, .store = store,
+                                              .sign = sign, .fp = fp };
+}
 
-    emit_bind(e, miss);
-    set_pc_imm(t, pc);
+/* Unit end: the slow paths of gen_access (address in T2). */
+static void gen_slow_path(struct tr *t, const struct slow_path *sp)
+{
+    struct emitter *e = &t->e;
+    /* Cached registers not written yet before the instruction may hold
+     * nothing (not loaded at the entry): only those written count. */
+    emit_bind(e, sp->from);
+    t->dirty = sp->dirty;
+    spill(t);
+    set_pc_imm(t, sp->pc);
+    emit_mov(e, JR_ARG1, JR_T2);
     emit_mov(e, JR_ARG0, JR_HART);
-    if (store) {
-        emit_mov(e, JR_ARG2, JR_T2);
-        emit_mov_imm(e, JR_ARG3, size);
+    if (sp->store) {
+        if (sp->fp)
+            emit_load(e, 8, false, JR_ARG2, JR_HART, FOFF(sp->rs2));
+        else
+            get_x(t, JR_ARG2, sp->rs2);
+        emit_mov_imm(e, JR_ARG3, sp->size);
         emit_call(e, (const void *)store_slow);
     } else {
-        emit_mov_imm(e, JR_ARG2, size | (sign ? LOAD_SIGNED : 0) | (fp ? LOAD_FP : 0));
-        emit_mov_imm(e, JR_ARG3, d->rd);
+        emit_mov_imm(e, JR_ARG2, sp->size | (sp->sign ? LOAD_SIGNED : 0) | (sp->fp ? LOAD_FP : 0));
+        emit_mov_imm(e, JR_ARG3, sp->rd);
         emit_call(e, (const void *)load_slow);
     }
     jlabel fault = emit_branch_nz(e, true, JR_RET);
-    if (!store && !fp)
-        reload_x(t, d->rd);
-    jlabel ok = emit_jump(e);
+    unspill(t);
+    if (!sp->store && !sp->fp)
+        reload_x(t, sp->rd);
+    emit_jump_abs(e, (const void *)sp->back);
     emit_bind(e, fault);
+    t->spilled = true; /* the call-clobbered ones are in the hart already */
     write_back(t);
-    add_count(t, count);
+    t->spilled = false;
+    add_count(t, sp->count);
     emit_jump_abs(e, (const void *)t->j->exit_trap);
-    emit_bind(e, ok);
-    emit_bind(e, done);
 }
 
 static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
@@ -461,6 +552,8 @@ static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
 static void gen_atomic(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count)
 {
     struct emitter *e = &t->e;
+    unsigned dirty = t->dirty;
+    spill(t);
     set_pc_imm(t, pc);
     emit_mov(e, JR_ARG0, JR_HART);
     get_x(t, JR_ARG1, d->rs1);
@@ -468,10 +561,16 @@ static void gen_atomic(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
     emit_mov_imm(e, JR_ARG3, d->op | ((uint64_t)d->imm & 0xff) << 16 | (uint64_t)d->rd << 24);
     emit_call(e, (const void *)atomic_op);
     jlabel fault = emit_branch_nz(e, true, JR_RET);
+    unspill(t);
     reload_x(t, d->rd);
     jlabel ok = emit_jump(e);
+    unsigned after = t->dirty;
     emit_bind(e, fault);
+    t->dirty = dirty;
+    t->spilled = true; /* the call-clobbered ones are in the hart already */
     write_back(t);
+    t->spilled = false;
+    t->dirty = after;
     add_count(t, count);
     emit_jump_abs(e, (const void *)t->j->exit_trap);
     emit_bind(e, ok);
@@ -483,6 +582,11 @@ static void gen_branch(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
     get_x(t, JR_T0, d->rs1);
     get_x(t, JR_T1, d->rs2);
     jlabel taken = emit_branch(&t->e, c, JR_T0, JR_T1);
+    if (t->fall) {
+        t->side[t->nside++] = (struct side_exit){ .from = taken, .pc = pc + (uint64_t)d->imm,
+                                                  .count = count, .dirty = t->dirty };
+        return;
+    }
     exit_to(t, pc + d->len, count);
     emit_bind(&t->e, taken);
     exit_to(t, pc + (uint64_t)d->imm, count);
@@ -528,9 +632,7 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
         emit_store(e, 8, JR_T2, JR_HART, HOFF(arch.pc));
         write_back(t);
         add_count(t, after);
-        emit_mov_imm(e, JR_ARG1, 0);
-        emit_mov_imm(e, JR_ARG2, t->vpc);
-        emit_jump_abs(e, (const void *)t->j->dispatch);
+        jit_emit_lookup(t->j, e);
         return 1;
     case OP_BEQ: gen_branch(t, d, pc, after, JC_EQ); return 1;
     case OP_BNE: gen_branch(t, d, pc, after, JC_NE); return 1;
@@ -632,33 +734,95 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
     return -1;
 }
 
-/* Picks the guest registers the block uses most (at least twice) to hold
- * in host registers. */
-static void choose_cached(struct tr *t, const struct decoded_block *blk)
+/* Picks the guest registers the unit uses most (at least twice) to hold
+ * in host registers: in the call-clobbered ones too only if the straight
+ * line calls no helper. Returns the mask of slots used. (Every one is
+ * loaded at the entry: the exits store back any written so far, and the
+ * out-of-line paths may store more, which must then hold the value.) */
+static unsigned choose_cached(struct tr *t, const struct decoded_insn *insns, unsigned n)
 {
-    unsigned uses[33] = { 0 };
-    for (unsigned i = 0; i < BLOCK_MAX_INSNS && blk->insns[i].len; i++) {
-        const struct decoded_insn *d = &blk->insns[i];
+    unsigned uses[33] = { 0 }, slots = NCACHED;
+    for (unsigned i = 0; i < n; i++) {
+        const struct decoded_insn *d = &insns[i];
+        if (d->op == OP_FLW || d->op == OP_FLD || d->op == OP_FSW || d->op == OP_FSD ||
+            d->op == OP_FP) {
+            /* Only the x operands count: rd, rs2 (and rs3) name f registers. */
+            unsigned x = fp_x_regs(d);
+            if (x & FPX_RS1)
+                uses[d->rs1]++;
+            if (x & FPX_RD)
+                uses[d->rd]++;
+            if (x & FPX_CALL)
+                slots = NPRESERVED;
+            continue;
+        }
         uses[d->rs1]++;
         uses[d->rs2]++;
         uses[d->rd]++;
+        if (helper_of(d->op) || (d->op >= OP_LR_W && d->op <= OP_AMO_D))
+            slots = NPRESERVED;
     }
     uses[0] = uses[32] = 0;
-    for (int k = 0; k < NCACHED; k++) {
+    unsigned used = 0;
+    for (unsigned k = 0; k < slots; k++) {
         unsigned best = 0;
         for (unsigned x = 1; x < 32; x++)
             if (uses[x] >= 2 && uses[x] > uses[best])
                 best = x;
         t->cached[k] = (uint8_t)best;
+        if (best)
+            used |= 1u << k;
         uses[best] = 0;
+    }
+    return used;
+}
+
+static bool cond_branch(unsigned op)
+{
+    return op >= OP_BEQ && op <= OP_BGEU;
+}
+
+/* The instructions of the unit starting with `blk`: it and the blocks that
+ * follow in the page after a not-taken conditional branch or after a block
+ * cut at BLOCK_MAX_INSNS. starts[k] marks the first instruction of each
+ * block. Returns the count. */
+static unsigned gather(const struct decoded_block *blk, uint64_t pc, struct decoded_insn *insns,
+                       bool *starts)
+{
+    unsigned n = 0, off = 0, in_blk = 0;
+    while (n < BLOCK_MAX_INSNS && blk->insns[n].len) {
+        insns[n] = blk->insns[n];
+        starts[n] = n == 0;
+        off += insns[n++].len;
+    }
+    in_blk = n;
+    for (;;) {
+        const struct decoded_insn *last = &insns[n - 1];
+        bool cut = in_blk == BLOCK_MAX_INSNS && !decode_ends_block(last->op);
+        uint64_t next = pc + off;
+        if ((!cut && !cond_branch(last->op)) || (next >> GUEST_PAGE_SHIFT) != (pc >> GUEST_PAGE_SHIFT) ||
+            n + BLOCK_MAX_INSNS > JIT_UNIT_MAX_INSNS)
+            return n;
+        in_blk = decode_block((const uint8_t *)blk->code + off,
+                              (unsigned)(GUEST_PAGE_SIZE - (next & (GUEST_PAGE_SIZE - 1))), &insns[n]);
+        if (in_blk == 0)
+            return n;
+        for (unsigned i = 0; i < in_blk; i++) {
+            starts[n + i] = i == 0;
+            off += insns[n + i].len;
+        }
+        n += in_blk;
     }
 }
 
 struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, uint64_t pc)
 {
     struct hart *h = j->hart;
-    struct tr t = { .j = j, .vpc = pc, .code = blk->code };
+    struct tr t = { .j = j, .vpc = pc, .code = blk->code, .blk_pc = pc, .blk_code = blk->code };
     struct emitter *e = &t.e;
+    struct decoded_insn insns[JIT_UNIT_MAX_INSNS];
+    bool starts[JIT_UNIT_MAX_INSNS];
+    unsigned total = gather(blk, pc, insns, starts);
     emit_init(e, j->cache.rw + j->cache.used, (uintptr_t)j->cache.rx + j->cache.used,
               j->cache.size - j->cache.used);
     uintptr_t entry = emit_here(e);
@@ -666,25 +830,39 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     /* The step budget, checked on every entry (chained ones too). */
     jlabel budget = emit_branch_mem(e, JC_GEU, JR_COUNT, JR_CTX, JOFF(limit));
     /* Still valid in the current code epoch? (Direct jumps from other units
-     * skip the lookup that checks it.) Otherwise back to the interpreter,
-     * whose lookup revalidates or retranslates. */
+     * skip the lookup that checks it.) Otherwise revalidated at once (below)
+     * or back to the interpreter, which retranslates. */
     struct jit_unit *u = &j->units[j->nunits];
     emit_mov_imm(e, JR_T0, (uintptr_t)&u->epoch);
     emit_load(e, 8, false, JR_T0, JR_T0, 0);
     jlabel stale = emit_branch_mem(e, JC_NE, JR_T0, JR_HART, HOFF(code_epoch));
-    choose_cached(&t, blk);
+    uintptr_t valid = emit_here(e);
+    unsigned live = choose_cached(&t, insns, total);
     for (int k = 0; k < NCACHED; k++)
-        if (t.cached[k])
+        if (live & (1u << k))
             emit_load(e, 8, false, cache_reg[k], JR_HART, XOFF(t.cached[k]));
 
     unsigned n = 0;
     uint64_t ipc = pc;
     for (;;) {
-        const struct decoded_insn *d = &blk->insns[n];
-        if (n == BLOCK_MAX_INSNS || d->len == 0) { /* the block's end marker */
+        if (n == total) { /* the last block's end marker */
             exit_to(&t, ipc, n);
             break;
         }
+        const struct decoded_insn *d = &insns[n];
+        if (n && starts[n]) {
+            /* Where the interpreter would enter the next block, it would
+             * check the budget: so does the unit. */
+            t.blk_pc = ipc;
+            t.blk_code = blk->code + (ipc - pc);
+            t.blk_first = n;
+            emit_mov(e, JR_T0, JR_COUNT);
+            emit_alu_imm(e, JA_ADD, false, JR_T0, (int32_t)n);
+            t.side[t.nside++] = (struct side_exit){ .from = emit_branch_mem(e, JC_GEU, JR_T0, JR_CTX, JOFF(limit)),
+                                                    .pc = ipc, .count = n, .dirty = t.dirty,
+                                                    .budget = true };
+        }
+        t.fall = n + 1 < total;
         int r = gen_insn(&t, d, ipc, n);
         if (r < 0) {
             if (n == 0)
@@ -694,12 +872,39 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
         }
         n++;
         ipc += d->len;
-        if (r > 0)
+        if (r > 0 && !(t.fall && cond_branch(d->op)))
             break;
     }
-    emit_bind(e, budget);
+    for (unsigned i = 0; i < t.nslow; i++)
+        gen_slow_path(&t, &t.slow[i]);
+    /* The side exits, out of the straight line. */
+    for (unsigned i = 0; i < t.nside; i++) {
+        const struct side_exit *s = &t.side[i];
+        emit_bind(e, s->from);
+        t.dirty = s->dirty;
+        if (s->budget) {
+            write_back(&t);
+            add_count(&t, s->count);
+            set_pc_imm(&t, s->pc);
+            emit_jump_abs(e, (const void *)j->exit_normal);
+        } else {
+            exit_to(&t, s->pc, s->count);
+        }
+    }
+    /* Out of line: a stale unit whose code is unchanged goes on (every
+     * fence.i makes all units stale, and Linux runs many). */
     emit_bind(e, stale);
+    emit_mov(e, JR_ARG0, JR_CTX);
+    emit_mov_imm(e, JR_ARG1, (uintptr_t)u);
+    emit_call(e, (const void *)jit_revalidate);
+    jlabel changed = emit_branch_nz(e, true, JR_RET);
+    jlabel gone = emit_jump(e);
+    emit_bind(e, changed);
+    emit_jump_abs(e, (const void *)valid);
+    emit_bind(e, gone);
+    emit_bind(e, budget);
     t.dirty = 0; /* reached before the cached registers are loaded */
+    t.blk_first = 0;
     exit_interp(&t, pc, 0);
     if (e->overflow)
         return NULL;
@@ -708,10 +913,10 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     j->nunits++;
     *u = (struct jit_unit){ .code = blk->code, .vpc = pc, .epoch = h->code_epoch,
                             .entry = (const void *)entry, .len = (unsigned)(ipc - pc) };
-    /* The bytes the block was decoded from (memory may differ by now, if
+    /* The bytes the unit was decoded from (memory may differ by now, if
      * the guest stored to its code without a fence.i since). */
-    for (unsigned i = 0, off = 0; i < n; off += blk->insns[i++].len)
-        memcpy(u->bytes + off, &blk->insns[i].raw, blk->insns[i].len);
+    for (unsigned i = 0, off = 0; i < n; off += insns[i++].len)
+        memcpy(u->bytes + off, &insns[i].raw, insns[i].len);
     j->stats.units++;
     j->stats.insns += n;
     return u;
@@ -724,7 +929,6 @@ unsigned *tr_fp_state(struct tr *t) { return &t->fp; }
 void tr_get_x(struct tr *t, enum jreg r, unsigned x) { get_x(t, r, x); }
 void tr_set_x(struct tr *t, enum jreg r, unsigned x) { set_x(t, r, x); }
 void tr_reload_x(struct tr *t, unsigned x) { reload_x(t, x); }
-void tr_set_pc(struct tr *t, uint64_t pc) { set_pc_imm(t, pc); }
 
 void tr_sync_x(struct tr *t, unsigned x)
 {
@@ -733,11 +937,23 @@ void tr_sync_x(struct tr *t, unsigned x)
         emit_store(&t->e, 8, cache_reg[k], JR_HART, XOFF(x));
 }
 
-void tr_exit_trap(struct tr *t, unsigned count)
+void tr_spill(struct tr *t) { spill(t); }
+void tr_unspill(struct tr *t) { unspill(t); }
+
+void tr_gen_raise(struct tr *t, void (*fn)(struct hart *h, uint64_t arg), uint64_t arg, uint64_t pc,
+                  unsigned count)
 {
-    write_back(t);
+    bool was = t->spilled;
+    if (!was)
+        spill(t); /* only on this path, which ends: nothing to unspill */
+    set_pc_imm(t, pc);
+    emit_mov(&t->e, JR_ARG0, JR_HART);
+    emit_mov_imm(&t->e, JR_ARG1, arg);
+    emit_call(&t->e, (const void *)fn);
+    write_back(t); /* the callee-saved ones; the rest are in the hart */
     add_count(t, count);
     emit_jump_abs(&t->e, (const void *)t->j->exit_trap);
+    t->spilled = was;
 }
 
 void tr_gen_fp_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,

@@ -11,6 +11,7 @@
 
 struct tr;            /* one unit being translated (translate.c) */
 struct decoded_insn;
+struct hart;
 
 /* translate.c */
 struct emitter *tr_emitter(struct tr *t);
@@ -19,15 +20,21 @@ unsigned *tr_fp_state(struct tr *t);
 /* r = guest x[x] / guest x[x] = r (x may be the sink 32) */
 void tr_get_x(struct tr *t, enum jreg r, unsigned x);
 void tr_set_x(struct tr *t, enum jreg r, unsigned x);
-/* Before a helper reads h->arch.x[x]: stores its cached copy, if dirty. */
+/* Every helper call goes between tr_spill (the cached guest registers
+ * held in call-clobbered host registers go to the hart, if written) and
+ * tr_unspill (they are loaded again); in between, tr_get_x reads the hart. */
+void tr_spill(struct tr *t);
+void tr_unspill(struct tr *t);
+/* Before a helper reads h->arch.x[x]: stores its cached copy, if dirty
+ * (tr_spill stores only the call-clobbered ones). */
 void tr_sync_x(struct tr *t, unsigned x);
-/* After a helper wrote h->arch.x[x]: reloads its cached copy. */
+/* After a helper wrote h->arch.x[x] (and after tr_unspill): reloads its
+ * cached copy. */
 void tr_reload_x(struct tr *t, unsigned x);
-/* h->arch.pc = pc (before a helper that may trap). */
-void tr_set_pc(struct tr *t, uint64_t pc);
-/* Leaves the unit after a trap was taken, with `count` instructions of
- * the unit retired. */
-void tr_exit_trap(struct tr *t, unsigned count);
+/* On a path that ends here: fn(h, arg) raises an exception at pc, and the
+ * unit is left with `count` instructions retired. Spilled or not. */
+void tr_gen_raise(struct tr *t, void (*fn)(struct hart *h, uint64_t arg), uint64_t arg, uint64_t pc,
+                  unsigned count);
 /* An FP load (f[rd] = [x[rs1] + imm], NaN-boxed if size 4) or store
  * ([x[rs1] + imm] = f[rs2]), with the same inline TLB hit path and slow
  * path as the integer ones. */
@@ -38,5 +45,13 @@ void tr_gen_fp_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsi
  * OP_FSD, OP_FP), the `count`th of the unit, at guest `pc`. Returns 0
  * (translation goes on after it). */
 int gen_fp(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count);
+
+/* For choose_cached: which fields of such an instruction name x registers
+ * (its other register fields are f registers), and whether it is emitted
+ * as a helper call. */
+#define FPX_RS1 1u
+#define FPX_RD 2u
+#define FPX_CALL 4u
+unsigned fp_x_regs(const struct decoded_insn *d);
 
 #endif
