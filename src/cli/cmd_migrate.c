@@ -12,7 +12,7 @@
 struct migrate_cmd {
     const char *to, *mode;
     unsigned long long max_bandwidth, downtime_ms, max_rounds, postcopy_after;
-    bool auto_converge, compress, no_wait, has_postcopy_after;
+    bool auto_converge, compress, no_wait, has_postcopy_after, copy_storage;
     /* following */
     const struct api_cmd_args *a;
     const char *body;
@@ -45,6 +45,7 @@ static int on_opt(void *opaque, int opt, const char *arg)
         c->postcopy_after = strtoull(arg, &end, 10);
         break;
     case 'z': c->compress = true; return 0;
+    case 's': c->copy_storage = true; return 0;
     case 'n': c->no_wait = true; return 0;
     default: return -1;
     }
@@ -167,6 +168,10 @@ int cmd_migrate(int argc, char **argv)
         "  --postcopy            post-copy: the destination runs at once, pages follow\n"
         "  --postcopy-after N    hybrid: N pre-copy rounds, then post-copy\n"
         "  --compress            zstd-compress the pages\n"
+        "  --copy-storage        also copy the writable disks over the stream, into the\n"
+        "                        destination's own images (restore --incoming --disk PATH,\n"
+        "                        created beforehand with the same virtual size): no shared\n"
+        "                        storage needed; the guest's writes meanwhile go again\n"
         "  --no-wait             start it and return (GET /vm/migration follows it)\n"
         "  --json                print the migration events as JSON lines\n"
         "Exit status: 0 when the destination runs the VM, 1 when it failed or was\n"
@@ -180,6 +185,7 @@ int cmd_migrate(int argc, char **argv)
         { "postcopy", no_argument, NULL, 'p' },
         { "postcopy-after", required_argument, NULL, 'P' },
         { "compress", no_argument, NULL, 'z' },
+        { "copy-storage", no_argument, NULL, 's' },
         { "no-wait", no_argument, NULL, 'n' },
         { NULL, 0, NULL, 0 },
     };
@@ -195,6 +201,8 @@ int cmd_migrate(int argc, char **argv)
     }
     json_t *body = json_pack("{s:s, s:s, s:b, s:b}", "to", c.to, "mode", c.mode,
                              "auto_converge", c.auto_converge, "compress", c.compress);
+    if (body && c.copy_storage)
+        json_object_set_new(body, "copy_storage", json_true());
     if (body && c.max_bandwidth)
         json_object_set_new(body, "max_bandwidth", json_integer((json_int_t)c.max_bandwidth));
     if (body && c.downtime_ms)

@@ -10,7 +10,11 @@
  *    destination runs at once and its faults fetch pages on demand
  *    (mem/ram_fill.h) while the source pushes the rest, pages around recent
  *    faults first (adaptive pre-paging), never a page twice;
- *  - hybrid: pre-copy rounds, then post-copy.
+ *  - hybrid: pre-copy rounds, then post-copy;
+ *  - copy-storage (migrate_storage.c): the writable disks' contents go
+ *    first over the same stream, the writes the guest makes meanwhile
+ *    logged (virtio/blk.h) and sent again, the rest while paused; the
+ *    destination writes them into its own images.
  *
  * One struct vm_migration per VM (virt_machine.migration), in either role.
  * The source's work runs on a thread of its own, so the guest and the I/O
@@ -56,6 +60,7 @@ struct vm_migrate_options {
     enum vm_migrate_mode mode;
     unsigned postcopy_after;      /* hybrid: rounds before post-copy (0: default) */
     bool compress;                /* zstd per batch of pages */
+    bool copy_storage;            /* mirror the writable disks over the stream */
 };
 
 struct vm_migrate_progress {
@@ -77,6 +82,11 @@ struct vm_migrate_progress {
     bool converged;               /* pre-copy: the rest fit the downtime limit */
     uint64_t requests;            /* post-copy: pages the destination faulted on */
     uint64_t prepaged;            /* post-copy: pages sent around faults */
+    bool copy_storage;
+    uint64_t disk_bytes;          /* copy-storage: the copied disks' virtual size */
+    uint64_t disk_sent;           /* bytes of data sent (received), resent ones too */
+    uint64_t disk_zero;           /* bytes that went as a zero range only */
+    uint64_t disk_remaining;      /* bytes known dirty, not sent yet (source) */
     uint64_t seq;                 /* changes whenever something above changed */
     char error[256];
 };

@@ -29,6 +29,12 @@
  *                number (post-copy: pages the guest touched)
  *   S PAGES_DONE u64 pages sent in all (post-copy: every page is sent)
  *   D COMPLETE   empty: every page is in place; the source may end
+ *   S DISK       mode COPY_STORAGE, any time before STATE: u32 disk slot,
+ *                u32 flags (MIGRATE_DISK_ZERO: the range reads as zeros,
+ *                no data), u64 offset, u64 length, then `length` bytes of
+ *                the disk unless ZERO (1..MIGRATE_DISK_CHUNK_MAX). Offset
+ *                and length are multiples of 512 (the length may end at
+ *                the disk's end instead) and lie inside the disk
  *   * ERROR      i32 -errno, u16 length, message (either side gives up)
  *
  * A frame that is not allowed where it comes, a length over the type's
@@ -50,7 +56,7 @@
 
 #define MIGRATE_MAGIC       "NIMBUSMG"
 #define MIGRATE_MAJOR       1
-#define MIGRATE_MINOR       0
+#define MIGRATE_MINOR       1
 #define MIGRATE_FRAME_HDR   8
 #define MIGRATE_PAGE_SIZE   4096u
 #define MIGRATE_BATCH_PAGES 256u
@@ -60,6 +66,9 @@
 #define MIGRATE_PAGES_MAX   (8u + MIGRATE_BATCH_PAGES * (8u + MIGRATE_PAGE_SIZE))
 #define MIGRATE_HELLO_FIXED 32u
 #define MIGRATE_MAX_MSG     512u
+#define MIGRATE_DISK_HDR    24u
+#define MIGRATE_DISK_CHUNK_MAX (1u << 20)
+#define MIGRATE_DISK_ZERO   1u          /* DISK flag: zeros, no data */
 
 enum migrate_frame_type {
     MIGRATE_HELLO = 1,
@@ -74,6 +83,7 @@ enum migrate_frame_type {
     MIGRATE_PAGE_REQ,
     MIGRATE_PAGES_DONE,
     MIGRATE_COMPLETE,
+    MIGRATE_DISK,
     MIGRATE_FRAME_TYPES,
 };
 
@@ -85,7 +95,8 @@ enum migrate_frame_type {
 
 /* HELLO mode: what the destination must be able to do. */
 #define MIGRATE_MODE_POSTCOPY (1u << 0) /* pages may come on demand (userfaultfd) */
-#define MIGRATE_MODE_ALL      MIGRATE_MODE_POSTCOPY
+#define MIGRATE_MODE_COPY_STORAGE (1u << 1) /* the writable disks come as DISK frames */
+#define MIGRATE_MODE_ALL      (MIGRATE_MODE_POSTCOPY | MIGRATE_MODE_COPY_STORAGE)
 
 /* END flags. */
 #define MIGRATE_END_POSTCOPY (1u << 0)  /* the pages not sent yet come after GO */
@@ -217,5 +228,24 @@ int migrate_req_parse(const struct migrate_frame *f, uint64_t npages, uint64_t *
 int migrate_discard_send(struct migrate_conn *c, const uint64_t *bitmap, uint64_t npages);
 int migrate_discard_parse(const struct migrate_frame *f, uint64_t npages, uint64_t *bitmap,
                           char *err, size_t errlen);
+
+/* ---- disk chunks (copy-storage) ---- */
+
+struct migrate_disk_chunk {
+    uint32_t disk;
+    bool zero;              /* the range reads as zeros; data NULL */
+    uint64_t offset, len;
+    const uint8_t *data;    /* inside the frame */
+};
+
+/* A DISK frame: `len` bytes of disk `disk` at `offset`, `data` (NULL: a
+ * range of zeros, any length). Returns 0 or -errno. */
+int migrate_disk_send(struct migrate_conn *c, uint32_t disk, uint64_t offset, uint64_t len,
+                      const void *data);
+/* Checks a DISK frame against the destination's disks: sizes[i] is disk i's
+ * size in bytes, 0 for a disk that is not copied (read-only, shared).
+ * -EBADMSG with a message for anything out of place. */
+int migrate_disk_parse(const struct migrate_frame *f, const uint64_t *sizes, unsigned ndisks,
+                       struct migrate_disk_chunk *d, char *err, size_t errlen);
 
 #endif

@@ -102,7 +102,7 @@ static void traw_close(struct block_backend *b)
     free(b);
 }
 static const struct block_ops traw_ops = {
-    "raw", traw_preadv, traw_pwritev, traw_flush, traw_discard, traw_zero, traw_close,
+    "raw", traw_preadv, traw_pwritev, traw_flush, traw_discard, traw_zero, traw_close, NULL,
 };
 
 __attribute__((weak)) int raw_open(const char *path, const struct block_options *opts, struct block_backend **out,
