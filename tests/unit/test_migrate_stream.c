@@ -902,6 +902,54 @@ static void write_seed(const char *dir, const char *tmp, bool zstd)
     virt_destroy(m);
 }
 
+/* A seed with copy-storage: a machine with one raw disk of 1 MiB (the fuzz
+ * target's own disk is that size), its zeros and 4 KiB of data as DISK
+ * frames before the pages. */
+static void write_seed_storage(const char *dir, const char *tmp)
+{
+    char raw[512], path[600], err[512];
+    snprintf(raw, sizeof(raw), "%s/seed.raw", tmp);
+    int dfd = open(raw, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(dfd >= 0 && ftruncate(dfd, 1 << 20) == 0);
+    close(dfd);
+    struct virt_machine *m = storage_machine(tmp, raw, NULL);
+    if (!m)
+        return;
+    snprintf(path, sizeof(path), "%s/copy-storage", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    struct migrate_conn c;
+    migrate_conn_init(&c, -1, fd);
+    struct state_writer w;
+    state_writer_init_mem(&w);
+    vm_snapshot_save_board(m, &w, err, sizeof(err));
+    state_writer_finish(&w, err, sizeof(err));
+    size_t len;
+    const uint8_t *data = state_writer_data(&w, &len);
+    migrate_hello_send(&c, 0, MIGRATE_MODE_COPY_STORAGE, m->mem.ram_size, data, len);
+    state_writer_free(&w);
+    static uint8_t block[4096];
+    memset(block, 0x5a, sizeof(block));
+    migrate_disk_send(&c, 0, 0, 1 << 20, NULL);
+    migrate_disk_send(&c, 0, 65536, sizeof(block), block);
+    struct migrate_batch b;
+    migrate_batch_init(&b);
+    for (uint64_t p = 0; p < 4; p++)
+        migrate_batch_add(&b, p, m->mem.ram + p * GUEST_PAGE_SIZE);
+    migrate_batch_flush(&c, &b, 0);
+    migrate_batch_free(&b);
+    state_writer_init_mem(&w);
+    if (virt_save(m, &w, err, sizeof(err)) == 0 && state_writer_finish(&w, err, sizeof(err)) == 0) {
+        data = state_writer_data(&w, &len);
+        migrate_send(&c, MIGRATE_STATE, 0, data, len, NULL, 0);
+    }
+    state_writer_free(&w);
+    migrate_end_send(&c, MIGRATE_END_PAUSED, 4);
+    migrate_send(&c, MIGRATE_GO, 0, NULL, 0, NULL, 0);
+    migrate_conn_free(&c);
+    close(fd);
+    virt_destroy(m);
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);   /* the hostile writers' readers stop early */
@@ -910,6 +958,7 @@ int main(int argc, char **argv)
     if (argc == 3 && !strcmp(argv[1], "--write-seeds")) {
         write_seed(argv[2], tmp, false);
         write_seed(argv[2], tmp, true);
+        write_seed_storage(argv[2], tmp);
     }
     test_addresses();
     test_batches(false);
