@@ -121,8 +121,10 @@ api_ok GET /vm
 from=$(last_wrote "$VM_LOG")
 wait_for "^wrote $((from + 3))\$" 60
 echo "cut during the disk copy: the source goes on"
-# The destination's images are reused as they are: the next copy rewrites
-# every range, zeros included.
+# The raw image is reused as the cut left it (the next copy rewrites every
+# range, zeros included); the qcow2 one, whose process was killed, is made
+# again (a kill may leak clusters, which qemu-img check would count).
+qemu-img create -q -f qcow2 "$T/dst.qcow2" 256M || fail "qemu-img create"
 
 # The move.
 start_dest dst "unix:$T/mig.sock" --paused --api "$T/api1.sock" \

@@ -403,8 +403,10 @@ static void dest_free(struct dest *d)
     virt_config_strings_free(&d->strs);
 }
 
-static struct virt_machine *machine_with(const char *tmp, const uint32_t *prog, size_t len,
-                                         unsigned nharts)
+/* A machine running `prog` on `nharts` harts, with `ndisks` disks. */
+static struct virt_machine *machine_disks(const char *tmp, const uint32_t *prog, size_t len,
+                                          unsigned nharts, const struct virt_disk *disks,
+                                          unsigned ndisks)
 {
     char image[512];
     snprintf(image, sizeof(image), "%s/prog.bin", tmp);
@@ -414,8 +416,10 @@ static struct virt_machine *machine_with(const char *tmp, const uint32_t *prog, 
     fwrite(prog, 1, len, f);
     fclose(f);
     struct virt_config cfg = { .bios = image, .ram_size = 16u << 20, .nharts = nharts,
-                               .console_kind = CONSOLE_FILE };
+                               .console_kind = CONSOLE_FILE, .ndisks = ndisks };
     strcpy(cfg.console_path, "/dev/null");
+    for (unsigned i = 0; i < ndisks; i++)
+        cfg.disks[i] = disks[i];
     struct virt_machine *m;
     char err[512];
     if (virt_create(&cfg, &m, err, sizeof(err))) {
@@ -423,6 +427,12 @@ static struct virt_machine *machine_with(const char *tmp, const uint32_t *prog, 
         return NULL;
     }
     return m;
+}
+
+static struct virt_machine *machine_with(const char *tmp, const uint32_t *prog, size_t len,
+                                         unsigned nharts)
+{
+    return machine_disks(tmp, prog, len, nharts, NULL, 0);
 }
 
 static struct virt_machine *source_machine(const char *tmp)
@@ -590,25 +600,9 @@ static bool same_disk(const char *a, const char *b, enum block_format fmt)
 /* A machine running `program` with the raw and qcow2 disks as slots 0, 1. */
 static struct virt_machine *storage_machine(const char *tmp, const char *raw, const char *qcow)
 {
-    char image[512];
-    snprintf(image, sizeof(image), "%s/prog.bin", tmp);
-    FILE *f = fopen(image, "wb");
-    if (!f)
-        return NULL;
-    fwrite(program, 1, sizeof(program), f);
-    fclose(f);
-    struct virt_config cfg = { .bios = image, .ram_size = 16u << 20, .nharts = 2,
-                               .console_kind = CONSOLE_FILE, .ndisks = qcow ? 2 : 1 };
-    strcpy(cfg.console_path, "/dev/null");
-    cfg.disks[0] = (struct virt_disk){ raw, { .format = BLOCK_FORMAT_RAW } };
-    cfg.disks[1] = (struct virt_disk){ qcow, { .format = BLOCK_FORMAT_QCOW2 } };
-    struct virt_machine *m;
-    char err[512];
-    if (virt_create(&cfg, &m, err, sizeof(err))) {
-        fprintf(stderr, "virt_create: %s\n", err);
-        return NULL;
-    }
-    return m;
+    struct virt_disk d[2] = { { raw, { .format = BLOCK_FORMAT_RAW } },
+                              { qcow, { .format = BLOCK_FORMAT_QCOW2 } } };
+    return machine_disks(tmp, program, sizeof(program), 2, d, qcow ? 2 : 1);
 }
 
 static void test_copy_storage(const char *tmp, enum vm_migrate_mode mode, bool bad_size)
@@ -858,18 +852,26 @@ static void test_garbage_to_destination(void)
 }
 
 /* Seeds for the fuzz target: a whole valid incoming stream of a small
- * machine (run a moment, then paused), written to DIR/NAME. */
-static void write_seed(const char *dir, const char *tmp, bool zstd)
+ * machine (run a moment, then paused), written to DIR/NAME; with `disk`, the
+ * machine has one raw disk of 1 MiB (the fuzz target's own disk is that
+ * size) whose zeros and 4 KiB of data come as DISK frames (copy-storage). */
+static void write_seed(const char *dir, const char *tmp, const char *name, bool zstd, bool disk)
 {
-    struct virt_machine *m = source_machine(tmp);
+    char raw[512], path[600], err[512];
+    snprintf(raw, sizeof(raw), "%s/seed.raw", tmp);
+    if (disk) {
+        int dfd = open(raw, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        CHECK(dfd >= 0 && ftruncate(dfd, 1 << 20) == 0);
+        close(dfd);
+    }
+    struct virt_machine *m = disk ? storage_machine(tmp, raw, NULL) : source_machine(tmp);
     if (!m)
         return;
-    char path[600], err[512];
     struct vm_thread t[2];
     CHECK_EQ(vm_threads_start(m, t), 0);
     sleep_ms(10);
     CHECK_EQ(virt_pause(m, err, sizeof(err)), 0);
-    snprintf(path, sizeof(path), "%s/%s", dir, zstd ? "precopy-zstd" : "precopy");
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     struct migrate_conn c;
     migrate_conn_init(&c, -1, fd);
@@ -879,8 +881,15 @@ static void write_seed(const char *dir, const char *tmp, bool zstd)
     state_writer_finish(&w, err, sizeof(err));
     size_t len;
     const uint8_t *data = state_writer_data(&w, &len);
-    migrate_hello_send(&c, zstd ? MIGRATE_F_ZSTD : 0, 0, m->mem.ram_size, data, len);
+    migrate_hello_send(&c, zstd ? MIGRATE_F_ZSTD : 0, disk ? MIGRATE_MODE_COPY_STORAGE : 0,
+                       m->mem.ram_size, data, len);
     state_writer_free(&w);
+    if (disk) {
+        static uint8_t block[4096];
+        memset(block, 0x5a, sizeof(block));
+        migrate_disk_send(&c, 0, 0, 1 << 20, NULL);
+        migrate_disk_send(&c, 0, 65536, sizeof(block), block);
+    }
     struct migrate_batch b;
     migrate_batch_init(&b);
     for (uint64_t p = 0; p < 8; p++)
@@ -902,63 +911,15 @@ static void write_seed(const char *dir, const char *tmp, bool zstd)
     virt_destroy(m);
 }
 
-/* A seed with copy-storage: a machine with one raw disk of 1 MiB (the fuzz
- * target's own disk is that size), its zeros and 4 KiB of data as DISK
- * frames before the pages. */
-static void write_seed_storage(const char *dir, const char *tmp)
-{
-    char raw[512], path[600], err[512];
-    snprintf(raw, sizeof(raw), "%s/seed.raw", tmp);
-    int dfd = open(raw, O_RDWR | O_CREAT | O_TRUNC, 0600);
-    CHECK(dfd >= 0 && ftruncate(dfd, 1 << 20) == 0);
-    close(dfd);
-    struct virt_machine *m = storage_machine(tmp, raw, NULL);
-    if (!m)
-        return;
-    snprintf(path, sizeof(path), "%s/copy-storage", dir);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    struct migrate_conn c;
-    migrate_conn_init(&c, -1, fd);
-    struct state_writer w;
-    state_writer_init_mem(&w);
-    vm_snapshot_save_board(m, &w, err, sizeof(err));
-    state_writer_finish(&w, err, sizeof(err));
-    size_t len;
-    const uint8_t *data = state_writer_data(&w, &len);
-    migrate_hello_send(&c, 0, MIGRATE_MODE_COPY_STORAGE, m->mem.ram_size, data, len);
-    state_writer_free(&w);
-    static uint8_t block[4096];
-    memset(block, 0x5a, sizeof(block));
-    migrate_disk_send(&c, 0, 0, 1 << 20, NULL);
-    migrate_disk_send(&c, 0, 65536, sizeof(block), block);
-    struct migrate_batch b;
-    migrate_batch_init(&b);
-    for (uint64_t p = 0; p < 4; p++)
-        migrate_batch_add(&b, p, m->mem.ram + p * GUEST_PAGE_SIZE);
-    migrate_batch_flush(&c, &b, 0);
-    migrate_batch_free(&b);
-    state_writer_init_mem(&w);
-    if (virt_save(m, &w, err, sizeof(err)) == 0 && state_writer_finish(&w, err, sizeof(err)) == 0) {
-        data = state_writer_data(&w, &len);
-        migrate_send(&c, MIGRATE_STATE, 0, data, len, NULL, 0);
-    }
-    state_writer_free(&w);
-    migrate_end_send(&c, MIGRATE_END_PAUSED, 4);
-    migrate_send(&c, MIGRATE_GO, 0, NULL, 0, NULL, 0);
-    migrate_conn_free(&c);
-    close(fd);
-    virt_destroy(m);
-}
-
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);   /* the hostile writers' readers stop early */
     char tmp[] = "/tmp/nimbus-test-migrate-XXXXXX";
     CHECK(mkdtemp(tmp) != NULL);
     if (argc == 3 && !strcmp(argv[1], "--write-seeds")) {
-        write_seed(argv[2], tmp, false);
-        write_seed(argv[2], tmp, true);
-        write_seed_storage(argv[2], tmp);
+        write_seed(argv[2], tmp, "precopy", false, false);
+        write_seed(argv[2], tmp, "precopy-zstd", true, false);
+        write_seed(argv[2], tmp, "copy-storage", false, true);
     }
     test_addresses();
     test_batches(false);
