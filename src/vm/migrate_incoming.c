@@ -376,6 +376,16 @@ static int receive(const struct vm_incoming_options *o, struct incoming *in,
         } else if (f.type == MIGRATE_DISK && in->copy_storage && !have_state) {
             if ((r = put_disk(in, &f, err, errlen)))
                 goto out;
+        } else if (f.type == MIGRATE_DISK_SYNC && in->copy_storage && !have_state && !f.len) {
+            /* The bulk of the disks made durable while the guest still runs
+             * on the source: the flush before READY, in the downtime, then
+             * has only the last chunks to write. */
+            if ((r = flush_disks(in, err, errlen)))
+                goto out;
+            if ((r = migrate_send(&g->conn, MIGRATE_DISK_SYNCED, 0, NULL, 0, NULL, 0))) {
+                r = errmsg(err, errlen, r, "sending DISK_SYNCED: %s", strerror(-r));
+                goto out;
+            }
         } else if (f.type == MIGRATE_DISCARD && postcopy_ok && !have_state) {
             uint64_t *d = calloc((in->npages + 63) / 64, 8);
             if (!d) {

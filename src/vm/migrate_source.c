@@ -348,6 +348,12 @@ static int storage_copy(struct src *s)
             (s->bandwidth && left * 1000 / s->bandwidth <= g->opts.downtime_limit_ms))
             break;
     }
+    /* The destination makes what it has durable now, the guest running
+     * here, not in the downtime (a sync of the whole copy takes long). */
+    if (!r && (r = migrate_send(&g->conn, MIGRATE_DISK_SYNC, 0, NULL, 0, NULL, 0)))
+        errmsg(s->err, sizeof(s->err), r, "sending DISK_SYNC: %s", strerror(-r));
+    if (!r)
+        r = expect(s, MIGRATE_DISK_SYNCED);
     return r;
 }
 

@@ -275,7 +275,8 @@ static const char *const frame_names[MIGRATE_FRAME_TYPES] = {
     [MIGRATE_PAGES] = "PAGES", [MIGRATE_DISCARD] = "DISCARD", [MIGRATE_STATE] = "STATE",
     [MIGRATE_END] = "END", [MIGRATE_READY] = "READY", [MIGRATE_GO] = "GO",
     [MIGRATE_PAGE_REQ] = "PAGE_REQ", [MIGRATE_PAGES_DONE] = "PAGES_DONE",
-    [MIGRATE_COMPLETE] = "COMPLETE", [MIGRATE_DISK] = "DISK",
+    [MIGRATE_COMPLETE] = "COMPLETE", [MIGRATE_DISK] = "DISK", [MIGRATE_DISK_SYNC] = "DISK_SYNC",
+    [MIGRATE_DISK_SYNCED] = "DISK_SYNCED",
 };
 
 const char *migrate_frame_name(unsigned type)
@@ -297,7 +298,7 @@ static uint32_t max_len(unsigned type)
     case MIGRATE_PAGE_REQ:  return 8 + 8 * MIGRATE_MAX_REQ;
     case MIGRATE_PAGES_DONE: return 8;
     case MIGRATE_DISK:      return MIGRATE_DISK_HDR + MIGRATE_DISK_CHUNK_MAX;
-    default:                return 0;  /* READY, GO, COMPLETE */
+    default:                return 0;  /* READY, GO, COMPLETE, DISK_SYNC(ED) */
     }
 }
 

@@ -35,6 +35,9 @@
  *                the disk unless ZERO (1..MIGRATE_DISK_CHUNK_MAX). Offset
  *                and length are multiples of 512 (the length may end at
  *                the disk's end instead) and lie inside the disk
+ *   S DISK_SYNC  empty, mode COPY_STORAGE, before STATE: make the disks
+ *                durable, then say
+ *   D DISK_SYNCED empty
  *   * ERROR      i32 -errno, u16 length, message (either side gives up)
  *
  * A frame that is not allowed where it comes, a length over the type's
@@ -84,6 +87,8 @@ enum migrate_frame_type {
     MIGRATE_PAGES_DONE,
     MIGRATE_COMPLETE,
     MIGRATE_DISK,
+    MIGRATE_DISK_SYNC,
+    MIGRATE_DISK_SYNCED,
     MIGRATE_FRAME_TYPES,
 };
 

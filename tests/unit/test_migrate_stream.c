@@ -330,6 +330,8 @@ static void test_hostile(void)
     hostile("a DISK header cut short", buf, frame(buf, MIGRATE_DISK, 0, &dk, 20), -EBADMSG);
     uint8_t bigdisk[8] = { MIGRATE_DISK, 0, 0, 0, 0x19, 0, 0x10, 0 };   /* 24 + 1 MiB + 1 */
     hostile("an oversize DISK frame", bigdisk, 8, -EBADMSG);
+    uint8_t sync[8] = { MIGRATE_DISK_SYNC, 0, 0, 0, 4, 0, 0, 0 };
+    hostile("a DISK_SYNC with a payload", sync, 8, -EBADMSG);
     uint8_t em[20] = { 0xea, 0xff, 0xff, 0xff, 5, 0, 'n', '\n', 'o', 'p', 'e' };
     char err[512] = "";
     CHECK_EQ(feed(buf, frame(buf, MIGRATE_ERROR, 0, em, 11), err, sizeof(err)), -EREMOTEIO);
@@ -889,6 +891,7 @@ static void write_seed(const char *dir, const char *tmp, const char *name, bool 
         memset(block, 0x5a, sizeof(block));
         migrate_disk_send(&c, 0, 0, 1 << 20, NULL);
         migrate_disk_send(&c, 0, 65536, sizeof(block), block);
+        migrate_send(&c, MIGRATE_DISK_SYNC, 0, NULL, 0, NULL, 0);
     }
     struct migrate_batch b;
     migrate_batch_init(&b);
