@@ -65,11 +65,15 @@ static void print_progress(struct migrate_cmd *c, json_t *mig)
     for (int i = 0; i < 20; i++)
         bar[i] = i < pct / 5 ? '#' : '.';
     bar[20] = '\0';
-    printf("%s[%s] %3d%% %-9s round %lld, %lld pages sent (%.1f MiB), %lld left, %.0f MiB/s, "
+    char disk[64] = "";
+    if (json_is_true(json_object_get(mig, "copy_storage")))
+        snprintf(disk, sizeof(disk), ", disk %.1f MiB sent",
+                 (double)json_integer_value(json_object_get(mig, "disk_bytes_sent")) / 1048576.0);
+    printf("%s[%s] %3d%% %-9s round %lld, %lld pages sent (%.1f MiB), %lld left%s, %.0f MiB/s, "
            "throttle %lld%%%s", c->tty ? "\r" : "", bar, pct, phase ? phase : "?",
            json_integer_value(json_object_get(mig, "round")), sent, (double)bytes / 1048576.0,
-           left, (double)bw / 1048576.0, json_integer_value(json_object_get(mig, "throttle_pct")),
-           c->tty ? "   " : "\n");
+           left, disk, (double)bw / 1048576.0,
+           json_integer_value(json_object_get(mig, "throttle_pct")), c->tty ? "   " : "\n");
     fflush(stdout);
 }
 
