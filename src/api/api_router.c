@@ -125,7 +125,7 @@ static const struct field migrate_fields[] = {
     { "downtime_limit_ms", F_UINT, false }, { "max_rounds", F_UINT, false },
     { "auto_converge", F_BOOL, false }, { "mode", F_STRING, false },
     { "postcopy_after", F_UINT, false }, { "compress", F_BOOL, false },
-    { "resume", F_BOOL, false }, { NULL, 0, false },
+    { "resume", F_BOOL, false }, { "copy_storage", F_BOOL, false }, { NULL, 0, false },
 };
 static const struct field recover_fields[] = { { "listen", F_STRING, true }, { NULL, 0, false } };
 static const struct field no_fields[] = { { NULL, 0, false } };
@@ -262,6 +262,7 @@ static int fill_migrate(struct vm_migrate_options *m, json_t *o, json_t **error)
         return fail(error, 400, "bad_request", "\"postcopy_after\" goes with mode hybrid");
     m->auto_converge = get_bool(o, "auto_converge");
     m->compress = get_bool(o, "compress");
+    m->copy_storage = get_bool(o, "copy_storage");
     return 0;
 }
 

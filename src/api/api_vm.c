@@ -252,6 +252,11 @@ static json_t *migration_json(struct virt_machine *m)
         json_object_set_new(o, "duplicate_pages", json_integer((json_int_t)p.duplicate_pages));
     if (p.recover_listen[0])
         json_object_set_new(o, "recover_listen", json_string(p.recover_listen));
+    json_object_set_new(o, "copy_storage", json_boolean(p.copy_storage));
+    json_object_set_new(o, "disk_bytes", json_integer((json_int_t)p.disk_bytes));
+    json_object_set_new(o, "disk_bytes_sent", json_integer((json_int_t)p.disk_sent));
+    json_object_set_new(o, "disk_zero_bytes", json_integer((json_int_t)p.disk_zero));
+    json_object_set_new(o, "disk_bytes_remaining", json_integer((json_int_t)p.disk_remaining));
     json_object_set_new(o, "error", p.error[0] ? json_string(p.error) : json_null());
     return o;
 }

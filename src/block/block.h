@@ -59,7 +59,14 @@ struct block_ops {
     /* Flushes, marks the image clean where the format has such a flag, and
      * frees the backend (and its backing chain). */
     void (*close)(struct block_backend *b);
+    /* What [offset, offset + len) holds, as a copy of the disk needs it
+     * (a storage migration): BLOCK_DATA (may hold data: read it) or
+     * BLOCK_ZERO (reads as zeros: a hole, a zero cluster, or unallocated
+     * with no backing data under it), for the first *pnum bytes (1 to len)
+     * that are all the same; or -errno. NULL: all of it may be data. */
+    int (*status)(struct block_backend *b, uint64_t offset, uint64_t len, uint64_t *pnum);
 };
+
 
 /* What every backend starts with; formats embed it first. */
 struct block_backend {
@@ -109,6 +116,16 @@ struct qcow2_create_options {
     const char *backing_format;
 };
 int qcow2_create(const char *path, const struct qcow2_create_options *o, char *err, size_t errlen);
+
+enum { BLOCK_ZERO = 0, BLOCK_DATA = 1 };
+
+/* b's status op, or BLOCK_DATA for the whole range when it has none. */
+static inline int block_status(struct block_backend *b, uint64_t offset, uint64_t len,
+                               uint64_t *pnum)
+{
+    *pnum = len;
+    return b->ops->status ? b->ops->status(b, offset, len, pnum) : BLOCK_DATA;
+}
 
 static inline void block_close(struct block_backend *b)
 {

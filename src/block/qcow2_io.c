@@ -629,6 +629,36 @@ static int q_flush(struct block_backend *b)
     return r;
 }
 
+/* A standard or compressed cluster holds data; a zero cluster reads zeros;
+ * an unallocated one is the backing file's (asked in turn) or zeros. */
+static int q_status(struct block_backend *b, uint64_t offset, uint64_t len, uint64_t *pnum)
+{
+    struct qcow2 *q = Q(b);
+    *pnum = len;
+    int r = check_range(b, offset, len);
+    if (r < 0 || len == 0)
+        return r < 0 ? r : -EINVAL;
+    struct extent x;
+    pthread_mutex_lock(&q->lock);
+    r = map(q, offset, len, &x);
+    pthread_mutex_unlock(&q->lock);
+    if (r < 0)
+        return r;
+    *pnum = x.len;
+    if (x.type == EXT_NORMAL || x.type == EXT_COMPRESSED)
+        return BLOCK_DATA;
+    uint64_t bsize = q->backing ? q->backing->size : 0;
+    if (x.type == EXT_ZERO || offset >= bsize)
+        return BLOCK_ZERO;
+    if (x.len > bsize - offset)
+        *pnum = x.len = bsize - offset;
+    /* The backing file's own answer, within this extent. */
+    r = block_status(q->backing, offset, x.len, pnum);
+    if (*pnum > x.len || *pnum == 0)
+        *pnum = x.len;
+    return r;
+}
+
 static void q_close(struct block_backend *b)
 {
     qcow2_close_image(Q(b));
@@ -642,4 +672,5 @@ const struct block_ops qcow2_ops = {
     .discard = q_discard,
     .write_zeroes = q_write_zeroes,
     .close = q_close,
+    .status = q_status,
 };

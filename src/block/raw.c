@@ -194,6 +194,30 @@ static int raw_write_zeroes(struct block_backend *b, uint64_t offset, uint64_t l
     return ret;
 }
 
+/* SEEK_DATA/SEEK_HOLE (lseek(2)): a hole reads as zeros. Where the file
+ * system or a block device does not say, everything may be data. */
+static int raw_status(struct block_backend *b, uint64_t offset, uint64_t len, uint64_t *pnum)
+{
+    struct raw *r = to_raw(b);
+    *pnum = len;
+    if (!in_range(b, offset, len) || len == 0)
+        return -EINVAL;
+    if (r->is_blockdev)
+        return BLOCK_DATA;
+    off_t data = lseek(b->file_fd, (off_t)offset, SEEK_DATA);
+    if (data < 0)
+        return errno == ENXIO ? BLOCK_ZERO : BLOCK_DATA;   /* ENXIO: no data after offset */
+    if ((uint64_t)data > offset) {
+        if ((uint64_t)data - offset < len)
+            *pnum = (uint64_t)data - offset;
+        return BLOCK_ZERO;
+    }
+    off_t hole = lseek(b->file_fd, (off_t)offset, SEEK_HOLE);
+    if (hole > (off_t)offset && (uint64_t)hole - offset < len)
+        *pnum = (uint64_t)hole - offset;
+    return BLOCK_DATA;
+}
+
 static void raw_close(struct block_backend *b)
 {
     struct raw *r = to_raw(b);
@@ -213,6 +237,7 @@ static const struct block_ops raw_ops = {
     .discard = raw_discard,
     .write_zeroes = raw_write_zeroes,
     .close = raw_close,
+    .status = raw_status,
 };
 
 /* Opens without blocking on a FIFO and without becoming a controlling

@@ -15,7 +15,7 @@
 struct migrate_cmd {
     const char *to, *mode;
     unsigned long long max_bandwidth, downtime_ms, max_rounds, postcopy_after;
-    bool auto_converge, compress, no_wait, has_postcopy_after, resume, tuned;
+    bool auto_converge, compress, no_wait, has_postcopy_after, resume, tuned, copy_storage;
     long long attempt;   /* --resume: recover_attempts of ours (events before it are old) */
     /* through the daemons */
     const char *dest_connect;
@@ -53,6 +53,7 @@ static int on_opt(void *opaque, int opt, const char *arg)
         c->postcopy_after = strtoull(arg, &end, 10);
         break;
     case 'z': c->compress = c->tuned = true; return 0;
+    case 's': c->copy_storage = c->tuned = true; return 0;
     case 'n': c->no_wait = true; return 0;
     case 'R': c->resume = true; return 0;
     case 'D': c->dest_connect = arg; return 0;
@@ -77,11 +78,15 @@ void migrate_print_progress(json_t *mig, bool tty)
     for (int i = 0; i < 20; i++)
         bar[i] = i < pct / 5 ? '#' : '.';
     bar[20] = '\0';
-    printf("%s[%s] %3d%% %-9s round %lld, %lld pages sent (%.1f MiB), %lld left, %.0f MiB/s, "
+    char disk[64] = "";
+    if (json_is_true(json_object_get(mig, "copy_storage")))
+        snprintf(disk, sizeof(disk), ", disk %.1f MiB sent",
+                 (double)json_integer_value(json_object_get(mig, "disk_bytes_sent")) / 1048576.0);
+    printf("%s[%s] %3d%% %-9s round %lld, %lld pages sent (%.1f MiB), %lld left%s, %.0f MiB/s, "
            "throttle %lld%%%s", tty ? "\r" : "", bar, pct, phase ? phase : "?",
            json_integer_value(json_object_get(mig, "round")), sent, (double)bytes / 1048576.0,
-           left, (double)bw / 1048576.0, json_integer_value(json_object_get(mig, "throttle_pct")),
-           tty ? "   " : "\n");
+           left, disk, (double)bw / 1048576.0,
+           json_integer_value(json_object_get(mig, "throttle_pct")), tty ? "   " : "\n");
     fflush(stdout);
 }
 
@@ -233,6 +238,10 @@ int cmd_migrate(int argc, char **argv)
         "  --postcopy            post-copy: the destination runs at once, pages follow\n"
         "  --postcopy-after N    hybrid: N pre-copy rounds, then post-copy\n"
         "  --compress            zstd-compress the pages\n"
+        "  --copy-storage        also copy the writable disks over the stream, into the\n"
+        "                        destination's own images (restore --incoming --disk PATH,\n"
+        "                        created beforehand with the same virtual size): no shared\n"
+        "                        storage needed; the guest's writes meanwhile go again\n"
         "  --no-wait             start it and return (GET /vm/migration follows it)\n"
         "  --resume              a post-copy whose stream broke (postcopy-paused): connect\n"
         "                        to ADDR, where 'nimbus migrate-recover' has the destination\n"
@@ -251,6 +260,7 @@ int cmd_migrate(int argc, char **argv)
         { "postcopy", no_argument, NULL, 'p' },
         { "postcopy-after", required_argument, NULL, 'P' },
         { "compress", no_argument, NULL, 'z' },
+        { "copy-storage", no_argument, NULL, 's' },
         { "no-wait", no_argument, NULL, 'n' },
         { "resume", no_argument, NULL, 'R' },
         { "dest-connect", required_argument, NULL, 'D' },
@@ -282,6 +292,8 @@ int cmd_migrate(int argc, char **argv)
     json_t *body = c.resume ? json_pack("{s:s, s:b}", "to", c.to, "resume", 1)
                             : json_pack("{s:s, s:s, s:b, s:b}", "to", c.to, "mode", c.mode,
                                         "auto_converge", c.auto_converge, "compress", c.compress);
+    if (body && c.copy_storage)
+        json_object_set_new(body, "copy_storage", json_true());
     if (body && c.max_bandwidth)
         json_object_set_new(body, "max_bandwidth", json_integer((json_int_t)c.max_bandwidth));
     if (body && c.downtime_ms)

@@ -2,6 +2,7 @@
 #include "virtio/blk.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,7 +73,29 @@ struct virtio_blk {
     char serial[VIRTIO_BLK_SERIAL_LEN];
     /* Monitor statistics (not guest-visible state), by the workers. */
     _Atomic uint64_t reads, writes, flushes, discards, errors, read_bytes, written_bytes;
+    /* Dirty logging (a storage migration): the bitmap under dirty_lock;
+     * dirty_on spares the workers the lock while it is off. */
+    _Atomic bool dirty_on;
+    pthread_mutex_t dirty_lock;
+    uint64_t *dirty;
+    unsigned dirty_shift;
+    size_t dirty_words;
 };
+
+/* Marks the chunks of [off, off + len) written (a worker, after the
+ * backend is done with them). */
+static void mark_dirty(struct virtio_blk *b, uint64_t off, uint64_t len)
+{
+    if (!atomic_load_explicit(&b->dirty_on, memory_order_acquire) || len == 0)
+        return;
+    pthread_mutex_lock(&b->dirty_lock);
+    if (b->dirty) {
+        uint64_t last = ((off + len - 1) >> b->dirty_shift);
+        for (uint64_t c = off >> b->dirty_shift; c <= last && c / 64 < b->dirty_words; c++)
+            b->dirty[c / 64] |= 1ull << (c % 64);
+    }
+    pthread_mutex_unlock(&b->dirty_lock);
+}
 
 static void blk_config_read(void *dev, uint32_t offset, void *buf, uint32_t len)
 {
@@ -104,6 +127,8 @@ static uint8_t do_rw(struct virtio_blk *b, const struct req_header *h, const str
     uint64_t off = h->sector * SECTOR;
     int r = write ? b->backend->ops->pwritev(b->backend, data, cnt, off)
                   : b->backend->ops->preadv(b->backend, data, cnt, off);
+    if (write)
+        mark_dirty(b, off, len);
     if (r)
         return VIRTIO_BLK_S_IOERR;
     if (!write)
@@ -141,6 +166,7 @@ static uint8_t do_ranges(struct virtio_blk *b, const struct vq_elem *e, bool zer
         int r = zeroes ? b->backend->ops->write_zeroes(b->backend, off, l,
                                                        rg.flags & VIRTIO_BLK_WZ_F_UNMAP)
                        : b->backend->ops->discard(b->backend, off, l);
+        mark_dirty(b, off, l);
         if (r)
             return VIRTIO_BLK_S_IOERR;
     }
@@ -232,6 +258,8 @@ static void blk_destroy(void *dev)
 {
     struct virtio_blk *b = dev;
     block_close(b->backend);
+    pthread_mutex_destroy(&b->dirty_lock);
+    free(b->dirty);
     free(b);
 }
 
@@ -258,6 +286,7 @@ int virtio_blk_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
         return -ENOMEM;
     b->backend = backend;
     b->capacity = backend->size / SECTOR;
+    pthread_mutex_init(&b->dirty_lock, NULL);
     if (serial)   /* NUL-padded; a 20-byte serial has no terminator (§5.2.6) */
         memcpy(b->serial, serial, strnlen(serial, sizeof(b->serial)));
 
@@ -284,8 +313,10 @@ int virtio_blk_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
         .num_queues = num_queues, .queue_max = queue_max, .nworkers = VIRTIO_BLK_WORKERS,
     };
     int ret = virtio_mmio_create(mem, base, irq, &p, out);
-    if (ret)
+    if (ret) {
+        pthread_mutex_destroy(&b->dirty_lock);
         free(b);   /* the caller still owns the backend */
+    }
     return ret;
 }
 
@@ -295,9 +326,57 @@ int virtio_blk_flush(struct virtio_dev *vdev)
     return b->backend->readonly ? 0 : b->backend->ops->flush(b->backend);
 }
 
-const struct block_backend *virtio_blk_backend(struct virtio_dev *vdev)
+struct block_backend *virtio_blk_backend(struct virtio_dev *vdev)
 {
     return ((struct virtio_blk *)virtio_dev_priv(vdev))->backend;
+}
+
+int virtio_blk_dirty_start(struct virtio_dev *vdev, unsigned shift)
+{
+    struct virtio_blk *b = virtio_dev_priv(vdev);
+    if (shift < 9 || shift > 30)
+        return -EINVAL;
+    size_t words = (size_t)(((b->backend->size + (1ull << shift) - 1) >> shift) + 63) / 64;
+    uint64_t *bm = calloc(words ? words : 1, 8);
+    if (!bm)
+        return -ENOMEM;
+    pthread_mutex_lock(&b->dirty_lock);
+    if (b->dirty) {
+        pthread_mutex_unlock(&b->dirty_lock);
+        free(bm);
+        return -EBUSY;
+    }
+    b->dirty = bm;
+    b->dirty_shift = shift;
+    b->dirty_words = words;
+    atomic_store_explicit(&b->dirty_on, true, memory_order_release);
+    pthread_mutex_unlock(&b->dirty_lock);
+    return 0;
+}
+
+uint64_t virtio_blk_dirty_take(struct virtio_dev *vdev, uint64_t *into)
+{
+    struct virtio_blk *b = virtio_dev_priv(vdev);
+    uint64_t n = 0;
+    pthread_mutex_lock(&b->dirty_lock);
+    for (size_t i = 0; b->dirty && i < b->dirty_words; i++) {
+        n += (uint64_t)__builtin_popcountll(b->dirty[i]);
+        into[i] |= b->dirty[i];
+        b->dirty[i] = 0;
+    }
+    pthread_mutex_unlock(&b->dirty_lock);
+    return n;
+}
+
+void virtio_blk_dirty_stop(struct virtio_dev *vdev)
+{
+    struct virtio_blk *b = virtio_dev_priv(vdev);
+    pthread_mutex_lock(&b->dirty_lock);
+    atomic_store(&b->dirty_on, false);
+    free(b->dirty);
+    b->dirty = NULL;
+    b->dirty_words = 0;
+    pthread_mutex_unlock(&b->dirty_lock);
 }
 
 void virtio_blk_get_stats(struct virtio_dev *vdev, struct virtio_blk_stats *st)

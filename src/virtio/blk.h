@@ -37,9 +37,25 @@ int virtio_blk_create(struct guest_mem *mem, uint64_t base, struct irq_line irq,
  * thread; the device quiesced, so no request is in flight. */
 int virtio_blk_flush(struct virtio_dev *vdev);
 
-/* The disk's backend (what a snapshot records as the disk's identity).
- * Any thread; the device owns it. */
-const struct block_backend *virtio_blk_backend(struct virtio_dev *vdev);
+/* The disk's backend (what a snapshot records as the disk's identity; what
+ * a storage migration reads and, on the destination before the VM runs,
+ * writes). Any thread; the device owns it. */
+struct block_backend *virtio_blk_backend(struct virtio_dev *vdev);
+
+/* Dirty logging for a storage migration (vm/migrate_storage.c): from
+ * virtio_blk_dirty_start() on, every write, discard and write-zeroes
+ * request marks the chunks of 2^shift bytes it touched, once the backend
+ * has done it (failed or not), so a copy that reads a chunk after taking
+ * its bit sees the write or gets the bit again. Bitmap words: chunk i is
+ * bit i % 64 of word i / 64. Any thread (a mutex: the workers take it only
+ * while logging is on). Returns 0, -ENOMEM, or -EBUSY (on already). */
+int virtio_blk_dirty_start(struct virtio_dev *vdev, unsigned shift);
+/* ORs the chunks marked since the last take into `into` (as many words as
+ * the disk has chunks / 64, rounded up) and clears them; returns how many
+ * there were (0 when logging is off). */
+uint64_t virtio_blk_dirty_take(struct virtio_dev *vdev, uint64_t *into);
+/* Stops logging and frees the bitmap. */
+void virtio_blk_dirty_stop(struct virtio_dev *vdev);
 
 /* Requests served since the device was created (monitor statistics for
  * GET /vm/counters; discards count write-zeroes too; errors are IOERR

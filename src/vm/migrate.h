@@ -10,7 +10,11 @@
  *    destination runs at once and its faults fetch pages on demand
  *    (mem/ram_fill.h) while the source pushes the rest, pages around recent
  *    faults first (adaptive pre-paging), never a page twice;
- *  - hybrid: pre-copy rounds, then post-copy.
+ *  - hybrid: pre-copy rounds, then post-copy;
+ *  - copy-storage (migrate_storage.c): the writable disks' contents go
+ *    first over the same stream, the writes the guest makes meanwhile
+ *    logged (virtio/blk.h) and sent again, the rest while paused; the
+ *    destination writes them into its own images.
  *
  * One struct vm_migration per VM (virt_machine.migration), in either role.
  * The source's work runs on a thread of its own, so the guest and the I/O
@@ -59,6 +63,7 @@ struct vm_migrate_options {
     unsigned postcopy_after;      /* hybrid: rounds before post-copy (0: default) */
     bool compress;                /* zstd per batch of pages */
     bool resume;                  /* resume a paused post-copy at `to` (nothing else) */
+    bool copy_storage;            /* mirror the writable disks over the stream */
 };
 
 struct vm_migrate_progress {
@@ -86,6 +91,11 @@ struct vm_migrate_progress {
     uint64_t recover_sent;        /* source: pages sent since then (= missing at the end) */
     uint64_t duplicate_pages;     /* destination: pages that came when present (never) */
     char recover_listen[128];     /* destination: where it waits for the source again */
+    bool copy_storage;
+    uint64_t disk_bytes;          /* copy-storage: the copied disks' virtual size */
+    uint64_t disk_sent;           /* bytes of data sent (received), resent ones too */
+    uint64_t disk_zero;           /* bytes that went as a zero range only */
+    uint64_t disk_remaining;      /* bytes known dirty, not sent yet (source) */
     uint64_t seq;                 /* changes whenever something above changed */
     char error[256];
 };

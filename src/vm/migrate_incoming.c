@@ -17,6 +17,7 @@
 
 #include "base/errmsg.h"
 #include "mem/ram_fill.h"
+#include "virtio/blk.h"
 #include "vm/announce.h"
 
 #define ACCEPT_TIMEOUT_MS -1
@@ -28,7 +29,48 @@ struct incoming {
     uint64_t *received;       /* pages in RAM (before post-copy) */
     uint32_t features;
     uint64_t pages, zero;
+    /* copy-storage: each disk's size, 0 for one not copied (read-only) */
+    bool copy_storage;
+    uint64_t disk_sizes[VIRT_MAX_DISKS];
 };
+
+/* ---- copy-storage: disk chunks into the destination's own images ---- */
+
+static int put_disk(struct incoming *in, const struct migrate_frame *f, char *err, size_t errlen)
+{
+    struct migrate_disk_chunk d;
+    int r = migrate_disk_parse(f, in->disk_sizes, in->m->config.ndisks, &d, err, errlen);
+    if (r)
+        return r;
+    /* Through the block layer: a qcow2 image allocates as for the guest's
+     * writes. Zeros may unmap: the range reads as zeros either way. */
+    struct block_backend *b = virtio_blk_backend(in->m->virtio[d.disk]);
+    struct iovec v = { (void *)d.data, (size_t)d.len };
+    r = d.zero ? b->ops->write_zeroes(b, d.offset, d.len, true) : b->ops->pwritev(b, &v, 1, d.offset);
+    if (r)
+        return errmsg(err, errlen, r, "writing disk %u (%s): %s", d.disk, b->path, strerror(-r));
+    struct vm_migration *g = in->g;
+    mig_lock(g);
+    if (d.zero)
+        g->p.disk_zero += d.len;
+    else
+        g->p.disk_sent += d.len;
+    g->p.bytes = g->conn.bytes_in;
+    mig_unlock(g, false);
+    return 0;
+}
+
+/* Everything copied made durable before the destination says READY. */
+static int flush_disks(struct incoming *in, char *err, size_t errlen)
+{
+    for (unsigned i = 0; i < in->m->config.ndisks; i++) {
+        struct block_backend *b = virtio_blk_backend(in->m->virtio[i]);
+        int r = in->disk_sizes[i] ? b->ops->flush(b) : 0;
+        if (r)
+            return errmsg(err, errlen, r, "flushing disk %u (%s): %s", i, b->path, strerror(-r));
+    }
+    return 0;
+}
 
 /* ---- pages before the VM runs: plain RAM ---- */
 
@@ -242,8 +284,12 @@ static int handshake(const struct vm_incoming_options *o, struct incoming *in,
         state_reader_free(&rd);
         return errmsg(err, errlen, r, "the source's board: %s", why);
     }
+    /* Disks only where the caller named every one (--disk). */
+    bool own_disks = c.ndisks <= o->restore.ndisks;
+    for (unsigned i = 0; i < c.ndisks && own_disks; i++)
+        own_disks = o->restore.disks[i] != NULL;
     bool refused = (o->max_ram && c.ram_size > o->max_ram) ||
-                   (o->no_host_devices && (c.ndisks || c.nnets || c.vsock_cid)) ||
+                   (o->no_host_devices && (!own_disks || c.nnets || c.vsock_cid)) ||
                    (o->no_postcopy && (h.mode & MIGRATE_MODE_POSTCOPY));
     virt_config_strings_free(&tmp);
     if (refused) {
@@ -270,6 +316,19 @@ static int handshake(const struct vm_incoming_options *o, struct incoming *in,
     if (in->m->mem.ram_size != h.ram_size)
         return errmsg(err, errlen, -EBADMSG, "HELLO says %llu bytes of RAM, the board %llu",
                       (unsigned long long)h.ram_size, (unsigned long long)in->m->mem.ram_size);
+    /* Copy-storage: the writable disks are written here (their sizes were
+     * checked against the source's by the build). */
+    in->copy_storage = h.mode & MIGRATE_MODE_COPY_STORAGE;
+    uint64_t total = 0;
+    for (unsigned i = 0; in->copy_storage && i < in->m->config.ndisks; i++) {
+        const struct block_backend *b = virtio_blk_backend(in->m->virtio[i]);
+        in->disk_sizes[i] = b->readonly ? 0 : b->size;
+        total += in->disk_sizes[i];
+    }
+    mig_lock(g);
+    g->p.copy_storage = in->copy_storage;
+    g->p.disk_bytes = total;
+    mig_unlock(g, false);
     in->features = h.features & MIGRATE_F_ALL;
     g->features = in->features;
     uint8_t b[4] = { (uint8_t)in->features, 0, 0, 0 };
@@ -338,6 +397,19 @@ static int receive(const struct vm_incoming_options *o, struct incoming *in,
             g->p.zero_pages = in->zero;
             g->p.bytes = g->conn.bytes_in;
             mig_unlock(g, false);
+        } else if (f.type == MIGRATE_DISK && in->copy_storage && !have_state) {
+            if ((r = put_disk(in, &f, err, errlen)))
+                goto out;
+        } else if (f.type == MIGRATE_DISK_SYNC && in->copy_storage && !have_state && !f.len) {
+            /* The bulk of the disks made durable while the guest still runs
+             * on the source: the flush before READY, in the downtime, then
+             * has only the last chunks to write. */
+            if ((r = flush_disks(in, err, errlen)))
+                goto out;
+            if ((r = migrate_send(&g->conn, MIGRATE_DISK_SYNCED, 0, NULL, 0, NULL, 0))) {
+                r = errmsg(err, errlen, r, "sending DISK_SYNCED: %s", strerror(-r));
+                goto out;
+            }
         } else if (f.type == MIGRATE_DISCARD && postcopy_ok && !have_state) {
             uint64_t *d = calloc((in->npages + 63) / 64, 8);
             if (!d) {
@@ -377,6 +449,8 @@ static int receive(const struct vm_incoming_options *o, struct incoming *in,
         }
     }
     bool postcopy = end_flags & MIGRATE_END_POSTCOPY;
+    if (in->copy_storage && (r = flush_disks(in, err, errlen)))
+        goto out;
     if (postcopy && (r = start_postcopy(in, err, errlen)))
         goto out;
     if ((r = virt_load(in->m, &state, why, sizeof(why)))) {

@@ -83,6 +83,48 @@ void mig_in_note_request(struct vm_migration *g, uint64_t pfn);
  * `sent` is that set now) or the VM ends (-errno). */
 int mig_src_paused(struct vm_migration *g, uint64_t *sent, uint64_t npages, uint64_t nsent,
                    char *err, size_t errlen);
+/* ---- copy-storage on the source (migrate_storage.c) ---- */
+
+#define MIG_DISK_CHUNK_SHIFT 16u   /* dirty tracking and copy unit: 64 KiB */
+
+struct mig_disk {
+    unsigned slot;
+    struct virtio_dev *dev;
+    struct block_backend *b;
+    uint64_t nchunks;
+    size_t words;
+    uint64_t *pending;           /* chunks to send */
+    bool logging;
+};
+
+struct mig_storage {
+    struct vm_migration *g;
+    struct mig_disk d[VIRT_MAX_DISKS];
+    unsigned n;
+    uint8_t *buf;                /* MIGRATE_DISK_CHUNK_MAX, aligned for O_DIRECT */
+    /* After each frame: 0 to go on (the cancel check, --max-bandwidth). */
+    int (*pace)(void *opaque);
+    void *opaque;
+    char *err;
+    size_t errlen;
+};
+
+/* Turns dirty logging on for every writable disk of g->m, then sends the
+ * ranges that read as zeros (qcow2 clusters not allocated, raw holes) as
+ * zero ranges and marks the rest pending. Returns 0 or -errno (message in
+ * err). */
+int mig_storage_start(struct mig_storage *st, struct vm_migration *g, int (*pace)(void *),
+                      void *opaque, char *err, size_t errlen);
+/* Adds the chunks the guest wrote since the last collect to the pending
+ * ones; returns the pending bytes. */
+uint64_t mig_storage_collect(struct mig_storage *st);
+/* Sends every pending chunk (a zero range where it reads as zeros). */
+int mig_storage_send(struct mig_storage *st);
+/* Makes the copied disks durable here (the VM paused, before the last
+ * collect). */
+int mig_storage_flush(struct mig_storage *st);
+/* Logging off, everything freed (any time after start, even a failed one). */
+void mig_storage_stop(struct mig_storage *st);
 
 /* Bitmaps of pages. */
 static inline bool bm_test(const uint64_t *b, uint64_t i)

@@ -52,6 +52,9 @@ struct src {
     uint64_t queue[QUEUE_LEN];
     unsigned qhead, qlen;
     uint64_t last_fault, window, cursor;
+    /* copy-storage */
+    struct mig_storage st;
+    bool storage;
     char err[256];
 };
 
@@ -72,6 +75,32 @@ static int check_going(struct src *s)
     return 0;
 }
 
+/* Keeps the whole stream (pages and disks) to max_bandwidth. */
+static void pace(struct src *s)
+{
+    struct vm_migration *g = s->g;
+    uint64_t bw = g->opts.max_bandwidth;
+    if (bw) {
+        int64_t elapsed = mig_now_ns() - s->rate_t0;
+        int64_t need = (int64_t)((double)(g->conn.bytes_out - s->rate_bytes0) * 1e9 / (double)bw);
+        if (need > elapsed) {
+            int64_t ns = need - elapsed;
+            struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* After each disk frame: give up when asked to, else keep the pace. */
+static int pace_disk(void *opaque)
+{
+    struct src *s = opaque;
+    int r = check_going(s);
+    if (!r)
+        pace(s);
+    return r;
+}
+
 /* Sends the batch, counts it, and keeps to max_bandwidth. */
 static int flush(struct src *s)
 {
@@ -90,17 +119,31 @@ static int flush(struct src *s)
         g->p.recover_sent = g->p.pages_sent - s->resume_base;
     g->p.bytes = g->conn.bytes_out;
     mig_unlock(g, false);
-    uint64_t bw = g->opts.max_bandwidth;
-    if (bw) {
-        int64_t elapsed = mig_now_ns() - s->rate_t0;
-        int64_t need = (int64_t)((double)(g->conn.bytes_out - s->rate_bytes0) * 1e9 / (double)bw);
-        if (need > elapsed) {
-            int64_t ns = need - elapsed;
-            struct timespec ts = { .tv_sec = ns / 1000000000, .tv_nsec = ns % 1000000000 };
-            nanosleep(&ts, NULL);
-        }
-    }
+    pace(s);
     return 0;
+}
+
+/* The bandwidth seen while `bytes` went in `dt` ns (too little says nothing). */
+static void measure(struct src *s, int64_t dt, uint64_t bytes)
+{
+    if (bytes >= BW_MIN_BYTES && dt > 0) {
+        uint64_t bw = (uint64_t)((double)bytes * 1e9 / (double)dt);
+        s->bandwidth = s->bandwidth ? (s->bandwidth + bw) / 2 : bw;
+    }
+}
+
+/* The disks' last dirty chunks, the VM paused: flushed first, so that no
+ * write is in a cache the copy would not see. */
+static int storage_last(struct src *s)
+{
+    if (!s->storage)
+        return 0;
+    int r = mig_storage_flush(&s->st);
+    if (!r) {
+        mig_storage_collect(&s->st);
+        r = mig_storage_send(&s->st);
+    }
+    return r;
 }
 
 /* Queues page pfn (zero without reading it when the host never backed it
@@ -248,10 +291,12 @@ static int precopy(struct src *s, enum next *next)
                 s->dirty[w] |= s->scratch[w];
         }
         uint64_t remaining = popcount_bm(s->dirty, s->words);
+        uint64_t disk = s->storage ? mig_storage_collect(&s->st) : 0;
         uint64_t rate = round && t > t_prev ? (uint64_t)((double)n * 1e9 / (double)(t - t_prev)) : 0;
         t_prev = t;
-        uint64_t expected = s->bandwidth ? remaining * GUEST_PAGE_SIZE * 1000 / s->bandwidth
-                                         : UINT64_MAX;
+        uint64_t expected = s->bandwidth
+                            ? (remaining * GUEST_PAGE_SIZE + disk) * 1000 / s->bandwidth
+                            : UINT64_MAX;
         mig_lock(g);
         g->p.round = round;
         g->p.pages_remaining = remaining;
@@ -278,15 +323,43 @@ static int precopy(struct src *s, enum next *next)
             auto_converge(s, rate);
         int64_t t0 = mig_now_ns();
         uint64_t b0 = g->conn.bytes_out;
-        if ((r = send_bitmap(s, s->dirty, round == 0)))
+        /* The disks' chunks written since the last round first: their
+         * destination must not fall behind while RAM converges. */
+        if ((s->storage && (r = mig_storage_send(&s->st))) ||
+            (r = send_bitmap(s, s->dirty, round == 0)))
             return r;
-        int64_t dt = mig_now_ns() - t0;
-        uint64_t bytes = g->conn.bytes_out - b0;
-        if (bytes >= BW_MIN_BYTES && dt > 0) {
-            uint64_t bw = (uint64_t)((double)bytes * 1e9 / (double)dt);
-            s->bandwidth = s->bandwidth ? (s->bandwidth + bw) / 2 : bw;
-        }
+        measure(s, mig_now_ns() - t0, g->conn.bytes_out - b0);
     }
+}
+
+/* Copy-storage, before any page: the disks' contents, then rounds of what
+ * the guest wrote meanwhile until the rest would fit the downtime limit
+ * (or the round limit); the rest goes with the RAM rounds and, paused, in
+ * stop-and-copy. Post-copy too runs this first: the destination resumes
+ * only with its disks complete. */
+static int storage_copy(struct src *s)
+{
+    struct vm_migration *g = s->g;
+    s->storage = true;
+    int r = mig_storage_start(&s->st, g, pace_disk, s, s->err, sizeof(s->err));
+    for (unsigned round = 0; !r; round++) {
+        int64_t t0 = mig_now_ns();
+        uint64_t b0 = g->conn.bytes_out;
+        if ((r = mig_storage_send(&s->st)))
+            break;
+        measure(s, mig_now_ns() - t0, g->conn.bytes_out - b0);
+        uint64_t left = mig_storage_collect(&s->st);
+        if (left == 0 || round >= g->opts.max_rounds ||
+            (s->bandwidth && left * 1000 / s->bandwidth <= g->opts.downtime_limit_ms))
+            break;
+    }
+    /* The destination makes what it has durable now, the guest running
+     * here, not in the downtime (a sync of the whole copy takes long). */
+    if (!r && (r = migrate_send(&g->conn, MIGRATE_DISK_SYNC, 0, NULL, 0, NULL, 0)))
+        errmsg(s->err, sizeof(s->err), r, "sending DISK_SYNC: %s", strerror(-r));
+    if (!r)
+        r = expect(s, MIGRATE_DISK_SYNCED);
+    return r;
 }
 
 static int stop_copy(struct src *s)
@@ -299,7 +372,7 @@ static int stop_copy(struct src *s)
         return r;
     for (size_t w = 0; w < s->words; w++)
         s->dirty[w] |= s->scratch[w];
-    if ((r = send_bitmap(s, s->dirty, false)) || (r = send_state(s)))
+    if ((r = storage_last(s)) || (r = send_bitmap(s, s->dirty, false)) || (r = send_state(s)))
         return r;
     if ((r = migrate_end_send(&s->g->conn, s->was_paused ? MIGRATE_END_PAUSED : 0, s->nsent)))
         return errmsg(s->err, sizeof(s->err), r, "sending END: %s", strerror(-r));
@@ -417,6 +490,8 @@ static int postcopy(struct src *s)
     int r = pause_vm(s);
     if (!r)
         r = collect(s, s->scratch);
+    if (!r)
+        r = storage_last(s);
     if (r)
         return r;
     /* Pages the destination has that changed since: it drops them and
@@ -565,7 +640,8 @@ static int run(struct src *s)
     if (!r) {
         size_t len;
         const uint8_t *board = state_writer_data(&w, &len);
-        uint32_t mode = g->opts.mode == VM_MIGRATE_MODE_PRECOPY ? 0 : MIGRATE_MODE_POSTCOPY;
+        uint32_t mode = (g->opts.mode == VM_MIGRATE_MODE_PRECOPY ? 0 : MIGRATE_MODE_POSTCOPY) |
+                        (g->opts.copy_storage ? MIGRATE_MODE_COPY_STORAGE : 0);
         r = migrate_hello_send(&g->conn, g->opts.compress ? MIGRATE_F_ZSTD : 0, mode,
                                m->mem.ram_size, board, len);
         if (r)
@@ -600,6 +676,11 @@ static int run(struct src *s)
     s->rate_t0 = mig_now_ns();
     s->rate_bytes0 = g->conn.bytes_out;
     enum next next = NEXT_POSTCOPY;
+    if (g->opts.copy_storage) {
+        mig_set_phase(g, VM_MIGRATE_ROUNDS);
+        if ((r = storage_copy(s)))
+            return r;
+    }
     if (g->opts.mode != VM_MIGRATE_MODE_POSTCOPY) {
         mig_set_phase(g, VM_MIGRATE_ROUNDS);
         if ((r = precopy(s, &next)))
@@ -625,6 +706,8 @@ void *mig_source_main(void *arg)
         r = run(&s);
     struct virt_machine *m = g->m;
     atomic_store(&m->throttle_pct, 0);
+    if (s.storage)
+        mig_storage_stop(&s.st);
     if (s.log_started)
         virt_dirty_stop(m, NULL, 0);
     if (r) {

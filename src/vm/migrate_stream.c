@@ -297,6 +297,8 @@ static const char *const frame_names[MIGRATE_FRAME_TYPES] = {
     [MIGRATE_PAGE_REQ] = "PAGE_REQ", [MIGRATE_PAGES_DONE] = "PAGES_DONE",
     [MIGRATE_COMPLETE] = "COMPLETE", [MIGRATE_RESUME] = "RESUME",
     [MIGRATE_RECEIVED] = "RECEIVED",
+    [MIGRATE_DISK] = "DISK", [MIGRATE_DISK_SYNC] = "DISK_SYNC",
+    [MIGRATE_DISK_SYNCED] = "DISK_SYNCED",
 };
 
 const char *migrate_frame_name(unsigned type)
@@ -319,7 +321,8 @@ static uint32_t max_len(unsigned type)
     case MIGRATE_PAGES_DONE: return 8;
     case MIGRATE_RESUME:    return 24;
     case MIGRATE_RECEIVED:  return 8 + (uint32_t)((1ull << 28) / 8);   /* as DISCARD */
-    default:                return 0;  /* READY, GO, COMPLETE */
+    case MIGRATE_DISK:      return MIGRATE_DISK_HDR + MIGRATE_DISK_CHUNK_MAX;
+    default:                return 0;  /* READY, GO, COMPLETE, DISK_SYNC(ED) */
     }
 }
 
@@ -793,5 +796,49 @@ int migrate_received_parse(const struct migrate_frame *f, uint64_t npages, uint6
     if (npages % 64 && bitmap[words - 1] >> (npages % 64))
         return errmsg(err, errlen, -EBADMSG, "RECEIVED has pages beyond RAM (%llu pages)",
                       (unsigned long long)npages);
+    return 0;
+}
+
+/* ---- disk chunks ---- */
+
+int migrate_disk_send(struct migrate_conn *c, uint32_t disk, uint64_t offset, uint64_t len,
+                      const void *data)
+{
+    uint8_t h[MIGRATE_DISK_HDR];
+    if (data && (len == 0 || len > MIGRATE_DISK_CHUNK_MAX))
+        return -EINVAL;
+    put32(h, disk);
+    put32(h + 4, data ? 0 : MIGRATE_DISK_ZERO);
+    put64(h + 8, offset);
+    put64(h + 16, len);
+    return migrate_send(c, MIGRATE_DISK, 0, h, sizeof(h), data, data ? (size_t)len : 0);
+}
+
+int migrate_disk_parse(const struct migrate_frame *f, const uint64_t *sizes, unsigned ndisks,
+                       struct migrate_disk_chunk *d, char *err, size_t errlen)
+{
+    if (f->len < MIGRATE_DISK_HDR)
+        return errmsg(err, errlen, -EBADMSG, "DISK frame of %u bytes", f->len);
+    uint32_t flags = get32(f->data + 4);
+    d->disk = get32(f->data);
+    d->zero = flags & MIGRATE_DISK_ZERO;
+    d->offset = get64(f->data + 8);
+    d->len = get64(f->data + 16);
+    d->data = d->zero ? NULL : f->data + MIGRATE_DISK_HDR;
+    if (flags & ~MIGRATE_DISK_ZERO)
+        return errmsg(err, errlen, -EBADMSG, "DISK frame with unknown flags %#x", flags);
+    if (d->disk >= ndisks || !sizes[d->disk])
+        return errmsg(err, errlen, -EBADMSG, "DISK frame for disk %u, which is not copied here "
+                      "(%u disks)", d->disk, ndisks);
+    uint64_t size = sizes[d->disk];
+    if (d->len == 0 || d->offset > size || d->len > size - d->offset || d->offset % 512 ||
+        (d->len % 512 && d->offset + d->len != size))
+        return errmsg(err, errlen, -EBADMSG, "DISK frame for bytes %llu+%llu of disk %u (%llu "
+                      "bytes, 512-byte aligned)", (unsigned long long)d->offset,
+                      (unsigned long long)d->len, d->disk, (unsigned long long)size);
+    uint64_t want = d->zero ? 0 : d->len;
+    if ((!d->zero && d->len > MIGRATE_DISK_CHUNK_MAX) || f->len != MIGRATE_DISK_HDR + want)
+        return errmsg(err, errlen, -EBADMSG, "DISK frame of %u bytes for %llu bytes of %s",
+                      f->len, (unsigned long long)d->len, d->zero ? "zeros" : "data");
     return 0;
 }

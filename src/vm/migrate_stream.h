@@ -29,6 +29,15 @@
  *                number (post-copy: pages the guest touched)
  *   S PAGES_DONE u64 pages sent in all (post-copy: every page is sent)
  *   D COMPLETE   empty: every page is in place; the source may end
+ *   S DISK       mode COPY_STORAGE, any time before STATE: u32 disk slot,
+ *                u32 flags (MIGRATE_DISK_ZERO: the range reads as zeros,
+ *                no data), u64 offset, u64 length, then `length` bytes of
+ *                the disk unless ZERO (1..MIGRATE_DISK_CHUNK_MAX). Offset
+ *                and length are multiples of 512 (the length may end at
+ *                the disk's end instead) and lie inside the disk
+ *   S DISK_SYNC  empty, mode COPY_STORAGE, before STATE: make the disks
+ *                durable, then say
+ *   D DISK_SYNCED empty
  *   * ERROR      i32 -errno, u16 length, message (either side gives up)
  *
  * Post-copy recovery (docs/migration.md): after GO a broken stream pauses
@@ -63,7 +72,7 @@
 
 #define MIGRATE_MAGIC       "NIMBUSMG"
 #define MIGRATE_MAJOR       1
-#define MIGRATE_MINOR       0
+#define MIGRATE_MINOR       1
 #define MIGRATE_FRAME_HDR   8
 #define MIGRATE_PAGE_SIZE   4096u
 #define MIGRATE_BATCH_PAGES 256u
@@ -74,6 +83,9 @@
 #define MIGRATE_HELLO_FIXED 32u
 #define MIGRATE_MAX_MSG     512u
 #define MIGRATE_TCP_TIMEOUT_MS 15000u
+#define MIGRATE_DISK_HDR    24u
+#define MIGRATE_DISK_CHUNK_MAX (1u << 20)
+#define MIGRATE_DISK_ZERO   1u          /* DISK flag: zeros, no data */
 
 enum migrate_frame_type {
     MIGRATE_HELLO = 1,
@@ -90,6 +102,9 @@ enum migrate_frame_type {
     MIGRATE_COMPLETE,
     MIGRATE_RESUME,
     MIGRATE_RECEIVED,
+    MIGRATE_DISK,
+    MIGRATE_DISK_SYNC,
+    MIGRATE_DISK_SYNCED,
     MIGRATE_FRAME_TYPES,
 };
 
@@ -101,7 +116,8 @@ enum migrate_frame_type {
 
 /* HELLO mode: what the destination must be able to do. */
 #define MIGRATE_MODE_POSTCOPY (1u << 0) /* pages may come on demand (userfaultfd) */
-#define MIGRATE_MODE_ALL      MIGRATE_MODE_POSTCOPY
+#define MIGRATE_MODE_COPY_STORAGE (1u << 1) /* the writable disks come as DISK frames */
+#define MIGRATE_MODE_ALL      (MIGRATE_MODE_POSTCOPY | MIGRATE_MODE_COPY_STORAGE)
 
 /* END flags. */
 #define MIGRATE_END_POSTCOPY (1u << 0)  /* the pages not sent yet come after GO */
@@ -256,5 +272,23 @@ int migrate_resume_parse(const struct migrate_frame *f, struct migrate_resume *r
 int migrate_received_send(struct migrate_conn *c, const uint64_t *bitmap, uint64_t npages);
 int migrate_received_parse(const struct migrate_frame *f, uint64_t npages, uint64_t *bitmap,
                            char *err, size_t errlen);
+/* ---- disk chunks (copy-storage) ---- */
+
+struct migrate_disk_chunk {
+    uint32_t disk;
+    bool zero;              /* the range reads as zeros; data NULL */
+    uint64_t offset, len;
+    const uint8_t *data;    /* inside the frame */
+};
+
+/* A DISK frame: `len` bytes of disk `disk` at `offset`, `data` (NULL: a
+ * range of zeros, any length). Returns 0 or -errno. */
+int migrate_disk_send(struct migrate_conn *c, uint32_t disk, uint64_t offset, uint64_t len,
+                      const void *data);
+/* Checks a DISK frame against the destination's disks: sizes[i] is disk i's
+ * size in bytes, 0 for a disk that is not copied (read-only, shared).
+ * -EBADMSG with a message for anything out of place. */
+int migrate_disk_parse(const struct migrate_frame *f, const uint64_t *sizes, unsigned ndisks,
+                       struct migrate_disk_chunk *d, char *err, size_t errlen);
 
 #endif

@@ -132,6 +132,11 @@ static int check_disks(const struct state_reader *rd, const struct virt_config *
             continue;
         if (o->disks_size_only)
             replaced = true;
+        if (now.size != saved.size && o->disks_size_only)
+            return errmsg(err, errlen, -ESTALE, "disk %u (%s) is %llu bytes, the migrating VM's "
+                          "is %llu: the destination's disk must have the same virtual size",
+                          i, c->disks[i].path, (unsigned long long)now.size,
+                          (unsigned long long)saved.size);
         if (now.size != saved.size)
             return errmsg(err, errlen, -ESTALE, "disk %u (%s) is %llu bytes, the snapshot's was "
                           "%llu (--force-disks to restore anyway)", i, c->disks[i].path,

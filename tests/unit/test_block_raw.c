@@ -1,6 +1,7 @@
 /* Unit tests for the raw block backend and block_open(): reads and writes
  * through iovecs (the bytes land in the file), bounds, flush, discard
- * punching holes, write_zeroes with and without unmap, read-only refusal,
+ * punching holes, write_zeroes with and without unmap, the block status
+ * (SEEK_DATA/SEEK_HOLE), read-only refusal,
  * cache=none, and what block_open() refuses (FIFOs, directories, a qcow2
  * header declared as raw, missing files). */
 #include <errno.h>
@@ -132,6 +133,17 @@ static void test_discard_zeroes(void)
     CHECK_EQ(b->ops->preadv(b, &v, 1, 5 * MiB + 4096), 0);
     CHECK(buf[0] == 0 && buf[4095] == 0);
     CHECK_MSG(blocks_of(path) <= before - 1024, "unmap did not free blocks: %ld -> %ld", before, blocks_of(path));
+    /* The block status (a storage migration's): holes read as zeros. */
+    uint64_t n = 0;
+    CHECK_EQ(block_status(b, 0, DISK_SIZE, &n), BLOCK_DATA);
+    CHECK_EQ(n, 1 * MiB);
+    CHECK_EQ(block_status(b, 1 * MiB, DISK_SIZE - 1 * MiB, &n), BLOCK_ZERO);
+    CHECK_EQ(n, 2 * MiB);
+    CHECK_EQ(block_status(b, 5 * MiB, 100, &n), BLOCK_ZERO);   /* at most len */
+    CHECK_EQ(n, 100);
+    CHECK_EQ(block_status(b, 6 * MiB, 2 * MiB, &n), BLOCK_DATA);
+    CHECK_EQ(n, 2 * MiB);
+    CHECK_EQ(block_status(b, 6 * MiB, 3 * MiB, &n), -EINVAL);
     /* Neighbours untouched. */
     CHECK_EQ(b->ops->preadv(b, &v, 1, 6 * MiB), 0);
     CHECK(buf[0] == 0x11 && buf[4095] == 0x11);

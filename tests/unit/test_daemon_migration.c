@@ -88,12 +88,14 @@ static void test_options(void)
     bool wait = false;
     CHECK(options("{\"to\":\"tcp:127.0.0.1:4444\",\"mode\":\"hybrid\",\"postcopy_after\":2,"
                   "\"max_bandwidth\":1000000,\"downtime_limit_ms\":50,\"auto_converge\":true,"
-                  "\"undefine_source\":true}", &vb, &rec, &wait, err, sizeof(err)) == 0);
+                  "\"copy_storage\":true,\"undefine_source\":true}", &vb, &rec, &wait, err,
+                  sizeof(err)) == 0);
     CHECK(wait && rec.undefine_source && !strcmp(rec.uri, "tcp:127.0.0.1:4444"));
     json_t *j = vb ? json_loads(vb, 0, NULL) : NULL;
     CHECK(j && !json_object_get(j, "undefine_source") && !json_object_get(j, "wait"));
     CHECK(j && json_integer_value(json_object_get(j, "postcopy_after")) == 2 &&
-          json_is_true(json_object_get(j, "auto_converge")));
+          json_is_true(json_object_get(j, "auto_converge")) &&
+          json_is_true(json_object_get(j, "copy_storage")));
     json_decref(j);
     free(vb);
     vb = NULL;

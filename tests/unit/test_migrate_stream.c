@@ -15,6 +15,13 @@
  *    cancel and an impostor's RESUME, and completes after recover + resume
  *    with exactly the missing pages sent and none placed twice; or, the
  *    destination's VM ending while paused, lets its waiting thread go;
+ *  - copy-storage: a machine with a raw disk (sparse, an odd tail) and a
+ *    qcow2 disk moves to a destination with images of its own (the raw one
+ *    full of garbage, the qcow2 one fresh): afterwards both read the same as
+ *    the source's, the holes went as zero ranges, not data; a destination
+ *    image of another size is refused before any page, the source going
+ *    on; hostile DISK frames (a disk not copied, out of range, unaligned,
+ *    a length that does not match, unknown flags, oversize) are refused;
  *  - auto-converge matters: a program dirtying its 128 pages six times as
  *    fast as --max-bandwidth sends them (its pace and the limit set from
  *    this host's speed: a round of ~80 ms, a downtime limit of 20 ms) does
@@ -40,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "block/block.h"
 #include "machine/virt.h"
 #include "machine/virt_state.h"
 #include "mem/ram_fill.h"
@@ -214,6 +222,10 @@ static int feed(const void *bytes, size_t len, char *err, size_t errlen)
         uint32_t fl;
         uint64_t n;
         r = migrate_end_parse(&f, &fl, &n, err, errlen);
+    } else if (!r && f.type == MIGRATE_DISK) {
+        uint64_t sizes[2] = { 1u << 20, 0 };   /* disk 1 is not copied */
+        struct migrate_disk_chunk d;
+        r = migrate_disk_parse(&f, sizes, 2, &d, err, errlen);
     } else if (!r && f.type == MIGRATE_PAGE_REQ) {
         uint64_t pfns[MIGRATE_MAX_REQ];
         uint32_t n;
@@ -290,6 +302,45 @@ static void test_hostile(void)
     hostile("PAGE_REQ outside RAM", buf, frame(buf, MIGRATE_PAGE_REQ, 0, req, 16), -EBADMSG);
     uint8_t ready[8] = { MIGRATE_READY, 0, 0, 0, 1, 0, 0, 0 };
     hostile("a READY with a payload", ready, 8, -EBADMSG);
+    /* DISK frames, against disk 0 of 1 MiB (copied) and disk 1 (not). */
+    struct { uint32_t disk, flags; uint64_t off, len; uint8_t data[1024]; } __attribute__((packed))
+        dk = { 0, MIGRATE_DISK_ZERO, 0, 1u << 20, { 0 } };
+    char derr[512] = "";
+    CHECK_MSG(feed(buf, frame(buf, MIGRATE_DISK, 0, &dk, 24), derr, sizeof(derr)) == 0,
+              "a whole disk of zeros: %s", derr);
+    dk = (typeof(dk)){ 0, 0, 512, 1024, { 1 } };
+    CHECK_MSG(feed(buf, frame(buf, MIGRATE_DISK, 0, &dk, 24 + 1024), derr, sizeof(derr)) == 0,
+              "1 KiB of data: %s", derr);
+    dk.disk = 1;
+    hostile("DISK for a disk not copied", buf, frame(buf, MIGRATE_DISK, 0, &dk, 24 + 1024),
+            -EBADMSG);
+    dk.disk = 7;
+    hostile("DISK for no disk", buf, frame(buf, MIGRATE_DISK, 0, &dk, 24 + 1024), -EBADMSG);
+    dk.disk = 0;
+    dk.flags = 2;
+    hostile("DISK with unknown flags", buf, frame(buf, MIGRATE_DISK, 0, &dk, 24 + 1024), -EBADMSG);
+    dk.flags = 0;
+    dk.off = 100;
+    hostile("DISK unaligned", buf, frame(buf, MIGRATE_DISK, 0, &dk, 24 + 1024), -EBADMSG);
+    dk.off = (1u << 20) - 512;
+    hostile("DISK past the end", buf, frame(buf, MIGRATE_DISK, 0, &dk, 24 + 1024), -EBADMSG);
+    dk.off = ~0ull - 511;
+    hostile("DISK wrapping around", buf, frame(buf, MIGRATE_DISK, 0, &dk, 24 + 1024), -EBADMSG);
+    dk.off = 0;
+    dk.len = 2048;
+    hostile("DISK shorter than it says", buf, frame(buf, MIGRATE_DISK, 0, &dk, 24 + 1024),
+            -EBADMSG);
+    dk.len = 0;
+    hostile("DISK of nothing", buf, frame(buf, MIGRATE_DISK, 0, &dk, 24), -EBADMSG);
+    dk.len = 1000;
+    hostile("DISK not whole sectors", buf, frame(buf, MIGRATE_DISK, 0, &dk, 24 + 1000), -EBADMSG);
+    dk = (typeof(dk)){ 0, MIGRATE_DISK_ZERO, 0, 1024, { 0 } };
+    hostile("zeros with data", buf, frame(buf, MIGRATE_DISK, 0, &dk, 24 + 1024), -EBADMSG);
+    hostile("a DISK header cut short", buf, frame(buf, MIGRATE_DISK, 0, &dk, 20), -EBADMSG);
+    uint8_t bigdisk[8] = { MIGRATE_DISK, 0, 0, 0, 0x19, 0, 0x10, 0 };   /* 24 + 1 MiB + 1 */
+    hostile("an oversize DISK frame", bigdisk, 8, -EBADMSG);
+    uint8_t sync[8] = { MIGRATE_DISK_SYNC, 0, 0, 0, 4, 0, 0, 0 };
+    hostile("a DISK_SYNC with a payload", sync, 8, -EBADMSG);
     uint8_t em[20] = { 0xea, 0xff, 0xff, 0xff, 5, 0, 'n', '\n', 'o', 'p', 'e' };
     char err[512] = "";
     CHECK_EQ(feed(buf, frame(buf, MIGRATE_ERROR, 0, em, 11), err, sizeof(err)), -EREMOTEIO);
@@ -426,8 +477,10 @@ static void dest_free(struct dest *d)
     virt_config_strings_free(&d->strs);
 }
 
-static struct virt_machine *machine_with(const char *tmp, const uint32_t *prog, size_t len,
-                                         unsigned nharts)
+/* A machine running `prog` on `nharts` harts, with `ndisks` disks. */
+static struct virt_machine *machine_disks(const char *tmp, const uint32_t *prog, size_t len,
+                                          unsigned nharts, const struct virt_disk *disks,
+                                          unsigned ndisks)
 {
     char image[512];
     snprintf(image, sizeof(image), "%s/prog.bin", tmp);
@@ -437,8 +490,10 @@ static struct virt_machine *machine_with(const char *tmp, const uint32_t *prog, 
     fwrite(prog, 1, len, f);
     fclose(f);
     struct virt_config cfg = { .bios = image, .ram_size = 16u << 20, .nharts = nharts,
-                               .console_kind = CONSOLE_FILE };
+                               .console_kind = CONSOLE_FILE, .ndisks = ndisks };
     strcpy(cfg.console_path, "/dev/null");
+    for (unsigned i = 0; i < ndisks; i++)
+        cfg.disks[i] = disks[i];
     struct virt_machine *m;
     char err[512];
     if (virt_create(&cfg, &m, err, sizeof(err))) {
@@ -446,6 +501,12 @@ static struct virt_machine *machine_with(const char *tmp, const uint32_t *prog, 
         return NULL;
     }
     return m;
+}
+
+static struct virt_machine *machine_with(const char *tmp, const uint32_t *prog, size_t len,
+                                         unsigned nharts)
+{
+    return machine_disks(tmp, prog, len, nharts, NULL, 0);
 }
 
 static struct virt_machine *source_machine(const char *tmp)
@@ -760,6 +821,166 @@ out:
     sem_destroy(&d.listening);
 }
 
+/* ---- copy-storage ---- */
+
+#define RAW_SIZE ((4ull << 20) + 4096 + 512)   /* the last chunk is short */
+#define QCOW_SIZE (8ull << 20)
+
+static void fill_at(int fd, uint64_t off, uint8_t v, size_t len)
+{
+    uint8_t *b = malloc(len);
+    memset(b, v, len);
+    CHECK(pwrite(fd, b, len, (off_t)off) == (ssize_t)len);
+    free(b);
+}
+
+/* A raw image of RAW_SIZE: sparse with data here and there, or all `fill`. */
+static void make_raw(const char *path, bool data, int fill)
+{
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, (off_t)RAW_SIZE) == 0);
+    if (fill >= 0)
+        fill_at(fd, 0, (uint8_t)fill, RAW_SIZE);
+    if (data) {
+        fill_at(fd, 0, 0x11, 8192);
+        fill_at(fd, (1u << 20) + 51200, 0x22, 70000);   /* across chunks */
+        fill_at(fd, 2u << 20, 0, 65536);               /* allocated, but zeros */
+        fill_at(fd, RAW_SIZE - 512, 0x33, 512);         /* the short tail */
+    }
+    close(fd);
+}
+
+static void make_qcow2(const char *path, uint64_t size, bool data)
+{
+    char err[512];
+    unlink(path);
+    struct qcow2_create_options co = { .size = size };
+    CHECK_MSG(qcow2_create(path, &co, err, sizeof(err)) == 0, "qcow2_create: %s", err);
+    if (!data)
+        return;
+    struct block_options bo = { .format = BLOCK_FORMAT_QCOW2 };
+    struct block_backend *b;
+    CHECK_MSG(block_open(path, &bo, &b, err, sizeof(err)) == 0, "open: %s", err);
+    static uint8_t chunk[200000];
+    for (size_t i = 0; i < sizeof(chunk); i++)
+        chunk[i] = (uint8_t)(i * 7 + 1);
+    struct iovec v = { chunk, sizeof(chunk) };
+    CHECK_EQ(b->ops->pwritev(b, &v, 1, 3u << 20), 0);
+    v.iov_len = 4096;
+    CHECK_EQ(b->ops->pwritev(b, &v, 1, size - 4096), 0);
+    block_close(b);
+}
+
+/* The whole virtual disk of `path`, read through the block layer. */
+static uint8_t *read_disk(const char *path, enum block_format fmt, uint64_t *size)
+{
+    struct block_options bo = { .format = fmt, .readonly = true };
+    struct block_backend *b;
+    char err[512];
+    if (block_open(path, &bo, &b, err, sizeof(err))) {
+        CHECK_MSG(false, "open %s: %s", path, err);
+        return NULL;
+    }
+    *size = b->size;
+    uint8_t *data = malloc(b->size);
+    struct iovec v = { data, b->size };
+    CHECK_EQ(b->ops->preadv(b, &v, 1, 0), 0);
+    block_close(b);
+    return data;
+}
+
+static bool same_disk(const char *a, const char *b, enum block_format fmt)
+{
+    uint64_t na = 0, nb = 1;
+    uint8_t *da = read_disk(a, fmt, &na), *db = read_disk(b, fmt, &nb);
+    bool same = da && db && na == nb && memcmp(da, db, na) == 0;
+    free(da);
+    free(db);
+    return same;
+}
+
+/* A machine running `program` with the raw and qcow2 disks as slots 0, 1. */
+static struct virt_machine *storage_machine(const char *tmp, const char *raw, const char *qcow)
+{
+    struct virt_disk d[2] = { { raw, { .format = BLOCK_FORMAT_RAW } },
+                              { qcow, { .format = BLOCK_FORMAT_QCOW2 } } };
+    return machine_disks(tmp, program, sizeof(program), 2, d, qcow ? 2 : 1);
+}
+
+static void test_copy_storage(const char *tmp, enum vm_migrate_mode mode, bool bad_size)
+{
+    const char *name = bad_size ? "copy-storage, a disk of another size" : vm_migrate_mode_name(mode);
+    char sraw[512], sq[512], draw[512], dq[512];
+    snprintf(sraw, sizeof(sraw), "%s/src.raw", tmp);
+    snprintf(sq, sizeof(sq), "%s/src.qcow2", tmp);
+    snprintf(draw, sizeof(draw), "%s/dst.raw", tmp);
+    snprintf(dq, sizeof(dq), "%s/dst.qcow2", tmp);
+    make_raw(sraw, true, -1);
+    make_qcow2(sq, QCOW_SIZE, true);
+    make_raw(draw, false, 0xaa);   /* garbage the copy must overwrite, holes too */
+    make_qcow2(dq, bad_size ? QCOW_SIZE * 2 : QCOW_SIZE, false);
+    struct virt_machine *m = storage_machine(tmp, sraw, sq);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    struct vm_thread t[2];
+    CHECK_EQ(vm_threads_start(m, t), 0);
+    struct dest d;
+    char addr[300];
+    /* dest_start with the destination's own images. */
+    d = (struct dest){ .o = { .rfd = -1, .wfd = -1, .listening = on_listening } };
+    snprintf(addr, 300, "unix:%s/mig.sock", tmp);
+    d.o.listen = addr;
+    d.o.opaque = &d;
+    d.o.restore.console_kind = CONSOLE_FILE;
+    strcpy(d.o.restore.console_path, "/dev/null");
+    d.o.restore.disks[0] = draw;
+    d.o.restore.disks[1] = dq;
+    d.o.restore.ndisks = 2;
+    sem_init(&d.listening, 0, 0);
+    pthread_create(&d.t, NULL, dest_main, &d);
+    sem_wait(&d.listening);
+    struct vm_migrate_options o = { .mode = mode, .copy_storage = true };
+    snprintf(o.to, sizeof(o.to), "%s", addr);
+    char err[512] = "";
+    CHECK_MSG(vm_migrate_start(m, &o, err, sizeof(err)) == 0, "%s: start: %s", name, err);
+    struct vm_migrate_progress p;
+    CHECK_MSG(wait_done(m, &p), "%s: the migration did not end", name);
+    pthread_join(d.t, NULL);
+    if (bad_size) {
+        CHECK_MSG(p.phase == VM_MIGRATE_FAILED && d.r < 0 && one_line(p.error) &&
+                  strstr(p.error, "same virtual size") && p.pages_sent == 0,
+                  "%s: %d, %s", name, d.r, p.error);
+        CHECK(atomic_load(&m->stop) == VIRT_RUNNING && !virt_is_paused(m));
+        vm_threads_stop(m, t);
+    } else {
+        CHECK_MSG(p.phase == VM_MIGRATE_COMPLETED && d.r == 0, "%s: %s / %s", name, p.error,
+                  d.err);
+        vm_threads_stop(m, t);
+        /* The holes went as zero ranges: less data than the disks hold. */
+        CHECK_MSG(p.copy_storage && p.disk_bytes == RAW_SIZE + QCOW_SIZE && p.disk_zero > 0 &&
+                  p.disk_sent >= 8192 + 70000 + 200000 && p.disk_sent < (2u << 20),
+                  "%s: %llu bytes of data, %llu of zeros out of %llu", name,
+                  (unsigned long long)p.disk_sent, (unsigned long long)p.disk_zero,
+                  (unsigned long long)p.disk_bytes);
+        if (d.r == 0) {
+            struct vm_migrate_progress q;
+            for (int i = 0; i < 2000 && vm_migrate_get(d.m, &q) &&
+                            q.phase != VM_MIGRATE_COMPLETED; i++)
+                sleep_ms(5);
+            dest_free(&d);
+        }
+    }
+    vm_migrate_join(m);
+    vm_migrate_free(m);
+    virt_destroy(m);
+    sem_destroy(&d.listening);
+    if (!bad_size) {   /* both closed: a qcow2 image is locked while open */
+        CHECK_MSG(same_disk(sraw, draw, BLOCK_FORMAT_RAW), "%s: the raw disks differ", name);
+        CHECK_MSG(same_disk(sq, dq, BLOCK_FORMAT_QCOW2), "%s: the qcow2 disks differ", name);
+    }
+}
+
 /* ---- auto-converge ---- */
 
 #define WS_PAGES   128u                      /* the working set the program dirties */
@@ -958,18 +1179,26 @@ static void test_garbage_to_destination(void)
 }
 
 /* Seeds for the fuzz target: a whole valid incoming stream of a small
- * machine (run a moment, then paused), written to DIR/NAME. */
-static void write_seed(const char *dir, const char *tmp, bool zstd)
+ * machine (run a moment, then paused), written to DIR/NAME; with `disk`, the
+ * machine has one raw disk of 1 MiB (the fuzz target's own disk is that
+ * size) whose zeros and 4 KiB of data come as DISK frames (copy-storage). */
+static void write_seed(const char *dir, const char *tmp, const char *name, bool zstd, bool disk)
 {
-    struct virt_machine *m = source_machine(tmp);
+    char raw[512], path[600], err[512];
+    snprintf(raw, sizeof(raw), "%s/seed.raw", tmp);
+    if (disk) {
+        int dfd = open(raw, O_RDWR | O_CREAT | O_TRUNC, 0600);
+        CHECK(dfd >= 0 && ftruncate(dfd, 1 << 20) == 0);
+        close(dfd);
+    }
+    struct virt_machine *m = disk ? storage_machine(tmp, raw, NULL) : source_machine(tmp);
     if (!m)
         return;
-    char path[600], err[512];
     struct vm_thread t[2];
     CHECK_EQ(vm_threads_start(m, t), 0);
     sleep_ms(10);
     CHECK_EQ(virt_pause(m, err, sizeof(err)), 0);
-    snprintf(path, sizeof(path), "%s/%s", dir, zstd ? "precopy-zstd" : "precopy");
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     struct migrate_conn c;
     migrate_conn_init(&c, -1, fd);
@@ -979,8 +1208,16 @@ static void write_seed(const char *dir, const char *tmp, bool zstd)
     state_writer_finish(&w, err, sizeof(err));
     size_t len;
     const uint8_t *data = state_writer_data(&w, &len);
-    migrate_hello_send(&c, zstd ? MIGRATE_F_ZSTD : 0, 0, m->mem.ram_size, data, len);
+    migrate_hello_send(&c, zstd ? MIGRATE_F_ZSTD : 0, disk ? MIGRATE_MODE_COPY_STORAGE : 0,
+                       m->mem.ram_size, data, len);
     state_writer_free(&w);
+    if (disk) {
+        static uint8_t block[4096];
+        memset(block, 0x5a, sizeof(block));
+        migrate_disk_send(&c, 0, 0, 1 << 20, NULL);
+        migrate_disk_send(&c, 0, 65536, sizeof(block), block);
+        migrate_send(&c, MIGRATE_DISK_SYNC, 0, NULL, 0, NULL, 0);
+    }
     struct migrate_batch b;
     migrate_batch_init(&b);
     for (uint64_t p = 0; p < 8; p++)
@@ -1027,8 +1264,9 @@ int main(int argc, char **argv)
     char tmp[] = "/tmp/nimbus-test-migrate-XXXXXX";
     CHECK(mkdtemp(tmp) != NULL);
     if (argc == 3 && !strcmp(argv[1], "--write-seeds")) {
-        write_seed(argv[2], tmp, false);
-        write_seed(argv[2], tmp, true);
+        write_seed(argv[2], tmp, "precopy", false, false);
+        write_seed(argv[2], tmp, "precopy-zstd", true, false);
+        write_seed(argv[2], tmp, "copy-storage", false, true);
         write_recovery_seed(argv[2]);
     }
     test_addresses();
@@ -1049,6 +1287,10 @@ int main(int argc, char **argv)
     } else {
         printf("skipped: post-copy (no userfaultfd here)\n");
     }
+    test_copy_storage(tmp, VM_MIGRATE_MODE_PRECOPY, false);
+    test_copy_storage(tmp, VM_MIGRATE_MODE_PRECOPY, true);
+    if (u >= 0)
+        test_copy_storage(tmp, VM_MIGRATE_MODE_POSTCOPY, false);
     test_auto_converge(tmp);
     char cmd[600];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp);

@@ -102,7 +102,7 @@ static void traw_close(struct block_backend *b)
     free(b);
 }
 static const struct block_ops traw_ops = {
-    "raw", traw_preadv, traw_pwritev, traw_flush, traw_discard, traw_zero, traw_close,
+    "raw", traw_preadv, traw_pwritev, traw_flush, traw_discard, traw_zero, traw_close, NULL,
 };
 
 __attribute__((weak)) int raw_open(const char *path, const struct block_options *opts, struct block_backend **out,
@@ -424,6 +424,13 @@ static void test_backing(bool qcow2_base)
     CHECK(b->ops->discard(b, 2u << 20, 65536 * 2) == 0, "%s: discard", what);
     memset(model + (2u << 20), 0, 65536 * 2);
     check_content(b, model, size, what);
+    /* The block status through the chain: a cluster neither overlay has is
+     * the base's data; zeroed ones read zeros over it. */
+    uint64_t n = 0;
+    CHECK(block_status(b, 5 * 65536, 65536, &n) == BLOCK_DATA && n == 65536,
+          "%s: status through the chain: %llu", what, (unsigned long long)n);
+    CHECK(block_status(b, 1u << 20, 3 * 65536, &n) == BLOCK_ZERO && n == 3 * 65536,
+          "%s: status of zero clusters: %llu", what, (unsigned long long)n);
     block_close(b);
     CHECK(file_hash(base) == hb, "%s: base file changed", what);
     CHECK(file_hash(ov1) == h1, "%s: middle overlay changed", what);
@@ -571,6 +578,15 @@ static void test_zeroes(int version)
     write_and_track(b, model, cs + 5, 10, what);
     write_and_track(b, model, 5 * cs + 5, 10, what);
     check_content(b, model, size, what);
+    /* The block status (v3): data; unmapped (no backing file: zeros); a
+     * zero cluster. (v2 zeroes by writing zeros: data.) */
+    uint64_t n = 0;
+    CHECK(block_status(b, 0, size, &n) == BLOCK_DATA && n >= cs,
+          "%s: status of cluster 0: %llu", what, (unsigned long long)n);
+    CHECK(version == 2 || (block_status(b, 2 * cs, size - 2 * cs, &n) == BLOCK_ZERO && n == cs),
+          "%s: status of an unmapped cluster: %llu", what, (unsigned long long)n);
+    CHECK(version == 2 || (block_status(b, 4 * cs, size - 4 * cs, &n) == BLOCK_ZERO && n == cs),
+          "%s: status of a zeroed cluster: %llu", what, (unsigned long long)n);
     block_close(b);
     int st = qcheck(img);
     CHECK(st == 0, "%s: qemu-img check exit %d", what, st);

@@ -1,8 +1,10 @@
 /* Unit tests for virtio-blk over the raw backend, driven through the
  * transport like a guest driver would: configuration space, IN/OUT (the
  * bytes reach the file), bounds and alignment errors, FLUSH, GET_ID,
- * unsupported types, DISCARD and WRITE_ZEROES rules, a read-only disk, and
- * a malformed request (no room for the header) setting DEVICE_NEEDS_RESET. */
+ * unsupported types, DISCARD and WRITE_ZEROES rules, dirty logging (a
+ * storage migration's: writes, write-zeroes and discards mark their chunks,
+ * reads do not, a take clears), a read-only disk, and a malformed request
+ * (no room for the header) setting DEVICE_NEEDS_RESET. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -189,6 +191,32 @@ static void test_rw(void)
     memcpy(buf, &rg, 16);
     CHECK_EQ(request(&d, 0, T_DISCARD, 0, 16, 0, &used), S_OK);
     CHECK_EQ(request(&d, 0, T_DISCARD, 0, 12, 0, &used), S_UNSUPP);  /* partial range */
+
+    /* Dirty logging in 4 KiB chunks (256 of them: 4 words). */
+    uint64_t bm[4] = { 0 };
+    CHECK_EQ(virtio_blk_dirty_take(dev, bm), 0);   /* off */
+    CHECK_EQ(virtio_blk_dirty_start(dev, 12), 0);
+    CHECK_EQ(virtio_blk_dirty_start(dev, 12), -EBUSY);
+    CHECK_EQ(request(&d, 0, T_IN, 0, 0, 512, &used), S_OK);
+    CHECK_EQ(virtio_blk_dirty_take(dev, bm), 0);   /* a read marks nothing */
+    memset(buf, 1, 1024);
+    CHECK_EQ(request(&d, 0, T_OUT, 7, 1024, 0, &used), S_OK);    /* bytes 3584-4607 */
+    rg = (typeof(rg)){ 64, 8, 0 };                                /* bytes 32768-36863 */
+    memcpy(buf, &rg, 16);
+    CHECK_EQ(request(&d, 0, T_DISCARD, 0, 16, 0, &used), S_OK);
+    rg = (typeof(rg)){ DISK_SECTORS - 8, 8, 1 };                  /* the last chunk */
+    memcpy(buf, &rg, 16);
+    CHECK_EQ(request(&d, 0, T_WRITE_ZEROES, 0, 16, 0, &used), S_OK);
+    CHECK_EQ(virtio_blk_dirty_take(dev, bm), 4);
+    CHECK_EQ(bm[0], 0x103ull);
+    CHECK_EQ(bm[3], 1ull << 63);
+    memset(bm, 0, sizeof(bm));
+    CHECK_EQ(virtio_blk_dirty_take(dev, bm), 0);   /* taken: cleared */
+    virtio_blk_dirty_stop(dev);
+    memset(buf, 2, 512);
+    CHECK_EQ(request(&d, 0, T_OUT, 0, 512, 0, &used), S_OK);
+    CHECK_EQ(virtio_blk_dirty_take(dev, bm), 0);   /* stopped */
+    CHECK_EQ(bm[0], 0);
 
     /* No room for a header: the driver is broken. */
     {
