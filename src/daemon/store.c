@@ -39,8 +39,8 @@ static const char *const migrations[] = {
     "  reason TEXT NOT NULL);"
     "CREATE INDEX events_vm ON events (vm, seq);",
     /* 1 -> 2: each VM's own user for its process (0: none), unique. */
-    "ALTER TABLE vms ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;"
-    "CREATE UNIQUE INDEX vms_uid ON vms (uid) WHERE uid != 0;",
+    ("ALTER TABLE vms ADD COLUMN uid INTEGER NOT NULL DEFAULT 0;"
+     "CREATE UNIQUE INDEX vms_uid ON vms (uid) WHERE uid != 0;"),
     /* 2 -> 3: a migration under way (daemon/migration.h), JSON; NULL: none. */
     "ALTER TABLE vms ADD COLUMN migration TEXT;",
 };
