@@ -13,7 +13,7 @@
 #      under the sanitizers, listed below, with the CLI's nimbusd test; the
 #      boot test again with --jit on);
 #   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
-#      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each.
+#      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each, JOBS at a time.
 # Prints one line per test and ends with "N passed, N failed".
 set -u
 cd "$(dirname "$0")/.."
@@ -151,14 +151,31 @@ echo "== fuzz targets"
 last_report=$SECONDS
 FUZZ_SHORT_SECONDS=${FUZZ_SHORT_SECONDS:-15}
 if make -s -j"$JOBS" fuzz-build >"$log_dir/fuzz-build.log" 2>&1; then
+    names=()
     for src in tests/fuzz/fuzz_*.c; do
         name=$(basename "$src" .c)
-        name=${name#fuzz_}
-        log="$log_dir/fuzz_$name.log"
-        timeout $((FUZZ_SHORT_SECONDS + 120)) tests/fuzz/run.sh --short "$FUZZ_SHORT_SECONDS" "$name" >"$log" 2>&1
-        report "fuzz/$name" $? "$log"
-        # Known open bugs are tolerated by the short run, never silently.
-        grep -E '^(known bug hit|regression .*known bug)' "$log" | sed 's/^/    /'
+        names+=("${name#fuzz_}")
+    done
+    # JOBS targets at a time: each is one CPU-bound process whose run is
+    # bounded by its input count and time, not timed against anything, and
+    # each keeps its files apart (tests/fuzz/run.sh). A pair's time is
+    # reported with its first target.
+    for ((i = 0; i < ${#names[@]}; i += JOBS)); do
+        pids=()
+        for name in "${names[@]:i:JOBS}"; do
+            timeout $((FUZZ_SHORT_SECONDS + 120)) tests/fuzz/run.sh --short "$FUZZ_SHORT_SECONDS" \
+                "$name" >"$log_dir/fuzz_$name.log" 2>&1 &
+            pids+=($!)
+        done
+        k=0
+        for name in "${names[@]:i:JOBS}"; do
+            log="$log_dir/fuzz_$name.log"
+            wait "${pids[$k]}"
+            report "fuzz/$name" $? "$log"
+            # Known open bugs are tolerated by the short run, never silently.
+            grep -E '^(known bug hit|regression .*known bug)' "$log" | sed 's/^/    /'
+            k=$((k + 1))
+        done
     done
 else
     report "fuzz/build" 1 "$log_dir/fuzz-build.log"

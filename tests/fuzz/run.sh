@@ -84,19 +84,19 @@ if [ "$short" = 1 ]; then
         [ -f "$input" ] || continue
         id=$(basename "$input")
         id=${id%%.*}
-        NIMBUS_FUZZ_KNOWN_BUGS="" "$bin" "$input" >"$FUZZ_DIR/regression.log" 2>&1
+        NIMBUS_FUZZ_KNOWN_BUGS="" "$bin" "$input" >"$FUZZ_DIR/regression-$name.log" 2>&1
         rc=$?
         if is_known "$id"; then
-            if [ "$rc" -ne 0 ] && grep -qx "BUG $id" "$FUZZ_DIR/regression.log"; then
+            if [ "$rc" -ne 0 ] && grep -qx "BUG $id" "$FUZZ_DIR/regression-$name.log"; then
                 echo "regression $input: still fails (known bug $id)"
             else
                 echo "regression $input: does not fail as bug $id (exit $rc): fixed? remove $id from tests/fuzz/known-bugs"
-                grep -m3 -A3 -E 'invariant failed|ERROR: |runtime error' "$FUZZ_DIR/regression.log"
+                grep -m3 -A3 -E 'invariant failed|ERROR: |runtime error' "$FUZZ_DIR/regression-$name.log"
                 status=1
             fi
         elif [ "$rc" -ne 0 ]; then
             echo "regression $input: FAILS (bug $id is back)"
-            grep -m3 -A3 -E 'invariant failed|ERROR: |runtime error' "$FUZZ_DIR/regression.log"
+            grep -m3 -A3 -E 'invariant failed|ERROR: |runtime error' "$FUZZ_DIR/regression-$name.log"
             status=1
         else
             echo "regression $input: passes"
