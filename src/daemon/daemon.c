@@ -167,7 +167,6 @@ int nimbusd_open(const struct daemon_config *cfg, struct nimbusd **out, char *er
         fprintf(stderr, "nimbusd: VMs run without cgroup limits: %s\n", d->cgroup_why);
     /* Find the VMs that ran before, then watch them, then serve. */
     nd_reattach(d);
-    nd_migration_reattach(d);
     if ((r = nd_monitor_start(d, err, errlen)) || (r = nd_http_open(d, err, errlen)))
         goto fail;
     *out = d;

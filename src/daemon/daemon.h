@@ -189,9 +189,10 @@ int nd_migrate_cancel(struct nimbusd *d, const char *name, struct nd_err *e);
  * listens (info gets the VM's info and "listen", the address bound). */
 int nd_incoming(struct nimbusd *d, const char *name, json_t *body, json_t **info,
                 struct nd_err *e);
-/* The daemon's start: follows the migrations its store says are under
- * way; its stop: waits for the threads that follow them. */
-void nd_migration_reattach(struct nimbusd *d);
+/* The daemon's start (nd_reattach, d->lock held): follows again the
+ * migration the store says is under way for `vm`; its stop: waits for the
+ * threads that follow them. */
+void nd_migration_reattach(struct nimbusd *d, const struct store_vm *vm);
 void nd_migration_stop(struct nimbusd *d);
 /* Lock held: "migration" of a VM's info (null when none). */
 json_t *nd_migration_info(struct nimbusd *d, const struct store_vm *vm);
@@ -201,7 +202,8 @@ int nd_monitor_init(struct nimbusd *d);     /* the wake eventfd */
 int nd_monitor_start(struct nimbusd *d, char *err, size_t errlen);
 void nd_monitor_stop(struct nimbusd *d);
 void nd_monitor_wake(struct nimbusd *d);
-/* Re-attaches to the VMs the store says run; marks the vanished ones. */
+/* Re-attaches to the VMs the store says run, marks the vanished ones, and
+ * follows again the migrations it says are under way (nd_migration_reattach). */
 void nd_reattach(struct nimbusd *d);
 /* Under d->lock: dv takes the process the row `vm` names; true if it
  * still runs (then watched through a pidfd). */

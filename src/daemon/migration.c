@@ -868,44 +868,29 @@ int nd_incoming(struct nimbusd *d, const char *name, json_t *body, json_t **info
 
 /* ---- the daemon's start and stop ---- */
 
-void nd_migration_reattach(struct nimbusd *d)
+void nd_migration_reattach(struct nimbusd *d, const struct store_vm *vm)
 {
-    char err[256];
-    struct store_vm *vms;
-    size_t n;
-    pthread_mutex_lock(&d->lock);
-    if (store_vm_list(d->store, &vms, &n, err, sizeof(err))) {
-        pthread_mutex_unlock(&d->lock);
-        fprintf(stderr, "nimbusd: %s\n", err);
+    struct nd_mig_record rec;
+    struct dvm *dv = nd_get(d, vm->name);
+    if (!dv)
         return;
+    if (nd_mig_record_parse(vm->migration, &rec)) {
+        /* No record (a database edited by hand): as a VM that was running. */
+        rec = (struct nd_mig_record){ .incoming = false };
+        copy_str(rec.from, sizeof(rec.from), "running");
+        copy_str(rec.uri, sizeof(rec.uri), "?");
     }
-    for (size_t i = 0; i < n; i++) {
-        struct store_vm *vm = &vms[i];
-        struct nd_mig_record rec;
-        struct dvm *dv;
-        if (strcmp(vm->state, "migrating") || !(dv = nd_get(d, vm->name)))
-            continue;
-        if (nd_mig_record_parse(vm->migration, &rec)) {
-            /* No record (a database edited by hand): as a VM that was running. */
-            rec = (struct nd_mig_record){ .incoming = false };
-            copy_str(rec.from, sizeof(rec.from), "running");
-            copy_str(rec.uri, sizeof(rec.uri), "?");
-        }
-        if (!nd_attach(dv, vm)) {
-            nd_read_exit(d, dv);
-            dv->exited = true;
-        }
-        dv->busy = rec.incoming ? "incoming" : "migrate";
-        fprintf(stderr, "nimbusd: %s: following its %s migration again\n", vm->name,
-                rec.incoming ? "incoming" : "outgoing");
-        if (!follow(d, vm->name, &rec, NULL, 1)) {
-            dv->busy = NULL;
-            fprintf(stderr, "nimbusd: %s: cannot follow its migration\n", vm->name);
-        }
+    if (!nd_attach(dv, vm)) {
+        nd_read_exit(d, dv);
+        dv->exited = true;
     }
-    store_vm_list_free(vms, n);
-    pthread_mutex_unlock(&d->lock);
-    nd_monitor_wake(d);
+    dv->busy = rec.incoming ? "incoming" : "migrate";
+    fprintf(stderr, "nimbusd: %s: following its %s migration again\n", vm->name,
+            rec.incoming ? "incoming" : "outgoing");
+    if (!follow(d, vm->name, &rec, NULL, 1)) {
+        dv->busy = NULL;
+        fprintf(stderr, "nimbusd: %s: cannot follow its migration\n", vm->name);
+    }
 }
 
 void nd_migration_stop(struct nimbusd *d)

@@ -166,6 +166,10 @@ void nd_reattach(struct nimbusd *d)
     }
     for (size_t i = 0; i < n; i++) {
         struct store_vm *vm = &vms[i];
+        if (!strcmp(vm->state, "migrating")) {
+            nd_migration_reattach(d, vm);
+            continue;
+        }
         if (strcmp(vm->state, "running") && strcmp(vm->state, "paused"))
             continue;
         struct dvm *dv = nd_get(d, vm->name);
