@@ -34,12 +34,6 @@ set -u
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/api_lib.bash"
 guest_test daemon
-# VM processes outlive nimbusd by design: on the way out (after a failure
-# too) end every process of this test's directory, daemon, shims and VMs.
-end_test_processes() {
-    local p
-    for p in $(pgrep -f -- "$T/"); do kill -9 "$p" 2>/dev/null; done
-}
 trap 'end_test_processes; cleanup' EXIT
 NIMBUSD=${NIMBUSD:-$(dirname "$NIMBUS")/nimbusd}
 N=$NIMBUS

@@ -39,6 +39,14 @@ fail() {
     exit 1
 }
 
+# VM processes outlive nimbusd by design: a daemon test ends, on the way
+# out (after a failure too), every process of its directory $T (daemons,
+# shims and VMs) with `trap 'end_test_processes; cleanup' EXIT`.
+end_test_processes() {
+    local p
+    for p in $(pgrep -f -- "$T/"); do kill -9 "$p" 2>/dev/null; done
+}
+
 cleanup() {
     local p
     for p in "${BG_PIDS[@]}"; do
