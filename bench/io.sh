@@ -3,7 +3,7 @@
 # Both VMMs boot the same kernel, initramfs and Debian root disk (a qcow2
 # overlay on build/guest/debian.qcow2 each), 1 GiB, 1 hart, virtio-blk and
 # virtio-net over virtio-mmio; QEMU with its default OpenSBI, Nimbus with its
-# built-in SBI (NIMBUS_ARGS adds options, e.g. "--jit on").
+# built-in SBI (NIMBUS_ARGS adds options, e.g. "--jit off").
 #  fio     in the guest on a second disk, /dev/vdb, with O_DIRECT and libaio,
 #          once on a raw image and once on a qcow2 image (both new and empty
 #          for each VMM; host page cache on both, the defaults): sequential write then read of 256 MiB in 1 MiB

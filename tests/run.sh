@@ -4,14 +4,15 @@
 #      optimised, and with AddressSanitizer + UndefinedBehaviorSanitizer;
 #   2. C unit tests (both builds);
 #   3. bare-metal RISC-V programs under `nimbus run --bios` (both builds),
-#      interpreted and again with the binary translator translating every
-#      block (--jit on --jit-threshold 0);
+#      interpreted (--jit off) and again with the binary translator
+#      translating every block (--jit on --jit-threshold 0);
 #   4. hostile guests (tests/hostile): programs that attack the monitor, and
 #      signal/terminal checks on pseudo-terminals (optimised build; a subset
 #      under the sanitizers);
-#   5. guest tests that boot Debian's kernel (optimised build; eight again
-#      under the sanitizers, listed below, with the CLI's nimbusd test; the
-#      boot test again with --jit on);
+#   5. guest tests that boot Debian's kernel (optimised build, with the
+#      translator, the default; the boot tests again interpreted, --jit off;
+#      eight again under the sanitizers, listed below, with the CLI's nimbusd
+#      test);
 #   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
 #      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each, JOBS at a time.
 # Prints one line per test and ends with "N passed, N failed".
@@ -80,11 +81,12 @@ run_isa() { # nimbus elf name [extra nimbus run options]
     timeout 300 "$1" run --bios "$2" $args ${4:-} </dev/null >"$log" 2>&1
     report "$3" $? "$log"
 }
+JIT_OFF="--jit off"
 for elf in build/isa/*.elf; do
-    run_isa build/nimbus "$elf" "isa/$(basename "$elf" .elf)"
+    run_isa build/nimbus "$elf" "isa/$(basename "$elf" .elf)" "$JIT_OFF"
 done
 for elf in build/isa/*.elf; do
-    run_isa build/asan/nimbus "$elf" "isa-asan/$(basename "$elf" .elf)"
+    run_isa build/asan/nimbus "$elf" "isa-asan/$(basename "$elf" .elf)" "$JIT_OFF"
 done
 JIT_ALL="--jit on --jit-threshold 0"
 for elf in build/isa/*.elf; do
@@ -122,10 +124,15 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
         NIMBUS=build/nimbus timeout 900 bash "$t" >"$log" 2>&1
         report "$name" $? "$log"
     done
-    log="$log_dir/guest-jit_boot_command.log"
-    NIMBUS=build/nimbus NIMBUS_ARGS="--jit on" timeout 900 \
-        bash tests/guest/boot_command.sh >"$log" 2>&1
-    report "guest-jit/boot_command" $? "$log"
+    # The tests whose subject is the boot itself, again with the interpreter
+    # alone (the translator's reference): a boot to a command, through
+    # OpenSBI, through U-Boot from the Debian disk, to Debian's own init, on
+    # four harts, rebooted, idle.
+    for t in boot_command bios_opensbi uboot_disk debian_disk smp smp_output reboot idle; do
+        log="$log_dir/guest-interp_$t.log"
+        NIMBUS=build/nimbus NIMBUS_ARGS="--jit off" timeout 900 bash tests/guest/$t.sh >"$log" 2>&1
+        report "guest-interp/$t" $? "$log"
+    done
     # Under the sanitizers (test and why): the boot; two disks (the virtio
     # workers and the backends); slirp's thread and the tap offloads; pause
     # and resume (harts waiting, devices quiesced); the virtio console holding

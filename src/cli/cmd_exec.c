@@ -97,7 +97,7 @@ static void exec_usage(FILE *out)
         "                    read it all first; uffd: filled by userfaultfd (see\n"
         "                    'nimbus restore --help')\n"
         "  --force-disks     run even when a saved disk changed since the snapshot\n"
-        "  --jit on|off      the binary translator (default off, as for 'nimbus run')\n"
+        "  --jit on|off      the binary translator (default on, as for 'nimbus run')\n"
         "  --timings         print how long the steps took, in ms since the start, to\n"
         "                    stderr: restore, agent connected (through the console:\n"
         "                    command started), exit status, clone gone\n"
@@ -330,7 +330,7 @@ int cmd_exec(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct vm_restore_options o = { .memory = VM_RESTORE_LAZY, .console_kind = CONSOLE_FILE,
-                                    .jit_threshold = JIT_THRESHOLD };
+                                    .jit = JIT_DEFAULT_ON, .jit_threshold = JIT_THRESHOLD };
     const char *snap = NULL;
     unsigned long timeout_s = 0;
     bool timings = false;

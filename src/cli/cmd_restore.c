@@ -118,7 +118,7 @@ int cmd_restore(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct vm_restore_options o = { .memory = VM_RESTORE_LAZY, .console_kind = CONSOLE_STDIO,
-                                    .jit_threshold = JIT_THRESHOLD };
+                                    .jit = JIT_DEFAULT_ON, .jit_threshold = JIT_THRESHOLD };
     const char *api_path = NULL, *incoming = NULL;
     bool paused = false, clone = false, timings = false;
     int64_t t0 = cli_now_ns();

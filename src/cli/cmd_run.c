@@ -128,7 +128,7 @@ static void run_usage(FILE *out)
         CLI_SANDBOX_USAGE
         "  --dump-dtb FILE   also write the generated device tree blob to FILE\n"
         "  --jit on|off      binary translator: hot code runs as x86-64 host code\n"
-        "                    (default off; the interpreter is the reference)\n"
+        "                    (default on; off runs the interpreter, its reference)\n"
         "  --jit-cache SIZE  translator code cache per hart (default 64M)\n"
         "  --jit-stats       print translator statistics per hart at exit\n"
         "  --jit-threshold N translate a block after N executions (default %u;\n"
@@ -348,6 +348,7 @@ int cmd_run(int argc, char **argv)
         .ram_size = 512ull << 20,
         .nharts = 1,
         .console_kind = CONSOLE_STDIO,
+        .jit = JIT_DEFAULT_ON,
         .jit_threshold = JIT_THRESHOLD,
     };
     const char *api_path = NULL;

@@ -10,7 +10,7 @@
 #   NIMBUS               the monitor (default build/nimbus)
 #   NIMBUS_TEST_TIMEOUT  seconds one boot may take (default 120)
 #   NIMBUS_TEST_KEEP=1   keep the test's temporary folder
-#   NIMBUS_ARGS          extra `nimbus run` options for every VM (e.g. --jit on)
+#   NIMBUS_ARGS          extra `nimbus run` options for every VM (e.g. --jit off)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT" || exit 1
