@@ -3,12 +3,13 @@
 # paused), on an SMP guest that prints its uptime (CLOCK_MONOTONIC, from
 # /proc/uptime) every 0.2 s and writes to a disk:
 #  - pause: the reply says paused, GET /vm says paused, the console stays
-#    silent and the VMM uses (almost) no CPU for 3 s;
+#    silent and the VMM uses (almost) no CPU for 5 s;
 #  - a second pause, and a resume while running, are refused with 409
 #    wrong_state naming the state, and the VM runs on;
 #  - resume: the output goes on, and guest time did not advance while paused
-#    (no step of a second or more between two uptime lines: guest time
-#    stops, as under QEMU's stop/cont);
+#    (the step between the uptime lines before and after the pause is well
+#    under the pause's length: guest time stops, as under QEMU's stop/cont;
+#    on a loaded host a tick alone can take more than a second);
 #  - pausing and resuming 20 times in a row loses nothing: the guest's
 #    counter has no gap, and its disk writes all land;
 #  - a quit (SIGTERM) while paused ends the VM at once.
@@ -31,32 +32,35 @@ wait_for '^tick 5 '
 wait_api_socket
 
 api_ok PUT /vm/pause
+paused_at=$EPOCHREALTIME
 [ "$(jget "$API_REPLY" state)" = paused ] || fail "pause: $API_REPLY"
 api_ok GET /vm
 [ "$(jget "$API_REPLY" state)" = paused ] || fail "GET /vm does not say paused"
 lines=$(log_lines)
 cpu0=$(cpu_ns "$VM_PID")
-sleep 3
+sleep 5
 cpu1=$(cpu_ns "$VM_PID")
 [ "$(log_lines)" -eq "$lines" ] || fail "the guest printed while paused"
 cpu_ms=$(((cpu1 - cpu0) / 1000000))
-[ "$cpu_ms" -lt 300 ] || fail "the paused VMM used ${cpu_ms} ms of CPU in 3 s"
+[ "$cpu_ms" -lt 500 ] || fail "the paused VMM used ${cpu_ms} ms of CPU in 5 s"
 
 api_err 409 wrong_state PUT /vm/pause
 [ "$(jget "$API_REPLY" state)" = paused ] || fail "a second pause: $API_REPLY"
 api_ok PUT /vm/resume
+paused_s=$(awk -v a="$paused_at" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
 [ "$(jget "$API_REPLY" state)" = running ] || fail "resume: $API_REPLY"
 api_err 409 wrong_state PUT /vm/resume
 [ "$(jget "$API_REPLY" state)" = running ] || fail "resume while running: $API_REPLY"
 from=$lines
 wait_for '^tick ' 30 "$from"
-sleep 1
 
-# Guest time stood still: consecutive uptime lines never jump by a second.
-tr -d '\r' <"$VM_LOG" | awk '/^tick [0-9]+ [0-9.]+$/ {
-        if (prev != "" && $3 - prev >= 1.0) { print "jump", prevn, $2, $3 - prev; bad = 1 }
-        prev = $3; prevn = $2 }
-    END { exit bad }' >"$T/jumps" || fail "guest time advanced across the pause: $(head -n 3 "$T/jumps")"
+# Guest time stood still: the uptime lines either side of the pause are
+# closer than the pause was long, by 2 s.
+read -r before after < <(tr -d '\r' <"$VM_LOG" | awk -v n="$from" '/^tick [0-9]+ [0-9.]+$/ {
+        if (NR <= n) b = $3; else if (a == "") a = $3 } END { print b, a }')
+awk -v b="$before" -v a="$after" -v p="$paused_s" 'BEGIN { exit !(a - b < p - 2) }' ||
+    fail "guest time advanced across the pause of ${paused_s}s: uptime $before, then $after"
+echo "paused ${paused_s}s: guest uptime $before, then $after"
 
 # 20 quick pause/resume cycles.
 for _ in $(seq 20); do
