@@ -384,8 +384,6 @@ static const uint8_t jd_default_layout[JD_DATA_PAGES] = {
 struct jd_round {
     bool straight, native;        /* see jd_make_program() */
     bool fs_off;                  /* mstatus.FS starts Off (else Initial/Clean/Dirty) */
-    size_t cache_size;            /* the translator's code cache */
-    unsigned threshold;           /* runs of a block before it is translated */
     unsigned chunks;              /* hart_run() calls of 1-300 steps, compared after each */
     const uint8_t *layout;        /* JD_DATA_PAGES enum jd_page */
     /* Replay only (0: off): stop after `stop_steps` steps of chunk
@@ -532,9 +530,10 @@ static inline bool jd_same_state(const struct jd_board *a, const struct jd_board
     return true;
 }
 
-/* One round on boards b[0] (interpreted) and b[1] (translated): builds the
- * image from `g`, runs r->chunks chunks, comparing after each. Returns 0
- * (res->differ says whether the states differed) or -errno. */
+/* One round on boards b[0] (interpreted) and b[1] (translated by a new or
+ * jit_reset() translator): builds the image from `g`, runs r->chunks
+ * chunks, comparing after each. Returns 0 (res->differ says whether the
+ * states differed) or -errno. */
 static inline int jd_run_round(struct jd_board *b, struct jd_gen *g, const struct jd_round *r,
                                struct jd_result *res)
 {
@@ -560,10 +559,7 @@ static inline int jd_run_round(struct jd_board *b, struct jd_gen *g, const struc
         fp.f[i] = jd_fp_value(g);
     /* mstatus.FS: Off, or Initial, Clean or Dirty */
     uint64_t fs = (uint64_t)(r->fs_off ? 0 : 1 + jd_pick(g, 3)) << 13;
-    jit_destroy(b[1].hart);
-    int err = jit_create(b[1].hart, r->cache_size, r->threshold);
-    if (err)
-        return err;
+    int err;
     for (int i = 0; i < 2; i++)
         if ((err = jd_setup_hart(b[i].hart, regs, &fp, fs)))
             return err;
