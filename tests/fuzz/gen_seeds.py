@@ -412,4 +412,11 @@ regression("virtio_dev", "balloon-stale-stats-elem", dev(2, 0, 3, [
     fv_chain(2, [fv_buf(10, struct.pack("<HQ", 4, 1))]), bytes([3, 2]),
     fv_host(bytes([1, 0, 0, 0, 0]))]))
 
+# A unit of 33 one-instruction blocks (not-taken bne x0, x0; straight
+# rounds) needed 65 side exits (a budget check at each block start, a taken
+# exit at each branch) in a table of 48: the translator wrote past it on the
+# host stack.
+regression("jit_diff", "jit-side-exit-overflow", jit_diff(0, 0x01, choices=0)[:12]
+           + bytes([0, 0, 0, 1, 76, 13]) * 40)
+
 sys.exit(0)
