@@ -9,7 +9,8 @@
  *   u8 flags     bit 0 straight (few branches, long superblocks), bit 1
  *                native (nothing translated through a helper call), bit 2
  *                mstatus.FS starts Off, bit 3 the smallest code cache
- *                (flushed whole again and again), bits 4-5 the
+ *                (64 KiB: about a third of the inputs fill it
+ *                and it is flushed whole), bits 4-5 the
  *                translation threshold (0, 1, 3, 50 runs), bit 6 the data
  *                page layout below instead of the unit test's
  *   u24 layout   8 x 3 bits: what each data page is (enum jd_page: RW, RO,
