@@ -122,7 +122,7 @@ $(FUZZ_DIR)/obj/%.o: %.c
 
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -Itests/fuzz -o $@ $< $(FUZZ_OBJS) $(LDLIBS) $(DAEMON_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -Itests/fuzz -Itests/unit -o $@ $< $(FUZZ_OBJS) $(LDLIBS) $(DAEMON_LIBS)
 
 unit: $(UNIT_BINS) $(TOOL_BINS)
 isa: $(ISA_ELFS)

@@ -4,8 +4,10 @@ regression inputs tests/fuzz/regressions/<name>/ (both checked into git; run
 again after changing an input format). Each seed is a small, valid input
 that reaches the interesting code paths: tiny RISC-V ELFs and Linux Image
 headers for `loader`, machine configurations for `fdt`, SBI call sequences
-for `sbi`, instruction words for `decode`."""
+for `sbi`, instruction words for `decode`, program choices for
+`jit_diff`."""
 import os
+import random
 import struct
 import sys
 
@@ -366,6 +368,26 @@ put("virtio_dev", "balloon_reporting_no_stats", dev(2, 2, 4, [
     fv_chain(3, [fv_buf(10, write=True)])], features=(2**64 - 1) & ~2))
 
 
+# ---- jit_diff: u64 seed, u8 flags, u24 page layout, choice bytes (see fuzz_jit_diff.c) ----
+
+def jit_diff(seed, flags, layout=(0, 0, 0, 0, 1, 2, 3, 4), choices=512):
+    bits = sum(kind << (3 * page) for page, kind in enumerate(layout))
+    rng = random.Random(seed)
+    return struct.pack("<QB", seed, flags) + bits.to_bytes(3, "little") + rng.randbytes(choices)
+
+
+put("jit_diff", "mixed", jit_diff(1, 0x00))
+put("jit_diff", "straight", jit_diff(2, 0x01))
+put("jit_diff", "straight_native", jit_diff(3, 0x03))
+put("jit_diff", "native_threshold_1", jit_diff(4, 0x12))
+put("jit_diff", "fs_off", jit_diff(5, 0x04))
+put("jit_diff", "small_cache", jit_diff(6, 0x08))
+put("jit_diff", "threshold_3", jit_diff(7, 0x20))
+put("jit_diff", "threshold_50", jit_diff(8, 0x30, choices=64))
+# RW, RO, not accessed, execute-only, RWX, hole, not dirty, unmapped
+put("jit_diff", "layout", jit_diff(9, 0x40, (0, 1, 5, 6, 7, 3, 4, 2)))
+
+
 # ---- regressions: minimal inputs for the bugs in tests/fuzz/known-bugs ----
 
 def regression(target, name, data):
@@ -389,5 +411,12 @@ regression("sbi", "sbi-dbcn-unknown-fid", bytes([0]) + sbi_call(0, DBCN, 3, 0, 0
 regression("virtio_dev", "balloon-stale-stats-elem", dev(2, 0, 3, [
     fv_chain(2, [fv_buf(10, struct.pack("<HQ", 4, 1))]), bytes([3, 2]),
     fv_host(bytes([1, 0, 0, 0, 0]))]))
+
+# A unit of 33 one-instruction blocks (not-taken bne x0, x0; straight
+# rounds) needed 65 side exits (a budget check at each block start, a taken
+# exit at each branch) in a table of 48: the translator wrote past it on the
+# host stack.
+regression("jit_diff", "jit-side-exit-overflow", jit_diff(0, 0x01, choices=0)[:12]
+           + bytes([0, 0, 0, 1, 76, 13]) * 40)
 
 sys.exit(0)

@@ -142,6 +142,15 @@ fail:
 #endif
 }
 
+void jit_reset(struct jit *j, unsigned threshold)
+{
+    j->threshold = threshold;
+    memset(j->hits, 0, sizeof(*j->hits) << JIT_TABLE_BITS);
+    memset(&j->stats, 0, sizeof(j->stats));
+    flush(j);
+    j->stats.flushes = 0;
+}
+
 void jit_destroy(struct hart *h)
 {
     struct jit *j = h->jit;

@@ -70,6 +70,11 @@ struct jit;
 int jit_create(struct hart *h, size_t cache_size, unsigned threshold);
 /* Detaches and frees h->jit, if any. */
 void jit_destroy(struct hart *h);
+/* Makes `j` what jit_create() made, with the same cache and a new
+ * threshold, without reallocating: every translation, block count and
+ * statistic is dropped. (Fresh tables cost a few MiB of page faults; the
+ * differential fuzz target resets between inputs.) */
+void jit_reset(struct jit *j, unsigned threshold);
 
 /* Interpreter hook: translated code for the guest code at host address
  * `code` (found through the current fetch TLB) at guest pc `pc` in the

@@ -230,9 +230,12 @@ struct tr {
     uintptr_t blk_code;
     unsigned blk_first;
     bool fall;       /* the unit goes on after the current branch */
-    struct side_exit side[JIT_UNIT_MAX_INSNS];
+    /* Up to two per instruction: a unit of one-instruction blocks (a
+     * conditional branch each) has a budget check at every block start and
+     * a taken-branch exit at every block end. */
+    struct side_exit side[2 * JIT_UNIT_MAX_INSNS];
     unsigned nside;
-    struct slow_path slow[JIT_UNIT_MAX_INSNS];
+    struct slow_path slow[JIT_UNIT_MAX_INSNS]; /* one per load/store */
     unsigned nslow;
     /* Guest registers held in host registers within the unit: which (0 =
      * slot unused), and which have been written so far and must be stored
