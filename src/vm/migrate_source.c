@@ -495,9 +495,14 @@ static int postcopy(struct src *s)
     if (r)
         return r;
     /* Pages the destination has that changed since: it drops them and
-     * they go again (only in a hybrid; each at most once more). */
+     * they go again (only in a hybrid; each at most once more). They are
+     * the ones written since the last collect and, in a hybrid, those the
+     * last round collected but did not send (s->dirty): an old copy of
+     * each is at the destination, which would otherwise keep it. */
     bool any = false;
     for (size_t w = 0; w < s->words; w++) {
+        s->scratch[w] |= s->dirty[w];
+        s->dirty[w] = 0;
         s->scratch[w] &= s->sent[w];
         s->sent[w] &= ~s->scratch[w];
         any |= s->scratch[w] != 0;
