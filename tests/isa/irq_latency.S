@@ -23,7 +23,10 @@
  * latency bound, n+3 the counting loop did not run out; 20-22 MSIP raised
  * by the hart itself in a loop jumping to itself: cause, mepc, bound;
  * 30-31 MSIP raised by hart 1 while hart 0 spins in a loop jumping to
- * itself: cause, mepc (a missing interrupt hangs: the runner's timeout). */
+ * itself: cause, mepc (a missing interrupt hangs: the runner's timeout).
+ *
+ * On QEMU 7.2 (without -icount minstret counts host time, and its bounds
+ * are not these) the latency checks n+2 are skipped: see SKIP_ON_QEMU. */
 #include "test.h"
 #include "priv.h"
 
@@ -77,9 +80,11 @@
     li TESTNUM, \n + 1
     bltu t5, t4, fail
     bgeu t5, t3, fail
+    SKIP_ON_QEMU .Lno_bound\@
     sub a2, s2, s1
     li a3, \bound
     EXPECT_LTU(\n + 2, a2, a3)
+.Lno_bound\@:
 .endm
 
 TEST_BEGIN

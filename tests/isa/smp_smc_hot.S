@@ -9,7 +9,12 @@
  * Round r: hart 1 rewrites both to return r, then raises `ready`. Hart 0
  * calls both in a loop until it sees ready == r: before its fence.i either
  * value, r - 1 or r, may come back (the spec allows stale code until
- * fence.i), nothing else (checks 1, 2); after fence.i only r (3, 4). */
+ * fence.i), nothing else (checks 1, 2); after fence.i only r (3, 4).
+ *
+ * QEMU 7.2 fails check 3: after fence.i hart 0 gets the previous round's
+ * value. Its fence.i only ends the translation block (QEMU relies on
+ * catching stores to translated code instead), and that apparently misses
+ * a store made while the other vCPU is translating the same code. */
 #include "test.h"
 
 #define ROUNDS 200
