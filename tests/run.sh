@@ -11,7 +11,7 @@
 #      under the sanitizers);
 #   5. guest tests that boot Debian's kernel (optimised build; eight again
 #      under the sanitizers, listed below, with the CLI's nimbusd test; the
-#      boot test again with --jit on);
+#      boot and fork_exec tests again with --jit on);
 #   6. the libFuzzer targets (tests/fuzz/): seeds and regressions replayed,
 #      then FUZZ_SHORT_SECONDS (default 15) of fuzzing each, JOBS at a time.
 # Prints one line per test and ends with "N passed, N failed".
@@ -122,10 +122,12 @@ if scripts/guest.sh >"$log_dir/guest-build.log" 2>&1; then
         NIMBUS=build/nimbus timeout 900 bash "$t" >"$log" 2>&1
         report "$name" $? "$log"
     done
-    log="$log_dir/guest-jit_boot_command.log"
-    NIMBUS=build/nimbus NIMBUS_ARGS="--jit on" timeout 900 \
-        bash tests/guest/boot_command.sh >"$log" 2>&1
-    report "guest-jit/boot_command" $? "$log"
+    for t in boot_command fork_exec; do
+        log="$log_dir/guest-jit_$t.log"
+        NIMBUS=build/nimbus NIMBUS_ARGS="--jit on" timeout 900 \
+            bash tests/guest/$t.sh >"$log" 2>&1
+        report "guest-jit/$t" $? "$log"
+    done
     # Under the sanitizers (test and why): the boot; two disks (the virtio
     # workers and the backends); slirp's thread and the tap offloads; pause
     # and resume (harts waiting, devices quiesced); the virtio console holding

@@ -17,12 +17,13 @@
 # busybox) to a sum. The guest prints the count of wrong statuses and both
 # sums; the host checks them against its own.
 #
-# About 20-60 s with --jit on (ROUNDS=2000, 2 cores shared), longer with
-# NIMBUS_ARGS="--jit off" (see docs/testing.md for figures).
+# ROUNDS (FORK_EXEC_ROUNDS, default 1500) rounds: about 25-55 s with
+# --jit on on 2 shared cores, depending on their load; more with --jit off
+# (figures in docs/testing.md).
 set -u
 . "$(dirname "$0")/lib.sh"
 guest_test fork_exec
-ROUNDS=${FORK_EXEC_ROUNDS:-2000}
+ROUNDS=${FORK_EXEC_ROUNDS:-1500}
 
 # The ELF as printf escapes: header, one PT_LOAD (R+X, vaddr 0x10000, the
 # whole file), code at offset 120. The first instruction of the loop,
