@@ -2,17 +2,19 @@
  * then fence.i must run new, whether it was cold, hot (called more than 100
  * times first, so translated at the default --jit-threshold of 50 as well
  * as at 0), inside a superblock (after a not-taken branch, after a block
- * cut at 16 instructions), right after the end of a 48-instruction unit,
- * the target of a jump in a hot loop, or across a page boundary (a function
+ * cut at 16 instructions), right after the end of a 48-instruction unit
+ * or of one ended by a CSR access, * the target of a jump in a hot loop, or across a page boundary (a function
  * on two pages, a 4-byte instruction whose halves sit on two pages).
  *
  * Without fence.i the spec lets a hart fetch either the old or the new
- * code (Zifencei; Nimbus documents nothing stronger), so checks 60-61
- * accept either, and only ask that nothing else comes out.
+ * code (Zifencei; Nimbus documents nothing stronger), so check 60 accepts
+ * either, and only asks that nothing else comes out.
  *
  * Checks: 1-2 cold; 10-11 hot, 20 rounds; 20-21 patched every iteration
- * of a hot loop; 30-32 superblock interior; 40-43 unit end; 50-52 jump
- * target and jump in a hot loop; 60-61 no fence.i; 70-77 page boundary. */
+ * of a hot loop; 30-32 superblock interior; 40-43 unit end; 44-45 the
+ * instruction after a CSR access (which ends a unit); 50-52 jump target
+ * and jump in a hot loop; 60-61 no fence.i, then fence.i; 70-77 page
+ * boundary. */
 #include "test.h"
 
 #define ADDI_A0_ZERO(imm) (0x00000513 | ((imm) << 20)) /* addi a0, zero, imm */
@@ -106,6 +108,10 @@ TEST_BEGIN
     PATCH f_long_47, ADDI_A0_A0(1)
     fence.i
     CALL_N f_long, HOT, 59, 43
+    CALL_N f_csr, HOT, 1, 44            /* a unit ended by a CSR access */
+    PATCH f_csr_next, ADDI_A0_ZERO(2)
+    fence.i
+    CALL_N f_csr, HOT, 2, 45
 
     /* ---- 50-52: a hot loop's jump target, then the jump ---- */
     CALL_N f_jloop, 4, 200, 50          /* 800 iterations: hot */
@@ -215,6 +221,14 @@ f_long_48:
     .rept 11
     addi a0, a0, 1
     .endr
+    ret
+
+    /* The translator hands csrr to the interpreter: f_csr_next starts the
+     * next unit. */
+f_csr:
+    csrr t0, mscratch
+f_csr_next:
+    addi a0, zero, 1
     ret
 
     /* 200 iterations of a loop that jumps to a target block and back */
