@@ -3,8 +3,9 @@
  * times first, so translated at the default --jit-threshold of 50 as well
  * as at 0), inside a superblock (after a not-taken branch, after a block
  * cut at 16 instructions), right after the end of a 48-instruction unit
- * or of one ended by a CSR access, * the target of a jump in a hot loop, or across a page boundary (a function
- * on two pages, a 4-byte instruction whose halves sit on two pages).
+ * or of one ended by a CSR access, the target of a jump in a hot loop, or
+ * across a page boundary (a function on two pages, a 4-byte instruction
+ * whose halves sit on two pages).
  *
  * Without fence.i the spec lets a hart fetch either the old or the new
  * code (Zifencei; Nimbus documents nothing stronger), so check 60 accepts
