@@ -17,13 +17,13 @@
 # busybox) to a sum. The guest prints the count of wrong statuses and both
 # sums; the host checks them against its own.
 #
-# ROUNDS (FORK_EXEC_ROUNDS, default 1500) rounds: about 25-55 s with
+# ROUNDS (FORK_EXEC_ROUNDS, default 1200) rounds: about 20-50 s with
 # --jit on on 2 shared cores, depending on their load; more with --jit off
 # (figures in docs/testing.md).
 set -u
 . "$(dirname "$0")/lib.sh"
 guest_test fork_exec
-ROUNDS=${FORK_EXEC_ROUNDS:-1500}
+ROUNDS=${FORK_EXEC_ROUNDS:-1200}
 
 # The ELF as printf escapes: header, one PT_LOAD (R+X, vaddr 0x10000, the
 # whole file), code at offset 120. The first instruction of the loop,
