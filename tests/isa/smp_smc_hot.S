@@ -73,7 +73,11 @@ hart1:
 
     .option push
     .option norvc
-    .align 2
+    /* A section of its own: the linker aligns it (an .align after RVC code
+     * in .text is not honoured when linking with --no-relax), and the
+     * stores to f_word must be aligned to be single-copy atomic. */
+    .section .text.f_word, "ax", @progbits
+    .balign 64
 f_word:
     addi a0, zero, 0
     ret
