@@ -192,8 +192,23 @@ static struct jit_unit *find(struct jit *j, uintptr_t code, uint64_t pc)
 
 int jit_revalidate(struct jit *j, struct jit_unit *u)
 {
-    if (memcmp((const void *)u->code, u->bytes, u->len))
-        return 0;
+    /* Each guest byte is read once. Another hart may be storing to this
+     * code, and memcmp may read a byte twice (glibc's finds the first
+     * difference, then loads those bytes again to order them): on memory
+     * changing under it, it can call different bytes equal, and a unit of
+     * code older than the fence.i would run (tests/isa/smp_smc_hot.S). */
+    const uint8_t *code = (const uint8_t *)u->code;
+    unsigned i = 0;
+    for (; i + 8 <= u->len; i += 8) {
+        uint64_t now, then;
+        memcpy(&now, code + i, 8);
+        memcpy(&then, u->bytes + i, 8);
+        if (now != then)
+            return 0;
+    }
+    for (; i < u->len; i++)
+        if (code[i] != u->bytes[i])
+            return 0;
     u->epoch = j->hart->code_epoch;
     j->stats.revalidated++;
     return 1;
