@@ -50,6 +50,7 @@ export NIMBUS=${NIMBUS:-build/nimbus}
 export QEMU=${QEMU:-qemu-system-riscv64}
 RV_CC=${RV_CC:-riscv64-linux-gnu-gcc}
 RUNS=${NIMBUS_BENCH_RUNS:-3}
+QEMU_RUNS=${NIMBUS_BENCH_QEMU_RUNS:-1}
 MEM=${NIMBUS_BENCH_MIGRATE_MEM:-1G}
 GUESTS=${NIMBUS_BENCH_MIGRATE_GUESTS:-idle gzip dirty}
 LIMITS=${NIMBUS_BENCH_MIGRATE_LIMITS:-0,125000000}
@@ -89,15 +90,15 @@ exec /bin/migrate-ticker"
 have_qemu=0
 command -v "$QEMU" >/dev/null && have_qemu=1
 echo "live migration over TCP on 127.0.0.1, $MEM guest, $((mem_mib * 3 / 8)) MiB resident" \
-    "(medians of $RUNS; load average $(cut -d' ' -f1-3 /proc/loadavg) at the start):"
+    "(medians of $RUNS, QEMU $QEMU_RUNS; load average $(cut -d' ' -f1-3 /proc/loadavg) at the start):"
 for g in $GUESTS; do
     for vmm in $VMMS; do
-        modes=precopy,postcopy,postcopy-noprepage,hybrid
+        modes=precopy,postcopy,postcopy-noprepage,hybrid runs=$RUNS
         if [ "$vmm" = qemu ]; then
             [ $have_qemu = 0 ] && continue
-            modes=precopy,postcopy,hybrid
+            modes=precopy,postcopy,hybrid runs=$QEMU_RUNS
         fi
-        python3 bench/migrate.py "$vmm" "$(guest_cmd "$g")" "$MEM" "$RUNS" "$LIMITS" "$modes" |
+        python3 bench/migrate.py "$vmm" "$(guest_cmd "$g")" "$MEM" "$runs" "$LIMITS" "$modes" |
             sed "s/^{/{\"guest\": \"$g\", /" >>"$W/results" ||
             echo "  ($g, $vmm: failed; the figures so far are kept)"
     done
