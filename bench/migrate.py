@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The driver of bench/migrate.sh (read its header first): boots a guest
-under one VMM, migrates it again and again between two processes of that VMM
-over TCP on 127.0.0.1 (each destination becomes the next source), and prints
-one JSON line per migration.
+under one VMM, migrates it between two processes of that VMM over TCP on
+127.0.0.1 (Nimbus: again and again, each destination the next source;
+QEMU: from a fresh boot each time), and prints one JSON line per migration.
 
 usage: migrate.py nimbus|qemu GUEST-COMMAND MEM RUNS LIMITS MODES
   LIMITS: bandwidth limits in bytes/s, comma-separated (0: none)
