@@ -125,7 +125,8 @@ static const struct field migrate_fields[] = {
     { "downtime_limit_ms", F_UINT, false }, { "max_rounds", F_UINT, false },
     { "auto_converge", F_BOOL, false }, { "mode", F_STRING, false },
     { "postcopy_after", F_UINT, false }, { "compress", F_BOOL, false },
-    { "resume", F_BOOL, false }, { "copy_storage", F_BOOL, false }, { NULL, 0, false },
+    { "resume", F_BOOL, false }, { "copy_storage", F_BOOL, false },
+    { "postcopy_prepage", F_BOOL, false }, { NULL, 0, false },
 };
 static const struct field recover_fields[] = { { "listen", F_STRING, true }, { NULL, 0, false } };
 static const struct field no_fields[] = { { NULL, 0, false } };
@@ -260,6 +261,11 @@ static int fill_migrate(struct vm_migrate_options *m, json_t *o, json_t **error)
     m->postcopy_after = (unsigned)v;
     if (json_object_get(o, "postcopy_after") && m->mode != VM_MIGRATE_MODE_HYBRID)
         return fail(error, 400, "bad_request", "\"postcopy_after\" goes with mode hybrid");
+    json_t *prepage = json_object_get(o, "postcopy_prepage");
+    if (prepage && m->mode == VM_MIGRATE_MODE_PRECOPY)
+        return fail(error, 400, "bad_request",
+                    "\"postcopy_prepage\" goes with mode postcopy or hybrid");
+    m->no_prepage = json_is_false(prepage);
     m->auto_converge = get_bool(o, "auto_converge");
     m->compress = get_bool(o, "compress");
     m->copy_storage = get_bool(o, "copy_storage");

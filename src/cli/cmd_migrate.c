@@ -13,7 +13,7 @@
 #include "cli/migrate_daemons.h"
 
 struct migrate_cmd {
-    const char *to, *mode;
+    const char *to, *mode, *prepage;   /* prepage: "on", "off" or NULL */
     unsigned long long max_bandwidth, downtime_ms, max_rounds, postcopy_after;
     bool auto_converge, compress, no_wait, has_postcopy_after, resume, tuned, copy_storage;
     long long attempt;   /* --resume: recover_attempts of ours (events before it are old) */
@@ -52,6 +52,12 @@ static int on_opt(void *opaque, int opt, const char *arg)
         c->has_postcopy_after = true;
         c->postcopy_after = strtoull(arg, &end, 10);
         break;
+    case 'G':
+        if (strcmp(arg, "on") && strcmp(arg, "off"))
+            return -1;
+        c->prepage = arg;
+        c->tuned = true;
+        return 0;
     case 'z': c->compress = c->tuned = true; return 0;
     case 's': c->copy_storage = c->tuned = true; return 0;
     case 'n': c->no_wait = true; return 0;
@@ -237,6 +243,9 @@ int cmd_migrate(int argc, char **argv)
         "                        memory faster than the stream carries it\n"
         "  --postcopy            post-copy: the destination runs at once, pages follow\n"
         "  --postcopy-after N    hybrid: N pre-copy rounds, then post-copy\n"
+        "  --postcopy-prepage on|off\n"
+        "                        post-copy: send the pages after a faulting one ahead of\n"
+        "                        the rest (adaptive pre-paging; default on)\n"
         "  --compress            zstd-compress the pages\n"
         "  --copy-storage        also copy the writable disks over the stream, into the\n"
         "                        destination's own images (restore --incoming --disk PATH,\n"
@@ -259,6 +268,7 @@ int cmd_migrate(int argc, char **argv)
         { "auto-converge", no_argument, NULL, 'a' },
         { "postcopy", no_argument, NULL, 'p' },
         { "postcopy-after", required_argument, NULL, 'P' },
+        { "postcopy-prepage", required_argument, NULL, 'G' },
         { "compress", no_argument, NULL, 'z' },
         { "copy-storage", no_argument, NULL, 's' },
         { "no-wait", no_argument, NULL, 'n' },
@@ -302,6 +312,8 @@ int cmd_migrate(int argc, char **argv)
         json_object_set_new(body, "max_rounds", json_integer((json_int_t)c.max_rounds));
     if (body && c.has_postcopy_after)
         json_object_set_new(body, "postcopy_after", json_integer((json_int_t)c.postcopy_after));
+    if (body && c.prepage)
+        json_object_set_new(body, "postcopy_prepage", json_boolean(!strcmp(c.prepage, "on")));
     if (daemons && body) {
         struct migrate_daemons_args m = {
             .a = &a, .vm = argv[a.first_arg], .dest_connect = c.dest_connect, .to = c.to,

@@ -61,6 +61,8 @@ struct vm_migrate_options {
     bool auto_converge;
     enum vm_migrate_mode mode;
     unsigned postcopy_after;      /* hybrid: rounds before post-copy (0: default) */
+    bool no_prepage;              /* post-copy: only the faulting pages go ahead of the
+                                     background order (a baseline for benchmarks) */
     bool compress;                /* zstd per batch of pages */
     bool resume;                  /* resume a paused post-copy at `to` (nothing else) */
     bool copy_storage;            /* mirror the writable disks over the stream */

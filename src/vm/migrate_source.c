@@ -405,7 +405,7 @@ static int serve_request(struct src *s, uint64_t pfn)
     if (bm_test(s->sent, pfn))
         return 0;   /* on its way already: never a page twice */
     int r = send_page(s, pfn, true);
-    if (r)
+    if (r || s->g->opts.no_prepage)
         return r;
     bool near = s->last_fault != UINT64_MAX && pfn > s->last_fault - s->window &&
                 pfn <= s->last_fault + 2 * s->window;

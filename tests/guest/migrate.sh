@@ -273,6 +273,7 @@ fi
 if [ $uffd_ok = 1 ]; then
     hop 3 "unix:$T/mig3.sock" --postcopy
     hop 4 "unix:$T/mig4.sock" --postcopy-after 1
+    hop 5 "unix:$T/mig5.sock" --postcopy --postcopy-prepage off
 else
     echo "post-copy skipped: no userfaultfd for this user"
 fi

@@ -136,6 +136,13 @@ static void test_router(void)
                    VM_STATE_RUNNING, &req, &code), 0);
     CHECK(req.action == API_SNAPSHOT && !strcmp(req.snapshot.path, "/tmp/s") && req.snapshot.diff &&
           !req.snapshot.compress && !req.snapshot.stop);
+    /* Post-copy pre-paging: on unless turned off. */
+    CHECK_EQ(route("PUT", "/vm/migrate", "{\"to\":\"unix:/r\",\"mode\":\"postcopy\"}",
+                   VM_STATE_RUNNING, &req, &code), 0);
+    CHECK(req.action == API_MIGRATE && !req.migrate.no_prepage);
+    CHECK_EQ(route("PUT", "/vm/migrate", "{\"to\":\"unix:/r\",\"mode\":\"hybrid\","
+                   "\"postcopy_prepage\":false}", VM_STATE_RUNNING, &req, &code), 0);
+    CHECK(req.action == API_MIGRATE && req.migrate.no_prepage);
     /* Post-copy recovery: resume (migrating), recover. */
     CHECK_EQ(route("PUT", "/vm/migrate", "{\"to\":\"unix:/tmp/r\",\"resume\":true}",
                    VM_STATE_MIGRATING, &req, &code), 0);
@@ -182,6 +189,10 @@ static void test_router(void)
         { "GET", "/vm", "{\"a\":1}", VM_STATE_RUNNING, 400, "bad_request" },
         { "PUT", "/vm/migrate", "{\"to\":\"unix:/r\",\"resume\":true,\"mode\":\"postcopy\"}",
           VM_STATE_MIGRATING, 400, "bad_request" },
+        { "PUT", "/vm/migrate", "{\"to\":\"unix:/r\",\"postcopy_prepage\":false}",
+          VM_STATE_RUNNING, 400, "bad_request" },
+        { "PUT", "/vm/migrate", "{\"to\":\"unix:/r\",\"mode\":\"postcopy\",\"postcopy_prepage\":0}",
+          VM_STATE_RUNNING, 400, "bad_request" },
         { "PUT", "/vm/migration/recover", "{\"listen\":\"unix:/r\"}", VM_STATE_RUNNING, 409,
           "wrong_state" },
         { "PUT", "/vm/migration/recover", "{}", VM_STATE_MIGRATING, 400, "bad_request" },
