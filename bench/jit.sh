@@ -89,7 +89,7 @@ secs() { awk -v us="$1" 'BEGIN { printf "%.3f", us / 1e6 }'; }
 # nothing once it is gone. Builtins only (stat's field 14).
 cpu_ticks() {
     local f
-    read -r -a f <"/proc/$1/stat" 2>/dev/null || return
+    read -r -a f 2>/dev/null <"/proc/$1/stat" || return
     echo "${f[13]}"
 }
 
