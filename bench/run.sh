@@ -13,11 +13,16 @@
 #      default 256) with dd bs=1M, through its page cache and with O_DIRECT,
 #      timed by the guest's clock; nimbus --disk against QEMU's
 #      virtio-blk-device, the host's page cache warm for both.
+#  (j) the binary translator: bench/jit.sh, run at the end (--jit on, --jit
+#      off and QEMU at 1 and 4 harts, with 7z b and a multi-process job).
 # nimbus boots with its built-in SBI, QEMU with its default OpenSBI
 # (-bios default). A failing nimbus is reported and the rest goes on.
+# (a)-(e) run nimbus with `--jit NIMBUS_BENCH_JIT` (on) unless NIMBUS_ARGS
+# says --jit itself: explicit, so that the figures do not change meaning when
+# the default does.
 #
 # Environment: NIMBUS (default build/nimbus), NIMBUS_ARGS (extra `nimbus run`
-# options, e.g. "--jit on"), QEMU (qemu-system-riscv64),
+# options), NIMBUS_BENCH_JIT (on|off), QEMU (qemu-system-riscv64),
 # NIMBUS_BENCH_RUNS (5), NIMBUS_BENCH_MIB (64), NIMBUS_BENCH_DISK_MIB (256), NIMBUS_BENCH_TIMEOUT
 # (seconds per VM, 1800), NIMBUS_BENCH_CPU_TIMEOUT (seconds for cpu.elf, 600).
 set -u
@@ -25,6 +30,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
 NIMBUS=${NIMBUS:-build/nimbus}
 QEMU=${QEMU:-qemu-system-riscv64}
+case " ${NIMBUS_ARGS:-} " in
+    *" --jit "* | *" --jit="*) ;;
+    *) NIMBUS_ARGS="${NIMBUS_ARGS:-} --jit ${NIMBUS_BENCH_JIT:-on}" ;;
+esac
 RUNS=${NIMBUS_BENCH_RUNS:-5}
 MIB=${NIMBUS_BENCH_MIB:-64}
 [[ $MIB =~ ^[1-9][0-9]*$ ]] || { echo "bench: NIMBUS_BENCH_MIB must be a number of MiB"; exit 1; }
@@ -120,7 +129,7 @@ why() { # STATUS LOG [TIMEOUT]: why a run failed, one line
 
 kver=$(tr -d '\0' <"$KERNEL" | grep -ao 'Linux version [^ ]*' | head -n 1 | cut -d' ' -f3)
 echo "Nimbus benchmarks: guest kernel ${kver:-?}, $MEM, 1 hart; $(nproc) host cores, $(uname -m)"
-echo "  nimbus: $NIMBUS (built-in SBI)"
+echo "  nimbus: $NIMBUS (built-in SBI; options:$NIMBUS_ARGS)"
 echo "  qemu:   $($QEMU --version 2>/dev/null | head -n 1) (-bios default: OpenSBI)"
 echo
 
@@ -246,4 +255,8 @@ for kind in "${KINDS[@]}"; do
         "$(awk -v m=$DISK_MIB -v t="$d" 'BEGIN { printf "%.0f", (t > 0 ? m * 1.048576 / t : 0) }')"
 done
 DISK=""
+echo
+
+# --- (j) the binary translator ------------------------------------------------------
+"$ROOT/bench/jit.sh"
 exit 0
