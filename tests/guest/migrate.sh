@@ -2,12 +2,13 @@
 # Live migration (docs/migration.md) of a guest that keeps working: it holds
 # a 4 MiB file of random data in its RAM (the initramfs) and prints its
 # checksum now and then, and counts, printing each tick and dirtying 256 KiB
-# of memory per tick. The VM moves four times, each time to a new process:
+# of memory per tick. The VM moves five times, each time to a new process:
 #   1. pre-copy over a unix socket (nimbus migrate through the API);
 #   2. pre-copy over TCP on 127.0.0.1 (the destination picks the port), with
 #      zstd;
 #   3. post-copy over a unix socket (when userfaultfd is allowed here);
-#   4. hybrid: one pre-copy round, then post-copy.
+#   4. hybrid: one pre-copy round, then post-copy;
+#   5. post-copy without pre-paging (--postcopy-prepage off).
 # After each: the source process has ended with status 0, the destination's
 # ticks go on from the source's (no gap, no repeat), and the checksum is the
 # one from before the first move.
