@@ -10,6 +10,7 @@ packages=(
     libjansson-dev                     # the API's JSON
     libmicrohttpd-dev                  # the API's HTTP server (nimbus run --api)
     libseccomp-dev                     # the VM process's syscall filter (--sandbox)
+    libcapstone-dev                    # --jit-dump: the translator's x86-64 code disassembled
     libsqlite3-dev                     # nimbusd's database
     libcurl4-openssl-dev curl          # the CLI's API client; curl --unix-socket in the API tests
     device-tree-compiler               # dtc: checks the generated device tree

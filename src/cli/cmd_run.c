@@ -133,6 +133,9 @@ static void run_usage(FILE *out)
         "  --jit-stats       print translator statistics per hart at exit\n"
         "  --jit-threshold N translate a block after N executions (default %u;\n"
         "                    0 translates everything, for testing)\n"
+        "  --jit-dump FILE   write each translated unit to FILE: its guest code and\n"
+        "                    the x86-64 code emitted, disassembled (libcapstone4)\n"
+        "  --jit-perf-map    name translated code for perf in /tmp/perf-PID.map\n"
         "  -h, --help        this text\n"
         "\n"
         "Exit status: 0 when the guest powers off (or on Ctrl-A x), the guest's code\n"
@@ -317,6 +320,9 @@ static int check_readable(const char *what, const char *path)
     return 0;
 }
 
+/* Long options without a short letter (above CLI_OPT_*). */
+enum { OPT_JIT_DUMP = 0x200, OPT_JIT_PERF_MAP };
+
 int cmd_run(int argc, char **argv)
 {
     static const struct option options[] = {
@@ -333,6 +339,8 @@ int cmd_run(int argc, char **argv)
         { "jit-cache", required_argument, NULL, 'C' },
         { "jit-stats", no_argument, NULL, 'S' },
         { "jit-threshold", required_argument, NULL, 'T' },
+        { "jit-dump", required_argument, NULL, OPT_JIT_DUMP },
+        { "jit-perf-map", no_argument, NULL, OPT_JIT_PERF_MAP },
         { "disk", required_argument, NULL, 'D' },
         { "net", required_argument, NULL, 'N' },
         { "vsock", required_argument, NULL, 'V' },
@@ -453,6 +461,8 @@ int cmd_run(int argc, char **argv)
                 return fail("invalid --jit-cache '%s' (64K to 2G)", optarg);
             break;
         case 'S': jit_stats = true; break;
+        case OPT_JIT_DUMP: config.jit_dump = optarg; break;
+        case OPT_JIT_PERF_MAP: config.jit_perf_map = true; break;
         case 'T':
             if (cli_parse_jit_threshold(optarg, &config.jit_threshold))
                 return fail("invalid --jit-threshold '%s' (0 to 65535)", optarg);
@@ -490,6 +500,8 @@ int cmd_run(int argc, char **argv)
     }
     if (optind < argc)
         return fail("unexpected argument '%s' (try 'nimbus run --help')", argv[optind]);
+    if (!config.jit && (config.jit_dump || config.jit_perf_map))
+        return fail("%s need the translator (not with --jit off)", "--jit-dump and --jit-perf-map");
     if (!config.kernel && !config.bios)
         return fail("%s", "give --kernel FILE (or --bios PROGRAM for a bare-metal run)");
     if ((config.kernel && check_readable("kernel", config.kernel)) ||

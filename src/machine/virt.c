@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cpu/jit/dump.h"
 #include "cpu/jit/jit.h"
 #include "dev/aclint.h"
 #include "dev/goldfish_rtc.h"
@@ -745,6 +746,11 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
         goto fail;
     }
 
+    if (config->jit && (config->jit_dump || config->jit_perf_map) &&
+        jit_dump_open(config->jit_dump, config->jit_perf_map, &m->jit_dump, err, errlen)) {
+        r = -EINVAL;
+        goto fail;
+    }
     m->nharts = config->nharts;
     for (unsigned i = 0; i < m->nharts; i++) {
         /* Page-aligned: the hart holds its TLB and decode cache inline. */
@@ -767,6 +773,8 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
                      strerror(-r));
             goto fail;
         }
+        if (m->harts[i]->jit)
+            jit_set_dump(m->harts[i]->jit, m->jit_dump);
     }
 
     m->sbi = (struct sbi_platform){
@@ -852,6 +860,7 @@ void virt_destroy(struct virt_machine *m)
             free(m->harts[i]);
         }
     }
+    jit_dump_close(m->jit_dump);
     guest_mem_destroy(&m->mem);
     if (m->wake_fd >= 0)
         close(m->wake_fd);

@@ -79,6 +79,8 @@ struct virt_config {
     bool jit;               /* binary translator (cpu/jit) on every hart */
     uint64_t jit_cache;     /* its code cache per hart, bytes (0: default) */
     unsigned jit_threshold; /* block executions before translation */
+    const char *jit_dump;   /* write each translated unit here (cpu/jit/dump.h) */
+    bool jit_perf_map;      /* and/or name them in /tmp/perf-PID.map */
     bool console_virtio;    /* the console backend serves a virtio-console (hvc0) */
     uint64_t vsock_cid;     /* 0: no vsock device; else the guest's CID (>= 3) */
     char vsock_path[108];   /* the host side's unix socket (sockaddr_un.sun_path) */
@@ -123,12 +125,14 @@ struct goldfish_rtc;
 struct sifive_test;
 struct vmgenid;
 struct sunxi_wdt;
+struct jit_dump;
 struct virtio_dev;
 struct virtio_console;
 struct vm_migration;
 
 struct virt_machine {
     struct virt_config config;
+    struct jit_dump *jit_dump;  /* shared by the harts' translators, or NULL */
     struct guest_mem mem;
     struct timebase timebase;
     struct hart *harts[VIRT_MAX_HARTS];

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cpu/jit/dump.h"
 #include "cpu/jit/emit.h"
 
 /* Room a unit may need: JIT_UNIT_MAX_INSNS instructions of at most ~250
@@ -142,6 +143,8 @@ fail:
 #endif
 }
 
+void jit_set_dump(struct jit *j, struct jit_dump *d) { j->dump = d; }
+
 void jit_reset(struct jit *j, unsigned threshold)
 {
     j->threshold = threshold;
@@ -253,8 +256,12 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
         flush(j);
         j->stats.flushes++;
     }
+    size_t used = j->cache.used;
     struct jit_unit *nu = jit_translate(j, blk, pc);
     j->stats.translate_ns += now_ns() - t0;
+    if (nu && j->dump)
+        jit_dump_unit(j->dump, (unsigned)j->hart->hartid, nu->vpc, nu->bytes, nu->len,
+                      nu->entry, j->cache.used - used);
     *hits = 0; /* if its slot is taken over, it must get hot again */
     if (!nu) {
         blk->jit_hits = UINT32_MAX;

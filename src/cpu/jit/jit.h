@@ -75,6 +75,10 @@ void jit_destroy(struct hart *h);
  * statistic is dropped. (Fresh tables cost a few MiB of page faults; the
  * differential fuzz target resets between inputs.) */
 void jit_reset(struct jit *j, unsigned threshold);
+/* Writes each unit translated from now on to `d` (cpu/jit/dump.h; NULL:
+ * none). `d` outlives the translator. */
+struct jit_dump;
+void jit_set_dump(struct jit *j, struct jit_dump *d);
 
 /* Interpreter hook: translated code for the guest code at host address
  * `code` (found through the current fetch TLB) at guest pc `pc` in the

@@ -67,6 +67,7 @@ struct jit {
     /* In translated code the hart's insn_count lives in COUNT; the stubs
      * above store it back before anything in C can look at it. */
     struct jit_stats stats;
+    struct jit_dump *dump;      /* --jit-dump / --jit-perf-map, or NULL */
 };
 
 #define JIT_TABLE_BITS 18
