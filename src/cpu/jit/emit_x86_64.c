@@ -171,6 +171,11 @@ void emit_alu_imm(struct emitter *e, enum jalu op, bool w32, enum jreg dst, int3
     static const uint8_t ext[] = { [JA_ADD] = 0, [JA_OR] = 1, [JA_AND] = 4, [JA_SUB] = 5,
                                    [JA_XOR] = 6 };
     unsigned d = host_reg[dst];
+    if (op != JA_MUL && imm >= -128 && imm <= 127) {   /* the sign-extended imm8 form */
+        op_rr(e, !w32, 0x83, ext[op], d, false);
+        byte(e, (uint8_t)imm);
+        return;
+    }
     if (op == JA_MUL)
         op_rr(e, !w32, 0x69, d, d, false);
     else

@@ -281,6 +281,34 @@ static void set_x(struct tr *t, enum jreg r, unsigned x)
     }
 }
 
+/* The host register an instruction computes rd's new value in: rd's cached
+ * register (no copy from a temporary afterwards), or T0 (put_x stores it). */
+static enum jreg dest_reg(const struct tr *t, unsigned rd)
+{
+    int k = cache_slot(t, rd);
+    return k >= 0 && !t->spilled ? cache_reg[k] : JR_T0;
+}
+
+/* rd's new value is in `r`, from dest_reg(). */
+static void put_x(struct tr *t, enum jreg r, unsigned rd)
+{
+    if (r == JR_T0)
+        set_x(t, JR_T0, rd);
+    else
+        t->dirty |= 1u << cache_slot(t, rd);
+}
+
+/* A register holding x for reading: x's cached register itself, or `tmp`
+ * loaded with it. */
+static enum jreg src_reg(struct tr *t, unsigned x, enum jreg tmp)
+{
+    int k = cache_slot(t, x);
+    if (k >= 0 && !(t->spilled && k >= NPRESERVED))
+        return cache_reg[k];
+    get_x(t, tmp, x);
+    return tmp;
+}
+
 /* A helper wrote h->arch.x[x] itself: refresh its cached copy. The copy counts
  * as dirty from here on, as on the path that did not call the helper. */
 static void reload_x(struct tr *t, unsigned x)
@@ -374,23 +402,33 @@ static void exit_interp(struct tr *t, uint64_t pc, unsigned count)
 }
 
 /* rd = rs1 OP rs2 */
+/* rd = rs1 OP rs2, computed in rd's cached register where it has one
+ * (unless rd is rs2 but not rs1: rs1 copied there first would overwrite
+ * rs2), reading cached operands where they are. */
 static void gen_rr(struct tr *t, const struct decoded_insn *d, enum jalu op, bool w32)
 {
-    get_x(t, JR_T0, d->rs1);
-    get_x(t, JR_T1, d->rs2);
-    emit_alu(&t->e, op, w32, JR_T0, JR_T1);
+    enum jreg r = dest_reg(t, d->rd);
+    if (d->rs2 == d->rd && d->rs1 != d->rd)
+        r = JR_T0;
+    enum jreg b = src_reg(t, d->rs2, JR_T1);
+    emit_mov(&t->e, r, src_reg(t, d->rs1, r));
+    emit_alu(&t->e, op, w32, r, b);
     if (w32)
-        emit_sext(&t->e, 32, JR_T0, JR_T0);
-    set_x(t, JR_T0, d->rd);
+        emit_sext(&t->e, 32, r, r);
+    put_x(t, r, d->rd);
 }
 
+/* rd = rs1 OP imm, in rd's cached register where it has one; adding,
+ * or-ing or xor-ing 0 (mv, sext.w) emits no ALU instruction. */
 static void gen_ri(struct tr *t, const struct decoded_insn *d, enum jalu op, bool w32)
 {
-    get_x(t, JR_T0, d->rs1);
-    emit_alu_imm(&t->e, op, w32, JR_T0, (int32_t)d->imm);
+    enum jreg r = dest_reg(t, d->rd);
+    emit_mov(&t->e, r, src_reg(t, d->rs1, r));
+    if (d->imm || (op != JA_ADD && op != JA_OR && op != JA_XOR))
+        emit_alu_imm(&t->e, op, w32, r, (int32_t)d->imm);
     if (w32)
-        emit_sext(&t->e, 32, JR_T0, JR_T0);
-    set_x(t, JR_T0, d->rd);
+        emit_sext(&t->e, 32, r, r);
+    put_x(t, r, d->rd);
 }
 
 static void gen_shift_imm(struct tr *t, const struct decoded_insn *d, enum jshift op, bool w32)
@@ -615,8 +653,13 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
         return 0;
     }
     switch (d->op) {
-    case OP_LUI: emit_mov_imm(e, JR_T0, (uint64_t)d->imm); set_x(t, JR_T0, d->rd); return 0;
-    case OP_AUIPC: emit_mov_imm(e, JR_T0, pc + (uint64_t)d->imm); set_x(t, JR_T0, d->rd); return 0;
+    case OP_LUI:
+    case OP_AUIPC: {
+        enum jreg r = dest_reg(t, d->rd);
+        emit_mov_imm(e, r, (d->op == OP_AUIPC ? pc : 0) + (uint64_t)d->imm);
+        put_x(t, r, d->rd);
+        return 0;
+    }
     case OP_JAL:
         if (d->rd != 32) {
             emit_mov_imm(e, JR_T0, pc + d->len);
