@@ -97,6 +97,12 @@ int api_open(const char *path, struct virt_machine *m, struct api **out, char *e
 int api_open_ops(const char *path, const struct api_ops *ops, struct api **out, char *err,
                  size_t errlen);
 
+/* Loads the HTTP server library now (api_open loads it otherwise): for a
+ * VM that must start serving the moment it runs, such as the destination
+ * of a live migration, whose guest stands still until then. Returns 0 or
+ * -errno with a one-line message. */
+int api_preload(char *err, size_t errlen);
+
 /* The server as a source for vm_run_io. */
 struct vm_io_source api_io_source(struct api *a);
 

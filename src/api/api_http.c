@@ -572,6 +572,14 @@ struct vm_io_source api_io_source(struct api *a)
 
 /* ---- open and close ---- */
 
+int api_preload(char *err, size_t errlen)
+{
+    struct mhd_lib lib;
+    char why[256];
+    int r = mhd_lib_load(&lib, why, sizeof(why));
+    return r ? errmsg(err, errlen, r, "--api: %s", why) : 0;
+}
+
 int api_open_ops(const char *path, const struct api_ops *ops, struct api **out, char *err,
                  size_t errlen)
 {

@@ -233,6 +233,10 @@ int cmd_restore(int argc, char **argv)
         struct vm_incoming_options io = { .restore = o, .listen = incoming, .rfd = -1,
                                           .wfd = -1, .listening = say_listening };
         bool stay_paused = false;
+        /* The guest stands still from the source's pause until it runs
+         * here: the API's library is loaded before, not after GO. */
+        if (api_path && api_preload(err, sizeof(err)))
+            return fail("%s", err);
         if (vm_migrate_incoming(&io, &m, &strs, &stay_paused, err, sizeof(err)))
             return fail("incoming migration: %s", err);
         paused |= stay_paused;
