@@ -747,10 +747,8 @@ int virt_create(const struct virt_config *config, struct virt_machine **out, cha
     }
 
     if (config->jit && (config->jit_dump || config->jit_perf_map) &&
-        jit_dump_open(config->jit_dump, config->jit_perf_map, &m->jit_dump, err, errlen)) {
-        r = -EINVAL;
+        (r = jit_dump_open(config->jit_dump, config->jit_perf_map, &m->jit_dump, err, errlen)))
         goto fail;
-    }
     m->nharts = config->nharts;
     for (unsigned i = 0; i < m->nharts; i++) {
         /* Page-aligned: the hart holds its TLB and decode cache inline. */
