@@ -410,6 +410,12 @@ static int receive(const struct vm_incoming_options *o, struct incoming *in,
                 r = errmsg(err, errlen, r, "sending DISK_SYNCED: %s", strerror(-r));
                 goto out;
             }
+        } else if (f.type == MIGRATE_SYNC && (in->features & MIGRATE_F_SYNC) && !have_state &&
+                   !f.len) {
+            if ((r = migrate_send(&g->conn, MIGRATE_SYNCED, 0, NULL, 0, NULL, 0))) {
+                r = errmsg(err, errlen, r, "sending SYNCED: %s", strerror(-r));
+                goto out;
+            }
         } else if (f.type == MIGRATE_DISCARD && postcopy_ok && !have_state) {
             uint64_t *d = calloc((in->npages + 63) / 64, 8);
             if (!d) {

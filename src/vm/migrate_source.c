@@ -41,6 +41,7 @@ struct src {
     uint64_t *dirty, *scratch, *sent, *backed;
     struct migrate_batch batch;
     int zstd;
+    bool sync;                   /* the destination answers SYNC */
     bool was_paused, paused_by_us, log_was_on, log_started;
     int64_t t_pause, rate_t0;
     uint64_t rate_bytes0;
@@ -247,6 +248,23 @@ static int send_go(struct src *s)
 
 /* ---- pre-copy ---- */
 
+/* The end of a round: waits until the destination has taken in everything
+ * sent so far. Without it the socket buffers on both sides (megabytes on
+ * loopback) and a destination slower than the source's writes (zstd) hide
+ * a backlog: the bandwidth measured at the source is too high, and the
+ * backlog is drained after the pause, in the downtime (seen: 15-70 ms of
+ * an idle guest's downtime over TCP, most of it the destination still
+ * reading the previous round). Waiting costs one round trip per round. */
+static int end_round(struct src *s)
+{
+    if (!s->sync)
+        return 0;
+    int r = migrate_send(&s->g->conn, MIGRATE_SYNC, 0, NULL, 0, NULL, 0);
+    if (r)
+        return errmsg(s->err, sizeof(s->err), r, "sending SYNC: %s", strerror(-r));
+    return expect(s, MIGRATE_SYNCED);
+}
+
 enum next { NEXT_STOP_COPY, NEXT_POSTCOPY };
 
 static void auto_converge(struct src *s, uint64_t dirty_rate)
@@ -326,7 +344,7 @@ static int precopy(struct src *s, enum next *next)
         /* The disks' chunks written since the last round first: their
          * destination must not fall behind while RAM converges. */
         if ((s->storage && (r = mig_storage_send(&s->st))) ||
-            (r = send_bitmap(s, s->dirty, round == 0)))
+            (r = send_bitmap(s, s->dirty, round == 0)) || (r = end_round(s)))
             return r;
         measure(s, mig_now_ns() - t0, g->conn.bytes_out - b0);
     }
@@ -487,6 +505,13 @@ static int postcopy(struct src *s)
 {
     struct vm_migration *g = s->g;
     mig_set_phase(g, VM_MIGRATE_STOP_COPY);
+    /* Which pages the host ever backed (the others go as zero pages
+     * unread), found before the pause: reading the page map of a large
+     * guest takes milliseconds. A page backed since was written since,
+     * so it is among those collected at the pause, added below. */
+    memset(s->backed, 0, s->words * 8);
+    if (guest_mem_backed_pages(&s->m->mem, s->backed))
+        memset(s->backed, 0xff, s->words * 8);
     int r = pause_vm(s);
     if (!r)
         r = collect(s, s->scratch);
@@ -494,6 +519,8 @@ static int postcopy(struct src *s)
         r = storage_last(s);
     if (r)
         return r;
+    for (size_t w = 0; w < s->words; w++)
+        s->backed[w] |= s->scratch[w] | s->dirty[w];
     /* Pages the destination has that changed since: it drops them and
      * they go again (only in a hybrid; each at most once more). They are
      * the ones written since the last collect and, in a hybrid, those the
@@ -510,9 +537,6 @@ static int postcopy(struct src *s)
     s->nsent = popcount_bm(s->sent, s->words);
     if (any && (r = migrate_discard_send(&g->conn, s->scratch, s->npages)))
         return errmsg(s->err, sizeof(s->err), r, "sending DISCARD: %s", strerror(-r));
-    memset(s->backed, 0, s->words * 8);
-    if (guest_mem_backed_pages(&s->m->mem, s->backed))
-        memset(s->backed, 0xff, s->words * 8);
     if ((r = send_state(s)))
         return r;
     mig_lock(g);
@@ -581,10 +605,14 @@ static int serve(struct src *s, bool *ready, uint64_t *prepaged_total)
                 return r ? r : -EIO;
             done_sent = true;
         }
-        if (all || since_poll++ >= POLL_EVERY) {
+        /* Nothing is pushed before READY: GO would queue behind those
+         * pages, in the downtime (seen: 10-90 ms of it). Requested pages
+         * are served meanwhile. */
+        bool wait = all || !*ready;
+        if (wait || since_poll++ >= POLL_EVERY) {
             since_poll = 0;
             struct pollfd p = { .fd = g->fd, .events = POLLIN };
-            int n = poll(&p, 1, all ? 200 : 0);
+            int n = poll(&p, 1, wait ? 200 : 0);
             if ((r = check_going(s)) && !atomic_load(&g->handed_over))
                 return r;
             if (n > 0) {
@@ -592,7 +620,7 @@ static int serve(struct src *s, bool *ready, uint64_t *prepaged_total)
                     return r;
                 continue;
             }
-            if (all)
+            if (wait)
                 continue;
         }
         uint64_t pfn;
@@ -647,8 +675,8 @@ static int run(struct src *s)
         const uint8_t *board = state_writer_data(&w, &len);
         uint32_t mode = (g->opts.mode == VM_MIGRATE_MODE_PRECOPY ? 0 : MIGRATE_MODE_POSTCOPY) |
                         (g->opts.copy_storage ? MIGRATE_MODE_COPY_STORAGE : 0);
-        r = migrate_hello_send(&g->conn, g->opts.compress ? MIGRATE_F_ZSTD : 0, mode,
-                               m->mem.ram_size, board, len);
+        uint32_t offer = MIGRATE_F_SYNC | (g->opts.compress ? MIGRATE_F_ZSTD : 0);
+        r = migrate_hello_send(&g->conn, offer, mode, m->mem.ram_size, board, len);
         if (r)
             errmsg(s->err, sizeof(s->err), r, "sending HELLO: %s", strerror(-r));
     }
@@ -665,6 +693,7 @@ static int run(struct src *s)
     if ((r = migrate_u32_parse(&f, MIGRATE_F_ALL, &features, s->err, sizeof(s->err))))
         return r;
     s->zstd = features & MIGRATE_F_ZSTD ? ZSTD_LEVEL : 0;
+    s->sync = features & MIGRATE_F_SYNC;
 
     /* Dirty logging: on already means diff snapshots were tracking; their
      * base is given up (a diff needs a full snapshot again). */

@@ -298,7 +298,8 @@ static const char *const frame_names[MIGRATE_FRAME_TYPES] = {
     [MIGRATE_COMPLETE] = "COMPLETE", [MIGRATE_RESUME] = "RESUME",
     [MIGRATE_RECEIVED] = "RECEIVED",
     [MIGRATE_DISK] = "DISK", [MIGRATE_DISK_SYNC] = "DISK_SYNC",
-    [MIGRATE_DISK_SYNCED] = "DISK_SYNCED",
+    [MIGRATE_DISK_SYNCED] = "DISK_SYNCED", [MIGRATE_SYNC] = "SYNC",
+    [MIGRATE_SYNCED] = "SYNCED",
 };
 
 const char *migrate_frame_name(unsigned type)
@@ -322,7 +323,7 @@ static uint32_t max_len(unsigned type)
     case MIGRATE_RESUME:    return 24;
     case MIGRATE_RECEIVED:  return 8 + (uint32_t)((1ull << 28) / 8);   /* as DISCARD */
     case MIGRATE_DISK:      return MIGRATE_DISK_HDR + MIGRATE_DISK_CHUNK_MAX;
-    default:                return 0;  /* READY, GO, COMPLETE, DISK_SYNC(ED) */
+    default:                return 0;  /* READY, GO, COMPLETE, DISK_SYNC(ED), SYNC(ED) */
     }
 }
 

@@ -38,6 +38,10 @@
  *   S DISK_SYNC  empty, mode COPY_STORAGE, before STATE: make the disks
  *                durable, then say
  *   D DISK_SYNCED empty
+ *   S SYNC       empty, feature MIGRATE_F_SYNC, before STATE: the end of a
+ *                pre-copy round; answered once every frame before it is
+ *                in place
+ *   D SYNCED     empty
  *   * ERROR      i32 -errno, u16 length, message (either side gives up)
  *
  * Post-copy recovery (docs/migration.md): after GO a broken stream pauses
@@ -105,6 +109,8 @@ enum migrate_frame_type {
     MIGRATE_DISK,
     MIGRATE_DISK_SYNC,
     MIGRATE_DISK_SYNCED,
+    MIGRATE_SYNC,
+    MIGRATE_SYNCED,
     MIGRATE_FRAME_TYPES,
 };
 
@@ -112,7 +118,8 @@ enum migrate_frame_type {
 
 /* Features (HELLO/ACCEPT). */
 #define MIGRATE_F_ZSTD     (1u << 0)    /* PAGES frames may be zstd-compressed */
-#define MIGRATE_F_ALL      MIGRATE_F_ZSTD
+#define MIGRATE_F_SYNC     (1u << 1)    /* SYNC/SYNCED ends pre-copy rounds */
+#define MIGRATE_F_ALL      (MIGRATE_F_ZSTD | MIGRATE_F_SYNC)
 
 /* HELLO mode: what the destination must be able to do. */
 #define MIGRATE_MODE_POSTCOPY (1u << 0) /* pages may come on demand (userfaultfd) */

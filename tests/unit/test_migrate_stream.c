@@ -42,6 +42,7 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -341,6 +342,8 @@ static void test_hostile(void)
     hostile("an oversize DISK frame", bigdisk, 8, -EBADMSG);
     uint8_t sync[8] = { MIGRATE_DISK_SYNC, 0, 0, 0, 4, 0, 0, 0 };
     hostile("a DISK_SYNC with a payload", sync, 8, -EBADMSG);
+    uint8_t rsync[8] = { MIGRATE_SYNC, 0, 0, 0, 1, 0, 0, 0 };
+    hostile("a SYNC with a payload", rsync, 8, -EBADMSG);
     uint8_t em[20] = { 0xea, 0xff, 0xff, 0xff, 5, 0, 'n', '\n', 'o', 'p', 'e' };
     char err[512] = "";
     CHECK_EQ(feed(buf, frame(buf, MIGRATE_ERROR, 0, em, 11), err, sizeof(err)), -EREMOTEIO);
@@ -1178,6 +1181,47 @@ static void test_garbage_to_destination(void)
     close(sv[1]);
 }
 
+/* SYNC from a source that did not offer it in HELLO: refused, naming it. */
+static void test_sync_not_offered(const char *tmp)
+{
+    struct virt_machine *m = source_machine(tmp);
+    if (!m)
+        return;
+    char err[512] = "";
+    int mfd = memfd_create("stream", MFD_CLOEXEC);
+    struct migrate_conn c;
+    migrate_conn_init(&c, -1, mfd);
+    struct state_writer w;
+    state_writer_init_mem(&w);
+    vm_snapshot_save_board(m, &w, err, sizeof(err));
+    state_writer_finish(&w, err, sizeof(err));
+    size_t len;
+    const uint8_t *board = state_writer_data(&w, &len);
+    CHECK_EQ(migrate_hello_send(&c, 0, 0, m->mem.ram_size, board, len), 0);
+    state_writer_free(&w);
+    CHECK_EQ(migrate_send(&c, MIGRATE_SYNC, 0, NULL, 0, NULL, 0), 0);
+    migrate_conn_free(&c);
+    virt_destroy(m);
+    static uint8_t stream[1 << 20];
+    ssize_t n = pread(mfd, stream, sizeof(stream), 0);
+    close(mfd);
+    CHECK(n > 0 && (size_t)n < sizeof(stream));
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    struct writer wr = { .fd = sv[0], .data = stream, .len = n > 0 ? (size_t)n : 0 };
+    pthread_create(&wr.t, NULL, write_main, &wr);
+    struct vm_incoming_options o = { .rfd = sv[1], .wfd = sv[1] };
+    struct virt_config_strings strs;
+    bool paused;
+    struct virt_machine *dest;
+    int r = vm_migrate_incoming(&o, &dest, &strs, &paused, err, sizeof(err));
+    CHECK_MSG(r == -EBADMSG && one_line(err) && strstr(err, "SYNC"), "SYNC not offered: %d %s",
+              r, err);
+    pthread_join(wr.t, NULL);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 /* Seeds for the fuzz target: a whole valid incoming stream of a small
  * machine (run a moment, then paused), written to DIR/NAME; with `disk`, the
  * machine has one raw disk of 1 MiB (the fuzz target's own disk is that
@@ -1208,8 +1252,8 @@ static void write_seed(const char *dir, const char *tmp, const char *name, bool 
     state_writer_finish(&w, err, sizeof(err));
     size_t len;
     const uint8_t *data = state_writer_data(&w, &len);
-    migrate_hello_send(&c, zstd ? MIGRATE_F_ZSTD : 0, disk ? MIGRATE_MODE_COPY_STORAGE : 0,
-                       m->mem.ram_size, data, len);
+    migrate_hello_send(&c, MIGRATE_F_SYNC | (zstd ? MIGRATE_F_ZSTD : 0),
+                       disk ? MIGRATE_MODE_COPY_STORAGE : 0, m->mem.ram_size, data, len);
     state_writer_free(&w);
     if (disk) {
         static uint8_t block[4096];
@@ -1224,6 +1268,7 @@ static void write_seed(const char *dir, const char *tmp, const char *name, bool 
         migrate_batch_add(&b, p, p == 3 ? NULL : m->mem.ram + p * GUEST_PAGE_SIZE);
     migrate_batch_flush(&c, &b, zstd ? 3 : 0);
     migrate_batch_free(&b);
+    migrate_send(&c, MIGRATE_SYNC, 0, NULL, 0, NULL, 0);   /* the end of round 0 */
     state_writer_init_mem(&w);
     if (virt_save(m, &w, err, sizeof(err)) == 0 && state_writer_finish(&w, err, sizeof(err)) == 0) {
         data = state_writer_data(&w, &len);
@@ -1275,6 +1320,7 @@ int main(int argc, char **argv)
     test_hostile();
     test_recovery_frames();
     test_garbage_to_destination();
+    test_sync_not_offered(tmp);
     migrate_once(tmp, VM_MIGRATE_MODE_PRECOPY, 0, true);
     migrate_once(tmp, VM_MIGRATE_MODE_PRECOPY, 8u << 20, false);
     int u = (int)syscall(SYS_userfaultfd, O_CLOEXEC);
