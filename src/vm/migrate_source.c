@@ -507,20 +507,22 @@ static int postcopy(struct src *s)
     mig_set_phase(g, VM_MIGRATE_STOP_COPY);
     /* Which pages the host ever backed (the others go as zero pages
      * unread), found before the pause: reading the page map of a large
-     * guest takes milliseconds. A page backed since was written since,
-     * so it is among those collected at the pause, added below. */
-    memset(s->backed, 0, s->words * 8);
-    if (guest_mem_backed_pages(&s->m->mem, s->backed))
-        memset(s->backed, 0xff, s->words * 8);
-    int r = pause_vm(s);
-    if (!r)
-        r = collect(s, s->scratch);
-    if (!r)
-        r = storage_last(s);
+     * guest takes milliseconds. A page backed since was written since, so
+     * it is among those collected at the pause, added below; the collect
+     * just before starts that count (the first collect of a migration
+     * says every page; the pages it gives are kept with the last round's). */
+    int r = collect(s, s->scratch);
     if (r)
         return r;
     for (size_t w = 0; w < s->words; w++)
-        s->backed[w] |= s->scratch[w] | s->dirty[w];
+        s->dirty[w] |= s->scratch[w];
+    memset(s->backed, 0, s->words * 8);
+    if (guest_mem_backed_pages(&s->m->mem, s->backed))
+        memset(s->backed, 0xff, s->words * 8);
+    if ((r = pause_vm(s)) || (r = collect(s, s->scratch)) || (r = storage_last(s)))
+        return r;
+    for (size_t w = 0; w < s->words; w++)
+        s->backed[w] |= s->scratch[w];
     /* Pages the destination has that changed since: it drops them and
      * they go again (only in a hybrid; each at most once more). They are
      * the ones written since the last collect and, in a hybrid, those the
