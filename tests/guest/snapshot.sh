@@ -25,7 +25,7 @@
 #    the end, all ten there at once, their memory (RSS) together is
 #    reported; a lazy restore shares the snapshot's pages, so it must stay
 #    far under ten times the first VM's. (The RSS without the translator's
-#    code cache, a memfd mapped twice, writable and executable: RssShmem,
+#    code cache, shared memory mapped twice, writable and executable: RssShmem,
 #    a few MiB per process counted once per mapping, and no guest memory.)
 #  - Broken snapshots are refused with a clear message, never a crash: a
 #    truncated vm.state, a flipped bit, a memory file of the wrong size, a

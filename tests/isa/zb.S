@@ -248,4 +248,14 @@ TEST_BEGIN
     TEST_RI_ZERODEST(208, binvi, 0, 1)
     TEST_RR_SRC2_DEST(209, bset, 0x10000000000, 0, 40)
 
+    /* Destination among the sources: the translator computes in rd's
+     * host register, and shNadd shifts rs1 there before it adds rs2. */
+    TEST_RR_SAME(210, sh3add, 27, 3)
+    TEST_RR_SAME(211, sh1add, -3, -1)
+    TEST_RR_SAME(212, sh2add.uw, 0x500000000 - 5, 0xffffffff)
+    TEST_RR_SRC2_DEST(213, sh3add, 0x17, 2, 7)
+    TEST_RR_SRC1_DEST(214, sh2add, 0x13, 4, 3)
+    TEST_RR_SRC2_DEST(215, sh1add.uw, 0x1fffffffe + 9, 0xffffffffffffffff, 9)
+    TEST_RR_SAME(216, rol, 3, 0x8000000000000001)
+
     TEST_PASS

@@ -1,4 +1,4 @@
-/* The code cache: one memfd mapped twice, a writable view where code is
+/* The code cache: shared memory mapped twice, a writable view where code is
  * emitted and an executable view where it runs (W^X: no mapping is ever
  * both writable and executable). Bump allocation; when full, the owner
  * flushes it whole (cache_reset) and translates again.
@@ -14,7 +14,6 @@ struct code_cache {
     uint8_t *rw;        /* writable view */
     uint8_t *rx;        /* executable view */
     size_t size, used;
-    int fd;
 };
 
 /* Maps a cache of `size` bytes (rounded up to the host page size).

@@ -5,7 +5,7 @@
  * (arm64) implements these functions and nothing in the front end changes.
  *
  * Code is written through the cache's writable view (`buf`) but computed for
- * the address it will run at (`rx`): the two views of one memfd (see
+ * the address it will run at (`rx`): the two views of one shared mapping (see
  * cache.h). On overflow the emitter stops writing and sets `overflow`; the
  * front end then discards the unit.
  *
@@ -56,6 +56,15 @@ void emit_load(struct emitter *e, unsigned size, bool sign, enum jreg dst, enum 
 void emit_store(struct emitter *e, unsigned size, enum jreg src, enum jreg base, int32_t disp);
 /* [base + disp] (64-bit) += imm. */
 void emit_add_mem_imm(struct emitter *e, enum jreg base, int32_t disp, int32_t imm);
+/* dst = base + disp (64-bit; flags untouched). */
+void emit_lea(struct emitter *e, enum jreg dst, enum jreg base, int32_t disp);
+/* dst += [base + disp] (64-bit). */
+void emit_add_load(struct emitter *e, enum jreg dst, enum jreg base, int32_t disp);
+/* As emit_load / emit_store at [base + index]. */
+void emit_load_idx(struct emitter *e, unsigned size, bool sign, enum jreg dst, enum jreg base,
+                   enum jreg index);
+void emit_store_idx(struct emitter *e, unsigned size, enum jreg src, enum jreg base,
+                    enum jreg index);
 
 void emit_alu(struct emitter *e, enum jalu op, bool w32, enum jreg dst, enum jreg src);
 void emit_alu_imm(struct emitter *e, enum jalu op, bool w32, enum jreg dst, int32_t imm);

@@ -149,6 +149,56 @@ void emit_store(struct emitter *e, unsigned size, enum jreg src, enum jreg base,
     }
 }
 
+void emit_lea(struct emitter *e, enum jreg dst, enum jreg base, int32_t disp)
+{
+    op_rm(e, true, 0x8d, host_reg[dst], host_reg[base], disp, false);
+}
+
+void emit_add_load(struct emitter *e, enum jreg dst, enum jreg base, int32_t disp)
+{
+    op_rm(e, true, 0x03, host_reg[dst], host_reg[base], disp, false);
+}
+
+/* opc reg, [base + index]: a SIB byte (scale 1) and a zero disp8, which
+ * also serves rbp/r13 as base (mod 00 would mean no base for them). */
+static void op_idx(struct emitter *e, bool w, unsigned opc, unsigned reg, unsigned base,
+                   unsigned index, bool force)
+{
+    uint8_t r = (uint8_t)(0x40 | (w << 3) | ((reg >> 3) << 2) | ((index >> 3) << 1) | (base >> 3));
+    if (r != 0x40 || force)
+        byte(e, r);
+    if (opc > 0xff)
+        byte(e, (uint8_t)(opc >> 8));
+    byte(e, (uint8_t)opc);
+    byte(e, (uint8_t)(0x44 | ((reg & 7) << 3)));   /* mod 01, rm 100: SIB follows */
+    byte(e, (uint8_t)(((index & 7) << 3) | (base & 7)));
+    byte(e, 0);
+}
+
+void emit_load_idx(struct emitter *e, unsigned size, bool sign, enum jreg dst, enum jreg base,
+                   enum jreg index)
+{
+    unsigned d = host_reg[dst], b = host_reg[base], i = host_reg[index];
+    switch (size) {
+    case 1: op_idx(e, sign, sign ? 0x0fbe : 0x0fb6, d, b, i, false); break;
+    case 2: op_idx(e, sign, sign ? 0x0fbf : 0x0fb7, d, b, i, false); break;
+    case 4: op_idx(e, sign, sign ? 0x63 : 0x8b, d, b, i, false); break;
+    default: op_idx(e, true, 0x8b, d, b, i, false); break;
+    }
+}
+
+void emit_store_idx(struct emitter *e, unsigned size, enum jreg src, enum jreg base,
+                    enum jreg index)
+{
+    unsigned s = host_reg[src], b = host_reg[base], i = host_reg[index];
+    switch (size) {
+    case 1: op_idx(e, false, 0x88, s, b, i, true); break;
+    case 2: byte(e, 0x66); op_idx(e, false, 0x89, s, b, i, false); break;
+    case 4: op_idx(e, false, 0x89, s, b, i, false); break;
+    default: op_idx(e, true, 0x89, s, b, i, false); break;
+    }
+}
+
 void emit_add_mem_imm(struct emitter *e, enum jreg base, int32_t disp, int32_t imm)
 {
     op_rm(e, true, 0x81, 0, host_reg[base], disp, false);

@@ -115,7 +115,6 @@ int jit_create(struct hart *h, size_t cache_size, unsigned threshold)
         return -ENOMEM;
     j->hart = h;
     j->threshold = threshold;
-    j->cache.fd = -1;
     r = cache_init(&j->cache, cache_size);
     if (r)
         goto fail;

@@ -401,15 +401,19 @@ static void exit_interp(struct tr *t, uint64_t pc, unsigned count)
     emit_jump_abs(&t->e, (const void *)t->j->exit_resume);
 }
 
-/* rd = rs1 OP rs2 */
-/* rd = rs1 OP rs2, computed in rd's cached register where it has one
- * (unless rd is rs2 but not rs1: rs1 copied there first would overwrite
- * rs2), reading cached operands where they are. */
+/* The host register rd = f(rs1, rs2) is computed in: rd's cached one,
+ * unless rd is rs2 but not rs1 (rs1 copied there first would overwrite
+ * rs2). */
+static enum jreg dest_reg2(const struct tr *t, const struct decoded_insn *d)
+{
+    return d->rs2 == d->rd && d->rs1 != d->rd ? JR_T0 : dest_reg(t, d->rd);
+}
+
+/* rd = rs1 OP rs2, computed in dest_reg2(), reading cached operands where
+ * they are. */
 static void gen_rr(struct tr *t, const struct decoded_insn *d, enum jalu op, bool w32)
 {
-    enum jreg r = dest_reg(t, d->rd);
-    if (d->rs2 == d->rd && d->rs1 != d->rd)
-        r = JR_T0;
+    enum jreg r = dest_reg2(t, d);
     enum jreg b = src_reg(t, d->rs2, JR_T1);
     emit_mov(&t->e, r, src_reg(t, d->rs1, r));
     emit_alu(&t->e, op, w32, r, b);
@@ -433,46 +437,52 @@ static void gen_ri(struct tr *t, const struct decoded_insn *d, enum jalu op, boo
 
 static void gen_shift_imm(struct tr *t, const struct decoded_insn *d, enum jshift op, bool w32)
 {
-    get_x(t, JR_T0, d->rs1);
-    emit_shift_imm(&t->e, op, w32, JR_T0, (unsigned)d->imm);
+    enum jreg r = dest_reg(t, d->rd);
+    emit_mov(&t->e, r, src_reg(t, d->rs1, r));
+    emit_shift_imm(&t->e, op, w32, r, (unsigned)d->imm);
     if (w32)
-        emit_sext(&t->e, 32, JR_T0, JR_T0);
-    set_x(t, JR_T0, d->rd);
+        emit_sext(&t->e, 32, r, r);
+    put_x(t, r, d->rd);
 }
 
 static void gen_shift(struct tr *t, const struct decoded_insn *d, enum jshift op, bool w32)
 {
-    get_x(t, JR_T0, d->rs1);
-    get_x(t, JR_T1, d->rs2);
-    emit_shift(&t->e, op, w32, JR_T0, JR_T1);
+    enum jreg r = dest_reg2(t, d);
+    enum jreg b = src_reg(t, d->rs2, JR_T1);
+    emit_mov(&t->e, r, src_reg(t, d->rs1, r));
+    emit_shift(&t->e, op, w32, r, b);
     if (w32)
-        emit_sext(&t->e, 32, JR_T0, JR_T0);
-    set_x(t, JR_T0, d->rd);
+        emit_sext(&t->e, 32, r, r);
+    put_x(t, r, d->rd);
 }
 
 /* rd = (rs1 COND rs2/imm) */
 static void gen_set(struct tr *t, const struct decoded_insn *d, enum jcond c, bool imm)
 {
-    get_x(t, JR_T0, d->rs1);
+    enum jreg r = dest_reg(t, d->rd);
+    enum jreg a = src_reg(t, d->rs1, JR_T0), b = JR_T1;
     if (imm)
         emit_mov_imm(&t->e, JR_T1, (uint64_t)d->imm);
     else
-        get_x(t, JR_T1, d->rs2);
-    emit_setcc(&t->e, c, JR_T0, JR_T0, JR_T1);
-    set_x(t, JR_T0, d->rd);
+        b = src_reg(t, d->rs2, JR_T1);
+    emit_setcc(&t->e, c, r, a, b);
+    put_x(t, r, d->rd);
 }
 
-/* rd = (zext32(rs1) if uw) << sh, + rs2 (Zba) */
+/* rd = (zext32(rs1) if uw) << sh, + rs2 (Zba). rs1 is shifted in place
+ * before rs2 is read: rd's cached register only if rd is not rs2 (found by
+ * fuzz_jit_diff: sh3add x28, x28, x28). */
 static void gen_shadd(struct tr *t, const struct decoded_insn *d, unsigned sh, bool uw)
 {
-    get_x(t, JR_T0, d->rs1);
+    enum jreg r = d->rs2 == d->rd ? JR_T0 : dest_reg(t, d->rd);
+    enum jreg b = src_reg(t, d->rs2, JR_T1);
+    emit_mov(&t->e, r, src_reg(t, d->rs1, r));
     if (uw)
-        emit_zext(&t->e, 32, JR_T0, JR_T0);
+        emit_zext(&t->e, 32, r, r);
     if (sh)
-        emit_shift_imm(&t->e, JS_SHL, false, JR_T0, sh);
-    get_x(t, JR_T1, d->rs2);
-    emit_alu(&t->e, JA_ADD, false, JR_T0, JR_T1);
-    set_x(t, JR_T0, d->rd);
+        emit_shift_imm(&t->e, JS_SHL, false, r, sh);
+    emit_alu(&t->e, JA_ADD, false, r, b);
+    put_x(t, r, d->rd);
 }
 
 /* rd = rs1 OP ~rs2, inverted afterwards for xnor (Zbb) */
@@ -511,35 +521,36 @@ static void gen_access(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
 {
     struct emitter *e = &t->e;
     unsigned dirty = t->dirty;
-    get_x(t, JR_T2, d->rs1);
+    enum jreg base = src_reg(t, d->rs1, JR_T2);
     if (d->imm)
-        emit_alu_imm(e, JA_ADD, false, JR_T2, (int32_t)d->imm);
+        emit_lea(e, JR_T2, base, (int32_t)d->imm);
+    else
+        emit_mov(e, JR_T2, base);
     emit_mov(e, JR_T0, JR_T2);
     emit_shift_imm(e, JS_SHR, false, JR_T0, GUEST_PAGE_SHIFT - 4);
-    emit_alu_imm(e, JA_AND, false, JR_T0, (TLB_SIZE - 1) << 4);
-    emit_load(e, 8, false, JR_T1, JR_HART, store ? HOFF(tlb_write) : HOFF(tlb_read));
-    emit_alu(e, JA_ADD, false, JR_T0, JR_T1);
+    emit_alu_imm(e, JA_AND, true, JR_T0, (TLB_SIZE - 1) << 4);
+    emit_add_load(e, JR_T0, JR_HART, store ? HOFF(tlb_write) : HOFF(tlb_read));
     emit_mov(e, JR_T1, JR_T2);
     emit_alu_imm(e, JA_AND, false, JR_T1, (int32_t)~(uint32_t)(0xfff & ~(size - 1)));
     jlabel miss = emit_branch_mem(e, JC_NE, JR_T1, JR_T0, 0);
+    /* T1: the host offset of the page; the access is at [T1 + T2]. */
     emit_load(e, 8, false, JR_T1, JR_T0, 8);
-    emit_alu(e, JA_ADD, false, JR_T1, JR_T2);
-    if (store) {
-        if (fp)
-            emit_load(e, 8, false, JR_T0, JR_HART, FOFF(d->rs2));
-        else
-            get_x(t, JR_T0, d->rs2);
-        emit_store(e, size, JR_T0, JR_T1, 0);
-    } else {
-        emit_load(e, size, sign, JR_T0, JR_T1, 0);
-        if (fp && size == 4) {
+    if (store && fp) {
+        emit_load(e, 8, false, JR_T0, JR_HART, FOFF(d->rs2));
+        emit_store_idx(e, size, JR_T0, JR_T1, JR_T2);
+    } else if (store) {
+        emit_store_idx(e, size, src_reg(t, d->rs2, JR_T0), JR_T1, JR_T2);
+    } else if (fp) {
+        emit_load_idx(e, size, sign, JR_T0, JR_T1, JR_T2);
+        if (size == 4) {
             emit_mov_imm(e, JR_T1, 0xffffffff00000000ull);
             emit_alu(e, JA_OR, false, JR_T0, JR_T1);
         }
-        if (fp)
-            emit_store(e, 8, JR_T0, JR_HART, FOFF(d->rd));
-        else
-            set_x(t, JR_T0, d->rd);
+        emit_store(e, 8, JR_T0, JR_HART, FOFF(d->rd));
+    } else {
+        enum jreg r = dest_reg(t, d->rd);   /* straight into rd's cached register */
+        emit_load_idx(e, size, sign, r, JR_T1, JR_T2);
+        put_x(t, r, d->rd);
     }
     t->slow[t->nslow++] = (struct slow_path){ .from = miss, .back = emit_here(e), .pc = pc,
                                               .count = count, .size = size, .rd = d->rd,
@@ -620,9 +631,8 @@ static void gen_atomic(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
 static void gen_branch(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
                        enum jcond c)
 {
-    get_x(t, JR_T0, d->rs1);
-    get_x(t, JR_T1, d->rs2);
-    jlabel taken = emit_branch(&t->e, c, JR_T0, JR_T1);
+    enum jreg a = src_reg(t, d->rs1, JR_T0), b = src_reg(t, d->rs2, JR_T1);
+    jlabel taken = emit_branch(&t->e, c, a, b);
     if (t->fall) {
         t->side[t->nside++] = (struct side_exit){ .from = taken, .pc = pc + (uint64_t)d->imm,
                                                   .count = count, .dirty = t->dirty };
@@ -902,8 +912,7 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
             t.blk_pc = ipc;
             t.blk_code = blk->code + (ipc - pc);
             t.blk_first = n;
-            emit_mov(e, JR_T0, JR_COUNT);
-            emit_alu_imm(e, JA_ADD, false, JR_T0, (int32_t)n);
+            emit_lea(e, JR_T0, JR_COUNT, (int32_t)n);
             t.side[t.nside++] = (struct side_exit){ .from = emit_branch_mem(e, JC_GEU, JR_T0, JR_CTX, JOFF(limit)),
                                                     .pc = ipc, .count = n, .dirty = t.dirty,
                                                     .budget = true };
