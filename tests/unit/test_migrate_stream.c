@@ -1181,6 +1181,21 @@ static void test_garbage_to_destination(void)
     close(sv[1]);
 }
 
+/* HELLO for machine m (its board), as a source sends it. */
+static void send_hello(struct migrate_conn *c, struct virt_machine *m, uint32_t features,
+                       uint32_t mode)
+{
+    char err[512] = "";
+    struct state_writer w;
+    state_writer_init_mem(&w);
+    CHECK_EQ(vm_snapshot_save_board(m, &w, err, sizeof(err)), 0);
+    CHECK_EQ(state_writer_finish(&w, err, sizeof(err)), 0);
+    size_t len;
+    const uint8_t *board = state_writer_data(&w, &len);
+    CHECK_EQ(migrate_hello_send(c, features, mode, m->mem.ram_size, board, len), 0);
+    state_writer_free(&w);
+}
+
 /* SYNC from a source that did not offer it in HELLO: refused, naming it. */
 static void test_sync_not_offered(const char *tmp)
 {
@@ -1191,14 +1206,7 @@ static void test_sync_not_offered(const char *tmp)
     int mfd = memfd_create("stream", MFD_CLOEXEC);
     struct migrate_conn c;
     migrate_conn_init(&c, -1, mfd);
-    struct state_writer w;
-    state_writer_init_mem(&w);
-    vm_snapshot_save_board(m, &w, err, sizeof(err));
-    state_writer_finish(&w, err, sizeof(err));
-    size_t len;
-    const uint8_t *board = state_writer_data(&w, &len);
-    CHECK_EQ(migrate_hello_send(&c, 0, 0, m->mem.ram_size, board, len), 0);
-    state_writer_free(&w);
+    send_hello(&c, m, 0, 0);
     CHECK_EQ(migrate_send(&c, MIGRATE_SYNC, 0, NULL, 0, NULL, 0), 0);
     migrate_conn_free(&c);
     virt_destroy(m);
@@ -1246,15 +1254,8 @@ static void write_seed(const char *dir, const char *tmp, const char *name, bool 
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     struct migrate_conn c;
     migrate_conn_init(&c, -1, fd);
-    struct state_writer w;
-    state_writer_init_mem(&w);
-    vm_snapshot_save_board(m, &w, err, sizeof(err));
-    state_writer_finish(&w, err, sizeof(err));
-    size_t len;
-    const uint8_t *data = state_writer_data(&w, &len);
-    migrate_hello_send(&c, MIGRATE_F_SYNC | (zstd ? MIGRATE_F_ZSTD : 0),
-                       disk ? MIGRATE_MODE_COPY_STORAGE : 0, m->mem.ram_size, data, len);
-    state_writer_free(&w);
+    send_hello(&c, m, MIGRATE_F_SYNC | (zstd ? MIGRATE_F_ZSTD : 0),
+               disk ? MIGRATE_MODE_COPY_STORAGE : 0);
     if (disk) {
         static uint8_t block[4096];
         memset(block, 0x5a, sizeof(block));
@@ -1269,9 +1270,11 @@ static void write_seed(const char *dir, const char *tmp, const char *name, bool 
     migrate_batch_flush(&c, &b, zstd ? 3 : 0);
     migrate_batch_free(&b);
     migrate_send(&c, MIGRATE_SYNC, 0, NULL, 0, NULL, 0);   /* the end of round 0 */
+    struct state_writer w;
     state_writer_init_mem(&w);
     if (virt_save(m, &w, err, sizeof(err)) == 0 && state_writer_finish(&w, err, sizeof(err)) == 0) {
-        data = state_writer_data(&w, &len);
+        size_t len;
+        const uint8_t *data = state_writer_data(&w, &len);
         migrate_send(&c, MIGRATE_STATE, 0, data, len, NULL, 0);
     }
     state_writer_free(&w);
