@@ -588,6 +588,9 @@ static void gen_slow_path(struct tr *t, const struct slow_path *sp)
         reload_x(t, sp->rd);
     emit_jump_abs(e, (const void *)sp->back);
     emit_bind(e, fault);
+    /* Not rd, which reload_x() counted as written: a faulting load wrote
+     * nothing, and rd's register may hold nothing yet (choose_cached). */
+    t->dirty = sp->dirty;
     t->spilled = true; /* the call-clobbered ones are in the hart already */
     write_back(t);
     t->spilled = false;
@@ -792,45 +795,65 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
 
 /* Picks the guest registers the unit uses most (at least twice) to hold
  * in host registers: in the call-clobbered ones too only if the straight
- * line calls no helper. Returns the mask of slots used. (Every one is
- * loaded at the entry: the exits store back any written so far, and the
- * out-of-line paths may store more, which must then hold the value.) */
+ * line calls no helper. Returns the mask of slots that must be loaded at
+ * the entry: those whose register the unit may read before it writes it.
+ * A register written first holds nothing until then, which is safe: it is
+ * stored back (exits, helper calls, slow paths) only once written (dirty),
+ * and reloaded from the hart after calls. Reads are over-approximated
+ * (rs1 and rs2 of every instruction, read before its rd is written, so
+ * `ld a0, 0(a0)` reads a0 first); the unit is a straight line whose side
+ * exits leave it, so its order is every path's. */
+static uint64_t reg_bit(unsigned x)
+{
+    return x < 64 ? 1ull << x : 0;
+}
+
 static unsigned choose_cached(struct tr *t, const struct decoded_insn *insns, unsigned n)
 {
     unsigned uses[33] = { 0 }, slots = NCACHED;
+    uint64_t written = 0, read_first = 0;
     for (unsigned i = 0; i < n; i++) {
         const struct decoded_insn *d = &insns[i];
+        uint64_t reads = 0, writes = 0;
         if (d->op == OP_FLW || d->op == OP_FLD || d->op == OP_FSW || d->op == OP_FSD ||
             d->op == OP_FP) {
             /* Only the x operands count: rd, rs2 (and rs3) name f registers. */
             unsigned x = fp_x_regs(d);
-            if (x & FPX_RS1)
+            if (x & FPX_RS1) {
                 uses[d->rs1]++;
-            if (x & FPX_RD)
+                reads = reg_bit(d->rs1);
+            }
+            if (x & FPX_RD) {
                 uses[d->rd]++;
+                writes = reg_bit(d->rd);
+            }
             if (x & FPX_CALL)
                 slots = NPRESERVED;
-            continue;
+        } else {
+            uses[d->rs1]++;
+            uses[d->rs2]++;
+            uses[d->rd]++;
+            reads = reg_bit(d->rs1) | reg_bit(d->rs2);
+            writes = reg_bit(d->rd);
+            if (helper_of(d->op) || (d->op >= OP_LR_W && d->op <= OP_AMO_D))
+                slots = NPRESERVED;
         }
-        uses[d->rs1]++;
-        uses[d->rs2]++;
-        uses[d->rd]++;
-        if (helper_of(d->op) || (d->op >= OP_LR_W && d->op <= OP_AMO_D))
-            slots = NPRESERVED;
+        read_first |= reads & ~written;
+        written |= writes;
     }
     uses[0] = uses[32] = 0;
-    unsigned used = 0;
+    unsigned load = 0;
     for (unsigned k = 0; k < slots; k++) {
         unsigned best = 0;
         for (unsigned x = 1; x < 32; x++)
             if (uses[x] >= 2 && uses[x] > uses[best])
                 best = x;
         t->cached[k] = (uint8_t)best;
-        if (best)
-            used |= 1u << k;
+        if (best && ((read_first >> best) & 1))
+            load |= 1u << k;
         uses[best] = 0;
     }
-    return used;
+    return load;
 }
 
 static bool cond_branch(unsigned op)
@@ -893,9 +916,9 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     emit_load(e, 8, false, JR_T0, JR_T0, 0);
     jlabel stale = emit_branch_mem(e, JC_NE, JR_T0, JR_HART, HOFF(code_epoch));
     uintptr_t valid = emit_here(e);
-    unsigned live = choose_cached(&t, insns, total);
+    unsigned load = choose_cached(&t, insns, total);
     for (int k = 0; k < NCACHED; k++)
-        if (live & (1u << k))
+        if (load & (1u << k))
             emit_load(e, 8, false, cache_reg[k], JR_HART, XOFF(t.cached[k]));
 
     unsigned n = 0;
