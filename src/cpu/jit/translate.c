@@ -793,6 +793,11 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
     return -1;
 }
 
+static uint64_t reg_bit(unsigned x)
+{
+    return x < 64 ? 1ull << x : 0;
+}
+
 /* Picks the guest registers the unit uses most (at least twice) to hold
  * in host registers: in the call-clobbered ones too only if the straight
  * line calls no helper. Returns the mask of slots that must be loaded at
@@ -803,11 +808,6 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
  * (rs1 and rs2 of every instruction, read before its rd is written, so
  * `ld a0, 0(a0)` reads a0 first); the unit is a straight line whose side
  * exits leave it, so its order is every path's. */
-static uint64_t reg_bit(unsigned x)
-{
-    return x < 64 ? 1ull << x : 0;
-}
-
 static unsigned choose_cached(struct tr *t, const struct decoded_insn *insns, unsigned n)
 {
     unsigned uses[33] = { 0 }, slots = NCACHED;
