@@ -572,12 +572,18 @@ struct vm_io_source api_io_source(struct api *a)
 
 /* ---- open and close ---- */
 
+/* The HTTP server library (libmicrohttpd, through dlopen) into `lib`. */
+static int load_lib(struct mhd_lib *lib, char *err, size_t errlen)
+{
+    char why[256];
+    int r = mhd_lib_load(lib, why, sizeof(why));
+    return r ? errmsg(err, errlen, r, "--api: %s", why) : 0;
+}
+
 int api_preload(char *err, size_t errlen)
 {
     struct mhd_lib lib;
-    char why[256];
-    int r = mhd_lib_load(&lib, why, sizeof(why));
-    return r ? errmsg(err, errlen, r, "--api: %s", why) : 0;
+    return load_lib(&lib, err, errlen);
 }
 
 int api_open_ops(const char *path, const struct api_ops *ops, struct api **out, char *err,
@@ -592,10 +598,9 @@ int api_open_ops(const char *path, const struct api_ops *ops, struct api **out, 
     a->timer_fd = -1;
     a->timer_armed_ns = INT64_MAX;
     a->last_state = ops->state(ops->opaque);
-    char why[256];
-    if ((r = mhd_lib_load(&a->lib, why, sizeof(why)))) {
+    if ((r = load_lib(&a->lib, err, errlen))) {
         free(a);
-        return errmsg(err, errlen, r, "--api: %s", why);
+        return r;
     }
     if ((r = api_socket_listen(path, "--api", &a->sock, err, errlen))) {
         free(a);
