@@ -180,6 +180,17 @@ static int collect(struct src *s, uint64_t *into)
     return n < 0 ? (int)n : 0;
 }
 
+/* The pages written since the last collect join s->dirty (scratch holds
+ * them too). */
+static int collect_dirty(struct src *s)
+{
+    int r = collect(s, s->scratch);
+    if (!r)
+        for (size_t w = 0; w < s->words; w++)
+            s->dirty[w] |= s->scratch[w];
+    return r;
+}
+
 static int pause_vm(struct src *s)
 {
     s->t_pause = mig_now_ns();
@@ -383,14 +394,9 @@ static int storage_copy(struct src *s)
 static int stop_copy(struct src *s)
 {
     mig_set_phase(s->g, VM_MIGRATE_STOP_COPY);
-    int r = pause_vm(s);
-    if (!r)
-        r = collect(s, s->scratch);
-    if (r)
-        return r;
-    for (size_t w = 0; w < s->words; w++)
-        s->dirty[w] |= s->scratch[w];
-    if ((r = storage_last(s)) || (r = send_bitmap(s, s->dirty, false)) || (r = send_state(s)))
+    int r;
+    if ((r = pause_vm(s)) || (r = collect_dirty(s)) || (r = storage_last(s)) ||
+        (r = send_bitmap(s, s->dirty, false)) || (r = send_state(s)))
         return r;
     if ((r = migrate_end_send(&s->g->conn, s->was_paused ? MIGRATE_END_PAUSED : 0, s->nsent)))
         return errmsg(s->err, sizeof(s->err), r, "sending END: %s", strerror(-r));
@@ -511,11 +517,9 @@ static int postcopy(struct src *s)
      * it is among those collected at the pause, added below; the collect
      * just before starts that count (the first collect of a migration
      * says every page; the pages it gives are kept with the last round's). */
-    int r = collect(s, s->scratch);
+    int r = collect_dirty(s);
     if (r)
         return r;
-    for (size_t w = 0; w < s->words; w++)
-        s->dirty[w] |= s->scratch[w];
     memset(s->backed, 0, s->words * 8);
     if (guest_mem_backed_pages(&s->m->mem, s->backed))
         memset(s->backed, 0xff, s->words * 8);
