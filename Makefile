@@ -177,4 +177,4 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(OBJS:.o=.d)
--include $(wildcard $(FUZZ_DIR)/obj/src/*/*.d $(FUZZ_DIR)/*.d)
+-include $(wildcard $(FUZZ_OBJS:.o=.d) $(FUZZ_DIR)/*.d)

@@ -6,8 +6,9 @@
 #include "cpu/jit/jit.h"
 
 /* Instructions in a unit at most: a decoded block and the blocks that
- * follow it in the page through not-taken branches (a superblock). */
-#define JIT_UNIT_MAX_INSNS (3 * BLOCK_MAX_INSNS)
+ * follow it in the page through not-taken branches (a superblock), whole
+ * blocks only. */
+#define JIT_UNIT_MAX_INSNS (4 * BLOCK_MAX_INSNS)
 
 /* One translated superblock. */
 struct jit_unit {

@@ -1,6 +1,8 @@
 /* The front end: a decoded block, and the blocks after it in the page
  * through not-taken branches -> one unit of host code, through the emitter
- * only (no host ISA here).
+ * only (no host ISA here). A taken branch to one of the unit's own
+ * instructions (a loop, or a short forward skip) jumps there inside the
+ * unit (plan_jumps, flow).
  *
  * Guest registers live in the hart (h->arch.x); the ones a unit uses most are
  * held in host registers within the unit (see NCACHED), loaded at its entry
@@ -204,6 +206,7 @@ struct side_exit {
     unsigned count;
     unsigned dirty;  /* t->dirty where it leaves the straight line */
     bool budget;
+    int inside;      /* a taken branch to the unit's own instruction inside, or -1 */
 };
 
 /* The slow path of a load or store, emitted after the straight line; it
@@ -245,6 +248,18 @@ struct tr {
     unsigned dirty;
     bool spilled;
     unsigned fp;     /* translate_fp.c's */
+    /* Branches within the unit (plan_jumps): for each instruction, the
+     * index of the unit's instruction its taken branch or jal goes to, or
+     * -1; the guest registers that may have been written before it on some
+     * path from the entry (flow), which are dirty there; its guest pc; the
+     * host address of its code once emitted (after a block start's budget
+     * check), else 0. */
+    int16_t inside[JIT_UNIT_MAX_INSNS];
+    uint64_t may_written[JIT_UNIT_MAX_INSNS];
+    uint64_t pc_of[JIT_UNIT_MAX_INSNS];
+    uintptr_t at[JIT_UNIT_MAX_INSNS];
+    unsigned fp_facts[JIT_UNIT_MAX_INSNS]; /* `fp` on every path to it */
+    unsigned cur;    /* the index of the instruction being emitted */
 };
 
 static const enum jreg cache_reg[NCACHED] = { JR_S0, JR_S1, JR_S2, JR_RET, JR_ARG3,
@@ -631,14 +646,46 @@ static void gen_atomic(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
     emit_bind(e, ok);
 }
 
+/* A jump to the unit's own instruction `to` after `count` instructions
+ * (a taken branch or a jal inside the unit's range): the registers stay
+ * where they are. COUNT is rebased so that the counts emitted at `to` (the
+ * instructions before it on the straight line) hold on this path too; the
+ * budget is checked as the interpreter checks it at every block start, so
+ * a loop inside a unit still ends its slice. If `to` was not emitted (the
+ * unit ended before it), an ordinary exit. */
+static void jump_inside(struct tr *t, unsigned to, unsigned count)
+{
+    struct emitter *e = &t->e;
+    if (!t->at[to]) {
+        exit_to(t, t->pc_of[to], count);
+        return;
+    }
+    if (count != to)
+        emit_alu_imm(e, JA_ADD, false, JR_COUNT, (int32_t)count - (int32_t)to);
+    emit_lea(e, JR_T0, JR_COUNT, (int32_t)to);
+    jlabel over = emit_branch_mem(e, JC_GEU, JR_T0, JR_CTX, JOFF(limit));
+    emit_jump_abs(e, (const void *)t->at[to]);
+    emit_bind(e, over);
+    write_back(t);
+    add_count(t, to);
+    set_pc_imm(t, t->pc_of[to]);
+    emit_jump_abs(e, (const void *)t->j->exit_normal);
+}
+
 static void gen_branch(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
                        enum jcond c)
 {
     enum jreg a = src_reg(t, d->rs1, JR_T0), b = src_reg(t, d->rs2, JR_T1);
     jlabel taken = emit_branch(&t->e, c, a, b);
-    if (t->fall) {
+    int inside = t->inside[t->cur];
+    if (t->fall || inside >= 0) {
+        /* Out of the straight line, after it: by then every instruction
+         * a branch inside the unit can go to has its code. */
         t->side[t->nside++] = (struct side_exit){ .from = taken, .pc = pc + (uint64_t)d->imm,
-                                                  .count = count, .dirty = t->dirty };
+                                                  .count = count, .dirty = t->dirty,
+                                                  .inside = inside };
+        if (!t->fall)
+            exit_to(t, pc + d->len, count);
         return;
     }
     exit_to(t, pc + d->len, count);
@@ -678,7 +725,10 @@ static int gen_insn(struct tr *t, const struct decoded_insn *d, uint64_t pc, uns
             emit_mov_imm(e, JR_T0, pc + d->len);
             set_x(t, JR_T0, d->rd);
         }
-        exit_to(t, pc + (uint64_t)d->imm, after);
+        if (t->inside[count] >= 0)
+            jump_inside(t, (unsigned)t->inside[count], after); /* back: a loop */
+        else
+            exit_to(t, pc + (uint64_t)d->imm, after);
         return 1;
     case OP_JALR:
         get_x(t, JR_T2, d->rs1);
@@ -798,48 +848,163 @@ static uint64_t reg_bit(unsigned x)
     return x < 64 ? 1ull << x : 0;
 }
 
+/* flow() tracks translate_fp.c's facts as if they were registers written
+ * by the F/D instructions that establish them, in these bits. */
+#define FP_FACTS_SHIFT 40
+
+/* The x registers `d` reads and writes (reg_bit masks), and whether it is
+ * emitted as a helper call. Reads are over-approximated: rs1 and rs2 of
+ * every instruction, read before its rd is written, so `ld a0, 0(a0)`
+ * reads a0. */
+static void insn_regs(const struct decoded_insn *d, uint64_t *reads, uint64_t *writes, bool *calls)
+{
+    if (d->op == OP_FLW || d->op == OP_FLD || d->op == OP_FSW || d->op == OP_FSD || d->op == OP_FP) {
+        /* Only the x operands count: rd, rs2 (and rs3) name f registers. */
+        unsigned x = fp_x_regs(d);
+        *reads = x & FPX_RS1 ? reg_bit(d->rs1) : 0;
+        *writes = (x & FPX_RD ? reg_bit(d->rd) : 0) | (uint64_t)fp_facts(d) << FP_FACTS_SHIFT;
+        *calls = x & FPX_CALL;
+        return;
+    }
+    *reads = reg_bit(d->rs1) | reg_bit(d->rs2);
+    *writes = reg_bit(d->rd);
+    *calls = helper_of(d->op) || (d->op >= OP_LR_W && d->op <= OP_AMO_D);
+}
+
+static bool cond_branch(unsigned op)
+{
+    return op >= OP_BEQ && op <= OP_BGEU;
+}
+
+/* Branches and jals whose target is one of the unit's own instructions
+ * jump there instead of leaving the unit (t->inside): the loop of a hot
+ * function runs inside one unit, and a taken branch forward over a few
+ * instructions skips them without an exit and an entry.
+ * The budget is checked where the interpreter checks it, at the start of
+ * each of its blocks; from a jump's target q the interpreter's block ends
+ * at the first instruction that ends a block, or 16 instructions on. The
+ * unit's next block start after q is the same unless q lies inside a
+ * block that the decoder cut at BLOCK_MAX_INSNS (starts[] marks the
+ * unit's blocks): such targets are left to an exit. */
+static void plan_jumps(struct tr *t, const struct decoded_insn *insns, const bool *starts,
+                       unsigned n, uint64_t pc)
+{
+    bool in_cut[JIT_UNIT_MAX_INSNS];
+    for (unsigned p = 0; p < n; pc += insns[p++].len)
+        t->pc_of[p] = pc;
+    for (unsigned s = 0, e; s < n; s = e) {
+        for (e = s + 1; e < n && !starts[e]; e++)
+            ;
+        bool cut = e - s == BLOCK_MAX_INSNS && !decode_ends_block(insns[e - 1].op);
+        for (unsigned p = s; p < e; p++)
+            in_cut[p] = cut && p != s;
+    }
+    for (unsigned p = 0; p < n; p++) {
+        const struct decoded_insn *d = &insns[p];
+        t->inside[p] = -1;
+        if (!cond_branch(d->op) && d->op != OP_JAL)
+            continue;
+        uint64_t target = t->pc_of[p] + (uint64_t)d->imm;
+        for (unsigned q = 0; q < n; q++)
+            if (t->pc_of[q] == target && !in_cut[q])
+                t->inside[p] = (int16_t)q;
+    }
+}
+
+/* Which registers may have been written before each instruction on some
+ * path from the unit's entry (t->may_written: they count as dirty there,
+ * so every exit stores them), and which registers the unit must load at
+ * its entry: those read, or dirty, at an instruction that some path
+ * reaches without writing them. Also which of translate_fp.c's facts hold
+ * on every path to each instruction (t->fp_facts). On a straight line that is a register
+ * read before it is written; a branch inside the unit can skip a write
+ * (forward) or bring one from a later instruction (a loop). The paths
+ * are the straight line and the jumps inside (plan_jumps); an instruction
+ * the front end cannot emit ends the unit earlier, which only drops
+ * paths. Returns the reg_bit mask of the registers to load. */
+static uint64_t flow(struct tr *t, const struct decoded_insn *insns, unsigned n)
+{
+    uint64_t reads[JIT_UNIT_MAX_INSNS], writes[JIT_UNIT_MAX_INSNS], must[JIT_UNIT_MAX_INSNS];
+    uint64_t *may = t->may_written, load = 0;
+    for (unsigned p = 0; p < n; p++) {
+        bool calls;
+        insn_regs(&insns[p], &reads[p], &writes[p], &calls);
+        may[p] = 0;
+        must[p] = p ? ~0ull : 0;
+    }
+    for (bool changed = true; changed;) {
+        changed = false;
+        for (unsigned p = 1; p < n; p++) {
+            uint64_t w = 0, m = ~0ull;
+            unsigned prev = insns[p - 1].op;
+            if (prev != OP_JAL && prev != OP_JALR) {
+                w = may[p - 1] | writes[p - 1];
+                m = must[p - 1] | writes[p - 1];
+            }
+            for (unsigned q = 0; q < n; q++) {
+                if (t->inside[q] == (int)p) {
+                    w |= may[q] | writes[q];
+                    m &= must[q] | writes[q];
+                }
+            }
+            if (w != may[p] || m != must[p]) {
+                may[p] = w;
+                must[p] = m;
+                changed = true;
+            }
+        }
+        /* The entry is the first instruction's other predecessor. */
+        for (unsigned q = 0; q < n; q++) {
+            if (t->inside[q] == 0 && ((may[q] | writes[q]) & ~may[0])) {
+                may[0] |= may[q] | writes[q];
+                changed = true;
+            }
+        }
+    }
+    for (unsigned p = 0; p < n; p++) {
+        load |= (reads[p] | may[p]) & ~must[p];
+        t->fp_facts[p] = (unsigned)(must[p] >> FP_FACTS_SHIFT);
+    }
+    return load & ((1ull << 33) - 1);
+}
+
+/* The cache slots of the registers in `regs` (a reg_bit mask). */
+static unsigned slots_of(const struct tr *t, uint64_t regs)
+{
+    unsigned slots = 0;
+    for (unsigned k = 0; k < NCACHED; k++)
+        if (t->cached[k] && ((regs >> t->cached[k]) & 1))
+            slots |= 1u << k;
+    return slots;
+}
+
 /* Picks the guest registers the unit uses most (at least twice) to hold
- * in host registers: in the call-clobbered ones too only if the straight
- * line calls no helper. Returns the mask of slots that must be loaded at
- * the entry: those whose register the unit may read before it writes it.
- * A register written first holds nothing until then, which is safe: it is
- * stored back (exits, helper calls, slow paths) only once written (dirty),
- * and reloaded from the hart after calls. Reads are over-approximated
- * (rs1 and rs2 of every instruction, read before its rd is written, so
- * `ld a0, 0(a0)` reads a0 first); the unit is a straight line whose side
- * exits leave it, so its order is every path's. */
-static unsigned choose_cached(struct tr *t, const struct decoded_insn *insns, unsigned n)
+ * in host registers: in the call-clobbered ones too only if the unit calls
+ * no helper. Returns the mask of slots that must be loaded at the entry:
+ * those whose register is in `need` (flow). A register not loaded holds
+ * nothing until it is written, which is safe: it is stored back (exits,
+ * helper calls, slow paths) only where it counts as written (dirty), and
+ * reloaded from the hart after calls. */
+static unsigned choose_cached(struct tr *t, const struct decoded_insn *insns, unsigned n, uint64_t need)
 {
     unsigned uses[33] = { 0 }, slots = NCACHED;
-    uint64_t written = 0, read_first = 0;
     for (unsigned i = 0; i < n; i++) {
         const struct decoded_insn *d = &insns[i];
-        uint64_t reads = 0, writes = 0;
+        uint64_t reads, writes;
+        bool calls;
+        insn_regs(d, &reads, &writes, &calls);
+        if (calls)
+            slots = NPRESERVED;
         if (d->op == OP_FLW || d->op == OP_FLD || d->op == OP_FSW || d->op == OP_FSD ||
             d->op == OP_FP) {
-            /* Only the x operands count: rd, rs2 (and rs3) name f registers. */
             unsigned x = fp_x_regs(d);
-            if (x & FPX_RS1) {
-                uses[d->rs1]++;
-                reads = reg_bit(d->rs1);
-            }
-            if (x & FPX_RD) {
-                uses[d->rd]++;
-                writes = reg_bit(d->rd);
-            }
-            if (x & FPX_CALL)
-                slots = NPRESERVED;
+            uses[d->rs1] += !!(x & FPX_RS1);
+            uses[d->rd] += !!(x & FPX_RD);
         } else {
             uses[d->rs1]++;
             uses[d->rs2]++;
             uses[d->rd]++;
-            reads = reg_bit(d->rs1) | reg_bit(d->rs2);
-            writes = reg_bit(d->rd);
-            if (helper_of(d->op) || (d->op >= OP_LR_W && d->op <= OP_AMO_D))
-                slots = NPRESERVED;
         }
-        read_first |= reads & ~written;
-        written |= writes;
     }
     uses[0] = uses[32] = 0;
     unsigned load = 0;
@@ -849,16 +1014,11 @@ static unsigned choose_cached(struct tr *t, const struct decoded_insn *insns, un
             if (uses[x] >= 2 && uses[x] > uses[best])
                 best = x;
         t->cached[k] = (uint8_t)best;
-        if (best && ((read_first >> best) & 1))
+        if (best && ((need >> best) & 1))
             load |= 1u << k;
         uses[best] = 0;
     }
     return load;
-}
-
-static bool cond_branch(unsigned op)
-{
-    return op >= OP_BEQ && op <= OP_BGEU;
 }
 
 /* The instructions of the unit starting with `blk`: it and the blocks that
@@ -879,16 +1039,17 @@ static unsigned gather(const struct decoded_block *blk, uint64_t pc, struct deco
         const struct decoded_insn *last = &insns[n - 1];
         bool cut = in_blk == BLOCK_MAX_INSNS && !decode_ends_block(last->op);
         uint64_t next = pc + off;
-        if ((!cut && !cond_branch(last->op)) || (next >> GUEST_PAGE_SHIFT) != (pc >> GUEST_PAGE_SHIFT) ||
-            n + BLOCK_MAX_INSNS > JIT_UNIT_MAX_INSNS)
+        if ((!cut && !cond_branch(last->op)) || (next >> GUEST_PAGE_SHIFT) != (pc >> GUEST_PAGE_SHIFT))
             return n;
+        struct decoded_insn more[BLOCK_MAX_INSNS];
         in_blk = decode_block((const uint8_t *)blk->code + off,
-                              (unsigned)(GUEST_PAGE_SIZE - (next & (GUEST_PAGE_SIZE - 1))), &insns[n]);
-        if (in_blk == 0)
-            return n;
+                              (unsigned)(GUEST_PAGE_SIZE - (next & (GUEST_PAGE_SIZE - 1))), more);
+        if (in_blk == 0 || n + in_blk > JIT_UNIT_MAX_INSNS)
+            return n; /* a unit ends where one of the interpreter's blocks does */
         for (unsigned i = 0; i < in_blk; i++) {
+            insns[n + i] = more[i];
             starts[n + i] = i == 0;
-            off += insns[n + i].len;
+            off += more[i].len;
         }
         n += in_blk;
     }
@@ -916,7 +1077,8 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     emit_load(e, 8, false, JR_T0, JR_T0, 0);
     jlabel stale = emit_branch_mem(e, JC_NE, JR_T0, JR_HART, HOFF(code_epoch));
     uintptr_t valid = emit_here(e);
-    unsigned load = choose_cached(&t, insns, total);
+    plan_jumps(&t, insns, starts, total, pc);
+    unsigned load = choose_cached(&t, insns, total, flow(&t, insns, total));
     for (int k = 0; k < NCACHED; k++)
         if (load & (1u << k))
             emit_load(e, 8, false, cache_reg[k], JR_HART, XOFF(t.cached[k]));
@@ -929,6 +1091,11 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
             break;
         }
         const struct decoded_insn *d = &insns[n];
+        t.cur = n;
+        t.dirty |= slots_of(&t, t.may_written[n]);
+        /* translate_fp.c's facts (FS checked, set Dirty) hold at n only if
+         * they hold on every path to it (flow). */
+        t.fp = t.fp_facts[n];
         if (n && starts[n]) {
             /* Where the interpreter would enter the next block, it would
              * check the budget: so does the unit. */
@@ -938,8 +1105,9 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
             emit_lea(e, JR_T0, JR_COUNT, (int32_t)n);
             t.side[t.nside++] = (struct side_exit){ .from = emit_branch_mem(e, JC_GEU, JR_T0, JR_CTX, JOFF(limit)),
                                                     .pc = ipc, .count = n, .dirty = t.dirty,
-                                                    .budget = true };
+                                                    .budget = true, .inside = -1 };
         }
+        t.at[n] = emit_here(e);
         t.fall = n + 1 < total;
         int r = gen_insn(&t, d, ipc, n);
         if (r < 0) {
@@ -966,7 +1134,10 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
             set_pc_imm(&t, s->pc);
             emit_jump_abs(e, (const void *)j->exit_normal);
         } else {
-            exit_to(&t, s->pc, s->count);
+            if (s->inside >= 0)
+                jump_inside(&t, (unsigned)s->inside, s->count);
+            else
+                exit_to(&t, s->pc, s->count);
         }
     }
     /* Out of line: a stale unit whose code is unchanged goes on (every

@@ -90,6 +90,13 @@ unsigned fp_x_regs(const struct decoded_insn *d)
            (fp_kind(d->raw) == FK_CALL ? FPX_CALL : 0);
 }
 
+/* gen_fp: every F/D instruction checks FS (or traps), all but the stores
+ * set it to Dirty. */
+unsigned fp_facts(const struct decoded_insn *d)
+{
+    return FP_CHECKED | (d->op == OP_FSW || d->op == OP_FSD ? 0 : FP_DIRTY);
+}
+
 static void check_fs(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count)
 {
     struct emitter *e = tr_emitter(t);
