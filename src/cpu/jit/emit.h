@@ -102,6 +102,15 @@ uintptr_t emit_patchable_jump(struct emitter *e, uintptr_t target);
  * byte in the writable view) to `target`. */
 void emit_patch_jump(uint8_t *site_rw, uintptr_t site, uintptr_t target);
 
+/* A shared stub for the out-of-line paths of translated code, emitted once
+ * (at the current position): translated code calls it (emit_call) with a
+ * guest address in T2 and two arguments in T0 and T1; it calls
+ *   int fn(struct hart *h, uint64_t addr, uint64_t a, uint64_t b, uint64_t *out)
+ * with HART, T2, T0, T1 and returns fn's result in T0 and *out in T1. Unlike
+ * emit_call it preserves every other register, so the caller keeps its
+ * values in the call-clobbered ones across it. */
+void emit_preserving_stub(struct emitter *e, const void *fn);
+
 /* The entry trampoline, called from C as
  *   int enter(struct hart *h, void *ctx, const void *code)
  * saves the callee-saved registers, loads HART and CTX and jumps to code.

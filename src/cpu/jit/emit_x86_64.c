@@ -393,13 +393,51 @@ void emit_patch_jump(uint8_t *site_rw, uintptr_t site, uintptr_t target)
     memcpy(site_rw + 1, &rel, 4);
 }
 
+static void push(struct emitter *e, unsigned r)
+{
+    rex(e, false, 0, r, false);
+    byte(e, (uint8_t)(0x50 | (r & 7)));
+}
+
+static void pop(struct emitter *e, unsigned r)
+{
+    rex(e, false, 0, r, false);
+    byte(e, (uint8_t)(0x58 | (r & 7)));
+}
+
+void emit_preserving_stub(struct emitter *e, const void *fn)
+{
+    /* Translated code runs with rsp 16-byte aligned (emit_trampoline); the
+     * call, six pushes and the `out` slot keep it so for fn. r8, r9 (T0,
+     * T1) return results; r11 is scratch everywhere. */
+    static const uint8_t saved[] = { RAX, RCX, RDX, RSI, RDI, R10 };
+    for (unsigned i = 0; i < sizeof(saved); i++)
+        push(e, saved[i]);
+    op_rr(e, true, 0x83, 5, RSP, false); /* sub rsp, 8: `out` */
+    byte(e, 8);
+    mov_host(e, RDI, RBX);
+    mov_host(e, RSI, R10);
+    mov_host(e, RDX, R8);
+    mov_host(e, RCX, R9);
+    mov_host(e, R8, RSP);
+    mov_host_imm(e, R11, (uintptr_t)fn);
+    op_rr(e, false, 0xff, 2, R11, false); /* call r11 */
+    mov_host(e, R8, RAX);
+    rex(e, true, R9, RSP, false);         /* mov r9, [rsp] */
+    byte(e, 0x8b);
+    modrm_mem(e, R9, RSP, 0);
+    op_rr(e, true, 0x83, 0, RSP, false);  /* add rsp, 8 */
+    byte(e, 8);
+    for (int i = (int)sizeof(saved) - 1; i >= 0; i--)
+        pop(e, saved[i]);
+    byte(e, 0xc3);                        /* ret */
+}
+
 void emit_trampoline(struct emitter *e, uintptr_t *exit)
 {
     static const uint8_t saved[] = { RBX, RBP, R12, R13, R14, R15 };
-    for (unsigned i = 0; i < sizeof(saved); i++) {
-        rex(e, false, 0, saved[i], false);
-        byte(e, (uint8_t)(0x50 | (saved[i] & 7)));      /* push */
-    }
+    for (unsigned i = 0; i < sizeof(saved); i++)
+        push(e, saved[i]);
     op_rr(e, true, 0x83, 5, RSP, false);                /* sub rsp, 8: keep 16-byte alignment */
     byte(e, 8);
     mov_host(e, RBX, RDI);
@@ -408,10 +446,8 @@ void emit_trampoline(struct emitter *e, uintptr_t *exit)
     *exit = emit_here(e);
     op_rr(e, true, 0x83, 0, RSP, false);                /* add rsp, 8 */
     byte(e, 8);
-    for (int i = (int)sizeof(saved) - 1; i >= 0; i--) {
-        rex(e, false, 0, saved[i], false);
-        byte(e, (uint8_t)(0x58 | (saved[i] & 7)));      /* pop */
-    }
+    for (int i = (int)sizeof(saved) - 1; i >= 0; i--)
+        pop(e, saved[i]);
     byte(e, 0xc3);                                      /* ret */
 }
 

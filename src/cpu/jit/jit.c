@@ -96,6 +96,7 @@ static void flush(struct jit *j)
     emit_bind(&e, found);
     emit_jump_reg(&e, JR_RET);
 
+    jit_emit_slow_stubs(j, &e);
     j->cache.used = e.pos;
 }
 

@@ -65,6 +65,8 @@ struct jit {
     uintptr_t exit_trap;        /* returns JIT_EXIT_TRAP */
     uintptr_t exit_resume;      /* returns JIT_EXIT_RESUME */
     uintptr_t dispatch;         /* ARG1 = patch site or 0, ARG2 = source pc */
+    uintptr_t slow_load;        /* preserving stubs (emit_preserving_stub) of */
+    uintptr_t slow_store;       /* the load and store slow paths */
     /* In translated code the hart's insn_count lives in COUNT; the stubs
      * above store it back before anything in C can look at it. */
     struct jit_stats stats;
@@ -94,6 +96,9 @@ static inline struct jit_unit **jit_slot(struct jit *j, uintptr_t code)
 struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, uint64_t pc);
 
 struct emitter;
+/* translate.c: emits the shared stubs of the load and store slow paths
+ * (with the rest of the shared code at the start of the cache). */
+void jit_emit_slow_stubs(struct jit *j, struct emitter *e);
 /* jit.c: emits the jump to the unit at pc T2 (= h->arch.pc, registers
  * stored back): through the jump cache, else the dispatcher. Inline at
  * each site, so that the host predicts each indirect jump on its own. */

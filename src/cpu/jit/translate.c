@@ -36,28 +36,41 @@ _Static_assert(offsetof(struct tlb_entry, tag) == 0 && offsetof(struct tlb_entry
 
 /* ---- helpers called from translated code ---- */
 
-/* Load slow path (TLB miss, MMIO, misaligned, page-crossing). `info` is
- * the size, | LOAD_SIGNED. Returns non-zero if an exception was taken. */
-static int load_slow(struct hart *h, uint64_t va, uint64_t info, uint64_t rd)
+/* The slow paths of loads and stores (TLB miss, MMIO, misaligned,
+ * page-crossing), called through the preserving stubs (jit_emit_slow_stubs).
+ * Return non-zero if an exception was taken. A load's `info` is the size,
+ * | LOAD_SIGNED, | LOAD_FP with the f register << 8 (written here); an x
+ * load's value goes to *out. */
+static int load_slow(struct hart *h, uint64_t va, uint64_t info, uint64_t unused, uint64_t *out)
 {
+    (void)unused;
     unsigned size = (unsigned)(info & 15);
     uint64_t v;
     if (mmu_load_slow(h, va, size, &v))
         return 1;
     if (info & LOAD_FP) {
-        h->arch.fp.f[rd] = size == 4 ? fpu_box32((uint32_t)v) : v;
+        h->arch.fp.f[(info >> 8) & 31] = size == 4 ? fpu_box32((uint32_t)v) : v;
         return 0;
     }
     if (info & LOAD_SIGNED)
         v = size == 1 ? (uint64_t)(int64_t)(int8_t)v
             : size == 2 ? (uint64_t)(int64_t)(int16_t)v : (uint64_t)(int64_t)(int32_t)v;
-    h->arch.x[rd] = v;
+    *out = v;
     return 0;
 }
 
-static int store_slow(struct hart *h, uint64_t va, uint64_t value, uint64_t size)
+static int store_slow(struct hart *h, uint64_t va, uint64_t size, uint64_t value, uint64_t *out)
 {
+    (void)out;
     return mmu_store_slow(h, va, (unsigned)size, value) != 0;
+}
+
+void jit_emit_slow_stubs(struct jit *j, struct emitter *e)
+{
+    j->slow_load = emit_here(e);
+    emit_preserving_stub(e, (const void *)load_slow);
+    j->slow_store = emit_here(e);
+    emit_preserving_stub(e, (const void *)store_slow);
 }
 
 static uint64_t sext32(uint64_t v) { return (uint64_t)(int64_t)(int32_t)v; }
@@ -219,6 +232,7 @@ struct slow_path {
     unsigned dirty;  /* t->dirty before the instruction */
     bool store, sign;
     bool fp;         /* f[rd] / f[rs2] instead of x */
+    enum jreg addr;  /* the register holding the address */
 };
 
 struct tr {
@@ -260,6 +274,11 @@ struct tr {
     uintptr_t at[JIT_UNIT_MAX_INSNS];
     unsigned fp_facts[JIT_UNIT_MAX_INSNS]; /* `fp` on every path to it */
     unsigned cur;    /* the index of the instruction being emitted */
+    /* Exits to the interpreter out of the straight line (budget, a trap in
+     * a slow path) share their stores: one tail per dirty set and kind,
+     * emitted where first needed (exit_via_tail). */
+    struct exit_tail { unsigned dirty; bool trap; uintptr_t at; } tails[2 * JIT_UNIT_MAX_INSNS];
+    unsigned ntails;
 };
 
 static const enum jreg cache_reg[NCACHED] = { JR_S0, JR_S1, JR_S2, JR_RET, JR_ARG3,
@@ -397,6 +416,35 @@ static void exit_to(struct tr *t, uint64_t target, unsigned count)
     emit_jump_abs(&t->e, (const void *)t->j->dispatch);
 }
 
+/* Leaves the unit for the interpreter, COUNT already counting what ran:
+ * with a trap taken (`trap`), or at the pc in T0. The stores of the
+ * registers written (t->dirty) are shared with the unit's other exits of
+ * the same kind and dirty set. */
+static void exit_via_tail(struct tr *t, bool trap)
+{
+    for (unsigned i = 0; i < t->ntails; i++) {
+        if (t->tails[i].dirty == t->dirty && t->tails[i].trap == trap) {
+            emit_jump_abs(&t->e, (const void *)t->tails[i].at);
+            return;
+        }
+    }
+    if (t->ntails < sizeof(t->tails) / sizeof(t->tails[0]))
+        t->tails[t->ntails++] = (struct exit_tail){ t->dirty, trap, emit_here(&t->e) };
+    write_back(t);
+    if (!trap)
+        emit_store(&t->e, 8, JR_T0, JR_HART, HOFF(arch.pc));
+    emit_jump_abs(&t->e, (const void *)(trap ? t->j->exit_trap : t->j->exit_normal));
+}
+
+/* Back to the interpreter at a block start, `count` instructions into the
+ * unit, where the budget has run out. */
+static void exit_budget(struct tr *t, uint64_t pc, unsigned count)
+{
+    add_count(t, count);
+    emit_mov_imm(&t->e, JR_T0, pc);
+    exit_via_tail(t, false);
+}
+
 /* Hands the instruction at pc, the `count`th of the unit, to the
  * interpreter, which goes on inside the same decoded block (at a block's
  * start: from the block lookup, with its budget check, as it would). */
@@ -529,34 +577,34 @@ static void gen_helper(struct tr *t, const struct decoded_insn *d, op_fn fn)
  * that also rejects misaligned accesses, add the host offset), everything
  * else out of line (slow_path) through the interpreter's slow path, which
  * may take an exception: then the unit ends with `count` instructions
- * retired. The address stays in T2 for the slow path. FP loads and stores
- * (fp) move f[rd] / f[rs2] instead of x. */
+ * retired. FP loads and stores (fp) move f[rd] / f[rs2] instead of x. */
 static void gen_access(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
                        bool store, unsigned size, bool sign, bool fp)
 {
     struct emitter *e = &t->e;
     unsigned dirty = t->dirty;
-    enum jreg base = src_reg(t, d->rs1, JR_T2);
-    if (d->imm)
-        emit_lea(e, JR_T2, base, (int32_t)d->imm);
-    else
-        emit_mov(e, JR_T2, base);
-    emit_mov(e, JR_T0, JR_T2);
+    /* The address: rs1's register itself when the offset is 0, else T2. */
+    enum jreg addr = src_reg(t, d->rs1, JR_T2);
+    if (d->imm) {
+        emit_lea(e, JR_T2, addr, (int32_t)d->imm);
+        addr = JR_T2;
+    }
+    emit_mov(e, JR_T0, addr);
     emit_shift_imm(e, JS_SHR, false, JR_T0, GUEST_PAGE_SHIFT - 4);
     emit_alu_imm(e, JA_AND, true, JR_T0, (TLB_SIZE - 1) << 4);
     emit_add_load(e, JR_T0, JR_HART, store ? HOFF(tlb_write) : HOFF(tlb_read));
-    emit_mov(e, JR_T1, JR_T2);
+    emit_mov(e, JR_T1, addr);
     emit_alu_imm(e, JA_AND, false, JR_T1, (int32_t)~(uint32_t)(0xfff & ~(size - 1)));
     jlabel miss = emit_branch_mem(e, JC_NE, JR_T1, JR_T0, 0);
-    /* T1: the host offset of the page; the access is at [T1 + T2]. */
+    /* T1: the host offset of the page; the access is at [T1 + addr]. */
     emit_load(e, 8, false, JR_T1, JR_T0, 8);
     if (store && fp) {
         emit_load(e, 8, false, JR_T0, JR_HART, FOFF(d->rs2));
-        emit_store_idx(e, size, JR_T0, JR_T1, JR_T2);
+        emit_store_idx(e, size, JR_T0, JR_T1, addr);
     } else if (store) {
-        emit_store_idx(e, size, src_reg(t, d->rs2, JR_T0), JR_T1, JR_T2);
+        emit_store_idx(e, size, src_reg(t, d->rs2, JR_T0), JR_T1, addr);
     } else if (fp) {
-        emit_load_idx(e, size, sign, JR_T0, JR_T1, JR_T2);
+        emit_load_idx(e, size, sign, JR_T0, JR_T1, addr);
         if (size == 4) {
             emit_mov_imm(e, JR_T1, 0xffffffff00000000ull);
             emit_alu(e, JA_OR, false, JR_T0, JR_T1);
@@ -564,16 +612,17 @@ static void gen_access(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
         emit_store(e, 8, JR_T0, JR_HART, FOFF(d->rd));
     } else {
         enum jreg r = dest_reg(t, d->rd);   /* straight into rd's cached register */
-        emit_load_idx(e, size, sign, r, JR_T1, JR_T2);
+        emit_load_idx(e, size, sign, r, JR_T1, addr);
         put_x(t, r, d->rd);
     }
     t->slow[t->nslow++] = (struct slow_path){ .from = miss, .back = emit_here(e), .pc = pc,
                                               .count = count, .size = size, .rd = d->rd,
                                               .rs2 = d->rs2, .dirty = dirty, .store = store,
-                                              .sign = sign, .fp = fp };
+                                              .sign = sign, .fp = fp, .addr = addr };
 }
 
-/* Unit end: the slow paths of gen_access (address in T2). */
+/* Unit end: the slow paths of gen_access, through the preserving stubs:
+ * the cached registers stay where they are. */
 static void gen_slow_path(struct tr *t, const struct slow_path *sp)
 {
     struct emitter *e = &t->e;
@@ -581,36 +630,30 @@ static void gen_slow_path(struct tr *t, const struct slow_path *sp)
      * nothing (not loaded at the entry): only those written count. */
     emit_bind(e, sp->from);
     t->dirty = sp->dirty;
-    spill(t);
+    emit_mov(e, JR_T2, sp->addr); /* the stub's address argument */
     set_pc_imm(t, sp->pc);
-    emit_mov(e, JR_ARG1, JR_T2);
-    emit_mov(e, JR_ARG0, JR_HART);
     if (sp->store) {
         if (sp->fp)
-            emit_load(e, 8, false, JR_ARG2, JR_HART, FOFF(sp->rs2));
+            emit_load(e, 8, false, JR_T1, JR_HART, FOFF(sp->rs2));
         else
-            get_x(t, JR_ARG2, sp->rs2);
-        emit_mov_imm(e, JR_ARG3, sp->size);
-        emit_call(e, (const void *)store_slow);
+            get_x(t, JR_T1, sp->rs2);
+        emit_mov_imm(e, JR_T0, sp->size);
+        emit_call(e, (const void *)t->j->slow_store);
     } else {
-        emit_mov_imm(e, JR_ARG2, sp->size | (sp->sign ? LOAD_SIGNED : 0) | (sp->fp ? LOAD_FP : 0));
-        emit_mov_imm(e, JR_ARG3, sp->rd);
-        emit_call(e, (const void *)load_slow);
+        emit_mov_imm(e, JR_T0, sp->size | (sp->sign ? LOAD_SIGNED : 0) |
+                               (sp->fp ? LOAD_FP | (uint64_t)sp->rd << 8 : 0));
+        emit_call(e, (const void *)t->j->slow_load);
     }
-    jlabel fault = emit_branch_nz(e, true, JR_RET);
-    unspill(t);
+    jlabel fault = emit_branch_nz(e, true, JR_T0);
     if (!sp->store && !sp->fp)
-        reload_x(t, sp->rd);
+        set_x(t, JR_T1, sp->rd);
     emit_jump_abs(e, (const void *)sp->back);
     emit_bind(e, fault);
-    /* Not rd, which reload_x() counted as written: a faulting load wrote
+    /* Not rd, which set_x() counted as written: a faulting load wrote
      * nothing, and rd's register may hold nothing yet (choose_cached). */
     t->dirty = sp->dirty;
-    t->spilled = true; /* the call-clobbered ones are in the hart already */
-    write_back(t);
-    t->spilled = false;
     add_count(t, sp->count);
-    emit_jump_abs(e, (const void *)t->j->exit_trap);
+    exit_via_tail(t, true);
 }
 
 static void gen_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
@@ -666,17 +709,23 @@ static void jump_inside(struct tr *t, unsigned to, unsigned count)
     jlabel over = emit_branch_mem(e, JC_GEU, JR_T0, JR_CTX, JOFF(limit));
     emit_jump_abs(e, (const void *)t->at[to]);
     emit_bind(e, over);
-    write_back(t);
-    add_count(t, to);
-    set_pc_imm(t, t->pc_of[to]);
-    emit_jump_abs(e, (const void *)t->j->exit_normal);
+    exit_budget(t, t->pc_of[to], to);
+}
+
+/* Is x read from the hart (no register holds it)? */
+static bool in_memory(const struct tr *t, unsigned x)
+{
+    int k = cache_slot(t, x);
+    return x != 0 && (k < 0 || (t->spilled && k >= NPRESERVED));
 }
 
 static void gen_branch(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
                        enum jcond c)
 {
-    enum jreg a = src_reg(t, d->rs1, JR_T0), b = src_reg(t, d->rs2, JR_T1);
-    jlabel taken = emit_branch(&t->e, c, a, b);
+    enum jreg a = src_reg(t, d->rs1, JR_T0);
+    jlabel taken = in_memory(t, d->rs2)
+                       ? emit_branch_mem(&t->e, c, a, JR_HART, XOFF(d->rs2)) /* cmp a, [x] */
+                       : emit_branch(&t->e, c, a, src_reg(t, d->rs2, JR_T1));
     int inside = t->inside[t->cur];
     if (t->fall || inside >= 0) {
         /* Out of the straight line, after it: by then every instruction
@@ -1129,10 +1178,7 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
         emit_bind(e, s->from);
         t.dirty = s->dirty;
         if (s->budget) {
-            write_back(&t);
-            add_count(&t, s->count);
-            set_pc_imm(&t, s->pc);
-            emit_jump_abs(e, (const void *)j->exit_normal);
+            exit_budget(&t, s->pc, s->count);
         } else {
             if (s->inside >= 0)
                 jump_inside(&t, (unsigned)s->inside, s->count);
