@@ -256,12 +256,11 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
         flush(j);
         j->stats.flushes++;
     }
-    size_t used = j->cache.used;
     struct jit_unit *nu = jit_translate(j, blk, pc);
     j->stats.translate_ns += now_ns() - t0;
     if (nu && j->dump)
         jit_dump_unit(j->dump, (unsigned)j->hart->hartid, nu->vpc, nu->bytes, nu->len,
-                      nu->entry, j->cache.used - used);
+                      nu->entry, (size_t)(nu->bytes - (const uint8_t *)nu->entry));
     *hits = 0; /* if its slot is taken over, it must get hot again */
     if (!nu) {
         blk->jit_hits = UINT32_MAX;

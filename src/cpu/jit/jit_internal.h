@@ -17,7 +17,8 @@ struct jit_unit {
     uint64_t epoch;      /* hart's code epoch it was last valid in */
     const void *entry;   /* host code (executable view) */
     unsigned len;        /* bytes of guest code translated */
-    uint8_t bytes[JIT_UNIT_MAX_INSNS * 4]; /* and their contents */
+    const uint8_t *bytes; /* and their contents, kept in the code cache
+                           * right after the unit's host code */
 };
 
 /* The jump cache: the last unit found for a guest pc, looked up inline by

@@ -1201,17 +1201,22 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     t.dirty = 0; /* reached before the cached registers are loaded */
     t.blk_first = 0;
     exit_interp(&t, pc, 0);
-    if (e->overflow)
+    unsigned len = (unsigned)(ipc - pc);
+    if (e->overflow || e->pos + len > e->cap)
         return NULL;
 
-    j->cache.used += e->pos;
-    j->nunits++;
-    *u = (struct jit_unit){ .code = blk->code, .vpc = pc, .epoch = h->code_epoch,
-                            .entry = (const void *)entry, .len = (unsigned)(ipc - pc) };
     /* The bytes the unit was decoded from (memory may differ by now, if
-     * the guest stored to its code without a fence.i since). */
+     * the guest stored to its code without a fence.i since), for
+     * jit_revalidate: in the cache right after its code, as many as there
+     * are. */
+    uint8_t *copy = j->cache.rw + j->cache.used + e->pos;
     for (unsigned i = 0, off = 0; i < n; off += insns[i++].len)
-        memcpy(u->bytes + off, &insns[i].raw, insns[i].len);
+        memcpy(copy + off, &insns[i].raw, insns[i].len);
+    *u = (struct jit_unit){ .code = blk->code, .vpc = pc, .epoch = h->code_epoch,
+                            .entry = (const void *)entry, .len = len,
+                            .bytes = (const uint8_t *)(e->rx + e->pos) };
+    j->cache.used += e->pos + len;
+    j->nunits++;
     j->stats.units++;
     j->stats.insns += n;
     return u;
