@@ -77,12 +77,15 @@ void emit_shift(struct emitter *e, enum jshift op, bool w32, enum jreg dst, enum
 void emit_sext(struct emitter *e, unsigned bits, enum jreg dst, enum jreg src);
 void emit_zext(struct emitter *e, unsigned bits, enum jreg dst, enum jreg src);
 void emit_not(struct emitter *e, enum jreg dst);
-/* dst = (a COND b) ? 1 : 0; dst may be a or b. */
+/* dst = (a COND b) ? 1 : 0; dst may be a or b. emit_setcc_imm: against
+ * imm sign-extended to 64 bits. */
 void emit_setcc(struct emitter *e, enum jcond c, enum jreg dst, enum jreg a, enum jreg b);
+void emit_setcc_imm(struct emitter *e, enum jcond c, enum jreg dst, enum jreg a, int32_t imm);
 
-/* Jumps to a label bound later, if a COND b / if a COND [base+disp]
- * (64-bit) / always. */
+/* Jumps to a label bound later, if a COND b / if a COND imm (sign-extended)
+ * / if a COND [base+disp] (64-bit) / always. */
 jlabel emit_branch(struct emitter *e, enum jcond c, enum jreg a, enum jreg b);
+jlabel emit_branch_imm(struct emitter *e, enum jcond c, enum jreg a, int32_t imm);
 jlabel emit_branch_mem(struct emitter *e, enum jcond c, enum jreg a, enum jreg base, int32_t disp);
 jlabel emit_jump(struct emitter *e);
 /* Jumps to a label when reg (its low 32 bits if w32) is non-zero. */

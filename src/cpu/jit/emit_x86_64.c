@@ -299,6 +299,25 @@ void emit_setcc(struct emitter *e, enum jcond c, enum jreg dst, enum jreg a, enu
     op_rr(e, false, 0x0fb6, host_reg[dst], R11, true);     /* movzx dst32, r11b */
 }
 
+/* cmp r, imm (64-bit, imm sign-extended) */
+static void cmp_imm(struct emitter *e, unsigned r, int32_t imm)
+{
+    if (imm >= -128 && imm <= 127) {
+        op_rr(e, true, 0x83, 7, r, false);
+        byte(e, (uint8_t)imm);
+    } else {
+        op_rr(e, true, 0x81, 7, r, false);
+        u32(e, (uint32_t)imm);
+    }
+}
+
+void emit_setcc_imm(struct emitter *e, enum jcond c, enum jreg dst, enum jreg a, int32_t imm)
+{
+    cmp_imm(e, host_reg[a], imm);
+    op_rr(e, false, 0x0f90 | cc[c], 0, R11, true);         /* setcc r11b */
+    op_rr(e, false, 0x0fb6, host_reg[dst], R11, true);     /* movzx dst32, r11b */
+}
+
 static jlabel jcc(struct emitter *e, enum jcond c)
 {
     byte(e, 0x0f);
@@ -311,6 +330,12 @@ static jlabel jcc(struct emitter *e, enum jcond c)
 jlabel emit_branch(struct emitter *e, enum jcond c, enum jreg a, enum jreg b)
 {
     cmp_host(e, host_reg[a], host_reg[b]);
+    return jcc(e, c);
+}
+
+jlabel emit_branch_imm(struct emitter *e, enum jcond c, enum jreg a, int32_t imm)
+{
+    cmp_imm(e, host_reg[a], imm);
     return jcc(e, c);
 }
 

@@ -523,12 +523,11 @@ static void gen_shift(struct tr *t, const struct decoded_insn *d, enum jshift op
 static void gen_set(struct tr *t, const struct decoded_insn *d, enum jcond c, bool imm)
 {
     enum jreg r = dest_reg(t, d->rd);
-    enum jreg a = src_reg(t, d->rs1, JR_T0), b = JR_T1;
-    if (imm)
-        emit_mov_imm(&t->e, JR_T1, (uint64_t)d->imm);
+    enum jreg a = src_reg(t, d->rs1, JR_T0);
+    if (imm || d->rs2 == 0)
+        emit_setcc_imm(&t->e, c, r, a, imm ? (int32_t)d->imm : 0);
     else
-        b = src_reg(t, d->rs2, JR_T1);
-    emit_setcc(&t->e, c, r, a, b);
+        emit_setcc(&t->e, c, r, a, src_reg(t, d->rs2, JR_T1));
     put_x(t, r, d->rd);
 }
 
@@ -723,7 +722,8 @@ static void gen_branch(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
                        enum jcond c)
 {
     enum jreg a = src_reg(t, d->rs1, JR_T0);
-    jlabel taken = in_memory(t, d->rs2)
+    jlabel taken = d->rs2 == 0 ? emit_branch_imm(&t->e, c, a, 0) /* beqz, bltz... */
+                   : in_memory(t, d->rs2)
                        ? emit_branch_mem(&t->e, c, a, JR_HART, XOFF(d->rs2)) /* cmp a, [x] */
                        : emit_branch(&t->e, c, a, src_reg(t, d->rs2, JR_T1));
     int inside = t->inside[t->cur];
