@@ -292,11 +292,17 @@ static void cmp_host(struct emitter *e, unsigned a, unsigned b)
     op_rr(e, true, 0x39, b, a, false); /* cmp a, b: flags of a - b */
 }
 
+/* dst = the flags' COND ? 1 : 0 */
+static void set_from_flags(struct emitter *e, enum jcond c, enum jreg dst)
+{
+    op_rr(e, false, 0x0f90 | cc[c], 0, R11, true);         /* setcc r11b */
+    op_rr(e, false, 0x0fb6, host_reg[dst], R11, true);     /* movzx dst32, r11b */
+}
+
 void emit_setcc(struct emitter *e, enum jcond c, enum jreg dst, enum jreg a, enum jreg b)
 {
     cmp_host(e, host_reg[a], host_reg[b]);
-    op_rr(e, false, 0x0f90 | cc[c], 0, R11, true);         /* setcc r11b */
-    op_rr(e, false, 0x0fb6, host_reg[dst], R11, true);     /* movzx dst32, r11b */
+    set_from_flags(e, c, dst);
 }
 
 /* cmp r, imm (64-bit, imm sign-extended) */
@@ -314,8 +320,7 @@ static void cmp_imm(struct emitter *e, unsigned r, int32_t imm)
 void emit_setcc_imm(struct emitter *e, enum jcond c, enum jreg dst, enum jreg a, int32_t imm)
 {
     cmp_imm(e, host_reg[a], imm);
-    op_rr(e, false, 0x0f90 | cc[c], 0, R11, true);         /* setcc r11b */
-    op_rr(e, false, 0x0fb6, host_reg[dst], R11, true);     /* movzx dst32, r11b */
+    set_from_flags(e, c, dst);
 }
 
 static jlabel jcc(struct emitter *e, enum jcond c)
@@ -448,9 +453,7 @@ void emit_preserving_stub(struct emitter *e, const void *fn)
     mov_host_imm(e, R11, (uintptr_t)fn);
     op_rr(e, false, 0xff, 2, R11, false); /* call r11 */
     mov_host(e, R8, RAX);
-    rex(e, true, R9, RSP, false);         /* mov r9, [rsp] */
-    byte(e, 0x8b);
-    modrm_mem(e, R9, RSP, 0);
+    op_rm(e, true, 0x8b, R9, RSP, 0, false); /* mov r9, [rsp] */
     op_rr(e, true, 0x83, 0, RSP, false);  /* add rsp, 8 */
     byte(e, 8);
     for (int i = (int)sizeof(saved) - 1; i >= 0; i--)

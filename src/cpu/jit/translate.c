@@ -292,12 +292,20 @@ static int cache_slot(const struct tr *t, unsigned x)
     return -1;
 }
 
-static void get_x(struct tr *t, enum jreg r, unsigned x)
+/* The cache slot whose host register holds x now, or -1 (not cached, or
+ * spilled around a helper call). */
+static int in_register(const struct tr *t, unsigned x)
 {
     int k = cache_slot(t, x);
+    return k >= 0 && !(t->spilled && k >= NPRESERVED) ? k : -1;
+}
+
+static void get_x(struct tr *t, enum jreg r, unsigned x)
+{
+    int k = in_register(t, x);
     if (x == 0)
         emit_mov_imm(&t->e, r, 0);
-    else if (k >= 0 && !(t->spilled && k >= NPRESERVED))
+    else if (k >= 0)
         emit_mov(&t->e, r, cache_reg[k]);
     else
         emit_load(&t->e, 8, false, r, JR_HART, XOFF(x));
@@ -336,8 +344,8 @@ static void put_x(struct tr *t, enum jreg r, unsigned rd)
  * loaded with it. */
 static enum jreg src_reg(struct tr *t, unsigned x, enum jreg tmp)
 {
-    int k = cache_slot(t, x);
-    if (k >= 0 && !(t->spilled && k >= NPRESERVED))
+    int k = in_register(t, x);
+    if (k >= 0)
         return cache_reg[k];
     get_x(t, tmp, x);
     return tmp;
@@ -436,9 +444,10 @@ static void exit_via_tail(struct tr *t, bool trap)
     emit_jump_abs(&t->e, (const void *)(trap ? t->j->exit_trap : t->j->exit_normal));
 }
 
-/* Back to the interpreter at a block start, `count` instructions into the
- * unit, where the budget has run out. */
-static void exit_budget(struct tr *t, uint64_t pc, unsigned count)
+/* Back to the interpreter at pc, the start of one of its blocks, `count`
+ * instructions into the unit (the budget ran out there, or the
+ * instruction is one the front end does not translate). */
+static void exit_at_block(struct tr *t, uint64_t pc, unsigned count)
 {
     add_count(t, count);
     emit_mov_imm(&t->e, JR_T0, pc);
@@ -450,13 +459,13 @@ static void exit_budget(struct tr *t, uint64_t pc, unsigned count)
  * start: from the block lookup, with its budget check, as it would). */
 static void exit_interp(struct tr *t, uint64_t pc, unsigned count)
 {
+    if (count == t->blk_first) {
+        exit_at_block(t, pc, count);
+        return;
+    }
     write_back(t);
     add_count(t, count);
     set_pc_imm(t, pc);
-    if (count == t->blk_first) {
-        emit_jump_abs(&t->e, (const void *)t->j->exit_normal);
-        return;
-    }
     emit_mov_imm(&t->e, JR_T0, t->blk_code);
     emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_code));
     emit_mov_imm(&t->e, JR_T0, (count - t->blk_first) | (pc - t->blk_pc) << 8);
@@ -708,14 +717,7 @@ static void jump_inside(struct tr *t, unsigned to, unsigned count)
     jlabel over = emit_branch_mem(e, JC_GEU, JR_T0, JR_CTX, JOFF(limit));
     emit_jump_abs(e, (const void *)t->at[to]);
     emit_bind(e, over);
-    exit_budget(t, t->pc_of[to], to);
-}
-
-/* Is x read from the hart (no register holds it)? */
-static bool in_memory(const struct tr *t, unsigned x)
-{
-    int k = cache_slot(t, x);
-    return x != 0 && (k < 0 || (t->spilled && k >= NPRESERVED));
+    exit_at_block(t, t->pc_of[to], to);
 }
 
 static void gen_branch(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count,
@@ -723,7 +725,7 @@ static void gen_branch(struct tr *t, const struct decoded_insn *d, uint64_t pc, 
 {
     enum jreg a = src_reg(t, d->rs1, JR_T0);
     jlabel taken = d->rs2 == 0 ? emit_branch_imm(&t->e, c, a, 0) /* beqz, bltz... */
-                   : in_memory(t, d->rs2)
+                   : in_register(t, d->rs2) < 0
                        ? emit_branch_mem(&t->e, c, a, JR_HART, XOFF(d->rs2)) /* cmp a, [x] */
                        : emit_branch(&t->e, c, a, src_reg(t, d->rs2, JR_T1));
     int inside = t->inside[t->cur];
@@ -901,13 +903,18 @@ static uint64_t reg_bit(unsigned x)
  * by the F/D instructions that establish them, in these bits. */
 #define FP_FACTS_SHIFT 40
 
+static bool fp_insn(unsigned op)
+{
+    return op == OP_FLW || op == OP_FLD || op == OP_FSW || op == OP_FSD || op == OP_FP;
+}
+
 /* The x registers `d` reads and writes (reg_bit masks), and whether it is
  * emitted as a helper call. Reads are over-approximated: rs1 and rs2 of
  * every instruction, read before its rd is written, so `ld a0, 0(a0)`
  * reads a0. */
 static void insn_regs(const struct decoded_insn *d, uint64_t *reads, uint64_t *writes, bool *calls)
 {
-    if (d->op == OP_FLW || d->op == OP_FLD || d->op == OP_FSW || d->op == OP_FSD || d->op == OP_FP) {
+    if (fp_insn(d->op)) {
         /* Only the x operands count: rd, rs2 (and rs3) name f registers. */
         unsigned x = fp_x_regs(d);
         *reads = x & FPX_RS1 ? reg_bit(d->rs1) : 0;
@@ -964,13 +971,14 @@ static void plan_jumps(struct tr *t, const struct decoded_insn *insns, const boo
  * path from the unit's entry (t->may_written: they count as dirty there,
  * so every exit stores them), and which registers the unit must load at
  * its entry: those read, or dirty, at an instruction that some path
- * reaches without writing them. Also which of translate_fp.c's facts hold
- * on every path to each instruction (t->fp_facts). On a straight line that is a register
- * read before it is written; a branch inside the unit can skip a write
- * (forward) or bring one from a later instruction (a loop). The paths
- * are the straight line and the jumps inside (plan_jumps); an instruction
- * the front end cannot emit ends the unit earlier, which only drops
- * paths. Returns the reg_bit mask of the registers to load. */
+ * reaches without writing them (on a straight line, a register read
+ * before it is written; a branch inside the unit can skip a write, or
+ * bring one from a later instruction: a loop). Also which of
+ * translate_fp.c's facts hold on every path to each instruction
+ * (t->fp_facts). The paths are the straight line and the jumps inside
+ * (plan_jumps); an instruction the front end cannot emit ends the unit
+ * earlier, which only drops paths. Returns the reg_bit mask of the
+ * registers to load. */
 static uint64_t flow(struct tr *t, const struct decoded_insn *insns, unsigned n)
 {
     uint64_t reads[JIT_UNIT_MAX_INSNS], writes[JIT_UNIT_MAX_INSNS], must[JIT_UNIT_MAX_INSNS];
@@ -983,10 +991,12 @@ static uint64_t flow(struct tr *t, const struct decoded_insn *insns, unsigned n)
     }
     for (bool changed = true; changed;) {
         changed = false;
-        for (unsigned p = 1; p < n; p++) {
-            uint64_t w = 0, m = ~0ull;
-            unsigned prev = insns[p - 1].op;
-            if (prev != OP_JAL && prev != OP_JALR) {
+        for (unsigned p = 0; p < n; p++) {
+            /* The first instruction's predecessor is the entry, where
+             * nothing is written; the others' the one before, unless it
+             * jumps away. */
+            uint64_t w = 0, m = p ? ~0ull : 0;
+            if (p && insns[p - 1].op != OP_JAL && insns[p - 1].op != OP_JALR) {
                 w = may[p - 1] | writes[p - 1];
                 m = must[p - 1] | writes[p - 1];
             }
@@ -999,13 +1009,6 @@ static uint64_t flow(struct tr *t, const struct decoded_insn *insns, unsigned n)
             if (w != may[p] || m != must[p]) {
                 may[p] = w;
                 must[p] = m;
-                changed = true;
-            }
-        }
-        /* The entry is the first instruction's other predecessor. */
-        for (unsigned q = 0; q < n; q++) {
-            if (t->inside[q] == 0 && ((may[q] | writes[q]) & ~may[0])) {
-                may[0] |= may[q] | writes[q];
                 changed = true;
             }
         }
@@ -1044,8 +1047,7 @@ static unsigned choose_cached(struct tr *t, const struct decoded_insn *insns, un
         insn_regs(d, &reads, &writes, &calls);
         if (calls)
             slots = NPRESERVED;
-        if (d->op == OP_FLW || d->op == OP_FLD || d->op == OP_FSW || d->op == OP_FSD ||
-            d->op == OP_FP) {
+        if (fp_insn(d->op)) {
             unsigned x = fp_x_regs(d);
             uses[d->rs1] += !!(x & FPX_RS1);
             uses[d->rd] += !!(x & FPX_RD);
@@ -1178,7 +1180,7 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
         emit_bind(e, s->from);
         t.dirty = s->dirty;
         if (s->budget) {
-            exit_budget(&t, s->pc, s->count);
+            exit_at_block(&t, s->pc, s->count);
         } else {
             if (s->inside >= 0)
                 jump_inside(&t, (unsigned)s->inside, s->count);

@@ -46,12 +46,13 @@ void tr_gen_fp_mem(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsi
  * (translation goes on after it). */
 int gen_fp(struct tr *t, const struct decoded_insn *d, uint64_t pc, unsigned count);
 
-/* For choose_cached: which fields of such an instruction name x registers
- * (its other register fields are f registers), and whether it is emitted
- * as a helper call. */
 /* The tr_fp_state() bits an F/D instruction makes true for the
  * instructions after it (when it does not trap). */
 unsigned fp_facts(const struct decoded_insn *d);
+
+/* For choose_cached: which fields of such an instruction name x registers
+ * (its other register fields are f registers), and whether it is emitted
+ * as a helper call. */
 #define FPX_RS1 1u
 #define FPX_RD 2u
 #define FPX_CALL 4u
