@@ -225,6 +225,7 @@ struct hart {
     uint64_t code_epoch;                /* see struct decoded_block */
     struct decoded_insn single_step[2]; /* an instruction straddling two pages, + end */
     uint64_t insn_count;   /* instructions retired since creation */
+    uint64_t jit_limit;    /* translated code stops when insn_count reaches it */
     struct hart_stats stats;
     uint64_t next_timer_check;
 };

@@ -20,12 +20,12 @@
 /* Virtual registers. RET and ARG0-3 are the host's return and first four
  * argument registers; T0-T2 are scratch. All of these are clobbered by
  * emit_call. The rest are preserved by calls (callee-saved on every host):
- * HART and CTX hold the hart and the translator's context for the whole of
- * translated execution, COUNT the instruction count, S0-S2 are for the
- * front end's use (guest registers cached within a unit). */
+ * HART holds the hart for the whole of translated execution (everything
+ * else is reached through it), COUNT the instruction count, S0-S3 are for
+ * the front end's use (guest registers cached within a unit). */
 enum jreg {
     JR_RET, JR_ARG0, JR_ARG1, JR_ARG2, JR_ARG3, JR_T0, JR_T1, JR_T2,
-    JR_HART, JR_CTX, JR_COUNT, JR_S0, JR_S1, JR_S2, JR_NREGS
+    JR_HART, JR_COUNT, JR_S0, JR_S1, JR_S2, JR_S3, JR_NREGS
 };
 
 /* dst = dst OP src (or imm). W32 forms compute on the low 32 bits and
@@ -115,10 +115,10 @@ void emit_patch_jump(uint8_t *site_rw, uintptr_t site, uintptr_t target);
 void emit_preserving_stub(struct emitter *e, const void *fn);
 
 /* The entry trampoline, called from C as
- *   int enter(struct hart *h, void *ctx, const void *code)
- * saves the callee-saved registers, loads HART and CTX and jumps to code.
- * Translated code returns to C by jumping to the returned `exit` address
- * with the result in RET (32-bit). */
+ *   int enter(struct hart *h, const void *code, uint64_t arg)
+ * saves the callee-saved registers, loads HART and jumps to code, with
+ * code in ARG1 and arg in ARG2. Translated code returns to C by jumping to
+ * the returned `exit` address with the result in RET (32-bit). */
 void emit_trampoline(struct emitter *e, uintptr_t *exit);
 
 #endif

@@ -1,8 +1,8 @@
 /* The x86-64 backend of the emitter (System V ABI).
  *
  * Virtual register map: RET rax, ARG0-3 rdi rsi rdx rcx, T0-2 r8-r10,
- * HART rbx, CTX r12, COUNT r15, S0-2 rbp r13 r14; r11 is the backend's own scratch (shift counts,
- * setcc, far calls). Memory operands are [base + disp8/disp32]. */
+ * HART rbx, COUNT r15, S0-3 rbp r13 r14 r12; r11 is the backend's own scratch
+ * (shift counts, setcc, far calls). Memory operands are [base + disp8/disp32]. */
 #include "cpu/jit/emit.h"
 
 #include <string.h>
@@ -14,8 +14,8 @@ enum { RAX = 0, RCX = 1, RDX = 2, RBX = 3, RSP = 4, RBP = 5, RSI = 6, RDI = 7,
 
 static const uint8_t host_reg[JR_NREGS] = {
     [JR_RET] = RAX, [JR_ARG0] = RDI, [JR_ARG1] = RSI, [JR_ARG2] = RDX, [JR_ARG3] = RCX,
-    [JR_T0] = R8, [JR_T1] = R9, [JR_T2] = R10, [JR_HART] = RBX, [JR_CTX] = R12,
-    [JR_COUNT] = R15, [JR_S0] = RBP, [JR_S1] = R13, [JR_S2] = R14,
+    [JR_T0] = R8, [JR_T1] = R9, [JR_T2] = R10, [JR_HART] = RBX, [JR_COUNT] = R15,
+    [JR_S0] = RBP, [JR_S1] = R13, [JR_S2] = R14, [JR_S3] = R12,
 };
 
 void emit_init(struct emitter *e, uint8_t *buf, uintptr_t rx, size_t cap)
@@ -469,8 +469,7 @@ void emit_trampoline(struct emitter *e, uintptr_t *exit)
     op_rr(e, true, 0x83, 5, RSP, false);                /* sub rsp, 8: keep 16-byte alignment */
     byte(e, 8);
     mov_host(e, RBX, RDI);
-    mov_host(e, R12, RSI);
-    op_rr(e, false, 0xff, 4, RDX, false);               /* jmp rdx */
+    op_rr(e, false, 0xff, 4, RSI, false);               /* jmp rsi */
     *exit = emit_here(e);
     op_rr(e, true, 0x83, 0, RSP, false);                /* add rsp, 8 */
     byte(e, 8);

@@ -71,15 +71,20 @@ static void flush(struct jit *j)
     emit_trampoline(&e, &j->exit_code);
 
     const int32_t count_off = (int32_t)offsetof(struct hart, insn_count);
+    const int32_t jit_off = (int32_t)offsetof(struct hart, jit);
     j->enter_stub = emit_here(&e);
     emit_load(&e, 8, false, JR_COUNT, JR_HART, count_off);
-    emit_load(&e, 8, false, JR_T0, JR_CTX, (int32_t)offsetof(struct jit, target));
-    emit_jump_reg(&e, JR_T0);
+    emit_jump_reg(&e, JR_ARG2);
 
     static const int status[] = { JIT_EXIT_NORMAL, JIT_EXIT_TRAP, JIT_EXIT_RESUME };
     uintptr_t *exits[] = { &j->exit_normal, &j->exit_trap, &j->exit_resume };
     for (int i = 0; i < 3; i++) {
         *exits[i] = emit_here(&e);
+        if (status[i] == JIT_EXIT_RESUME) {
+            emit_load(&e, 8, false, JR_T1, JR_HART, jit_off);
+            emit_store(&e, 8, JR_T0, JR_T1, (int32_t)offsetof(struct jit, resume_code));
+            emit_store(&e, 8, JR_T2, JR_T1, (int32_t)offsetof(struct jit, resume_index));
+        }
         emit_store(&e, 8, JR_COUNT, JR_HART, count_off);
         emit_mov_imm(&e, JR_RET, (uint64_t)status[i]);
         emit_jump_abs(&e, (const void *)j->exit_code);
@@ -88,7 +93,7 @@ static void flush(struct jit *j)
     /* dispatch: h->arch.pc is set; find the unit there or return to C. */
     j->dispatch = emit_here(&e);
     emit_store(&e, 8, JR_COUNT, JR_HART, count_off);
-    emit_mov(&e, JR_ARG0, JR_CTX);
+    emit_load(&e, 8, false, JR_ARG0, JR_HART, jit_off);
     emit_call(&e, (const void *)jit_dispatch);
     jlabel found = emit_branch_nz(&e, false, JR_RET);
     emit_mov_imm(&e, JR_RET, JIT_EXIT_NORMAL);
@@ -275,9 +280,8 @@ const void *jit_block_entry(struct jit *j, struct decoded_block *blk, uint64_t p
 int jit_exec(struct jit *j, const void *code, uint64_t limit)
 {
     uint64_t before = j->hart->insn_count;
-    j->limit = limit;
-    j->target = code;
-    int r = j->enter(j->hart, j, (const void *)j->enter_stub);
+    j->hart->jit_limit = limit;
+    int r = j->enter(j->hart, (const void *)j->enter_stub, (uintptr_t)code);
     j->stats.insns_run += j->hart->insn_count - before;
     return r;
 }
@@ -286,7 +290,7 @@ const void *jit_dispatch(struct jit *j, uintptr_t site, uint64_t src_pc)
 {
     struct hart *h = j->hart;
     uint64_t pc = h->arch.pc;
-    if (h->insn_count >= j->limit)
+    if (h->insn_count >= h->jit_limit)
         return NULL;
     const uint8_t *code = tlb_lookup(h->tlb_fetch, pc, 2);
     if (!code)

@@ -36,12 +36,10 @@ struct jit_jc {
 };
 #define JIT_JC_BITS 15
 
-typedef int (*jit_enter_fn)(struct hart *h, struct jit *j, const void *code);
+typedef int (*jit_enter_fn)(struct hart *h, const void *code, uint64_t arg);
 
 struct jit {
     struct hart *hart;
-    uint64_t limit;             /* translated code stops when insn_count reaches it */
-    const void *target;         /* where jit_exec enters translated code */
     uintptr_t resume_code;      /* JIT_EXIT_RESUME: block (host code address) */
     uint64_t resume_index;      /* and instruction index in it | byte offset << 8 */
     unsigned threshold;
@@ -61,10 +59,11 @@ struct jit {
     /* Shared code at the start of the cache (re-emitted after a flush). */
     jit_enter_fn enter;
     uintptr_t exit_code;        /* returns RET to jit_exec */
-    uintptr_t enter_stub;       /* loads COUNT, jumps to `target` */
+    uintptr_t enter_stub;       /* loads COUNT, jumps to the unit in ARG2 */
     uintptr_t exit_normal;      /* returns JIT_EXIT_NORMAL */
     uintptr_t exit_trap;        /* returns JIT_EXIT_TRAP */
-    uintptr_t exit_resume;      /* returns JIT_EXIT_RESUME */
+    uintptr_t exit_resume;      /* returns JIT_EXIT_RESUME, with T0 and T2
+                                 * stored to resume_code and resume_index */
     uintptr_t dispatch;         /* ARG1 = patch site or 0, ARG2 = source pc */
     uintptr_t slow_load;        /* preserving stubs (emit_preserving_stub) of */
     uintptr_t slow_store;       /* the load and store slow paths */

@@ -26,7 +26,6 @@
 #define XOFF(r) ((int32_t)(offsetof(struct hart, arch.x) + 8 * (size_t)(r)))
 #define FOFF(r) ((int32_t)(offsetof(struct hart, arch.fp.f) + 8 * (size_t)(r)))
 #define HOFF(f) ((int32_t)offsetof(struct hart, f))
-#define JOFF(f) ((int32_t)offsetof(struct jit, f))
 #define LOAD_SIGNED 16
 #define LOAD_FP 32 /* to f[rd], NaN-boxed if 4 bytes */
 
@@ -204,12 +203,12 @@ static op_fn helper_of(unsigned op)
 
 /* ---- code generation ---- */
 
-/* Guest registers held in host registers: three in registers that calls
- * preserve (S0-S2), five in the argument and return registers, which the
+/* Guest registers held in host registers: four in registers that calls
+ * preserve (S0-S3), five in the argument and return registers, which the
  * unit's straight-line code does not otherwise use; around each helper
  * call these are stored (if written) and loaded again. */
-#define NCACHED 8
-#define NPRESERVED 3
+#define NCACHED 9
+#define NPRESERVED 4
 
 /* An exit out of the straight line, emitted after it: a taken branch whose
  * fall-through the unit goes on with, or a budget check between blocks. */
@@ -281,7 +280,7 @@ struct tr {
     unsigned ntails;
 };
 
-static const enum jreg cache_reg[NCACHED] = { JR_S0, JR_S1, JR_S2, JR_RET, JR_ARG3,
+static const enum jreg cache_reg[NCACHED] = { JR_S0, JR_S1, JR_S2, JR_S3, JR_RET, JR_ARG3,
                                               JR_ARG2, JR_ARG0, JR_ARG1 };
 
 static int cache_slot(const struct tr *t, unsigned x)
@@ -467,9 +466,7 @@ static void exit_interp(struct tr *t, uint64_t pc, unsigned count)
     add_count(t, count);
     set_pc_imm(t, pc);
     emit_mov_imm(&t->e, JR_T0, t->blk_code);
-    emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_code));
-    emit_mov_imm(&t->e, JR_T0, (count - t->blk_first) | (pc - t->blk_pc) << 8);
-    emit_store(&t->e, 8, JR_T0, JR_CTX, JOFF(resume_index));
+    emit_mov_imm(&t->e, JR_T2, (count - t->blk_first) | (pc - t->blk_pc) << 8);
     emit_jump_abs(&t->e, (const void *)t->j->exit_resume);
 }
 
@@ -714,7 +711,7 @@ static void jump_inside(struct tr *t, unsigned to, unsigned count)
     if (count != to)
         emit_alu_imm(e, JA_ADD, false, JR_COUNT, (int32_t)count - (int32_t)to);
     emit_lea(e, JR_T0, JR_COUNT, (int32_t)to);
-    jlabel over = emit_branch_mem(e, JC_GEU, JR_T0, JR_CTX, JOFF(limit));
+    jlabel over = emit_branch_mem(e, JC_GEU, JR_T0, JR_HART, HOFF(jit_limit));
     emit_jump_abs(e, (const void *)t->at[to]);
     emit_bind(e, over);
     exit_at_block(t, t->pc_of[to], to);
@@ -1119,7 +1116,7 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     uintptr_t entry = emit_here(e);
 
     /* The step budget, checked on every entry (chained ones too). */
-    jlabel budget = emit_branch_mem(e, JC_GEU, JR_COUNT, JR_CTX, JOFF(limit));
+    jlabel budget = emit_branch_mem(e, JC_GEU, JR_COUNT, JR_HART, HOFF(jit_limit));
     /* Still valid in the current code epoch? (Direct jumps from other units
      * skip the lookup that checks it.) Otherwise revalidated at once (below)
      * or back to the interpreter, which retranslates. */
@@ -1154,7 +1151,7 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
             t.blk_code = blk->code + (ipc - pc);
             t.blk_first = n;
             emit_lea(e, JR_T0, JR_COUNT, (int32_t)n);
-            t.side[t.nside++] = (struct side_exit){ .from = emit_branch_mem(e, JC_GEU, JR_T0, JR_CTX, JOFF(limit)),
+            t.side[t.nside++] = (struct side_exit){ .from = emit_branch_mem(e, JC_GEU, JR_T0, JR_HART, HOFF(jit_limit)),
                                                     .pc = ipc, .count = n, .dirty = t.dirty,
                                                     .budget = true, .inside = -1 };
         }
@@ -1191,7 +1188,7 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     /* Out of line: a stale unit whose code is unchanged goes on (every
      * fence.i makes all units stale, and Linux runs many). */
     emit_bind(e, stale);
-    emit_mov(e, JR_ARG0, JR_CTX);
+    emit_load(e, 8, false, JR_ARG0, JR_HART, HOFF(jit));
     emit_mov_imm(e, JR_ARG1, (uintptr_t)u);
     emit_call(e, (const void *)jit_revalidate);
     jlabel changed = emit_branch_nz(e, true, JR_RET);
