@@ -36,8 +36,9 @@ static void mstatus_write(struct hart *h, uint64_t value, uint64_t mask)
         s = (s & ~MSTATUS_MPP) | (old & MSTATUS_MPP);
     h->arch.mstatus = s & ~MSTATUS_SD;
     if ((old ^ s) & (MSTATUS_MPRV | MSTATUS_MPP | MSTATUS_SUM | MSTATUS_MXR)) {
-        /* SUM/MXR change what a cached translation allows. */
-        if ((old ^ s) & (MSTATUS_SUM | MSTATUS_MXR))
+        /* MXR changes what a cached translation allows; SUM selects arrays
+         * of their own (tlb.h). */
+        if ((old ^ s) & MSTATUS_MXR)
             hart_flush_tlb(h);
         mmu_update_regime(h);
     }

@@ -34,15 +34,17 @@ static bool translation_on(const struct hart *h, enum priv_mode mode)
     return mode != PRIV_M && (h->arch.satp >> SATP_MODE_SHIFT) != 0;
 }
 
-static enum tlb_regime regime_of(enum priv_mode mode)
+static enum tlb_regime regime_of(enum priv_mode mode, bool sum)
 {
-    return mode == PRIV_M ? TLB_M : mode == PRIV_S ? TLB_S : TLB_U;
+    return mode == PRIV_M ? TLB_M : mode == PRIV_U ? TLB_U : sum ? TLB_S_SUM : TLB_S;
 }
 
 void mmu_update_regime(struct hart *h)
 {
-    enum tlb_regime data = regime_of(hart_data_priv(h));
-    h->tlb_fetch = h->tlb.set[regime_of(h->arch.priv)].fetch;
+    /* SUM matters to loads and stores only: S-mode never fetches from a
+     * user page (4.3.1). */
+    enum tlb_regime data = regime_of(hart_data_priv(h), h->arch.mstatus & MSTATUS_SUM);
+    h->tlb_fetch = h->tlb.set[regime_of(h->arch.priv, false)].fetch;
     h->tlb_read = h->tlb.set[data].read;
     h->tlb_write = h->tlb.set[data].write;
 }

@@ -3,7 +3,9 @@
  *
  * Separate fetch/read/write arrays per privilege mode (U, S, M), so a
  * privilege switch needs no flush; each mode's entries also carry that
- * mode's PMP verdict. A write entry
+ * mode's PMP verdict. S-mode data accesses with mstatus.SUM set have arrays
+ * of their own (TLB_S_SUM): Linux sets and clears SUM around every access
+ * to user memory, and a flush at each change cost a refill of the TLB. A write entry
  * is only installed once the page's PTE is dirty and the page is plain RAM:
  * anything that must see writes (MMIO) simply gets no write entry and takes
  * the slow path. Dirty logging (mem/dirty_log.h) marks a page when its
@@ -22,7 +24,7 @@
 #define TLB_SIZE (1u << TLB_BITS)
 #define TLB_INVALID_TAG (~0ull)
 
-enum tlb_regime { TLB_U = 0, TLB_S = 1, TLB_M = 2, TLB_REGIMES = 3 };
+enum tlb_regime { TLB_U = 0, TLB_S = 1, TLB_S_SUM = 2, TLB_M = 3, TLB_REGIMES = 4 };
 
 struct tlb_entry {
     uint64_t tag;     /* virtual page address, or TLB_INVALID_TAG */
