@@ -55,6 +55,14 @@ void jit_emit_lookup(const struct jit *j, struct emitter *e)
     emit_jump_abs(e, (const void *)j->dispatch);
 }
 
+/* h->insn_count = COUNT + h->jit_limit (through T1). */
+static void store_count(struct emitter *e, int32_t count_off, int32_t limit_off)
+{
+    emit_mov(e, JR_T1, JR_COUNT);
+    emit_add_load(e, JR_T1, JR_HART, limit_off);
+    emit_store(e, 8, JR_T1, JR_HART, count_off);
+}
+
 /* Empties the cache and forgets every unit, then emits the shared code. */
 static void flush(struct jit *j)
 {
@@ -71,9 +79,14 @@ static void flush(struct jit *j)
     emit_trampoline(&e, &j->exit_code);
 
     const int32_t count_off = (int32_t)offsetof(struct hart, insn_count);
+    const int32_t limit_off = (int32_t)offsetof(struct hart, jit_limit);
     const int32_t jit_off = (int32_t)offsetof(struct hart, jit);
+    /* COUNT holds insn_count - jit_limit, negative while the slice has
+     * budget left, so that translated code checks it against an immediate. */
     j->enter_stub = emit_here(&e);
     emit_load(&e, 8, false, JR_COUNT, JR_HART, count_off);
+    emit_load(&e, 8, false, JR_T0, JR_HART, limit_off);
+    emit_alu(&e, JA_SUB, false, JR_COUNT, JR_T0);
     emit_jump_reg(&e, JR_ARG2);
 
     static const int status[] = { JIT_EXIT_NORMAL, JIT_EXIT_TRAP, JIT_EXIT_RESUME };
@@ -85,14 +98,14 @@ static void flush(struct jit *j)
             emit_store(&e, 8, JR_T0, JR_T1, (int32_t)offsetof(struct jit, resume_code));
             emit_store(&e, 8, JR_T2, JR_T1, (int32_t)offsetof(struct jit, resume_index));
         }
-        emit_store(&e, 8, JR_COUNT, JR_HART, count_off);
+        store_count(&e, count_off, limit_off);
         emit_mov_imm(&e, JR_RET, (uint64_t)status[i]);
         emit_jump_abs(&e, (const void *)j->exit_code);
     }
 
     /* dispatch: h->arch.pc is set; find the unit there or return to C. */
     j->dispatch = emit_here(&e);
-    emit_store(&e, 8, JR_COUNT, JR_HART, count_off);
+    store_count(&e, count_off, limit_off);
     emit_load(&e, 8, false, JR_ARG0, JR_HART, jit_off);
     emit_call(&e, (const void *)jit_dispatch);
     jlabel found = emit_branch_nz(&e, false, JR_RET);

@@ -67,8 +67,9 @@ struct jit {
     uintptr_t dispatch;         /* ARG1 = patch site or 0, ARG2 = source pc */
     uintptr_t slow_load;        /* preserving stubs (emit_preserving_stub) of */
     uintptr_t slow_store;       /* the load and store slow paths */
-    /* In translated code the hart's insn_count lives in COUNT; the stubs
-     * above store it back before anything in C can look at it. */
+    /* In translated code the hart's insn_count lives in COUNT, less
+     * h->jit_limit; the stubs above store it back before anything in C can
+     * look at it. */
     struct jit_stats stats;
     struct jit_dump *dump;      /* --jit-dump / --jit-perf-map, or NULL */
 };

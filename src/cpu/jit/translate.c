@@ -394,6 +394,13 @@ static void add_count(struct tr *t, unsigned n)
         emit_alu_imm(&t->e, JA_ADD, false, JR_COUNT, (int32_t)n);
 }
 
+/* Jumps to a label bound later if the slice's budget is spent after
+ * `count` more instructions: COUNT holds insn_count - jit_limit (jit.c). */
+static jlabel budget_spent(struct tr *t, unsigned count)
+{
+    return emit_branch_imm(&t->e, JC_GE, JR_COUNT, -(int32_t)count);
+}
+
 static void set_pc_imm(struct tr *t, uint64_t pc)
 {
     emit_mov_imm(&t->e, JR_T0, pc);
@@ -710,8 +717,7 @@ static void jump_inside(struct tr *t, unsigned to, unsigned count)
     }
     if (count != to)
         emit_alu_imm(e, JA_ADD, false, JR_COUNT, (int32_t)count - (int32_t)to);
-    emit_lea(e, JR_T0, JR_COUNT, (int32_t)to);
-    jlabel over = emit_branch_mem(e, JC_GEU, JR_T0, JR_HART, HOFF(jit_limit));
+    jlabel over = budget_spent(t, to);
     emit_jump_abs(e, (const void *)t->at[to]);
     emit_bind(e, over);
     exit_at_block(t, t->pc_of[to], to);
@@ -1116,7 +1122,7 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
     uintptr_t entry = emit_here(e);
 
     /* The step budget, checked on every entry (chained ones too). */
-    jlabel budget = emit_branch_mem(e, JC_GEU, JR_COUNT, JR_HART, HOFF(jit_limit));
+    jlabel budget = budget_spent(&t, 0);
     /* Still valid in the current code epoch? (Direct jumps from other units
      * skip the lookup that checks it.) Otherwise revalidated at once (below)
      * or back to the interpreter, which retranslates. */
@@ -1150,8 +1156,7 @@ struct jit_unit *jit_translate(struct jit *j, const struct decoded_block *blk, u
             t.blk_pc = ipc;
             t.blk_code = blk->code + (ipc - pc);
             t.blk_first = n;
-            emit_lea(e, JR_T0, JR_COUNT, (int32_t)n);
-            t.side[t.nside++] = (struct side_exit){ .from = emit_branch_mem(e, JC_GEU, JR_T0, JR_HART, HOFF(jit_limit)),
+            t.side[t.nside++] = (struct side_exit){ .from = budget_spent(&t, n),
                                                     .pc = ipc, .count = n, .dirty = t.dirty,
                                                     .budget = true, .inside = -1 };
         }
