@@ -53,6 +53,9 @@ uint64_t csr_rmw_base(const struct hart *h, unsigned csr, uint64_t read_value);
 /* mmu.c */
 /* Recomputes the current TLB arrays after a change of priv, MPRV/MPP or satp. */
 void mmu_update_regime(struct hart *h);
+/* After a change of pmpcfg or pmpaddr: rebuilds h->pmp and drops the TLB,
+ * whose entries carry PMP's verdict. */
+void mmu_pmp_changed(struct hart *h);
 /* Slow paths. Return 0, or the exception cause after raising it (pc moved). */
 int mmu_load_slow(struct hart *h, uint64_t va, unsigned size, uint64_t *value);
 int mmu_store_slow(struct hart *h, uint64_t va, unsigned size, uint64_t value);

@@ -65,15 +65,6 @@ static void fs_dirty(struct hart *h)
     h->arch.mstatus |= MSTATUS_FS;
 }
 
-static void pmp_recompute(struct hart *h)
-{
-    h->pmp_active = false;
-    for (int i = 0; i < 16; i++)
-        if (h->arch.pmpcfg[i] & 0x18)
-            h->pmp_active = true;
-    hart_flush_tlb(h);
-}
-
 int csr_read(struct hart *h, unsigned csr, uint64_t *v)
 {
     if (((csr >> 8) & 3) > h->arch.priv)
@@ -172,7 +163,7 @@ static void pmpcfg_write(struct hart *h, unsigned first, uint64_t value)
             cfg &= ~3; /* R=0 W=1 is reserved: drop W */
         h->arch.pmpcfg[first + i] = cfg;
     }
-    pmp_recompute(h);
+    mmu_pmp_changed(h);
 }
 
 int csr_write(struct hart *h, unsigned csr, uint64_t v)
@@ -218,7 +209,7 @@ int csr_write(struct hart *h, unsigned csr, uint64_t v)
         /* ASIDLEN = 16; the physical page number is 44 bits. */
         h->arch.satp = v & ((0xfull << 60) | (0xffffull << 44) | ((1ull << 44) - 1));
         /* The TLB is not ASID-tagged, so any satp change drops it. */
-        hart_flush_tlb(h);
+        tlb_flush_translated(&h->tlb);
         mmu_update_regime(h);
         return 0;
     }
@@ -273,7 +264,7 @@ int csr_write(struct hart *h, unsigned csr, uint64_t v)
             locked = true;
         if (!locked) {
             h->arch.pmpaddr[i] = v & ((1ull << 54) - 1);
-            pmp_recompute(h);
+            mmu_pmp_changed(h);
         }
         return 0;
     }

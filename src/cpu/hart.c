@@ -81,7 +81,7 @@ void hart_reset(struct hart *h, uint64_t reset_pc)
     h->arch.mcycle_offset = h->arch.minstret_offset = 0;
     memset(h->arch.pmpcfg, 0, sizeof(h->arch.pmpcfg));
     memset(h->arch.pmpaddr, 0, sizeof(h->arch.pmpaddr));
-    h->pmp_active = false;
+    mmu_pmp_changed(h);
     h->arch.resv_valid = false;
     atomic_store(&h->requests, 0);
     hart_flush_tlb(h);

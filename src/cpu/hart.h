@@ -219,7 +219,12 @@ struct hart {
     /* The arrays of `tlb` for the current regime: fetch follows priv, loads
      * and stores follow the effective mode (mstatus.MPRV). */
     struct tlb_entry *tlb_fetch, *tlb_read, *tlb_write;
-    bool pmp_active;       /* some pmpcfg entry is not OFF */
+    /* PMP's active entries (A not OFF) in priority order, their address
+     * ranges worked out: rebuilt by mmu_pmp_changed() at each pmpcfg or
+     * pmpaddr write, so that a TLB miss does not decode all 16 entries for
+     * each of its (up to five) checks. None: PMP is off. */
+    struct pmp_range { uint64_t lo, hi; uint8_t cfg; } pmp[16];
+    unsigned pmp_count;
     struct decoded_block *blocks;       /* 1 << BLOCK_CACHE_BITS, zeroed */
     struct jit *jit;                    /* binary translator, NULL: interpret only */
     uint64_t code_epoch;                /* see struct decoded_block */

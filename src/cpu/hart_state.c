@@ -184,7 +184,7 @@ int hart_load(struct hart *h, const struct state_reader *r, char *err, size_t er
     d->minstret_offset = (int64_t)(minstret - hart_counter_base(h));
     memcpy(d->pmpcfg, a.pmpcfg, sizeof(d->pmpcfg));
     memcpy(d->pmpaddr, a.pmpaddr, sizeof(d->pmpaddr));
-    h->pmp_active = t->pmp_active;
+    mmu_pmp_changed(h);
     d->resv_valid = a.resv_valid;
     d->resv_addr = a.resv_addr;
     d->resv_value = a.resv_value;

@@ -488,7 +488,7 @@ L_SFENCE_VMA:
     if (h->arch.priv == PRIV_U || (h->arch.priv == PRIV_S && (h->arch.mstatus & MSTATUS_TVM)))
         goto illegal;
     if (d->rs1 == 0)
-        hart_flush_tlb(h);
+        tlb_flush_translated(&h->tlb);
     else
         tlb_flush_page(&h->tlb, a);
     NEXT();

@@ -54,28 +54,29 @@ void hart_flush_tlb(struct hart *h)
     tlb_flush_all(&h->tlb);
 }
 
-/* PMP (3.7.1): is [pa, pa+len) accessible for `type` in `mode`? */
-static bool pmp_allows(const struct hart *h, uint64_t pa, uint64_t len, enum access_type type,
-                       enum priv_mode mode)
+void mmu_pmp_changed(struct hart *h)
 {
-    if (!h->pmp_active)
-        return mode == PRIV_M;
+    /* Each entry's range (3.7.1): TOR from the previous entry's address
+     * (OFF or not) to its own, NA4 and NAPOT from the address's encoding. */
     uint64_t prev_top = 0;
+    h->pmp_count = 0;
     for (int i = 0; i < 16; i++) {
         uint8_t cfg = h->arch.pmpcfg[i];
-        unsigned a = (cfg >> 3) & 3;
-        uint64_t lo, hi;
         uint64_t addr = h->arch.pmpaddr[i];
-        if (a == 0) {
+        uint64_t lo, hi;
+        switch ((cfg >> 3) & 3) {
+        case 0: /* OFF */
             prev_top = addr << 2;
             continue;
-        } else if (a == 1) { /* TOR */
+        case 1: /* TOR */
             lo = prev_top;
             hi = addr << 2;
-        } else if (a == 2) { /* NA4 */
+            break;
+        case 2: /* NA4 */
             lo = addr << 2;
             hi = lo + 4;
-        } else {             /* NAPOT */
+            break;
+        default: { /* NAPOT */
             unsigned ones = (unsigned)__builtin_ctzll(~addr);
             if (ones >= 54) {
                 lo = 0;
@@ -85,16 +86,31 @@ static bool pmp_allows(const struct hart *h, uint64_t pa, uint64_t len, enum acc
                 hi = lo + (1ull << (ones + 3));
             }
         }
+        }
         prev_top = addr << 2;
-        if (pa + len <= lo || pa >= hi)
+        h->pmp[h->pmp_count++] = (struct pmp_range){ .lo = lo, .hi = hi, .cfg = cfg };
+    }
+    hart_flush_tlb(h);
+}
+
+/* PMP (3.7.1): is [pa, pa+len) accessible for `type` in `mode`? The
+ * lowest-numbered entry that matches any byte decides. */
+static bool pmp_allows(const struct hart *h, uint64_t pa, uint64_t len, enum access_type type,
+                       enum priv_mode mode)
+{
+    for (unsigned i = 0; i < h->pmp_count; i++) {
+        const struct pmp_range *r = &h->pmp[i];
+        if (pa + len <= r->lo || pa >= r->hi)
             continue;           /* no byte matches */
-        if (pa < lo || pa + len > hi)
+        if (pa < r->lo || pa + len > r->hi)
             return false;       /* partial match fails (3.7.1.3) */
-        if (mode == PRIV_M && !(cfg & 0x80))
+        if (mode == PRIV_M && !(r->cfg & 0x80))
             return true;
         uint8_t need = type == ACCESS_FETCH ? 4 : type == ACCESS_STORE ? 2 : 1;
-        return (cfg & need) != 0;
+        return (r->cfg & need) != 0;
     }
+    /* No entry matches: M-mode succeeds, S and U fail (16 entries are
+     * implemented, active or not). */
     return mode == PRIV_M;
 }
 

@@ -20,7 +20,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#define TLB_BITS 8
+/* 1024 entries: a 1-hart Linux boot took 2.0 M misses with 256 and 1.1 M
+ * with 1024; the kernel's code alone spans more pages than 256. */
+#define TLB_BITS 10
 #define TLB_SIZE (1u << TLB_BITS)
 #define TLB_INVALID_TAG (~0ull)
 
@@ -44,6 +46,14 @@ struct tlb {
 static inline void tlb_flush_all(struct tlb *tlb)
 {
     memset(tlb, 0xff, sizeof(*tlb)); /* every tag becomes TLB_INVALID_TAG */
+}
+
+/* Drops the entries of the translated regimes (U and S), after a satp
+ * write or an sfence.vma: M-mode's entries map physical addresses. */
+_Static_assert(TLB_M == TLB_REGIMES - 1, "the translated regimes come first");
+static inline void tlb_flush_translated(struct tlb *tlb)
+{
+    memset(tlb->set, 0xff, sizeof(tlb->set[0]) * TLB_M);
 }
 
 /* Drops every write entry (dirty logging); reads and fetches stay. */

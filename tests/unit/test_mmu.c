@@ -170,8 +170,7 @@ static void open_pmp(void)
     memset(h->arch.pmpaddr, 0, sizeof(h->arch.pmpaddr));
     h->arch.pmpaddr[0] = (1ull << 54) - 1; /* NAPOT, all of memory */
     h->arch.pmpcfg[0] = 0x18 | 0x7;        /* RWX */
-    h->pmp_active = true;
-    hart_flush_tlb(h);
+    mmu_pmp_changed(h);
 }
 
 #define MODE_NAME (cur ? cur->name : "bare")
@@ -447,12 +446,14 @@ static void test_access_faults(const struct mode *m)
     expect_pa("PMP open", va, ACCESS_LOAD, RAM_BASE + 0x400020);
     h->arch.pmpaddr[0] = PT_BASE >> 2; /* TOR [0, PT_BASE): page tables outside */
     h->arch.pmpcfg[0] = 0x08 | 0x7;
+    mmu_pmp_changed(h);
     expect_af_all("PMP denies the page table", va);
     h->arch.pmpaddr[0] = PT_END >> 2;  /* TOR [0, PT_END): read-only is enough */
     h->arch.pmpcfg[0] = 0x08 | 0x1;
+    mmu_pmp_changed(h);
     expect_pa("PMP allows reading the page table", va, ACCESS_LOAD, RAM_BASE + 0x400020);
-    h->pmp_active = false;        /* no entry active: S-mode gets nothing */
-    memset(h->arch.pmpcfg, 0, sizeof(h->arch.pmpcfg));
+    memset(h->arch.pmpcfg, 0, sizeof(h->arch.pmpcfg)); /* no entry active: S-mode gets nothing */
+    mmu_pmp_changed(h);
     expect_af_all("PMP all off", va);
     open_pmp();
     expect_pa("PMP reopened", va, ACCESS_LOAD, RAM_BASE + 0x400020);

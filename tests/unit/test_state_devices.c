@@ -733,7 +733,10 @@ static void same_arch(struct hart *a, struct hart *b)
     CHECK_EQ(x->start_addr, y->start_addr);
     CHECK_EQ(x->start_opaque, y->start_opaque);
     CHECK_EQ(atomic_load(&x->state), atomic_load(&y->state));
-    CHECK_EQ(a->pmp_active, b->pmp_active);
+    CHECK_EQ(a->pmp_count, b->pmp_count);
+    for (unsigned i = 0; i < a->pmp_count && i < b->pmp_count; i++)
+        CHECK_MSG(a->pmp[i].lo == b->pmp[i].lo && a->pmp[i].hi == b->pmp[i].hi &&
+                  a->pmp[i].cfg == b->pmp[i].cfg, "pmp range %u differs", i);
 }
 
 static void test_hart(struct stream *seed)
