@@ -32,7 +32,8 @@
 # Environment: NIMBUS (build/nimbus), QEMU (qemu-system-riscv64),
 # NIMBUS_BENCH_RUNS (5), NIMBUS_BENCH_JOB_RUNS, NIMBUS_BENCH_HARTS ("1 4"),
 # NIMBUS_BENCH_MIB (64), NIMBUS_BENCH_TIMEOUT (seconds per VM, 1800),
-# NIMBUS_BENCH_SKIP (words among boot compute 7z: parts not run).
+# NIMBUS_BENCH_SKIP (words among boot compute 7z: parts not run; off: no
+# `--jit off` runs).
 set -u
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -58,7 +59,12 @@ VM_PID=""
 trap '[ -n "$VM_PID" ] && kill -9 "$VM_PID" 2>/dev/null; rm -rf "$W"' EXIT
 
 KINDS=()
-if [ -x "$NIMBUS" ]; then KINDS+=(on off); else echo "bench/jit.sh: $NIMBUS not found: no nimbus figures"; fi
+if [ -x "$NIMBUS" ]; then
+    KINDS+=(on)
+    [[ $SKIP == *" off "* ]] || KINDS+=(off)
+else
+    echo "bench/jit.sh: $NIMBUS not found: no nimbus figures"
+fi
 if command -v "$QEMU" >/dev/null; then KINDS+=(qemu); else echo "bench/jit.sh: $QEMU not found: no QEMU figures"; fi
 for f in "$KERNEL" "$INITRD"; do
     [ -s "$f" ] || { echo "bench/jit.sh: $f missing (make guest)"; exit 1; }

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -242,6 +243,9 @@ int ram_fill_start(struct guest_mem *mem, const struct ram_page_source *src,
                                     "or restore with --memory lazy)" : "");
         goto fail;
     }
+    /* 4 KiB pages while pages arrive one by one (UFFDIO_COPY places base
+     * pages; QEMU turns huge pages off for post-copy too). */
+    madvise(mem->ram, mem->ram_size, MADV_NOHUGEPAGE);
     struct uffdio_api api = { .api = UFFD_API };
     struct uffdio_register reg = {
         .range = { .start = (uintptr_t)mem->ram, .len = mem->ram_size },
