@@ -5,10 +5,10 @@
  * privilege switch needs no flush; each mode's entries also carry that
  * mode's PMP verdict. S-mode data accesses with mstatus.SUM set have arrays
  * of their own (TLB_S_SUM): Linux sets and clears SUM around every access
- * to user memory, and a flush at each change cost a refill of the TLB. A write entry
- * is only installed once the page's PTE is dirty and the page is plain RAM:
- * anything that must see writes (MMIO) simply gets no write entry and takes
- * the slow path. Dirty logging (mem/dirty_log.h) marks a page when its
+ * to user memory, and a flush at each change cost a refill of the TLB.
+ * A write entry is only installed once the page's PTE is dirty and the
+ * page is plain RAM: anything that must see writes (MMIO) simply gets no
+ * write entry and takes the slow path. Dirty logging (mem/dirty_log.h) marks a page when its
  * write entry is installed and makes harts drop all write entries
  * (tlb_flush_writes) at each collect, so the next store to the page takes
  * the slow path and marks it again.
